@@ -1,0 +1,20 @@
+"""sideq: deep equilibrium single-index models (Dandapanthula & Ramdas, 2025), in JAX.
+
+Precision is the caller's choice: this package never changes ``jax_enable_x64``.
+"""
+
+from sideq.activations import ACTIVATIONS, Activation, activation, get_activation
+from sideq.errors import SideqInputError, SingularModelError
+from sideq.model import Model, linear, single_index
+from sideq.solve import BACKENDS, Equilibrium, equilibrium, solve, uniqueness_margin
+from sideq.status import Status
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ACTIVATIONS", "Activation", "activation", "get_activation",
+    "SideqInputError", "SingularModelError",
+    "Model", "linear", "single_index",
+    "BACKENDS", "Equilibrium", "equilibrium", "solve", "uniqueness_margin",
+    "Status",
+]

@@ -1,0 +1,186 @@
+r"""Activation functions σ for the single-index DEQ g_θ(x, y) = σ(θ1ᵀx + θ2 y), Eq. (10).
+
+Each :class:`Activation` carries what the rest of the library needs to decide,
+without evaluating anything, whether a theorem of the paper applies and whether
+the equilibrium is unique:
+
+* ``slope_min``, ``slope_max`` -- bounds ``inf σ'`` and ``sup σ'`` over ℝ.  The
+  Lipschitz constant is ``L = max(|slope_min|, |slope_max|)`` (Section 1.3).
+  For ``F(y) = y − σ(ω)``, ``F'(y) = 1 − θ2 σ'(ω)`` lies between
+  ``1 − θ2·slope_min`` and ``1 − θ2·slope_max``; the root is unique whenever both
+  have the same sign (see :func:`sideq.solve.uniqueness_margin`).
+* ``range_min``, ``range_max`` -- the closure of σ(ℝ) (``±inf`` when unbounded);
+  every fixed point lies in it, which gives a bracket when nothing else does.
+* ``differentiable``, ``monotone`` -- the assumptions 2(i) of Theorem 3.8.
+* ``affine`` -- σ is affine (the single-index DEQ is then a linear DEQ and the
+  nonlinearity assumption 3 of Theorem 3.8 fails).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sideq.errors import SideqInputError
+
+__all__ = ["Activation", "activation", "get_activation", "ACTIVATIONS", "LEAKY_RELU_SLOPE"]
+
+LEAKY_RELU_SLOPE = 0.01
+
+# Exact GELU σ(z) = z Φ(z): σ'(z) = Φ(z) + z φ(z), extremal at z = ±√2.
+_SQRT2 = math.sqrt(2.0)
+_PHI_SQRT2 = math.exp(-1.0) / math.sqrt(2.0 * math.pi)
+_GELU_SLOPE_MAX = 0.5 * (1.0 + math.erf(1.0)) + _SQRT2 * _PHI_SQRT2
+_GELU_SLOPE_MIN = 0.5 * (1.0 - math.erf(1.0)) - _SQRT2 * _PHI_SQRT2
+_GELU_RANGE_MIN = -0.1699712074799037  # min_z z Φ(z), attained at z ≈ −0.7518
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Activation:
+    """An activation σ with the constants the paper's results depend on.
+
+    Instances are hashable by identity so they can be static arguments of jitted
+    functions; the built-in ones are module-level singletons.
+    """
+
+    name: str
+    fn: Callable[[jax.Array], jax.Array]
+    slope_min: float
+    slope_max: float
+    range_min: float = -math.inf
+    range_max: float = math.inf
+    differentiable: bool = True
+    affine: bool = False
+    estimated: bool = False  # constants found numerically (user callable)
+
+    def __call__(self, z):
+        return self.fn(z)
+
+    @property
+    def lipschitz(self) -> float:
+        """L = ‖σ‖_Lip = sup |σ'| (Section 1.3)."""
+        return max(abs(self.slope_min), abs(self.slope_max))
+
+    @property
+    def monotone(self) -> bool:
+        """σ is nondecreasing (σ' ≥ 0 everywhere)."""
+        return self.slope_min >= 0.0
+
+    @property
+    def bounded(self) -> bool:
+        return math.isfinite(self.range_min) and math.isfinite(self.range_max)
+
+    @property
+    def meets_theorem_3_8(self) -> bool:
+        """Assumption 2(i) of Theorem 3.8 (differentiable, monotonically increasing,
+        finite Lipschitz constant) together with assumption 3's requirement that σ
+        is not affine.  Assumption 2(ii) (σ' ≥ γ > 0 on a compact interval) holds for
+        every such σ whose derivative is continuous and positive; relu fails it."""
+        return (
+            self.differentiable
+            and self.monotone
+            and math.isfinite(self.lipschitz)
+            and not self.affine
+            and self.slope_max > 0.0
+        )
+
+    def __repr__(self) -> str:
+        return f"Activation({self.name!r}, L={self.lipschitz:.6g})"
+
+
+def _leaky_relu(z):
+    return jnp.where(z >= 0, z, LEAKY_RELU_SLOPE * z)
+
+
+def _gelu(z):
+    return jax.nn.gelu(z, approximate=False)
+
+
+def _identity(z):
+    return z
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    a.name: a
+    for a in [
+        Activation("sigmoid", jax.nn.sigmoid, 0.0, 0.25, 0.0, 1.0),
+        Activation("tanh", jnp.tanh, 0.0, 1.0, -1.0, 1.0),
+        Activation("softplus", jax.nn.softplus, 0.0, 1.0, 0.0, math.inf),
+        Activation("relu", jax.nn.relu, 0.0, 1.0, 0.0, math.inf, differentiable=False),
+        Activation(
+            "leaky_relu", _leaky_relu, LEAKY_RELU_SLOPE, 1.0, -math.inf, math.inf,
+            differentiable=False,
+        ),
+        Activation("gelu", _gelu, _GELU_SLOPE_MIN, _GELU_SLOPE_MAX, _GELU_RANGE_MIN, math.inf),
+        Activation("identity", _identity, 1.0, 1.0, affine=True),
+    ]
+}
+
+
+def activation(
+    fn: Callable,
+    *,
+    name: str | None = None,
+    slope_bounds: tuple[float, float] | None = None,
+    range_bounds: tuple[float, float] | None = None,
+    differentiable: bool = True,
+    search_radius: float = 20.0,
+) -> Activation:
+    """Wrap a user callable ``fn: ℝ → ℝ`` (JAX-traceable, elementwise) as an Activation.
+
+    ``slope_bounds = (inf σ', sup σ')`` should be given when known.  If omitted
+    they are *estimated* on a grid of 200,001 points in ``[-search_radius,
+    search_radius]`` (``estimated=True`` is then recorded): good for smooth
+    activations whose derivative settles outside that interval, not a proof.
+    ``range_bounds`` defaults to unbounded, which only costs a bracket in the
+    non-unique regime.
+    """
+    if not callable(fn):
+        raise SideqInputError(
+            f"activation: expected a callable or one of {sorted(ACTIVATIONS)}, got {fn!r}"
+        )
+    estimated = slope_bounds is None
+    if estimated:
+        z = np.linspace(-search_radius, search_radius, 200_001)
+        with jax.enable_x64(True):  # scoped: the caller's global flag is untouched
+            d = np.asarray(jax.vmap(jax.grad(lambda t: jnp.asarray(fn(t)).reshape(())))(
+                jnp.asarray(z, jnp.float64)))
+        if not np.all(np.isfinite(d)):
+            raise SideqInputError(
+                "activation: the derivative of the given callable is not finite on "
+                f"[-{search_radius}, {search_radius}]; pass slope_bounds=(min, max) explicitly"
+            )
+        slope_bounds = (float(d.min()), float(d.max()))
+    lo, hi = map(float, slope_bounds)
+    if not lo <= hi:
+        raise SideqInputError(f"activation: slope_bounds must satisfy min <= max, got {slope_bounds}")
+    rlo, rhi = range_bounds if range_bounds is not None else (-math.inf, math.inf)
+    return Activation(
+        name or getattr(fn, "__name__", "custom"), fn, lo, hi, float(rlo), float(rhi),
+        differentiable=differentiable, affine=(lo == hi), estimated=estimated,
+    )
+
+
+def get_activation(spec: str | Activation | Callable) -> Activation:
+    """Resolve a name, an :class:`Activation`, or a callable to an Activation."""
+    if isinstance(spec, Activation):
+        return spec
+    if isinstance(spec, str):
+        try:
+            return ACTIVATIONS[spec]
+        except KeyError:
+            raise SideqInputError(
+                f"activation: unknown name {spec!r}; valid names are "
+                f"{', '.join(sorted(ACTIVATIONS))} (or pass a callable)"
+            ) from None
+    if callable(spec):
+        return activation(spec)
+    raise SideqInputError(
+        f"activation: expected a name ({', '.join(sorted(ACTIVATIONS))}), an Activation "
+        f"or a callable, got {type(spec).__name__}"
+    )

@@ -1,0 +1,114 @@
+r"""DEQ models as pure functions of ``(theta, x, y)``.
+
+* linear DEQ, Eq. (2):        g_θ(x, y) = θ1ᵀx (+ b) + θ2 y
+* single-index DEQ, Eq. (10): g_θ(x, y) = σ(θ1ᵀx (+ b) + θ2 y)
+
+``theta`` is one flat array: ``(θ1, θ2)`` of shape ``(d+1,)``, or with a bias
+``(θ1, b, θ2)`` of shape ``(d+2,)``; θ2 is always the last entry.  A
+:class:`Model` is a small static spec (activation, bias flag): hashable, so it is
+a static argument of jitted functions, and holds no parameters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from sideq.activations import ACTIVATIONS, Activation, get_activation
+
+__all__ = ["Model", "linear", "single_index"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+    """Static description of a scalar DEQ y = g_θ(x, y).
+
+    ``activation`` is σ; the linear DEQ of Eq. (2) is ``σ = identity`` with
+    ``kind == "linear"`` (its equilibrium is then y = (θ1ᵀx + b)/(1 − θ2)).
+    """
+
+    activation: Activation
+    bias: bool = False
+    kind: str = "single_index"
+
+    @property
+    def name(self) -> str:
+        return "linear" if self.kind == "linear" else self.activation.name
+
+    @property
+    def is_linear(self) -> bool:
+        """g is affine in (x, y): the equilibrium has a closed form."""
+        return self.activation.affine
+
+    def n_params(self, d: int) -> int:
+        """Length p of ``theta`` for inputs of dimension d."""
+        return d + 1 + int(self.bias)
+
+    def input_dim(self, theta) -> int:
+        return jnp.shape(theta)[-1] - 1 - int(self.bias)
+
+    def split(self, theta):
+        """``theta -> (theta1 (d,), b (scalar, 0 without bias), theta2 (scalar))``."""
+        theta = jnp.asarray(theta)
+        d = self.input_dim(theta)
+        theta1 = theta[..., :d]
+        b = theta[..., d] if self.bias else jnp.zeros((), theta.dtype)
+        return theta1, b, theta[..., -1]
+
+    def offset(self, theta, x):
+        """a = θ1ᵀx + b: the part of the pre-activation that does not involve y."""
+        theta1, b, _ = self.split(theta)
+        return jnp.dot(theta1, x) + b
+
+    def g(self, theta, x, y):
+        """g_θ(x, y): Eq. (2) for the linear DEQ, Eq. (10) for the single-index DEQ."""
+        theta2 = theta[-1]
+        return self.activation(self.offset(theta, x) + theta2 * y)
+
+    def residual(self, theta, x, y):
+        r"""F(y) = y − g_θ(x, y); the equilibrium y_θ(x) is its root.
+
+        For an affine σ(z) = s z + σ(0) it is evaluated as (1 − s θ2) y − σ(a),
+        the same number mathematically, but with rounding error eps·|a| instead
+        of eps·|θ2 y| (|y| is huge near the singular line θ2 = 1).
+        """
+        theta2 = theta[-1]
+        a = self.offset(theta, x)
+        if self.is_linear:
+            return (1 - self.activation.slope_max * theta2) * y - self.activation(a)
+        return y - self.activation(a + theta2 * y)
+
+    def dresidual_dy(self, theta, x, y):
+        """F'(y) = 1 − ∂g/∂y = 1 − θ2 σ'(ω): the IFT margin of Eq. (1)."""
+        theta2 = theta[-1]
+        omega = self.offset(theta, x) + theta2 * y
+        return 1 - theta2 * jax.grad(self.activation)(omega)
+
+    def target(self, xi, x):
+        """The target f(x) = σ(ξᵀx) (Section 3.2); f(x) = ξᵀx for the linear DEQ (Section 3.1)."""
+        return self.activation(jnp.dot(x, xi))
+
+    def theta_star(self, xi):
+        """A global minimiser of the risk: (ξ, [0,] 0) for the single-index DEQ
+        (Section 3.2) and the point α = 1 of the solution line (αξ, [0,] 1 − α)
+        for the linear DEQ (Section 3.1)."""
+        xi = jnp.asarray(xi)
+        parts = [xi] + ([jnp.zeros((1,), xi.dtype)] if self.bias else [])
+        last = jnp.zeros((1,), xi.dtype)
+        return jnp.concatenate(parts + [last])
+
+
+def linear(bias: bool = False) -> Model:
+    """The linear DEQ g_θ(x, y) = θ1ᵀx + θ2 y of Eq. (2) (``bias=True`` adds b)."""
+    return Model(ACTIVATIONS["identity"], bool(bias), "linear")
+
+
+def single_index(activation="sigmoid", bias: bool = False) -> Model:
+    """The single-index DEQ g_θ(x, y) = σ(θ1ᵀx + θ2 y) of Eq. (10).
+
+    ``activation`` is a name (sigmoid, tanh, softplus, relu, leaky_relu, gelu,
+    identity), an :class:`~sideq.activations.Activation`, or a callable.
+    """
+    return Model(get_activation(activation), bool(bias), "single_index")

@@ -1,0 +1,322 @@
+r"""The equilibrium y_θ(x): root of F(y) = y − g_θ(x, y), differentiable in θ by Eq. (1).
+
+This is the only module that imports jaxopt or optimistix.
+
+Forward solve
+-------------
+F'(y) = 1 − θ2 σ'(ω) lies between ``1 − θ2·inf σ'`` and ``1 − θ2·sup σ'``.  When
+both bounds have the same sign, F is strictly monotone with ``|F'| ≥ m > 0``: the
+root is unique and, from any point y0, lies between y0 and ``y0 − F(y0)/(±m)``.
+This covers the linear DEQ at every θ2 ≠ 1 (also |θ2| > 1, where fixed-point
+iteration diverges), every contractive case |θ2|·L < 1, and θ2 ≤ 0 for monotone σ.
+Otherwise (e.g. sigmoid with θ2 > 4) the root may not be unique: the solver
+brackets with the range of σ when σ is bounded and the result carries
+``Status.NON_UNIQUE``.  Inside the bracket a safeguarded Newton iteration runs
+(a Newton step, or bisection when the step leaves the bracket): quadratic
+convergence from a warm start, never worse than bisection.
+
+Backends
+--------
+* ``"jaxopt"`` (default): the safeguarded Newton iteration above, wrapped in
+  :func:`jaxopt.implicit_diff.custom_root`, so that reverse-mode derivatives come
+  from the implicit function theorem, Eq. (1):
+  ∇_θ y = (1 − ∂g/∂y)⁻¹ ∇_θ g.  jaxopt's rule is a ``custom_vjp``: reverse mode,
+  also reverse-over-reverse (``jax.jacrev(jax.jacrev(...))``), but not forward mode.
+* ``"optimistix"``: :func:`optimistix.root_find` with :class:`optimistix.Bisection`
+  on the same bracket, differentiated by :class:`optimistix.ImplicitAdjoint`
+  (a ``custom_jvp``: forward and reverse mode, ``jax.hessian``).  Slower (pure
+  bisection), used as the independent second route and where forward mode is needed.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sideq.errors import SideqInputError, SingularModelError
+from sideq.model import Model
+from sideq.status import Status
+
+__all__ = ["Equilibrium", "solve", "equilibrium", "uniqueness_margin", "BACKENDS", "default_tol"]
+
+BACKENDS = ("jaxopt", "optimistix")
+
+
+class Equilibrium(NamedTuple):
+    """Solution of y = g_θ(x, y) with diagnostics (all arrays; batched under vmap)."""
+
+    y: jax.Array  # the root y_θ(x) (NaN when singular or failed)
+    residual: jax.Array  # |y − g_θ(x, y)|
+    iterations: jax.Array  # solver iterations (int32)
+    margin: jax.Array  # IFT margin 1 − ∂g/∂y at the solution, Eq. (1)
+    status: jax.Array  # sideq.Status code (int32)
+
+
+def default_tol(dtype) -> float:
+    """Relative step tolerance of the Newton iteration: 64 machine epsilons."""
+    return 64.0 * float(jnp.finfo(dtype).eps)
+
+
+def uniqueness_margin(model: Model, theta2):
+    r"""Signed lower bound on |F'| over all y, or ≤ 0 if F need not be monotone.
+
+    With s⁻ = inf σ', s⁺ = sup σ': F'(y) ∈ [1 − max(θ2 s⁻, θ2 s⁺), 1 − min(θ2 s⁻, θ2 s⁺)].
+    Returns ``(m, direction)``: ``m > 0`` means F is strictly monotone (direction
+    +1 increasing, −1 decreasing) with |F'| ≥ m, so the equilibrium is unique.
+    """
+    act = model.activation
+    p, q = theta2 * act.slope_min, theta2 * act.slope_max
+    up = 1 - jnp.maximum(p, q)  # lower bound of F' (increasing case)
+    down = jnp.minimum(p, q) - 1  # lower bound of -F' (decreasing case)
+    increasing = up > 0
+    m = jnp.where(increasing, up, down)
+    direction = jnp.where(increasing, 1, -1).astype(jnp.result_type(theta2))
+    return m, direction
+
+
+def _bracket(model: Model, theta, x, y0):
+    """Bracket [lo, hi] of a root, the direction of F and whether the root is unique."""
+    act = model.activation
+    m, direction = uniqueness_margin(model, theta[-1])
+    unique = m > 0
+    G0 = direction * model.residual(theta, x, y0)  # G = direction·F is increasing
+    far = y0 - G0 / jnp.where(unique, m, 1) * (1 + 1e-8)
+    lo_u, hi_u = jnp.minimum(y0, far), jnp.maximum(y0, far)
+    dtype = y0.dtype
+    lo_r = jnp.asarray(act.range_min, dtype)
+    hi_r = jnp.asarray(act.range_max, dtype)
+    lo = jnp.where(unique, jnp.maximum(lo_u, lo_r), lo_r)
+    hi = jnp.where(unique, jnp.minimum(hi_u, hi_r), hi_r)
+    # In the non-unique regime F(y) → ±∞ as y → ±∞ only if σ is bounded, so the
+    # range of σ is a valid bracket there; direction +1.
+    direction = jnp.where(unique, direction, 1)
+    return lo, hi, direction, unique
+
+
+def _newton(model: Model, theta, x, y0, tol, maxiter):
+    """Safeguarded Newton iteration for G = direction·F on [lo, hi]; returns (y, iterations, converged)."""
+    lo, hi, direction, _ = _bracket(model, theta, x, y0)
+    bracketed = jnp.isfinite(lo) & jnp.isfinite(hi)
+
+    def body(state):
+        y, lo, hi, it, _ = state
+        G = direction * model.residual(theta, x, y)
+        dG = direction * model.dresidual_dy(theta, x, y)
+        lo = jnp.where(G < 0, y, lo)
+        hi = jnp.where(G > 0, y, hi)
+        y_newton = y - G / dG
+        outside = ~jnp.isfinite(y_newton) | (y_newton < lo) | (y_newton > hi)
+        y_new = jnp.where(outside & bracketed, 0.5 * (lo + hi), y_newton)
+        y_new = jnp.where(G == 0, y, y_new)
+        step = jnp.abs(y_new - y)
+        done = (step <= tol * jnp.maximum(1, jnp.abs(y_new))) | (G == 0) | ~jnp.isfinite(y_new)
+        return y_new, lo, hi, it + 1, done
+
+    def cond(state):
+        return (~state[4]) & (state[3] < maxiter)
+
+    y_start = jnp.clip(y0, lo, hi)
+    init = (y_start, lo, hi, jnp.zeros((), jnp.int32), jnp.zeros((), bool))
+    y, _, _, it, done = jax.lax.while_loop(cond, body, init)
+    return y, it, done
+
+
+def _scalar_linear_solve(matvec, b):
+    """The IFT linear system of Eq. (1) is 1×1: divide by F'(y*)."""
+    return b / matvec(jnp.ones_like(b))
+
+
+@functools.lru_cache(maxsize=None)
+def _jaxopt_solver(model: Model, tol: float, maxiter: int):
+    from jaxopt.implicit_diff import custom_root
+
+    def optimality(y, theta, x):
+        return model.residual(theta, x, y)
+
+    @custom_root(optimality, has_aux=True, solve=_scalar_linear_solve)
+    def solver(y0, theta, x):
+        y, it, converged = _newton(model, theta, x, y0, tol, maxiter)
+        return y, (it, converged)
+
+    return solver
+
+
+def _optimistix_solve(model: Model, theta, x, y0, tol, maxiter):
+    import optimistix as optx
+
+    lo, hi, direction, _ = _bracket(model, theta, x, y0)
+    # Bisection needs a finite bracket; in the (non-unique, unbounded σ) case use a
+    # wide one and let the final residual check flag a miss.
+    width = 1e6 * (1 + jnp.abs(y0))
+    lo = jax.lax.stop_gradient(jnp.where(jnp.isfinite(lo), lo, y0 - width))
+    hi = jax.lax.stop_gradient(jnp.where(jnp.isfinite(hi), hi, y0 + width))
+    direction = jax.lax.stop_gradient(direction)
+
+    def fn(y, args):
+        theta, x = args
+        return direction * model.residual(theta, x, y)
+
+    solver = optx.Bisection(rtol=tol, atol=tol, flip=False)
+    sol = optx.root_find(
+        fn, solver, jnp.clip(jax.lax.stop_gradient(y0), lo, hi), args=(theta, x),
+        options={"lower": lo, "upper": hi}, max_steps=maxiter, throw=False,
+    )
+    converged = sol.result == optx.RESULTS.successful
+    return sol.value, sol.stats["num_steps"].astype(jnp.int32), converged
+
+
+def _solve_impl(model: Model, theta, x, y0, backend: str, tol: float, maxiter: int) -> Equilibrium:
+    dtype = jnp.result_type(theta, x, y0)
+    theta, x, y0 = (jnp.asarray(a, dtype) for a in (theta, x, y0))
+    if backend == "jaxopt":
+        y, (it, converged) = _jaxopt_solver(model, tol, maxiter)(y0, theta, x)
+    else:
+        y, it, converged = _optimistix_solve(model, theta, x, y0, tol, maxiter)
+
+    m, _ = uniqueness_margin(model, theta[-1])
+    unique = m > 0
+    residual = jnp.abs(model.residual(theta, x, y))
+    margin = model.dresidual_dy(theta, x, y)
+    scale = 1 + jnp.abs(y) + jnp.abs(model.offset(theta, x))
+    singular = model.is_linear & (margin == 0)
+    finite = jnp.isfinite(y) & jnp.isfinite(residual)
+    missed = residual > jnp.sqrt(tol) * scale  # a "converged" iterate that is not a root
+    status = jnp.select(
+        [singular, ~finite, missed, ~converged, ~unique],
+        [Status.SINGULAR, Status.SOLVER_FAILURE, Status.SOLVER_FAILURE, Status.MAX_STEPS,
+         Status.NON_UNIQUE],
+        Status.CONVERGED,
+    ).astype(jnp.int32)
+    y = jnp.where(singular, jnp.nan, y)
+    return Equilibrium(y, residual, it, margin, status)
+
+
+_solve_jit = jax.jit(_solve_impl, static_argnames=("model", "backend", "tol", "maxiter"))
+
+
+def _concrete(a):
+    """The value of ``a`` as numpy if it is concrete (not traced), else None."""
+    if isinstance(a, jax.core.Tracer):
+        return None
+    return np.asarray(a)
+
+
+def _prepare(model: Model, theta, x, y0, backend, tol, maxiter):
+    """Check arguments at the Python boundary; returns arrays, batch flag and tol."""
+    if not isinstance(model, Model):
+        raise SideqInputError(
+            f"model: expected sideq.linear() or sideq.single_index(...), got {type(model).__name__}"
+        )
+    if backend not in BACKENDS:
+        raise SideqInputError(f"backend: expected one of {BACKENDS}, got {backend!r}")
+    if int(maxiter) < 1:
+        raise SideqInputError(f"maxiter: must be >= 1, got {maxiter}")
+    theta = jnp.asarray(theta)
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(theta.dtype, jnp.floating):
+        theta = theta.astype(jnp.result_type(float))
+    if theta.ndim != 1:
+        raise SideqInputError(
+            f"theta: expected shape (p,) = (d+{1 + int(model.bias)},), got {theta.shape}; "
+            "use jax.vmap to batch over theta"
+        )
+    d = model.input_dim(theta)
+    if d < 1:
+        raise SideqInputError(
+            f"theta: shape {theta.shape} leaves no room for theta1 "
+            f"({'theta1, b, theta2' if model.bias else 'theta1, theta2'}); need at least "
+            f"{2 + int(model.bias)} entries"
+        )
+    if x.ndim == 0 and d == 1:
+        x, batched = x.reshape(1), False
+    elif x.ndim == 1 and x.shape[0] == d:
+        batched = False
+    elif x.ndim == 1 and d == 1:
+        x, batched = x[:, None], True
+    elif x.ndim == 2 and x.shape[1] == d:
+        batched = True
+    else:
+        raise SideqInputError(
+            f"x: shape {x.shape} does not match theta of shape {theta.shape} "
+            f"(d = {d}{' with bias' if model.bias else ''}); expected x of shape ({d},) "
+            f"or (n, {d})"
+        )
+    theta_c, x_c = _concrete(theta), _concrete(x)
+    if theta_c is not None and not np.all(np.isfinite(theta_c)):
+        raise SideqInputError(f"theta: contains non-finite values {theta_c.tolist()}; pass finite numbers")
+    if x_c is not None and not np.all(np.isfinite(x_c)):
+        raise SideqInputError("x: contains NaN or inf; remove or impute those inputs")
+    if theta_c is not None and model.is_linear and model.activation.slope_max * theta_c[-1] == 1:
+        raise SingularModelError(
+            f"theta: theta2 = {float(theta_c[-1])!r} makes the linear DEQ y = theta1'x + theta2*y "
+            "singular (1 - dg/dy = 0); choose theta2 != 1"
+        )
+    dtype = jnp.result_type(theta, x)
+    if y0 is None:
+        y0 = jnp.zeros(x.shape[:-1], dtype)
+        start = "default"
+    else:
+        y0 = jnp.broadcast_to(jnp.asarray(y0, dtype), x.shape[:-1])
+        start = "given"
+    tol = default_tol(dtype) if tol is None else float(tol)
+    return theta, x, y0, batched, tol, start
+
+
+def solve(model: Model, theta, x, *, y0=None, backend: str = "jaxopt", tol: float | None = None,
+          maxiter: int = 100) -> Equilibrium:
+    r"""Solve y = g_θ(x, y) and return the root with diagnostics.
+
+    Args:
+      model: ``sideq.linear()`` or ``sideq.single_index(activation)``.
+      theta: ``(θ1, [b,] θ2)``, shape ``(p,)``; θ2 last.
+      x: one input of shape ``(d,)`` (a scalar when d = 1), or a batch ``(n, d)``.
+      y0: warm start (scalar or ``(n,)``); default σ(θ1ᵀx + b), one fixed-point
+        iteration from 0.
+      backend: ``"jaxopt"`` (default) or ``"optimistix"``.
+      tol: relative step tolerance (default 64 machine epsilons of the dtype).
+      maxiter: iteration limit.
+
+    Returns an :class:`Equilibrium` ``(y, residual, iterations, margin, status)``;
+    ``y`` is differentiable in θ and x by implicit differentiation (Eq. (1)).
+    Works under ``jit`` and ``vmap``.  Outside jit, θ2 = 1 for the linear DEQ
+    raises :class:`~sideq.errors.SingularModelError`; inside jit it gives NaN and
+    ``Status.SINGULAR``.
+    """
+    theta, x, y0, batched, tol, start = _prepare(model, theta, x, y0, backend, tol, maxiter)
+    if start == "default":
+        y0 = _default_start(model, theta, x)
+
+    def one(xi_, y0_):
+        return _solve_jit(model, theta, xi_, y0_, backend, tol, int(maxiter))
+
+    return jax.vmap(one)(x, y0) if batched else one(x, y0)
+
+
+def _default_start(model, theta, x):
+    """σ(θ1ᵀx + b): one fixed-point iteration from y = 0."""
+    theta1, b, _ = model.split(theta)
+    return model.activation(x @ theta1 + b)
+
+
+def equilibrium(model: Model, theta, x, **kwargs):
+    r"""The equilibrium y_θ(x) (Eq. (2) or (10)), differentiable in θ by Eq. (1).
+
+    ``x`` of shape ``(d,)`` gives a scalar, ``(n, d)`` an ``(n,)`` array.  Values
+    whose solve failed (singular, iteration limit, no root) are NaN, never a
+    finite wrong number; a root that may not be unique (non-contractive θ2) is
+    returned as found, with a warning when called outside jit.  Use :func:`solve`
+    for the diagnostics.  Keyword arguments as for :func:`solve`.
+    """
+    sol = solve(model, theta, x, **kwargs)
+    ok = (sol.status == Status.CONVERGED) | (sol.status == Status.NON_UNIQUE)
+    status_c = _concrete(sol.status)
+    if status_c is not None and np.any(status_c == Status.NON_UNIQUE):
+        warnings.warn(
+            f"equilibrium: {Status.NON_UNIQUE.message}", RuntimeWarning, stacklevel=2
+        )
+    return jnp.where(ok, sol.y, jnp.nan)

@@ -1,0 +1,71 @@
+"""Per-run and per-solve status codes (int32 under jit/vmap; failure is data).
+
+The numeric codes are stable: they are what sweeps store on disk.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import numpy as np
+
+__all__ = ["Status", "describe", "worst"]
+
+
+class Status(enum.IntEnum):
+    CONVERGED = 0
+    MAX_STEPS = 1
+    DIVERGED = 2
+    SINGULAR = 3
+    NON_UNIQUE = 4
+    SOLVER_FAILURE = 5
+
+    @property
+    def message(self) -> str:
+        return _MESSAGES[self]
+
+
+_MESSAGES = {
+    Status.CONVERGED: "converged",
+    Status.MAX_STEPS: "stopped at the iteration limit before meeting the tolerance",
+    Status.DIVERGED: "diverged (a non-finite or exploding value)",
+    Status.SINGULAR: "singular: theta2 = 1 for the linear DEQ (1 - dg/dy = 0)",
+    Status.NON_UNIQUE: (
+        "non-contractive: theta2 * sigma' can reach 1, so the fixed point may not be "
+        "unique; the value returned is a root, not necessarily the one you want"
+    ),
+    Status.SOLVER_FAILURE: "the equilibrium solver failed (no root found in the bracket)",
+}
+
+# Order used to combine several statuses into one (the worst wins).
+_SEVERITY = [
+    Status.CONVERGED,
+    Status.NON_UNIQUE,
+    Status.MAX_STEPS,
+    Status.SOLVER_FAILURE,
+    Status.DIVERGED,
+    Status.SINGULAR,
+]
+_RANK = np.zeros(len(Status), np.int32)
+for _r, _s in enumerate(_SEVERITY):
+    _RANK[_s] = _r
+
+
+def severity(status):
+    """Rank of a status code (array-friendly, works on jax arrays); higher is worse."""
+    import jax.numpy as jnp
+
+    return jnp.asarray(_RANK)[status]
+
+
+def worst(statuses):
+    """The worst status among ``statuses`` (jax or numpy integer array)."""
+    import jax.numpy as jnp
+
+    ranks = severity(jnp.ravel(jnp.asarray(statuses)))
+    return jnp.asarray(np.array(_SEVERITY, np.int32))[jnp.max(ranks)]
+
+
+def describe(code) -> str:
+    """Human message for a status code."""
+    return Status(int(code)).message

@@ -4,9 +4,11 @@ Precision is the caller's choice: this package never changes ``jax_enable_x64``.
 """
 
 from sideq.activations import ACTIVATIONS, Activation, activation, get_activation
+from sideq.data import Gaussian, Uniform, gaussian, load_data, sample, second_moment, uniform
 from sideq.errors import SideqInputError, SingularModelError
 from sideq.model import Model, linear, single_index
 from sideq.solve import BACKENDS, Equilibrium, equilibrium, solve, uniqueness_margin
+from sideq.risk import empirical_risk, population_risk, targets
 from sideq.status import Status
 
 __version__ = "0.1.0"
@@ -17,4 +19,6 @@ __all__ = [
     "Model", "linear", "single_index",
     "BACKENDS", "Equilibrium", "equilibrium", "solve", "uniqueness_margin",
     "Status",
+    "Gaussian", "Uniform", "gaussian", "load_data", "sample", "second_moment", "uniform",
+    "empirical_risk", "population_risk", "targets",
 ]

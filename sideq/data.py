@@ -1,0 +1,213 @@
+r"""Laws of the input X and data sets.
+
+* :func:`uniform` -- X ~ Unif([low, high]^d) (the paper's experiments: d = 1, [0, 1]).
+* :func:`gaussian` -- X ~ N(μ, Σ) in any d.
+* :func:`sample` draws from a law; :func:`second_moment` is E[XXᵀ] (Eq. (5));
+  :func:`load_data` reads ``.npy``, ``.npz`` and ``.csv`` files.
+
+Laws are frozen dataclasses registered as pytrees (arrays are leaves, the
+quadrature sizes are static), so they can be passed to jitted functions.
+Quadrature rules for the population risk live in :mod:`sideq.risk`.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sideq.errors import SideqInputError
+
+__all__ = ["Uniform", "Gaussian", "uniform", "gaussian", "sample", "second_moment", "load_data"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Uniform:
+    """X ~ Unif(∏ᵢ [lowᵢ, highᵢ]); ``nodes`` Gauss–Legendre nodes per axis."""
+
+    low: np.ndarray  # (d,)
+    high: np.ndarray  # (d,)
+    nodes: int = 0  # 0: automatic, see sideq.risk
+
+    @property
+    def d(self) -> int:
+        return int(np.shape(self.low)[0])
+
+
+@dataclasses.dataclass(frozen=True)
+class Gaussian:
+    """X ~ N(mean, cov); ``nodes`` Gauss–Hermite nodes per axis of the 2-D rule."""
+
+    mean: np.ndarray  # (d,)
+    cov: np.ndarray  # (d, d)
+    cov_sqrt: np.ndarray  # (d, d), S with S Sᵀ = cov
+    nodes: int = 0
+
+    @property
+    def d(self) -> int:
+        return int(np.shape(self.mean)[0])
+
+
+jax.tree_util.register_dataclass(Uniform, data_fields=["low", "high"], meta_fields=["nodes"])
+jax.tree_util.register_dataclass(
+    Gaussian, data_fields=["mean", "cov", "cov_sqrt"], meta_fields=["nodes"]
+)
+
+
+def _as_vector(name, value, d):
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.ndim == 0:
+        arr = np.full((d,), float(arr))
+    if arr.ndim != 1 or arr.shape[0] != d:
+        raise SideqInputError(f"{name}: expected a scalar or shape ({d},), got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise SideqInputError(f"{name}: contains non-finite values {arr.tolist()}")
+    return arr
+
+
+def uniform(low=0.0, high=1.0, d: int | None = None, *, nodes: int = 0) -> Uniform:
+    """X ~ Unif([low, high]^d); ``low``/``high`` scalars or shape (d,)."""
+    if d is None:
+        d = max(np.size(low), np.size(high))
+    if int(d) < 1:
+        raise SideqInputError(f"d: must be >= 1, got {d}")
+    d = int(d)
+    lo, hi = _as_vector("low", low, d), _as_vector("high", high, d)
+    if not np.all(hi > lo):
+        raise SideqInputError(f"high: must exceed low in every coordinate, got low={lo.tolist()} high={hi.tolist()}")
+    return Uniform(lo, hi, int(nodes))
+
+
+def gaussian(mean=0.0, cov=1.0, d: int | None = None, *, nodes: int = 0) -> Gaussian:
+    """X ~ N(mean, cov) in any dimension; ``cov`` a scalar (isotropic), shape (d,)
+    (diagonal) or (d, d) (symmetric positive semidefinite)."""
+    cov_arr = np.asarray(cov, dtype=np.float64)
+    if d is None:
+        d = max(np.size(mean), cov_arr.shape[0] if cov_arr.ndim >= 1 else 1)
+    d = int(d)
+    if d < 1:
+        raise SideqInputError(f"d: must be >= 1, got {d}")
+    mu = _as_vector("mean", mean, d)
+    if cov_arr.ndim == 0:
+        cov_arr = float(cov_arr) * np.eye(d)
+    elif cov_arr.ndim == 1:
+        cov_arr = np.diag(_as_vector("cov", cov_arr, d))
+    if cov_arr.shape != (d, d):
+        raise SideqInputError(f"cov: expected a scalar, shape ({d},) or ({d}, {d}), got {cov_arr.shape}")
+    if not np.all(np.isfinite(cov_arr)):
+        raise SideqInputError("cov: contains non-finite values")
+    if not np.allclose(cov_arr, cov_arr.T, rtol=1e-12, atol=1e-14 * np.abs(cov_arr).max()):
+        raise SideqInputError("cov: must be symmetric; pass (C + C.T) / 2")
+    lam, vec = np.linalg.eigh(cov_arr)
+    if lam.min() < -1e-12 * max(lam.max(), 1e-300):
+        raise SideqInputError(
+            f"cov: must be positive semidefinite, smallest eigenvalue is {lam.min():.3g}"
+        )
+    sqrt = vec * np.sqrt(np.clip(lam, 0, None))  # S = V Λ^{1/2}, S Sᵀ = cov
+    return Gaussian(mu, cov_arr, sqrt, int(nodes))
+
+
+def sample(dist, key, n: int):
+    """Draw ``n`` inputs, shape (n, d), in the default float dtype."""
+    if int(n) < 1:
+        raise SideqInputError(f"n: must be >= 1, got {n}")
+    dtype = jnp.result_type(float)
+    if isinstance(dist, Uniform):
+        lo, hi = jnp.asarray(dist.low, dtype), jnp.asarray(dist.high, dtype)
+        return jax.random.uniform(key, (int(n), dist.d), dtype, minval=lo, maxval=hi)
+    if isinstance(dist, Gaussian):
+        z = jax.random.normal(key, (int(n), dist.d), dtype)
+        return jnp.asarray(dist.mean, dtype) + z @ jnp.asarray(dist.cov_sqrt, dtype).T
+    raise SideqInputError(f"dist: expected sideq.uniform(...) or sideq.gaussian(...), got {type(dist).__name__}")
+
+
+def second_moment(dist) -> np.ndarray:
+    """E[XXᵀ] (the matrix of Eq. (5) and Theorems 3.4, 3.6), float64 numpy."""
+    if isinstance(dist, Uniform):
+        m = (dist.low + dist.high) / 2
+        var = (dist.high - dist.low) ** 2 / 12
+        return np.outer(m, m) + np.diag(var)
+    if isinstance(dist, Gaussian):
+        return np.asarray(dist.cov) + np.outer(dist.mean, dist.mean)
+    raise SideqInputError(f"dist: expected sideq.uniform(...) or sideq.gaussian(...), got {type(dist).__name__}")
+
+
+def _read_csv(path):
+    with open(path, newline="") as fh:
+        rows = [r for r in csv.reader(fh) if r and not all(c.strip() == "" for c in r)]
+    if not rows:
+        return None, np.zeros((0, 0))
+    header = None
+    try:
+        [float(c) for c in rows[0]]
+    except ValueError:
+        header, rows = [c.strip() for c in rows[0]], rows[1:]
+    try:
+        data = np.array([[float(c) for c in r] for r in rows], dtype=np.float64)
+    except ValueError as err:
+        raise SideqInputError(f"data: {path} has a non-numeric entry ({err}); fix the file") from None
+    if data.size == 0:
+        data = np.zeros((0, len(header) if header else 0))
+    return header, data
+
+
+def load_data(path, *, d: int | None = None):
+    """Read a data set; returns ``(x, y)`` with x of shape (n, d) and y (n,) or None.
+
+    * ``.npz``: arrays ``x`` ((n,) or (n, d)) and optionally ``y`` (n,).
+    * ``.npy``: one array (n,) or (n, k).
+    * ``.csv``: numbers, comma separated; with a header row a column named ``y``
+      is the target and the others are x.
+    Without ``y`` in the file (npy, csv without header): all columns are x, unless
+    ``d`` is given and the file has d + 1 columns, in which case the last is y.
+    When y is absent the caller builds targets f(x) = σ(ξᵀx) (see
+    :func:`sideq.risk.targets`).
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise SideqInputError(f"data: file {path!r} does not exist; check the path")
+    ext = os.path.splitext(path)[1].lower()
+    y = None
+    if ext == ".npz":
+        with np.load(path) as f:
+            if "x" not in f:
+                raise SideqInputError(
+                    f"data: {path} has arrays {sorted(f.files)}; expected one named 'x' (and optionally 'y')"
+                )
+            x = np.asarray(f["x"], np.float64)
+            y = np.asarray(f["y"], np.float64) if "y" in f else None
+    elif ext == ".npy":
+        x = np.asarray(np.load(path), np.float64)
+    elif ext == ".csv":
+        header, x = _read_csv(path)
+        if header is not None and "y" in header:
+            j = header.index("y")
+            y, x = x[:, j], np.delete(x, j, axis=1)
+    else:
+        raise SideqInputError(f"data: unsupported file type {ext!r} for {path}; use .npy, .npz or .csv")
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2:
+        raise SideqInputError(f"data: x in {path} must have shape (n,) or (n, d), got {x.shape}")
+    if y is None and d is not None and x.shape[1] == int(d) + 1:
+        x, y = x[:, :-1], x[:, -1]
+    if x.shape[0] == 0:
+        raise SideqInputError(f"data: {path} holds no samples; give a file with at least one row")
+    if d is not None and x.shape[1] != int(d):
+        raise SideqInputError(
+            f"data: {path} has x of dimension {x.shape[1]} but xi has length {d}; "
+            "make them agree"
+        )
+    if not np.all(np.isfinite(x)):
+        raise SideqInputError(f"data: x in {path} contains NaN or inf; remove those rows")
+    if y is not None:
+        y = np.ravel(y)
+        if y.shape[0] != x.shape[0]:
+            raise SideqInputError(f"data: y in {path} has {y.shape[0]} entries but x has {x.shape[0]} rows")
+        if not np.all(np.isfinite(y)):
+            raise SideqInputError(f"data: y in {path} contains NaN or inf; remove those rows")
+    return x, y

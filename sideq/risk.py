@@ -1,0 +1,303 @@
+r"""Risks with the squared loss ℓ(y, ŷ) = (ŷ − y)² (Sections 3.1.1 and 3.2.1).
+
+* empirical risk  R̂(θ) = (1/n) Σᵢ (y_θ(xᵢ) − yᵢ)²
+* population risk R(θ, ξ) = E[(y_θ(X) − f(X))²], f(x) = σ(ξᵀx) (ξᵀx for the linear DEQ),
+  computed by quadrature, not Monte Carlo:
+
+  - X ~ Unif(box): tensor Gauss–Legendre rule (d ≤ 5).  For d = 1 the default
+    128 nodes integrate the paper's risks to rounding error; for the linear DEQ
+    the integrand is a quadratic polynomial, integrated exactly.
+  - X ~ N(μ, Σ), any d: y_θ(x) depends on x only through u = θ1ᵀx + b and f only
+    through v = ξᵀx, so R = E[(Y(u) − f(v))²] over the bivariate normal (u, v).
+    With S Sᵀ = Σ, p = Sᵀθ1, q = Sᵀξ, e = q/‖q‖:
+    v = ξᵀμ + ‖q‖ z1,  u = θ1ᵀμ + b + (pᵀe) z1 + ‖p − (pᵀe)e‖ z2,  z ~ N(0, I₂),
+    and a tensor Gauss–Hermite rule in (z1, z2) does the rest.  The rule is
+    exact in d; it stays smooth where θ1 ∥ ξ (the law of (u, v) is degenerate,
+    e.g. at the optimum (ξ, 0)): the quadrature is even in c2 = ‖p⊥‖, and
+    c2 = sqrt(‖p⊥‖² + ε²) with ε = 4·eps·‖q‖ keeps its derivative finite at
+    p⊥ = 0 while changing R by O(ε²).
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sideq.data import Gaussian, Uniform
+from sideq.errors import SideqInputError
+from sideq.model import Model
+from sideq.solve import BACKENDS, Equilibrium, _concrete, _solve_impl, default_tol
+
+__all__ = [
+    "targets", "empirical_risk", "population_risk", "quadrature_rule",
+    "empirical_objective", "population_objective",
+]
+
+_UNIFORM_NODES = {1: 128, 2: 64, 3: 24, 4: 12, 5: 8}
+_GAUSS_NODES = 64
+
+
+def targets(model: Model, xi, x):
+    """f(xᵢ) = σ(ξᵀxᵢ) (ξᵀxᵢ for the linear DEQ); x of shape (n, d)."""
+    return model.activation(jnp.asarray(x) @ jnp.asarray(xi))
+
+
+def _uniform_rule(dist: Uniform):
+    d = dist.d
+    n = dist.nodes or _UNIFORM_NODES.get(d)
+    if n is None:
+        raise SideqInputError(
+            f"dist: the tensor Gauss-Legendre rule for Unif in d = {d} needs nodes**d points; "
+            "pass sideq.uniform(..., nodes=k) with k**d affordable, or use the empirical risk"
+        )
+    z, w = np.polynomial.legendre.leggauss(n)
+    grids = np.meshgrid(*([z] * d), indexing="ij")
+    nodes01 = (np.stack([g.ravel() for g in grids], axis=1) + 1) / 2  # on [0, 1]^d
+    weights = np.ones(1)
+    for _ in range(d):
+        weights = np.multiply.outer(weights, w / 2).ravel()
+    return nodes01, weights
+
+
+def _hermite_rule(n):
+    z, w = np.polynomial.hermite_e.hermegauss(n)
+    return z, w / math.sqrt(2 * math.pi)
+
+
+def quadrature_rule(dist):
+    """Nodes and weights (numpy, float64) of the rule used for ``dist``.
+
+    Uniform: ``(x (N, d), w (N,))`` on the box.  Gaussian: the 1-D probabilists'
+    Gauss–Hermite rule ``(z (n,), w (n,))`` used on each of the two axes.
+    """
+    if isinstance(dist, Uniform):
+        nodes01, w = _uniform_rule(dist)
+        return dist.low + nodes01 * (dist.high - dist.low), w
+    if isinstance(dist, Gaussian):
+        return _hermite_rule(dist.nodes or _GAUSS_NODES)
+    raise SideqInputError(
+        f"dist: expected sideq.uniform(...) or sideq.gaussian(...), got {type(dist).__name__}"
+    )
+
+
+def _solve_batch(model, theta, x, y0, backend, tol, maxiter) -> Equilibrium:
+    return jax.vmap(lambda xi_, y0_: _solve_impl(model, theta, xi_, y0_, backend, tol, maxiter))(x, y0)
+
+
+def _default_y0(model, theta, x):
+    theta1, b, _ = model.split(theta)
+    return model.activation(x @ theta1 + b)
+
+
+def empirical_objective(model: Model, x, y, *, backend="jaxopt", tol=None, maxiter=100):
+    """``objective(theta, y0) -> (R̂(θ), Equilibrium)`` for jit/grad/scan (no checks).
+
+    ``y0`` (shape (n,)) warm-starts each sample's equilibrium; the returned
+    Equilibrium's ``y`` is the next warm start.  Differentiate with
+    ``jax.value_and_grad(objective, has_aux=True)``.
+    """
+    tol = default_tol(jnp.result_type(x)) if tol is None else tol
+
+    def objective(theta, y0):
+        sol = _solve_batch(model, theta, x, y0, backend, tol, maxiter)
+        return jnp.mean((sol.y - y) ** 2), sol
+
+    return objective
+
+
+def _population_uniform(model, theta, xi, dist: Uniform, y0, backend, tol, maxiter):
+    nodes01, w = _uniform_rule(dist)
+    dtype = jnp.result_type(theta)
+    lo, hi = jnp.asarray(dist.low, dtype), jnp.asarray(dist.high, dtype)
+    x = lo + jnp.asarray(nodes01, dtype) * (hi - lo)
+    sol = _solve_batch(model, theta, x, y0, backend, tol, maxiter)
+    f = targets(model, jnp.asarray(xi, dtype), x)
+    return jnp.sum(jnp.asarray(w, dtype) * (sol.y - f) ** 2), sol
+
+
+def _gaussian_uv(model, theta, xi, dist: Gaussian, z):
+    """Nodes (u_jk, v_j) of the 2-D rule for (u, v) = (θ1ᵀX + b, ξᵀX)."""
+    dtype = jnp.result_type(theta)
+    S = jnp.asarray(dist.cov_sqrt, dtype)
+    mu = jnp.asarray(dist.mean, dtype)
+    xi = jnp.asarray(xi, dtype)
+    theta1, b, _ = model.split(theta)
+    p, q = S.T @ theta1, S.T @ xi
+    qn = jnp.sqrt(q @ q)
+    e = q / qn
+    c1 = p @ e
+    p_perp = p - c1 * e
+    eps = 4 * jnp.finfo(dtype).eps * qn
+    c2 = jnp.sqrt(p_perp @ p_perp + eps**2)
+    z = jnp.asarray(z, dtype)
+    u = theta1 @ mu + b + c1 * z[:, None] + c2 * z[None, :]
+    v = xi @ mu + qn * z
+    return u, v
+
+
+def _population_gaussian(model, theta, xi, dist: Gaussian, y0, backend, tol, maxiter):
+    z, w = _hermite_rule(dist.nodes or _GAUSS_NODES)
+    dtype = jnp.result_type(theta)
+    u, v = _gaussian_uv(model, theta, xi, dist, z)
+    # y_θ(x) = Y(u): the same DEQ in one dimension with θ = (1, θ2) and input u.
+    reduced = Model(model.activation, False, model.kind)
+    theta_r = jnp.stack([jnp.ones((), dtype), theta[-1]])
+    sol = _solve_batch(reduced, theta_r, u.reshape(-1, 1), y0, backend, tol, maxiter)
+    f = model.activation(v)[:, None]
+    w = jnp.asarray(w, dtype)
+    W = w[:, None] * w[None, :]
+    return jnp.sum(W * (sol.y.reshape(u.shape) - f) ** 2), sol
+
+
+def n_nodes(dist) -> int:
+    """Number of equilibria solved per population-risk evaluation."""
+    if isinstance(dist, Uniform):
+        return len(_uniform_rule(dist)[1])
+    return (dist.nodes or _GAUSS_NODES) ** 2
+
+
+def population_objective(model: Model, xi, dist, *, backend="jaxopt", tol=None, maxiter=100):
+    """``objective(theta, y0) -> (R(θ, ξ), Equilibrium)`` for jit/grad/scan (no checks).
+
+    ``y0`` has shape ``(n_nodes(dist),)``: one warm start per quadrature node.
+    """
+    if not isinstance(dist, (Uniform, Gaussian)):
+        raise SideqInputError(
+            f"dist: expected sideq.uniform(...) or sideq.gaussian(...), got {type(dist).__name__}"
+        )
+    impl = _population_uniform if isinstance(dist, Uniform) else _population_gaussian
+
+    def objective(theta, y0):
+        t = default_tol(jnp.result_type(theta)) if tol is None else tol
+        return impl(model, theta, xi, dist, y0, backend, t, maxiter)
+
+    return objective
+
+
+def initial_nodes_y0(model: Model, theta, xi, dist):
+    """A cold start for :func:`population_objective`: σ(offset) at every node."""
+    dtype = jnp.result_type(theta)
+    if isinstance(dist, Uniform):
+        nodes01, _ = _uniform_rule(dist)
+        x = jnp.asarray(dist.low + nodes01 * (dist.high - dist.low), dtype)
+        return _default_y0(model, theta, x)
+    z, _ = _hermite_rule(dist.nodes or _GAUSS_NODES)
+    u, _ = _gaussian_uv(model, theta, xi, dist, z)
+    return model.activation(u.reshape(-1))
+
+
+# ----------------------------------------------------------------------------
+# Checked public entry points.
+
+
+def _check_model_theta(model, theta, d, what):
+    if not isinstance(model, Model):
+        raise SideqInputError(
+            f"model: expected sideq.linear() or sideq.single_index(...), got {type(model).__name__}"
+        )
+    theta = jnp.asarray(theta)
+    if not jnp.issubdtype(theta.dtype, jnp.floating):
+        theta = theta.astype(jnp.result_type(float))
+    p = model.n_params(d)
+    if theta.shape != (p,):
+        raise SideqInputError(
+            f"theta: expected shape ({p},) for {what} of dimension d = {d}"
+            f"{' with bias' if model.bias else ''}, got {theta.shape}"
+        )
+    tc = _concrete(theta)
+    if tc is not None:
+        if not np.all(np.isfinite(tc)):
+            raise SideqInputError(f"theta: contains non-finite values {tc.tolist()}; pass finite numbers")
+        if model.is_linear and model.activation.slope_max * tc[-1] == 1:
+            from sideq.errors import SingularModelError
+
+            raise SingularModelError(
+                f"theta: theta2 = {float(tc[-1])!r} makes the linear DEQ singular "
+                "(1 - dg/dy = 0); choose theta2 != 1"
+            )
+    return theta
+
+
+def _check_backend(backend):
+    if backend not in BACKENDS:
+        raise SideqInputError(f"backend: expected one of {BACKENDS}, got {backend!r}")
+
+
+def empirical_risk(model: Model, theta, x, y=None, *, xi=None, backend: str = "jaxopt",
+                   tol: float | None = None, maxiter: int = 100):
+    r"""R̂(θ) = (1/n) Σᵢ (y_θ(xᵢ) − yᵢ)² on arrays.
+
+    ``x`` has shape (n, d) (or (n,) when d = 1); ``y`` shape (n,).  If ``y`` is
+    None the targets are f(xᵢ) = σ(ξᵀxᵢ) and ``xi`` is required.  Differentiable
+    in θ (implicit differentiation, Eq. (1)); jit-able with ``model`` static.
+    """
+    _check_backend(backend)
+    x = jnp.asarray(x)
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2:
+        raise SideqInputError(f"x: expected shape (n, d) or (n,), got {x.shape}")
+    n, d = x.shape
+    if n == 0:
+        raise SideqInputError("x: no samples (n = 0); pass at least one input")
+    theta = _check_model_theta(model, theta, d, "x")
+    xc = _concrete(x)
+    if xc is not None and not np.all(np.isfinite(xc)):
+        raise SideqInputError("x: contains NaN or inf; remove those samples")
+    if y is None:
+        if xi is None:
+            raise SideqInputError("y: no targets given; pass y (shape (n,)) or xi to use f(x) = sigma(xi'x)")
+        xi = _check_xi(xi, d)
+        y = targets(model, xi, x)
+    y = jnp.asarray(y)
+    if y.shape != (n,):
+        raise SideqInputError(f"y: expected shape ({n},) to match x, got {y.shape}")
+    yc = _concrete(y)
+    if yc is not None and not np.all(np.isfinite(yc)):
+        raise SideqInputError("y: contains NaN or inf; remove those samples")
+    dtype = jnp.result_type(theta, x, y)
+    theta, x, y = (a.astype(dtype) for a in (theta, x, y))
+    objective = empirical_objective(model, x, y, backend=backend, tol=tol, maxiter=int(maxiter))
+    return objective(theta, _default_y0(model, theta, x))[0]
+
+
+def _check_xi(xi, d):
+    xi_arr = jnp.atleast_1d(jnp.asarray(xi))
+    if xi_arr.shape != (d,):
+        raise SideqInputError(f"xi: expected shape ({d},) to match the inputs, got {xi_arr.shape}")
+    xc = _concrete(xi_arr)
+    if xc is not None and not np.all(np.isfinite(xc)):
+        raise SideqInputError(f"xi: contains non-finite values {xc.tolist()}")
+    if xc is not None and not np.any(xc != 0):
+        raise SideqInputError("xi: must be nonzero (the paper's target f(x) = sigma(xi'x) needs xi != 0)")
+    return xi_arr
+
+
+def population_risk(model: Model, theta, xi, dist, *, backend: str = "jaxopt",
+                    tol: float | None = None, maxiter: int = 100):
+    r"""R(θ, ξ) = E[(y_θ(X) − f(X))²] by quadrature (see the module docstring).
+
+    ``dist`` is ``sideq.uniform(low, high, d)`` or ``sideq.gaussian(mean, cov)``.
+    For the linear DEQ this equals Eq. (5), (φ − ξ)ᵀE[XXᵀ](φ − ξ) with
+    φ = θ1/(1 − θ2) (plus the bias term).  Differentiable in θ, also where
+    θ1 ∥ ξ; jit-able with ``model`` static (``dist`` is a pytree).
+    """
+    _check_backend(backend)
+    if not isinstance(dist, (Uniform, Gaussian)):
+        raise SideqInputError(
+            f"dist: expected sideq.uniform(...) or sideq.gaussian(...), got {type(dist).__name__}"
+        )
+    xi = _check_xi(xi, dist.d)
+    theta = _check_model_theta(model, theta, dist.d, "the law of X")
+    xc = _concrete(xi)
+    if isinstance(dist, Gaussian) and xc is not None:
+        q = np.asarray(dist.cov_sqrt).T @ xc
+        if float(q @ q) == 0.0:
+            raise SideqInputError("xi: xi' cov xi = 0, so the target is constant under this law; choose another xi or cov")
+    dtype = jnp.result_type(theta, xi)
+    theta, xi = theta.astype(dtype), xi.astype(dtype)
+    objective = population_objective(model, xi, dist, backend=backend, tol=tol, maxiter=int(maxiter))
+    return objective(theta, initial_nodes_y0(model, theta, xi, dist))[0]

@@ -133,7 +133,9 @@ def _scalar_linear_solve(matvec, b):
 
 @functools.lru_cache(maxsize=None)
 def _jaxopt_solver(model: Model, tol: float, maxiter: int):
-    from jaxopt.implicit_diff import custom_root
+    with warnings.catch_warnings():  # jaxopt warns at import that it is unmaintained
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from jaxopt.implicit_diff import custom_root
 
     def optimality(y, theta, x):
         return model.residual(theta, x, y)

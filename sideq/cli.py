@@ -1,0 +1,226 @@
+"""The ``sideq`` command line.
+
+Entry points choose the precision (``--x64``, the default, or ``--x32``); bad
+input gets one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+MODELS = ["linear", "sigmoid", "tanh", "softplus", "relu", "leaky_relu", "gelu"]
+
+
+class CLIError(Exception):
+    """A user error found while parsing flags (reported like SideqInputError)."""
+
+
+def _floats(text: str, flag: str) -> list[float]:
+    try:
+        vals = [float(v) for v in text.split(",") if v.strip() != ""]
+    except ValueError:
+        raise CLIError(f"{flag}: expected a comma-separated list of numbers, got {text!r}") from None
+    if not vals:
+        raise CLIError(f"{flag}: expected at least one number, got {text!r}")
+    return vals
+
+
+def _setup_precision(args):
+    import jax
+
+    jax.config.update("jax_enable_x64", bool(args.x64))
+
+
+def _model(args):
+    import sideq
+
+    if args.model not in MODELS:
+        raise CLIError(f"--model: unknown model {args.model!r}; choose one of {', '.join(MODELS)}")
+    if args.model == "linear":
+        return sideq.linear(bias=args.bias)
+    return sideq.single_index(args.model, bias=args.bias)
+
+
+def parse_init(text: str, p: int, seed: int):
+    """``--init``: 'a,b,...' (p values) or 'normal:MEAN,STD' (MEAN a number or
+    values joined by '/', e.g. normal:0/1,0.1 for N((0, 1), 0.1² I))."""
+    import numpy as np
+
+    if text.startswith("normal:"):
+        parts = text[len("normal:"):].split(",")
+        if len(parts) != 2:
+            raise CLIError(f"--init: expected normal:MEAN,STD, got {text!r}")
+        try:
+            mean = np.array([float(v) for v in parts[0].split("/")])
+            std = float(parts[1])
+        except ValueError:
+            raise CLIError(f"--init: expected normal:MEAN,STD with numbers, got {text!r}") from None
+        if mean.size not in (1, p):
+            raise CLIError(f"--init: MEAN has {mean.size} values but theta has {p}; give 1 or {p} values joined by '/'")
+        if not std >= 0:
+            raise CLIError(f"--init: STD must be >= 0, got {std}")
+        rng = np.random.default_rng(seed)
+        return mean + std * rng.standard_normal(p)
+    vals = _floats(text, "--init")
+    if len(vals) != p:
+        raise CLIError(
+            f"--init: expected {p} values (theta1 of length d = len(xi){', b' if False else ''}, then theta2), "
+            f"got {len(vals)}; e.g. --init={','.join(['0.1'] * p)}"
+        )
+    return np.array(vals)
+
+
+def _data(args, model, xi):
+    """(x, y, dist) for the chosen --data and --risk."""
+    import jax
+    import numpy as np
+
+    import sideq
+
+    d = len(xi)
+    if args.n < 1:
+        raise CLIError(f"--n: the number of samples must be >= 1, got {args.n}")
+    if args.data == "uniform":
+        dist = sideq.uniform(0.0, 1.0, d)
+    elif args.data == "gaussian":
+        dist = sideq.gaussian(np.zeros(d), np.eye(d))
+    else:
+        if args.risk == "population":
+            raise CLIError("--risk population needs --data uniform or gaussian (a file has no law)")
+        x, y = sideq.load_data(args.data, d=d)
+        return x, y, None
+    if args.risk == "population":
+        return None, None, dist
+    x = sideq.sample(dist, jax.random.PRNGKey(args.seed), args.n)
+    return np.asarray(x), None, None
+
+
+def _add_run_flags(p):
+    p.add_argument("--model", default="sigmoid", help=f"one of {', '.join(MODELS)} (default sigmoid)")
+    p.add_argument("--xi", default="2", help="target xi, comma list; its length is d (default 2)")
+    p.add_argument("--bias", action="store_true", help="add a bias b: theta = (theta1, b, theta2)")
+    p.add_argument("--data", default="uniform",
+                   help="uniform (Unif[0,1]^d), gaussian (N(0, I)), or a .npy/.npz/.csv file")
+    p.add_argument("--n", type=int, default=1000, help="samples drawn for uniform/gaussian (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="seed for data and random init (default 0)")
+    p.add_argument("--init", default="normal:0,0.1",
+                   help="theta(0): comma list (use --init=-0.1,0.2 for a leading minus) or "
+                        "normal:MEAN,STD (default normal:0,0.1)")
+    p.add_argument("--eta", type=float, default=0.1, help="step size (default 0.1)")
+    p.add_argument("--epochs", type=int, default=4000, help="gradient steps (default 4000)")
+    p.add_argument("--risk", choices=["empirical", "population"], default="empirical")
+    p.add_argument("--backend", choices=["jaxopt", "optimistix"], default="jaxopt")
+    prec = p.add_mutually_exclusive_group()
+    prec.add_argument("--x64", dest="x64", action="store_true", default=True, help="float64 (default)")
+    prec.add_argument("--x32", dest="x64", action="store_false", help="float32")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--save", metavar="PATH.npz", help="save the trajectory arrays")
+
+
+def cmd_descent(args) -> int:
+    _setup_precision(args)
+    import numpy as np
+
+    import sideq
+    from sideq.train import descent, summary
+
+    model = _model(args)
+    xi = _floats(args.xi, "--xi")
+    if args.epochs < 1:
+        raise CLIError(f"--epochs: must be >= 1, got {args.epochs}")
+    if not args.eta > 0:
+        raise CLIError(f"--eta: the step size must be > 0, got {args.eta}")
+    p = model.n_params(len(xi))
+    theta0 = parse_init(args.init, p, args.seed)
+    x, y, dist = _data(args, model, xi)
+    t0 = time.perf_counter()
+    traj = descent(model, theta0, xi=np.array(xi), x=x, y=y, dist=dist, eta=args.eta,
+                   epochs=args.epochs, backend=args.backend)
+    traj.theta.block_until_ready()
+    wall = time.perf_counter() - t0
+    out = summary(model, traj)
+    out.update(theta_initial=[float(v) for v in theta0], wall_s=wall, eta=args.eta,
+               risk=args.risk, data=args.data, n=None if dist is not None else int(np.shape(x)[0]),
+               dtype=str(traj.theta.dtype))
+    if args.save:
+        _save(args.save, traj)
+        out["saved"] = args.save
+    _emit(out, args.json)
+    return 0
+
+
+def _save(path, traj):
+    import numpy as np
+
+    if not path.endswith(".npz"):
+        raise CLIError(f"--save: expected a path ending in .npz, got {path!r}")
+    folder = os.path.dirname(path)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    np.savez(path, **{k: np.asarray(v) for k, v in traj._asdict().items()})
+
+
+def _emit(out: dict, as_json: bool):
+    if as_json:
+        print(json.dumps(out))
+        return
+    for k, v in out.items():
+        if isinstance(v, float):
+            v = f"{v:.6g}"
+        elif isinstance(v, list):
+            v = "[" + ", ".join(f"{t:.6g}" if isinstance(t, float) else str(t) for t in v) + "]"
+        print(f"{k:>16}: {v}")
+
+
+def cmd_reproduce(args) -> int:
+    _setup_precision(args)
+    from sideq.reproduce import reproduce
+
+    return reproduce(out=args.out, only=args.only, seed=args.seed, as_json=args.json)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sideq",
+        description="Deep equilibrium single-index models: equilibria, risks, gradient descent.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    p = sub.add_parser("reproduce", help="rerun the paper's experiments (Section 4) and write figures + summary")
+    p.add_argument("--out", default="figures", help="output folder (default figures/)")
+    p.add_argument("--only", default=None, help="comma list of figures, e.g. fig1,fig3")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    prec = p.add_mutually_exclusive_group()
+    prec.add_argument("--x64", dest="x64", action="store_true", default=True, help="float64 (default)")
+    prec.add_argument("--x32", dest="x64", action="store_false", help="float32")
+    p.set_defaults(func=cmd_reproduce)
+    p = sub.add_parser("descent", help="one gradient-descent run; prints a summary (or --json)")
+    _add_run_flags(p)
+    p.set_defaults(func=cmd_descent)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 0
+    from sideq.errors import SideqInputError
+
+    try:
+        return int(args.func(args) or 0)
+    except (CLIError, SideqInputError) as err:
+        print(f"sideq {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"sideq {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

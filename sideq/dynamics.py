@@ -1,0 +1,182 @@
+r"""Training dynamics: gradient descent θ(t+1) = θ(t) − η∇R(θ(t)) (Section 2).
+
+Gradient descent is driven by optax (``optax.sgd(eta)`` by default; any
+``optax.GradientTransformation``) and compiled once as a ``lax.scan``.  Each
+step warm-starts every equilibrium from the previous step's solution, so the
+Newton solve usually finishes in two iterations.
+
+The trajectory records the quantities the paper's results are about:
+R(θ(t)); the distance to the target (ξ, 0) (single-index, Theorem 3.9) or to the
+solution line {(αξ, 1 − α)} (linear, Theorem 3.3); w(t) = ‖θ(t) − (0,…,0,1)‖²
+(Eq. (8)); |1 − θ2(t)| (Lemma 3.2); ‖∇R(θ(t))‖; the worst equilibrium residual.
+
+A run never raises inside jit: a non-finite iterate freezes θ and the run
+carries ``Status.DIVERGED`` and the step at which it happened, so under vmap one
+diverging run does not poison the others.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from sideq.model import Model
+from sideq.status import Status
+
+__all__ = ["Trajectory", "gradient_descent", "distance_to_target", "w_distance", "solve_failure"]
+
+
+def solve_failure(sol_status, loss, grad):
+    """Failure code of one step: the equilibria's worst failure (an iteration limit
+    of the solver counts as SOLVER_FAILURE), DIVERGED for a non-finite risk or
+    gradient, else CONVERGED (NON_UNIQUE is not a failure; it is tracked apart)."""
+    singular = jnp.any(sol_status == Status.SINGULAR)
+    solver = jnp.any((sol_status == Status.SOLVER_FAILURE) | (sol_status == Status.MAX_STEPS))
+    bad = ~(jnp.isfinite(loss) & jnp.all(jnp.isfinite(grad)))
+    return jnp.select(
+        [singular, solver, bad], [Status.SINGULAR, Status.SOLVER_FAILURE, Status.DIVERGED],
+        Status.CONVERGED,
+    ).astype(jnp.int32)
+
+
+class Trajectory(NamedTuple):
+    """A training run; arrays indexed by epoch t = 0..T (batched under vmap)."""
+
+    theta: jax.Array  # (T+1, p)
+    loss: jax.Array  # (T+1,)  R(θ(t))
+    grad_norm: jax.Array  # (T+1,)  ‖∇R(θ(t))‖
+    distance: jax.Array  # (T+1,)  distance to the target set
+    w: jax.Array  # (T+1,)  ‖θ(t) − (0,…,0,1)‖², Eq. (8)
+    gap: jax.Array  # (T+1,)  |1 − θ2(t)|
+    residual: jax.Array  # (T+1,)  worst |y − g(y)| over samples / nodes
+    status: jax.Array  # ()  sideq.Status code
+    fail_step: jax.Array  # ()  first epoch with a failure, −1 if none
+    steps: jax.Array  # ()  first epoch with ‖∇R‖ ≤ gtol (or loss ≤ ltol), T if never
+
+
+def distance_to_target(model: Model, theta, xi):
+    """‖θ − (ξ, [0,] 0)‖ for the single-index DEQ (Theorems 3.8, 3.9); for the
+    linear DEQ the distance to the solution line {(αξ, [0,] 1 − α) : α ∈ ℝ}
+    (Section 3.1), whose closest point is found in closed form."""
+    xi = jnp.asarray(xi, jnp.result_type(theta))
+    if not model.is_linear:
+        return jnp.linalg.norm(theta - model.theta_star(xi))
+    # Line: c + α v with c = (0, [0,] 1), v = (ξ, [0,] −1).
+    zeros = jnp.zeros((1,), theta.dtype)
+    bias = [zeros] if model.bias else []
+    c = jnp.concatenate([jnp.zeros_like(xi)] + bias + [jnp.ones((1,), theta.dtype)])
+    v = jnp.concatenate([xi] + bias + [-jnp.ones((1,), theta.dtype)])
+    alpha = (theta - c) @ v / (v @ v)
+    return jnp.linalg.norm(theta - c - alpha * v)
+
+
+def w_distance(theta):
+    """w = ‖θ − (0,…,0,1)‖² (Lemma 3.7, Eq. (8))."""
+    e = jnp.zeros_like(theta).at[-1].set(1)
+    return jnp.sum((theta - e) ** 2)
+
+
+def gradient_descent(
+    model: Model,
+    objective: Callable,
+    theta0,
+    y0,
+    xi,
+    *,
+    epochs: int,
+    eta=None,
+    optimizer: optax.GradientTransformation | None = None,
+    gtol: float = 0.0,
+    ltol: float = 0.0,
+    divergence: float = 1e8,
+) -> Trajectory:
+    r"""Run ``epochs`` steps of full-batch gradient descent on ``objective``.
+
+    Args:
+      model: the DEQ (for the diagnostics).
+      objective: ``objective(theta, y0) -> (risk, Equilibrium)``, e.g. from
+        :func:`sideq.risk.empirical_objective` or :func:`sideq.risk.population_objective`.
+      theta0: initial θ(0), shape (p,).
+      y0: warm start for the equilibria at θ(0) (one per sample / node).
+      xi: target ξ (for the distance diagnostics).
+      epochs: number of steps T (static).
+      eta: step size η (an array is fine: it is traced, so a sweep over η does
+        not recompile); ignored when ``optimizer`` is given.
+      optimizer: any optax transformation; default ``optax.sgd(eta)``, i.e.
+        θ(t+1) = θ(t) − η∇R(θ(t)).
+      gtol, ltol: ``steps`` is the first epoch with ‖∇R‖ ≤ gtol or R ≤ ltol.
+      divergence: |θ| beyond this (or a non-finite value) counts as diverged.
+
+    Pure and jit/vmap-able (``epochs`` static).  Not checked: call it from
+    :mod:`sideq.train` or the CLI for validated single runs.
+    """
+    theta0 = jnp.asarray(theta0)
+    dtype = theta0.dtype
+    if optimizer is None:
+        optimizer = optax.sgd(eta)
+    value_and_grad = jax.value_and_grad(objective, has_aux=True)
+
+    def measure(theta, y_warm):
+        (loss, sol), grad = value_and_grad(theta, y_warm)
+        return loss, grad, sol
+
+    def diagnostics(theta, loss, grad, sol):
+        return (
+            theta,
+            loss,
+            jnp.linalg.norm(grad),
+            distance_to_target(model, theta, xi),
+            w_distance(theta),
+            jnp.abs(1 - theta[-1]),
+            jnp.max(sol.residual),
+        )
+
+    def step(carry, t):
+        theta, opt_state, y_warm, fail_code, fail_step, non_unique = carry
+        loss, grad, sol = measure(theta, y_warm)
+        code = solve_failure(sol.status, loss, grad)
+        failed_now = (fail_step < 0) & (code != Status.CONVERGED)
+        fail_code = jnp.where(failed_now, code, fail_code)
+        fail_step = jnp.where(failed_now, t, fail_step)
+        non_unique = non_unique | jnp.any(sol.status == Status.NON_UNIQUE)
+        updates, new_opt_state = optimizer.update(grad, opt_state, theta)
+        new_theta = optax.apply_updates(theta, updates)
+        blown = ~jnp.all(jnp.isfinite(new_theta)) | (jnp.max(jnp.abs(new_theta)) > divergence)
+        blown_now = (fail_step < 0) & blown
+        fail_code = jnp.where(blown_now, Status.DIVERGED, fail_code)
+        fail_step = jnp.where(blown_now, t + 1, fail_step)
+        frozen = fail_step >= 0
+        keep = lambda old, new: jnp.where(frozen, old, new)  # noqa: E731
+        new_theta = keep(theta, new_theta)
+        new_y = keep(y_warm, jnp.where(jnp.isfinite(sol.y), sol.y, y_warm))
+        new_opt_state = jax.tree_util.tree_map(keep, opt_state, new_opt_state)
+        carry = (new_theta, new_opt_state, new_y, fail_code, fail_step, non_unique)
+        return carry, diagnostics(theta, loss, grad, sol)
+
+    init = (
+        theta0,
+        optimizer.init(theta0),
+        jnp.asarray(y0, dtype),
+        jnp.asarray(Status.CONVERGED, jnp.int32),
+        jnp.asarray(-1, jnp.int32),
+        jnp.asarray(False),
+    )
+    (theta_T, _, y_T, fail_code, fail_step, non_unique), hist = jax.lax.scan(
+        step, init, jnp.arange(epochs, dtype=jnp.int32)
+    )
+    loss_T, grad_T, sol_T = measure(theta_T, y_T)
+    last = diagnostics(theta_T, loss_T, grad_T, sol_T)
+    theta, loss, gnorm, dist, w, gap, resid = (
+        jnp.concatenate([h, l[None]]) for h, l in zip(hist, last)
+    )
+    reached = (gnorm <= gtol) | (loss <= ltol)
+    steps = jnp.where(jnp.any(reached), jnp.argmax(reached), epochs).astype(jnp.int32)
+    status = jnp.select(
+        [fail_step >= 0, non_unique, jnp.any(reached)],
+        [fail_code, Status.NON_UNIQUE, Status.CONVERGED],
+        Status.MAX_STEPS,
+    ).astype(jnp.int32)
+    return Trajectory(theta, loss, gnorm, dist, w, gap, resid, status, fail_step, steps)

@@ -1,0 +1,184 @@
+r"""Checked single runs of gradient descent: the entry point for scripts and the CLI.
+
+:func:`descent` validates its arguments (one-line :class:`~sideq.errors.SideqInputError`
+naming the argument), builds the empirical or population objective, and runs
+:func:`sideq.dynamics.gradient_descent` under one ``jax.jit`` whose cache is
+shared by every call with the same static configuration (model, epochs,
+optimizer, sizes): a second run with another θ(0), η or data set of the same
+shape does not recompile.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from sideq.data import Gaussian, Uniform
+from sideq.dynamics import Trajectory, gradient_descent
+from sideq.errors import SideqInputError, SingularModelError
+from sideq.model import Model
+from sideq.risk import (
+    _check_xi,
+    _default_y0,
+    empirical_objective,
+    initial_nodes_y0,
+    population_objective,
+    targets,
+)
+from sideq.solve import BACKENDS, _concrete
+
+__all__ = ["descent", "check_theta0", "check_step_size"]
+
+
+def check_theta0(model: Model, theta0, d: int):
+    """θ(0) as a float array of shape (p,), or a one-line error naming ``theta0``."""
+    p = model.n_params(d)
+    arr = np.asarray(theta0, dtype=np.float64)
+    if arr.shape != (p,):
+        names = "theta1 (d values), b, theta2" if model.bias else "theta1 (d values), theta2"
+        raise SideqInputError(
+            f"theta0: expected {p} values ({names}) for d = {d}, got shape {arr.shape}"
+        )
+    if not np.all(np.isfinite(arr)):
+        raise SideqInputError(f"theta0: contains non-finite values {arr.tolist()}")
+    if model.is_linear and model.activation.slope_max * arr[-1] == 1.0:
+        raise SingularModelError(
+            "theta0: theta2(0) = 1 is the singular hyperplane of the linear DEQ "
+            "(Lemma 3.2 needs theta2(0) != 1); start elsewhere"
+        )
+    return jnp.asarray(arr, jnp.result_type(float))
+
+
+def check_step_size(eta):
+    eta_c = _concrete(jnp.asarray(eta))
+    if eta_c is not None and not (np.all(np.isfinite(eta_c)) and np.all(eta_c > 0)):
+        raise SideqInputError(f"eta: the step size must be a positive number, got {eta_c.tolist()}")
+
+
+@functools.partial(
+    jax.jit, static_argnames=("model", "epochs", "optimizer", "backend", "maxiter")
+)
+def _descent_empirical(model, theta0, x, y, xi, eta, gtol, ltol, *, epochs, optimizer, backend, maxiter):
+    objective = empirical_objective(model, x, y, backend=backend, maxiter=maxiter)
+    opt = optax.sgd(eta) if optimizer is None else optimizer
+    return gradient_descent(
+        model, objective, theta0, _default_y0(model, theta0, x), xi,
+        epochs=epochs, optimizer=opt, gtol=gtol, ltol=ltol,
+    )
+
+
+@functools.partial(
+    jax.jit, static_argnames=("model", "epochs", "optimizer", "backend", "maxiter")
+)
+def _descent_population(model, theta0, dist, xi, eta, gtol, ltol, *, epochs, optimizer, backend, maxiter):
+    objective = population_objective(model, xi, dist, backend=backend, maxiter=maxiter)
+    opt = optax.sgd(eta) if optimizer is None else optimizer
+    return gradient_descent(
+        model, objective, theta0, initial_nodes_y0(model, theta0, xi, dist), xi,
+        epochs=epochs, optimizer=opt, gtol=gtol, ltol=ltol,
+    )
+
+
+def descent(
+    model: Model,
+    theta0,
+    *,
+    xi,
+    x=None,
+    y=None,
+    dist=None,
+    eta=0.1,
+    epochs: int = 100,
+    optimizer: optax.GradientTransformation | None = None,
+    backend: str = "jaxopt",
+    gtol: float = 0.0,
+    ltol: float = 0.0,
+    maxiter: int = 100,
+) -> Trajectory:
+    r"""Gradient descent θ(t+1) = θ(t) − η∇R(θ(t)) from ``theta0`` (Section 2).
+
+    Give data ``x`` (n, d) [and ``y`` (n,); default targets f(x) = σ(ξᵀx)] for the
+    empirical risk, or a law ``dist`` (``sideq.uniform``/``sideq.gaussian``) for
+    the population risk.  ``optimizer`` replaces ``optax.sgd(eta)``.
+    Returns a :class:`~sideq.dynamics.Trajectory` with T + 1 = epochs + 1 rows.
+    """
+    if not isinstance(model, Model):
+        raise SideqInputError(
+            f"model: expected sideq.linear() or sideq.single_index(...), got {type(model).__name__}"
+        )
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
+        raise SideqInputError(f"epochs: must be an integer >= 1, got {epochs!r}")
+    if backend not in BACKENDS:
+        raise SideqInputError(f"backend: expected one of {BACKENDS}, got {backend!r}")
+    if optimizer is None:
+        check_step_size(eta)
+    elif not isinstance(optimizer, optax.GradientTransformation):
+        raise SideqInputError(
+            f"optimizer: expected an optax.GradientTransformation, got {type(optimizer).__name__}"
+        )
+    if (x is None) == (dist is None):
+        raise SideqInputError("x/dist: give exactly one: data x (empirical risk) or a law dist (population risk)")
+    dtype = jnp.result_type(float)
+    eta = jnp.asarray(eta if optimizer is None else 0.0, dtype)
+    gtol, ltol = jnp.asarray(gtol, dtype), jnp.asarray(ltol, dtype)
+    if dist is not None:
+        if not isinstance(dist, (Uniform, Gaussian)):
+            raise SideqInputError(
+                f"dist: expected sideq.uniform(...) or sideq.gaussian(...), got {type(dist).__name__}"
+            )
+        xi = _check_xi(xi, dist.d).astype(dtype)
+        theta0 = check_theta0(model, theta0, dist.d)
+        return _descent_population(
+            model, theta0, dist, xi, eta, gtol, ltol,
+            epochs=int(epochs), optimizer=optimizer, backend=backend, maxiter=int(maxiter),
+        )
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise SideqInputError(f"x: expected a non-empty array of shape (n, d) or (n,), got {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise SideqInputError("x: contains NaN or inf; remove those samples")
+    d = x.shape[1]
+    xi = _check_xi(xi, d).astype(dtype)
+    theta0 = check_theta0(model, theta0, d)
+    x = jnp.asarray(x, dtype)
+    if y is None:
+        y = targets(model, xi, x)
+    y = jnp.asarray(y, dtype)
+    if y.shape != (x.shape[0],):
+        raise SideqInputError(f"y: expected shape ({x.shape[0]},) to match x, got {y.shape}")
+    if not bool(jnp.all(jnp.isfinite(y))):
+        raise SideqInputError("y: contains NaN or inf; remove those samples")
+    return _descent_empirical(
+        model, theta0, x, y, xi, eta, gtol, ltol,
+        epochs=int(epochs), optimizer=optimizer, backend=backend, maxiter=int(maxiter),
+    )
+
+
+def summary(model: Model, traj: Trajectory) -> dict:
+    """JSON-ready summary of a trajectory (final θ, loss, status, steps)."""
+    from sideq.status import Status
+
+    status = int(traj.status)
+    out = {
+        "model": model.name,
+        "theta_final": [float(v) for v in np.asarray(traj.theta[-1])],
+        "loss_final": float(traj.loss[-1]),
+        "distance_final": float(traj.distance[-1]),
+        "grad_norm_final": float(traj.grad_norm[-1]),
+        "status": Status(status).name.lower(),
+        "steps": int(traj.steps),
+        "epochs": int(traj.theta.shape[0] - 1),
+        "max_residual": float(np.nanmax(np.asarray(traj.residual))),
+    }
+    if int(traj.fail_step) >= 0:
+        out["fail_step"] = int(traj.fail_step)
+    if not math.isfinite(out["loss_final"]):
+        out["loss_final"] = None
+    return out

@@ -1,0 +1,170 @@
+"""Gradient descent against hand-written steps, Eq. (8), and failure as data."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import sideq
+from sideq.dynamics import distance_to_target, gradient_descent
+from sideq.risk import empirical_objective, population_objective, initial_nodes_y0
+from sideq.status import Status
+from sideq.train import descent
+
+X = np.asarray(sideq.sample(sideq.uniform(0.0, 1.0, 1), jax.random.PRNGKey(3), 64))
+XI = np.array([2.0])
+SIG = sideq.single_index("sigmoid")
+LIN = sideq.linear()
+
+
+def _closed_linear_grad(theta, x, y):
+    """∇R̂ for the linear DEQ written out by hand (y_θ = θ1 x / (1 − θ2))."""
+    t1, t2 = theta
+    pred = t1 * x[:, 0] / (1 - t2)
+    r = pred - y
+    return np.array([np.mean(2 * r * x[:, 0] / (1 - t2)),
+                     np.mean(2 * r * t1 * x[:, 0] / (1 - t2) ** 2)])
+
+
+def test_descent_matches_hand_written_linear_steps():
+    theta0 = np.array([0.3, -0.4])
+    eta, T = 0.05, 25
+    traj = descent(LIN, theta0, xi=XI, x=X, eta=eta, epochs=T)
+    y = 2.0 * X[:, 0]
+    theta = theta0.copy()
+    for t in range(T):
+        np.testing.assert_allclose(np.asarray(traj.theta[t]), theta, rtol=1e-12, atol=1e-14)
+        theta = theta - eta * _closed_linear_grad(theta, X, y)
+    np.testing.assert_allclose(np.asarray(traj.theta[T]), theta, rtol=1e-12, atol=1e-14)
+
+
+def test_descent_matches_hand_written_sigmoid_steps():
+    """Single-index steps with the IFT gradient σ'/(1 − θ2σ')·(x, y) and brentq equilibria."""
+    from scipy.optimize import brentq
+
+    def eq(theta, x):
+        return brentq(lambda y: y - 1 / (1 + np.exp(-(theta[0] * x + theta[1] * y))), -1, 2, xtol=1e-15)
+
+    theta0 = np.array([0.1, -0.2])
+    eta, T = 0.1, 5
+    x = X[:16, 0]
+    y = 1 / (1 + np.exp(-2 * x))
+    traj = descent(SIG, theta0, xi=XI, x=x, eta=eta, epochs=T)
+    theta = theta0.copy()
+    for t in range(T):
+        ys = np.array([eq(theta, xx) for xx in x])
+        om = theta[0] * x + theta[1] * ys
+        s = 1 / (1 + np.exp(-om))
+        ds = s * (1 - s)
+        k = ds / (1 - theta[1] * ds)
+        grad = np.array([np.mean(2 * (ys - y) * k * x), np.mean(2 * (ys - y) * k * ys)])
+        theta = theta - eta * grad
+    np.testing.assert_allclose(np.asarray(traj.theta[T]), theta, rtol=1e-11, atol=1e-13)
+
+
+@pytest.mark.parametrize("risk", ["empirical", "population"])
+def test_eq8_exact_identity_linear(risk):
+    """Eq. (8): w(t+1) − w(t) = η²‖∇R(θ(t))‖², to rounding, both sides of θ2 = 1."""
+    for theta0 in ([0.2, 0.5], [-0.3, 1.4]):
+        eta = 0.02
+        kw = dict(x=X) if risk == "empirical" else dict(dist=sideq.uniform(0.0, 1.0, 1))
+        traj = descent(LIN, np.array(theta0), xi=XI, eta=eta, epochs=40, **kw)
+        w, g = np.asarray(traj.w), np.asarray(traj.grad_norm)
+        lhs = np.diff(w)
+        rhs = eta**2 * g[:-1] ** 2
+        np.testing.assert_allclose(lhs, rhs, rtol=1e-6, atol=1e-14 * w.max())
+        assert np.all(lhs >= -1e-14 * w.max()) and np.all(lhs[:10] > 0)  # away from (0, 1)
+
+
+def test_linear_descent_lands_on_solution_line():
+    traj = descent(LIN, np.array([0.1, 0.2]), xi=XI, dist=sideq.uniform(0.0, 1.0, 1),
+                   eta=0.05, epochs=3000, gtol=1e-10)
+    theta = np.asarray(traj.theta[-1])
+    alpha = 1 - theta[1]
+    np.testing.assert_allclose(theta[0], alpha * 2.0, rtol=1e-8)
+    assert float(traj.distance[-1]) < 1e-8
+    assert int(traj.status) == Status.CONVERGED
+    assert int(traj.steps) < 3000
+
+
+def test_distance_to_line_closed_form():
+    theta = jnp.array([1.0, 2.0, 0.5])
+    xi = jnp.array([1.0, -1.0])
+    d = distance_to_target(sideq.linear(), theta, xi)
+    # Brute force over alpha.
+    alphas = np.linspace(-3, 3, 600001)
+    pts = np.stack([alphas * 1.0, -alphas, 1 - alphas], axis=1)
+    brute = np.min(np.linalg.norm(pts - np.asarray(theta), axis=1))
+    np.testing.assert_allclose(float(d), brute, rtol=1e-8)
+
+
+def test_optax_transformation_accepted():
+    traj_sgd = descent(SIG, np.array([0.1, 0.1]), xi=XI, x=X, eta=0.1, epochs=10)
+    traj_opt = descent(SIG, np.array([0.1, 0.1]), xi=XI, x=X, optimizer=optax.sgd(0.1), epochs=10)
+    np.testing.assert_allclose(np.asarray(traj_sgd.theta), np.asarray(traj_opt.theta), rtol=1e-14)
+    traj_adam = descent(SIG, np.array([0.1, 0.1]), xi=XI, x=X, optimizer=optax.adam(0.05), epochs=50)
+    assert float(traj_adam.loss[-1]) < float(traj_adam.loss[0])
+
+
+def test_vmapped_runs_equal_single_runs_and_divergence_is_isolated():
+    x = jnp.asarray(X)
+    y = sideq.targets(LIN, jnp.asarray(XI), x)
+    objective = empirical_objective(LIN, x, y)
+
+    def run(theta0, eta):
+        return gradient_descent(LIN, objective, theta0, x[:, 0] * theta0[0], jnp.asarray(XI),
+                                epochs=30, optimizer=optax.sgd(eta))
+
+    thetas = jnp.array([[0.2, 0.3], [0.1, -0.5], [0.2, 0.3]])
+    etas = jnp.array([0.02, 0.05, 1e8])  # the last one blows up
+    batch = jax.jit(jax.vmap(run))(thetas, etas)
+    for i in range(2):
+        single = jax.jit(run)(thetas[i], etas[i])
+        np.testing.assert_allclose(np.asarray(batch.theta[i]), np.asarray(single.theta), rtol=1e-13)
+        assert np.all(np.isfinite(np.asarray(batch.theta[i])))
+    assert int(batch.status[2]) == Status.DIVERGED
+    assert int(batch.fail_step[2]) >= 1
+    assert int(batch.status[0]) == Status.MAX_STEPS  # no tolerance asked: ran out of epochs
+    # The frozen run keeps its last finite theta.
+    assert np.all(np.isfinite(np.asarray(batch.theta[2])))
+
+
+def test_nonunique_is_reported_not_hidden():
+    # theta2 = 6 > 4 = 1/Lip(sigmoid): the equilibrium may not be unique.
+    traj = descent(SIG, np.array([0.1, 6.0]), xi=XI, x=X, eta=0.01, epochs=3)
+    assert int(traj.status) == Status.NON_UNIQUE
+
+
+def test_population_descent_uses_warm_started_nodes():
+    dist = sideq.gaussian(0.0, 1.0, 1)
+    obj = population_objective(SIG, jnp.asarray(XI), dist)
+    theta0 = jnp.array([0.5, 0.1])
+    y0 = initial_nodes_y0(SIG, theta0, jnp.asarray(XI), dist)
+    r, sol = obj(theta0, y0)
+    np.testing.assert_allclose(float(r), float(sideq.population_risk(SIG, theta0, XI, dist)), rtol=1e-14)
+    # warm start from the solution: at most two Newton iterations anywhere
+    _, sol2 = obj(theta0, sol.y)
+    assert int(jnp.max(sol2.iterations)) <= 2
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(eta=-0.1), "eta"),
+        (dict(eta=0.1, epochs=0), "epochs"),
+        (dict(eta=0.1, theta0=np.array([0.1, 0.2, 0.3])), "theta0"),
+        (dict(eta=0.1, theta0=np.array([0.1, np.nan])), "theta0"),
+    ],
+)
+def test_descent_bad_input(kwargs, match):
+    args = dict(theta0=np.array([0.1, 0.2]), eta=0.1, epochs=5)
+    args.update(kwargs)
+    theta0 = args.pop("theta0")
+    with pytest.raises(sideq.SideqInputError, match=f"^{match}"):
+        descent(SIG, theta0, xi=XI, x=X, **args)
+
+
+def test_descent_singular_start():
+    with pytest.raises(sideq.SingularModelError, match="theta0"):
+        descent(LIN, np.array([0.3, 1.0]), xi=XI, x=X, eta=0.1, epochs=5)

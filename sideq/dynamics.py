@@ -54,7 +54,7 @@ class Trajectory(NamedTuple):
     residual: jax.Array  # (T+1,)  worst |y − g(y)| over samples / nodes
     status: jax.Array  # ()  sideq.Status code
     fail_step: jax.Array  # ()  first epoch with a failure, −1 if none
-    steps: jax.Array  # ()  first epoch with ‖∇R‖ ≤ gtol (or loss ≤ ltol), T if never
+    steps: jax.Array  # ()  first epoch meeting gtol/ltol/dtol, T if never
 
 
 def distance_to_target(model: Model, theta, xi):
@@ -91,7 +91,9 @@ def gradient_descent(
     optimizer: optax.GradientTransformation | None = None,
     gtol: float = 0.0,
     ltol: float = 0.0,
+    dtol: float = 0.0,
     divergence: float = 1e8,
+    history: bool = True,
 ) -> Trajectory:
     r"""Run ``epochs`` steps of full-batch gradient descent on ``objective``.
 
@@ -107,8 +109,12 @@ def gradient_descent(
         not recompile); ignored when ``optimizer`` is given.
       optimizer: any optax transformation; default ``optax.sgd(eta)``, i.e.
         θ(t+1) = θ(t) − η∇R(θ(t)).
-      gtol, ltol: ``steps`` is the first epoch with ‖∇R‖ ≤ gtol or R ≤ ltol.
+      gtol, ltol, dtol: ``steps`` is the first epoch with ‖∇R‖ ≤ gtol, R ≤ ltol
+        or distance to the target ≤ dtol (``epochs`` if never); reaching one
+        makes the run's status CONVERGED.
       divergence: |θ| beyond this (or a non-finite value) counts as diverged.
+      history: record every epoch (rows t = 0..T).  ``False`` keeps two rows,
+        θ(0) and θ(T), so memory does not grow with ``epochs`` (for sweeps).
 
     Pure and jit/vmap-able (``epochs`` static).  Not checked: call it from
     :mod:`sideq.train` or the CLI for validated single runs.
@@ -134,9 +140,15 @@ def gradient_descent(
             jnp.max(sol.residual),
         )
 
+    def reached(row):
+        _, loss, gnorm, dist = row[:4]
+        return (gnorm <= gtol) | (loss <= ltol) | (dist <= dtol)
+
     def step(carry, t):
-        theta, opt_state, y_warm, fail_code, fail_step, non_unique = carry
+        theta, opt_state, y_warm, fail_code, fail_step, non_unique, hit = carry
         loss, grad, sol = measure(theta, y_warm)
+        row = diagnostics(theta, loss, grad, sol)
+        hit = jnp.where((hit < 0) & reached(row), t, hit)
         code = solve_failure(sol.status, loss, grad)
         failed_now = (fail_step < 0) & (code != Status.CONVERGED)
         fail_code = jnp.where(failed_now, code, fail_code)
@@ -153,8 +165,8 @@ def gradient_descent(
         new_theta = keep(theta, new_theta)
         new_y = keep(y_warm, jnp.where(jnp.isfinite(sol.y), sol.y, y_warm))
         new_opt_state = jax.tree_util.tree_map(keep, opt_state, new_opt_state)
-        carry = (new_theta, new_opt_state, new_y, fail_code, fail_step, non_unique)
-        return carry, diagnostics(theta, loss, grad, sol)
+        carry = (new_theta, new_opt_state, new_y, fail_code, fail_step, non_unique, hit)
+        return carry, (row if history else None)
 
     init = (
         theta0,
@@ -163,19 +175,23 @@ def gradient_descent(
         jnp.asarray(Status.CONVERGED, jnp.int32),
         jnp.asarray(-1, jnp.int32),
         jnp.asarray(False),
+        jnp.asarray(-1, jnp.int32),
     )
-    (theta_T, _, y_T, fail_code, fail_step, non_unique), hist = jax.lax.scan(
+    if not history:
+        first = diagnostics(theta0, *measure(theta0, init[2]))
+    (theta_T, _, y_T, fail_code, fail_step, non_unique, hit), hist = jax.lax.scan(
         step, init, jnp.arange(epochs, dtype=jnp.int32)
     )
-    loss_T, grad_T, sol_T = measure(theta_T, y_T)
-    last = diagnostics(theta_T, loss_T, grad_T, sol_T)
-    theta, loss, gnorm, dist, w, gap, resid = (
-        jnp.concatenate([h, l[None]]) for h, l in zip(hist, last)
-    )
-    reached = (gnorm <= gtol) | (loss <= ltol)
-    steps = jnp.where(jnp.any(reached), jnp.argmax(reached), epochs).astype(jnp.int32)
+    last = diagnostics(theta_T, *measure(theta_T, y_T))
+    hit = jnp.where((hit < 0) & reached(last) & (fail_step < 0), epochs, hit)
+    if history:
+        rows = (jnp.concatenate([h, l[None]]) for h, l in zip(hist, last))
+    else:
+        rows = (jnp.stack([f, l]) for f, l in zip(first, last))
+    theta, loss, gnorm, dist, w, gap, resid = rows
+    steps = jnp.where(hit >= 0, hit, epochs).astype(jnp.int32)
     status = jnp.select(
-        [fail_step >= 0, non_unique, jnp.any(reached)],
+        [fail_step >= 0, non_unique, hit >= 0],
         [fail_code, Status.NON_UNIQUE, Status.CONVERGED],
         Status.MAX_STEPS,
     ).astype(jnp.int32)

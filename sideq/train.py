@@ -63,24 +63,24 @@ def check_step_size(eta):
 @functools.partial(
     jax.jit, static_argnames=("model", "epochs", "optimizer", "backend", "maxiter")
 )
-def _descent_empirical(model, theta0, x, y, xi, eta, gtol, ltol, *, epochs, optimizer, backend, maxiter):
+def _descent_empirical(model, theta0, x, y, xi, eta, tols, *, epochs, optimizer, backend, maxiter):
     objective = empirical_objective(model, x, y, backend=backend, maxiter=maxiter)
     opt = optax.sgd(eta) if optimizer is None else optimizer
     return gradient_descent(
         model, objective, theta0, _default_y0(model, theta0, x), xi,
-        epochs=epochs, optimizer=opt, gtol=gtol, ltol=ltol,
+        epochs=epochs, optimizer=opt, gtol=tols[0], ltol=tols[1], dtol=tols[2],
     )
 
 
 @functools.partial(
     jax.jit, static_argnames=("model", "epochs", "optimizer", "backend", "maxiter")
 )
-def _descent_population(model, theta0, dist, xi, eta, gtol, ltol, *, epochs, optimizer, backend, maxiter):
+def _descent_population(model, theta0, dist, xi, eta, tols, *, epochs, optimizer, backend, maxiter):
     objective = population_objective(model, xi, dist, backend=backend, maxiter=maxiter)
     opt = optax.sgd(eta) if optimizer is None else optimizer
     return gradient_descent(
         model, objective, theta0, initial_nodes_y0(model, theta0, xi, dist), xi,
-        epochs=epochs, optimizer=opt, gtol=gtol, ltol=ltol,
+        epochs=epochs, optimizer=opt, gtol=tols[0], ltol=tols[1], dtol=tols[2],
     )
 
 
@@ -98,13 +98,16 @@ def descent(
     backend: str = "jaxopt",
     gtol: float = 0.0,
     ltol: float = 0.0,
+    dtol: float = 0.0,
     maxiter: int = 100,
 ) -> Trajectory:
     r"""Gradient descent θ(t+1) = θ(t) − η∇R(θ(t)) from ``theta0`` (Section 2).
 
     Give data ``x`` (n, d) [and ``y`` (n,); default targets f(x) = σ(ξᵀx)] for the
     empirical risk, or a law ``dist`` (``sideq.uniform``/``sideq.gaussian``) for
-    the population risk.  ``optimizer`` replaces ``optax.sgd(eta)``.
+    the population risk.  ``optimizer`` replaces ``optax.sgd(eta)``.  The run's
+    ``steps`` is the first epoch with ‖∇R‖ ≤ gtol, R ≤ ltol or distance to the
+    target ≤ dtol (status CONVERGED); without a tolerance met the status is MAX_STEPS.
     Returns a :class:`~sideq.dynamics.Trajectory` with T + 1 = epochs + 1 rows.
     """
     if not isinstance(model, Model):
@@ -125,7 +128,7 @@ def descent(
         raise SideqInputError("x/dist: give exactly one: data x (empirical risk) or a law dist (population risk)")
     dtype = jnp.result_type(float)
     eta = jnp.asarray(eta if optimizer is None else 0.0, dtype)
-    gtol, ltol = jnp.asarray(gtol, dtype), jnp.asarray(ltol, dtype)
+    tols = jnp.asarray([gtol, ltol, dtol], dtype)
     if dist is not None:
         if not isinstance(dist, (Uniform, Gaussian)):
             raise SideqInputError(
@@ -134,7 +137,7 @@ def descent(
         xi = _check_xi(xi, dist.d).astype(dtype)
         theta0 = check_theta0(model, theta0, dist.d)
         return _descent_population(
-            model, theta0, dist, xi, eta, gtol, ltol,
+            model, theta0, dist, xi, eta, tols,
             epochs=int(epochs), optimizer=optimizer, backend=backend, maxiter=int(maxiter),
         )
     x = np.asarray(x, dtype=np.float64)
@@ -156,7 +159,7 @@ def descent(
     if not bool(jnp.all(jnp.isfinite(y))):
         raise SideqInputError("y: contains NaN or inf; remove those samples")
     return _descent_empirical(
-        model, theta0, x, y, xi, eta, gtol, ltol,
+        model, theta0, x, y, xi, eta, tols,
         epochs=int(epochs), optimizer=optimizer, backend=backend, maxiter=int(maxiter),
     )
 

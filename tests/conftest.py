@@ -60,7 +60,7 @@ def brent_root(sigma, a, theta2, lo=None, hi=None):
         while F(lo) * F(hi) > 0:
             lo, hi = 2 * lo, 2 * hi
             assert hi < 1e12, "no sign change found"
-    return brentq(F, lo, hi, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=1000)
+    return brentq(F, lo, hi, xtol=1e-20, rtol=4 * np.finfo(float).eps, maxiter=1000)
 
 
 def closed_form_grads(dsigma, theta, x, y, bias):

@@ -1,0 +1,106 @@
+"""The command line as a user runs it: output, exit codes, one-line errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import sideq
+from sideq.cli import main
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_descent_json_fields_and_agreement_with_library(capsys, tmp_path):
+    save = tmp_path / "run.npz"
+    code, out, err = run_cli(capsys, "descent", "--model", "linear", "--init=-0.1,0.2", "--eta", "0.01",
+                             "--epochs", "50", "--n", "200", "--json", "--save", str(save))
+    assert code == 0, err
+    rec = json.loads(out)
+    for key in ("theta_final", "loss_final", "status", "steps", "wall_s"):
+        assert key in rec
+    assert rec["theta_initial"] == [-0.1, 0.2]
+    arrays = np.load(save)
+    assert arrays["theta"].shape == (51, 2) and arrays["loss"].shape == (51,)
+    np.testing.assert_allclose(arrays["theta"][-1], rec["theta_final"], rtol=0, atol=0)
+    # The same run from Python gives the same numbers.
+    import jax
+
+    from sideq.train import descent
+
+    x = sideq.sample(sideq.uniform(0.0, 1.0, 1), jax.random.PRNGKey(0), 200)
+    traj = descent(sideq.linear(), np.array([-0.1, 0.2]), xi=np.array([2.0]), x=x, eta=0.01, epochs=50)
+    np.testing.assert_allclose(np.asarray(traj.theta[-1]), rec["theta_final"], rtol=1e-14)
+
+
+def test_descent_population_and_data_file(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "descent", "--model", "tanh", "--xi", "1,-0.5", "--risk", "population",
+                           "--data", "gaussian", "--init=0.1,0.1,0.0", "--epochs", "20", "--json")
+    assert code == 0
+    assert len(json.loads(out)["theta_final"]) == 3
+    path = tmp_path / "d.csv"
+    x = np.linspace(0, 1, 30)
+    np.savetxt(path, np.c_[x, 1 / (1 + np.exp(-2 * x))], delimiter=",", header="x,y", comments="")
+    code, out, _ = run_cli(capsys, "descent", "--data", str(path), "--epochs", "10", "--json")
+    assert code == 0 and json.loads(out)["n"] == 30
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--model", "linear", "--init=0.3,1"], "theta0: theta2(0) = 1"),
+        (["--model", "swish"], "--model: unknown model 'swish'; choose one of linear, sigmoid"),
+        (["--eta", "0"], "--eta"),
+        (["--eta=-1"], "--eta"),
+        (["--epochs", "0"], "--epochs"),
+        (["--init", "1,2,3"], "--init: expected 2 values"),
+        (["--init", "normal:0,abc"], "--init"),
+        (["--data", "/no/such/file.npy"], "data: file '/no/such/file.npy' does not exist"),
+        (["--xi", "a,b"], "--xi"),
+        (["--n", "0"], "--n"),
+    ],
+)
+def test_descent_bad_input_one_line(capsys, argv, needle):
+    code, out, err = run_cli(capsys, "descent", "--epochs", "3", *argv)
+    assert code == 2
+    assert needle in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("content, needle", [("", "no samples"), ("x,y\n0.1,nan\n", "NaN")])
+def test_descent_bad_data_files(capsys, tmp_path, content, needle):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    code, _, err = run_cli(capsys, "descent", "--epochs", "3", "--data", str(path))
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_help_lists_commands(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for cmd in ("reproduce", "descent"):
+        assert cmd in out
+
+
+def test_entry_point_x32_subprocess(tmp_path):
+    """The installed console script, as a user calls it, in float32."""
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    proc = subprocess.run(
+        [sys.executable, "-m", "sideq.cli", "descent", "--x32", "--epochs", "20", "--n", "50", "--json"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rec = json.loads(proc.stdout)
+    assert rec["dtype"] == "float32"
+    bad = subprocess.run([sys.executable, "-m", "sideq.cli", "descent", "--model", "nope"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr

@@ -6,8 +6,9 @@
 * Section 4.2 (Figures 4–5): f(x) = σ(2x), sigmoid single-index DEQ, same data law,
   θ(0) ~ N(0, 0.1²I₂), η = 0.1, 4000 epochs.
 
-Writes ``summary.json`` (settings, seed, θ(0), final θ, final loss, wall time
-per experiment) to the output folder and prints a table.
+Writes each figure's panels (a) and (b) as PNG and PDF (``fig1a.png``, …) and
+``summary.json`` (per figure: settings, seed, θ(0), final θ, final loss, wall
+time) to the output folder, and prints a table.
 """
 
 from __future__ import annotations
@@ -58,6 +59,69 @@ def run_experiment(name: str, seed: int):
     return model, x, traj, out
 
 
+def _save(fig, out, name):
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for ext in ("png", "pdf"):
+        path = os.path.join(out, f"{name}.{ext}")
+        fig.savefig(path, dpi=200)
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def draw_figures(name, model, x, traj, wanted, out):
+    """Panels (a), (b) of the experiment's figures; returns {figure: [paths]}."""
+    import jax.numpy as jnp
+
+    import sideq
+    from sideq import plots
+
+    cfg = EXPERIMENTS[name]
+    xi = cfg["xi"]
+    theta = np.asarray(traj.theta)
+    linear = cfg["model"] == "linear"
+    grid = np.linspace(0.0, 1.0, 201)
+    learned = np.asarray(sideq.equilibrium(model, jnp.asarray(theta[-1]), jnp.asarray(grid)))
+    true = np.asarray(sideq.targets(model, jnp.asarray([xi]), jnp.asarray(grid[:, None])))
+    y_data = np.asarray(sideq.targets(model, jnp.asarray([xi]), jnp.asarray(x)))
+    f_label = rf"true $f(x) = {xi:g}x$" if linear else rf"true $f(x) = \sigma({xi:g}x)$"
+    figs = {}
+    first, second = cfg["figures"][0], cfg["figures"][-1]
+    w = np.sqrt(np.asarray(traj.w))
+    if linear:
+        panels = {
+            "fig1": [("a", plots.loss_curve(traj.loss)),
+                     ("b", plots.learned_function(grid, learned, true, x_data=x[:, 0], y_data=y_data,
+                                                  true_label=f_label))],
+            "fig2": [("a", plots.trajectory(theta, xi=xi, linear=True)),
+                     ("b", plots.distance_curve(w, ylabel=r"$\|\theta(t) - (0, 1)\|_2$"))],
+            "fig3": [("a", plots.trajectory(theta, xi=xi, linear=True)),
+                     ("b", plots.distance_curve(w, ylabel=r"$\|\theta(t) - (0, 1)\|_2$"))],
+        }
+    else:
+        panels = {
+            "fig4": [("a", plots.loss_curve(traj.loss)),
+                     ("b", plots.learned_function(grid, learned, true, x_data=x[:, 0], y_data=y_data,
+                                                  true_label=f_label))],
+            "fig5": [("a", plots.trajectory(theta, xi=xi, linear=False)),
+                     ("b", plots.distance_curve(np.asarray(traj.distance), log=True,
+                                                ylabel=rf"$\|\theta(t) - ({xi:g}, 0)\|_2$"))],
+        }
+    for fig_name in (first, second):
+        if fig_name not in wanted or fig_name not in panels:
+            continue
+        figs[fig_name] = []
+        for panel, fig in panels[fig_name]:
+            figs[fig_name] += _save(fig, out, f"{fig_name}{panel}")
+    # close the panels that were built but not asked for
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+    return figs
+
+
 def reproduce(out: str = "figures", only: str | None = None, seed: int = 0, as_json: bool = False) -> int:
     from sideq.cli import CLIError
 
@@ -70,7 +134,8 @@ def reproduce(out: str = "figures", only: str | None = None, seed: int = 0, as_j
     for name, cfg in EXPERIMENTS.items():
         if not set(cfg["figures"]) & set(wanted):
             continue
-        _, _, _, summary = run_experiment(name, seed)
+        model, x, traj, summary = run_experiment(name, seed)
+        summary["files"] = draw_figures(name, model, x, traj, wanted, out)
         results[name] = summary
     with open(os.path.join(out, "summary.json"), "w") as fh:
         json.dump(results, fh, indent=2)

@@ -1,0 +1,115 @@
+"""Figures in the style of the paper's Section 4 (matplotlib; returns Figure objects).
+
+Each function draws one panel and returns the ``Figure``; saving is the
+caller's business (:mod:`sideq.reproduce`).  Symbols follow the paper: θ1, θ2,
+ξ, the solution line (αξ, 1 − α), the trivial point (0, 1), the target (ξ, 0).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+PANEL_SIZE = (3.4, 2.8)  # inches: one column of a two-column paper
+
+
+def _figure():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=PANEL_SIZE, constrained_layout=True)
+    ax.grid(True, alpha=0.3, lw=0.5)
+    return fig, ax
+
+
+def loss_curve(loss, *, title=None, label="empirical risk"):
+    """Loss over epochs on a log scale (panel (a) of Figures 1 and 4)."""
+    fig, ax = _figure()
+    loss = np.asarray(loss)
+    epochs = np.arange(len(loss))
+    positive = np.where(loss > 0, loss, np.nan)
+    ax.semilogy(epochs, positive, color="C0", lw=1.5, label=label)
+    ax.set_xlabel("epoch $t$")
+    ax.set_ylabel(r"$\hat R(\theta(t))$")
+    ax.set_xlim(0, len(loss) - 1)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def learned_function(x_grid, y_learned, y_true, *, x_data=None, y_data=None, true_label, title=None):
+    """Learned y_θ(x) against the true f(x) (panel (b) of Figures 1 and 4)."""
+    fig, ax = _figure()
+    if x_data is not None:
+        ax.scatter(x_data, y_data, s=3, color="0.6", alpha=0.5, label="training data", zorder=1)
+    ax.plot(x_grid, y_true, color="k", lw=2.2, label=true_label, zorder=2)
+    ax.plot(x_grid, y_learned, color="C3", lw=1.4, ls="--", label=r"learned $y_\theta(x)$", zorder=3)
+    ax.set_xlabel("$x$")
+    ax.set_ylabel("$y$")
+    ax.legend(fontsize=7, loc="upper left")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def trajectory(theta, *, xi, linear, title=None):
+    """The iterates in the (θ1, θ2)-plane coloured by epoch (panel (a) of Figures 2, 3, 5).
+
+    Linear DEQ: the solution line (αξ, 1 − α) and the trivial point (0, 1).
+    Single-index DEQ: the target (ξ, 0).
+    """
+    from matplotlib.collections import LineCollection
+
+    fig, ax = _figure()
+    theta = np.asarray(theta)
+    t = np.arange(len(theta))
+    pts = theta[:, :2].reshape(-1, 1, 2)
+    segs = np.concatenate([pts[:-1], pts[1:]], axis=1)
+    lc = LineCollection(segs, cmap="viridis", linewidths=1.6)
+    lc.set_array(t[:-1].astype(float))
+    ax.add_collection(lc)
+    ax.scatter(theta[:, 0], theta[:, 1], c=t, cmap="viridis", s=4, zorder=3)
+    cb = fig.colorbar(lc, ax=ax, pad=0.02)
+    cb.set_label("epoch", fontsize=8)
+    ax.plot(theta[0, 0], theta[0, 1], "o", mfc="none", mec="k", ms=6, label=r"$\theta(0)$", zorder=4)
+    lo, hi = theta[:, :2].min(axis=0), theta[:, :2].max(axis=0)
+    if linear:
+        lo, hi = np.minimum(lo, [0.0, 1.0]), np.maximum(hi, [0.0, 1.0])
+    else:
+        lo, hi = np.minimum(lo, [xi, 0.0]), np.maximum(hi, [xi, 0.0])
+    pad = 0.12 * np.maximum(hi - lo, 0.2)
+    lo, hi = lo - pad, hi + pad
+    if linear:
+        alphas = np.linspace(-10, 10, 2001)
+        ax.plot(alphas * xi, 1 - alphas, color="C3", lw=1, ls="--",
+                label=r"solutions $(\alpha\xi, 1-\alpha)$", zorder=1)
+        ax.plot(0, 1, marker="X", color="C1", ms=8, ls="none", label=r"trivial $(0, 1)$", zorder=5)
+    else:
+        ax.plot(xi, 0, marker="*", color="C3", ms=11, ls="none", label=rf"target $(\xi, 0) = ({xi:g}, 0)$",
+                zorder=5)
+    ax.set_xlim(lo[0], hi[0])
+    ax.set_ylim(lo[1], hi[1])
+    ax.set_xlabel(r"$\theta_1$")
+    ax.set_ylabel(r"$\theta_2$")
+    ax.legend(fontsize=6.5, loc="best")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def distance_curve(distance, *, ylabel, log=False, title=None):
+    """Distance to a point over epochs (panel (b) of Figures 2, 3, 5)."""
+    fig, ax = _figure()
+    distance = np.asarray(distance)
+    epochs = np.arange(len(distance))
+    if log:
+        ax.semilogy(epochs, distance, color="C0", lw=1.5)
+    else:
+        ax.plot(epochs, distance, color="C0", lw=1.5)
+    ax.set_xlabel("epoch $t$")
+    ax.set_ylabel(ylabel)
+    ax.set_xlim(0, len(distance) - 1)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig

@@ -68,23 +68,31 @@ class Model:
         return self.activation(self.offset(theta, x) + theta2 * y)
 
     def residual(self, theta, x, y):
-        r"""F(y) = y − g_θ(x, y); the equilibrium y_θ(x) is its root.
+        r"""F(y) = y − g_θ(x, y); the equilibrium y_θ(x) is its root."""
+        return self.residual_at(self.offset(theta, x), theta[-1], y)
+
+    def residual_at(self, a, theta2, y):
+        r"""F(y) = y − σ(a + θ2 y) as a function of the offset a = θ1ᵀx + b.
 
         For an affine σ(z) = s z + σ(0) it is evaluated as (1 − s θ2) y − σ(a),
         the same number mathematically, but with rounding error eps·|a| instead
         of eps·|θ2 y| (|y| is huge near the singular line θ2 = 1).
         """
-        theta2 = theta[-1]
-        a = self.offset(theta, x)
         if self.is_linear:
             return (1 - self.activation.slope_max * theta2) * y - self.activation(a)
         return y - self.activation(a + theta2 * y)
 
+    def residual_and_slope_at(self, a, theta2, y):
+        """(F(y), F'(y)) with one evaluation of σ and σ' (a forward-mode JVP);
+        F'(y) = 1 − θ2 σ'(a + θ2 y) is the IFT margin 1 − ∂g/∂y of Eq. (1)."""
+        if self.is_linear:
+            return self.residual_at(a, theta2, y), (1 - self.activation.slope_max * theta2) * jnp.ones_like(y)
+        s, ds = jax.jvp(self.activation, (a + theta2 * y,), (jnp.ones_like(y),))
+        return y - s, 1 - theta2 * ds
+
     def dresidual_dy(self, theta, x, y):
-        """F'(y) = 1 − ∂g/∂y = 1 − θ2 σ'(ω): the IFT margin of Eq. (1)."""
-        theta2 = theta[-1]
-        omega = self.offset(theta, x) + theta2 * y
-        return 1 - theta2 * jax.grad(self.activation)(omega)
+        """F'(y) = 1 − θ2 σ'(ω): the IFT margin of Eq. (1)."""
+        return self.residual_and_slope_at(self.offset(theta, x), theta[-1], y)[1]
 
     def target(self, xi, x):
         """The target f(x) = σ(ξᵀx) (Section 3.2); f(x) = ξᵀx for the linear DEQ (Section 3.1)."""

@@ -79,12 +79,12 @@ def uniqueness_margin(model: Model, theta2):
     return m, direction
 
 
-def _bracket(model: Model, theta, x, y0):
-    """Bracket [lo, hi] of a root, the direction of F and whether the root is unique."""
+def _bracket(model: Model, a, theta2, y0, F0):
+    """Bracket [lo, hi] of a root given F0 = F(y0), the direction of F, and uniqueness."""
     act = model.activation
-    m, direction = uniqueness_margin(model, theta[-1])
+    m, direction = uniqueness_margin(model, theta2)
     unique = m > 0
-    G0 = direction * model.residual(theta, x, y0)  # G = direction·F is increasing
+    G0 = direction * F0  # G = direction·F is increasing
     far = y0 - G0 / jnp.where(unique, m, 1) * (1 + 1e-8)
     lo_u, hi_u = jnp.minimum(y0, far), jnp.maximum(y0, far)
     dtype = y0.dtype
@@ -98,15 +98,26 @@ def _bracket(model: Model, theta, x, y0):
     return lo, hi, direction, unique
 
 
-def _newton(model: Model, theta, x, y0, tol, maxiter):
-    """Safeguarded Newton iteration for G = direction·F on [lo, hi]; returns (y, iterations, converged)."""
-    lo, hi, direction, _ = _bracket(model, theta, x, y0)
+_UNROLL = 2  # Newton iterations written out before the while_loop (XLA fuses them)
+
+
+def _newton(model: Model, a, theta2, y0, tol, maxiter):
+    """Safeguarded Newton iteration for G = direction·F on [lo, hi].
+
+    Works on the offset a = θ1ᵀx + b (hoisted out of the loop).  The first
+    ``_UNROLL`` iterations are straight-line code, which XLA fuses and which
+    is all a warm start needs; a ``while_loop`` finishes the rest.
+    Returns (y, iterations, converged).
+    """
+    act = model.activation
+    # Every root lies in the closure of σ(ℝ); the bracket below has y_start as an end.
+    y_start = jnp.clip(y0, act.range_min, act.range_max)
+    F, dF = model.residual_and_slope_at(a, theta2, y_start)
+    lo, hi, direction, _ = _bracket(model, a, theta2, y_start, F)
     bracketed = jnp.isfinite(lo) & jnp.isfinite(hi)
 
-    def body(state):
-        y, lo, hi, it, _ = state
-        G = direction * model.residual(theta, x, y)
-        dG = direction * model.dresidual_dy(theta, x, y)
+    def update(y, F, dF, lo, hi, it, done):
+        G, dG = direction * F, direction * dF
         lo = jnp.where(G < 0, y, lo)
         hi = jnp.where(G > 0, y, hi)
         y_newton = y - G / dG
@@ -114,15 +125,22 @@ def _newton(model: Model, theta, x, y0, tol, maxiter):
         y_new = jnp.where(outside & bracketed, 0.5 * (lo + hi), y_newton)
         y_new = jnp.where(G == 0, y, y_new)
         step = jnp.abs(y_new - y)
-        done = (step <= tol * jnp.maximum(1, jnp.abs(y_new))) | (G == 0) | ~jnp.isfinite(y_new)
-        return y_new, lo, hi, it + 1, done
+        converged = (step <= tol * jnp.maximum(1, jnp.abs(y_new))) | (G == 0) | ~jnp.isfinite(y_new)
+        keep = lambda old, new: jnp.where(done, old, new)  # noqa: E731
+        return (keep(y, y_new), keep(lo, lo), keep(hi, hi), keep(it, it + 1), done | converged)
+
+    def body(state):
+        y, lo, hi, it, done = state
+        F, dF = model.residual_and_slope_at(a, theta2, y)
+        return update(y, F, dF, lo, hi, it, done)
 
     def cond(state):
         return (~state[4]) & (state[3] < maxiter)
 
-    y_start = jnp.clip(y0, lo, hi)
-    init = (y_start, lo, hi, jnp.zeros((), jnp.int32), jnp.zeros((), bool))
-    y, _, _, it, done = jax.lax.while_loop(cond, body, init)
+    state = update(y_start, F, dF, lo, hi, jnp.zeros((), jnp.int32), jnp.zeros((), bool))
+    for _ in range(_UNROLL - 1):
+        state = body(state)
+    y, _, _, it, done = jax.lax.while_loop(cond, body, state)
     return y, it, done
 
 
@@ -142,7 +160,7 @@ def _jaxopt_solver(model: Model, tol: float, maxiter: int):
 
     @custom_root(optimality, has_aux=True, solve=_scalar_linear_solve)
     def solver(y0, theta, x):
-        y, it, converged = _newton(model, theta, x, y0, tol, maxiter)
+        y, it, converged = _newton(model, model.offset(theta, x), theta[-1], y0, tol, maxiter)
         return y, (it, converged)
 
     return solver
@@ -151,7 +169,9 @@ def _jaxopt_solver(model: Model, tol: float, maxiter: int):
 def _optimistix_solve(model: Model, theta, x, y0, tol, maxiter):
     import optimistix as optx
 
-    lo, hi, direction, _ = _bracket(model, theta, x, y0)
+    a, theta2 = model.offset(theta, x), theta[-1]
+    y0 = jnp.clip(y0, model.activation.range_min, model.activation.range_max)
+    lo, hi, direction, _ = _bracket(model, a, theta2, y0, model.residual_at(a, theta2, y0))
     # Bisection needs a finite bracket; in the (non-unique, unbounded σ) case use a
     # wide one and let the final residual check flag a miss.
     width = 1e6 * (1 + jnp.abs(y0))
@@ -182,9 +202,10 @@ def _solve_impl(model: Model, theta, x, y0, backend: str, tol: float, maxiter: i
 
     m, _ = uniqueness_margin(model, theta[-1])
     unique = m > 0
-    residual = jnp.abs(model.residual(theta, x, y))
-    margin = model.dresidual_dy(theta, x, y)
-    scale = 1 + jnp.abs(y) + jnp.abs(model.offset(theta, x))
+    a = model.offset(theta, x)
+    F, margin = model.residual_and_slope_at(a, theta[-1], y)
+    residual = jnp.abs(F)
+    scale = 1 + jnp.abs(y) + jnp.abs(a)
     singular = model.is_linear & (margin == 0)
     finite = jnp.isfinite(y) & jnp.isfinite(residual)
     missed = residual > jnp.sqrt(tol) * scale  # a "converged" iterate that is not a root

@@ -183,6 +183,15 @@ def cmd_reproduce(args) -> int:
     return reproduce(out=args.out, only=args.only, seed=args.seed, as_json=args.json)
 
 
+def cmd_bench(args) -> int:
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    from sideq.bench import main as bench_main
+
+    return bench_main(quick=args.quick, as_json=args.json)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sideq",
@@ -201,6 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("descent", help="one gradient-descent run; prints a summary (or --json)")
     _add_run_flags(p)
     p.set_defaults(func=cmd_descent)
+    p = sub.add_parser("bench", help="speed against a per-sample numpy/scipy baseline (see BENCHMARKS.md)")
+    p.add_argument("--quick", action="store_true", help="fewer repeats (under two minutes)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

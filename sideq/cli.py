@@ -180,7 +180,9 @@ def cmd_reproduce(args) -> int:
     _setup_precision(args)
     from sideq.reproduce import reproduce
 
-    return reproduce(out=args.out, only=args.only, seed=args.seed, as_json=args.json)
+    if args.seeds < 0:
+        raise CLIError(f"--seeds: must be >= 0, got {args.seeds}")
+    return reproduce(out=args.out, only=args.only, seed=args.seed, as_json=args.json, seeds=args.seeds)
 
 
 def cmd_bench(args) -> int:
@@ -201,7 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reproduce", help="rerun the paper's experiments (Section 4) and write figures + summary")
     p.add_argument("--out", default="figures", help="output folder (default figures/)")
     p.add_argument("--only", default=None, help="comma list of figures, e.g. fig1,fig3")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the figures' run (default 0)")
+    p.add_argument("--seeds", type=int, default=32,
+                   help="seeds on which each caption's claim is checked (default 32; 0 skips)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     prec = p.add_mutually_exclusive_group()
     prec.add_argument("--x64", dest="x64", action="store_true", default=True, help="float64 (default)")

@@ -61,14 +61,15 @@ def check_step_size(eta):
 
 
 @functools.partial(
-    jax.jit, static_argnames=("model", "epochs", "optimizer", "backend", "maxiter")
+    jax.jit, static_argnames=("model", "epochs", "optimizer", "backend", "maxiter", "history")
 )
-def _descent_empirical(model, theta0, x, y, xi, eta, tols, *, epochs, optimizer, backend, maxiter):
+def _descent_empirical(model, theta0, x, y, xi, eta, tols, *, epochs, optimizer, backend, maxiter,
+                       history=True):
     objective = empirical_objective(model, x, y, backend=backend, maxiter=maxiter)
     opt = optax.sgd(eta) if optimizer is None else optimizer
     return gradient_descent(
         model, objective, theta0, _default_y0(model, theta0, x), xi,
-        epochs=epochs, optimizer=opt, gtol=tols[0], ltol=tols[1], dtol=tols[2],
+        epochs=epochs, optimizer=opt, gtol=tols[0], ltol=tols[1], dtol=tols[2], history=history,
     )
 
 

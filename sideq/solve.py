@@ -115,32 +115,50 @@ def _newton(model: Model, a, theta2, y0, tol, maxiter):
     F, dF = model.residual_and_slope_at(a, theta2, y_start)
     lo, hi, direction, _ = _bracket(model, a, theta2, y_start, F)
     bracketed = jnp.isfinite(lo) & jnp.isfinite(hi)
+    eps = jnp.finfo(y_start.dtype).eps
 
-    def update(y, F, dF, lo, hi, it, done):
+    def update(state, F, dF):
+        y, lo, hi, dx_old, dx, it, done = state
         G, dG = direction * F, direction * dF
-        lo = jnp.where(G < 0, y, lo)
-        hi = jnp.where(G > 0, y, hi)
-        y_newton = y - G / dG
-        outside = ~jnp.isfinite(y_newton) | (y_newton < lo) | (y_newton > hi)
-        y_new = jnp.where(outside & bracketed, 0.5 * (lo + hi), y_newton)
+        new_lo = jnp.where(G < 0, y, lo)
+        new_hi = jnp.where(G > 0, y, hi)
+        newton_step = G / dG
+        y_newton = y - newton_step
+        # Bisect when the Newton step does not land strictly inside the bracket or
+        # does not shrink fast enough (|step| > half the step before last): Newton
+        # can otherwise cycle between the bracket's ends (e.g. sigmoid, θ2 = −50).
+        slow = jnp.abs(newton_step) > 0.5 * dx_old
+        outside = ~jnp.isfinite(y_newton) | (y_newton <= new_lo) | (y_newton >= new_hi)
+        bisect = (outside | slow) & bracketed
+        y_new = jnp.where(bisect, 0.5 * (new_lo + new_hi), y_newton)
         y_new = jnp.where(G == 0, y, y_new)
         step = jnp.abs(y_new - y)
-        converged = (step <= tol * jnp.maximum(1, jnp.abs(y_new))) | (G == 0) | ~jnp.isfinite(y_new)
-        keep = lambda old, new: jnp.where(done, old, new)  # noqa: E731
-        return (keep(y, y_new), keep(lo, lo), keep(hi, hi), keep(it, it + 1), done | converged)
+        scale = jnp.maximum(1, jnp.abs(y_new))
+        # A small Newton step means y_new is accurate to ~step² (quadratic
+        # convergence); after a bisection step only a bracket at machine
+        # precision will do (its width bounds the error).
+        converged = (
+            ((step <= tol * scale) & ~bisect)
+            | (new_hi - new_lo <= 4 * eps * scale)
+            | (G == 0)
+            | ~jnp.isfinite(y_new)
+        )
+        new = (y_new, new_lo, new_hi, dx, step, it + 1, done | converged)
+        return tuple(jnp.where(done, o, n) for o, n in zip(state, new))
 
     def body(state):
-        y, lo, hi, it, done = state
-        F, dF = model.residual_and_slope_at(a, theta2, y)
-        return update(y, F, dF, lo, hi, it, done)
+        F, dF = model.residual_and_slope_at(a, theta2, state[0])
+        return update(state, F, dF)
 
     def cond(state):
-        return (~state[4]) & (state[3] < maxiter)
+        return (~state[-1]) & (state[-2] < maxiter)
 
-    state = update(y_start, F, dF, lo, hi, jnp.zeros((), jnp.int32), jnp.zeros((), bool))
+    width = jnp.where(bracketed, hi - lo, jnp.inf)
+    state = (y_start, lo, hi, width, width, jnp.zeros((), jnp.int32), jnp.zeros((), bool))
+    state = update(state, F, dF)
     for _ in range(_UNROLL - 1):
         state = body(state)
-    y, _, _, it, done = jax.lax.while_loop(cond, body, state)
+    y, _, _, _, _, it, done = jax.lax.while_loop(cond, body, state)
     return y, it, done
 
 
@@ -215,8 +233,21 @@ def _solve_impl(model: Model, theta, x, y0, backend: str, tol: float, maxiter: i
          Status.NON_UNIQUE],
         Status.CONVERGED,
     ).astype(jnp.int32)
-    y = jnp.where(singular, jnp.nan, y)
+    y = _poison(y, singular, theta, x)
     return Equilibrium(y, residual, it, margin, status)
+
+
+def _poison(y, bad, theta, x):
+    """NaN where ``bad``, in the value *and* in the derivatives w.r.t. θ and x.
+
+    A select alone would give a finite (zero) gradient there.  The solver itself
+    gets a zero cotangent where ``bad`` (lineax, under optimistix, raises on a
+    non-finite one, which would kill a whole vmapped sweep); the NaN enters
+    through an added term that is 0, with zero derivative, where the solve is fine.
+    """
+    nan_or_zero = jnp.where(bad, jnp.nan, 0)
+    x_sum = jnp.sum(jnp.reshape(jnp.asarray(x), jnp.shape(y) + (-1,)), axis=-1)  # per element
+    return jnp.where(bad, 0, y) + nan_or_zero * (jnp.sum(theta) + x_sum)
 
 
 _solve_jit = jax.jit(_solve_impl, static_argnames=("model", "backend", "tol", "maxiter"))
@@ -342,4 +373,5 @@ def equilibrium(model: Model, theta, x, **kwargs):
         warnings.warn(
             f"equilibrium: {Status.NON_UNIQUE.message}", RuntimeWarning, stacklevel=2
         )
-    return jnp.where(ok, sol.y, jnp.nan)
+    # A failed solve must give a NaN gradient too, not a finite wrong one.
+    return _poison(sol.y, ~ok, theta, x)

@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 
 import sideq
-from sideq import Status
 
 BACKENDS = sideq.BACKENDS
 
@@ -202,6 +201,7 @@ def test_forward_mode_optimistix_matches_reverse_jaxopt(case, ref):
         return lambda t: sideq.equilibrium(model, t, x, backend=backend)
 
     jf = jax.jacfwd(eq("optimistix"))(theta)
+    _assert_rel(jf, jax.jacrev(eq("jaxopt"))(theta), what="jacfwd(optimistix) vs jacrev(jaxopt)")
     _assert_rel(jf, _reference(case, ref)[3], what="jacfwd(optimistix) vs closed form")
     hf = jax.hessian(eq("optimistix"))(theta)
     hr = jax.jacrev(jax.jacrev(eq("jaxopt")))(theta)
@@ -241,19 +241,11 @@ def test_singular_gradient_is_not_finite_jaxopt():
     assert not np.any(np.isfinite(np.asarray(gt))) and not np.isfinite(float(gx))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG sideq/solve.py _solve_impl `y = jnp.where(singular, jnp.nan, y)` (and equilibrium's "
-    "`jnp.where(ok, sol.y, jnp.nan)`): where sends a zero cotangent to the solver; "
-    "optimistix's implicit adjoint then returns an exact 0 gradient at theta2 = 1 "
-    "(finite and wrong) instead of NaN/inf"))
 def test_singular_gradient_is_not_finite_optimistix():
     gt, gx = _singular_grads("optimistix")
     assert not np.any(np.isfinite(np.asarray(gt))) and not np.isfinite(float(gx))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG sideq/solve.py equilibrium `jnp.where(ok, sol.y, jnp.nan)`: a failed solve "
-    "(no root) gives y = NaN but a finite gradient of exactly 0 on both backends"))
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_failed_solve_gradient_is_not_finite(backend):
     model = sideq.single_index("softplus")  # y = softplus(0.5 + 2y) has no root

@@ -108,11 +108,6 @@ _TH2_SI = {
 }
 _A_SI = [-5.0, -2.0, -0.3, 0.0, 0.7, 2.5, 5.0]
 
-# Points where the jaxopt backend's safeguarded Newton iteration cycles (see
-# test_jaxopt_newton_cycles_between_bracket_ends below); checked there, strictly xfail.
-_NEWTON_CYCLE = {("sigmoid", -50.0, 5.0)}
-
-
 # (d, bias) per activation: every backend sees all four combinations across activations
 _CONFIG_SI = {"sigmoid": (1, False), "tanh": (3, True), "softplus": (3, False),
               "gelu": (1, True), "leaky_relu": (3, True)}
@@ -126,8 +121,7 @@ def test_single_index_residual_vs_brentq(act, backend, ref):
     rng = np.random.default_rng(sorted(_TH2_SI).index(act))
     model = sideq.single_index(act, bias=bias)
     x = rng.normal(size=d)
-    cases = [(a, t2) for t2 in _TH2_SI[act] for a in _A_SI
-             if not (backend == "jaxopt" and (act, t2, a) in _NEWTON_CYCLE)]
+    cases = [(a, t2) for t2 in _TH2_SI[act] for a in _A_SI]
     thetas = np.array([_theta_for(a, t2, x, bias, rng) for a, t2 in cases])
     sol = _vsolve(model, backend)(jnp.asarray(thetas), jnp.asarray(x))
     status = np.asarray(sol.status)
@@ -143,13 +137,10 @@ def test_single_index_residual_vs_brentq(act, backend, ref):
         assert margin == pytest.approx(1.0 - t2 * dsigma(a + t2 * y), rel=1e-13, abs=1e-15)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG sideq/solve.py _newton: the safeguard only bisects when the Newton step "
-    "leaves [lo, hi]; here Newton alternates between the two bracket ends without "
-    "shrinking the bracket, runs to maxiter and returns a non-root (SOLVER_FAILURE)"))
 @pytest.mark.parametrize("a, theta2", [(5.0, -50.0), (3.0, -50.0), (4.0, -20.0)])
 def test_jaxopt_newton_cycles_between_bracket_ends(a, theta2, ref):
-    """σ = sigmoid, θ2 ≤ 0: F' ≥ 1, unique root; the default backend must find it."""
+    """σ = sigmoid, θ2 ≤ 0: F' ≥ 1, unique root; plain Newton alternates between the
+    bracket's ends here (a regression: the safeguard must bisect)."""
     model = sideq.single_index("sigmoid")
     sol = sideq.solve(model, jnp.array([a, theta2]), jnp.array([1.0]))
     y_ref = ref.brent_root(ref.act["sigmoid"][0], a, theta2)

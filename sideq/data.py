@@ -40,7 +40,7 @@ class Uniform:
 
 @dataclasses.dataclass(frozen=True)
 class Gaussian:
-    """X ~ N(mean, cov); ``nodes`` Gauss–Hermite nodes per axis of the 2-D rule."""
+    """X ~ N(mean, cov); ``nodes`` quadrature nodes per axis of the 2-D rule (0: 144)."""
 
     mean: np.ndarray  # (d,)
     cov: np.ndarray  # (d, d)
@@ -69,8 +69,18 @@ def _as_vector(name, value, d):
     return arr
 
 
+def _check_nodes(nodes):
+    if isinstance(nodes, bool) or not isinstance(nodes, (int, np.integer)) or nodes < 0:
+        raise SideqInputError(f"nodes: expected an integer >= 1 (or 0 for the default), got {nodes!r}")
+    return int(nodes)
+
+
 def uniform(low=0.0, high=1.0, d: int | None = None, *, nodes: int = 0) -> Uniform:
-    """X ~ Unif([low, high]^d); ``low``/``high`` scalars or shape (d,)."""
+    """X ~ Unif([low, high]^d); ``low``/``high`` scalars or shape (d,).
+
+    ``nodes``: Gauss–Legendre nodes per axis for the population risk (0: 128,
+    64, 24, 12, 8 for d = 1..5)."""
+    nodes = _check_nodes(nodes)
     if d is None:
         d = max(np.size(low), np.size(high))
     if int(d) < 1:
@@ -84,7 +94,11 @@ def uniform(low=0.0, high=1.0, d: int | None = None, *, nodes: int = 0) -> Unifo
 
 def gaussian(mean=0.0, cov=1.0, d: int | None = None, *, nodes: int = 0) -> Gaussian:
     """X ~ N(mean, cov) in any dimension; ``cov`` a scalar (isotropic), shape (d,)
-    (diagonal) or (d, d) (symmetric positive semidefinite)."""
+    (diagonal) or (d, d) (symmetric positive semidefinite).
+
+    ``nodes``: nodes per axis of the 2-D rule of the population risk (0: 144;
+    raise it for steep targets, see :mod:`sideq.risk`)."""
+    nodes = _check_nodes(nodes)
     cov_arr = np.asarray(cov, dtype=np.float64)
     if d is None:
         d = max(np.size(mean), cov_arr.shape[0] if cov_arr.ndim >= 1 else 1)
@@ -162,7 +176,7 @@ def load_data(path, *, d: int | None = None):
     * ``.npy``: one array (n,) or (n, k).
     * ``.csv``: numbers, comma separated; with a header row a column named ``y``
       is the target and the others are x.
-    Without ``y`` in the file (npy, csv without header): all columns are x, unless
+    Without named columns (npy, csv without header): all columns are x, unless
     ``d`` is given and the file has d + 1 columns, in which case the last is y.
     When y is absent the caller builds targets f(x) = σ(ξᵀx) (see
     :func:`sideq.risk.targets`).
@@ -172,28 +186,38 @@ def load_data(path, *, d: int | None = None):
         raise SideqInputError(f"data: file {path!r} does not exist; check the path")
     ext = os.path.splitext(path)[1].lower()
     y = None
-    if ext == ".npz":
-        with np.load(path) as f:
-            if "x" not in f:
-                raise SideqInputError(
-                    f"data: {path} has arrays {sorted(f.files)}; expected one named 'x' (and optionally 'y')"
-                )
-            x = np.asarray(f["x"], np.float64)
-            y = np.asarray(f["y"], np.float64) if "y" in f else None
-    elif ext == ".npy":
-        x = np.asarray(np.load(path), np.float64)
-    elif ext == ".csv":
-        header, x = _read_csv(path)
-        if header is not None and "y" in header:
-            j = header.index("y")
-            y, x = x[:, j], np.delete(x, j, axis=1)
-    else:
-        raise SideqInputError(f"data: unsupported file type {ext!r} for {path}; use .npy, .npz or .csv")
+    named = False  # columns named by the file (npz arrays, csv header): no d + 1 rule
+    try:
+        if ext == ".npz":
+            named = True
+            with np.load(path) as f:
+                if "x" not in f:
+                    raise SideqInputError(
+                        f"data: {path} has arrays {sorted(f.files)}; expected one named 'x' (and optionally 'y')"
+                    )
+                x = np.asarray(f["x"], np.float64)
+                y = np.asarray(f["y"], np.float64) if "y" in f else None
+        elif ext == ".npy":
+            x = np.asarray(np.load(path), np.float64)
+        elif ext == ".csv":
+            header, x = _read_csv(path)
+            named = header is not None
+            if header is not None and "y" in header:
+                j = header.index("y")
+                y, x = x[:, j], np.delete(x, j, axis=1)
+        else:
+            raise SideqInputError(f"data: unsupported file type {ext!r} for {path}; use .npy, .npz or .csv")
+    except SideqInputError:
+        raise
+    except (OSError, EOFError, ValueError, TypeError) as err:
+        raise SideqInputError(f"data: cannot read {path} as {ext} ({type(err).__name__}: {err}); check the file") from None
+    except Exception as err:  # zipfile.BadZipFile and friends from np.load
+        raise SideqInputError(f"data: cannot read {path} as {ext} ({type(err).__name__}); check the file") from None
     if x.ndim == 1:
         x = x[:, None]
     if x.ndim != 2:
         raise SideqInputError(f"data: x in {path} must have shape (n,) or (n, d), got {x.shape}")
-    if y is None and d is not None and x.shape[1] == int(d) + 1:
+    if y is None and not named and d is not None and x.shape[1] == int(d) + 1:
         x, y = x[:, :-1], x[:, -1]
     if x.shape[0] == 0:
         raise SideqInputError(f"data: {path} holds no samples; give a file with at least one row")

@@ -1,0 +1,274 @@
+"""Laws of X (uniform, gaussian), sampling, E[XXᵀ] and load_data.
+
+References are analytic moments and numpy-written files; nothing here reuses
+sideq to build an expected value.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import sideq
+
+jax.config.update("jax_enable_x64", True)  # conftest does this too; harmless if repeated
+
+
+def _raises(prefix, fn, exc=sideq.SideqInputError):
+    with pytest.raises(exc) as info:
+        fn()
+    assert str(info.value).startswith(prefix), str(info.value)
+    return str(info.value)
+
+
+# ---------------------------------------------------------------------------
+# Constructors.
+
+
+def test_uniform_constructor():
+    u = sideq.uniform(0.0, 1.0, 3)
+    assert u.d == 3 and np.array_equal(u.low, np.zeros(3)) and np.array_equal(u.high, np.ones(3))
+    u = sideq.uniform([-1.0, 0.5], [2.0, 3.0])  # d inferred from the vectors
+    assert u.d == 2 and np.array_equal(u.high, [2.0, 3.0])
+    assert sideq.uniform().d == 1  # the paper's Unif([0, 1])
+
+
+def test_gaussian_constructor_cov_forms():
+    g = sideq.gaussian(0.5, 2.0, d=3)  # isotropic
+    np.testing.assert_array_equal(g.cov, 2.0 * np.eye(3))
+    g = sideq.gaussian([0.0, 1.0], [1.0, 4.0])  # diagonal
+    np.testing.assert_array_equal(g.cov, np.diag([1.0, 4.0]))
+    C = np.array([[2.0, 0.6, 0.0], [0.6, 1.0, -0.3], [0.0, -0.3, 0.5]])
+    g = sideq.gaussian([1.0, 2.0, 3.0], C)
+    np.testing.assert_array_equal(g.cov, C)
+    np.testing.assert_allclose(g.cov_sqrt @ g.cov_sqrt.T, C, rtol=0, atol=1e-14)
+    # singular (PSD) covariance is allowed; its square root still reproduces it
+    v = np.array([1.0, -2.0, 0.5])
+    g = sideq.gaussian(0.0, np.outer(v, v))
+    np.testing.assert_allclose(g.cov_sqrt @ g.cov_sqrt.T, np.outer(v, v), rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("case,prefix", [
+    ("high-equal", "high:"), ("high-below", "high:"), ("low-shape", "low:"), ("low-nan", "low:"),
+    ("d-zero", "d:"),
+])
+def test_uniform_bad_input(case, prefix):
+    call = {
+        "high-equal": lambda: sideq.uniform(1.0, 1.0, 1),
+        "high-below": lambda: sideq.uniform([0.0, 1.0], [1.0, 0.5]),
+        "low-shape": lambda: sideq.uniform([0.0, 0.0, 0.0], 1.0, 2),
+        "low-nan": lambda: sideq.uniform(np.nan, 1.0, 1),
+        "d-zero": lambda: sideq.uniform(0.0, 1.0, 0),
+    }[case]
+    _raises(prefix, call)
+
+
+@pytest.mark.parametrize("case,prefix", [
+    ("nonsymmetric", "cov:"), ("not-psd", "cov:"), ("nan", "cov:"), ("shape", "cov:"),
+    ("diag-negative", "cov:"), ("mean-inf", "mean:"),
+])
+def test_gaussian_bad_input(case, prefix):
+    call = {
+        "nonsymmetric": lambda: sideq.gaussian([0.0, 0.0], [[1.0, 0.5], [0.2, 1.0]]),
+        "not-psd": lambda: sideq.gaussian([0.0, 0.0], [[1.0, 2.0], [2.0, 1.0]]),  # eigenvalues 3, -1
+        "nan": lambda: sideq.gaussian([0.0, 0.0], [[1.0, np.nan], [np.nan, 1.0]]),
+        "shape": lambda: sideq.gaussian([0.0, 0.0, 0.0], np.eye(2)),
+        "diag-negative": lambda: sideq.gaussian([0.0, 0.0], [1.0, -0.5]),
+        "mean-inf": lambda: sideq.gaussian([0.0, np.inf], 1.0),
+    }[case]
+    _raises(prefix, call)
+
+
+@pytest.mark.parametrize("law", ["uniform", "gaussian"])
+def test_negative_nodes_rejected(law):
+    with pytest.raises(sideq.SideqInputError, match=r"^(nodes|dist):"):
+        dist = sideq.uniform(0.0, 1.0, 1, nodes=-1) if law == "uniform" else sideq.gaussian(0.0, 1.0, nodes=-1)
+        sideq.population_risk(sideq.linear(), jnp.array([1.0, 0.5]), jnp.array([2.0]), dist)
+
+
+def test_non_distribution_rejected():
+    for fn in [lambda: sideq.sample({"low": 0.0}, jax.random.PRNGKey(0), 3),
+               lambda: sideq.second_moment(np.eye(2))]:
+        _raises("dist:", fn)
+    _raises("n:", lambda: sideq.sample(sideq.uniform(), jax.random.PRNGKey(0), 0))
+
+
+# ---------------------------------------------------------------------------
+# Sampling and E[XXᵀ].
+
+
+def test_sample_shapes_dtypes_and_support():
+    key = jax.random.PRNGKey(0)
+    u = sideq.uniform([-1.0, 0.5], [2.0, 3.0])
+    x = sideq.sample(u, key, 1000)
+    assert x.shape == (1000, 2) and x.dtype == jnp.float64
+    assert np.all(np.asarray(x) >= [-1.0, 0.5]) and np.all(np.asarray(x) <= [2.0, 3.0])
+    x = sideq.sample(sideq.uniform(), key, 7)
+    assert x.shape == (7, 1) and x.dtype == jnp.float64
+    g = sideq.gaussian([1.0, 2.0, 3.0], 0.5)
+    x = sideq.sample(g, key, 5)
+    assert x.shape == (5, 3) and x.dtype == jnp.float64 and np.all(np.isfinite(np.asarray(x)))
+    # same key, same draws; different key, different draws
+    assert np.array_equal(np.asarray(sideq.sample(g, key, 5)), np.asarray(x))
+    assert not np.array_equal(np.asarray(sideq.sample(g, jax.random.PRNGKey(1), 5)), np.asarray(x))
+
+
+def test_second_moment_analytic():
+    # Unif[a, b] per axis: E[X_i X_j] = m_i m_j + δ_ij (b_i − a_i)²/12
+    low, high = np.array([-1.0, 0.5]), np.array([2.0, 3.0])
+    want = np.array([[1.0, 0.875], [0.875, 3.0625 + 6.25 / 12]])
+    np.testing.assert_allclose(sideq.second_moment(sideq.uniform(low, high)), want, rtol=1e-15)
+    np.testing.assert_allclose(sideq.second_moment(sideq.uniform(0.0, 1.0, 1)), [[1 / 3]], rtol=1e-15)
+    mu = np.array([1.0, -2.0])
+    C = np.array([[2.0, 0.6], [0.6, 1.0]])
+    np.testing.assert_allclose(sideq.second_moment(sideq.gaussian(mu, C)),
+                               [[3.0, -1.4], [-1.4, 5.0]], rtol=1e-15)
+    np.testing.assert_allclose(sideq.second_moment(sideq.gaussian(mu, [2.0, 1.0])),
+                               [[3.0, -2.0], [-2.0, 5.0]], rtol=1e-15)
+
+
+@pytest.mark.parametrize("law", ["uniform", "gaussian"])
+def test_sample_moments_vs_second_moment(law):
+    """Monte Carlo E[XXᵀ] from sideq.sample agrees with second_moment within 5 standard errors,
+    and the sample mean with the law's mean."""
+    if law == "uniform":
+        dist, mean = sideq.uniform([-1.0, 0.5, 0.0], [2.0, 3.0, 0.1]), np.array([0.5, 1.75, 0.05])
+    else:
+        C = np.array([[2.0, 0.6, 0.0], [0.6, 1.0, -0.3], [0.0, -0.3, 0.5]])
+        mean = np.array([1.0, -2.0, 0.5])
+        dist = sideq.gaussian(mean, C)
+    n = 200_000
+    x = np.asarray(sideq.sample(dist, jax.random.PRNGKey(42), n))
+    prods = x[:, :, None] * x[:, None, :]
+    mc, se = prods.mean(0), prods.std(0, ddof=1) / math.sqrt(n)
+    M = sideq.second_moment(dist)
+    assert np.all(np.abs(mc - M) < 5 * se), (mc, M, se)
+    assert np.all(np.abs(x.mean(0) - mean) < 5 * x.std(0, ddof=1) / math.sqrt(n))
+
+
+# ---------------------------------------------------------------------------
+# load_data.
+
+RNG = np.random.default_rng(0)
+X2 = RNG.normal(size=(6, 2))
+Y6 = RNG.normal(size=6)
+
+
+def test_load_npy_shapes(tmp_path):
+    p = tmp_path / "a.npy"
+    np.save(p, X2[:, 0])  # (n,) -> (n, 1)
+    x, y = sideq.load_data(p)
+    assert x.shape == (6, 1) and y is None and np.array_equal(x[:, 0], X2[:, 0])
+    np.save(p, X2)  # (n, d)
+    x, y = sideq.load_data(p)
+    assert y is None and np.array_equal(x, X2)
+    x, y = sideq.load_data(p, d=2)
+    assert y is None and np.array_equal(x, X2)
+    np.save(p, np.column_stack([X2, Y6]))  # (n, d + 1) with d given: last column is y
+    x, y = sideq.load_data(str(p), d=2)
+    assert np.array_equal(x, X2) and np.array_equal(y, Y6)
+    x, y = sideq.load_data(p)  # without d: all columns are x
+    assert x.shape == (6, 3) and y is None
+
+
+def test_load_npz(tmp_path):
+    p = tmp_path / "a.npz"
+    np.savez(p, x=X2, y=Y6)
+    x, y = sideq.load_data(p, d=2)
+    assert np.array_equal(x, X2) and np.array_equal(y, Y6) and x.dtype == np.float64
+    np.savez(p, x=X2)
+    x, y = sideq.load_data(p)
+    assert np.array_equal(x, X2) and y is None
+    np.savez(p, x=X2[:, 1].astype(np.float32), y=Y6)  # (n,) x, float32 -> float64
+    x, y = sideq.load_data(p, d=1)
+    assert x.shape == (6, 1) and x.dtype == np.float64 and np.array_equal(x[:, 0], X2[:, 1].astype(np.float32))
+
+
+def _write_csv(path, header, arr):
+    lines = ([",".join(header)] if header else []) + [",".join(repr(float(v)) for v in row) for row in arr]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_load_csv(tmp_path):
+    p = tmp_path / "a.csv"
+    _write_csv(p, ["x1", "x2", "y"], np.column_stack([X2, Y6]))
+    x, y = sideq.load_data(p, d=2)
+    assert np.array_equal(x, X2) and np.array_equal(y, Y6)
+    _write_csv(p, ["y", "x1", "x2"], np.column_stack([Y6, X2]))  # y need not be last
+    x, y = sideq.load_data(p)
+    assert np.array_equal(x, X2) and np.array_equal(y, Y6)
+    _write_csv(p, [" x1", " x2 "], X2)  # header without y (whitespace tolerated)
+    x, y = sideq.load_data(p)
+    assert np.array_equal(x, X2) and y is None
+    _write_csv(p, None, X2)  # headerless: all x
+    x, y = sideq.load_data(p, d=2)
+    assert np.array_equal(x, X2) and y is None
+    _write_csv(p, None, np.column_stack([X2, Y6]))  # headerless, d + 1 columns: last is y
+    x, y = sideq.load_data(p, d=2)
+    assert np.array_equal(x, X2) and np.array_equal(y, Y6)
+    p.write_text("1.5\n\n-2.0\n")  # one column, blank line skipped
+    x, y = sideq.load_data(p)
+    assert np.array_equal(x, [[1.5], [-2.0]]) and y is None
+
+
+def _bad_files(tmp_path):
+    t = tmp_path
+    (t / "empty.csv").write_text("")
+    (t / "header_only.csv").write_text("x1,x2,y\n")
+    (t / "nan_x.csv").write_text("x1,y\n1.0,2.0\nnan,3.0\n")
+    (t / "inf_y.csv").write_text("x1,y\n1.0,2.0\n2.0,inf\n")
+    (t / "text.csv").write_text("x1,y\n1.0,abc\n")
+    np.savez(t / "nan_y.npz", x=X2, y=np.where(np.arange(6) == 2, np.nan, Y6))
+    np.savez(t / "y_len.npz", x=X2, y=Y6[:4])
+    np.savez(t / "no_x.npz", X=X2, y=Y6)
+    np.save(t / "wrong_d.npy", X2)
+    np.save(t / "three_d.npy", np.zeros((2, 2, 2)))
+    np.save(t / "empty.npy", np.zeros((0,)))
+    (t / "a.txt").write_text("1,2\n")
+    return {
+        "missing": (t / "nope.npy", {}),
+        "empty-csv": (t / "empty.csv", {}),
+        "header-only-csv": (t / "header_only.csv", {}),
+        "empty-array-npy": (t / "empty.npy", {}),
+        "nan-x": (t / "nan_x.csv", {}),
+        "inf-y": (t / "inf_y.csv", {}),
+        "non-numeric": (t / "text.csv", {}),
+        "nan-y-npz": (t / "nan_y.npz", {}),
+        "y-length": (t / "y_len.npz", {}),
+        "npz-without-x": (t / "no_x.npz", {}),
+        "wrong-d": (t / "wrong_d.npy", {"d": 3}),  # 2 columns, neither d nor d + 1
+        "three-d": (t / "three_d.npy", {}),
+        "extension": (t / "a.txt", {}),
+    }
+
+
+BAD = ["missing", "empty-csv", "header-only-csv", "empty-array-npy", "nan-x", "inf-y", "non-numeric",
+       "nan-y-npz", "y-length", "npz-without-x", "wrong-d", "three-d", "extension"]
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_load_data_errors(tmp_path, case):
+    path, kw = _bad_files(tmp_path)[case]
+    msg = _raises("data:", lambda: sideq.load_data(path, **kw))
+    assert "Traceback" not in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("name", ["empty.npy", "empty.npz", "text.npy"])
+def test_load_data_unreadable_numpy_file(tmp_path, name):
+    p = tmp_path / name
+    p.write_bytes(b"" if name.startswith("empty") else b"1,2,3\n")
+    _raises("data:", lambda: sideq.load_data(p))
+
+
+@pytest.mark.parametrize("fmt", ["csv-header", "npz"])
+def test_load_data_does_not_take_named_x_column_as_y(tmp_path, fmt):
+    arr = np.column_stack([X2, Y6])  # three x columns
+    if fmt == "npz":
+        p = tmp_path / "a.npz"
+        np.savez(p, x=arr)
+    else:
+        p = tmp_path / "a.csv"
+        _write_csv(p, ["x1", "x2", "x3"], arr)
+    _raises("data:", lambda: sideq.load_data(p, d=2))

@@ -99,6 +99,7 @@ def _bracket(model: Model, a, theta2, y0, F0):
 
 
 _UNROLL = 2  # Newton iterations written out before the while_loop (XLA fuses them)
+_NEWTON_ONLY = 6  # iterations of pure (bracketed) Newton before alternating with bisection
 
 
 def _newton(model: Model, a, theta2, y0, tol, maxiter):
@@ -115,35 +116,27 @@ def _newton(model: Model, a, theta2, y0, tol, maxiter):
     F, dF = model.residual_and_slope_at(a, theta2, y_start)
     lo, hi, direction, _ = _bracket(model, a, theta2, y_start, F)
     bracketed = jnp.isfinite(lo) & jnp.isfinite(hi)
-    eps = jnp.finfo(y_start.dtype).eps
 
     def update(state, F, dF):
-        y, lo, hi, dx_old, dx, it, done = state
+        y, lo, hi, it, done = state
         G, dG = direction * F, direction * dF
-        new_lo = jnp.where(G < 0, y, lo)
-        new_hi = jnp.where(G > 0, y, hi)
+        lo = jnp.where(G < 0, y, lo)
+        hi = jnp.where(G > 0, y, hi)
         newton_step = G / dG
         y_newton = y - newton_step
-        # Bisect when the Newton step does not land strictly inside the bracket or
-        # does not shrink fast enough (|step| > half the step before last): Newton
-        # can otherwise cycle between the bracket's ends (e.g. sigmoid, θ2 = −50).
-        slow = jnp.abs(newton_step) > 0.5 * dx_old
-        outside = ~jnp.isfinite(y_newton) | (y_newton <= new_lo) | (y_newton >= new_hi)
-        bisect = (outside | slow) & bracketed
-        y_new = jnp.where(bisect, 0.5 * (new_lo + new_hi), y_newton)
-        y_new = jnp.where(G == 0, y, y_new)
-        step = jnp.abs(y_new - y)
-        scale = jnp.maximum(1, jnp.abs(y_new))
-        # A small Newton step means y_new is accurate to ~step² (quadratic
-        # convergence); after a bisection step only a bracket at machine
-        # precision will do (its width bounds the error).
-        converged = (
-            ((step <= tol * scale) & ~bisect)
-            | (new_hi - new_lo <= 4 * eps * scale)
-            | (G == 0)
-            | ~jnp.isfinite(y_new)
-        )
-        new = (y_new, new_lo, new_hi, dx, step, it + 1, done | converged)
+        scale = jnp.maximum(1, jnp.abs(y))
+        tiny = jnp.abs(newton_step) <= tol * scale  # y is (next to) the root: accept
+        # Bisect when a Newton step does not land strictly inside the bracket, and
+        # every other iteration once Newton has had _NEWTON_ONLY tries: plain
+        # Newton can cycle between the bracket's ends (sigmoid, θ2 = −50).
+        outside = ~jnp.isfinite(y_newton) | (y_newton <= lo) | (y_newton >= hi)
+        stalled = (it >= _NEWTON_ONLY) & (it % 2 == 1)
+        bisect = (outside | stalled) & bracketed & ~tiny
+        y_new = jnp.where(bisect, 0.5 * (lo + hi), y_newton)
+        # Converged when the Newton step from y is negligible: y_new is then
+        # accurate to ~step² (quadratic convergence), also after bisection steps.
+        converged = tiny | ~jnp.isfinite(y_new)
+        new = (y_new, lo, hi, it + 1, converged)
         return tuple(jnp.where(done, o, n) for o, n in zip(state, new))
 
     def body(state):
@@ -153,12 +146,11 @@ def _newton(model: Model, a, theta2, y0, tol, maxiter):
     def cond(state):
         return (~state[-1]) & (state[-2] < maxiter)
 
-    width = jnp.where(bracketed, hi - lo, jnp.inf)
-    state = (y_start, lo, hi, width, width, jnp.zeros((), jnp.int32), jnp.zeros((), bool))
+    state = (y_start, lo, hi, jnp.zeros((), jnp.int32), jnp.zeros((), bool))
     state = update(state, F, dF)
     for _ in range(_UNROLL - 1):
         state = body(state)
-    y, _, _, _, _, it, done = jax.lax.while_loop(cond, body, state)
+    y, _, _, it, done = jax.lax.while_loop(cond, body, state)
     return y, it, done
 
 

@@ -220,6 +220,16 @@ def test_flow_matches_scipy_on_eq4_and_theorem_3_4_counterexample():
     r = np.sum((phi - XI3) ** 2, axis=1)
     assert r.max() > 1.05 * r[0]  # grows first ...
     assert r[-1] < 1e-14  # ... and still φ → ξ
+    # The corrected Theorem 3.4 (ERRATA.md): R(t) ≤ R(0) e^{−4λ_min t/β²} and
+    # r(t) ≤ κ r(0) e^{−4λ_min t/β²}, with β = ‖θ(0) − e‖ an upper bound on |1 − θ2|.
+    lam = np.linalg.eigvalsh(M3)
+    beta2 = np.sum((theta0 - np.r_[np.zeros(3), 1.0]) ** 2)
+    t = np.minimum(np.asarray(traj.ts), float(traj.t_final))
+    decay = np.exp(-4 * lam[0] * t / beta2)
+    R = np.einsum("ti,ij,tj->t", phi - XI3, M3, phi - XI3)
+    assert np.all(R <= R[0] * decay * (1 + 1e-8) + 1e-20)
+    assert np.all(r <= (lam[-1] / lam[0]) * r[0] * decay * (1 + 1e-8) + 1e-20)
+    assert np.all(np.abs(1 - th[:, -1]) <= np.sqrt(beta2) * (1 + 1e-10))
 
 
 @pytest.mark.parametrize("kind, xi", [("u1", XI1), ("g3", XI3)])

@@ -99,7 +99,8 @@ def _data(args, model, xi):
     return np.asarray(x), None, None
 
 
-def _add_run_flags(p):
+def _add_run_flags(p, kind="descent"):
+    sweep = kind == "sweep"
     p.add_argument("--model", default="sigmoid", help=f"one of {', '.join(MODELS)} (default sigmoid)")
     p.add_argument("--xi", default="2", help="target xi, comma list; its length is d (default 2)")
     p.add_argument("--bias", action="store_true", help="add a bias b: theta = (theta1, b, theta2)")
@@ -107,18 +108,43 @@ def _add_run_flags(p):
                    help="uniform (Unif[0,1]^d), gaussian (N(0, I)), or a .npy/.npz/.csv file")
     p.add_argument("--n", type=int, default=1000, help="samples drawn for uniform/gaussian (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="seed for data and random init (default 0)")
-    p.add_argument("--init", default="normal:0,0.1",
-                   help="theta(0): comma list (use --init=-0.1,0.2 for a leading minus) or "
-                        "normal:MEAN,STD (default normal:0,0.1)")
-    p.add_argument("--eta", type=float, default=0.1, help="step size (default 0.1)")
-    p.add_argument("--epochs", type=int, default=4000, help="gradient steps (default 4000)")
+    if sweep:
+        p.add_argument("--inits", type=int, default=1000, help="number K of initializations (default 1000)")
+        p.add_argument("--init-dist", default="normal:0,0.1",
+                       help="normal:MEAN,STD | ball:CENTER,RADIUS | grid:LO1/HI1,LO2/HI2 (MEAN, CENTER: a "
+                            "number or p numbers joined by '/'; default normal:0,0.1)")
+        p.add_argument("--eta", default="0.1", help="step size, or a comma list: the sweep is inits x etas")
+    else:
+        p.add_argument("--init", default="normal:0,0.1",
+                       help="theta(0): comma list (use --init=-0.1,0.2 for a leading minus) or "
+                            "normal:MEAN,STD (default normal:0,0.1)")
+        if kind == "descent":
+            p.add_argument("--eta", type=float, default=0.1, help="step size (default 0.1)")
+    if kind == "flow":
+        p.add_argument("--t1", type=float, default=50.0, help="end time of the flow (default 50)")
+        p.add_argument("--gtol", type=float, default=1e-10,
+                       help="stop at a steady state |grad R| <= gtol (default 1e-10)")
+    else:
+        p.add_argument("--epochs", type=int, default=4000, help="gradient steps (default 4000)")
+        p.add_argument("--gtol", type=float, default=0.0,
+                       help="a run counts as converged once |grad R| <= gtol")
     p.add_argument("--risk", choices=["empirical", "population"], default="empirical")
     p.add_argument("--backend", choices=["jaxopt", "optimistix"], default="jaxopt")
     prec = p.add_mutually_exclusive_group()
     prec.add_argument("--x64", dest="x64", action="store_true", default=True, help="float64 (default)")
     prec.add_argument("--x32", dest="x64", action="store_false", help="float32")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--save", metavar="PATH.npz", help="save the trajectory arrays")
+    if sweep:
+        p.add_argument("--dtol", type=float, default=1e-6,
+                       help="steps = first epoch with distance to the target <= dtol (default 1e-6)")
+        p.add_argument("--chunk", type=int, default=None, help="runs per compiled call (default: automatic)")
+        p.add_argument("--out", default=None, metavar="DIR", help="write results.npz and summary.json here")
+        p.add_argument("--resume", action="store_true", help="continue an interrupted sweep in --out DIR")
+        p.add_argument("--distributed", action="store_true",
+                       help="call jax.distributed.initialize() first (multi-host)")
+        p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    else:
+        p.add_argument("--save", metavar="PATH.npz", help="save the trajectory arrays")
 
 
 def cmd_descent(args) -> int:
@@ -132,6 +158,8 @@ def cmd_descent(args) -> int:
     xi = _floats(args.xi, "--xi")
     if args.epochs < 1:
         raise CLIError(f"--epochs: must be >= 1, got {args.epochs}")
+    if not args.gtol >= 0:
+        raise CLIError(f"--gtol: must be >= 0, got {args.gtol}")
     if not args.eta > 0:
         raise CLIError(f"--eta: the step size must be > 0, got {args.eta}")
     p = model.n_params(len(xi))
@@ -139,7 +167,7 @@ def cmd_descent(args) -> int:
     x, y, dist = _data(args, model, xi)
     t0 = time.perf_counter()
     traj = descent(model, theta0, xi=np.array(xi), x=x, y=y, dist=dist, eta=args.eta,
-                   epochs=args.epochs, backend=args.backend)
+                   epochs=args.epochs, backend=args.backend, gtol=args.gtol)
     traj.theta.block_until_ready()
     wall = time.perf_counter() - t0
     out = summary(model, traj)
@@ -153,7 +181,69 @@ def cmd_descent(args) -> int:
     return 0
 
 
-def _save(path, traj):
+def cmd_flow(args) -> int:
+    _setup_precision(args)
+    import numpy as np
+
+    from sideq.flow import flow, flow_summary
+
+    model = _model(args)
+    xi = _floats(args.xi, "--xi")
+    if not args.t1 > 0:
+        raise CLIError(f"--t1: the end time must be > 0, got {args.t1}")
+    p = model.n_params(len(xi))
+    theta0 = parse_init(args.init, p, args.seed)
+    x, y, dist = _data(args, model, xi)
+    ts = np.linspace(0.0, args.t1, 201)
+    t0 = time.perf_counter()
+    traj = flow(model, theta0, xi=np.array(xi), x=x, y=y, dist=dist, t1=args.t1, saveat_ts=ts,
+                gtol=args.gtol, backend=args.backend)
+    traj.theta.block_until_ready()
+    wall = time.perf_counter() - t0
+    out = flow_summary(model, traj)
+    out.update(theta_initial=[float(v) for v in theta0], wall_s=wall, risk=args.risk, data=args.data,
+               n=None if dist is not None else int(np.shape(x)[0]), dtype=str(traj.theta.dtype))
+    if args.save:
+        _save(args.save, traj, extra={"t": np.asarray(traj.ts)})
+        out["saved"] = args.save
+    _emit(out, args.json)
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    _setup_precision(args)
+    import numpy as np
+
+    from sideq.sweep import initialize_distributed, make_inits, run_sweep
+
+    if args.distributed:  # before any other JAX work
+        initialize_distributed()
+
+    model = _model(args)
+    xi = _floats(args.xi, "--xi")
+    etas = _floats(args.eta, "--eta")
+    if any(not e > 0 for e in etas):
+        raise CLIError(f"--eta: every step size must be > 0, got {args.eta}")
+    if args.epochs < 1:
+        raise CLIError(f"--epochs: must be >= 1, got {args.epochs}")
+    if args.inits < 1:
+        raise CLIError(f"--inits: must be >= 1, got {args.inits}")
+    if args.resume and not args.out:
+        raise CLIError("--resume: needs --out DIR (the folder of the interrupted sweep)")
+    p = model.n_params(len(xi))
+    inits = make_inits(args.init_dist, args.inits, p, args.seed)
+    x, y, dist = _data(args, model, xi)
+    res = run_sweep(
+        model, xi=np.array(xi), inits=inits, eta=np.array(etas) if len(etas) > 1 else etas[0],
+        epochs=args.epochs, x=x, y=y, dist=dist, chunk=args.chunk, out_dir=args.out, resume=args.resume,
+        gtol=args.gtol, dtol=args.dtol, backend=args.backend, progress=not args.no_progress,
+        distributed=args.distributed,
+    )
+    _emit(res.summary, args.json)
+    return 0
+
+
+def _save(path, traj, extra=None):
     import numpy as np
 
     if not path.endswith(".npz"):
@@ -161,7 +251,9 @@ def _save(path, traj):
     folder = os.path.dirname(path)
     if folder:
         os.makedirs(folder, exist_ok=True)
-    np.savez(path, **{k: np.asarray(v) for k, v in traj._asdict().items()})
+    arrays = {k: np.asarray(v) for k, v in traj._asdict().items()}
+    arrays.update(extra or {})
+    np.savez(path, **arrays)
 
 
 def _emit(out: dict, as_json: bool):
@@ -173,6 +265,8 @@ def _emit(out: dict, as_json: bool):
             v = f"{v:.6g}"
         elif isinstance(v, list):
             v = "[" + ", ".join(f"{t:.6g}" if isinstance(t, float) else str(t) for t in v) + "]"
+        elif isinstance(v, dict):
+            v = json.dumps(v)
         print(f"{k:>16}: {v}")
 
 
@@ -214,6 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("descent", help="one gradient-descent run; prints a summary (or --json)")
     _add_run_flags(p)
     p.set_defaults(func=cmd_descent)
+    p = sub.add_parser("flow", help="one gradient-flow run (diffrax); prints a summary (or --json)")
+    _add_run_flags(p, "flow")
+    p.set_defaults(func=cmd_flow)
+    p = sub.add_parser("sweep", help="gradient descent from many initializations: chunked, sharded, resumable")
+    _add_run_flags(p, "sweep")
+    p.set_defaults(func=cmd_sweep)
     p = sub.add_parser("bench", help="speed against a per-sample numpy/scipy baseline (see BENCHMARKS.md)")
     p.add_argument("--quick", action="store_true", help="fewer repeats (under two minutes)")
     p.add_argument("--json", action="store_true")

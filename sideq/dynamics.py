@@ -111,7 +111,7 @@ def gradient_descent(
         θ(t+1) = θ(t) − η∇R(θ(t)).
       gtol, ltol, dtol: ``steps`` is the first epoch with ‖∇R‖ ≤ gtol, R ≤ ltol
         or distance to the target ≤ dtol (``epochs`` if never); reaching one
-        makes the run's status CONVERGED.
+        makes the run's status CONVERGED.  A tolerance of 0 is off.
       divergence: |θ| beyond this (or a non-finite value) counts as diverged.
       history: record every epoch (rows t = 0..T).  ``False`` keeps two rows,
         θ(0) and θ(T), so memory does not grow with ``epochs`` (for sweeps).
@@ -141,8 +141,11 @@ def gradient_descent(
         )
 
     def reached(row):
+        # A tolerance of 0 is off (an exact 0.0 risk must not count as reached in
+        # one evaluation order and not in another).
         _, loss, gnorm, dist = row[:4]
-        return (gnorm <= gtol) | (loss <= ltol) | (dist <= dtol)
+        return (((gtol > 0) & (gnorm <= gtol)) | ((ltol > 0) & (loss <= ltol))
+                | ((dtol > 0) & (dist <= dtol)))
 
     def step(carry, t):
         theta, opt_state, y_warm, fail_code, fail_step, non_unique, hit = carry

@@ -128,8 +128,127 @@ def bench_single_run(quick: bool) -> dict:
     }
 
 
+def bench_sweep(K: int, epochs: int, *, risk: str = "empirical", dtype: str = "float64") -> dict:
+    """Sweep throughput on the Section 4.2 problem: K inits × epochs × n sample-steps per second.
+
+    The first call compiles; the timed call reuses the compiled chunk function.
+    For the population risk the samples are the 128 Gauss–Legendre nodes.
+    """
+    import jax
+
+    import sideq
+    from sideq.reproduce import EXPERIMENTS, draw
+    from sideq.sweep import make_inits, run_sweep
+
+    cfg = EXPERIMENTS["sigmoid"]
+    x, _ = draw(cfg, 0)
+    model = sideq.single_index("sigmoid")
+    xi = np.array([cfg["xi"]])
+    inits = make_inits("normal:0,0.1", K, 2, seed=1)
+    with jax.enable_x64(dtype == "float64"):
+        kw = dict(x=x) if risk == "empirical" else dict(dist=sideq.uniform(0.0, 1.0, 1))
+        n = x.shape[0] if risk == "empirical" else 128
+        run = lambda: run_sweep(model, xi=xi, inits=inits, eta=cfg["eta"], epochs=epochs,  # noqa: E731
+                                progress=False, **kw)
+        t0 = time.perf_counter()
+        run()
+        first = time.perf_counter() - t0
+        t_run, res = _best(run, 1)
+    statuses = res.summary["status_counts"]
+    return {
+        "name": f"sweep K={K} x {epochs} epochs, {risk} risk (n={n}), {dtype}",
+        "K": K, "epochs": epochs, "n": n, "dtype": dtype, "risk": risk,
+        "wall_s": t_run, "compile_s": max(first - t_run, 0.0),
+        "runs_per_s": K / t_run,
+        "sample_steps_per_s": K * epochs * n / t_run,
+        "section_4_2_sweep_s_extrapolated": t_run * (4000 / epochs) * (1000 / K) if risk == "empirical" else None,
+        "failed_runs": int(sum(v for k, v in statuses.items() if k not in ("converged", "max_steps"))),
+    }
+
+
+def bench_flow(K: int) -> dict:
+    """Gradient flow of the linear DEQ (population risk, Unif[0,1], ξ = 2) to a steady
+    state from K starts, including ones with |1 − θ2(0)| = 1e-2: wall time, steps,
+    worst conservation drift (Theorem 3.1)."""
+    import jax
+    import jax.numpy as jnp
+
+    import sideq
+    from sideq.flow import gradient_flow
+    from sideq.risk import initial_nodes_y0, population_objective
+
+    model = sideq.linear()
+    xi = jnp.array([2.0])
+    dist = sideq.uniform(0.0, 1.0, 1)
+    rng = np.random.default_rng(0)
+    theta0 = np.c_[rng.normal(0, 1, K), 1 + rng.choice([-1, 1], K) * 10 ** rng.uniform(-2, 0.5, K)]
+    theta0[: K // 10, 1] = 1 + rng.choice([-1, 1], K // 10) * 1e-2  # near the singular line
+    objective = population_objective(model, xi, dist)
+    cold = lambda th: initial_nodes_y0(model, th, xi, dist)  # noqa: E731
+    ts = jnp.concatenate([jnp.zeros(1), jnp.geomspace(1e-9, 1e3, 40)])
+    fn = jax.jit(jax.vmap(lambda t0: gradient_flow(model, objective, t0, xi, cold_start=cold, t1=1e3,
+                                                   saveat_ts=ts, gtol=1e-10, max_steps=8192)))
+    th = jnp.asarray(theta0)
+    t0 = time.perf_counter()
+    fn(th).theta.block_until_ready()
+    first = time.perf_counter() - t0
+    t_run, tr = _best(lambda: jax.block_until_ready(fn(th)), 1)
+    status = np.asarray(tr.status)
+    return {
+        "name": f"gradient flow to a steady state, linear DEQ, {K} starts (10% at |1-theta2(0)| = 1e-2)",
+        "K": K, "wall_s": t_run, "compile_s": max(first - t_run, 0.0),
+        "converged": int(np.sum(status == 0)),
+        "steps_median": float(np.median(np.asarray(tr.steps))),
+        "steps_max": int(np.max(np.asarray(tr.steps))),
+        "worst_conservation_drift": float(np.max(np.asarray(tr.drift))),
+    }
+
+
+def bench_memory(K: int) -> dict:
+    """Resident memory of a K-run sweep streamed to a folder, summaries only (linear
+    DEQ, population risk on 8 nodes, 20 epochs), sampled at every chunk in a fresh
+    process: flat in K means the growth stays near the size of the inits array."""
+    import subprocess
+    import sys
+    import tempfile
+
+    code = (
+        "import os, sys, jax, numpy as np, sideq\n"
+        "jax.config.update('jax_enable_x64', True)\n"
+        "from sideq.sweep import make_inits, run_sweep\n"
+        "def rss():\n"
+        "    with open('/proc/self/statm') as f:\n"
+        "        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20\n"
+        f"inits = make_inits('normal:0,0.5', {K}, 2, seed=0)\n"
+        "samples = []\n"
+        "res = run_sweep(sideq.linear(), xi=np.array([2.0]), inits=inits, eta=0.05, epochs=20,\n"
+        "                dist=sideq.uniform(0.0, 1.0, 1, nodes=8), out_dir=sys.argv[1],\n"
+        "                progress=lambda info: samples.append(rss()))\n"
+        "print(samples[0], max(samples), rss(), res.summary['wall_s'])\n"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        out = subprocess.run([sys.executable, "-c", code, os.path.join(tmp, "sweep")],
+                             capture_output=True, text=True, check=True)
+    first, peak, end, wall = map(float, out.stdout.split())
+    return {
+        "name": f"memory of a {K:.0e}-run sweep streamed to disk (linear, population, 8 nodes, 20 epochs)",
+        "K": K, "rss_first_chunk_mb": first, "rss_peak_mb": peak, "rss_end_mb": end,
+        "growth_mb": peak - first, "inits_array_mb": K * 2 * 8 / 2**20, "wall_s": wall,
+    }
+
+
 def run(quick: bool = False) -> dict:
-    return {"machine": machine(), "results": [bench_single_run(quick)]}
+    results = [bench_single_run(quick)]
+    if quick:
+        results += [bench_sweep(100, 400), bench_flow(100)]
+    else:
+        for K in (1, 100, 1000):
+            results.append(bench_sweep(K, 4000 if K <= 100 else 1000))
+        results.append(bench_sweep(1000, 1000, dtype="float32"))
+        results.append(bench_sweep(1000, 1000, risk="population"))
+        results.append(bench_flow(1000))
+        results.append(bench_memory(10**6))
+    return {"machine": machine(), "results": results}
 
 
 def main(quick: bool, as_json: bool) -> int:

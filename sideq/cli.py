@@ -151,7 +151,6 @@ def cmd_descent(args) -> int:
     _setup_precision(args)
     import numpy as np
 
-    import sideq
     from sideq.train import descent, summary
 
     model = _model(args)

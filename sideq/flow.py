@@ -50,21 +50,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sideq.data import Gaussian, Uniform
 from sideq.dynamics import distance_to_target, solve_failure, w_distance
 from sideq.errors import SideqInputError
 from sideq.model import Model
 from sideq.risk import (
-    _check_xi,
     _default_y0,
     empirical_objective,
     initial_nodes_y0,
     population_objective,
-    targets,
 )
 from sideq.solve import BACKENDS
 from sideq.status import Status
-from sideq.train import check_theta0
+from sideq.train import check_problem, check_theta0
 
 __all__ = [
     "FlowTrajectory", "gradient_flow", "vector_field", "default_flow_tol", "flow", "flow_summary",
@@ -392,10 +389,6 @@ def flow(
         traj.theta[-1]   # (2α, 1 − α), α = ‖(0.5, 0.9) − (0, 1)‖/√5 ≈ 0.228
         traj.status      # Status.CONVERGED; traj.t_final ≈ 0.4
     """
-    if not isinstance(model, Model):
-        raise SideqInputError(
-            f"model: expected sideq.linear() or sideq.single_index(...), got {type(model).__name__}"
-        )
     if backend not in BACKENDS:
         raise SideqInputError(f"backend: expected one of {BACKENDS}, got {backend!r}")
     if solver is not None and not isinstance(solver, diffrax.AbstractSolver):
@@ -413,38 +406,15 @@ def flow(
     rtol = _positive("rtol", tol if rtol is None else rtol)
     atol = _positive("atol", tol if atol is None else atol)
     ts = _check_saveat(saveat_ts, t1)
-    if (x is None) == (dist is None):
-        raise SideqInputError("x/dist: give exactly one: data x (empirical risk) or a law dist (population risk)")
+    xi, d, x, y, dist = check_problem(model, xi, x, y, dist, dtype)
+    theta0 = check_theta0(model, theta0, d)
     static = dict(max_steps=int(max_steps), solver=solver, backend=backend, maxiter=int(maxiter))
     # Everything but the static configuration is an array: no recompiles.
     t1 = jnp.asarray(t1, dtype)
     ts = None if ts is None else jnp.asarray(ts, dtype)
     tols = [jnp.asarray(v, dtype) for v in (rtol, atol, gtol)]
     if dist is not None:
-        if not isinstance(dist, (Uniform, Gaussian)):
-            raise SideqInputError(
-                f"dist: expected sideq.uniform(...) or sideq.gaussian(...), got {type(dist).__name__}"
-            )
-        xi = _check_xi(xi, dist.d).astype(dtype)
-        theta0 = check_theta0(model, theta0, dist.d)
         return _flow_population(model, theta0, dist, xi, t1, ts, *tols, **static)
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim == 1:
-        x = x[:, None]
-    if x.ndim != 2 or x.shape[0] == 0:
-        raise SideqInputError(f"x: expected a non-empty array of shape (n, d) or (n,), got {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise SideqInputError("x: contains NaN or inf; remove those samples")
-    d = x.shape[1]
-    xi = _check_xi(xi, d).astype(dtype)
-    theta0 = check_theta0(model, theta0, d)
-    x = jnp.asarray(x, dtype)
-    y = targets(model, xi, x) if y is None else y
-    y = jnp.asarray(y, dtype)
-    if y.shape != (x.shape[0],):
-        raise SideqInputError(f"y: expected shape ({x.shape[0]},) to match x, got {y.shape}")
-    if not bool(jnp.all(jnp.isfinite(y))):
-        raise SideqInputError("y: contains NaN or inf; remove those samples")
     return _flow_empirical(model, theta0, x, y, xi, t1, ts, *tols, **static)
 
 

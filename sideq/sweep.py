@@ -69,21 +69,20 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from sideq.data import Gaussian, Uniform
+from sideq.data import Uniform
 from sideq.dynamics import gradient_descent
 from sideq.errors import SideqInputError
 from sideq.model import Model
 from sideq.risk import (
-    _check_xi,
     _default_y0,
     empirical_objective,
     initial_nodes_y0,
     n_nodes,
     population_objective,
-    targets,
 )
 from sideq.solve import BACKENDS
 from sideq.status import Status
+from sideq.train import check_problem
 
 __all__ = [
     "make_inits", "run_sweep", "load_results", "SweepResult", "default_chunk", "initialize_distributed",
@@ -484,44 +483,17 @@ def _hms(s):
 
 
 def _check_problem(model, xi, x, y, dist, dtype):
-    """(risk, data, xi, d, description) for the jitted chunk, or a one-line error."""
-    if not isinstance(model, Model):
-        raise SideqInputError(
-            f"model: expected sideq.linear() or sideq.single_index(...), got {type(model).__name__}"
-        )
-    if (x is None) == (dist is None):
-        raise SideqInputError("x/dist: give exactly one: data x (empirical risk) or a law dist (population risk)")
+    """(risk, data, xi, d, n_eq, description) for the jitted chunk, or a one-line error."""
+    xi, d, xj, yj, dist = check_problem(model, xi, x, y, dist, dtype)
     if dist is not None:
-        if not isinstance(dist, (Uniform, Gaussian)):
-            raise SideqInputError(
-                f"dist: expected sideq.uniform(...) or sideq.gaussian(...), got {type(dist).__name__}"
-            )
-        if y is not None:
-            raise SideqInputError("y: targets are only used with data x; the population risk uses f(x) = sigma(xi'x)")
-        xi = np.asarray(_check_xi(xi, dist.d), np.float64)
         desc = {
             "risk": "population", "law": type(dist).__name__.lower(), "nodes": int(dist.nodes),
             "law_params": {f: np.asarray(getattr(dist, f)).tolist()
                            for f in (("low", "high") if isinstance(dist, Uniform) else ("mean", "cov"))},
         }
-        return "population", dist, jnp.asarray(xi, dtype), dist.d, n_nodes(dist), desc
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim == 1:
-        x = x[:, None]
-    if x.ndim != 2 or x.shape[0] == 0:
-        raise SideqInputError(f"x: expected a non-empty array of shape (n, d) or (n,), got {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise SideqInputError("x: contains NaN or inf; remove those samples")
-    d = x.shape[1]
-    xi = jnp.asarray(np.asarray(_check_xi(xi, d), np.float64), dtype)
-    xj = jnp.asarray(x, dtype)
-    yj = targets(model, xi, xj) if y is None else jnp.asarray(np.asarray(y, np.float64), dtype)
-    if yj.shape != (x.shape[0],):
-        raise SideqInputError(f"y: expected shape ({x.shape[0]},) to match x, got {yj.shape}")
-    if not bool(jnp.all(jnp.isfinite(yj))):
-        raise SideqInputError("y: contains NaN or inf; remove those samples")
-    desc = {"risk": "empirical", "n": int(x.shape[0]), "data_sha": _sha(np.asarray(xj), np.asarray(yj))}
-    return "empirical", (xj, yj), xi, d, int(x.shape[0]), desc
+        return "population", dist, xi, d, n_nodes(dist), desc
+    desc = {"risk": "empirical", "n": int(xj.shape[0]), "data_sha": _sha(np.asarray(xj), np.asarray(yj))}
+    return "empirical", (xj, yj), xi, d, int(xj.shape[0]), desc
 
 
 def _check_runs(inits, eta, pair_eta, p, dtype):

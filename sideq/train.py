@@ -32,7 +32,47 @@ from sideq.risk import (
 )
 from sideq.solve import BACKENDS, _concrete
 
-__all__ = ["descent", "check_theta0", "check_step_size"]
+__all__ = ["descent", "check_theta0", "check_step_size", "check_problem"]
+
+
+def check_problem(model: Model, xi, x, y, dist, dtype):
+    """Validate the training problem shared by descent, flow and sweeps.
+
+    Exactly one of data ``x`` (empirical risk; ``y`` defaults to f(x) = σ(ξᵀx))
+    or a law ``dist`` (population risk).  Returns ``(xi, d, x, y, dist)`` with
+    ``xi``, ``x``, ``y`` as ``dtype`` arrays (``x``, ``y`` None for a law), or
+    raises a one-line :class:`SideqInputError` naming the argument.
+    """
+    if not isinstance(model, Model):
+        raise SideqInputError(
+            f"model: expected sideq.linear() or sideq.single_index(...), got {type(model).__name__}"
+        )
+    if (x is None) == (dist is None):
+        raise SideqInputError("x/dist: give exactly one: data x (empirical risk) or a law dist (population risk)")
+    if dist is not None:
+        if not isinstance(dist, (Uniform, Gaussian)):
+            raise SideqInputError(
+                f"dist: expected sideq.uniform(...) or sideq.gaussian(...), got {type(dist).__name__}"
+            )
+        if y is not None:
+            raise SideqInputError("y: targets are only used with data x; the population risk uses f(x) = sigma(xi'x)")
+        return _check_xi(xi, dist.d).astype(dtype), dist.d, None, None, dist
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise SideqInputError(f"x: expected a non-empty array of shape (n, d) or (n,), got {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise SideqInputError("x: contains NaN or inf; remove those samples")
+    d = x.shape[1]
+    xi = _check_xi(xi, d).astype(dtype)
+    x = jnp.asarray(x, dtype)
+    y = targets(model, xi, x) if y is None else jnp.asarray(np.asarray(y, np.float64), dtype)
+    if y.shape != (x.shape[0],):
+        raise SideqInputError(f"y: expected shape ({x.shape[0]},) to match x, got {y.shape}")
+    if not bool(jnp.all(jnp.isfinite(y))):
+        raise SideqInputError("y: contains NaN or inf; remove those samples")
+    return xi, d, x, y, None
 
 
 def check_theta0(model: Model, theta0, d: int):
@@ -111,10 +151,6 @@ def descent(
     target ≤ dtol (status CONVERGED); without a tolerance met the status is MAX_STEPS.
     Returns a :class:`~sideq.dynamics.Trajectory` with T + 1 = epochs + 1 rows.
     """
-    if not isinstance(model, Model):
-        raise SideqInputError(
-            f"model: expected sideq.linear() or sideq.single_index(...), got {type(model).__name__}"
-        )
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
         raise SideqInputError(f"epochs: must be an integer >= 1, got {epochs!r}")
     if backend not in BACKENDS:
@@ -125,44 +161,15 @@ def descent(
         raise SideqInputError(
             f"optimizer: expected an optax.GradientTransformation, got {type(optimizer).__name__}"
         )
-    if (x is None) == (dist is None):
-        raise SideqInputError("x/dist: give exactly one: data x (empirical risk) or a law dist (population risk)")
     dtype = jnp.result_type(float)
+    xi, d, x, y, dist = check_problem(model, xi, x, y, dist, dtype)
+    theta0 = check_theta0(model, theta0, d)
     eta = jnp.asarray(eta if optimizer is None else 0.0, dtype)
     tols = jnp.asarray([gtol, ltol, dtol], dtype)
+    static = dict(epochs=int(epochs), optimizer=optimizer, backend=backend, maxiter=int(maxiter))
     if dist is not None:
-        if not isinstance(dist, (Uniform, Gaussian)):
-            raise SideqInputError(
-                f"dist: expected sideq.uniform(...) or sideq.gaussian(...), got {type(dist).__name__}"
-            )
-        xi = _check_xi(xi, dist.d).astype(dtype)
-        theta0 = check_theta0(model, theta0, dist.d)
-        return _descent_population(
-            model, theta0, dist, xi, eta, tols,
-            epochs=int(epochs), optimizer=optimizer, backend=backend, maxiter=int(maxiter),
-        )
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim == 1:
-        x = x[:, None]
-    if x.ndim != 2 or x.shape[0] == 0:
-        raise SideqInputError(f"x: expected a non-empty array of shape (n, d) or (n,), got {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise SideqInputError("x: contains NaN or inf; remove those samples")
-    d = x.shape[1]
-    xi = _check_xi(xi, d).astype(dtype)
-    theta0 = check_theta0(model, theta0, d)
-    x = jnp.asarray(x, dtype)
-    if y is None:
-        y = targets(model, xi, x)
-    y = jnp.asarray(y, dtype)
-    if y.shape != (x.shape[0],):
-        raise SideqInputError(f"y: expected shape ({x.shape[0]},) to match x, got {y.shape}")
-    if not bool(jnp.all(jnp.isfinite(y))):
-        raise SideqInputError("y: contains NaN or inf; remove those samples")
-    return _descent_empirical(
-        model, theta0, x, y, xi, eta, tols,
-        epochs=int(epochs), optimizer=optimizer, backend=backend, maxiter=int(maxiter),
-    )
+        return _descent_population(model, theta0, dist, xi, eta, tols, **static)
+    return _descent_empirical(model, theta0, x, y, xi, eta, tols, **static)
 
 
 def summary(model: Model, traj: Trajectory) -> dict:

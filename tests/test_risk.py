@@ -142,7 +142,7 @@ LINEAR_CASES = [
 
 @pytest.mark.parametrize("name,spec,xi", LINEAR_CASES, ids=[c[0] for c in LINEAR_CASES])
 def test_linear_population_risk_matches_eq5(name, spec, xi):
-    dist, mu, M = make(spec), spec[1], spec[2]
+    dist, M = make(spec), spec[2]
     d = len(xi)
     xi = np.asarray(xi)
     rng = np.random.default_rng(7)

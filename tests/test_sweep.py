@@ -187,7 +187,7 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
 
     resumed = _script_sweep(killed, None, K, epochs, resume=True)  # chunk from the manifest
     assert resumed.summary["runs_computed"] == 2 * K - chunk * n_done, (resumed.summary, n_done)
-    straight = _script_sweep(tmp_path / "straight", chunk, K, epochs)
+    _script_sweep(tmp_path / "straight", chunk, K, epochs)
     assert (killed / "results.npz").read_bytes() == (tmp_path / "straight" / "results.npz").read_bytes()
     a, b = load_results(killed), load_results(tmp_path / "straight")
     assert sorted(a) == sorted(FIELDS) and all(np.array_equal(a[k], b[k]) for k in FIELDS)

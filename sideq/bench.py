@@ -237,8 +237,56 @@ def bench_memory(K: int) -> dict:
     }
 
 
+def bench_exactness(epochs: int) -> dict:
+    """The fast paths reach the exact path's θ (Section 4.2 problem, ``epochs`` steps).
+
+    * warm starts + predicted Newton stopping (the default) vs a cold start at
+      every step (each equilibrium solved from σ(θ1ᵀx) afresh): |Δθ| ≤ 1e-12;
+    * jaxopt backend (Newton) vs optimistix backend (pure bisection): |Δθ| ≤ 1e-10;
+    * float32 vs float64: |Δθ| ≤ 1e-4 (relative to |θ|).
+    Raises AssertionError when a tolerance is missed.
+    """
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    import sideq
+    from sideq.dynamics import gradient_descent
+    from sideq.reproduce import EXPERIMENTS, draw
+    from sideq.risk import _default_y0, empirical_objective
+    from sideq.train import descent
+
+    cfg = EXPERIMENTS["sigmoid"]
+    x, theta0 = draw(cfg, 0)
+    model = sideq.single_index("sigmoid")
+    xi = np.array([cfg["xi"]])
+    fast = np.asarray(descent(model, theta0, xi=xi, x=x, eta=cfg["eta"], epochs=epochs).theta[-1])
+    xj = jnp.asarray(x)
+    obj = empirical_objective(model, xj, sideq.targets(model, jnp.asarray(xi), xj))
+    cold = lambda th, y0: obj(th, _default_y0(model, th, xj))  # noqa: E731
+    run_cold = jax.jit(lambda th: gradient_descent(model, cold, th, _default_y0(model, th, xj), jnp.asarray(xi),
+                                                   epochs=epochs, optimizer=optax.sgd(cfg["eta"]),
+                                                   history=False).theta[-1])
+    exact = np.asarray(run_cold(jnp.asarray(theta0)))
+    bisect = np.asarray(descent(model, theta0, xi=xi, x=x, eta=cfg["eta"], epochs=epochs,
+                                backend="optimistix").theta[-1])
+    with jax.enable_x64(False):
+        single = np.asarray(descent(model, theta0.astype(np.float32), xi=xi.astype(np.float32),
+                                    x=x.astype(np.float32), eta=cfg["eta"], epochs=epochs).theta[-1])
+    out = {
+        "name": f"exactness of the fast paths (Section 4.2 problem, {epochs} epochs)",
+        "warm_vs_cold_start_max_abs": float(np.max(np.abs(fast - exact))),
+        "newton_vs_bisection_max_abs": float(np.max(np.abs(fast - bisect))),
+        "float32_vs_float64_max_rel": float(np.max(np.abs(single - fast)) / np.max(np.abs(fast))),
+    }
+    assert out["warm_vs_cold_start_max_abs"] <= 1e-12, out
+    assert out["newton_vs_bisection_max_abs"] <= 1e-10, out
+    assert out["float32_vs_float64_max_rel"] <= 1e-4, out
+    return out
+
+
 def run(quick: bool = False) -> dict:
-    results = [bench_single_run(quick)]
+    results = [bench_single_run(quick), bench_exactness(400 if quick else 4000)]
     if quick:
         results += [bench_sweep(100, 400), bench_flow(100)]
     else:

@@ -142,6 +142,8 @@ def _add_run_flags(p, kind="descent"):
         p.add_argument("--resume", action="store_true", help="continue an interrupted sweep in --out DIR")
         p.add_argument("--distributed", action="store_true",
                        help="call jax.distributed.initialize() first (multi-host)")
+        p.add_argument("--cpu-devices", type=int, default=None, metavar="N",
+                       help="split the CPU into N devices and shard the runs over them (e.g. N = cores)")
         p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     else:
         p.add_argument("--save", metavar="PATH.npz", help="save the trajectory arrays")
@@ -215,6 +217,12 @@ def cmd_sweep(args) -> int:
 
     from sideq.sweep import initialize_distributed, make_inits, run_sweep
 
+    if args.cpu_devices is not None:
+        if args.cpu_devices < 1:
+            raise CLIError(f"--cpu-devices: must be >= 1, got {args.cpu_devices}")
+        import jax
+
+        jax.config.update("jax_num_cpu_devices", args.cpu_devices)
     if args.distributed:  # before any other JAX work
         initialize_distributed()
 

@@ -104,3 +104,37 @@ def test_entry_point_x32_subprocess(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "sideq.cli", "descent", "--model", "nope"],
                          capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_sweep_and_flow_commands(capsys, tmp_path):
+    out = tmp_path / "sw"
+    code, text, err = run_cli(capsys, "sweep", "--model", "linear", "--inits", "9", "--init-dist",
+                              "grid:-1/1,-0.5/0.5", "--eta", "0.01,0.02", "--epochs", "30", "--n", "50",
+                              "--out", str(out), "--json", "--no-progress")
+    assert code == 0, err
+    summary = json.loads(text)
+    assert summary["runs"] == 18 and sum(summary["status_counts"].values()) == 18
+    res = np.load(out / "results.npz")
+    assert res["theta_final"].shape == (18, 2)
+    code, text, err = run_cli(capsys, "flow", "--model", "linear", "--init=0.3,0.2", "--t1", "5",
+                              "--risk", "population", "--json", "--save", str(tmp_path / "f.npz"))
+    assert code == 0, err
+    rec = json.loads(text)
+    assert rec["conservation_drift"] <= 1e-10 and rec["status"] == "converged"
+    saved = np.load(tmp_path / "f.npz")
+    assert saved["t"].shape[0] == saved["theta"].shape[0]
+    code, _, err = run_cli(capsys, "sweep", "--resume", "--inits", "4", "--epochs", "3")
+    assert code == 2 and "--resume" in err
+    code, _, err = run_cli(capsys, "sweep", "--init-dist", "uniform:0,1", "--inits", "4", "--epochs", "3")
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_sweep_on_two_cpu_devices_subprocess(tmp_path):
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    proc = subprocess.run(
+        [sys.executable, "-m", "sideq.cli", "sweep", "--inits", "8", "--epochs", "5", "--n", "20",
+         "--cpu-devices", "2", "--no-progress", "--json"],
+        capture_output=True, text=True, env=env, timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["devices"] == 2

@@ -1,0 +1,917 @@
+r"""Experiments beyond the paper's Section 4 (``sideq reproduce --extended``).
+
+Seven experiments, each a function ``exp_NAME(out_dir, quick=False) -> dict``
+that draws its figure (PNG and PDF) into ``out_dir`` and returns a JSON-able
+summary (settings, wall time, files, key numbers).  :func:`run_all` runs them
+all; the scripts in ``experiments/`` run one each with the same code.
+
+1. ``activations``: Figures 4–5 for tanh and softplus (ξ = 2, n = 1000,
+   Unif[0, 1], θ(0) ~ N(0, 0.1²I), η = 0.1, 4000 epochs).
+2. ``flow_vs_descent``: linear DEQ, gradient flow and gradient descent on the
+   same (θ1, θ2) plane with Theorem 3.1's circles about (0, 1) and the limit
+   points of the *corrected* Theorem 3.3 (ERRATA.md §2).
+3. ``population_vs_empirical``: R(θ_n(t)) and R̂_n(θ_n(t)) along descent on
+   n = 100, 1000, 10000 samples (sigmoid DEQ), against descent on R itself.
+4. ``phase_portrait``: the field −∇R (streamlines, log-speed colour) for the
+   linear DEQ (singular line θ2 = 1, solution line) and the sigmoid DEQ.
+5. ``basin``: 100 × 100 grids of θ(0) (``sideq.sweep.run_sweep``): final
+   distance to the target set and epochs to reach 1e-6, diverged and
+   non-unique runs marked.
+6. ``step_size``: final distance over a log grid of η for several θ(0) near
+   (ξ, 0), against Theorem 3.9's sufficient step size λ1/(2λ2) and the local
+   stability edge 2/λ_max(∇²R(ξ, 0)).
+7. ``explicit_neuron``: the explicit neuron σ(θᵀx) trained by plain JAX
+   gradient descent against the sigmoid DEQ on the same data.
+
+Precision: the paper's numbers need float64.  Library code never flips the
+global flag; :func:`run_all` and the ``exp_*`` functions run inside a scoped
+``jax.enable_x64(True)`` (the caller's global setting is untouched), and the
+scripts set ``jax_enable_x64`` at start-up anyway.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import math
+import os
+import time
+
+import numpy as np
+
+__all__ = [
+    "run_all", "run_one", "EXPERIMENTS", "explicit_neuron_descent", "explicit_neuron_loss",
+    "linear_gradient_closed_form", "flow_field", "step_size_threshold", "limit_point",
+]
+
+XI = 2.0
+FIG_DPI = 200
+# Paper column: 3.4 in; a two-column-wide figure: 7.0 in.
+COL_W, FULL_W = 3.4, 7.0
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@contextlib.contextmanager
+def _x64():
+    import jax
+
+    if jax.config.jax_enable_x64:
+        yield
+    else:
+        with jax.enable_x64(True):
+            yield
+
+
+def _rc():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    return matplotlib.rc_context({
+        "font.size": 8, "axes.labelsize": 8, "axes.titlesize": 8.5, "legend.fontsize": 6.5,
+        "xtick.labelsize": 7, "ytick.labelsize": 7, "lines.linewidth": 1.3,
+        "axes.grid": True, "grid.alpha": 0.3, "grid.linewidth": 0.5,
+    })
+
+
+def _save(fig, out_dir, name):
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for ext in ("png", "pdf"):
+        path = os.path.join(out_dir, f"{name}.{ext}")
+        fig.savefig(path, dpi=FIG_DPI)
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def _f(v):
+    """float or None (JSON)."""
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def _first_below(values, tol):
+    idx = np.flatnonzero(np.asarray(values) <= tol)
+    return int(idx[0]) if idx.size else None
+
+
+def _sigmoid_data(seed=0, n=1000):
+    """Data x (n, 1) ~ Unif[0, 1] and θ(0) ~ N(0, 0.1²I), as ``sideq reproduce`` draws them."""
+    from sideq.reproduce import EXPERIMENTS as PAPER
+    from sideq.reproduce import draw
+
+    cfg = dict(PAPER["sigmoid"], n=n)
+    return draw(cfg, seed)
+
+
+def _trajectory_axes(ax, theta, *, cmap="viridis", cbar_fig=None, label_cbar=True, every=1):
+    """θ(t) in the (θ1, θ2) plane coloured by epoch; returns the LineCollection."""
+    from matplotlib.collections import LineCollection
+
+    theta = np.asarray(theta)[::every]
+    t = np.arange(len(theta)) * every
+    pts = theta[:, :2].reshape(-1, 1, 2)
+    segs = np.concatenate([pts[:-1], pts[1:]], axis=1)
+    lc = LineCollection(segs, cmap=cmap, linewidths=1.6)
+    lc.set_array(t[:-1].astype(float))
+    ax.add_collection(lc)
+    if cbar_fig is not None:
+        cb = cbar_fig.colorbar(lc, ax=ax, pad=0.02)
+        if label_cbar:
+            cb.set_label("epoch $t$")
+    ax.plot(theta[0, 0], theta[0, 1], "o", mfc="none", mec="k", ms=5, label=r"$\theta(0)$", zorder=4)
+    return lc
+
+
+# --------------------------------------------------------------------------- 1. activations
+
+
+def exp_activations(out_dir, quick=False, **overrides):
+    """Figures 4–5 with tanh and softplus in place of the sigmoid."""
+    import jax.numpy as jnp
+    import matplotlib.pyplot as plt
+
+    import sideq
+    from sideq.train import descent, summary
+
+    cfg = dict(xi=XI, n=1000, eta=0.1, epochs=1000 if quick else 4000, init="N(0, 0.1^2 I)", seed=0,
+               activations=["tanh", "softplus", "sigmoid"])
+    cfg.update(overrides)
+    x, theta0 = _sigmoid_data(cfg["seed"], cfg["n"])
+    grid = np.linspace(0.0, 1.0, 201)
+    t0 = time.perf_counter()
+    out = {"settings": cfg, "theta_initial": theta0.tolist(), "runs": {}}
+    trajs = {}
+    for act in cfg["activations"]:
+        model = sideq.single_index(act)
+        traj = descent(model, theta0, xi=[XI], x=x, eta=cfg["eta"], epochs=cfg["epochs"])
+        trajs[act] = (model, traj)
+        dist = np.asarray(traj.distance)
+        s = summary(model, traj)
+        s.update(
+            distance_initial=float(dist[0]),
+            distance_monotone=bool(np.all(np.diff(dist) <= 1e-12)),
+            largest_distance_increase=float(np.diff(dist).max()),
+            epochs_to_distance_1e_1=_first_below(dist, 1e-1),
+            epochs_to_distance_1e_2=_first_below(dist, 1e-2),
+            epochs_to_loss_1e_6=_first_below(np.asarray(traj.loss), 1e-6),
+        )
+        out["runs"][act] = s
+    files = []
+    with _rc():
+        for act in ("tanh", "softplus"):
+            model, traj = trajs[act]
+            theta = np.asarray(traj.theta)
+            fig, axs = plt.subplots(2, 2, figsize=(FULL_W, 5.0), constrained_layout=True)
+            ax = axs[0, 0]
+            ax.semilogy(np.asarray(traj.loss), color="C0", label=act)
+            _, st = trajs["sigmoid"]
+            ax.semilogy(np.asarray(st.loss), color="0.6", ls="--", lw=1, label="sigmoid (Fig. 4a)")
+            ax.set_xlabel("epoch $t$")
+            ax.set_ylabel(r"$\hat R(\theta(t))$")
+            ax.set_title(f"(a) training loss, $\\sigma$ = {act}")
+            ax.legend()
+            ax = axs[0, 1]
+            learned = np.asarray(sideq.equilibrium(model, jnp.asarray(theta[-1]), jnp.asarray(grid)))
+            true = np.asarray(sideq.targets(model, jnp.asarray([XI]), jnp.asarray(grid[:, None])))
+            yd = np.asarray(sideq.targets(model, jnp.asarray([XI]), jnp.asarray(x)))
+            ax.scatter(x[:, 0], yd, s=2, color="0.6", alpha=0.4, label="training data", zorder=1)
+            ax.plot(grid, true, color="k", lw=2.2, label=rf"true $\mathrm{{{act}}}({XI:g}x)$", zorder=2)
+            ax.plot(grid, learned, color="C3", ls="--", label=rf"learned $y_\theta(x)$, $t={cfg['epochs']}$",
+                    zorder=3)
+            ax.set_xlabel("$x$")
+            ax.set_ylabel("$y$")
+            ax.set_title("(b) learned vs true function")
+            ax.legend(loc="upper left")
+            ax = axs[1, 0]
+            _trajectory_axes(ax, theta, cbar_fig=fig, every=max(1, len(theta) // 2000))
+            ax.plot(XI, 0, "*", color="C3", ms=10, ls="none", label=rf"target $(\xi, 0) = ({XI:g}, 0)$", zorder=5)
+            lo = np.minimum(theta.min(0), [XI, 0]) - 0.15
+            hi = np.maximum(theta.max(0), [XI, 0]) + 0.15
+            ax.set_xlim(lo[0], hi[0])
+            ax.set_ylim(lo[1], hi[1])
+            ax.set_xlabel(r"$\theta_1$")
+            ax.set_ylabel(r"$\theta_2$")
+            ax.set_title(r"(c) trajectory in the $(\theta_1, \theta_2)$ plane")
+            ax.legend(loc="best")
+            ax = axs[1, 1]
+            ax.semilogy(np.asarray(traj.distance), color="C0", label=act)
+            ax.semilogy(np.asarray(st.distance), color="0.6", ls="--", lw=1, label="sigmoid (Fig. 5b)")
+            ax.set_xlabel("epoch $t$")
+            ax.set_ylabel(rf"$\|\theta(t) - ({XI:g}, 0)\|_2$")
+            ax.set_title("(d) distance to the target")
+            ax.legend()
+            fig.suptitle(rf"Figures 4–5 with $\sigma$ = {act}: $\xi={XI:g}$, $n=1000$, "
+                         rf"$\eta={cfg['eta']}$, {cfg['epochs']} epochs", fontsize=9)
+            files += _save(fig, out_dir, f"ext1_{act}")
+    out["wall_s"] = time.perf_counter() - t0
+    out["files"] = files
+    return out
+
+
+# --------------------------------------------------------------------------- 2. flow vs descent
+
+
+def limit_point(theta0, xi):
+    """Corrected Theorem 3.3 (ERRATA.md §2): lim θ(t) = (αξ, 1 − α) with
+    α = sign(1 − θ2(0)) ‖θ(0) − (0, 1)‖ / √(‖ξ‖² + 1)."""
+    theta0 = np.asarray(theta0, float)
+    xi = np.atleast_1d(np.asarray(xi, float))
+    e = np.zeros_like(theta0)
+    e[-1] = 1.0
+    alpha = np.sign(1 - theta0[-1]) * np.linalg.norm(theta0 - e) / np.sqrt(xi @ xi + 1)
+    return np.concatenate([alpha * xi, [1 - alpha]]), float(alpha)
+
+
+def exp_flow_vs_descent(out_dir, quick=False, **overrides):
+    import matplotlib.pyplot as plt
+
+    import sideq
+    from sideq.flow import flow
+    from sideq.train import descent
+
+    cfg = dict(model="linear", xi=XI, risk="population, X ~ Unif[0, 1] (128 Gauss-Legendre nodes)",
+               starts=[(0.3, 0.2), (-0.6, 0.4), (0.9, -0.4), (0.25, 1.5), (-0.7, 1.6), (0.5, 2.3)],
+               etas=[0.05, 0.2], epochs=200 if quick else 600, flow_t1=60.0, flow_gtol=1e-10)
+    cfg.update(overrides)
+    starts = [tuple(s) for s in cfg["starts"]]
+    model = sideq.linear()
+    dist = sideq.uniform(0.0, 1.0, 1)
+    t0 = time.perf_counter()
+    rows = []
+    runs = []
+    for s in starts:
+        lim, alpha = limit_point(s, [XI])
+        fl = flow(model, np.asarray(s), xi=[XI], dist=dist, t1=cfg["flow_t1"],
+                  saveat_ts=np.linspace(0, cfg["flow_t1"], 3001), gtol=cfg["flow_gtol"], max_steps=8192)
+        ths = np.asarray(fl.theta)
+        gds = {}
+        for eta in cfg["etas"]:
+            gd = descent(model, np.asarray(s), xi=[XI], dist=dist, eta=eta, epochs=cfg["epochs"])
+            gds[eta] = gd
+        r0 = float(np.linalg.norm(np.asarray(s) - [0, 1]))
+        row = dict(theta0=list(s), alpha=alpha, predicted_limit=lim.tolist(),
+                   flow_final=ths[-1].tolist(), flow_status=sideq.Status(int(fl.status)).name.lower(),
+                   flow_error_to_prediction=float(np.linalg.norm(ths[-1] - lim)),
+                   flow_max_drift_w=float(np.max(np.asarray(fl.drift))),
+                   t_final=float(fl.t_final))
+        for eta, gd in gds.items():
+            th = np.asarray(gd.theta)
+            radius = np.linalg.norm(th - [0, 1], axis=1)
+            row[f"gd_eta{eta:g}_final"] = th[-1].tolist()
+            row[f"gd_eta{eta:g}_error_to_prediction"] = _f(np.linalg.norm(th[-1] - lim))
+            row[f"gd_eta{eta:g}_radius_growth"] = _f(radius[-1] - r0)
+            row[f"gd_eta{eta:g}_status"] = sideq.Status(int(gd.status)).name.lower()
+            row[f"gd_eta{eta:g}_distance_to_line_final"] = _f(np.asarray(gd.distance)[-1])
+        rows.append(row)
+        runs.append((s, lim, ths, gds, r0))
+    files = []
+    with _rc():
+        fig, ax = plt.subplots(figsize=(6.3, 3.3), constrained_layout=True)
+        a = np.linspace(-3, 3, 2)
+        ax.plot(a * XI, 1 - a, color="C3", lw=1, ls="--", label=r"solutions $(\alpha\xi, 1-\alpha)$", zorder=1)
+        ax.axhline(1.0, color="k", lw=0.8, ls=":", label=r"singular line $\theta_2 = 1$")
+        ax.plot(0, 1, "X", color="C1", ms=8, ls="none", label="trivial $(0, 1)$", zorder=6)
+        phi = np.linspace(0, 2 * np.pi, 400)
+        for i, (s, lim, ths, gds, r0) in enumerate(runs):
+            ax.plot(r0 * np.cos(phi), 1 + r0 * np.sin(phi), color="0.75", lw=0.7, zorder=0,
+                    label=r"circles $\|\theta-(0,1)\|=\|\theta(0)-(0,1)\|$" if i == 0 else None)
+            ax.plot(ths[:, 0], ths[:, 1], color="C0", lw=1.6, zorder=3, label="gradient flow" if i == 0 else None)
+            g = np.asarray(gds[cfg["etas"][0]].theta)
+            ax.plot(g[::4, 0], g[::4, 1], ".", color="C2", ms=2.5, zorder=4,
+                    label=rf"descent $\eta={cfg['etas'][0]:g}$ (every 4th)" if i == 0 else None)
+            g = np.asarray(gds[cfg["etas"][1]].theta)
+            ax.plot(g[:, 0], g[:, 1], "-", marker=".", color="C4", ms=3, lw=0.6, zorder=4,
+                    label=rf"descent $\eta={cfg['etas'][1]:g}$" if i == 0 else None)
+            ax.plot(s[0], s[1], "o", mfc="none", mec="k", ms=5, zorder=5, label=r"$\theta(0)$" if i == 0 else None)
+            ax.plot(lim[0], lim[1], "*", color="C3", ms=10, mec="k", mew=0.4, zorder=6,
+                    label="limit, corrected Thm 3.3" if i == 0 else None)
+        ax.set_aspect("equal")
+        ax.set_xlim(-2.2, 2.2)
+        ax.set_ylim(-0.8, 2.8)
+        ax.set_xlabel(r"$\theta_1$")
+        ax.set_ylabel(r"$\theta_2$")
+        ax.set_title(rf"Linear DEQ, $\xi={XI:g}$, population risk on Unif[0,1]")
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=6.5)
+        files += _save(fig, out_dir, "ext2_flow_vs_descent")
+    out = dict(settings=cfg, wall_s=time.perf_counter() - t0, files=files, runs=rows,
+               max_flow_error_to_prediction=max(r["flow_error_to_prediction"] for r in rows),
+               max_flow_drift_w=max(r["flow_max_drift_w"] for r in rows))
+    for eta in cfg["etas"]:
+        errs = [r[f"gd_eta{eta:g}_error_to_prediction"] for r in rows]
+        out[f"max_gd_eta{eta:g}_error_to_prediction"] = None if None in errs else max(errs)
+    return out
+
+
+# --------------------------------------------------------------------------- 3. population vs empirical
+
+
+def exp_population_vs_empirical(out_dir, quick=False, **overrides):
+    import jax
+    import jax.numpy as jnp
+    import matplotlib.pyplot as plt
+
+    import sideq
+    from sideq.train import descent
+
+    cfg = dict(model="sigmoid", xi=XI, ns=[100, 1000, 10000], eta=0.1, epochs=1000 if quick else 4000,
+               init="theta(0) of reproduce seed 0 (N(0, 0.1^2 I))", data_seed=1,
+               population_nodes=128, evaluated_epochs=200)
+    cfg.update(overrides)
+    model = sideq.single_index("sigmoid")
+    dist = sideq.uniform(0.0, 1.0, 1)
+    _, theta0 = _sigmoid_data(0)
+    t0 = time.perf_counter()
+    T = cfg["epochs"]
+    ev = np.unique(np.concatenate([np.arange(0, min(T, 50)), np.linspace(0, T, cfg["evaluated_epochs"]).astype(int)]))
+    pop_risk = jax.jit(jax.vmap(lambda th: sideq.population_risk(model, th, jnp.asarray([XI]), dist)))
+    curves = {}
+    dists = {}
+    res = {}
+    pop = descent(model, theta0, xi=[XI], dist=dist, eta=cfg["eta"], epochs=T)
+    th_pop = np.asarray(pop.theta)
+    curves["population"] = (np.asarray(pop.loss), None)
+    for i, n in enumerate(cfg["ns"]):
+        key = jax.random.PRNGKey(cfg["data_seed"] + i)
+        x = np.asarray(sideq.sample(dist, key, n))
+        tr = descent(model, theta0, xi=[XI], x=x, eta=cfg["eta"], epochs=T)
+        th = np.asarray(tr.theta)
+        R = np.asarray(pop_risk(jnp.asarray(th[ev])))
+        Rhat = np.asarray(tr.loss)
+        curves[n] = (Rhat, R)
+        dists[n] = np.linalg.norm(th - th_pop, axis=1)
+        res[str(n)] = dict(
+            empirical_final=_f(Rhat[-1]), population_final=_f(R[-1]),
+            population_over_empirical_final=_f(R[-1] / Rhat[-1]),
+            theta_final=th[-1].tolist(),
+            distance_to_population_run_final=float(np.linalg.norm(th[-1] - th_pop[-1])),
+            max_distance_to_population_run=float(np.max(np.linalg.norm(th - th_pop, axis=1))),
+        )
+    res["population_trained"] = dict(risk_final=_f(pop.loss[-1]), theta_final=th_pop[-1].tolist())
+    files = []
+    with _rc():
+        fig, axs = plt.subplots(1, 3, figsize=(FULL_W, 2.7), constrained_layout=True)
+        ax = axs[0]
+        ax.semilogy(curves["population"][0], color="k", lw=2.0, label=r"trained on $R$")
+        for i, n in enumerate(cfg["ns"]):
+            Rhat, R = curves[n]
+            ax.semilogy(np.arange(len(Rhat)), Rhat, color=f"C{i}", ls="--", lw=1.0,
+                        label=rf"$\hat R_n(\theta_n(t))$, $n={n}$")
+            ax.semilogy(ev, R, color=f"C{i}", lw=1.3, label=rf"$R(\theta_n(t))$, $n={n}$")
+        ax.set_xlabel("epoch $t$")
+        ax.set_ylabel("risk")
+        ax.set_title("(a) risks along descent")
+        ax.legend(ncol=1, fontsize=5.5)
+        ax = axs[1]
+        for i, n in enumerate(cfg["ns"]):
+            Rhat, R = curves[n]
+            ax.semilogx(ev[1:], R[1:] / Rhat[ev[1:]], color=f"C{i}", label=rf"$n={n}$")
+        ax.axhline(1, color="k", lw=0.6)
+        ax.set_xlabel("epoch $t$")
+        ax.set_ylabel(r"$R(\theta_n(t))\,/\,\hat R_n(\theta_n(t))$")
+        ax.set_title("(b) population / empirical")
+        ax.legend()
+        ax = axs[2]
+        for i, n in enumerate(cfg["ns"]):
+            ax.loglog(np.arange(1, len(dists[n])), dists[n][1:], color=f"C{i}", label=rf"$n={n}$")
+        ax.set_xlabel("epoch $t$")
+        ax.set_ylabel(r"$\|\theta_n(t) - \theta_{\mathrm{pop}}(t)\|_2$")
+        ax.set_title("(c) distance to the run on $R$")
+        ax.legend()
+        fig.suptitle(rf"Sigmoid DEQ, $\xi={XI:g}$, $\eta={cfg['eta']}$, X ~ Unif[0,1], same $\theta(0)$",
+                     fontsize=9)
+        files += _save(fig, out_dir, "ext3_population_vs_empirical")
+    return dict(settings=cfg, wall_s=time.perf_counter() - t0, files=files, results=res)
+
+
+# --------------------------------------------------------------------------- 4. phase portrait
+
+
+def linear_gradient_closed_form(theta, xi, m2):
+    """∇R of the linear DEQ, d = 1, from ERRATA.md §1 (Σ₂ = E[X²] = ``m2``):
+    ∂θ1 R = 2Σ₂(φ − ξ)/(1 − θ2), ∂θ2 R = 2Σ₂ φ(φ − ξ)/(1 − θ2), φ = θ1/(1 − θ2)."""
+    theta = np.asarray(theta, float)
+    t1, t2 = theta[..., 0], theta[..., 1]
+    phi = t1 / (1 - t2)
+    g1 = 2 * m2 * (phi - xi) / (1 - t2)
+    g2 = 2 * m2 * phi * (phi - xi) / (1 - t2)
+    return np.stack([g1, g2], axis=-1)
+
+
+def flow_field(model, thetas, xi=XI, dist=None):
+    """−∇R(θ) at each row of ``thetas`` (K, 2), sideq's implicit gradients, population risk."""
+    import jax
+    import jax.numpy as jnp
+
+    import sideq
+
+    dist = sideq.uniform(0.0, 1.0, 1) if dist is None else dist
+    xi_a = jnp.asarray([xi])
+    g = jax.jit(jax.vmap(jax.grad(lambda th: sideq.population_risk(model, th, xi_a, dist))))
+    return -np.asarray(g(jnp.asarray(thetas)))
+
+
+def exp_phase_portrait(out_dir, quick=False, **overrides):
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import Normalize
+
+    import sideq
+
+    cfg = dict(xi=XI, grid_points=60 if quick else 160, risk="population, Unif[0,1], 128 nodes",
+               linear_box=[[-3, 3], [-2, 4]], sigmoid_box=[[-3, 7], [-4, 3.9]], singular_mask=0.04)
+    cfg.update(overrides)
+    m = int(cfg["grid_points"])
+    t0 = time.perf_counter()
+    out = dict(settings=cfg)
+    files = []
+    panels = []
+    for name, box in (("linear", cfg["linear_box"]), ("sigmoid", cfg["sigmoid_box"])):
+        model = sideq.linear() if name == "linear" else sideq.single_index("sigmoid")
+        g1 = np.linspace(*box[0], m)
+        n2 = m + 1
+        while np.min(np.abs(np.linspace(*box[1], n2) - 1.0)) < 1e-3:  # keep theta2 = 1 off the grid
+            n2 += 1
+        g2 = np.linspace(*box[1], n2)
+        T1, T2 = np.meshgrid(g1, g2)
+        th = np.stack([T1.ravel(), T2.ravel()], 1)
+        F = flow_field(model, th).reshape(n2, m, 2)
+        if name == "linear":
+            ref = -linear_gradient_closed_form(th, XI, 1.0 / 3.0).reshape(n2, m, 2)
+            nref = np.linalg.norm(ref, axis=-1)
+            big = np.isfinite(nref) & (nref > 1e-8)  # the field vanishes on the solution line
+            rel = np.linalg.norm(F - ref, axis=-1)[big] / nref[big]
+            out["linear_field_max_rel_error_vs_closed_form"] = float(np.max(rel))
+            mask = np.abs(1 - T2) < cfg["singular_mask"]
+            F = np.where(mask[..., None], np.nan, F)
+        speed = np.linalg.norm(F, axis=-1)
+        out[f"{name}_speed_range"] = [float(np.nanmin(speed)), float(np.nanmax(speed))]
+        out[f"{name}_nonfinite_points"] = int(np.sum(~np.isfinite(speed)))
+        panels.append((name, g1, g2, F, speed))
+    with _rc():
+        fig, axs = plt.subplots(1, 2, figsize=(FULL_W, 3.3), constrained_layout=True)
+        for ax, (name, g1, g2, F, speed) in zip(axs, panels):
+            logs = np.log10(speed)
+            finite = logs[np.isfinite(logs)]
+            lo, hi = np.percentile(finite, 1), np.percentile(finite, 99)
+            sp = ax.streamplot(g1, g2, F[..., 0], F[..., 1], color=logs, cmap="plasma",
+                               norm=Normalize(lo, hi), density=1.3, linewidth=0.8, arrowsize=0.7)
+            cb = fig.colorbar(sp.lines, ax=ax, pad=0.02)
+            cb.set_label(r"$\log_{10}\|\nabla_\theta R\|_2$")
+            if name == "linear":
+                a = np.linspace(-5, 5, 2)
+                ax.plot(a * XI, 1 - a, color="C2", lw=1.8, label=r"solutions $(\alpha\xi, 1-\alpha)$")
+                ax.axhline(1, color="k", lw=1.4, ls="--", label=r"singular line $\theta_2=1$")
+                ax.plot(0, 1, "X", color="C1", mec="k", mew=0.4, ms=8, ls="none", label="trivial $(0,1)$")
+                ax.set_title(rf"(a) linear DEQ: $-\nabla R$, $\xi={XI:g}$")
+            else:
+                ax.plot(XI, 0, "*", color="C2", mec="k", mew=0.4, ms=12, ls="none",
+                        label=rf"target $(\xi,0)=({XI:g},0)$")
+                ax.set_title(rf"(b) sigmoid DEQ: $-\nabla R$, $\xi={XI:g}$")
+            ax.set_xlim(g1[0], g1[-1])
+            ax.set_ylim(g2[0], g2[-1])
+            ax.set_xlabel(r"$\theta_1$")
+            ax.set_ylabel(r"$\theta_2$")
+            ax.legend(loc="lower left", framealpha=0.85)
+        files += _save(fig, out_dir, "ext4_phase_portrait")
+    out.update(wall_s=time.perf_counter() - t0, files=files)
+    return out
+
+
+# --------------------------------------------------------------------------- 5. basin / rate maps
+
+
+def exp_basin(out_dir, quick=False, **overrides):
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm
+
+    import sideq
+    from sideq.sweep import make_inits, run_sweep
+
+    cfg = dict(grid_points=30 if quick else 100, xi=XI, risk="population, Unif[0,1], 32 Gauss-Legendre nodes", dtol=1e-6,
+               linear=dict(box=[[-3, 3], [-2, 4]], eta=0.1, epochs=400 if quick else 1000),
+               # eta = 20 is about 1/lambda_max of the Hessian at (xi, 0) (0.0486; experiment 6)
+               sigmoid=dict(box=[[-4, 8], [-4, 3.9]], eta=20.0, epochs=600 if quick else 1000))
+    cfg.update(overrides)
+    m = int(cfg["grid_points"])
+    dist = sideq.uniform(0.0, 1.0, 1, nodes=32)
+    t0 = time.perf_counter()
+    out = dict(settings=cfg)
+    maps = {}
+    for name in ("linear", "sigmoid"):
+        c = cfg[name]
+        model = sideq.linear() if name == "linear" else sideq.single_index("sigmoid")
+        (a1, b1), (a2, b2) = c["box"]
+        spec = f"grid:{a1}/{b1},{a2}/{b2}"
+        inits = make_inits(spec, m * m, 2)  # theta2 = 1 is not a grid value for m = 30, 100
+        ts = time.perf_counter()
+        res = run_sweep(model, xi=[XI], inits=inits, eta=c["eta"], epochs=c["epochs"], dist=dist,
+                        dtol=cfg["dtol"], progress=False)
+        wall = time.perf_counter() - ts
+        A = res.arrays
+        status = np.asarray(A["status"])
+        dfin = np.asarray(A["distance_final"])
+        steps = np.asarray(A["steps"])
+        names = {int(s): s.name.lower() for s in sideq.Status}
+        counts = {names[int(k)]: int(v) for k, v in zip(*np.unique(status, return_counts=True))}
+        failed = np.isin(status, [int(sideq.Status.DIVERGED), int(sideq.Status.SINGULAR),
+                                  int(sideq.Status.SOLVER_FAILURE)])
+        nonuniq = status == int(sideq.Status.NON_UNIQUE)
+        reached = (status == int(sideq.Status.CONVERGED))
+        maps[name] = dict(D=dfin.reshape(m, m), S=steps.reshape(m, m), failed=failed.reshape(m, m),
+                          nonuniq=nonuniq.reshape(m, m), reached=reached.reshape(m, m), box=c["box"])
+        ok = reached
+        out[name] = dict(
+            runs=len(status), wall_s=wall, runs_per_s=len(status) / wall, status_counts=counts,
+            fraction_reached_1e_6=float(reached.mean()),
+            epochs_to_1e_6_quantiles=(np.quantile(steps[ok], [0, 0.05, 0.5, 0.95, 1]).tolist() if ok.any() else None),
+            final_distance_quantiles_not_failed=(np.quantile(dfin[~failed & np.isfinite(dfin)],
+                                                             [0, 0.05, 0.5, 0.95, 1]).tolist()),
+        )
+        if name == "linear":
+            th2 = np.asarray(A["theta0"])[:, 1]
+            for band in (0.05, 0.2, 0.5):
+                near = np.abs(1 - th2) < band
+                out[name][f"fraction_failed_within_{band}_of_theta2_1"] = _f(failed[near].mean()) if near.any() else None
+            out[name]["fraction_failed_farther_than_0.5"] = _f(failed[np.abs(1 - th2) >= 0.5].mean())
+            e = np.array([0.0, 1.0])
+            r0 = np.linalg.norm(np.asarray(A["theta0"]) - e, axis=1)
+            rT = np.linalg.norm(np.asarray(A["theta_final"]) - e, axis=1)
+            thrown = rT > 2 * r0
+            out[name]["fraction_thrown_to_a_sphere_2x_larger"] = _f(thrown.mean())
+            out[name]["theta2_0_range_of_thrown_runs"] = ([_f(th2[thrown].min()), _f(th2[thrown].max())]
+                                                          if thrown.any() else None)
+            out[name]["fraction_not_reached_with_abs_1_minus_theta2_0_ge_0.5"] = _f(
+                (~reached)[np.abs(1 - th2) >= 0.5].mean())
+    files = []
+    with _rc():
+        fig, axs = plt.subplots(2, 2, figsize=(FULL_W, 5.6), constrained_layout=True)
+        for col, name in enumerate(("linear", "sigmoid")):
+            mp = maps[name]
+            (a1, b1), (a2, b2) = mp["box"]
+            ext = [a1, b1, a2, b2]
+            target = "solution line" if name == "linear" else r"$(\xi,0)$"
+            D = np.where(mp["failed"], np.nan, np.maximum(mp["D"], 1e-16))
+            cm = plt.get_cmap("viridis").copy()
+            cm.set_bad("white")
+            ax = axs[0, col]
+            im = ax.imshow(D.T, origin="lower", extent=ext, aspect="auto", cmap=cm,
+                           norm=LogNorm(1e-16, max(1.0, np.nanmax(D))), interpolation="nearest")
+            cb = fig.colorbar(im, ax=ax, pad=0.02)
+            cb.set_label(f"final distance to {target}")
+            ax.set_title(f"({'a' if col == 0 else 'b'}) {name} DEQ, $\\eta={cfg[name]['eta']:g}$, "
+                         f"{cfg[name]['epochs']} epochs")
+            ax = axs[1, col]
+            S = np.where(mp["reached"], mp["S"], np.nan).astype(float)
+            im = ax.imshow(S.T, origin="lower", extent=ext, aspect="auto", cmap=cm, norm=LogNorm(
+                max(1, np.nanmin(S)) if np.isfinite(S).any() else 1, max(2, np.nanmax(S)) if np.isfinite(S).any() else 2),
+                interpolation="nearest")
+            cb = fig.colorbar(im, ax=ax, pad=0.02)
+            cb.set_label(r"epochs to distance $\leq 10^{-6}$")
+            ax.set_title(f"({'c' if col == 0 else 'd'}) epochs to reach $10^{{-6}}$ (white: not reached)")
+            for ax in axs[:, col]:
+                g1 = np.linspace(a1, b1, m)
+                g2 = np.linspace(a2, b2, m)
+                G1, G2 = np.meshgrid(g1, g2, indexing="ij")
+                if mp["failed"].any():  # markers, so that single grid cells stay visible
+                    ax.plot(G1[mp["failed"]], G2[mp["failed"]], "x", color="red", ms=4, mew=1.0, ls="none",
+                            label=f"diverged / failed ({int(mp['failed'].sum())})", zorder=6)
+                if mp["nonuniq"].any():
+                    ax.contourf(G1, G2, mp["nonuniq"].astype(float), levels=[0.5, 1.5], hatches=["////"],
+                                colors="none")
+                    ax.plot([], [], "s", mfc="none", mec="k",
+                            label=f"non-unique equilibrium ({int(mp['nonuniq'].sum())})")
+                if name == "linear":
+                    a = np.linspace(-5, 5, 2)
+                    ax.plot(a * XI, 1 - a, color="C1", lw=1.0, label=r"$(\alpha\xi,1-\alpha)$")
+                    ax.axhline(1, color="k", lw=0.8, ls="--", label=r"$\theta_2=1$")
+                else:
+                    ax.plot(XI, 0, "*", color="C1", mec="k", mew=0.4, ms=10, ls="none", label=r"$(\xi,0)$")
+                    ax.axhline(4, color="k", lw=0.8, ls=":")
+                ax.set_xlim(a1, b1)
+                ax.set_ylim(a2, b2)
+                ax.set_xlabel(r"$\theta_1(0)$")
+                ax.set_ylabel(r"$\theta_2(0)$")
+                ax.legend(loc="lower left", fontsize=5.5, framealpha=0.85)
+        fig.suptitle(rf"Basins and rates over a {m}$\times${m} grid of $\theta(0)$ ($\xi={XI:g}$, population risk)",
+                     fontsize=9)
+        files += _save(fig, out_dir, "ext5_basin")
+    out.update(wall_s=time.perf_counter() - t0, files=files)
+    return out
+
+
+# --------------------------------------------------------------------------- 6. step-size map
+
+
+def step_size_threshold(xi=XI, delta1=0.5, delta2=0.5, n_theta1=81, n_theta2=21, nodes=128):
+    r"""Theorem 3.9's sufficient step size λ1/(2λ2), sigmoid DEQ, d = 1, X ~ Unif[0, 1].
+
+    Method (an independent estimate; :func:`exp_step_size` uses
+    ``sideq.theory.theorem_3_9`` when available and reports both):
+
+    * Assumption 1(ii) holds with α = 1 (X ∈ [0, 1], the indicator is 1) and
+      β = E[X²] = 1/3.  Sigmoid: L = 1/4, |σ(0)| = 1/2.
+    * M = (|σ(0)| + Lα(1+δ1)|ξ|)/(1 − Lδ2);
+      γ = inf σ' on |z| ≤ α(1+δ1)|ξ| + Mδ2 = σ'(α(1+δ1)|ξ| + Mδ2) (σ' is even, decreasing in |z|).
+    * Θ = [−(1+δ1)|ξ|, (1+δ1)|ξ|] × [−δ2, δ2].  ρ = inf_Θ λ_min(E[(X, y_θ(X))(X, y_θ(X))ᵀ])
+      and S = sup_Θ E[(X² + y_θ(X)²)²], each by Gauss–Legendre quadrature (``nodes``)
+      on an n_theta1 × n_theta2 grid of Θ.  The grid min/max is an estimate, not
+      a bound: ρ may be slightly smaller and S slightly larger, making the true
+      threshold slightly smaller than reported.
+    * λ1 = 2ργ²/(1 + Lδ2), λ2 = 4L²(L/(1 − Lδ2))² S; threshold λ1/(2λ2).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    import sideq
+
+    L, s0 = 0.25, 0.5
+    alpha = 1.0
+    M = (s0 + L * alpha * (1 + delta1) * abs(xi)) / (1 - L * delta2)
+    zmax = alpha * (1 + delta1) * abs(xi) + M * delta2
+    sg = 1 / (1 + math.exp(-zmax))
+    gamma = sg * (1 - sg)
+    nodes_x, w = np.polynomial.legendre.leggauss(nodes)
+    xq = jnp.asarray(0.5 * (nodes_x + 1))
+    wq = jnp.asarray(0.5 * w)
+    model = sideq.single_index("sigmoid")
+    t1 = np.linspace(-(1 + delta1) * abs(xi), (1 + delta1) * abs(xi), n_theta1)
+    t2 = np.linspace(-delta2, delta2, n_theta2)
+    T1, T2 = np.meshgrid(t1, t2, indexing="ij")
+    th = jnp.asarray(np.stack([T1.ravel(), T2.ravel()], 1))
+
+    def moments(theta):
+        y = sideq.equilibrium(model, theta, xq)
+        m11 = wq @ (xq * xq)
+        m12 = wq @ (xq * y)
+        m22 = wq @ (y * y)
+        tr, det = m11 + m22, m11 * m22 - m12 ** 2
+        lmin = tr / 2 - jnp.sqrt(jnp.maximum(tr ** 2 / 4 - det, 0.0))
+        fourth = wq @ ((xq ** 2 + y ** 2) ** 2)
+        return lmin, fourth
+
+    lmin, fourth = jax.jit(jax.vmap(moments))(th)
+    lmin, fourth = np.asarray(lmin), np.asarray(fourth)
+    rho, S = float(lmin.min()), float(fourth.max())
+    lam1 = 2 * rho * gamma ** 2 / (1 + L * delta2)
+    lam2 = 4 * L ** 2 * (L / (1 - L * delta2)) ** 2 * S
+    return dict(delta1=delta1, delta2=delta2, alpha=alpha, beta=1 / 3, L=L, M=M, z_max=zmax, gamma=gamma,
+                rho=rho, rho_at=np.asarray(th)[int(lmin.argmin())].tolist(), sup_fourth_moment=S,
+                lambda1=lam1, lambda2=lam2, threshold=lam1 / (2 * lam2),
+                init_radius_allowed=min((1 + delta1) * abs(xi), delta2),
+                method="grid over Theta (%dx%d), %d-node Gauss-Legendre; estimate, not a bound" % (
+                    n_theta1, n_theta2, nodes),
+                source="sideq.extended.step_size_threshold")
+
+
+def exp_step_size(out_dir, quick=False, **overrides):
+    import jax
+    import jax.numpy as jnp
+    import matplotlib.pyplot as plt
+
+    import sideq
+    from sideq.sweep import run_sweep
+
+    cfg = dict(model="sigmoid", xi=XI, risk="population, Unif[0,1], 32 nodes",
+               n_inits=6 if quick else 8, radius=0.5, n_eta=25 if quick else 49, eta_range=[1e-4, 1e2],
+               epochs=500 if quick else 2000, delta1=0.5, delta2=0.5)
+    cfg.update(overrides)
+    radius, n_init, n_eta = float(cfg["radius"]), int(cfg["n_inits"]), int(cfg["n_eta"])
+    cfg["inits"] = f"{n_init} points on the circle of radius {radius} about (xi, 0)"
+    t0 = time.perf_counter()
+    # Own estimate (grid over Theta), cross-checked against sideq.theory when that module is there.
+    thr = step_size_threshold(XI, delta1=cfg["delta1"], delta2=cfg["delta2"],
+                              n_theta1=41 if quick else 81, n_theta2=11 if quick else 21)
+    try:
+        from sideq import theory
+
+        t39 = theory.theorem_3_9(sideq.single_index("sigmoid"), [XI], sideq.uniform(0.0, 1.0, 1),
+                                 delta2=cfg["delta2"], delta1=cfg["delta1"], grid=21 if quick else 41)
+        thr["sideq_theory"] = dict(lambda1=float(t39.lambda1), lambda2=float(t39.lambda2),
+                                   threshold=float(t39.threshold), rho=float(t39.t38.rho))
+        thr["own_vs_theory_threshold_rel_diff"] = abs(thr["threshold"] / float(t39.threshold) - 1)
+        thr["own_estimate"] = dict(threshold=thr["threshold"], lambda1=thr["lambda1"], lambda2=thr["lambda2"])
+        thr.update(lambda1=float(t39.lambda1), lambda2=float(t39.lambda2), threshold=float(t39.threshold),
+                   source="sideq.theory.theorem_3_9 (grid + Nelder-Mead); own grid estimate in own_estimate")
+    except Exception as exc:  # theory module absent or changed: keep the own estimate
+        thr["sideq_theory"] = f"unavailable ({type(exc).__name__}: {exc})"
+    dist = sideq.uniform(0.0, 1.0, 1, nodes=32)
+    model = sideq.single_index("sigmoid")
+    # local stability edge: 2 / lambda_max of the Hessian at the minimiser
+    H = np.asarray(jax.jacrev(jax.grad(lambda th: sideq.population_risk(model, th, jnp.asarray([XI]),
+                                                                sideq.uniform(0.0, 1.0, 1))))(jnp.asarray([XI, 0.0])))
+    ev = np.linalg.eigvalsh(H)
+    phis = np.linspace(0, 2 * np.pi, n_init, endpoint=False)
+    inits = np.stack([XI + radius * np.cos(phis), radius * np.sin(phis)], 1)
+    etas = np.logspace(np.log10(cfg["eta_range"][0]), np.log10(cfg["eta_range"][1]), n_eta)
+    res = run_sweep(model, xi=[XI], inits=inits, eta=etas, epochs=cfg["epochs"], dist=dist, progress=False)
+    A = res.arrays
+    D = np.asarray(A["distance_final"]).reshape(n_init, n_eta)
+    st = np.asarray(A["status"]).reshape(n_init, n_eta)
+    failed = np.isin(st, [int(sideq.Status.DIVERGED), int(sideq.Status.SINGULAR), int(sideq.Status.SOLVER_FAILURE)])
+    ratio = D / radius
+    conv = (~failed) & (ratio < 1e-3)
+    # largest eta for which every init contracts (final/initial < 1) and none fails
+    contracts = (~failed) & (ratio < 1)
+    all_contract = contracts.all(axis=0)
+    eta_max_contract = float(etas[all_contract].max()) if all_contract.any() else None
+    first_fail = [float(etas[np.flatnonzero(failed[i] | (ratio[i] >= 1))[0]])
+                  if (failed[i] | (ratio[i] >= 1)).any() else None for i in range(n_init)]
+    best = etas[np.nanargmin(np.where(failed, np.inf, D).max(axis=0))]
+    all_conv = ((~failed) & (ratio < 1e-6)).all(axis=0)
+    eta_max_conv = float(etas[all_conv].max()) if all_conv.any() else None
+    small = etas <= thr["threshold"]
+    bound = (1 - etas * thr["lambda1"] / 2) ** (cfg["epochs"] / 2)
+    bound_holds = bool(np.all(ratio[:, small] <= bound[small] + 1e-12)) if small.any() else None
+    files = []
+    with _rc():
+        fig, ax = plt.subplots(figsize=(COL_W * 1.35, 3.0), constrained_layout=True)
+        cmap = plt.get_cmap("viridis")
+        for i in range(n_init):
+            y = np.where(failed[i], np.nan, np.maximum(ratio[i], 1e-17))
+            ax.loglog(etas, y, "-", marker=".", ms=3, lw=0.9, color=cmap(i / n_init),
+                      )
+            bad = failed[i] | (ratio[i] >= 1)
+            if bad.any():
+                j = np.flatnonzero(bad)[0]
+                ax.plot(etas[j], 1.0, "x", color="red", ms=5)
+        ax.axvline(thr["threshold"], color="C3", ls="--", lw=1.2,
+                   label=rf"Thm 3.9: $\lambda_1/(2\lambda_2) = {thr['threshold']:.1e}$")
+        ax.axvline(2 / ev.max(), color="k", ls=":", lw=1.2,
+                   label=rf"$2/\lambda_{{\max}}(\nabla^2R(\xi,0)) = {2 / ev.max():.3g}$")
+        ax.axhline(1, color="0.5", lw=0.6)
+        eb = etas[etas <= thr["threshold"]]
+        ax.loglog(eb, (1 - eb * thr["lambda1"] / 2) ** (cfg["epochs"] / 2), color="C3", lw=2.2, alpha=0.6,
+                  label=r"Thm 3.9 bound $(1-\eta\lambda_1/2)^{T/2}$")
+        ax.plot([], [], "-", marker=".", color=cmap(0.5), label=r"one line per $\theta(0)$")
+        ax.plot([], [], "x", color="red", label="first $\\eta$ with no contraction / divergence")
+        ax.set_xlabel(r"step size $\eta$")
+        ax.set_ylabel(r"$\|\theta(T)-(\xi,0)\| \,/\, \|\theta(0)-(\xi,0)\|$")
+        ax.set_title(rf"Sigmoid DEQ, $\xi={XI:g}$: {n_init} starts at distance {radius}, T = {cfg['epochs']}")
+        ax.set_ylim(1e-17, 1e2)
+        ax.legend(fontsize=6, loc="lower left")
+        files += _save(fig, out_dir, "ext6_step_size")
+    return dict(settings=cfg, wall_s=time.perf_counter() - t0, files=files, theorem_3_9=thr,
+                hessian_eigenvalues_at_target=ev.tolist(), stability_edge_2_over_lmax=float(2 / ev.max()),
+                largest_eta_all_contract=eta_max_contract, largest_eta_all_reach_ratio_1e_6=eta_max_conv,
+                theorem_bound_holds_for_eta_below_threshold=bound_holds,
+                ratio_eta_max_reach_1e_6_over_threshold=(eta_max_conv / thr["threshold"] if eta_max_conv else None), first_eta_without_contraction_per_init=first_fail,
+                eta_with_smallest_worst_final_distance=float(best),
+                fraction_converged_1e_3=float(conv.mean()),
+                ratio_eta_max_contract_over_threshold=(eta_max_contract / thr["threshold"]
+                                                       if eta_max_contract else None))
+
+
+# --------------------------------------------------------------------------- 7. explicit neuron
+
+
+def explicit_neuron_loss(theta, x, y, act="sigmoid"):
+    """Mean squared error of the explicit neuron σ(θᵀx): (1/n) Σ (σ(θᵀxᵢ) − yᵢ)²."""
+    import jax.numpy as jnp
+
+    from sideq.activations import get_activation
+
+    s = get_activation(act)
+    return jnp.mean((s(jnp.asarray(x) @ theta) - y) ** 2)
+
+
+@functools.partial(__import__("jax").jit, static_argnames=("epochs", "act"))
+def explicit_neuron_descent(theta0, x, y, eta, epochs, act="sigmoid"):
+    """Plain JAX gradient descent θ ← θ − η∇L on :func:`explicit_neuron_loss`;
+    returns (θ(t) for t = 0..T, L(θ(t)))."""
+    import jax
+    import jax.numpy as jnp
+
+    vg = jax.value_and_grad(explicit_neuron_loss)
+
+    def step(theta, _):
+        loss, g = vg(theta, x, y, act)
+        return theta - eta * g, (theta, loss)
+
+    thetaT, (ths, losses) = jax.lax.scan(step, jnp.asarray(theta0), None, length=epochs)
+    lastloss = explicit_neuron_loss(thetaT, x, y, act)
+    return jnp.concatenate([ths, thetaT[None]]), jnp.concatenate([losses, lastloss[None]])
+
+
+def exp_explicit_neuron(out_dir, quick=False, **overrides):
+    import jax.numpy as jnp
+    import matplotlib.pyplot as plt
+
+    import sideq
+    from sideq.train import descent
+
+    cfg = dict(xi=XI, n=1000, eta=0.1, epochs=1000 if quick else 4000, seed=0,
+               explicit_init="theta1(0) of the DEQ's theta(0)", activation="sigmoid")
+    cfg.update(overrides)
+    x, theta0 = _sigmoid_data(cfg["seed"])
+    model = sideq.single_index("sigmoid")
+    y = np.asarray(sideq.targets(model, jnp.asarray([XI]), jnp.asarray(x)))
+    t0 = time.perf_counter()
+    deq = descent(model, theta0, xi=[XI], x=x, eta=cfg["eta"], epochs=cfg["epochs"])
+    ths_e, loss_e = explicit_neuron_descent(jnp.asarray(theta0[:1]), jnp.asarray(x), jnp.asarray(y),
+                                            jnp.asarray(cfg["eta"]), cfg["epochs"])
+    ths_e, loss_e = np.asarray(ths_e), np.asarray(loss_e)
+    loss_d = np.asarray(deq.loss)
+    th_d = np.asarray(deq.theta)
+    grid = np.linspace(0, 1, 201)
+    y_deq = np.asarray(sideq.equilibrium(model, jnp.asarray(th_d[-1]), jnp.asarray(grid)))
+    y_exp = 1 / (1 + np.exp(-ths_e[-1, 0] * grid))
+    true = 1 / (1 + np.exp(-XI * grid))
+    res = dict(
+        deq=dict(loss_final=_f(loss_d[-1]), theta_final=th_d[-1].tolist(),
+                 epochs_to_loss_1e_4=_first_below(loss_d, 1e-4), epochs_to_loss_1e_6=_first_below(loss_d, 1e-6),
+                 sup_error_learned=float(np.abs(y_deq - true).max())),
+        explicit=dict(loss_final=_f(loss_e[-1]), theta_final=ths_e[-1].tolist(),
+                      epochs_to_loss_1e_4=_first_below(loss_e, 1e-4),
+                      epochs_to_loss_1e_6=_first_below(loss_e, 1e-6),
+                      sup_error_learned=float(np.abs(y_exp - true).max())),
+    )
+    files = []
+    with _rc():
+        fig, axs = plt.subplots(1, 3, figsize=(FULL_W, 2.5), constrained_layout=True)
+        ax = axs[0]
+        ax.semilogy(loss_d, color="C0", label=r"DEQ $y=\sigma(\theta_1x+\theta_2y)$")
+        ax.semilogy(np.where(loss_e > 0, loss_e, np.nan), color="C3", ls="--", label=r"explicit $\sigma(\theta x)$")
+        ax.set_xlabel("epoch $t$")
+        ax.set_ylabel(r"$\hat R(\theta(t))$")
+        ax.set_title("(a) training loss")
+        ax.legend()
+        ax = axs[1]
+        ax.plot(grid, true, color="k", lw=2.2, label=rf"true $\sigma({XI:g}x)$")
+        ax.plot(grid, y_deq, color="C0", ls="-", lw=1.2, label="DEQ")
+        ax.plot(grid, y_exp, color="C3", ls="--", label="explicit")
+        ax.set_xlabel("$x$")
+        ax.set_ylabel("$y$")
+        ax.set_title(f"(b) learned functions, t = {cfg['epochs']}")
+        ax.legend(loc="upper left")
+        ax = axs[2]
+        ax.semilogy(grid, np.maximum(np.abs(y_deq - true), 1e-17), color="C0", label="DEQ")
+        ax.semilogy(grid, np.maximum(np.abs(y_exp - true), 1e-17), color="C3", ls="--", label="explicit")
+        ax.set_ylim(bottom=1e-8)
+        ax.set_xlabel("$x$")
+        ax.set_ylabel(r"$|y(x) - \sigma(\xi x)|$")
+        ax.set_title("(c) pointwise error")
+        ax.legend()
+        fig.suptitle(rf"Explicit neuron vs single-index DEQ, same data ($n=1000$, $\eta={cfg['eta']}$)", fontsize=9)
+        files += _save(fig, out_dir, "ext7_explicit_neuron")
+    return dict(settings=cfg, wall_s=time.perf_counter() - t0, files=files, results=res)
+
+
+# --------------------------------------------------------------------------- driver
+
+EXPERIMENTS = {
+    "activations": exp_activations,
+    "flow_vs_descent": exp_flow_vs_descent,
+    "population_vs_empirical": exp_population_vs_empirical,
+    "phase_portrait": exp_phase_portrait,
+    "basin": exp_basin,
+    "step_size": exp_step_size,
+    "explicit_neuron": exp_explicit_neuron,
+}
+
+
+def run_one(name, out_dir, quick=False, **overrides) -> dict:
+    """One experiment by name (see :data:`EXPERIMENTS`); figures into ``out_dir``.
+    ``overrides`` replace entries of the experiment's settings (its ``settings`` dict)."""
+    os.makedirs(out_dir, exist_ok=True)
+    with _x64():
+        t0 = time.perf_counter()
+        res = EXPERIMENTS[name](out_dir, quick=quick, **overrides)
+        res["wall_s_total"] = time.perf_counter() - t0
+        res["quick"] = bool(quick)
+    return res
+
+
+def run_all(out_dir, quick=False, only=None) -> dict:
+    """Every experiment (or those named in ``only``); figures (PNG + PDF) and
+    ``extended_summary.json`` into ``out_dir``; returns the summary dict."""
+    os.makedirs(out_dir, exist_ok=True)
+    names = list(EXPERIMENTS) if not only else list(only)
+    t0 = time.perf_counter()
+    out = {}
+    for name in names:
+        out[name] = run_one(name, out_dir, quick=quick)
+    out["wall_s"] = time.perf_counter() - t0
+    with open(os.path.join(out_dir, "extended_summary.json"), "w") as fh:
+        json.dump(out, fh, indent=2)
+    return out
+
+
+def script_main(name, argv=None, config=None):
+    """``python experiments/NAME.py [--out DIR] [--quick]``: one experiment, JSON to stdout.
+    ``config``: settings overrides (the script's CONFIG); ignored with ``--quick``."""
+    import argparse
+
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    p = argparse.ArgumentParser(description=f"sideq extended experiment: {name}")
+    p.add_argument("--out", default="figures/extended")
+    p.add_argument("--quick", action="store_true", help="smaller grids / fewer epochs")
+    a = p.parse_args(argv)
+    res = run_one(name, a.out, quick=a.quick, **({} if a.quick else dict(config or {})))
+    print(json.dumps(res, indent=2))
+    return 0

@@ -283,7 +283,31 @@ def cmd_reproduce(args) -> int:
 
     if args.seeds < 0:
         raise CLIError(f"--seeds: must be >= 0, got {args.seeds}")
-    return reproduce(out=args.out, only=args.only, seed=args.seed, as_json=args.json, seeds=args.seeds)
+    code = reproduce(out=args.out, only=args.only, seed=args.seed, as_json=args.json, seeds=args.seeds)
+    if args.extended:
+        from sideq.extended import run_all
+
+        t0 = time.perf_counter()
+        ext = run_all(args.out, quick=args.quick)
+        summary_path = os.path.join(args.out, "summary.json")
+        with open(summary_path) as fh:
+            summary = json.load(fh)
+        summary["extended"] = ext
+        with open(summary_path, "w") as fh:
+            json.dump(summary, fh, indent=2, default=float)
+        if not args.json:
+            print(f"extended experiments ({time.perf_counter() - t0:.1f} s): see experiments/README.md; "
+                  f"figures in {args.out}/")
+    return code
+
+
+def cmd_verify(args) -> int:
+    import jax
+
+    jax.config.update("jax_enable_x64", True)  # the checks need float64
+    from sideq.verify import main as verify_main
+
+    return verify_main(quick=args.quick, as_json=args.json)
 
 
 def cmd_bench(args) -> int:
@@ -308,6 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=32,
                    help="seeds on which each caption's claim is checked (default 32; 0 skips)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--extended", action="store_true",
+                   help="also run the experiments beyond the paper (experiments/README.md)")
+    p.add_argument("--quick", action="store_true", help="with --extended: smaller grids and fewer epochs")
     prec = p.add_mutually_exclusive_group()
     prec.add_argument("--x64", dest="x64", action="store_true", default=True, help="float64 (default)")
     prec.add_argument("--x32", dest="x64", action="store_false", help="float32")
@@ -321,6 +348,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sweep", help="gradient descent from many initializations: chunked, sharded, resumable")
     _add_run_flags(p, "sweep")
     p.set_defaults(func=cmd_sweep)
+    p = sub.add_parser("verify", help="check every theorem of the paper against simulation (VERIFY.md)")
+    p.add_argument("--quick", action="store_true", help="fewer initializations (under a minute)")
+    p.add_argument("--json", action="store_true", help="print a list of {claim, holds, ...} objects")
+    p.set_defaults(func=cmd_verify)
     p = sub.add_parser("bench", help="speed against a per-sample numpy/scipy baseline (see BENCHMARKS.md)")
     p.add_argument("--quick", action="store_true", help="fewer repeats (under two minutes)")
     p.add_argument("--json", action="store_true")

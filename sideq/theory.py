@@ -1,0 +1,543 @@
+r"""Predictions and constants of Section 3 of the paper, as functions.
+
+Every function cites the result it implements.  Where the printed statement is
+wrong (see ERRATA.md) both the printed and the corrected prediction are given,
+side by side, so that :mod:`sideq.verify` can show the printed one failing.
+
+Notation: e = (0, …, 0, 1) ∈ ℝ^{d+1}, Σ₂ = E[XXᵀ], φ = θ1/(1 − θ2),
+w = ‖θ − e‖² (Theorem 3.1, Lemma 3.7), r = ‖θ − (ξ, 0)‖² (Theorem 3.8).
+
+Everything here is numpy float64 (independent of ``jax_enable_x64``): the
+expectations are quadrature sums over the nodes of :func:`expectation_nodes`,
+built from :func:`sideq.risk.quadrature_rule` (uniform: the tensor
+Gauss–Legendre rule of the risk; Gaussian d = 1: the same composite
+Gauss–Legendre panels, restricted to [−α, α] when the indicator 1{‖X‖ ≤ α} of
+Theorem 3.8 is present; Gaussian d > 1: a fixed-seed Monte Carlo sample, the
+only place with a sampling error, ~ n^{-1/2}).  Equilibria y_θ(x) are solved
+by Newton's method on F(y) = y − σ(a + θ2 y), which is strictly increasing when
+|θ2| L < 1 (the set Θ of Theorem 3.8), to |F| ≤ 1e-13.
+
+Constants defined as an inf/sup over the compact set Θ of Theorem 3.8
+(ρ, and the sup in λ2 of Theorem 3.9) are computed by :func:`rho` /
+:func:`moment4_sup`: an exhaustive grid over Θ (d = 1: (θ1, θ2) on a
+``grid × grid`` lattice of the rectangle; d > 1: θ1 in polar/spherical
+coordinates of the ball times θ2) followed by a bounded Nelder–Mead refinement
+from the best grid points.  The result is an *estimate from above* of the
+infimum (every value is attained at a point of Θ), and its accuracy is reported
+as the relative change between the grid minimum and the refined minimum.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from sideq.data import Uniform
+from sideq.risk import quadrature_rule
+
+__all__ = [
+    "Theorem38",
+    "Theorem39",
+    "conserved_w",
+    "corollary_3_1_radius",
+    "descent_lemma_rhs",
+    "eq_8_next_w",
+    "equilibrium_np",
+    "expectation_nodes",
+    "lemma_3_2_side",
+    "lemma_3_7",
+    "moment4_sup",
+    "rho",
+    "second_moment_np",
+    "sigma_np",
+    "theorem_3_3_limit_corrected",
+    "theorem_3_3_limit_printed",
+    "theorem_3_4_rate_corrected",
+    "theorem_3_4_rate_printed",
+    "theorem_3_6_kappa",
+    "theorem_3_6_rate_corrected",
+    "theorem_3_6_rate_printed",
+    "theorem_3_8",
+    "theorem_3_9",
+]
+
+
+# ---------------------------------------------------------------------------
+# Activations in numpy (σ, σ').
+
+def _softplus(z):
+    return np.logaddexp(0.0, z)
+
+
+def _sigmoid(z):
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+def _gelu(z):
+    from scipy.special import erf
+    return 0.5 * z * (1.0 + erf(z / math.sqrt(2.0)))
+
+
+def _dgelu(z):
+    from scipy.special import erf
+    return 0.5 * (1.0 + erf(z / math.sqrt(2.0))) + z * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+
+
+_NP = {
+    "sigmoid": (_sigmoid, lambda z: _sigmoid(z) * (1.0 - _sigmoid(z))),
+    "tanh": (np.tanh, lambda z: 1.0 - np.tanh(z) ** 2),
+    "softplus": (_softplus, _sigmoid),
+    "relu": (lambda z: np.maximum(z, 0.0), lambda z: (z > 0).astype(float)),
+    "gelu": (_gelu, _dgelu),
+    "identity": (lambda z: z, lambda z: np.ones_like(z)),
+    "linear": (lambda z: z, lambda z: np.ones_like(z)),
+}
+
+
+def sigma_np(model):
+    """(σ, σ') as numpy functions for ``model`` (a :class:`sideq.Model`)."""
+    name = model.activation.name
+    if name not in _NP:
+        import jax
+        import jax.numpy as jnp
+        fn = model.activation.fn
+        d = jax.vmap(jax.grad(lambda z: fn(z)))
+        return (lambda z: np.asarray(fn(jnp.asarray(z)), float),
+                lambda z: np.asarray(d(jnp.asarray(z).ravel()), float).reshape(np.shape(z)))
+    return _NP[name]
+
+
+def lipschitz(model) -> float:
+    """L = ‖σ‖_Lip (Section 3.2)."""
+    return float(model.activation.lipschitz)
+
+
+# ---------------------------------------------------------------------------
+# Laws of X.
+
+def second_moment_np(dist) -> np.ndarray:
+    """Σ₂ = E[XXᵀ] (Eq. (5)) in closed form."""
+    if isinstance(dist, Uniform):
+        lo, hi = np.asarray(dist.low, float), np.asarray(dist.high, float)
+        m = (lo + hi) / 2
+        var = (hi - lo) ** 2 / 12
+        return np.outer(m, m) + np.diag(var)
+    mu = np.asarray(dist.mean, float)
+    return np.asarray(dist.cov, float) + np.outer(mu, mu)
+
+
+def max_norm(dist) -> float:
+    """sup ‖X‖ over the support (inf for a Gaussian)."""
+    if isinstance(dist, Uniform):
+        c = np.maximum(np.abs(dist.low), np.abs(dist.high))
+        return float(np.linalg.norm(c))
+    return math.inf
+
+
+def expectation_nodes(dist, alpha: float | None = None, *, mc: int = 20000, seed: int = 0):
+    """Nodes x (N, d) and weights w (N,) with Σ w h(x) ≈ E[h(X) 1{‖X‖ ≤ α}].
+
+    ``alpha=None`` means no indicator.  Uniform: the tensor Gauss–Legendre rule
+    of :func:`sideq.risk.quadrature_rule`; the indicator must then cover the
+    box (α ≥ sup‖X‖), otherwise the integrand is discontinuous and the rule is
+    not accurate (raises).  Gaussian, d = 1: composite Gauss–Legendre panels
+    (the rule of :func:`sideq.risk.quadrature_rule`) mapped onto
+    {|μ + s z| ≤ α} exactly.  Gaussian, d > 1: Monte Carlo with ``mc`` samples
+    (fixed ``seed``), weights 1/mc on the samples inside the ball.
+    """
+    if isinstance(dist, Uniform):
+        x, w = quadrature_rule(dist)
+        if alpha is not None and alpha < max_norm(dist) * (1 - 1e-12):
+            raise ValueError("alpha < sup ||X||: use alpha >= the box's largest norm for the uniform law")
+        return np.asarray(x, float), np.asarray(w, float)
+    mu = np.asarray(dist.mean, float)
+    S = np.asarray(dist.cov_sqrt, float)
+    d = mu.shape[0]
+    if d == 1:
+        s = float(S[0, 0])
+        if alpha is None:
+            z, w = quadrature_rule(dist)
+            return (mu[0] + s * z)[:, None], np.asarray(w, float)
+        lo, hi = (-alpha - mu[0]) / s, (alpha - mu[0]) / s  # z-interval
+        lo, hi = max(lo, -9.0), min(hi, 9.0)
+        t, wt = np.polynomial.legendre.leggauss(12)
+        edges = np.linspace(lo, hi, 25)
+        half, mid = (edges[1:] - edges[:-1]) / 2, (edges[1:] + edges[:-1]) / 2
+        z = (mid[:, None] + half[:, None] * t).ravel()
+        w = (half[:, None] * wt).ravel() * np.exp(-z * z / 2) / math.sqrt(2 * math.pi)
+        return (mu[0] + s * z)[:, None], w
+    rng = np.random.default_rng(seed)
+    x = mu + rng.standard_normal((mc, d)) @ S.T
+    w = np.full(mc, 1.0 / mc)
+    if alpha is not None:
+        w = w * (np.linalg.norm(x, axis=1) <= alpha)
+    return x, w
+
+
+def equilibrium_np(model, theta1, theta2, x, *, tol=1e-13, maxiter=60):
+    """y_θ(x) for a batch: θ1 (..., d), θ2 (...), x (N, d) -> y (..., N).
+
+    Newton on F(y) = y − σ(a + θ2 y), a = θ1ᵀx; needs |θ2| L < 1 (then F is
+    strictly increasing and Newton from y = σ(a) converges; the iteration is
+    safeguarded by falling back to a fixed-point step when Newton leaves the
+    contraction's a-priori bound (13))."""
+    s, ds = sigma_np(model)
+    a = np.einsum("...d,nd->...n", np.asarray(theta1, float), np.asarray(x, float))
+    t2 = np.asarray(theta2, float)[..., None]
+    if model.is_linear:
+        return a / (1 - t2)
+    y = s(a)
+    for _ in range(maxiter):
+        z = a + t2 * y
+        F = y - s(z)
+        if np.max(np.abs(F)) <= tol:
+            break
+        y_new = y - F / (1 - t2 * ds(z))
+        y = np.where(np.isfinite(y_new), y_new, s(z))
+    return y
+
+
+# ---------------------------------------------------------------------------
+# Section 3.1, linear DEQ.
+
+def conserved_w(theta):
+    """Theorem 3.1: w = ‖θ1‖² + (θ2 − 1)² = ‖θ − e‖² is constant along the flow."""
+    theta = np.asarray(theta, float)
+    return np.sum(theta[..., :-1] ** 2, -1) + (theta[..., -1] - 1) ** 2
+
+
+def lemma_3_2_side(theta0):
+    """Lemma 3.2: θ2(t) ≠ 1 for all t; the flow stays on the side sign(1 − θ2(0))."""
+    return float(np.sign(1 - np.asarray(theta0, float)[-1]))
+
+
+def theorem_3_3_limit_printed(theta0, xi):
+    """Theorem 3.3 as printed: (αξ, 1 − α), α = sign(θ2(0)) ‖θ(0)‖/√(‖ξ‖² + 1)."""
+    theta0, xi = np.asarray(theta0, float), np.atleast_1d(np.asarray(xi, float))
+    a = np.sign(theta0[-1]) * np.linalg.norm(theta0) / math.sqrt(xi @ xi + 1)
+    return np.append(a * xi, 1 - a)
+
+
+def theorem_3_3_limit_corrected(theta0, xi):
+    """Theorem 3.3 corrected (ERRATA.md §2): α = sign(1 − θ2(0)) ‖θ(0) − e‖/√(‖ξ‖² + 1)."""
+    theta0, xi = np.asarray(theta0, float), np.atleast_1d(np.asarray(xi, float))
+    a = np.sign(1 - theta0[-1]) * math.sqrt(conserved_w(theta0)) / math.sqrt(xi @ xi + 1)
+    return np.append(a * xi, 1 - a)
+
+
+def theorem_3_4_rate_printed(dist, beta):
+    """Theorem 3.4 as printed: ‖φ(t) − ξ‖² ≤ ‖φ(0) − ξ‖² exp(−(4/β²) λ_min(Σ₂) t),
+    β a *lower* bound on |1 − θ2(t)|.  Returns (prefactor 1, rate 4λ_min/β²).
+    The best (largest) admissible β is inf_t |1 − θ2(t)|, observed on the flow."""
+    lam = float(np.linalg.eigvalsh(second_moment_np(dist))[0])
+    return 1.0, 4 * lam / beta**2
+
+
+def theorem_3_4_rate_corrected(dist, theta0):
+    """Theorem 3.4 corrected (ERRATA.md §3): ‖φ(t) − ξ‖² ≤ κ ‖φ(0) − ξ‖² exp(−(4/β²) λ_min t)
+    with β = ‖θ(0) − e‖ ≥ |1 − θ2(t)| (an upper bound, Theorem 3.1).
+    Returns (prefactor κ, rate)."""
+    ev = np.linalg.eigvalsh(second_moment_np(dist))
+    return float(ev[-1] / ev[0]), 4 * float(ev[0]) / float(conserved_w(theta0))
+
+
+def descent_lemma_rhs(f_t, grad_sq, eta):
+    """Lemma 3.5: f(x(t+1)) ≤ f(x(t)) − (η/2)‖∇f(x(t))‖² when η ≤ 1/L."""
+    return f_t - 0.5 * eta * grad_sq
+
+
+def theorem_3_6_kappa(dist) -> float:
+    """Theorem 3.6: κ = λ_max(Σ₂)/λ_min(Σ₂)."""
+    ev = np.linalg.eigvalsh(second_moment_np(dist))
+    return float(ev[-1] / ev[0])
+
+
+def theorem_3_6_rate_printed(dist, theta0, eta):
+    """Theorem 3.6 as printed: ‖φ(t) − ξ‖² ≤ κ (1 − η/(4κ w(0)))^t ‖φ(0) − ξ‖².
+    Returns (prefactor κ, contraction factor q per step)."""
+    k = theorem_3_6_kappa(dist)
+    return k, 1 - eta / (4 * k * float(conserved_w(theta0)))
+
+
+def theorem_3_6_rate_corrected(dist, theta0, eta):
+    """Theorem 3.6 corrected (ERRATA.md §4): the PL inequality of the proof is
+    ‖∇R‖² ≥ (4/α²)‖Σ₂v‖² ≥ (4 λ_min/(κα²)) R with α = 2√w(0), so
+    ‖φ(t) − ξ‖² ≤ κ (1 − η λ_min/(2κ w(0)))^t ‖φ(0) − ξ‖² (η ≤ η0 of Lemma 3.7).
+    Returns (prefactor κ, q)."""
+    ev = np.linalg.eigvalsh(second_moment_np(dist))
+    k = float(ev[-1] / ev[0])
+    return k, 1 - eta * float(ev[0]) / (2 * k * float(conserved_w(theta0)))
+
+
+def lemma_3_7(model, theta0, xi, dist):
+    """Lemma 3.7: c0 = √(R(θ(0))/λ_min), β = min{|1 − θ2(0)|, √w(0)/(√2 (c0 + ‖ξ‖ + 1))},
+    Θ = {β ≤ |1 − θ2| ≤ 2√w(0), ‖θ1‖ ≤ 2√w(0)}, and the step-size conditions
+    η ≤ β/2 and η ≤ β²/(4R(θ(0))) of the proof (the third, η ≤ 1/L_Θ, is
+    not computed here).  Returns a dict."""
+    theta0, xi = np.asarray(theta0, float), np.atleast_1d(np.asarray(xi, float))
+    S = second_moment_np(dist)
+    lam = float(np.linalg.eigvalsh(S)[0])
+    phi = theta0[:-1] / (1 - theta0[-1])
+    R0 = float((phi - xi) @ S @ (phi - xi))  # Eq. (5)
+    w0 = float(conserved_w(theta0))
+    c0 = math.sqrt(R0 / lam)
+    beta = min(abs(1 - theta0[-1]), math.sqrt(w0) / (math.sqrt(2) * (c0 + np.linalg.norm(xi) + 1)))
+    eta0 = min(beta / 2, beta**2 / (4 * R0)) if R0 > 0 else beta / 2
+    return {"c0": c0, "beta": beta, "R0": R0, "w0": w0, "upper": 2 * math.sqrt(w0), "eta0_partial": eta0}
+
+
+def in_theta_3_7(theta, c):
+    """Membership of θ (…, d+1) in the set Θ of Lemma 3.7 (c from :func:`lemma_3_7`)."""
+    theta = np.asarray(theta, float)
+    gap = np.abs(1 - theta[..., -1])
+    n1 = np.linalg.norm(theta[..., :-1], axis=-1)
+    return (gap >= c["beta"]) & (gap <= c["upper"]) & (n1 <= c["upper"])
+
+
+def eq_8_next_w(w_t, eta, grad_sq):
+    """Eq. (8): w(t+1) = w(t) + η²‖∇R(θ(t))‖² for gradient descent on the linear DEQ."""
+    return w_t + eta**2 * grad_sq
+
+
+# ---------------------------------------------------------------------------
+# Section 3.2, single-index DEQ.
+
+def _region_grid(region, grid):
+    """Points of a compact region of θ-space: (θ1 (K, d), θ2 (K,)).
+
+    ``region`` is ("box", d, R1, δ2) for Θ of Theorem 3.8,
+    {‖θ1‖ ≤ R1, |θ2| ≤ δ2}, or ("ball", center (d+1,), radius) for the ball
+    B((ξ, 0), r0) that the flow actually stays in (ERRATA.md §6)."""
+    if region[0] == "box":
+        _, d, R1, delta2 = region
+        t2 = np.linspace(-delta2, delta2, grid)
+        if d == 1:
+            t1 = np.linspace(-R1, R1, grid)[:, None]
+        else:
+            u = _directions(d, grid * grid // 4)
+            r = np.linspace(0, R1, max(3, grid // 2))
+            t1 = np.concatenate([np.zeros((1, d)), (r[1:, None, None] * u[None]).reshape(-1, d)])
+        return np.repeat(t1, len(t2), axis=0), np.tile(t2, len(t1))
+    _, c, rad = region
+    c = np.asarray(c, float)
+    p = c.shape[0]
+    if p == 2:
+        ang = np.linspace(0, 2 * np.pi, 4 * grid, endpoint=False)
+        u = np.stack([np.cos(ang), np.sin(ang)], 1)
+    else:
+        u = _directions(p, grid * grid // 2)
+    r = np.linspace(0, rad, grid)
+    pts = np.concatenate([c[None], (c + r[1:, None, None] * u[None]).reshape(-1, p)])
+    return pts[:, :-1], pts[:, -1]
+
+
+def _directions(p, n):
+    rng = np.random.default_rng(1)
+    u = np.concatenate([rng.standard_normal((n, p)), np.eye(p), -np.eye(p)])
+    return u / np.linalg.norm(u, axis=1, keepdims=True)
+
+
+def _project(region, t1, t2):
+    if region[0] == "box":
+        _, _d, R1, delta2 = region
+        n = np.linalg.norm(t1)
+        return (t1 * (R1 / n) if n > R1 else t1), float(np.clip(t2, -delta2, delta2))
+    _, c, rad = region
+    p = np.append(t1, t2)
+    v = p - c
+    n = np.linalg.norm(v)
+    if n > rad:
+        p = c + v * (rad / n)
+    return p[:-1], float(p[-1])
+
+
+def _chunked(fn, T1, T2, chunk):
+    return np.concatenate([fn(T1[i:i + chunk], T2[i:i + chunk]) for i in range(0, len(T2), chunk)])
+
+
+def _lmin_block(model, theta1, theta2, x, w):
+    """λ_min(E[((X, y_θ(X))(X, y_θ(X))ᵀ) w]) for a batch of θ (the matrix of (17))."""
+    y = equilibrium_np(model, theta1, theta2, x)  # (K, N)
+    d = x.shape[1]
+    K = y.shape[0]
+    M = np.empty((K, d + 1, d + 1))
+    M[:, :d, :d] = (x * w[:, None]).T @ x
+    xy = (y * w) @ x  # (K, d)
+    M[:, :d, d] = xy
+    M[:, d, :d] = xy
+    M[:, d, d] = (y * y) @ w
+    return np.linalg.eigvalsh(M)[:, 0]
+
+
+def _moment4(model, theta1, theta2, x, w):
+    y = equilibrium_np(model, theta1, theta2, x)
+    return ((np.sum(x * x, 1)[None, :] + y * y) ** 2) @ w
+
+
+MAX_GRID_HIGH_DIM = 15
+
+
+def _extremum(fun, region, grid, sign, n_start=3, chunk_elems=4_000_000, n_nodes=1):
+    """sign=+1: inf, −1: sup of fun over the region: grid, then Nelder–Mead
+    (on the projection onto the region) from the ``n_start`` best grid points."""
+    from scipy.optimize import minimize
+
+    p = region[1] + 1 if region[0] == "box" else len(region[1])
+    if p > 2:
+        grid = min(grid, MAX_GRID_HIGH_DIM)  # d > 1: (grid²/4 directions × grid/2 radii × grid) points
+    T1, T2 = _region_grid(region, grid)
+    vals = _chunked(fun, T1, T2, max(1, chunk_elems // max(1, n_nodes)))
+    best = sign * vals
+    order = np.argsort(best)[:n_start]
+    out = (float(best[order[0]]), T1[order[0]], T2[order[0]])
+
+    def obj(p):
+        t1, t2 = _project(region, p[:-1], p[-1])
+        return sign * float(fun(t1[None], np.array([t2]))[0])
+
+    for i in order:
+        res = minimize(obj, np.append(T1[i], T2[i]), method="Nelder-Mead",
+                       options={"xatol": 1e-8, "fatol": 1e-14, "maxiter": 300})
+        if res.fun < out[0]:
+            t1, t2 = _project(region, res.x[:-1], res.x[-1])
+            out = (float(res.fun), t1, t2)
+    grid_ext = float(sign * best[order[0]])
+    value = sign * out[0]
+    return value, {"arg": np.append(out[1], out[2]).tolist(), "grid_value": grid_ext,
+                       "rel_refinement": abs(grid_ext - value) / abs(value) if value != 0 else math.inf,
+                       "grid_points": len(T2)}
+
+
+def rho(model, xi, dist, delta1, delta2, alpha, *, grid=41, region="printed", r0=None):
+    """Theorem 3.8: ρ = inf_{θ ∈ Θ} λ_min(E[(X, y_θ(X))(X, y_θ(X))ᵀ 1{‖X‖ ≤ α}]).
+
+    ``region="printed"``: Θ = {‖θ1‖ ≤ (1 + δ1)‖ξ‖, |θ2| ≤ δ2} as printed.  This Θ
+    contains θ1 = 0, where y_θ ≡ c with c = σ(θ2 c); when σ(0) = 0 (tanh) c = 0
+    and ρ = 0 exactly, so the printed bound is vacuous (ERRATA.md §6).
+    ``region="corrected"``: the ball B((ξ, 0), r0) (r0 = ‖θ(0) − (ξ,0)‖ ≤ δ2),
+    which contains θ(t) for all t because the proof shows r(t) nonincreasing;
+    the proof goes through verbatim with the inf over this smaller set.
+
+    Method: grid over the region (d = 1 box: ``grid × grid``; ball: radii ×
+    directions; d > 1: quasi-random directions, grid capped at
+    ``MAX_GRID_HIGH_DIM`` = 15), then Nelder–Mead from the 3
+    best grid points.  Returns ``(rho, info)``: info has the minimiser, the
+    grid minimum and rel_refinement = |grid_min − rho|/rho (a measure of the
+    grid's resolution; the value is attained at a point of the region, so it
+    is an upper estimate of the infimum)."""
+    xi = np.atleast_1d(np.asarray(xi, float))
+    x, w = expectation_nodes(dist, alpha)
+    d = x.shape[1]
+    if region == "printed":
+        reg = ("box", d, (1 + delta1) * np.linalg.norm(xi), delta2)
+    else:
+        reg = ("ball", np.append(xi, 0.0), delta2 if r0 is None else r0)
+    fun = lambda t1, t2: _lmin_block(model, t1, t2, x, w)
+    return _extremum(fun, reg, grid, +1, n_nodes=len(w))
+
+
+def moment4_sup(model, xi, dist, delta1, delta2, *, grid=41, region="printed", r0=None):
+    """Theorem 3.9: sup_{θ ∈ Θ} E[‖(X, y_θ(X))‖⁴] (grid + Nelder–Mead, as :func:`rho`)."""
+    xi = np.atleast_1d(np.asarray(xi, float))
+    x, w = expectation_nodes(dist, None)
+    d = x.shape[1]
+    if region == "printed":
+        reg = ("box", d, (1 + delta1) * np.linalg.norm(xi), delta2)
+    else:
+        reg = ("ball", np.append(xi, 0.0), delta2 if r0 is None else r0)
+    fun = lambda t1, t2: _moment4(model, t1, t2, x, w)
+    return _extremum(fun, reg, grid, -1, n_nodes=len(w))
+
+
+def _gamma(model, zmax, n=4001):
+    """inf{σ'(z) : |z| ≤ zmax} on a fine grid (σ' is smooth; for the built-in
+    monotone activations σ' is unimodal so the inf is at ±zmax or on the grid)."""
+    _, ds = sigma_np(model)
+    z = np.linspace(-zmax, zmax, n)
+    return float(min(ds(z).min(), ds(np.array([-zmax, zmax])).min()))
+
+
+@dataclasses.dataclass
+class Theorem38:
+    """Constants of Theorem 3.8 for one setting."""
+
+    L: float
+    delta1: float
+    delta2: float
+    alpha: float
+    beta: float       # E[‖X‖² 1{‖X‖ ≤ α}] (assumption 1(ii))
+    M: float          # (|σ(0)| + Lα(1+δ1)‖ξ‖)/(1 − Lδ2)
+    zmax: float       # α(1+δ1)‖ξ‖ + Mδ2
+    gamma: float      # inf σ' on [−zmax, zmax]
+    rho: float
+    rho_info: dict
+    rate: float       # 2ργ²/(1 + Lδ2)
+    radius: float     # min{(1+δ1)‖ξ‖, δ2}: the allowed ‖θ(0) − (ξ,0)‖
+
+    def bound(self, r0, t):
+        """r(t) ≤ r(0) exp(−rate t)."""
+        return r0 * np.exp(-self.rate * np.asarray(t))
+
+
+def theorem_3_8(model, xi, dist, *, delta2, delta1=None, alpha=None, grid=41, region="printed"):
+    """Constants of Theorem 3.8: L, M, γ, ρ and the rate 2ργ²/(1 + Lδ2).
+
+    ``delta2`` < 1/L; ``delta1`` defaults to δ2/‖ξ‖, the smallest δ1 for which
+    ‖θ(0) − (ξ,0)‖ ≤ δ2 keeps ‖θ1(t)‖ ≤ (1+δ1)‖ξ‖ along a flow with r(t)
+    nonincreasing (see ERRATA.md §5); ``alpha`` defaults to sup‖X‖ for the
+    uniform law (no truncation) and to 2·sqrt(tr Σ₂) for a Gaussian.
+    ``region``: "printed" (ρ over Θ as printed) or "corrected" (ρ over the ball
+    B((ξ,0), δ2), ERRATA.md §6); γ and M are the printed ones in both cases
+    (they remain valid on the ball, which lies in Θ)."""
+    xi = np.atleast_1d(np.asarray(xi, float))
+    L = lipschitz(model)
+    if not delta2 * L < 1:
+        raise ValueError(f"delta2 = {delta2} must be < 1/L = {1 / L}")
+    nxi = float(np.linalg.norm(xi))
+    delta1 = delta2 / nxi if delta1 is None else delta1
+    if alpha is None:
+        alpha = max_norm(dist) if isinstance(dist, Uniform) else 2 * math.sqrt(np.trace(second_moment_np(dist)))
+    x, w = expectation_nodes(dist, alpha)
+    beta = float(np.sum(x * x, 1) @ w)
+    s, _ = sigma_np(model)
+    M = (abs(float(s(np.array(0.0)))) + L * alpha * (1 + delta1) * nxi) / (1 - L * delta2)
+    zmax = alpha * (1 + delta1) * nxi + M * delta2
+    gamma = _gamma(model, zmax)
+    r, info = rho(model, xi, dist, delta1, delta2, alpha, grid=grid, region=region)
+    rate = 2 * r * gamma**2 / (1 + L * delta2)
+    return Theorem38(L, delta1, delta2, alpha, beta, M, zmax, gamma, r, info, rate,
+                     min((1 + delta1) * nxi, delta2))
+
+
+def corollary_3_1_radius(model) -> float:
+    """Corollary 3.1: exponential convergence from any θ(0) ∈ B((ξ, 0), 1/L)."""
+    return 1.0 / lipschitz(model)
+
+
+@dataclasses.dataclass
+class Theorem39:
+    """Constants of Theorem 3.9."""
+
+    lambda1: float
+    lambda2: float
+    moment4: float
+    threshold: float  # λ1/(2λ2)
+    t38: Theorem38
+
+    def factor(self, eta):
+        """Per-step contraction 1 − ηλ1/2 of r(t) (valid for η ≤ threshold)."""
+        return 1 - eta * self.lambda1 / 2
+
+
+def theorem_3_9(model, xi, dist, *, delta2, delta1=None, alpha=None, grid=41, t38=None,
+                region="printed"):
+    """Theorem 3.9: λ1 = 2ργ²/(1 + Lδ2), λ2 = 4L²(L/(1 − Lδ2))² sup_Θ E‖(X, y_θ(X))‖⁴,
+    step-size threshold λ1/(2λ2), rate r(t) ≤ (1 − ηλ1/2)^t r(0)."""
+    t38 = t38 or theorem_3_8(model, xi, dist, delta2=delta2, delta1=delta1, alpha=alpha, grid=grid,
+                             region=region)
+    L = t38.L
+    m4, _ = moment4_sup(model, xi, dist, t38.delta1, t38.delta2, grid=grid, region=region)
+    lam2 = 4 * L**2 * (L / (1 - L * t38.delta2)) ** 2 * m4
+    return Theorem39(t38.rate, lam2, m4, t38.rate / (2 * lam2), t38)

@@ -1,0 +1,639 @@
+r"""Check every result of Section 3 against simulation (``sideq verify``).
+
+:func:`run` returns one record per (claim, variant, setting)::
+
+    claim       "Theorem 3.3", "Eq. (8)", ...
+    variant     "printed" / "corrected" / "as printed" (statements not in
+                ERRATA.md) / "outside" (beyond the assumptions: informational)
+    setting     model, law of X, ξ, inits, step size
+    predicted   the prediction (number or short text)
+    observed    the observed counterpart (worst case over the inits)
+    worst       the init (θ(0)) realising the worst case
+    tolerance   what "holds" allows
+    tightness   for bounds: observed/predicted (≥ 1 when the bound holds;
+                how loose it is), None otherwise
+    holds       did the simulation satisfy the prediction
+    should_hold False for printed statements known wrong (they are shown failing
+                with their counterexample), None for "outside" records
+
+Bounds of the form r(t) ≤ P r(0) e^{−λt} are judged through the best rate the
+data supports, λ_emp = min_t −log(r(t)/(P r(0)))/t over the recorded times
+(rows below a noise floor 1e-14 r(0) are skipped); the bound holds iff
+λ_emp ≥ λ (1 − 1e-6) and tightness = λ_emp/λ.  Discrete bounds
+r(t) ≤ P q^t r(0) likewise use q_emp = max_t (r(t)/(P r(0)))^{1/t} and
+tightness = log q_emp / log q.
+
+Simulation: gradient flows are ``jax.vmap`` over
+:func:`sideq.flow.gradient_flow` (Dopri8, rtol = atol = 1e-12, population
+risk by quadrature); gradient-descent trajectories are ``jax.vmap`` over
+:func:`sideq.dynamics.gradient_descent`; the step-size scan of Theorem 3.9
+uses :func:`sideq.sweep.run_sweep`.  Every check takes ``perturb``: the
+prediction is multiplied by it (tests use it to show each check can fail).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import sideq
+import sideq.sweep
+from sideq import theory as T
+from sideq.dynamics import gradient_descent
+from sideq.flow import gradient_flow
+from sideq.risk import initial_nodes_y0, population_objective
+
+__all__ = ["format_table", "main", "run"]
+
+NOISE = 1e-14
+
+
+# ---------------------------------------------------------------------------
+# Settings.
+
+def _uniform(d, hi=1.0):
+    return sideq.uniform(0.0, hi, d)
+
+
+LINEAR_SETTINGS = {
+    "unif1": {"desc": "linear, X~Unif[0,1], xi=2", "dist": lambda: _uniform(1), "xi": (2.0,)},
+    "gauss3": {"desc": "linear, X~N(0, diag(10,1,0.1)) (cond 100), xi=(1,-0.5,0.8)",
+                   "dist": lambda: sideq.gaussian(0.0, np.array([10.0, 1.0, 0.1]), nodes=48), "xi": (1.0, -0.5, 0.8)},
+    "gauss2": {"desc": "linear, X~N(0.3, I_2), xi=(1,1)",
+                   "dist": lambda: sideq.gaussian(0.3, 1.0, 2, nodes=48), "xi": (1.0, 1.0)},
+}
+
+SI_SETTINGS = {
+    "tanh-unif1": {"act": "tanh", "dist": lambda: _uniform(1), "xi": (1.0,), "r0": 0.5},
+    "sigmoid-unif1": {"act": "sigmoid", "dist": lambda: _uniform(1), "xi": (1.0,), "r0": 0.5},
+    "softplus-unif1": {"act": "softplus", "dist": lambda: _uniform(1), "xi": (1.0,), "r0": 0.5},
+    "tanh-unif2": {"act": "tanh", "dist": lambda: _uniform(2), "xi": (1.0, 0.5), "r0": 0.5},
+    "tanh-gauss1": {"act": "tanh", "dist": lambda: sideq.gaussian(0.0, 1.0, 1, nodes=72), "xi": (1.0,), "r0": 0.5},
+    "softplus-gauss2": {"act": "softplus", "dist": lambda: sideq.gaussian(0.0, np.array([1.0, 0.01]), nodes=72),
+                            "xi": (1.0, 2.0), "r0": 0.5},
+}
+
+
+def _dist_desc(dist):
+    if isinstance(dist, sideq.Uniform):
+        return f"Unif[{dist.low[0]:g},{dist.high[0]:g}]^{dist.d}"
+    ev = np.linalg.eigvalsh(np.asarray(dist.cov))
+    return f"N({np.asarray(dist.mean)[0]:g}, cov eig {ev.min():g}..{ev.max():g})^{dist.d}"
+
+
+def linear_inits(d, K, seed=0):
+    """K starts for the linear DEQ: half near θ2 = 1 (|1 − θ2| in [0.02, 0.2]),
+    half far (|1 − θ2| in [0.5, 3]), both sides; plus θ1 = 0 starts (the
+    counterexample of the printed Theorem 3.4)."""
+    rng = np.random.default_rng(seed)
+    k_near = K // 2
+    side = np.where(np.arange(K) % 2 == 0, 1.0, -1.0)
+    gap = np.concatenate([rng.uniform(0.02, 0.2, k_near), rng.uniform(0.5, 3.0, K - k_near)])
+    th1 = rng.normal(0, 0.7, (K, d))
+    th1[-2:] = 0.0  # φ(0) = 0 starts
+    gap[-2:] = [3.0, 2.0]
+    side[-2:] = [1.0, -1.0]
+    return np.concatenate([th1, (1 - side * gap)[:, None]], 1)
+
+
+def ball_inits(center, radius, K, seed=0, frac_sphere=0.5):
+    """K starts in the closed ball B(center, radius): a fraction on the sphere."""
+    rng = np.random.default_rng(seed)
+    p = len(center)
+    z = rng.standard_normal((K, p))
+    z /= np.linalg.norm(z, axis=1, keepdims=True)
+    r = radius * rng.uniform(0, 1, K) ** (1 / p)
+    r[: int(K * frac_sphere)] = radius
+    return np.asarray(center) + r[:, None] * z
+
+
+# ---------------------------------------------------------------------------
+# Simulation (jitted once per model and shapes; laws and ξ are traced).
+
+@functools.partial(jax.jit, static_argnames=("model", "max_steps"))
+def _flow_batch(model, inits, xi, dist, ts, gtol, max_steps=4096):
+    obj = population_objective(model, xi, dist)
+    cold = lambda th: initial_nodes_y0(model, th, xi, dist)
+    return jax.vmap(lambda th0: gradient_flow(
+        model, obj, th0, xi, cold_start=cold, t1=ts[-1], saveat_ts=ts, gtol=gtol,
+        max_steps=max_steps))(inits)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "epochs"))
+def _gd_batch(model, inits, xi, dist, eta, epochs):
+    obj = population_objective(model, xi, dist)
+    return jax.vmap(lambda th0: gradient_descent(
+        model, obj, th0, initial_nodes_y0(model, th0, xi, dist), xi, epochs=epochs, eta=eta))(inits)
+
+
+_CACHE: dict = {}
+
+
+def _memo(key, fn):
+    if key not in _CACHE:
+        _CACHE[key] = fn()
+    return _CACHE[key]
+
+
+def _np(tree):
+    return jax.tree_util.tree_map(np.asarray, tree)
+
+
+def linear_flow(name, K):
+    s = LINEAR_SETTINGS[name]
+
+    def go():
+        dist, xi = s["dist"](), np.array(s["xi"])
+        inits = linear_inits(len(xi), K)
+        ts = np.concatenate([[0.0], np.geomspace(1e-4, 3000.0, 120)])
+        tr = _np(_flow_batch(sideq.linear(), jnp.asarray(inits), jnp.asarray(xi), dist,
+                             jnp.asarray(ts), jnp.asarray(1e-12)))
+        return {"dist": dist, "xi": xi, "inits": inits, "traj": tr, "desc": f"{s['desc']}, {K} inits (near/far theta2=1)"}
+    return _memo(("lflow", name, K), go)
+
+
+def si_flow(name, K, *, act=None, radius=None, t1=60.0, tag="", max_steps=4096):
+    s = SI_SETTINGS[name]
+    act = act or s["act"]
+
+    def go():
+        model = sideq.single_index(act)
+        dist, xi = s["dist"](), np.array(s["xi"])
+        r = s["r0"] if radius is None else radius
+        inits = ball_inits(np.append(xi, 0.0), r, K, seed=1)
+        ts = np.concatenate([[0.0], np.geomspace(1e-3, t1, 80)])
+        tr = _np(_flow_batch(model, jnp.asarray(inits), jnp.asarray(xi), dist, jnp.asarray(ts),
+                             jnp.asarray(0.0), max_steps=max_steps))
+        desc = f"{act}, X~{_dist_desc(dist)}, xi={xi.tolist()}, {K} inits in B((xi,0),{r:g})"
+        return {"model": model, "dist": dist, "xi": xi, "inits": inits, "traj": tr, "r0": r, "desc": desc}
+    return _memo(("siflow", name, K, act, radius, t1, tag, max_steps), go)
+
+
+# ---------------------------------------------------------------------------
+# Judging helpers.
+
+def _lam_emp(ts, r, r0, prefactor=1.0):
+    """Best λ with r(t) ≤ P r0 e^{−λt} on the recorded rows (per run)."""
+    ts = np.asarray(ts)
+    out = np.full(r.shape[0], np.inf)
+    for i in range(r.shape[0]):
+        ok = (ts[i] > 0) & (r[i] > NOISE * r0[i]) & np.isfinite(r[i])
+        if np.any(ok):
+            out[i] = np.min(-np.log(r[i][ok] / (prefactor * r0[i])) / ts[i][ok])
+    return out
+
+
+def _q_emp(r, r0, prefactor=1.0):
+    """log of the best q with r(t) ≤ P q^t r0 (per run), t = 1..T."""
+    t = np.arange(r.shape[1])
+    out = np.full(r.shape[0], -np.inf)
+    for i in range(r.shape[0]):
+        ok = (t > 0) & (r[i] > NOISE * r0[i]) & np.isfinite(r[i])
+        if np.any(ok):
+            out[i] = np.max(np.log(r[i][ok] / (prefactor * r0[i])) / t[ok])
+    return out
+
+
+def _rec(claim, variant, setting, predicted, observed, worst, tolerance, holds, should_hold,
+         tightness=None, note=""):
+    def clean(v):
+        if isinstance(v, (np.floating, np.integer)):
+            return v.item()
+        if isinstance(v, np.ndarray):
+            return [clean(x) for x in v.tolist()]
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+    return {"claim": claim, "variant": variant, "setting": setting, "predicted": clean(predicted),
+                "observed": clean(observed), "worst": clean(worst), "tolerance": tolerance,
+                "tightness": clean(tightness), "holds": bool(holds), "should_hold": should_hold, "note": note}
+
+
+def _phi_err(theta, xi):
+    phi = theta[..., :-1] / (1 - theta[..., -1:])
+    return np.sum((phi - xi) ** 2, -1)
+
+
+# ---------------------------------------------------------------------------
+# Section 3.1: linear flow.
+
+def check_theorem_3_1(name="unif1", K=8, perturb=1.0):
+    """Theorem 3.1: w(t) = w(0) along the flow (predicted drift 0; perturb scales w(0))."""
+    s = linear_flow(name, K)
+    tr = s["traj"]
+    w0 = T.conserved_w(s["inits"]) * perturb
+    rel = np.max(np.abs(tr.w - w0[:, None]), 1) / w0
+    i = int(np.argmax(rel))
+    return _rec("Theorem 3.1", "as printed", s["desc"], "w(t) = ||theta(0)-e||^2 for all t",
+                f"max_t |w(t)-w(0)|/w(0) = {rel[i]:.2e}", s["inits"][i], "1e-9 relative",
+                rel[i] <= 1e-9, True)
+
+
+def check_lemma_3_2(name="unif1", K=8, perturb=1.0):
+    """Lemma 3.2: sign(1 − θ2(t)) = sign(1 − θ2(0)) (perturb = −1 predicts the other side)."""
+    s = linear_flow(name, K)
+    tr = s["traj"]
+    side = np.sign(1 - s["inits"][:, -1]) * perturb
+    margin = np.min(side[:, None] * (1 - tr.theta[..., -1]), 1)
+    i = int(np.argmin(margin))
+    ok = bool(np.all(tr.status == 0)) and margin[i] > 0
+    return _rec("Lemma 3.2", "as printed", s["desc"], "theta2(t) != 1, same side as theta2(0), flow defined",
+                f"min_t side*(1-theta2(t)) = {margin[i]:.3g}; statuses {sorted(set(tr.status.tolist()))}",
+                s["inits"][i], "> 0, all runs converged", ok, True)
+
+
+def check_theorem_3_3(name="unif1", K=8, variant="corrected", perturb=1.0):
+    """Theorem 3.3: θ(∞) = (αξ, 1 − α) (perturb scales the predicted α)."""
+    s = linear_flow(name, K)
+    fn = T.theorem_3_3_limit_corrected if variant == "corrected" else T.theorem_3_3_limit_printed
+    pred = np.stack([fn(th0, s["xi"]) for th0 in s["inits"]])
+    if perturb != 1.0:
+        a = (1 - pred[:, -1]) * perturb
+        pred = np.concatenate([a[:, None] * s["xi"], (1 - a)[:, None]], 1)
+    err = np.linalg.norm(s["traj"].theta[:, -1] - pred, axis=1)
+    i = int(np.argmax(err))
+    return _rec("Theorem 3.3", variant, s["desc"], f"limit {np.round(pred[i], 4).tolist()}",
+                f"theta(T) = {np.round(s['traj'].theta[i, -1], 4).tolist()}, max error {err[i]:.2e}",
+                s["inits"][i], "1e-6", err[i] <= 1e-6 and np.all(s["traj"].status == 0),
+                variant == "corrected")
+
+
+def check_theorem_3_4(name="unif1", K=8, variant="corrected", perturb=1.0):
+    """Theorem 3.4: ‖φ(t) − ξ‖² ≤ P ‖φ(0) − ξ‖² e^{−λt}.
+    printed: P = 1, λ = 4λ_min/β², β = inf_t |1 − θ2(t)| (the best admissible lower bound);
+    corrected: P = κ, λ = 4λ_min/w(0)."""
+    s = linear_flow(name, K)
+    tr, xi = s["traj"], s["xi"]
+    r = _phi_err(tr.theta, xi)
+    r0 = r[:, 0]
+    lam, P = np.zeros(K), np.ones(K)
+    for i, th0 in enumerate(s["inits"]):
+        if variant == "printed":
+            beta = np.min(np.abs(1 - tr.theta[i, :, -1]))
+            P[i], lam[i] = T.theorem_3_4_rate_printed(s["dist"], beta)
+        else:
+            P[i], lam[i] = T.theorem_3_4_rate_corrected(s["dist"], th0)
+    lam = lam * perturb
+    emp = np.array([_lam_emp(tr.ts[i:i + 1], r[i:i + 1], r0[i:i + 1], P[i])[0] for i in range(K)])
+    tight = emp / lam
+    i = int(np.argmin(tight))
+    return _rec("Theorem 3.4", variant, s["desc"],
+                f"rate {lam[i]:.4g} (prefactor {P[i]:.3g})", f"best supported rate {emp[i]:.4g}",
+                s["inits"][i], "rate_emp >= rate (1 - 1e-6)", tight[i] >= 1 - 1e-6, variant == "corrected",
+                tightness=tight[i],
+                note=f"tightness over inits: min {tight.min():.3g}, median {np.median(tight):.3g}")
+
+
+# ---------------------------------------------------------------------------
+# Section 3.1.2: linear gradient descent.
+
+def linear_gd(name, K, eta_scale=1.0, epochs=400, hi=None):
+    s = LINEAR_SETTINGS[name]
+
+    def go():
+        dist = s["dist"]() if hi is None else _uniform(1, hi)
+        xi = np.array(s["xi"])
+        inits = linear_inits(len(xi), K, seed=3)
+        # step: the partial eta0 of Lemma 3.7's proof (beta/2, beta^2/(4 R0)), times eta_scale
+        c = [T.lemma_3_7(sideq.linear(), th0, xi, dist) for th0 in inits]
+        eta = eta_scale * min(cc["eta0_partial"] for cc in c)
+        tr = _np(_gd_batch(sideq.linear(), jnp.asarray(inits), jnp.asarray(xi), dist, jnp.asarray(eta), epochs))
+        desc = (f"linear GD, X~{_dist_desc(dist)}, xi={xi.tolist()}, {K} inits, eta={eta:.3g}, "
+                f"{epochs} steps")
+        return {"dist": dist, "xi": xi, "inits": inits, "traj": tr, "eta": eta, "c": c, "desc": desc}
+    return _memo(("lgd", name, K, eta_scale, epochs, hi), go)
+
+
+def check_eq_8(name="unif1", K=8, perturb=1.0):
+    """Eq. (8): w(t+1) = w(t) + η²‖∇R(θ(t))‖² (perturb scales the η² term)."""
+    s = linear_gd(name, K)
+    tr, eta = s["traj"], s["eta"]
+    pred = T.eq_8_next_w(tr.w[:, :-1], eta, tr.grad_norm[:, :-1] ** 2 * perturb)
+    incr = np.maximum(np.abs(tr.w[:, 1:] - tr.w[:, :-1]), 1e-300)
+    err = np.max(np.abs(tr.w[:, 1:] - pred) / np.maximum(incr, 1e-12 * tr.w[:, :-1]), 1)
+    i = int(np.argmax(err))
+    return _rec("Eq. (8)", "as printed", s["desc"], "w(t+1) - w(t) = eta^2 ||grad R||^2",
+                f"max relative error of the increment {err[i]:.2e}", s["inits"][i],
+                "1e-3 of the increment (or 1e-12 w)", err[i] <= 1e-3, True)
+
+
+def _secant_L(tr):
+    dth = np.linalg.norm(np.diff(tr.theta, axis=1), axis=-1)
+    # ‖∇R(t+1) − ∇R(t)‖ is not stored; use |‖g(t+1)‖ − ‖g(t)‖| ≤ it: a lower bound on L
+    dg = np.abs(np.diff(tr.grad_norm, axis=1))
+    return np.nanmax(np.where(dth > 0, dg / np.maximum(dth, 1e-300), 0))
+
+
+def check_lemma_3_5(name="unif1", K=8, perturb=1.0):
+    """Lemma 3.5 on the linear risk along GD: R(t+1) ≤ R(t) − (η/2)‖∇R(t)‖²
+    (perturb scales the guaranteed decrease η/2)."""
+    s = linear_gd(name, K)
+    tr, eta = s["traj"], s["eta"]
+    Lsec = _secant_L(tr)
+    dec = tr.loss[:, :-1] - tr.loss[:, 1:]
+    need = 0.5 * eta * perturb * tr.grad_norm[:, :-1] ** 2
+    ok = need > 1e-13 * tr.loss[:, :-1]
+    ratio = np.where(ok, dec / np.where(ok, need, 1), np.inf)
+    worst = np.min(ratio, 1)
+    i = int(np.argmin(worst))
+    return _rec("Lemma 3.5", "as printed", s["desc"] + f", eta*L_secant = {eta * Lsec:.3g}",
+                "R(t+1) <= R(t) - (eta/2)||grad R(t)||^2", f"min decrease/(eta/2 g^2) = {worst[i]:.4g}",
+                s["inits"][i], ">= 1 - 1e-9", worst[i] >= 1 - 1e-9, True, tightness=worst[i],
+                note="eta is the Lemma 3.7 step (beta/2, beta^2/(4R0)); L estimated by secants along the run")
+
+
+def check_lemma_3_7(name="unif1", K=8, perturb=1.0):
+    """Lemma 3.7: GD iterates stay in Θ (perturb scales β; the upper bounds by 1/perturb)."""
+    s = linear_gd(name, K)
+    tr = s["traj"]
+    margins = []
+    for i, c in enumerate(s["c"]):
+        gap = np.abs(1 - tr.theta[i, :, -1])
+        n1 = np.linalg.norm(tr.theta[i, :, :-1], axis=-1)
+        m = min(np.min(gap) / (c["beta"] * perturb), c["upper"] / perturb / np.max(gap),
+                c["upper"] / perturb / np.max(n1))
+        margins.append(m)
+    margins = np.array(margins)
+    i = int(np.argmin(margins))
+    c = s["c"][i]
+    return _rec("Lemma 3.7", "as printed", s["desc"],
+                f"theta(t) in Theta: beta={c['beta']:.3g} <= |1-theta2| <= {c['upper']:.3g}, ||theta1|| <= {c['upper']:.3g}",
+                f"min slack ratio {margins[i]:.4g}", s["inits"][i], ">= 1", margins[i] >= 1, True,
+                tightness=margins[i], note=f"c0={c['c0']:.3g}")
+
+
+def check_theorem_3_6(name="unif1", K=8, variant="corrected", perturb=1.0, hi=None, epochs=400):
+    """Theorem 3.6: ‖φ(t) − ξ‖² ≤ κ q^t ‖φ(0) − ξ‖² (perturb scales 1 − q)."""
+    s = linear_gd(name, K, hi=hi, epochs=epochs)
+    tr, xi, eta = s["traj"], s["xi"], s["eta"]
+    r = _phi_err(tr.theta, xi)
+    fn = T.theorem_3_6_rate_corrected if variant == "corrected" else T.theorem_3_6_rate_printed
+    tight, qs, qe = [], [], []
+    for i, th0 in enumerate(s["inits"]):
+        P, q = fn(s["dist"], th0, eta)
+        logq = math.log1p(-(1 - q) * perturb)
+        e = _q_emp(r[i:i + 1], r[i:i + 1, 0], P)[0]  # log q_emp
+        tight.append(e / logq)
+        qs.append(-logq)
+        qe.append(-e)
+    tight = np.array(tight)
+    i = int(np.argmin(tight))
+    return _rec("Theorem 3.6", variant, s["desc"], f"-log q = {qs[i]:.4g} per step (prefactor kappa)",
+                f"best supported -log q = {qe[i]:.4g}", s["inits"][i], "log q_emp / log q >= 1 - 1e-6",
+                tight[i] >= 1 - 1e-6, variant == "corrected", tightness=tight[i],
+                note=f"tightness over inits: min {tight.min():.3g}, median {np.median(tight):.3g}")
+
+
+# ---------------------------------------------------------------------------
+# Section 3.2: single-index flow and descent.
+
+def _t38(name, region, grid):
+    s = SI_SETTINGS[name]
+    return _memo(("t38", name, region, grid), lambda: T.theorem_3_8(
+        sideq.single_index(s["act"]), s["xi"], s["dist"](), delta2=s["r0"], grid=grid, region=region))
+
+
+def _sigma0(act):
+    return float(T.sigma_np(sideq.single_index(act))[0](np.array(0.0)))
+
+
+def check_rho_positive(name="tanh-unif1", variant="printed", grid=41, perturb=1.0):
+    """Theorem 3.8: ρ > 0 (assumption 3 / Remark 3.1).  Printed Θ contains θ1 = 0."""
+    t = _t38(name, variant, grid)
+    s = SI_SETTINGS[name]
+    rho = t.rho * perturb
+    return _rec("Theorem 3.8 (rho > 0)", variant,
+                f"{s['act']}, X~{_dist_desc(s['dist']())}, xi={s['xi']}, delta2=r0={s['r0']}, alpha={t.alpha:.3g}",
+                "rho > 0", f"rho = {rho:.4g} at theta={np.round(t.rho_info['arg'], 4).tolist()}",
+                t.rho_info["arg"], f"> 1e-12 (grid {t.rho_info['grid_points']} pts, refinement "
+                f"{t.rho_info['rel_refinement']:.2g})", rho > 1e-12,
+                bool(variant == "corrected" or _sigma0(s["act"]) != 0),
+                note="printed Theta contains theta1 = 0, where y = 0 when sigma(0) = 0 (ERRATA.md §6)")
+
+
+def check_theorem_3_8(name="tanh-unif1", K=8, variant="corrected", grid=41, perturb=1.0):
+    """Theorem 3.8: r(t) ≤ r(0) exp(−2ργ²/(1 + Lδ2) t) for starts in B((ξ,0), δ2)."""
+    t = _t38(name, variant, grid)
+    s = si_flow(name, K)
+    tr = s["traj"]
+    r = np.sum((tr.theta - np.append(s["xi"], 0.0)) ** 2, -1)
+    lam = t.rate * perturb
+    emp = _lam_emp(tr.ts, r, r[:, 0])
+    i = int(np.argmin(emp))
+    if lam <= 0:
+        holds, tight = bool(np.all(np.diff(r, axis=1) <= 1e-12)), None
+    else:
+        holds, tight = emp[i] >= lam * (1 - 1e-6), emp[i] / lam
+    return _rec("Theorem 3.8", variant, s["desc"],
+                f"rate 2 rho gamma^2/(1+L delta2) = {lam:.4g} (rho={t.rho:.3g}, gamma={t.gamma:.3g}, "
+                f"M={t.M:.3g}, L={t.L:g})", f"best supported rate {emp[i]:.4g}", s["inits"][i],
+                "rate_emp >= rate (1 - 1e-6)", holds, True if lam > 0 else None, tightness=tight,
+                note="rho over " + ("Theta as printed" if variant == "printed" else "B((xi,0), r0)"))
+
+
+def check_corollary_3_1(name="tanh-unif1", K=8, frac=0.99, perturb=1.0, act=None, t1=60.0):
+    """Corollary 3.1: from θ(0) ∈ B((ξ,0), 1/L) the flow converges exponentially:
+    some λ > 0 with r(t) ≤ r(0)e^{−λt}.  Observed: λ_emp and r(T)/r(0).
+    ``frac`` > 1 puts the starts outside the ball (informational).  perturb:
+    demands λ ≥ (perturb − 1)·λ_emp_min·10, i.e. perturb > 1 must fail."""
+    act0 = act or SI_SETTINGS[name]["act"]
+    m = sideq.single_index(act0)
+    Linv = T.corollary_3_1_radius(m)
+    inside = frac < 1 and m.activation.meets_theorem_3_8
+    # outside the assumptions flows may stall at a non-finite region: cap the steps
+    s = si_flow(name, K, act=act0, radius=frac * Linv, t1=t1, max_steps=4096 if inside else 1024)
+    tr = s["traj"]
+    r = np.sum((tr.theta - np.append(s["xi"], 0.0)) ** 2, -1)
+    emp = _lam_emp(tr.ts, r, r[:, 0])
+    emp = np.where(np.isfinite(emp), emp, np.nan)
+    fin = r[:, -1] / r[:, 0]
+    i = int(np.nanargmin(emp)) if np.any(np.isfinite(emp)) else 0
+    lam_req = 0.0 if perturb == 1.0 else (perturb - 1) * 10 * np.nanmin(emp)
+    ok = bool(np.all(np.isfinite(emp))) and np.nanmin(emp) > lam_req and np.all(fin < 1)
+    return _rec("Corollary 3.1", "as printed" if inside else "outside",
+                s["desc"] + f" (1/L={Linv:g})", "some lambda > 0: r(t) <= r(0) e^{-lambda t}",
+                f"min lambda_emp = {np.nanmin(emp) if np.any(np.isfinite(emp)) else float('nan'):.4g}, "
+                f"max r(T)/r(0) = {np.nanmax(fin):.3g}, statuses {sorted(set(tr.status.tolist()))}",
+                s["inits"][i], "lambda_emp > 0 and r(T) < r(0)", ok, True if inside else None)
+
+
+def check_theorem_3_9(name="tanh-unif1", K=8, variant="corrected", grid=41, perturb=1.0, epochs=200):
+    """Theorem 3.9: at η = λ1/(2λ2), r(t) ≤ (1 − ηλ1/2)^t r(0) (perturb scales ηλ1/2)."""
+    s = SI_SETTINGS[name]
+    model, dist, xi = sideq.single_index(s["act"]), s["dist"](), np.array(s["xi"])
+    t9 = _memo(("t39", name, variant, grid), lambda: T.theorem_3_9(
+        model, xi, dist, delta2=s["r0"], grid=grid, t38=_t38(name, variant, grid), region=variant))
+    eta = t9.threshold
+    if not eta > 0:
+        return _rec("Theorem 3.9", variant, f"{s['act']} GD, X~{_dist_desc(dist)}, xi={xi.tolist()}",
+                    "eta <= lambda1/(2 lambda2) with lambda1 > 0",
+                    f"lambda1 = {t9.lambda1:.3g}: no admissible step size (rho = 0, ERRATA.md §6)",
+                    None, "lambda1 > 0", False, False)
+    inits = ball_inits(np.append(xi, 0.0), s["r0"], K, seed=2)
+    tr = _memo(("t39gd", name, variant, grid, K, epochs), lambda: _np(_gd_batch(
+        model, jnp.asarray(inits), jnp.asarray(xi), dist, jnp.asarray(eta), epochs)))
+    r = np.sum((tr.theta - np.append(xi, 0.0)) ** 2, -1)
+    c = eta * t9.lambda1 / 2 * perturb
+    logq = math.log1p(-c) if c < 1 else -math.inf
+    qe = _q_emp(r, r[:, 0])  # log q_emp
+    tight = qe / logq if logq < 0 else np.full(K, np.inf)
+    i = int(np.argmin(tight))
+    return _rec("Theorem 3.9", variant,
+                f"{s['act']} GD, X~{_dist_desc(dist)}, xi={xi.tolist()}, {K} inits in B((xi,0),{s['r0']}), "
+                f"eta=lambda1/(2 lambda2)={eta:.3g}, {epochs} steps",
+                f"-log q = -log(1 - eta lambda1/2) = {-logq:.3g} (lambda1={t9.lambda1:.3g}, "
+                f"lambda2={t9.lambda2:.3g})", f"best supported -log q = {-qe[i]:.3g}", inits[i],
+                "log q_emp / log q >= 1 - 1e-6", tight[i] >= 1 - 1e-6, True if eta > 0 else None,
+                tightness=tight[i])
+
+
+def eta_scan(name="tanh-unif1", K=8, etas=None, epochs=300):
+    """Largest η (of a geometric grid) for which GD from all K starts on the
+    sphere ‖θ(0) − (ξ,0)‖ = r0 ends closer to (ξ,0) (distance < 0.99 r0) after
+    ``epochs`` steps without diverging (run_sweep)."""
+    s = SI_SETTINGS[name]
+    model, dist, xi = sideq.single_index(s["act"]), s["dist"](), np.array(s["xi"])
+    etas = np.geomspace(0.25, 256, 11) if etas is None else np.asarray(etas)
+    inits = ball_inits(np.append(xi, 0.0), s["r0"], K, seed=4, frac_sphere=1.0)
+
+    def go():
+        res = sideq.sweep.run_sweep(model, xi=xi, inits=inits, eta=etas, epochs=epochs, dist=dist,
+                                    progress=False)
+        a = res.arrays
+        d = np.asarray(a["distance_final"]).reshape(K, len(etas))
+        st = np.asarray(a["status"]).reshape(K, len(etas))
+        return d, st
+    d, st = _memo(("scan", name, K, tuple(etas), epochs), go)
+    good = np.all((d < 0.99 * s["r0"]) & np.isfinite(d) & np.isin(st, [0, 1]), axis=0)
+    largest = float(etas[good].max()) if np.any(good) else 0.0
+    first_bad = float(etas[~good & (etas > largest)].min()) if np.any(~good & (etas > largest)) else math.inf
+    return largest, first_bad, etas, good, st
+
+
+def check_threshold_tightness(name="tanh-unif1", K=8, variant="corrected", grid=41):
+    s = SI_SETTINGS[name]
+    largest, first_bad, etas, _good, _st = eta_scan(name, K)
+    t9 = _CACHE.get(("t39", name, variant, grid))
+    if t9 is None:
+        t9 = T.theorem_3_9(sideq.single_index(s["act"]), s["xi"], s["dist"](), delta2=s["r0"],
+                           grid=grid, region=variant)
+    return _rec("Theorem 3.9 (threshold tightness)", variant,
+                f"{s['act']} GD, X~{_dist_desc(s['dist']())}, {K} starts on the sphere of radius {s['r0']}, "
+                f"eta grid {etas.min():g}..{etas.max():g}",
+                f"eta <= lambda1/(2 lambda2) = {t9.threshold:.3g}",
+                f"largest converging eta in grid = {largest:g}; first failing {first_bad:g}",
+                None, "informational", largest >= t9.threshold, None,
+                tightness=largest / t9.threshold if t9.threshold > 0 else None,
+                note="above the threshold up to the largest grid value GD still converges")
+
+
+# ---------------------------------------------------------------------------
+
+class _Recs(list):
+    """A list that reports each appended record (claim, variant, seconds) to ``log``."""
+
+    def __init__(self, log):
+        super().__init__()
+        self.log, self.t0 = log, time.perf_counter()
+
+    def append(self, r):
+        super().append(r)
+        if self.log:
+            self.log(f"[{time.perf_counter() - self.t0:7.1f} s] {r['claim']} ({r['variant']}): "
+                     f"{'holds' if r['holds'] else 'fails'}")
+
+    def __iadd__(self, rs):
+        for r in rs:
+            self.append(r)
+        return self
+
+
+def run(quick: bool = True, log=None) -> list[dict]:
+    """All checks; ``quick`` uses fewer settings/inits (< 1 min on 2 cores).
+    ``log``: optional callable receiving a progress line per record."""
+    K = 8 if quick else 24
+    grid = 31 if quick else 61
+    recs = _Recs(log)
+    lin = ["unif1", "gauss3"] if quick else ["unif1", "gauss3", "gauss2"]
+    for n in lin:
+        recs += [check_theorem_3_1(n, K), check_lemma_3_2(n, K),
+                 check_theorem_3_3(n, K, "printed"), check_theorem_3_3(n, K, "corrected"),
+                 check_theorem_3_4(n, K, "printed"), check_theorem_3_4(n, K, "corrected")]
+    gd = ["unif1"] if quick else ["unif1", "gauss3"]
+    for n in gd:
+        recs += [check_eq_8(n, K), check_lemma_3_5(n, K), check_lemma_3_7(n, K),
+                 check_theorem_3_6(n, K, "printed"), check_theorem_3_6(n, K, "corrected")]
+    # Theorem 3.6 counterexample: a law with small E[XX^T] (X ~ Unif[0, 0.1])
+    recs += [check_theorem_3_6("unif1", K, "printed", hi=0.1, epochs=2000),
+             check_theorem_3_6("unif1", K, "corrected", hi=0.1, epochs=2000)]
+    si = ["tanh-unif1", "sigmoid-unif1"] if quick else [n for n in SI_SETTINGS if n != "softplus-gauss2"]
+    for n in si:
+        recs += [check_rho_positive(n, "printed", grid), check_rho_positive(n, "corrected", grid)]
+        recs += [check_theorem_3_8(n, K, "printed", grid), check_theorem_3_8(n, K, "corrected", grid)]
+    cor = ["tanh-unif1"] if quick else ["tanh-unif1", "sigmoid-unif1", "softplus-unif1", "tanh-unif2",
+                                        "softplus-gauss2"]
+    for n in cor:
+        recs.append(check_corollary_3_1(n, K))
+    t39 = ["tanh-unif1"] if quick else ["tanh-unif1", "softplus-unif1", "sigmoid-unif1"]
+    for n in t39:
+        recs.append(check_theorem_3_9(n, K, "corrected", grid))
+        if not quick:
+            recs.append(check_theorem_3_9(n, K, "printed", grid))
+        recs.append(check_threshold_tightness(n, K, "corrected", grid))
+    if not quick:
+        # outside the assumptions
+        recs.append(check_corollary_3_1("tanh-unif1", K, frac=1.5))
+        recs.append(check_corollary_3_1("softplus-unif1", K, frac=1.5))
+        recs.append(check_corollary_3_1("tanh-unif1", K, act="relu"))
+        recs.append(check_corollary_3_1("tanh-unif1", K, act="gelu"))
+    return list(recs)
+
+
+def _fmt(v, n=60):
+    s = v if isinstance(v, str) else json.dumps(v)
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
+def format_table(recs) -> str:
+    lines = [f"{'claim':<34} {'variant':<10} {'holds':<5} {'should':<6} {'tight':>9}  setting / predicted / observed"]
+    for r in recs:
+        tight = "" if r["tightness"] is None else f"{r['tightness']:.3g}"
+        sh = {True: "yes", False: "no", None: "-"}[r["should_hold"]]
+        lines.append(f"{r['claim']:<34} {r['variant']:<10} {str(r['holds']).lower():<5} {sh:<6} {tight:>9}  "
+                     f"{_fmt(r['setting'], 110)}")
+        lines.append(f"{'':<69}pred: {_fmt(r['predicted'], 110)}")
+        lines.append(f"{'':<69}obs:  {_fmt(r['observed'], 110)}")
+    return "\n".join(lines)
+
+
+def failures(recs):
+    """Records whose outcome contradicts should_hold (True that failed, or a known-wrong one that held)."""
+    return [r for r in recs if r["should_hold"] is True and not r["holds"]]
+
+
+def main(quick: bool = False, as_json: bool = False) -> int:
+    """Entry point for ``sideq verify [--quick] [--json]``: exit 1 if a claim that should hold fails."""
+    jax.config.update("jax_enable_x64", True)
+    t0 = time.perf_counter()
+    recs = run(quick, log=lambda line: print(line, file=sys.stderr, flush=True))
+    wall = time.perf_counter() - t0
+    if as_json:
+        print(json.dumps(recs, indent=1))
+    else:
+        print(format_table(recs))
+        bad = failures(recs)
+        shown = [r for r in recs if r["should_hold"] is False and not r["holds"]]
+        print(f"\n{len(recs)} records in {wall:.1f} s: {len(bad)} claim(s) that should hold failed; "
+              f"{len(shown)} printed statement(s) shown failing.")
+    return 1 if failures(recs) else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main("--quick" in sys.argv, "--json" in sys.argv))

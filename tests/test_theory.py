@@ -1,0 +1,100 @@
+"""sideq.theory: the formulas of Section 3 against independent computations."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy.integrate import quad
+from scipy.optimize import brentq
+
+import sideq
+from sideq import theory as T
+
+
+def test_conserved_w_and_limits_errata_example():
+    # ERRATA.md §2: from (0.5, 1.01), xi = 2, the flow goes to (-0.447, 1.224).
+    th0 = np.array([0.5, 1.01])
+    assert T.conserved_w(th0) == pytest.approx(0.25 + 0.01**2)
+    corr = T.theorem_3_3_limit_corrected(th0, [2.0])
+    assert corr == pytest.approx([-0.4473, 1.2236], abs=1e-3)
+    assert T.conserved_w(corr) == pytest.approx(T.conserved_w(th0))  # on the sphere
+    assert T.theorem_3_3_limit_printed(th0, [2.0]) == pytest.approx([1.0077, 0.4962], abs=1e-3)
+
+
+def test_second_moment_matches_library():
+    for dist in [sideq.uniform(-1, 2, 2), sideq.gaussian([0.3, -1.0], [[2.0, 0.3], [0.3, 0.5]])]:
+        assert T.second_moment_np(dist) == pytest.approx(np.asarray(sideq.second_moment(dist)), rel=1e-12)
+
+
+@pytest.mark.parametrize("act", ["tanh", "sigmoid", "softplus"])
+def test_equilibrium_against_brentq(act):
+    m = sideq.single_index(act)
+    s, _ = T.sigma_np(m)
+    x = np.linspace(-2, 2, 7)[:, None]
+    y = T.equilibrium_np(m, np.array([[1.3]]), np.array([0.6]), x)[0]
+    for xi, yi in zip(x[:, 0], y):
+        ref = brentq(lambda v, xi=xi: v - s(1.3 * xi + 0.6 * v), -50, 50, xtol=1e-15)
+        assert yi == pytest.approx(ref, abs=1e-12)
+
+
+def test_lmin_block_against_quad():
+    # lambda_min of E[(X, y)(X, y)^T] for X ~ Unif[0,1], tanh, theta = (0.8, 0.3), by scipy.quad
+    m = sideq.single_index("tanh")
+    yf = lambda x: brentq(lambda v: v - math.tanh(0.8 * x + 0.3 * v), -5, 5, xtol=1e-15)
+    a = quad(lambda x: x * x, 0, 1)[0]
+    b = quad(lambda x: x * yf(x), 0, 1, epsabs=1e-13)[0]
+    c = quad(lambda x: yf(x) ** 2, 0, 1, epsabs=1e-13)[0]
+    ref = np.linalg.eigvalsh([[a, b], [b, c]])[0]
+    x, w = T.expectation_nodes(sideq.uniform(0, 1, 1), 1.0)
+    got = T._lmin_block(m, np.array([[0.8]]), np.array([0.3]), x, w)[0]
+    assert got == pytest.approx(ref, rel=1e-8)
+
+
+def test_truncated_gaussian_nodes():
+    # E[X^2 1{|X| <= a}] for N(0.5, 4): closed form against the nodes
+    x, w = T.expectation_nodes(sideq.gaussian(0.5, 4.0, 1), 1.5)
+    ref = quad(lambda t: t * t * math.exp(-(t - 0.5) ** 2 / 8) / math.sqrt(8 * math.pi), -1.5, 1.5)[0]
+    assert (x[:, 0] ** 2) @ w == pytest.approx(ref, rel=1e-10)
+
+
+def test_rho_tanh_printed_is_zero_corrected_positive():
+    m = sideq.single_index("tanh")
+    d = sideq.uniform(0, 1, 1)
+    r_p, info = T.rho(m, [1.0], d, 0.5, 0.5, 1.0, grid=21)
+    assert abs(r_p) < 1e-12 and abs(info["arg"][0]) < 1e-2  # attained near theta1 = 0 (y = 0)
+    r_c, _ = T.rho(m, [1.0], d, 0.5, 0.5, 1.0, grid=21, region="corrected")
+    assert r_c > 1e-7
+    # the corrected set lies inside the printed one, so its infimum is larger
+    r_sig_p, _ = T.rho(sideq.single_index("sigmoid"), [1.0], d, 0.5, 0.5, 1.0, grid=21)
+    r_sig_c, _ = T.rho(sideq.single_index("sigmoid"), [1.0], d, 0.5, 0.5, 1.0, grid=21, region="corrected")
+    assert 0 < r_sig_p <= r_sig_c * (1 + 1e-9)
+
+
+def test_theorem_3_8_and_3_9_constants():
+    m = sideq.single_index("softplus")
+    t9 = T.theorem_3_9(m, [1.0], sideq.uniform(0, 1, 1), delta2=0.5, grid=21, region="corrected")
+    t8 = t9.t38
+    L = 1.0
+    assert t8.M == pytest.approx((math.log(2) + L * 1.0 * 1.5) / 0.5)
+    assert t8.zmax == pytest.approx(1.5 + 0.5 * t8.M)
+    assert t8.gamma == pytest.approx(1 / (1 + math.exp(t8.zmax)), rel=1e-9)  # softplus' = sigmoid, min at -zmax
+    assert t8.rate == pytest.approx(2 * t8.rho * t8.gamma**2 / 1.5)
+    assert t9.threshold == pytest.approx(t9.lambda1 / (2 * t9.lambda2))
+    assert t9.lambda2 == pytest.approx(4 * (1 / 0.5) ** 2 * t9.moment4)
+
+
+def test_theorem_3_6_printed_vs_corrected_and_lemma_3_7():
+    d = sideq.uniform(0, 1, 1)
+    th0 = np.array([0.4, 0.2])
+    kp, qp = T.theorem_3_6_rate_printed(d, th0, 1e-3)
+    kc, qc = T.theorem_3_6_rate_corrected(d, th0, 1e-3)
+    assert kp == kc == pytest.approx(1.0)
+    assert (1 - qc) / (1 - qp) == pytest.approx(2 * (1 / 3))  # corrected = printed * 2 lambda_min
+    c = T.lemma_3_7(sideq.linear(), th0, [2.0], d)
+    phi = 0.4 / 0.8
+    assert c["R0"] == pytest.approx((phi - 2) ** 2 / 3)
+    assert c["c0"] == pytest.approx(math.sqrt(c["R0"] * 3))
+    assert T.in_theta_3_7(th0, c)
+    P, lam = T.theorem_3_4_rate_corrected(d, th0)
+    assert P == 1.0 and lam == pytest.approx(4 / 3 / T.conserved_w(th0))
+    assert T.eq_8_next_w(1.0, 0.1, 4.0) == pytest.approx(1.04)

@@ -1,0 +1,89 @@
+"""sideq.verify: each check holds on its setting and fails when its prediction is perturbed.
+
+All simulations are shared through sideq.verify's cache (K = 4 starts per setting).
+"""
+
+import json
+
+from sideq import verify as V
+
+K = 4
+GRID = 21
+
+
+def _tight(rec):
+    assert rec["tightness"] is not None and rec["tightness"] >= 1 - 1e-6
+    return rec["tightness"]
+
+
+def test_theorem_3_1():
+    assert V.check_theorem_3_1("unif1", K)["holds"]
+    assert not V.check_theorem_3_1("unif1", K, perturb=1.1)["holds"]
+
+
+def test_lemma_3_2():
+    assert V.check_lemma_3_2("unif1", K)["holds"]
+    assert not V.check_lemma_3_2("unif1", K, perturb=-1.0)["holds"]
+
+
+def test_theorem_3_3():
+    rec = V.check_theorem_3_3("unif1", K, "corrected")
+    assert rec["holds"] and rec["should_hold"]
+    assert not V.check_theorem_3_3("unif1", K, "corrected", perturb=1.1)["holds"]
+    printed = V.check_theorem_3_3("unif1", K, "printed")
+    assert not printed["holds"] and printed["should_hold"] is False
+
+
+def test_theorem_3_4():
+    rec = V.check_theorem_3_4("unif1", K, "corrected")
+    t = _tight(rec)
+    assert not V.check_theorem_3_4("unif1", K, "corrected", perturb=1.1 * t)["holds"]
+    assert not V.check_theorem_3_4("unif1", K, "printed")["holds"]  # theta1(0) = 0 counterexample
+
+
+def test_eq_8_lemma_3_5_lemma_3_7():
+    assert V.check_eq_8("unif1", K)["holds"]
+    assert not V.check_eq_8("unif1", K, perturb=1.1)["holds"]
+    for check in (V.check_lemma_3_5, V.check_lemma_3_7):
+        t = _tight(check("unif1", K))
+        assert not check("unif1", K, perturb=1.1 * t)["holds"]
+
+
+def test_theorem_3_6():
+    t = _tight(V.check_theorem_3_6("unif1", K, "corrected", hi=0.1, epochs=2000))
+    assert not V.check_theorem_3_6("unif1", K, "corrected", hi=0.1, epochs=2000, perturb=1.1 * t)["holds"]
+    printed = V.check_theorem_3_6("unif1", K, "printed", hi=0.1, epochs=2000)
+    assert not printed["holds"] and printed["should_hold"] is False
+
+
+def test_rho_positive():
+    assert not V.check_rho_positive("tanh-unif1", "printed", GRID)["holds"]
+    assert V.check_rho_positive("tanh-unif1", "corrected", GRID)["holds"]
+    assert not V.check_rho_positive("tanh-unif1", "corrected", GRID, perturb=-1.0)["holds"]
+
+
+def test_theorem_3_8():
+    t = _tight(V.check_theorem_3_8("tanh-unif1", K, "corrected", GRID))
+    assert not V.check_theorem_3_8("tanh-unif1", K, "corrected", GRID, perturb=1.1 * t)["holds"]
+
+
+def test_corollary_3_1():
+    assert V.check_corollary_3_1("tanh-unif1", K)["holds"]
+    assert not V.check_corollary_3_1("tanh-unif1", K, perturb=1.2)["holds"]
+
+
+def test_theorem_3_9():
+    t = _tight(V.check_theorem_3_9("tanh-unif1", K, "corrected", GRID))
+    assert not V.check_theorem_3_9("tanh-unif1", K, "corrected", GRID, perturb=1.1 * t)["holds"]
+
+
+def test_main_exit_code_and_json(monkeypatch, capsys):
+    good = V._rec("Theorem X", "corrected", "s", 1, 1, None, "t", True, True)
+    wrong_printed = V._rec("Theorem X", "printed", "s", 1, 2, None, "t", False, False)
+    monkeypatch.setattr(V, "run", lambda quick, log=None: [good, wrong_printed])
+    assert V.main(quick=True, as_json=True) == 0
+    assert json.loads(capsys.readouterr().out)[1]["should_hold"] is False
+    bad = dict(good, holds=False)
+    monkeypatch.setattr(V, "run", lambda quick, log=None: [good, bad])
+    assert V.main(quick=True) == 1
+    assert "should hold failed" in capsys.readouterr().out

@@ -410,6 +410,15 @@ def _extremum(fun, region, grid, sign, n_start=3, chunk_elems=4_000_000, n_nodes
                        "grid_points": len(T2)}
 
 
+def _theta_region(xi, d, delta1, delta2, region, r0):
+    """The set the infimum/supremum runs over: Θ as printed in Theorem 3.8 (a box in
+    (‖θ1‖, θ2)) or the corrected ball B((ξ, 0), r0) (ERRATA.md §6)."""
+    xi = np.atleast_1d(np.asarray(xi, float))
+    if region == "printed":
+        return ("box", d, (1 + delta1) * np.linalg.norm(xi), delta2)
+    return ("ball", np.append(xi, 0.0), delta2 if r0 is None else r0)
+
+
 def rho(model, xi, dist, delta1, delta2, alpha, *, grid=41, region="printed", r0=None):
     """Theorem 3.8: ρ = inf_{θ ∈ Θ} λ_min(E[(X, y_θ(X))(X, y_θ(X))ᵀ 1{‖X‖ ≤ α}]).
 
@@ -427,26 +436,16 @@ def rho(model, xi, dist, delta1, delta2, alpha, *, grid=41, region="printed", r0
     grid minimum and rel_refinement = |grid_min − rho|/rho (a measure of the
     grid's resolution; the value is attained at a point of the region, so it
     is an upper estimate of the infimum)."""
-    xi = np.atleast_1d(np.asarray(xi, float))
     x, w = expectation_nodes(dist, alpha)
-    d = x.shape[1]
-    if region == "printed":
-        reg = ("box", d, (1 + delta1) * np.linalg.norm(xi), delta2)
-    else:
-        reg = ("ball", np.append(xi, 0.0), delta2 if r0 is None else r0)
+    reg = _theta_region(xi, x.shape[1], delta1, delta2, region, r0)
     fun = lambda t1, t2: _lmin_block(model, t1, t2, x, w)
     return _extremum(fun, reg, grid, +1, n_nodes=len(w))
 
 
 def moment4_sup(model, xi, dist, delta1, delta2, *, grid=41, region="printed", r0=None):
     """Theorem 3.9: sup_{θ ∈ Θ} E[‖(X, y_θ(X))‖⁴] (grid + Nelder–Mead, as :func:`rho`)."""
-    xi = np.atleast_1d(np.asarray(xi, float))
     x, w = expectation_nodes(dist, None)
-    d = x.shape[1]
-    if region == "printed":
-        reg = ("box", d, (1 + delta1) * np.linalg.norm(xi), delta2)
-    else:
-        reg = ("ball", np.append(xi, 0.0), delta2 if r0 is None else r0)
+    reg = _theta_region(xi, x.shape[1], delta1, delta2, region, r0)
     fun = lambda t1, t2: _moment4(model, t1, t2, x, w)
     return _extremum(fun, reg, grid, -1, n_nodes=len(w))
 

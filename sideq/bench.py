@@ -214,7 +214,6 @@ def bench_memory(K: int) -> dict:
 
     code = (
         "import os, sys, jax, numpy as np, sideq\n"
-        "jax.config.update('jax_enable_x64', True)\n"
         "from sideq.sweep import make_inits, run_sweep\n"
         "def rss():\n"
         "    with open('/proc/self/statm') as f:\n"
@@ -228,7 +227,8 @@ def bench_memory(K: int) -> dict:
     )
     with tempfile.TemporaryDirectory() as tmp:
         out = subprocess.run([sys.executable, "-c", code, os.path.join(tmp, "sweep")],
-                             capture_output=True, text=True, check=True)
+                             capture_output=True, text=True, check=True,
+                             env=dict(os.environ, JAX_ENABLE_X64="1"))  # float64 in the child
     first, peak, end, wall = map(float, out.stdout.split())
     return {
         "name": f"memory of a {K:.0e}-run sweep streamed to disk (linear, population, 8 nodes, 20 epochs)",

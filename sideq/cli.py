@@ -1,6 +1,7 @@
 """The ``sideq`` command line.
 
-Entry points choose the precision (``--x64``, the default, or ``--x32``); bad
+Entry points choose the precision (``--x64``, the default, or ``--x32``), scoped
+to the command with ``jax.enable_x64``; bad
 input gets one line on stderr and exit status 2, never a traceback.
 """
 
@@ -27,12 +28,6 @@ def _floats(text: str, flag: str) -> list[float]:
     if not vals:
         raise CLIError(f"{flag}: expected at least one number, got {text!r}")
     return vals
-
-
-def _setup_precision(args):
-    import jax
-
-    jax.config.update("jax_enable_x64", bool(args.x64))
 
 
 def _model(args):
@@ -150,7 +145,6 @@ def _add_run_flags(p, kind="descent"):
 
 
 def cmd_descent(args) -> int:
-    _setup_precision(args)
     import numpy as np
 
     from sideq.train import descent, summary
@@ -183,7 +177,6 @@ def cmd_descent(args) -> int:
 
 
 def cmd_flow(args) -> int:
-    _setup_precision(args)
     import numpy as np
 
     from sideq.flow import flow, flow_summary
@@ -212,7 +205,6 @@ def cmd_flow(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    _setup_precision(args)
     import numpy as np
 
     from sideq.sweep import initialize_distributed, make_inits, run_sweep
@@ -278,7 +270,6 @@ def _emit(out: dict, as_json: bool):
 
 
 def cmd_reproduce(args) -> int:
-    _setup_precision(args)
     from sideq.reproduce import reproduce
 
     if args.seeds < 0:
@@ -302,19 +293,13 @@ def cmd_reproduce(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    import jax
-
-    jax.config.update("jax_enable_x64", True)  # the checks need float64
-    from sideq.verify import main as verify_main
+    from sideq.verify import main as verify_main  # float64: see main()
 
     return verify_main(quick=args.quick, as_json=args.json)
 
 
 def cmd_bench(args) -> int:
-    import jax
-
-    jax.config.update("jax_enable_x64", True)
-    from sideq.bench import main as bench_main
+    from sideq.bench import main as bench_main  # float64: see main()
 
     return bench_main(quick=args.quick, as_json=args.json)
 
@@ -367,8 +352,13 @@ def main(argv=None) -> int:
         return 0
     from sideq.errors import SideqInputError
 
+    import jax
+
+    # The entry point chooses the precision, scoped to the command: --x64 (the
+    # default) or --x32; verify and bench always run in float64.
     try:
-        return int(args.func(args) or 0)
+        with jax.enable_x64(bool(getattr(args, "x64", True))):
+            return int(args.func(args) or 0)
     except (CLIError, SideqInputError) as err:
         print(f"sideq {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -905,9 +905,6 @@ def script_main(name, argv=None, config=None):
     ``config``: settings overrides (the script's CONFIG); ignored with ``--quick``."""
     import argparse
 
-    import jax
-
-    jax.config.update("jax_enable_x64", True)
     p = argparse.ArgumentParser(description=f"sideq extended experiment: {name}")
     p.add_argument("--out", default="figures/extended")
     p.add_argument("--quick", action="store_true", help="smaller grids / fewer epochs")

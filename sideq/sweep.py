@@ -36,17 +36,18 @@ memory does not grow with the number of runs K and nothing recompiles.
   devices' share of each chunk; process 0 gathers the results and alone writes
   files and the progress line, so ``out_dir`` needs to be visible to it only.
 
-Example::
+Example (float64 chosen by the caller, here scoped to the block)::
 
-    import jax; jax.config.update("jax_enable_x64", True)
+    import jax
     import sideq
     from sideq.sweep import make_inits, run_sweep, load_results
 
-    model = sideq.single_index("sigmoid")
-    x = sideq.sample(sideq.uniform(0, 1, 1), jax.random.PRNGKey(0), 1000)
-    inits = make_inits("normal:0,0.1", K=1000, p=2, seed=0)
-    res = run_sweep(model, xi=[2.0], x=x, inits=inits, eta=0.1, epochs=4000,
-                    out_dir="sweep_out")
+    with jax.enable_x64(True):
+        model = sideq.single_index("sigmoid")
+        x = sideq.sample(sideq.uniform(0, 1, 1), jax.random.PRNGKey(0), 1000)
+        inits = make_inits("normal:0,0.1", K=1000, p=2, seed=0)
+        res = run_sweep(model, xi=[2.0], x=x, inits=inits, eta=0.1, epochs=4000,
+                        out_dir="sweep_out")
     res.summary["status_counts"], load_results("sweep_out")["theta_final"].shape
 """
 

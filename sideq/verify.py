@@ -619,10 +619,12 @@ def failures(recs):
 
 
 def main(quick: bool = False, as_json: bool = False) -> int:
-    """Entry point for ``sideq verify [--quick] [--json]``: exit 1 if a claim that should hold fails."""
-    jax.config.update("jax_enable_x64", True)
+    """Entry point for ``sideq verify [--quick] [--json]``: exit 1 if a claim that should hold fails.
+
+    The checks need float64; it is switched on for this call only."""
     t0 = time.perf_counter()
-    recs = run(quick, log=lambda line: print(line, file=sys.stderr, flush=True))
+    with jax.enable_x64(True):
+        recs = run(quick, log=lambda line: print(line, file=sys.stderr, flush=True))
     wall = time.perf_counter() - t0
     if as_json:
         print(json.dumps(recs, indent=1))

@@ -138,3 +138,22 @@ def test_sweep_on_two_cpu_devices_subprocess(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["devices"] == 2
+
+
+def test_reproduce_writes_figures_summary_and_claims(capsys, tmp_path):
+    out = tmp_path / "figs"
+    code, text, err = run_cli(capsys, "reproduce", "--out", str(out), "--only", "fig2", "--seeds", "2", "--json")
+    assert code == 0, err
+    summary = json.loads(text)
+    assert set(summary) >= {"linear", "claims"} and "sigmoid" not in summary  # --only fig2
+    for panel in ("fig2a", "fig2b"):
+        for ext in ("png", "pdf"):
+            assert (out / f"{panel}.{ext}").stat().st_size > 1000
+    assert not (out / "fig1a.png").exists()
+    run = summary["linear"]
+    assert len(run["theta_final"]) == 2 and run["loss_final"] < 1e-10
+    claims = {c["figure"]: c for c in summary["claims"]}
+    assert claims["fig3 (variant)"]["holds"] and claims["fig5 (variant)"]["holds"]
+    assert json.loads((out / "summary.json").read_text())["linear"]["theta_final"] == run["theta_final"]
+    code, _, err = run_cli(capsys, "reproduce", "--out", str(out), "--only", "fig9")
+    assert code == 2 and "--only" in err

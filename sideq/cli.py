@@ -46,24 +46,13 @@ def parse_init(text: str, p: int, seed: int):
     import numpy as np
 
     if text.startswith("normal:"):
-        parts = text[len("normal:"):].split(",")
-        if len(parts) != 2:
-            raise CLIError(f"--init: expected normal:MEAN,STD, got {text!r}")
-        try:
-            mean = np.array([float(v) for v in parts[0].split("/")])
-            std = float(parts[1])
-        except ValueError:
-            raise CLIError(f"--init: expected normal:MEAN,STD with numbers, got {text!r}") from None
-        if mean.size not in (1, p):
-            raise CLIError(f"--init: MEAN has {mean.size} values but theta has {p}; give 1 or {p} values joined by '/'")
-        if not std >= 0:
-            raise CLIError(f"--init: STD must be >= 0, got {std}")
-        rng = np.random.default_rng(seed)
-        return mean + std * rng.standard_normal(p)
+        from sideq.sweep import make_inits  # one parser for the specs of runs and sweeps
+
+        return make_inits(text, 1, p, seed, flag="--init")[0]
     vals = _floats(text, "--init")
     if len(vals) != p:
         raise CLIError(
-            f"--init: expected {p} values (theta1 of length d = len(xi){', b' if False else ''}, then theta2), "
+            f"--init: expected {p} values (theta1 of length d = len(xi), [b,] then theta2), "
             f"got {len(vals)}; e.g. --init={','.join(['0.1'] * p)}"
         )
     return np.array(vals)

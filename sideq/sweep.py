@@ -106,34 +106,34 @@ _FAILED = (Status.DIVERGED, Status.SINGULAR, Status.SOLVER_FAILURE)
 # Initializations
 
 
-def _numbers(spec, text, what, count=None):
+def _numbers(spec, text, what, count=None, flag="--init-dist"):
     try:
         vals = np.array([float(v) for v in text.split("/")], np.float64)
     except ValueError:
         raise SideqInputError(
-            f"spec (--init-dist): {what} in {spec!r} must be a number or numbers joined by '/', got {text!r}"
+            f"spec ({flag}): {what} in {spec!r} must be a number or numbers joined by '/', got {text!r}"
         ) from None
     if not np.all(np.isfinite(vals)):
-        raise SideqInputError(f"spec (--init-dist): {what} in {spec!r} must be finite, got {text!r}")
+        raise SideqInputError(f"spec ({flag}): {what} in {spec!r} must be finite, got {text!r}")
     if count is not None and vals.size not in (1, count):
         raise SideqInputError(
-            f"spec (--init-dist): {what} in {spec!r} has {vals.size} values but theta has p = {count}; "
+            f"spec ({flag}): {what} in {spec!r} has {vals.size} values but theta has p = {count}; "
             f"give 1 or {count} values joined by '/'"
         )
     return vals
 
 
-def _number(spec, text, what):
+def _number(spec, text, what, flag="--init-dist"):
     try:
         v = float(text)
     except ValueError:
-        raise SideqInputError(f"spec (--init-dist): {what} in {spec!r} must be a number, got {text!r}") from None
+        raise SideqInputError(f"spec ({flag}): {what} in {spec!r} must be a number, got {text!r}") from None
     if not math.isfinite(v):
-        raise SideqInputError(f"spec (--init-dist): {what} in {spec!r} must be finite, got {text!r}")
+        raise SideqInputError(f"spec ({flag}): {what} in {spec!r} must be finite, got {text!r}")
     return v
 
 
-def make_inits(spec: str, K: int, p: int, seed: int = 0) -> np.ndarray:
+def make_inits(spec: str, K: int, p: int, seed: int = 0, *, flag: str = "--init-dist") -> np.ndarray:
     r"""K initializations θ(0) ∈ ℝᵖ as a float64 numpy array of shape (K, p).
 
     ``spec`` (the CLI's ``--init-dist``) is one of
@@ -147,7 +147,8 @@ def make_inits(spec: str, K: int, p: int, seed: int = 0) -> np.ndarray:
       ``linspace(LO1, HI1, √K) × linspace(LO2, HI2, √K)``, θ1 slowest
       (row i·√K + j is (θ1ᵢ, θ2ⱼ)); K must be a perfect square.
 
-    Deterministic in ``seed`` (numpy's PCG64); O(K·p) memory (16 MB for
+    ``flag`` names the option in error messages (``sideq descent --init`` parses
+    ``normal:`` specs with this function too).  Deterministic in ``seed`` (numpy's PCG64); O(K·p) memory (16 MB for
     K = 10⁶, p = 2).  Bad specs raise :class:`~sideq.errors.SideqInputError`.
 
     >>> make_inits("grid:-1/1,0/2", K=9, p=2)[:3]
@@ -164,25 +165,25 @@ def make_inits(spec: str, K: int, p: int, seed: int = 0) -> np.ndarray:
     K, p = int(K), int(p)
     forms = "normal:MEAN,STD, ball:CENTER,RADIUS or grid:LO1/HI1,LO2/HI2"
     if not isinstance(spec, str) or ":" not in spec:
-        raise SideqInputError(f"spec (--init-dist): expected {forms}, got {spec!r}")
+        raise SideqInputError(f"spec ({flag}): expected {forms}, got {spec!r}")
     kind, _, body = spec.partition(":")
     parts = body.split(",")
     rng = np.random.default_rng(int(seed))
     if kind == "normal":
         if len(parts) != 2:
-            raise SideqInputError(f"spec (--init-dist): expected normal:MEAN,STD, got {spec!r}")
-        mean = _numbers(spec, parts[0], "MEAN", p)
-        std = _number(spec, parts[1], "STD")
+            raise SideqInputError(f"spec ({flag}): expected normal:MEAN,STD, got {spec!r}")
+        mean = _numbers(spec, parts[0], "MEAN", p, flag)
+        std = _number(spec, parts[1], "STD", flag)
         if std < 0:
-            raise SideqInputError(f"spec (--init-dist): STD in {spec!r} must be >= 0, got {std}")
+            raise SideqInputError(f"spec ({flag}): STD in {spec!r} must be >= 0, got {std}")
         return mean + std * rng.standard_normal((K, p))
     if kind == "ball":
         if len(parts) != 2:
-            raise SideqInputError(f"spec (--init-dist): expected ball:CENTER,RADIUS, got {spec!r}")
-        center = _numbers(spec, parts[0], "CENTER", p)
-        radius = _number(spec, parts[1], "RADIUS")
+            raise SideqInputError(f"spec ({flag}): expected ball:CENTER,RADIUS, got {spec!r}")
+        center = _numbers(spec, parts[0], "CENTER", p, flag)
+        radius = _number(spec, parts[1], "RADIUS", flag)
         if radius < 0:
-            raise SideqInputError(f"spec (--init-dist): RADIUS in {spec!r} must be >= 0, got {radius}")
+            raise SideqInputError(f"spec ({flag}): RADIUS in {spec!r} must be >= 0, got {radius}")
         z = rng.standard_normal((K, p))
         norm = np.linalg.norm(z, axis=1, keepdims=True)
         norm[norm == 0] = 1.0  # probability zero; keeps the point at the centre
@@ -191,17 +192,17 @@ def make_inits(spec: str, K: int, p: int, seed: int = 0) -> np.ndarray:
     if kind == "grid":
         if p != 2:
             raise SideqInputError(
-                f"spec (--init-dist): grid:LO1/HI1,LO2/HI2 is for p = 2 (theta1, theta2), but theta has p = {p}; "
+                f"spec ({flag}): grid:LO1/HI1,LO2/HI2 is for p = 2 (theta1, theta2), but theta has p = {p}; "
                 "use normal: or ball: for other p"
             )
         if len(parts) != 2:
-            raise SideqInputError(f"spec (--init-dist): expected grid:LO1/HI1,LO2/HI2, got {spec!r}")
+            raise SideqInputError(f"spec ({flag}): expected grid:LO1/HI1,LO2/HI2, got {spec!r}")
         axes = []
         for i, part in enumerate(parts, 1):
-            lohi = _numbers(spec, part, f"LO{i}/HI{i}")
+            lohi = _numbers(spec, part, f"LO{i}/HI{i}", flag=flag)
             if lohi.size != 2:
                 raise SideqInputError(
-                    f"spec (--init-dist): LO{i}/HI{i} in {spec!r} must be two numbers joined by '/', got {part!r}"
+                    f"spec ({flag}): LO{i}/HI{i} in {spec!r} must be two numbers joined by '/', got {part!r}"
                 )
             axes.append(lohi)
         m = math.isqrt(K)
@@ -214,7 +215,7 @@ def make_inits(spec: str, K: int, p: int, seed: int = 0) -> np.ndarray:
         g2 = np.linspace(axes[1][0], axes[1][1], m)
         t1, t2 = np.meshgrid(g1, g2, indexing="ij")
         return np.stack([t1.ravel(), t2.ravel()], axis=1)
-    raise SideqInputError(f"spec (--init-dist): unknown kind {kind!r} in {spec!r}; expected {forms}")
+    raise SideqInputError(f"spec ({flag}): unknown kind {kind!r} in {spec!r}; expected {forms}")
 
 
 # ----------------------------------------------------------------------------

@@ -65,18 +65,19 @@ def _uniform_rule(dist: Uniform):
     return nodes01, weights
 
 
-def _normal_rule(n):
+def _normal_rule(n, lo=-_NORMAL_HALF_WIDTH, hi=_NORMAL_HALF_WIDTH):
     """Nodes and weights for E[h(Z)], Z ~ N(0, 1): composite Gauss–Legendre with
-    ``ceil(n/12)`` panels of 12 nodes on [−9, 9], weights times the density.
+    ``ceil(n/12)`` panels of 12 nodes on [lo, hi] (default [−9, 9]), weights
+    times the density.  With ``lo``, ``hi`` it integrates E[h(Z) 1{lo ≤ Z ≤ hi}].
 
     Composite rather than Gauss–Hermite: a steep σ(ξᵀx) (large ‖ξ‖ or ‖θ1‖) has
     complex singularities close to the real axis, where Gauss–Hermite converges
     slowly (64 nodes: 2e-2 relative error for ξ = 6) while short panels converge
-    geometrically.  The rule is symmetric about 0.
+    geometrically.  The default rule is symmetric about 0.
     """
     panels = max(1, math.ceil(n / _PANEL_NODES))
     t, wt = np.polynomial.legendre.leggauss(_PANEL_NODES)
-    edges = np.linspace(-_NORMAL_HALF_WIDTH, _NORMAL_HALF_WIDTH, panels + 1)
+    edges = np.linspace(lo, hi, panels + 1)
     half = (edges[1:] - edges[:-1]) / 2
     mid = (edges[1:] + edges[:-1]) / 2
     z = (mid[:, None] + half[:, None] * t[None, :]).ravel()

@@ -34,8 +34,8 @@ import math
 
 import numpy as np
 
-from sideq.data import Uniform
-from sideq.risk import quadrature_rule
+from sideq.data import Uniform, second_moment
+from sideq.risk import _normal_rule, quadrature_rule
 
 __all__ = [
     "Theorem38",
@@ -118,14 +118,8 @@ def lipschitz(model) -> float:
 # Laws of X.
 
 def second_moment_np(dist) -> np.ndarray:
-    """Σ₂ = E[XXᵀ] (Eq. (5)) in closed form."""
-    if isinstance(dist, Uniform):
-        lo, hi = np.asarray(dist.low, float), np.asarray(dist.high, float)
-        m = (lo + hi) / 2
-        var = (hi - lo) ** 2 / 12
-        return np.outer(m, m) + np.diag(var)
-    mu = np.asarray(dist.mean, float)
-    return np.asarray(dist.cov, float) + np.outer(mu, mu)
+    """Σ₂ = E[XXᵀ] (Eq. (5)) in closed form: :func:`sideq.data.second_moment`."""
+    return second_moment(dist)
 
 
 def max_norm(dist) -> float:
@@ -161,12 +155,7 @@ def expectation_nodes(dist, alpha: float | None = None, *, mc: int = 20000, seed
             z, w = quadrature_rule(dist)
             return (mu[0] + s * z)[:, None], np.asarray(w, float)
         lo, hi = (-alpha - mu[0]) / s, (alpha - mu[0]) / s  # z-interval
-        lo, hi = max(lo, -9.0), min(hi, 9.0)
-        t, wt = np.polynomial.legendre.leggauss(12)
-        edges = np.linspace(lo, hi, 25)
-        half, mid = (edges[1:] - edges[:-1]) / 2, (edges[1:] + edges[:-1]) / 2
-        z = (mid[:, None] + half[:, None] * t).ravel()
-        w = (half[:, None] * wt).ravel() * np.exp(-z * z / 2) / math.sqrt(2 * math.pi)
+        z, w = _normal_rule(24 * 12, max(lo, -9.0), min(hi, 9.0))  # 24 panels of 12 nodes
         return (mu[0] + s * z)[:, None], w
     rng = np.random.default_rng(seed)
     x = mu + rng.standard_normal((mc, d)) @ S.T

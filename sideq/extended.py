@@ -217,14 +217,12 @@ def exp_activations(out_dir, quick=False, **overrides):
 
 
 def limit_point(theta0, xi):
-    """Corrected Theorem 3.3 (ERRATA.md §2): lim θ(t) = (αξ, 1 − α) with
-    α = sign(1 − θ2(0)) ‖θ(0) − (0, 1)‖ / √(‖ξ‖² + 1)."""
-    theta0 = np.asarray(theta0, float)
-    xi = np.atleast_1d(np.asarray(xi, float))
-    e = np.zeros_like(theta0)
-    e[-1] = 1.0
-    alpha = np.sign(1 - theta0[-1]) * np.linalg.norm(theta0 - e) / np.sqrt(xi @ xi + 1)
-    return np.concatenate([alpha * xi, [1 - alpha]]), float(alpha)
+    """Corrected Theorem 3.3 (ERRATA.md §2), from :mod:`sideq.theory`: the limit
+    (αξ, 1 − α) and α = sign(1 − θ2(0)) ‖θ(0) − (0, 1)‖ / √(‖ξ‖² + 1)."""
+    from sideq.theory import theorem_3_3_limit_corrected
+
+    lim = theorem_3_3_limit_corrected(theta0, xi)
+    return lim, float(1 - lim[-1])
 
 
 def exp_flow_vs_descent(out_dir, quick=False, **overrides):
@@ -609,8 +607,8 @@ def exp_basin(out_dir, quick=False, **overrides):
 def step_size_threshold(xi=XI, delta1=0.5, delta2=0.5, n_theta1=81, n_theta2=21, nodes=128):
     r"""Theorem 3.9's sufficient step size λ1/(2λ2), sigmoid DEQ, d = 1, X ~ Unif[0, 1].
 
-    Method (an independent estimate; :func:`exp_step_size` uses
-    ``sideq.theory.theorem_3_9`` when available and reports both):
+    Method (an independent second route; :func:`exp_step_size` uses
+    ``sideq.theory.theorem_3_9`` and reports both):
 
     * Assumption 1(ii) holds with α = 1 (X ∈ [0, 1], the indicator is 1) and
       β = E[X²] = 1/3.  Sigmoid: L = 1/4, |σ(0)| = 1/2.
@@ -682,22 +680,20 @@ def exp_step_size(out_dir, quick=False, **overrides):
     radius, n_init, n_eta = float(cfg["radius"]), int(cfg["n_inits"]), int(cfg["n_eta"])
     cfg["inits"] = f"{n_init} points on the circle of radius {radius} about (xi, 0)"
     t0 = time.perf_counter()
-    # Own estimate (grid over Theta), cross-checked against sideq.theory when that module is there.
+    # Theorem 3.9's threshold from sideq.theory, and this module's own grid
+    # estimate as a second route (they agree to ~1e-5).
+    from sideq import theory
+
     thr = step_size_threshold(XI, delta1=cfg["delta1"], delta2=cfg["delta2"],
                               n_theta1=41 if quick else 81, n_theta2=11 if quick else 21)
-    try:
-        from sideq import theory
-
-        t39 = theory.theorem_3_9(sideq.single_index("sigmoid"), [XI], sideq.uniform(0.0, 1.0, 1),
-                                 delta2=cfg["delta2"], delta1=cfg["delta1"], grid=21 if quick else 41)
-        thr["sideq_theory"] = dict(lambda1=float(t39.lambda1), lambda2=float(t39.lambda2),
-                                   threshold=float(t39.threshold), rho=float(t39.t38.rho))
-        thr["own_vs_theory_threshold_rel_diff"] = abs(thr["threshold"] / float(t39.threshold) - 1)
-        thr["own_estimate"] = dict(threshold=thr["threshold"], lambda1=thr["lambda1"], lambda2=thr["lambda2"])
-        thr.update(lambda1=float(t39.lambda1), lambda2=float(t39.lambda2), threshold=float(t39.threshold),
-                   source="sideq.theory.theorem_3_9 (grid + Nelder-Mead); own grid estimate in own_estimate")
-    except Exception as exc:  # theory module absent or changed: keep the own estimate
-        thr["sideq_theory"] = f"unavailable ({type(exc).__name__}: {exc})"
+    t39 = theory.theorem_3_9(sideq.single_index("sigmoid"), [XI], sideq.uniform(0.0, 1.0, 1),
+                             delta2=cfg["delta2"], delta1=cfg["delta1"], grid=21 if quick else 41)
+    thr["sideq_theory"] = dict(lambda1=float(t39.lambda1), lambda2=float(t39.lambda2),
+                               threshold=float(t39.threshold), rho=float(t39.t38.rho))
+    thr["own_vs_theory_threshold_rel_diff"] = abs(thr["threshold"] / float(t39.threshold) - 1)
+    thr["own_estimate"] = dict(threshold=thr["threshold"], lambda1=thr["lambda1"], lambda2=thr["lambda2"])
+    thr.update(lambda1=float(t39.lambda1), lambda2=float(t39.lambda2), threshold=float(t39.threshold),
+               source="sideq.theory.theorem_3_9 (grid + Nelder-Mead); own grid estimate in own_estimate")
     dist = sideq.uniform(0.0, 1.0, 1, nodes=32)
     model = sideq.single_index("sigmoid")
     # local stability edge: 2 / lambda_max of the Hessian at the minimiser

@@ -162,6 +162,7 @@ def _figure3_flow_variant(seeds: int, base_seed: int) -> dict:
     import sideq
     from sideq.flow import gradient_flow
     from sideq.risk import initial_nodes_y0, population_objective
+    from sideq.theory import theorem_3_3_limit_corrected
 
     cfg = EXPERIMENTS["linear_near_trivial"]
     model, xi, law = sideq.linear(), jnp.asarray([cfg["xi"]]), sideq.uniform(0.0, 1.0, 1)
@@ -171,9 +172,7 @@ def _figure3_flow_variant(seeds: int, base_seed: int) -> dict:
     run = jax.jit(jax.vmap(lambda t0: gradient_flow(model, objective, t0, xi, cold_start=cold, t1=1e4,
                                                     gtol=1e-11, max_steps=16384)))
     tr = run(jnp.asarray(theta0))
-    r = np.linalg.norm(theta0 - np.array([0.0, 1.0]), axis=1)
-    alpha = np.sign(1 - theta0[:, 1]) * r / np.sqrt(cfg["xi"] ** 2 + 1)
-    limit = np.stack([alpha * cfg["xi"], 1 - alpha], axis=1)
+    limit = np.stack([theorem_3_3_limit_corrected(t0, [cfg["xi"]]) for t0 in theta0])
     err = np.max(np.abs(np.asarray(tr.theta[:, -1]) - limit), axis=1)
     ok = (err <= 1e-6) & (np.asarray(tr.distance[:, -1]) <= 1e-8)
     return dict(figure="fig3 (variant)",

@@ -59,6 +59,12 @@ __all__ = [
     "theorem_3_6_kappa",
     "theorem_3_6_rate_corrected",
     "theorem_3_6_rate_printed",
+    "theorem_3_6_eta0",
+    "theorem_3_6_log_rate_corrected",
+    "lemma_3_7_lipschitz",
+    "linear_grad",
+    "linear_hessian",
+    "linear_risk",
     "theorem_3_8",
     "theorem_3_9",
 ]
@@ -260,6 +266,14 @@ def theorem_3_6_rate_corrected(dist, theta0, eta):
     return k, 1 - eta * float(ev[0]) / (2 * k * float(conserved_w(theta0)))
 
 
+def theorem_3_6_log_rate_corrected(dist, theta0, eta):
+    """(κ, −log q) of :func:`theorem_3_6_rate_corrected`, with −log q = −log1p(−ηλ_min/(2κw(0)))
+    computed without forming q (q rounds to 1 for the tiny η0 of Lemma 3.7)."""
+    ev = np.linalg.eigvalsh(second_moment_np(dist))
+    k = float(ev[-1] / ev[0])
+    return k, -math.log1p(-eta * float(ev[0]) / (2 * k * float(conserved_w(theta0))))
+
+
 def lemma_3_7(model, theta0, xi, dist):
     """Lemma 3.7: c0 = √(R(θ(0))/λ_min), β = min{|1 − θ2(0)|, √w(0)/(√2 (c0 + ‖ξ‖ + 1))},
     Θ = {β ≤ |1 − θ2| ≤ 2√w(0), ‖θ1‖ ≤ 2√w(0)}, and the step-size conditions
@@ -275,6 +289,163 @@ def lemma_3_7(model, theta0, xi, dist):
     beta = min(abs(1 - theta0[-1]), math.sqrt(w0) / (math.sqrt(2) * (c0 + np.linalg.norm(xi) + 1)))
     eta0 = min(beta / 2, beta**2 / (4 * R0)) if R0 > 0 else beta / 2
     return {"c0": c0, "beta": beta, "R0": R0, "w0": w0, "upper": 2 * math.sqrt(w0), "eta0_partial": eta0}
+
+
+def linear_risk(theta, xi, dist):
+    """Eq. (5): R(θ) = (φ − ξ)ᵀ Σ₂ (φ − ξ), φ = θ1/(1 − θ2) (linear DEQ, no bias).
+    θ of shape (…, d+1)."""
+    theta, xi = np.asarray(theta, float), np.atleast_1d(np.asarray(xi, float))
+    v = theta[..., :-1] / (1 - theta[..., -1:]) - xi
+    return np.einsum("...i,ij,...j->...", v, second_moment_np(dist), v)
+
+
+def linear_grad(theta, xi, dist):
+    """∇R of Eq. (5) (ERRATA.md §1): (2/g)(Σ₂v, φᵀΣ₂v), g = 1 − θ2, v = φ − ξ."""
+    theta, xi = np.asarray(theta, float), np.atleast_1d(np.asarray(xi, float))
+    g = 1 - theta[..., -1:]
+    phi = theta[..., :-1] / g
+    c = (phi - xi) @ second_moment_np(dist)
+    return (2 / g) * np.concatenate([c, np.sum(phi * c, -1, keepdims=True)], -1)
+
+
+def _hessian_A(phi, xi, S):
+    """A(φ) with ∇²R(θ) = (2/g²) A(φ) (Eq. (5)): with q = Σ₂(2φ − ξ),
+    A = [[Σ₂, q], [qᵀ, 3φᵀΣ₂φ − 2φᵀΣ₂ξ]].  φ of shape (…, d) -> (…, d+1, d+1)."""
+    phi = np.asarray(phi, float)
+    d = S.shape[0]
+    A = np.empty(phi.shape[:-1] + (d + 1, d + 1))
+    A[..., :d, :d] = S
+    q = (2 * phi - xi) @ S
+    A[..., :d, d] = q
+    A[..., d, :d] = q
+    A[..., d, d] = 3 * np.einsum("...i,ij,...j->...", phi, S, phi) - 2 * phi @ (S @ xi)
+    return A
+
+
+def linear_hessian(theta, xi, dist):
+    r"""∇²R of Eq. (5) in closed form.  With g = 1 − θ2, φ = θ1/g, the Jacobian of φ is
+    J = (1/g)[I, φ] and ∇²φ_k has entries 1/g² (θ1k, θ2) and 2φ_k/g² (θ2, θ2), so
+
+        ∇²R = 2JᵀΣ₂J + 2 Σ_k (Σ₂(φ − ξ))_k ∇²φ_k = (2/g²) A(φ),
+        A(φ) = [[Σ₂, Σ₂(2φ − ξ)], [(2φ − ξ)ᵀΣ₂, 3φᵀΣ₂φ − 2φᵀΣ₂ξ]].
+
+    It depends on θ only through (g, φ).  Checked against ``jax.jacrev`` twice of
+    :func:`sideq.population_risk` (tests/test_theory.py)."""
+    theta, xi = np.asarray(theta, float), np.atleast_1d(np.asarray(xi, float))
+    g = 1 - theta[..., -1]
+    phi = theta[..., :-1] / g[..., None]
+    return (2 / g**2)[..., None, None] * _hessian_A(phi, xi, second_moment_np(dist))
+
+
+def _k_nmax(g, beta, upper):
+    """Largest ‖θ1‖ at |1 − θ2| = g in K = Θ + B̄(0, β/2) (Lemma 3.7).  One side of
+    Θ is, in the (‖θ1‖, |1 − θ2|) half-plane, the rectangle [0, U] × [β, U]
+    (U = 2√w(0)); K is its (β/2)-neighbourhood, rotationally symmetric in θ1."""
+    r = beta / 2
+    g = np.asarray(g, float)
+    below = upper + np.sqrt(np.maximum(0.0, r**2 - (beta - g) ** 2))
+    above = upper + np.sqrt(np.maximum(0.0, r**2 - (g - upper) ** 2))
+    return np.where(g < beta, below, np.where(g > upper, above, upper + r))
+
+
+def _norm2(A):
+    ev = np.linalg.eigvalsh(A)
+    return np.maximum(ev[..., -1], -ev[..., 0])
+
+
+def lemma_3_7_lipschitz(theta0, xi, dist, *, n_gap=4001, n_dir=400, n_rad=6, n_gap_search=161):
+    r"""L_Θ of Lemma 3.7: the Lipschitz constant of ∇R on the component of
+    K = Θ + B̄(0, β/2) on θ(0)'s side of θ2 = 1 (each component is convex, and
+    gradient descent with steps ≤ β/2 moves along segments inside it, which is
+    what the descent lemma needs), i.e. sup_K ‖∇²R‖₂.
+
+    ‖∇²R‖₂ = (2/g²)‖A(φ)‖₂ (:func:`linear_hessian`) and at |1 − θ2| = g, φ ranges
+    over the ball ‖φ‖ ≤ P(g) = n_max(g)/g (:func:`_k_nmax`).  Two numbers:
+
+    * ``L_bound`` (certified upper bound, used for η0): with λ = λ_max(Σ₂),
+      ‖A(φ)‖₂ ≤ ‖[[λ, λ(2P + ‖ξ‖)], [λ(2P + ‖ξ‖), 3λP² + 2P‖Σ₂ξ‖]]‖₂ =: B(P)
+      (norm of a block matrix ≤ norm of its block norms), increasing in P;
+      over each cell [g_i, g_{i+1}] of a geometric grid (``n_gap`` points) the
+      bound uses 1/g_i and the cell's largest n_max, so
+      sup_K ‖∇²R‖ ≤ max_i (2/g_i²) B(n_max,i/g_i) without any gap.
+    * ``L_attained`` (a lower bound on sup_K ‖∇²R‖, attained at ``arg`` ∈ K):
+      ‖∇²R‖₂ evaluated exactly at points of K: ``n_gap_search`` gaps ×
+      (d = 1: 801 values of φ in [−P, P]; d > 1: ``n_dir`` quasi-random
+      directions and ±ξ, ±eigenvectors of Σ₂ × ``n_rad`` radii up to P).
+    L_bound/L_attained ≥ 1 measures how much the certificate costs.
+    """
+    theta0, xi = np.asarray(theta0, float), np.atleast_1d(np.asarray(xi, float))
+    c = lemma_3_7(None, theta0, xi, dist)
+    beta, U = c["beta"], c["upper"]
+    S = second_moment_np(dist)
+    lam = float(np.linalg.eigvalsh(S)[-1])
+    nxi, nSxi = float(np.linalg.norm(xi)), float(np.linalg.norm(S @ xi))
+    glo, ghi = beta / 2, U + beta / 2
+
+    def B(P):
+        off = lam * (2 * P + nxi)
+        dd = 3 * lam * P**2 + 2 * P * nSxi
+        tr, det = lam + dd, lam * dd - off**2  # 2×2 symmetric: largest |eigenvalue|
+        disc = np.sqrt(np.maximum(0.0, (lam - dd) ** 2 / 4 + off**2))
+        return np.maximum(np.abs(tr / 2 + disc), np.abs(tr / 2 - disc)) + 0 * det
+
+    g = np.geomspace(glo, ghi, n_gap)
+    nm = _k_nmax(g, beta, U)
+    cell_n = np.maximum(nm[:-1], nm[1:])
+    cell_n = np.where((g[:-1] <= U) & (g[1:] >= beta), U + beta / 2, cell_n)  # plateau inside the cell
+    L_bound = float(np.max(2 / g[:-1] ** 2 * B(cell_n / g[:-1])))
+
+    d = xi.shape[0]
+    gs = np.geomspace(glo, ghi, n_gap_search)
+    P = _k_nmax(gs, beta, U) / gs
+    if d == 1:
+        u = np.linspace(-1, 1, 801)[:, None]
+    else:
+        rng = np.random.default_rng(7)
+        ev = np.linalg.eigh(S)[1].T
+        u = np.concatenate([rng.standard_normal((n_dir, d)), ev, -ev, xi[None], -xi[None]])
+        u /= np.linalg.norm(u, axis=1, keepdims=True)
+        u = (np.linspace(0, 1, n_rad + 1)[1:, None, None] * u[None]).reshape(-1, d)
+    phi = P[:, None, None] * u[None]  # (G, n, d)
+    val = 2 / gs[:, None] ** 2 * _norm2(_hessian_A(phi, xi, S))
+    i, j = np.unravel_index(np.argmax(val), val.shape)
+    side = np.sign(1 - theta0[-1])
+    arg = np.append(phi[i, j] * side * gs[i], 1 - side * gs[i])  # θ1 = gφ, θ2 = 1 − g on θ(0)'s side
+    return {"L_bound": L_bound, "L_attained": float(val[i, j]), "arg": arg,
+            "certificate_ratio": L_bound / float(val[i, j])}
+
+
+def theorem_3_6_eta0(theta0, xi, dist, **kw):
+    r"""η0 of Theorem 3.6 / Lemma 3.7 for the linear DEQ, with its ingredients.
+
+    The proof of Lemma 3.7 needs, for every step, (i) the descent lemma on the
+    segment [θ(t), θ(t+1)] ⊂ K = Θ + B̄(0, β/2): η ≤ 1/L_Θ, L_Θ = sup_K ‖∇²R‖₂
+    (:func:`lemma_3_7_lipschitz`, certified upper bound); (ii) the step stays in
+    K: η‖∇R(θ(t))‖ ≤ β/2; (iii) η ≤ β²/(4R(θ(0))) (so that w(t+1) ≤ 2w(0)).
+
+    *Printed* (ii) is η ≤ β/2, which keeps the step in K only if ‖∇R‖ ≤ 1
+    (ERRATA.md §7).  *Corrected* (ii): η ≤ β/(2G) with G a bound on ‖∇R‖ over
+    Θ ∩ {R ≤ R(θ(0))} (the iterates satisfy R(θ(t)) ≤ R(θ(0)) by the induction):
+    ‖∇R‖² = (4/g²)(‖Σ₂v‖² + (φᵀΣ₂v)²) ≤ (4/β²)(1 + ‖φ‖²) λ_max R and
+    ‖φ‖ ≤ ‖ξ‖ + ‖v‖ ≤ ‖ξ‖ + c0, so G = (2/β) √(λ_max R(θ(0)) (1 + (‖ξ‖ + c0)²)).
+
+    Returns a dict: ``eta0`` (corrected), ``eta0_printed``, ``terms`` (each
+    condition's bound), ``binding`` (the smallest), and L_bound, L_attained,
+    G, β, R0, c0 of the lemma."""
+    theta0, xi = np.asarray(theta0, float), np.atleast_1d(np.asarray(xi, float))
+    c = lemma_3_7(None, theta0, xi, dist)
+    lip = lemma_3_7_lipschitz(theta0, xi, dist, **kw)
+    lam_max = float(np.linalg.eigvalsh(second_moment_np(dist))[-1])
+    beta, R0 = c["beta"], c["R0"]
+    G = 2 / beta * math.sqrt(lam_max * R0 * (1 + (np.linalg.norm(xi) + c["c0"]) ** 2))
+    terms = {"1/L": 1 / lip["L_bound"], "beta/(2G)": beta / (2 * G) if G > 0 else math.inf,
+             "beta^2/(4R0)": beta**2 / (4 * R0) if R0 > 0 else math.inf}
+    printed = dict(terms)
+    printed.pop("beta/(2G)")
+    printed["beta/2"] = beta / 2
+    binding = min(terms, key=terms.get)
+    return {**c, **lip, "G": G, "terms": terms, "binding": binding, "eta0": terms[binding],
+            "eta0_printed": min(printed.values()), "binding_printed": min(printed, key=printed.get)}
 
 
 def in_theta_3_7(theta, c):

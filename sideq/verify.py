@@ -391,6 +391,128 @@ def check_theorem_3_6(name="unif1", K=8, variant="corrected", perturb=1.0, hi=No
                 note=f"tightness over inits: min {tight.min():.3g}, median {np.median(tight):.3g}")
 
 
+@functools.partial(jax.jit, static_argnames=("model", "epochs", "history"))
+def _gd_pairs(model, inits, etas, xi, dist, epochs, history=True):
+    """Gradient descent from inits[k] with step etas[k] (vmapped; one compile per shape)."""
+    obj = population_objective(model, xi, dist)
+    return jax.vmap(lambda th0, eta: gradient_descent(
+        model, obj, th0, initial_nodes_y0(model, th0, xi, dist), xi, epochs=epochs, eta=eta,
+        history=history))(inits, etas)
+
+
+def linear_gd_eta0(name, K, epochs=400):
+    """Gradient descent on the linear DEQ from each start θ(0) with its own step
+    η = η0(θ(0)) of Theorem 3.6 / Lemma 3.7 (:func:`sideq.theory.theorem_3_6_eta0`)."""
+    s = LINEAR_SETTINGS[name]
+
+    def go():
+        dist, xi = s["dist"](), np.array(s["xi"])
+        inits = linear_inits(len(xi), K, seed=3)
+        e = [T.theorem_3_6_eta0(th0, xi, dist) for th0 in inits]
+        etas = np.array([ee["eta0"] for ee in e])
+        tr = _np(_gd_pairs(sideq.linear(), jnp.asarray(inits), jnp.asarray(etas), jnp.asarray(xi), dist,
+                           epochs))
+        desc = (f"linear GD, X~{_dist_desc(dist)}, xi={xi.tolist()}, {K} inits, eta = eta0(theta(0)) in "
+                f"{etas.min():.3g}..{etas.max():.3g}, {epochs} steps")
+        return {"dist": dist, "xi": xi, "inits": inits, "traj": tr, "etas": etas, "e": e, "desc": desc}
+    return _memo(("lgd0", name, K, epochs), go)
+
+
+def check_theorem_3_6_eta0(name="unif1", K=8, perturb=1.0, epochs=400):
+    """Theorem 3.6 (corrected rate) and Lemma 3.7 (θ(t) ∈ Θ) at the step η = η0
+    computed by :func:`sideq.theory.theorem_3_6_eta0` (perturb scales −log q)."""
+    s = linear_gd_eta0(name, K, epochs)
+    tr, xi = s["traj"], s["xi"]
+    r = _phi_err(tr.theta, xi)
+    tight, qs, qe, inside = [], [], [], []
+    for i, th0 in enumerate(s["inits"]):
+        P, mlogq = T.theorem_3_6_log_rate_corrected(s["dist"], th0, s["etas"][i])
+        logq = -mlogq * perturb
+        e = _q_emp(r[i:i + 1], r[i:i + 1, 0], P)[0]
+        tight.append(e / logq)
+        qs.append(-logq)
+        qe.append(-e)
+        inside.append(bool(np.all(T.in_theta_3_7(tr.theta[i], s["e"][i]))))
+    tight = np.array(tight)
+    i = int(np.argmin(tight))
+    e = s["e"][i]
+    return _rec("Theorem 3.6 (eta0)", "corrected", s["desc"],
+                f"at eta0 = {s['etas'][i]:.3g} (binding {e['binding']}; L_Theta <= {e['L_bound']:.3g}, "
+                f"attained {e['L_attained']:.3g}): -log q = {qs[i]:.4g}, theta(t) in Theta",
+                f"best supported -log q = {qe[i]:.4g}; in Theta: {sum(inside)}/{len(inside)}",
+                s["inits"][i], "log q_emp / log q >= 1 - 1e-6 and theta(t) in Theta",
+                tight[i] >= 1 - 1e-6 and all(inside), True, tightness=tight[i],
+                note="eta0 printed/corrected per start: "
+                     + ", ".join(f"{x['eta0_printed'] / x['eta0']:.3g}" for x in s["e"]))
+
+
+def _top_of_first_run(ok, mult):
+    """Per row: the largest mult[j] of the first contiguous run of True (0 if none)."""
+    out = np.zeros(ok.shape[0])
+    for k in range(ok.shape[0]):
+        good = np.flatnonzero(ok[k])
+        if len(good):
+            j = good[0]
+            while j + 1 < ok.shape[1] and ok[k, j + 1]:
+                j += 1
+            out[k] = mult[j]
+    return out
+
+
+def eta0_scan(name="unif1", K=8, octaves=48, epochs=1000):
+    """Steps η = η0·2^k (k = 0..octaves) from each start, GD for ``epochs`` steps.
+
+    Two observed counterparts of η0, per start, as multiples of η0 (the top of
+    the first contiguous range of grid values that pass):
+    ``keeps``: θ(t) stays in Lemma 3.7's Θ and R(θ(t)) is nonincreasing, i.e.
+    what η ≤ η0 guarantees; ``converges``: R(θ(T)) ≤ 1e-8 R(θ(0)), finite
+    (0 when no grid η converges within ``epochs`` steps: from starts near
+    θ2 = 1 small steps are too slow and large ones throw θ onto a huge sphere,
+    Eq. (8), where progress stalls)."""
+    s = LINEAR_SETTINGS[name]
+
+    def go():
+        dist, xi = s["dist"](), np.array(s["xi"])
+        inits = linear_inits(len(xi), K, seed=3)
+        es = [T.theorem_3_6_eta0(th0, xi, dist) for th0 in inits]
+        eta0 = np.array([e["eta0"] for e in es])
+        mult = 2.0 ** np.arange(octaves + 1)
+        n = len(mult)
+        th = np.repeat(inits, n, axis=0)
+        etas = (eta0[:, None] * mult[None]).ravel()
+        tr = _np(_gd_pairs(sideq.linear(), jnp.asarray(th), jnp.asarray(etas), jnp.asarray(xi), dist, epochs))
+        beta = np.repeat([e["beta"] for e in es], n)[:, None]
+        upper = np.repeat([e["upper"] for e in es], n)[:, None]
+        gap = np.abs(1 - tr.theta[..., -1])
+        n1 = np.linalg.norm(tr.theta[..., :-1], axis=-1)
+        fin = np.all(np.isfinite(tr.loss), 1)
+        inside = np.all((gap >= beta) & (gap <= upper) & (n1 <= upper), 1)
+        mono = np.all(np.diff(tr.loss, axis=1) <= 1e-13 * tr.loss[:, :1], 1)
+        keeps = (fin & inside & mono).reshape(K, n)
+        conv = (fin & (tr.loss[:, -1] <= 1e-8 * tr.loss[:, 0])).reshape(K, n)
+        return {"keeps": _top_of_first_run(keeps, mult), "converges": _top_of_first_run(conv, mult),
+                "eta0": eta0, "inits": inits, "dist": dist, "xi": xi, "epochs": epochs}
+    return _memo(("eta0scan", name, K, octaves, epochs), go)
+
+
+def check_eta0_tightness(name="unif1", K=8):
+    """Informational: how conservative η0 is (largest η keeping Lemma 3.7's
+    conclusions / η0, and largest convergent η / η0)."""
+    sc = eta0_scan(name, K)
+    keeps, conv, eta0 = sc["keeps"], sc["converges"], sc["eta0"]
+    i = int(np.argmin(keeps))
+    cv = conv[conv > 0]
+    return _rec("Theorem 3.6 (eta0 tightness)", "corrected",
+                f"linear GD, X~{_dist_desc(sc['dist'])}, xi={sc['xi'].tolist()}, {K} inits, eta = eta0 * 2^k, "
+                f"{sc['epochs']} steps", f"eta0 per start {eta0.min():.3g}..{eta0.max():.3g}",
+                f"largest eta keeping theta in Theta and R nonincreasing / eta0: min {keeps.min():.3g}, "
+                f"median {np.median(keeps):.3g}; largest convergent eta / eta0: "
+                + (f"{cv.min():.3g}..{cv.max():.3g} ({len(cv)}/{K} starts converge for some eta)" if len(cv)
+                   else f"none converges within {sc['epochs']} steps"),
+                sc["inits"][i], "informational", bool(np.all(keeps >= 1)), None, tightness=keeps[i],
+                note="tightness = min over starts of (largest eta keeping Lemma 3.7's conclusions)/eta0")
+
+
 # ---------------------------------------------------------------------------
 # Section 3.2: single-index flow and descent.
 

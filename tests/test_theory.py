@@ -98,3 +98,77 @@ def test_theorem_3_6_printed_vs_corrected_and_lemma_3_7():
     P, lam = T.theorem_3_4_rate_corrected(d, th0)
     assert P == 1.0 and lam == pytest.approx(4 / 3 / T.conserved_w(th0))
     assert T.eq_8_next_w(1.0, 0.1, 4.0) == pytest.approx(1.04)
+
+
+# ---------------------------------------------------------------------------
+# Lemma 3.7 / Theorem 3.6: eta0 and its ingredients (linear DEQ).
+
+LINEAR_LAWS = [(sideq.uniform(0, 1, 1), [2.0]),
+               (sideq.gaussian([0.2, -0.1, 0.0], np.diag([10.0, 1.0, 0.1]), nodes=48), [1.0, -0.5, 0.8])]
+
+
+@pytest.mark.parametrize("law", range(2))
+def test_linear_risk_gradient_hessian_against_library(law):
+    import jax
+
+    dist, xi = LINEAR_LAWS[law]
+    risk = lambda t: sideq.population_risk(sideq.linear(), t, xi, dist)  # noqa: E731
+    rng = np.random.default_rng(law)
+    for _ in range(3):
+        th = np.append(rng.normal(0, 0.8, len(xi)), 1 - rng.choice([-1, 1]) * rng.uniform(0.1, 2))
+        assert T.linear_risk(th, xi, dist) == pytest.approx(float(risk(th)), rel=1e-12)
+        assert T.linear_grad(th, xi, dist) == pytest.approx(np.asarray(jax.grad(risk)(th)), rel=1e-10)
+        H = np.asarray(jax.jacrev(jax.jacrev(risk))(th))  # implicit differentiation, twice
+        assert T.linear_hessian(th, xi, dist) == pytest.approx(H, rel=1e-10, abs=1e-10 * np.abs(H).max())
+
+
+def _in_K(theta, c):
+    """Distance of theta to Lemma 3.7's Theta (one side) <= beta/2, in the (|theta1|, |1-theta2|) plane."""
+    n = np.linalg.norm(theta[..., :-1], axis=-1)
+    g = np.abs(1 - theta[..., -1])
+    dn = np.maximum(n - c["upper"], 0)
+    dg = np.maximum(np.maximum(c["beta"] - g, g - c["upper"]), 0)
+    return np.hypot(dn, dg) <= c["beta"] / 2 * (1 + 1e-12)
+
+
+@pytest.mark.parametrize("law", range(2))
+def test_lipschitz_bound_certified_and_attained(law):
+    dist, xi = LINEAR_LAWS[law]
+    d = len(xi)
+    th0 = np.append(np.full(d, 0.4), 1.3) if law else np.array([0.4, 0.2])
+    lip = T.lemma_3_7_lipschitz(th0, xi, dist)
+    c = T.lemma_3_7(None, th0, xi, dist)
+    # attained at a point of K, where the closed-form Hessian has that norm
+    assert _in_K(lip["arg"], c)
+    assert np.linalg.norm(T.linear_hessian(lip["arg"], xi, dist), 2) == pytest.approx(lip["L_attained"], rel=1e-12)
+    assert 1 <= lip["certificate_ratio"] < 1.05
+    # second route: 200,000 random points of K (rejection sampling) never exceed the bound
+    rng = np.random.default_rng(5)
+    side = np.sign(1 - th0[-1])
+    g = rng.uniform(c["beta"] / 2, c["upper"] + c["beta"] / 2, 200_000)
+    g = np.concatenate([g, c["beta"] / 2 + rng.exponential(c["beta"] / 20, 50_000)])  # dense near the edge
+    u = rng.standard_normal((len(g), d))
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    t1 = u * (c["upper"] + c["beta"] / 2) * rng.uniform(0, 1, (len(g), 1)) ** (1 / d)
+    pts = np.concatenate([t1, (1 - side * g)[:, None]], 1)
+    pts = pts[_in_K(pts, c)]
+    norms = np.linalg.norm(T.linear_hessian(pts, xi, dist), 2, axis=(-2, -1))
+    assert norms.max() <= lip["L_bound"]
+    assert norms.max() <= lip["L_attained"] * (1 + 1e-2)  # the search found (nearly) the largest
+
+
+def test_eta0_terms():
+    dist, xi = LINEAR_LAWS[0]
+    th0 = np.array([0.4, 0.2])
+    e = T.theorem_3_6_eta0(th0, xi, dist)
+    lam, beta, R0, c0 = 1 / 3, e["beta"], e["R0"], e["c0"]
+    G = 2 / beta * math.sqrt(lam * R0 * (1 + (2 + c0) ** 2))
+    assert e["terms"]["beta/(2G)"] == pytest.approx(beta / (2 * G))
+    assert e["terms"]["beta^2/(4R0)"] == pytest.approx(beta**2 / (4 * R0))
+    assert e["terms"]["1/L"] == pytest.approx(1 / e["L_bound"])
+    assert e["eta0"] == min(e["terms"].values()) and e["eta0_printed"] >= e["eta0"]
+    # G bounds the gradient on Theta ∩ {R <= R0}: check on random points
+    rng = np.random.default_rng(0)
+    pts = np.stack([rng.uniform(-e["upper"], e["upper"], 100_000), 1 - rng.uniform(beta, e["upper"], 100_000)], 1)
+    pts = pts[T.linear_risk(pts, xi, dist) <= R0]
+    assert np.linalg.norm(T.linear_grad(pts, xi, dist), axis=1).max() <= e["G"]

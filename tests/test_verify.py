@@ -5,6 +5,8 @@ All simulations are shared through sideq.verify's cache (K = 4 starts per settin
 
 import json
 
+import numpy as np
+
 from sideq import verify as V
 
 K = 4
@@ -87,3 +89,17 @@ def test_main_exit_code_and_json(monkeypatch, capsys):
     monkeypatch.setattr(V, "run", lambda quick, log=None: [good, bad])
     assert V.main(quick=True) == 1
     assert "should hold failed" in capsys.readouterr().out
+
+
+def test_theorem_3_6_at_eta0():
+    rec = V.check_theorem_3_6_eta0("unif1", K)
+    assert rec["holds"] and "in Theta: 4/4" in rec["observed"]
+    t = _tight(rec)
+    assert not V.check_theorem_3_6_eta0("unif1", K, perturb=1.1 * t)["holds"]
+
+
+def test_eta0_tightness():
+    rec = V.check_eta0_tightness("unif1", K)
+    assert rec["holds"]  # eta0 itself keeps Lemma 3.7's conclusions from every start
+    keeps = V.eta0_scan("unif1", K)["keeps"]
+    assert np.all(keeps >= 1) and np.all(keeps < 2.0**48)  # and a larger step breaks them

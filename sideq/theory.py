@@ -7,15 +7,19 @@ side by side, so that :mod:`sideq.verify` can show the printed one failing.
 Notation: e = (0, …, 0, 1) ∈ ℝ^{d+1}, Σ₂ = E[XXᵀ], φ = θ1/(1 − θ2),
 w = ‖θ − e‖² (Theorem 3.1, Lemma 3.7), r = ‖θ − (ξ, 0)‖² (Theorem 3.8).
 
-Everything here is numpy float64 (independent of ``jax_enable_x64``): the
-expectations are quadrature sums over the nodes of :func:`expectation_nodes`,
-built from :func:`sideq.risk.quadrature_rule` (uniform: the tensor
-Gauss–Legendre rule of the risk; Gaussian d = 1: the same composite
-Gauss–Legendre panels, restricted to [−α, α] when the indicator 1{‖X‖ ≤ α} of
-Theorem 3.8 is present; Gaussian d > 1: a fixed-seed Monte Carlo sample, the
-only place with a sampling error, ~ n^{-1/2}).  Equilibria y_θ(x) are solved
-by Newton's method on F(y) = y − σ(a + θ2 y), which is strictly increasing when
-|θ2| L < 1 (the set Θ of Theorem 3.8), to |F| ≤ 1e-13.
+Results are float64 numpy numbers whatever the caller's ``jax_enable_x64``: the
+JAX parts run under a scoped ``jax.enable_x64`` (the global flag is never
+changed).  σ and σ' are :mod:`sideq.activations`' functions (σ' by
+``jax.grad``); equilibria y_θ(x) come from the library's solver
+:func:`sideq.solve.solve` (safeguarded Newton on F(y) = y − σ(a + θ2 y), strictly
+increasing when |θ2| L < 1, the set Θ of Theorem 3.8), jitted and vmapped over
+θ; a grid search compiles once per shape (fixed-size chunks).  Expectations are
+quadrature sums: uniform X, and Gaussian X in d = 1, over the nodes of
+:func:`expectation_nodes` (the risk's tensor Gauss–Legendre rule; composite
+Gauss–Legendre panels of :func:`sideq.risk._normal_rule`, restricted to
+[−α, α] when the indicator 1{‖X‖ ≤ α} of Theorem 3.8 is present); Gaussian X in
+d > 1 by the reduction of :func:`gaussian_block` (one quadrature dimension along
+θ1, the rest in closed form).  No Monte Carlo anywhere.
 
 Constants defined as an inf/sup over the compact set Θ of Theorem 3.8
 (ρ, and the sup in λ2 of Theorem 3.9) are computed by :func:`rho` /
@@ -32,10 +36,16 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import functools
+
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from sideq.data import Uniform, second_moment
 from sideq.risk import _normal_rule, quadrature_rule
+from sideq.solve import solve
+from sideq.status import Status
 
 __all__ = [
     "Theorem38",
@@ -44,14 +54,14 @@ __all__ = [
     "corollary_3_1_radius",
     "descent_lemma_rhs",
     "eq_8_next_w",
-    "equilibrium_np",
+    "equilibria",
     "expectation_nodes",
     "lemma_3_2_side",
     "lemma_3_7",
     "moment4_sup",
     "rho",
     "second_moment_np",
-    "sigma_np",
+    "sigma",
     "theorem_3_3_limit_corrected",
     "theorem_3_3_limit_printed",
     "theorem_3_4_rate_corrected",
@@ -71,48 +81,67 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------
-# Activations in numpy (σ, σ').
+# σ, σ' and the equilibria: the library's own JAX code (sideq.activations,
+# sideq.solve), jitted once per (model, shapes), evaluated in float64.
 
-def _softplus(z):
-    return np.logaddexp(0.0, z)
-
-
-def _sigmoid(z):
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
+def _x64():
+    """float64 for the computations of this module, scoped (the global flag is untouched)."""
+    return jax.enable_x64(True)
 
 
-def _gelu(z):
-    from scipy.special import erf
-    return 0.5 * z * (1.0 + erf(z / math.sqrt(2.0)))
+@functools.partial(jax.jit, static_argnames=("model",))
+def _sigma_and_slope(model, z):
+    """(σ(z), σ'(z)) elementwise, σ = ``model.activation`` (σ' by ``jax.grad``)."""
+    fn = model.activation.fn
+    flat = jnp.ravel(z)
+    ds = jax.vmap(jax.grad(lambda t: fn(t)))(flat)
+    return fn(z), ds.reshape(jnp.shape(z))
 
 
-def _dgelu(z):
-    from scipy.special import erf
-    return 0.5 * (1.0 + erf(z / math.sqrt(2.0))) + z * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+def sigma(model, z):
+    """(σ(z), σ'(z)) as float64 numpy arrays, from :mod:`sideq.activations`."""
+    with _x64():
+        s, ds = _sigma_and_slope(model, jnp.asarray(z, jnp.float64))
+        return np.asarray(s), np.asarray(ds)
 
 
-_NP = {
-    "sigmoid": (_sigmoid, lambda z: _sigmoid(z) * (1.0 - _sigmoid(z))),
-    "tanh": (np.tanh, lambda z: 1.0 - np.tanh(z) ** 2),
-    "softplus": (_softplus, _sigmoid),
-    "relu": (lambda z: np.maximum(z, 0.0), lambda z: (z > 0).astype(float)),
-    "gelu": (_gelu, _dgelu),
-    "identity": (lambda z: z, lambda z: np.ones_like(z)),
-    "linear": (lambda z: z, lambda z: np.ones_like(z)),
-}
+@functools.partial(jax.jit, static_argnames=("model",))
+def _equilibria(model, theta1, theta2, x):
+    """y_θ(x) for θ1 (K, d), θ2 (K,), nodes x (N, d) -> (K, N): :func:`sideq.solve.solve`
+    vmapped over θ (it vmaps over x itself); NaN where the solve did not converge."""
+    def one(t1, t2):
+        sol = solve(model, jnp.append(t1, t2), x)
+        ok = (sol.status == Status.CONVERGED) | (sol.status == Status.NON_UNIQUE)
+        return jnp.where(ok, sol.y, jnp.nan)
+    return jax.vmap(one)(theta1, theta2)
 
 
-def sigma_np(model):
-    """(σ, σ') as numpy functions for ``model`` (a :class:`sideq.Model`)."""
-    name = model.activation.name
-    if name not in _NP:
-        import jax
-        import jax.numpy as jnp
-        fn = model.activation.fn
-        d = jax.vmap(jax.grad(lambda z: fn(z)))
-        return (lambda z: np.asarray(fn(jnp.asarray(z)), float),
-                lambda z: np.asarray(d(jnp.asarray(z).ravel()), float).reshape(np.shape(z)))
-    return _NP[name]
+def equilibria(model, theta1, theta2, x):
+    """y_θ(x) (Eq. (10)) for a batch: θ1 (K, d), θ2 (K,), x (N, d) -> y (K, N), float64
+    numpy, by the library's solver :func:`sideq.solve.solve` (NaN where it fails)."""
+    with _x64():
+        return np.asarray(_equilibria(model, jnp.asarray(theta1, jnp.float64),
+                                      jnp.asarray(theta2, jnp.float64), jnp.asarray(x, jnp.float64)))
+
+
+def _chunk_size(n_nodes, budget=2_000_000, cap=1024):
+    """θ's per jitted call: a power of two with chunk × nodes ≲ budget (fixed shapes: one compile)."""
+    k = max(1, min(cap, budget // max(1, n_nodes)))
+    return 1 << (k.bit_length() - 1)
+
+
+def _padded(jfn, T1, T2, chunk):
+    """Apply a jitted batch function to θ's in chunks of exactly ``chunk`` rows (the
+    last one padded by repeating its final row), so every call has the same shape."""
+    out = []
+    for i in range(0, len(T2), chunk):
+        a, b = T1[i:i + chunk], T2[i:i + chunk]
+        m = len(b)
+        if m < chunk:
+            a = np.concatenate([a, np.repeat(a[-1:], chunk - m, 0)])
+            b = np.concatenate([b, np.repeat(b[-1:], chunk - m, 0)])
+        out.append(np.asarray(jfn(jnp.asarray(a), jnp.asarray(b)))[:m])
+    return np.concatenate(out)
 
 
 def lipschitz(model) -> float:
@@ -169,29 +198,6 @@ def expectation_nodes(dist, alpha: float | None = None, *, mc: int = 20000, seed
     if alpha is not None:
         w = w * (np.linalg.norm(x, axis=1) <= alpha)
     return x, w
-
-
-def equilibrium_np(model, theta1, theta2, x, *, tol=1e-13, maxiter=60):
-    """y_θ(x) for a batch: θ1 (..., d), θ2 (...), x (N, d) -> y (..., N).
-
-    Newton on F(y) = y − σ(a + θ2 y), a = θ1ᵀx; needs |θ2| L < 1 (then F is
-    strictly increasing and Newton from y = σ(a) converges; the iteration is
-    safeguarded by falling back to a fixed-point step when Newton leaves the
-    contraction's a-priori bound (13))."""
-    s, ds = sigma_np(model)
-    a = np.einsum("...d,nd->...n", np.asarray(theta1, float), np.asarray(x, float))
-    t2 = np.asarray(theta2, float)[..., None]
-    if model.is_linear:
-        return a / (1 - t2)
-    y = s(a)
-    for _ in range(maxiter):
-        z = a + t2 * y
-        F = y - s(z)
-        if np.max(np.abs(F)) <= tol:
-            break
-        y_new = y - F / (1 - t2 * ds(z))
-        y = np.where(np.isfinite(y_new), y_new, s(z))
-    return y
 
 
 # ---------------------------------------------------------------------------
@@ -513,33 +519,51 @@ def _project(region, t1, t2):
     return p[:-1], float(p[-1])
 
 
-def _chunked(fn, T1, T2, chunk):
-    return np.concatenate([fn(T1[i:i + chunk], T2[i:i + chunk]) for i in range(0, len(T2), chunk)])
+def _block(x, y, w):
+    """E[(X, y)(X, y)ᵀ] as Σ w (x, y)(x, y)ᵀ for a batch: x (N, d), y (K, N) -> (K, d+1, d+1)."""
+    xx = (x * w[:, None]).T @ x
+    xy = (y * w) @ x  # (K, d)
+    yy = (y * y) @ w
+    K, d = y.shape[0], x.shape[1]
+    M = jnp.zeros((K, d + 1, d + 1), y.dtype)
+    return M.at[:, :d, :d].set(xx).at[:, :d, d].set(xy).at[:, d, :d].set(xy).at[:, d, d].set(yy)
+
+
+@functools.partial(jax.jit, static_argnames=("model",))
+def _node_stats(model, theta1, theta2, x, w):
+    """For a batch of θ, over nodes (x, w): λ_min of the matrix of (17), E[(X, y)(X, y)ᵀ w],
+    and the fourth moment E[‖(X, y_θ(X))‖⁴ w] of Theorem 3.9 (one compile serves both)."""
+    y = _equilibria(model, theta1, theta2, x)  # (K, N)
+    lmin = jnp.linalg.eigvalsh(_block(x, y, w))[:, 0]
+    m4 = ((jnp.sum(x * x, 1)[None, :] + y * y) ** 2) @ w
+    return lmin, m4
 
 
 def _lmin_block(model, theta1, theta2, x, w):
-    """λ_min(E[((X, y_θ(X))(X, y_θ(X))ᵀ) w]) for a batch of θ (the matrix of (17))."""
-    y = equilibrium_np(model, theta1, theta2, x)  # (K, N)
-    d = x.shape[1]
-    K = y.shape[0]
-    M = np.empty((K, d + 1, d + 1))
-    M[:, :d, :d] = (x * w[:, None]).T @ x
-    xy = (y * w) @ x  # (K, d)
-    M[:, :d, d] = xy
-    M[:, d, :d] = xy
-    M[:, d, d] = (y * y) @ w
-    return np.linalg.eigvalsh(M)[:, 0]
-
-
-def _moment4(model, theta1, theta2, x, w):
-    y = equilibrium_np(model, theta1, theta2, x)
-    return ((np.sum(x * x, 1)[None, :] + y * y) ** 2) @ w
+    """λ_min(E[((X, y_θ(X))(X, y_θ(X))ᵀ) w]) for a batch of θ (the matrix of (17)),
+    expectation as Σ w(x) h(x) over nodes x."""
+    with _x64():
+        args = (jnp.asarray(a, jnp.float64) for a in (theta1, theta2, x, w))
+        return np.asarray(_node_stats(model, *args)[0])
 
 
 MAX_GRID_HIGH_DIM = 15
 
 
-def _extremum(fun, region, grid, sign, n_start=3, chunk_elems=4_000_000, n_nodes=1):
+def _batch_fun(jfn, n_nodes):
+    """``fun(θ1 (K, d), θ2 (K,)) -> (K,)`` numpy float64 from a jitted batch function
+    ``jfn(θ1, θ2)``: fixed-size chunks (one compile for the grid, one for the
+    single-θ calls of Nelder–Mead), evaluated with float64 scoped on."""
+    chunk = _chunk_size(n_nodes)
+
+    def fun(T1, T2):
+        T1, T2 = np.asarray(T1, float), np.asarray(T2, float)
+        with _x64():
+            return _padded(jfn, T1, T2, chunk if len(T2) > 1 else 1)
+    return fun
+
+
+def _extremum(fun, region, grid, sign, n_start=3):
     """sign=+1: inf, −1: sup of fun over the region: grid, then Nelder–Mead
     (on the projection onto the region) from the ``n_start`` best grid points."""
     from scipy.optimize import minimize
@@ -548,7 +572,7 @@ def _extremum(fun, region, grid, sign, n_start=3, chunk_elems=4_000_000, n_nodes
     if p > 2:
         grid = min(grid, MAX_GRID_HIGH_DIM)  # d > 1: (grid²/4 directions × grid/2 radii × grid) points
     T1, T2 = _region_grid(region, grid)
-    vals = _chunked(fun, T1, T2, max(1, chunk_elems // max(1, n_nodes)))
+    vals = fun(T1, T2)
     best = sign * vals
     order = np.argsort(best)[:n_start]
     out = (float(best[order[0]]), T1[order[0]], T2[order[0]])
@@ -598,24 +622,27 @@ def rho(model, xi, dist, delta1, delta2, alpha, *, grid=41, region="printed", r0
     is an upper estimate of the infimum)."""
     x, w = expectation_nodes(dist, alpha)
     reg = _theta_region(xi, x.shape[1], delta1, delta2, region, r0)
-    fun = lambda t1, t2: _lmin_block(model, t1, t2, x, w)
-    return _extremum(fun, reg, grid, +1, n_nodes=len(w))
+    with _x64():
+        xj, wj = jnp.asarray(x, jnp.float64), jnp.asarray(w, jnp.float64)
+    fun = _batch_fun(lambda t1, t2: _node_stats(model, t1, t2, xj, wj)[0], len(w))
+    return _extremum(fun, reg, grid, +1)
 
 
 def moment4_sup(model, xi, dist, delta1, delta2, *, grid=41, region="printed", r0=None):
     """Theorem 3.9: sup_{θ ∈ Θ} E[‖(X, y_θ(X))‖⁴] (grid + Nelder–Mead, as :func:`rho`)."""
     x, w = expectation_nodes(dist, None)
     reg = _theta_region(xi, x.shape[1], delta1, delta2, region, r0)
-    fun = lambda t1, t2: _moment4(model, t1, t2, x, w)
-    return _extremum(fun, reg, grid, -1, n_nodes=len(w))
+    with _x64():
+        xj, wj = jnp.asarray(x, jnp.float64), jnp.asarray(w, jnp.float64)
+    fun = _batch_fun(lambda t1, t2: _node_stats(model, t1, t2, xj, wj)[1], len(w))
+    return _extremum(fun, reg, grid, -1)
 
 
 def _gamma(model, zmax, n=4001):
     """inf{σ'(z) : |z| ≤ zmax} on a fine grid (σ' is smooth; for the built-in
     monotone activations σ' is unimodal so the inf is at ±zmax or on the grid)."""
-    _, ds = sigma_np(model)
-    z = np.linspace(-zmax, zmax, n)
-    return float(min(ds(z).min(), ds(np.array([-zmax, zmax])).min()))
+    z = np.append(np.linspace(-zmax, zmax, n), [-zmax, zmax])
+    return float(sigma(model, z)[1].min())
 
 
 @dataclasses.dataclass
@@ -660,8 +687,7 @@ def theorem_3_8(model, xi, dist, *, delta2, delta1=None, alpha=None, grid=41, re
         alpha = max_norm(dist) if isinstance(dist, Uniform) else 2 * math.sqrt(np.trace(second_moment_np(dist)))
     x, w = expectation_nodes(dist, alpha)
     beta = float(np.sum(x * x, 1) @ w)
-    s, _ = sigma_np(model)
-    M = (abs(float(s(np.array(0.0)))) + L * alpha * (1 + delta1) * nxi) / (1 - L * delta2)
+    M = (abs(float(sigma(model, 0.0)[0])) + L * alpha * (1 + delta1) * nxi) / (1 - L * delta2)
     zmax = alpha * (1 + delta1) * nxi + M * delta2
     gamma = _gamma(model, zmax)
     r, info = rho(model, xi, dist, delta1, delta2, alpha, grid=grid, region=region)

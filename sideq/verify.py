@@ -400,50 +400,35 @@ def _gd_pairs(model, inits, etas, xi, dist, epochs, history=True):
         history=history))(inits, etas)
 
 
-def linear_gd_eta0(name, K, epochs=400):
-    """Gradient descent on the linear DEQ from each start θ(0) with its own step
-    η = η0(θ(0)) of Theorem 3.6 / Lemma 3.7 (:func:`sideq.theory.theorem_3_6_eta0`)."""
-    s = LINEAR_SETTINGS[name]
-
-    def go():
-        dist, xi = s["dist"](), np.array(s["xi"])
-        inits = linear_inits(len(xi), K, seed=3)
-        e = [T.theorem_3_6_eta0(th0, xi, dist) for th0 in inits]
-        etas = np.array([ee["eta0"] for ee in e])
-        tr = _np(_gd_pairs(sideq.linear(), jnp.asarray(inits), jnp.asarray(etas), jnp.asarray(xi), dist,
-                           epochs))
-        desc = (f"linear GD, X~{_dist_desc(dist)}, xi={xi.tolist()}, {K} inits, eta = eta0(theta(0)) in "
-                f"{etas.min():.3g}..{etas.max():.3g}, {epochs} steps")
-        return {"dist": dist, "xi": xi, "inits": inits, "traj": tr, "etas": etas, "e": e, "desc": desc}
-    return _memo(("lgd0", name, K, epochs), go)
-
-
-def check_theorem_3_6_eta0(name="unif1", K=8, perturb=1.0, epochs=400):
-    """Theorem 3.6 (corrected rate) and Lemma 3.7 (θ(t) ∈ Θ) at the step η = η0
-    computed by :func:`sideq.theory.theorem_3_6_eta0` (perturb scales −log q)."""
-    s = linear_gd_eta0(name, K, epochs)
-    tr, xi = s["traj"], s["xi"]
+def check_theorem_3_6_eta0(name="unif1", K=8, perturb=1.0):
+    """Theorem 3.6 (corrected rate) and Lemma 3.7 (θ(t) ∈ Θ) at the step η = η0(θ(0))
+    computed by :func:`sideq.theory.theorem_3_6_eta0`, from each start (the
+    k = 0 runs of :func:`eta0_scan`; perturb scales −log q)."""
+    sc = eta0_scan(name, K)
+    tr, xi = sc["at_eta0"], sc["xi"]
     r = _phi_err(tr.theta, xi)
     tight, qs, qe, inside = [], [], [], []
-    for i, th0 in enumerate(s["inits"]):
-        P, mlogq = T.theorem_3_6_log_rate_corrected(s["dist"], th0, s["etas"][i])
+    for i, th0 in enumerate(sc["inits"]):
+        P, mlogq = T.theorem_3_6_log_rate_corrected(sc["dist"], th0, sc["eta0"][i])
         logq = -mlogq * perturb
         e = _q_emp(r[i:i + 1], r[i:i + 1, 0], P)[0]
         tight.append(e / logq)
         qs.append(-logq)
         qe.append(-e)
-        inside.append(bool(np.all(T.in_theta_3_7(tr.theta[i], s["e"][i]))))
+        inside.append(bool(np.all(T.in_theta_3_7(tr.theta[i], sc["e"][i]))))
     tight = np.array(tight)
     i = int(np.argmin(tight))
-    e = s["e"][i]
-    return _rec("Theorem 3.6 (eta0)", "corrected", s["desc"],
-                f"at eta0 = {s['etas'][i]:.3g} (binding {e['binding']}; L_Theta <= {e['L_bound']:.3g}, "
+    e = sc["e"][i]
+    return _rec("Theorem 3.6 (eta0)", "corrected",
+                f"linear GD, X~{_dist_desc(sc['dist'])}, xi={xi.tolist()}, {K} inits, eta = eta0(theta(0)) in "
+                f"{sc['eta0'].min():.3g}..{sc['eta0'].max():.3g}, {sc['epochs']} steps",
+                f"at eta0 = {sc['eta0'][i]:.3g} (binding {e['binding']}; L_Theta <= {e['L_bound']:.3g}, "
                 f"attained {e['L_attained']:.3g}): -log q = {qs[i]:.4g}, theta(t) in Theta",
                 f"best supported -log q = {qe[i]:.4g}; in Theta: {sum(inside)}/{len(inside)}",
-                s["inits"][i], "log q_emp / log q >= 1 - 1e-6 and theta(t) in Theta",
+                sc["inits"][i], "log q_emp / log q >= 1 - 1e-6 and theta(t) in Theta",
                 tight[i] >= 1 - 1e-6 and all(inside), True, tightness=tight[i],
                 note="eta0 printed/corrected per start: "
-                     + ", ".join(f"{x['eta0_printed'] / x['eta0']:.3g}" for x in s["e"]))
+                     + ", ".join(f"{x['eta0_printed'] / x['eta0']:.3g}" for x in sc["e"]))
 
 
 def _top_of_first_run(ok, mult):
@@ -490,8 +475,10 @@ def eta0_scan(name="unif1", K=8, octaves=48, epochs=1000):
         mono = np.all(np.diff(tr.loss, axis=1) <= 1e-13 * tr.loss[:, :1], 1)
         keeps = (fin & inside & mono).reshape(K, n)
         conv = (fin & (tr.loss[:, -1] <= 1e-8 * tr.loss[:, 0])).reshape(K, n)
+        at_eta0 = jax.tree_util.tree_map(lambda a: a.reshape((K, n) + a.shape[1:])[:, 0], tr)
         return {"keeps": _top_of_first_run(keeps, mult), "converges": _top_of_first_run(conv, mult),
-                "eta0": eta0, "inits": inits, "dist": dist, "xi": xi, "epochs": epochs}
+                "eta0": eta0, "e": es, "at_eta0": at_eta0, "inits": inits, "dist": dist, "xi": xi,
+                "epochs": epochs}
     return _memo(("eta0scan", name, K, octaves, epochs), go)
 
 
@@ -523,7 +510,7 @@ def _t38(name, region, grid):
 
 
 def _sigma0(act):
-    return float(T.sigma_np(sideq.single_index(act))[0](np.array(0.0)))
+    return float(T.sigma(sideq.single_index(act), 0.0)[0])
 
 
 def check_rho_positive(name="tanh-unif1", variant="printed", grid=41, perturb=1.0):
@@ -692,6 +679,8 @@ def run(quick: bool = True, log=None) -> list[dict]:
     for n in gd:
         recs += [check_eq_8(n, K), check_lemma_3_5(n, K), check_lemma_3_7(n, K),
                  check_theorem_3_6(n, K, "printed"), check_theorem_3_6(n, K, "corrected")]
+    for n in gd:  # the step eta0 of Lemma 3.7, computed (sideq.theory.theorem_3_6_eta0)
+        recs += [check_theorem_3_6_eta0(n, K), check_eta0_tightness(n, K)]
     # Theorem 3.6 counterexample: a law with small E[XX^T] (X ~ Unif[0, 0.1])
     recs += [check_theorem_3_6("unif1", K, "printed", hi=0.1, epochs=2000),
              check_theorem_3_6("unif1", K, "corrected", hi=0.1, epochs=2000)]

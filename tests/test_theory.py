@@ -27,14 +27,30 @@ def test_second_moment_matches_library():
 
 
 @pytest.mark.parametrize("act", ["tanh", "sigmoid", "softplus"])
-def test_equilibrium_against_brentq(act):
+def test_equilibrium_against_brentq(act, ref):
     m = sideq.single_index(act)
-    s, _ = T.sigma_np(m)
+    s = ref.act[act][0]
     x = np.linspace(-2, 2, 7)[:, None]
-    y = T.equilibrium_np(m, np.array([[1.3]]), np.array([0.6]), x)[0]
-    for xi, yi in zip(x[:, 0], y):
-        ref = brentq(lambda v, xi=xi: v - s(1.3 * xi + 0.6 * v), -50, 50, xtol=1e-15)
-        assert yi == pytest.approx(ref, abs=1e-12)
+    y = T.equilibria(m, np.array([[1.3], [-0.4]]), np.array([0.6, -0.9]), x)
+    for k, (t1, t2) in enumerate([(1.3, 0.6), (-0.4, -0.9)]):
+        for xi, yi in zip(x[:, 0], y[k]):
+            assert yi == pytest.approx(ref.brent_root(s, t1 * xi, t2), abs=1e-12)
+    # sigma and sigma' are the library's activation and its derivative
+    z = np.linspace(-6, 6, 13)
+    sz, dsz = T.sigma(m, z)
+    assert sz == pytest.approx(ref.act[act][0](z), abs=1e-15)
+    assert dsz == pytest.approx(ref.act[act][1](z), abs=1e-15)
+
+
+def test_float64_whatever_the_global_flag(ref):
+    import jax
+
+    m = sideq.single_index("sigmoid")
+    with jax.enable_x64(False):
+        y = T.equilibria(m, np.array([[1.0]]), np.array([0.5]), np.array([[0.3]]))
+        s, _ = T.sigma(m, 0.1)
+    assert y.dtype == np.float64 and s.dtype == np.float64
+    assert y[0, 0] == pytest.approx(ref.brent_root(ref.act["sigmoid"][0], 0.3, 0.5), abs=1e-14)
 
 
 def test_lmin_block_against_quad():

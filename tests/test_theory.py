@@ -188,3 +188,66 @@ def test_eta0_terms():
     pts = np.stack([rng.uniform(-e["upper"], e["upper"], 100_000), 1 - rng.uniform(beta, e["upper"], 100_000)], 1)
     pts = pts[T.linear_risk(pts, xi, dist) <= R0]
     assert np.linalg.norm(T.linear_grad(pts, xi, dist), axis=1).max() <= e["G"]
+
+
+# ---------------------------------------------------------------------------
+# Theorem 3.8 / 3.9 expectations for Gaussian X in d > 1 (sideq.theory.gaussian_block).
+
+GAUSS_CASES = [
+    (sideq.gaussian(0.0, np.diag([1.0, 0.01])), 2.0),  # cond 100, with the indicator
+    (sideq.gaussian([0.3, -0.2], [[1.0, 0.3], [0.3, 0.5]]), 1.7),  # correlated, off-centre
+    (sideq.gaussian([0.1, 0.2, -0.3], np.diag([1.0, 0.1, 0.01])), None),  # d = 3, no indicator
+]
+
+
+@pytest.mark.parametrize("case", range(3))
+def test_gaussian_block_against_monte_carlo(case):
+    dist, alpha = GAUSS_CASES[case]
+    d = dist.d
+    m = sideq.single_index("softplus")
+    t1 = np.array([[0.9, -1.7, 0.4][:d], [0.0] * d])  # also theta1 = 0 (y constant)
+    t2 = np.array([0.4, -0.3])
+    M, m4 = T.gaussian_block(m, t1, t2, dist, alpha)
+    M2, m42 = T.gaussian_block(m, t1, t2, dist, alpha, n=2 * T.GAUSS_BLOCK_NODES)
+    assert np.max(np.abs(M - M2)) <= 1e-13 * np.max(np.abs(M))  # converged in the node count
+    rng = np.random.default_rng(case)
+    N = 1_000_000
+    x = np.asarray(dist.mean) + rng.standard_normal((N, d)) @ np.asarray(dist.cov_sqrt).T
+    ind = np.ones(N) if alpha is None else (np.linalg.norm(x, axis=1) <= alpha)
+    y = T.equilibria(m, t1, t2, x)
+    for k in range(2):
+        v = np.concatenate([x, y[k][:, None]], 1)
+        terms = v[:, :, None] * v[:, None, :] * ind[:, None, None]
+        mc, se = terms.mean(0), terms.std(0) / math.sqrt(N)
+        # (1e-10: naive float summation of 1e6 terms along a strided axis)
+        assert np.all(np.abs(M[k] - mc) <= 4.5 * se + 1e-10 * np.abs(mc)), (M[k], mc, se)
+        if alpha is None:
+            q = np.sum(v * v, 1) ** 2
+            assert abs(m4[k] - q.mean()) <= 4.5 * q.std() / math.sqrt(N)
+            assert m42[k] == pytest.approx(m4[k], rel=1e-13)
+
+
+def test_gaussian_block_perturbed_law_is_detected():
+    # the Monte Carlo comparison above can fail: a 2 % change of the covariance is seen
+    dist, alpha = GAUSS_CASES[0]
+    m = sideq.single_index("softplus")
+    M, _ = T.gaussian_block(m, np.array([[0.9, -1.7]]), np.array([0.4]), dist, alpha)
+    Mp, _ = T.gaussian_block(m, np.array([[0.9, -1.7]]), np.array([0.4]),
+                             sideq.gaussian(0.0, np.diag([1.02, 0.01])), alpha)
+    assert np.max(np.abs(M - Mp) / np.abs(M)) > 1e-2
+
+
+def test_gaussian_rho_and_theorem_3_8_d2():
+    # beta of assumption 1(ii) = trace of the X-block; rho = lambda_min at the minimiser
+    m = sideq.single_index("softplus")
+    dist = sideq.gaussian(0.0, np.diag([1.0, 0.01]))
+    t8 = T.theorem_3_8(m, [1.0, 2.0], dist, delta2=0.5, grid=11, region="corrected")
+    M, _ = T.gaussian_block(m, np.zeros((1, 2)), np.zeros(1), dist, t8.alpha)
+    assert t8.beta == pytest.approx(np.trace(M[0, :2, :2]), rel=1e-14)
+    arg = np.asarray(t8.rho_info["arg"])
+    Ma, _ = T.gaussian_block(m, arg[None, :2], arg[2:], dist, t8.alpha)
+    assert t8.rho == pytest.approx(np.linalg.eigvalsh(Ma[0])[0], rel=1e-12)
+    assert np.linalg.norm(arg - [1.0, 2.0, 0.0]) <= 0.5 * (1 + 1e-9)  # in the ball
+    assert 0 < t8.rho <= M[0, 1, 1] < 0.01  # lambda_min <= E[X2^2 1{|X| <= alpha}] (variance 0.01)
+    with pytest.raises(ValueError, match="d = 2 only"):
+        T.gaussian_block(m, np.zeros((1, 3)), np.zeros(1), sideq.gaussian(0.0, 1.0, 3), 2.0)

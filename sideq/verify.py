@@ -78,6 +78,8 @@ SI_SETTINGS = {
     "tanh-gauss1": {"act": "tanh", "dist": lambda: sideq.gaussian(0.0, 1.0, 1, nodes=72), "xi": (1.0,), "r0": 0.5},
     "softplus-gauss2": {"act": "softplus", "dist": lambda: sideq.gaussian(0.0, np.array([1.0, 0.01]), nodes=72),
                             "xi": (1.0, 2.0), "r0": 0.5},
+    "softplus-gauss2iso": {"act": "softplus", "dist": lambda: sideq.gaussian(0.0, 1.0, 2, nodes=72),
+                               "xi": (1.0, 0.5), "r0": 0.5},
 }
 
 
@@ -684,10 +686,15 @@ def run(quick: bool = True, log=None) -> list[dict]:
     # Theorem 3.6 counterexample: a law with small E[XX^T] (X ~ Unif[0, 0.1])
     recs += [check_theorem_3_6("unif1", K, "printed", hi=0.1, epochs=2000),
              check_theorem_3_6("unif1", K, "corrected", hi=0.1, epochs=2000)]
-    si = ["tanh-unif1", "sigmoid-unif1"] if quick else [n for n in SI_SETTINGS if n != "softplus-gauss2"]
+    si = ["tanh-unif1", "sigmoid-unif1"] if quick else [n for n in SI_SETTINGS if "gauss2" not in n]
     for n in si:
         recs += [check_rho_positive(n, "printed", grid), check_rho_positive(n, "corrected", grid)]
         recs += [check_theorem_3_8(n, K, "printed", grid), check_theorem_3_8(n, K, "corrected", grid)]
+    # Gaussian X in d = 2 (rho by the quadrature of sideq.theory.gaussian_block): cond 100, isotropic
+    for n in (["softplus-gauss2"] if quick else ["softplus-gauss2", "softplus-gauss2iso"]):
+        recs += [check_rho_positive(n, "printed", grid), check_rho_positive(n, "corrected", grid)]
+        if not quick:
+            recs += [check_theorem_3_8(n, K, "printed", grid), check_theorem_3_8(n, K, "corrected", grid)]
     cor = ["tanh-unif1"] if quick else ["tanh-unif1", "sigmoid-unif1", "softplus-unif1", "tanh-unif2",
                                         "softplus-gauss2"]
     for n in cor:

@@ -103,3 +103,10 @@ def test_eta0_tightness():
     assert rec["holds"]  # eta0 itself keeps Lemma 3.7's conclusions from every start
     keeps = V.eta0_scan("unif1", K)["keeps"]
     assert np.all(keeps >= 1) and np.all(keeps < 2.0**48)  # and a larger step breaks them
+
+
+def test_rho_gaussian_d2():
+    for name in ("softplus-gauss2", "softplus-gauss2iso"):
+        rec = V.check_rho_positive(name, "corrected", GRID)
+        assert rec["holds"] and rec["should_hold"]
+        assert not V.check_rho_positive(name, "corrected", GRID, perturb=-1.0)["holds"]

@@ -11,6 +11,10 @@ the equilibrium is unique:
   have the same sign (see :func:`sideq.solve.uniqueness_margin`).
 * ``range_min``, ``range_max`` -- the closure of σ(ℝ) (``±inf`` when unbounded);
   every fixed point lies in it, which gives a bracket when nothing else does.
+* ``curvature_max`` -- ``sup |σ''|`` (``inf`` when σ' jumps, e.g. relu).  With
+  the slope bounds it bounds the error left by one Newton step,
+  ``|e1| ≤ θ2² sup|σ''| F(y0)² / (2 |F'(y0)| m²)``, which lets the solver stop
+  after one evaluation from a good warm start (see :mod:`sideq.solve`).
 * ``differentiable``, ``monotone`` -- the assumptions 2(i) of Theorem 3.8.
 * ``affine`` -- σ is affine (the single-index DEQ is then a linear DEQ and the
   nonlinearity assumption 3 of Theorem 3.8 fails).
@@ -39,6 +43,13 @@ _GELU_SLOPE_MAX = 0.5 * (1.0 + math.erf(1.0)) + _SQRT2 * _PHI_SQRT2
 _GELU_SLOPE_MIN = 0.5 * (1.0 - math.erf(1.0)) - _SQRT2 * _PHI_SQRT2
 _GELU_RANGE_MIN = -0.1699712074799037  # min_z z Φ(z), attained at z ≈ −0.7518
 
+# sup |σ''| over ℝ.  sigmoid: σ'' = σ'(1 − 2σ), extremal at σ = 1/2 ± 1/(2√3):
+# 1/(6√3).  tanh: σ'' = −2 tanh·sech², extremal at tanh² = 1/3: 4/(3√3).
+# softplus: σ'' = sigmoid' ≤ 1/4.  GELU: σ'' = φ(z)(2 − z²), largest at z = 0: 2φ(0).
+_SIGMOID_CURVATURE = 1.0 / (6.0 * math.sqrt(3.0))
+_TANH_CURVATURE = 4.0 / (3.0 * math.sqrt(3.0))
+_GELU_CURVATURE = 2.0 / math.sqrt(2.0 * math.pi)
+
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Activation:
@@ -54,6 +65,7 @@ class Activation:
     slope_max: float
     range_min: float = -math.inf
     range_max: float = math.inf
+    curvature_max: float = math.inf  # sup |σ''|; inf when unknown or σ' jumps
     differentiable: bool = True
     affine: bool = False
     estimated: bool = False  # constants found numerically (user callable)
@@ -108,16 +120,19 @@ def _identity(z):
 ACTIVATIONS: dict[str, Activation] = {
     a.name: a
     for a in [
-        Activation("sigmoid", jax.nn.sigmoid, 0.0, 0.25, 0.0, 1.0),
-        Activation("tanh", jnp.tanh, 0.0, 1.0, -1.0, 1.0),
-        Activation("softplus", jax.nn.softplus, 0.0, 1.0, 0.0, math.inf),
+        Activation("sigmoid", jax.nn.sigmoid, 0.0, 0.25, 0.0, 1.0, _SIGMOID_CURVATURE),
+        Activation("tanh", jnp.tanh, 0.0, 1.0, -1.0, 1.0, _TANH_CURVATURE),
+        Activation("softplus", jax.nn.softplus, 0.0, 1.0, 0.0, math.inf, 0.25),
         Activation("relu", jax.nn.relu, 0.0, 1.0, 0.0, math.inf, differentiable=False),
         Activation(
             "leaky_relu", _leaky_relu, LEAKY_RELU_SLOPE, 1.0, -math.inf, math.inf,
             differentiable=False,
         ),
-        Activation("gelu", _gelu, _GELU_SLOPE_MIN, _GELU_SLOPE_MAX, _GELU_RANGE_MIN, math.inf),
-        Activation("identity", _identity, 1.0, 1.0, affine=True),
+        Activation(
+            "gelu", _gelu, _GELU_SLOPE_MIN, _GELU_SLOPE_MAX, _GELU_RANGE_MIN, math.inf,
+            _GELU_CURVATURE,
+        ),
+        Activation("identity", _identity, 1.0, 1.0, curvature_max=0.0, affine=True),
     ]
 }
 
@@ -129,6 +144,7 @@ def activation(
     slope_bounds: tuple[float, float] | None = None,
     range_bounds: tuple[float, float] | None = None,
     differentiable: bool = True,
+    curvature_bound: float | None = None,
     search_radius: float = 20.0,
 ) -> Activation:
     """Wrap a user callable ``fn: ℝ → ℝ`` (JAX-traceable, elementwise) as an Activation.
@@ -138,7 +154,10 @@ def activation(
     search_radius]`` (``estimated=True`` is then recorded): good for smooth
     activations whose derivative settles outside that interval, not a proof.
     ``range_bounds`` defaults to unbounded, which only costs a bracket in the
-    non-unique regime.
+    non-unique regime.  ``curvature_bound`` (≥ sup |σ''|) is never estimated:
+    it certifies the solver's one-evaluation stop, so a guess could return a
+    wrong root.  Without it the solver confirms convergence with one more
+    evaluation (correct, a little slower); an affine σ has curvature 0.
     """
     if not callable(fn):
         raise SideqInputError(
@@ -160,9 +179,18 @@ def activation(
     if not lo <= hi:
         raise SideqInputError(f"activation: slope_bounds must satisfy min <= max, got {slope_bounds}")
     rlo, rhi = range_bounds if range_bounds is not None else (-math.inf, math.inf)
+    affine = lo == hi
+    if curvature_bound is None:
+        curvature = 0.0 if affine else math.inf
+    else:
+        curvature = float(curvature_bound)
+        if not curvature >= 0.0:
+            raise SideqInputError(
+                f"activation: curvature_bound must be a number >= 0 (sup |sigma''|), got {curvature_bound!r}"
+            )
     return Activation(
         name or getattr(fn, "__name__", "custom"), fn, lo, hi, float(rlo), float(rhi),
-        differentiable=differentiable, affine=(lo == hi), estimated=estimated,
+        curvature, differentiable=differentiable, affine=affine, estimated=estimated,
     )
 
 

@@ -54,6 +54,31 @@ def test_slope_bounds_match_dense_grid(name):
 
 
 @pytest.mark.parametrize("name", BUILTINS)
+def test_curvature_bound_matches_dense_grid(name):
+    """sup |σ''| certifies the solver's one-evaluation stop: it must be sound
+    (no second derivative on the grid exceeds it) and, where finite, tight."""
+    act = ACTIVATIONS[name]
+    fn = act.fn
+    d2 = jax.vmap(jax.grad(jax.grad(lambda t: fn(t))))(jnp.asarray(_Z))
+    d2 = np.asarray(d2)
+    if not act.differentiable:  # σ' jumps at 0: no finite bound
+        assert act.curvature_max == math.inf
+        return
+    assert np.abs(d2).max() <= act.curvature_max * (1 + 1e-12)
+    assert np.abs(d2).max() == pytest.approx(act.curvature_max, abs=1e-6)
+
+
+def test_callable_curvature_is_given_not_guessed():
+    guessed = sideq.activation(jnp.tanh)
+    assert guessed.curvature_max == math.inf  # no certificate from an estimate
+    given = sideq.activation(jnp.tanh, curvature_bound=0.7699)
+    assert given.curvature_max == 0.7699
+    assert sideq.activation(lambda z: 2 * z + 1).curvature_max == 0.0
+    with pytest.raises(SideqInputError, match="^activation:.*curvature_bound"):
+        sideq.activation(jnp.tanh, curvature_bound=-1.0)
+
+
+@pytest.mark.parametrize("name", BUILTINS)
 def test_range_bounds_match_dense_grid(name, ref):
     act = ACTIVATIONS[name]
     v, s = _grid(name)

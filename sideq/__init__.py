@@ -7,7 +7,9 @@ from sideq.activations import ACTIVATIONS, Activation, activation, get_activatio
 from sideq.data import Gaussian, Uniform, gaussian, load_data, sample, second_moment, uniform
 from sideq.errors import SideqInputError, SingularModelError
 from sideq.model import Model, linear, single_index
-from sideq.solve import BACKENDS, Equilibrium, equilibrium, solve, uniqueness_margin
+from sideq.solve import (
+    BACKENDS, Equilibrium, WarmStart, equilibrium, predict_start, solve, uniqueness_margin, warm_start,
+)
 from sideq.risk import empirical_risk, population_risk, targets
 from sideq.status import Status
 
@@ -17,7 +19,8 @@ __all__ = [
     "ACTIVATIONS", "Activation", "activation", "get_activation",
     "SideqInputError", "SingularModelError",
     "Model", "linear", "single_index",
-    "BACKENDS", "Equilibrium", "equilibrium", "solve", "uniqueness_margin",
+    "BACKENDS", "Equilibrium", "WarmStart", "equilibrium", "predict_start", "solve",
+    "uniqueness_margin", "warm_start",
     "Status",
     "Gaussian", "Uniform", "gaussian", "load_data", "sample", "second_moment", "uniform",
     "empirical_risk", "population_risk", "targets",

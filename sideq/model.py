@@ -85,10 +85,16 @@ class Model:
     def residual_and_slope_at(self, a, theta2, y):
         """(F(y), F'(y)) with one evaluation of σ and σ' (a forward-mode JVP);
         F'(y) = 1 − θ2 σ'(a + θ2 y) is the IFT margin 1 − ∂g/∂y of Eq. (1)."""
+        F, dF, _ = self.linearization_at(a, theta2, y)
+        return F, dF
+
+    def linearization_at(self, a, theta2, y):
+        """(F(y), F'(y), σ'(ω)) at ω = a + θ2 y, from one evaluation of σ and σ'."""
         if self.is_linear:
-            return self.residual_at(a, theta2, y), (1 - self.activation.slope_max * theta2) * jnp.ones_like(y)
+            slope = self.activation.slope_max * jnp.ones_like(y)
+            return self.residual_at(a, theta2, y), 1 - theta2 * slope, slope
         s, ds = jax.jvp(self.activation, (a + theta2 * y,), (jnp.ones_like(y),))
-        return y - s, 1 - theta2 * ds
+        return y - s, 1 - theta2 * ds, ds
 
     def dresidual_dy(self, theta, x, y):
         """F'(y) = 1 − θ2 σ'(ω): the IFT margin of Eq. (1)."""

@@ -31,6 +31,7 @@ Backends
 from __future__ import annotations
 
 import functools
+import math
 from typing import NamedTuple
 import warnings
 
@@ -42,7 +43,7 @@ from sideq.errors import SideqInputError, SingularModelError
 from sideq.model import Model
 from sideq.status import Status
 
-__all__ = ["Equilibrium", "solve", "equilibrium", "uniqueness_margin", "BACKENDS", "default_tol"]
+__all__ = ["Equilibrium", "WarmStart", "warm_start", "predict_start", "solve", "equilibrium", "uniqueness_margin", "BACKENDS", "default_tol"]
 
 BACKENDS = ("jaxopt", "optimistix")
 
@@ -55,6 +56,41 @@ class Equilibrium(NamedTuple):
     iterations: jax.Array  # solver iterations (int32)
     margin: jax.Array  # IFT margin 1 − ∂g/∂y at the solution, Eq. (1)
     status: jax.Array  # sideq.Status code (int32)
+    omega: jax.Array  # pre-activation ω = θ1ᵀx + b + θ2 y at the solution
+    sensitivity: jax.Array  # ∂y/∂a = σ'(ω) / (1 − θ2 σ'(ω)), Eq. (1), a = θ1ᵀx + b
+
+
+class WarmStart(NamedTuple):
+    """What :func:`predict_start` needs from a previous solve (per element)."""
+
+    y: jax.Array
+    omega: jax.Array
+    sensitivity: jax.Array
+
+
+def warm_start(y0, sol: Equilibrium | None = None) -> WarmStart:
+    """A warm start: the solution ``sol`` (its y, ω and ∂y/∂a), or just the points
+    ``y0`` (zero sensitivity: the prediction is ``y0`` itself)."""
+    if sol is not None:
+        return WarmStart(sol.y, sol.omega, sol.sensitivity)
+    y0 = jnp.asarray(y0)
+    zero = jnp.zeros_like(y0)
+    return WarmStart(y0, zero, zero)
+
+
+def predict_start(model: Model, theta, x, previous: WarmStart):
+    r"""First-order prediction of y_θ(x) from the solution at a nearby θ'.
+
+    By Eq. (1), dy = ∂y/∂a · (da + y dθ2) with a = θ1ᵀx + b; since
+    da + y' dθ2 = (a + θ2 y') − ω' to first order, the prediction is
+    y' + ∂y/∂a · (a + θ2 y' − ω'), with error O(‖θ − θ'‖²) instead of the
+    O(‖θ − θ'‖) of reusing y' (the predictor step of a continuation method).
+    Falls back to y' where the prediction is not finite.
+    """
+    a = model.offset(theta, x)
+    y_prev = previous.y
+    y_pred = y_prev + previous.sensitivity * (a + theta[-1] * y_prev - previous.omega)
+    return jnp.where(jnp.isfinite(y_pred), y_pred, y_prev)
 
 
 def default_tol(dtype) -> float:
@@ -98,71 +134,113 @@ def _bracket(model: Model, a, theta2, y0, F0):
     return lo, hi, direction, unique
 
 
-_UNROLL = 2  # Newton iterations written out before the while_loop (XLA fuses them)
 _EPS = {"float64": float(np.finfo(np.float64).eps), "float32": float(np.finfo(np.float32).eps),
         "float16": float(np.finfo(np.float16).eps), "bfloat16": 2.0**-7}
 _NEWTON_ONLY = 6  # iterations of pure (bracketed) Newton before alternating with bisection
+_CERTIFIED_ULPS = 2.0  # the one-step error bound must be below this many eps·max(1, |y|)
 
 
 def _newton(model: Model, a, theta2, y0, tol, maxiter):
-    """Safeguarded Newton iteration for G = direction·F on [lo, hi].
+    r"""Safeguarded Newton iteration for G = direction·F on [lo, hi].
 
-    Works on the offset a = θ1ᵀx + b (hoisted out of the loop).  The first
-    ``_UNROLL`` iterations are straight-line code, which XLA fuses and which
-    is all a warm start needs; a ``while_loop`` finishes the rest.
-    Returns (y, iterations, converged).
+    Works on the offset a = θ1ᵀx + b (hoisted out of the loop).  Returns
+    (y, iterations, converged).
+
+    *Fast path* (straight-line code that XLA fuses): one evaluation of F and F'
+    at y0 and one Newton step y1 = y0 − F/F', accepted when it is *certified*:
+    where F is strictly monotone with |F'| ≥ m (:func:`uniqueness_margin`) and
+    |σ''| ≤ M2 (``Activation.curvature_max``), Taylor's theorem at y0 gives
+    |y1 − y*| ≤ θ2² M2 F² / (2 |F'| m²), since the root is within |F|/m of y0.
+    When that bound is below ``_CERTIFIED_ULPS`` eps·max(1, |y0|), y1 is the root
+    to rounding: from a good warm start (:func:`predict_start`) one σ
+    evaluation is all a solve costs.  A negligible step |F/F'| ≤ tol·max(1, |y0|)
+    is accepted too.
+
+    *Safe path* (a ``while_loop`` that only runs while some element is not done):
+    from the fast path's iterate (from y0 if that is not finite), the bracket of
+    :func:`_bracket`, then Newton steps, bisecting
+    when a step does not land strictly inside the bracket, and alternating with
+    bisection after ``_NEWTON_ONLY`` tries (plain Newton can cycle between the
+    bracket's ends: sigmoid, θ2 = −50).  It stops on a certified or negligible
+    step, or when two Newton steps in a row show quadratic convergence and the
+    error left, ≈ s_k³/s_{k−1}², is a few ulps (for σ without a curvature bound).
     """
     act = model.activation
     # Every root lies in the closure of σ(ℝ); the bracket below has y_start as an end.
     y_start = jnp.clip(y0, act.range_min, act.range_max)
-    F, dF = model.residual_and_slope_at(a, theta2, y_start)
-    lo, hi, direction, _ = _bracket(model, a, theta2, y_start, F)
-    bracketed = jnp.isfinite(lo) & jnp.isfinite(hi)
+    eps = _EPS[y_start.dtype.name]
+    sqrt_eps = math.sqrt(eps)
+    m, _ = uniqueness_margin(model, theta2)
+    if math.isfinite(act.curvature_max):
+        # certified ⇔ θ2² M2 F² ≤ 2 m² c·eps·scale |F'|  (no division: F' may be 0)
+        cert_lhs = theta2**2 * act.curvature_max
+        cert_rhs = 2 * jnp.where(m > 0, m, 0) ** 2 * (_CERTIFIED_ULPS * eps)
+    else:
+        cert_lhs = None
 
-    def update(state, F, dF):
+    def accept(F, dF, step, scale):
+        """A Newton step that needs no confirmation: negligible or certified.
+
+        A certified step must also be short, |F/F'| ≤ √eps·scale: the step
+        itself carries rounding error ∝ eps·|F/F'|, which a long step (a cold
+        start of the linear DEQ, certified by M2 = 0) would leave in y⁺.
+        """
+        size = jnp.abs(step)
+        ok = size <= tol * scale
+        if cert_lhs is not None:
+            certified = cert_lhs * F**2 <= cert_rhs * scale * jnp.abs(dF)
+            ok = ok | (certified & (size <= sqrt_eps * scale))
+        return ok
+
+    # Fast path.
+    F, dF = model.residual_and_slope_at(a, theta2, y_start)
+    step = F / dF
+    y_fast = y_start - step
+    fast = accept(F, dF, step, jnp.maximum(1, jnp.abs(y_start))) & jnp.isfinite(y_fast)
+
+    # Safe path, for the elements the fast path did not settle.
+    def body(state):
         y, lo, hi, it, done, prev = state
+        F, dF = model.residual_and_slope_at(a, theta2, y)
+        first = it == 0  # at y_start: set up the bracket
+        lo0, hi0, direction, _ = _bracket(model, a, theta2, y, F)
+        lo, hi = jnp.where(first, lo0, lo), jnp.where(first, hi0, hi)
+        bracketed = jnp.isfinite(lo) & jnp.isfinite(hi)
         G, dG = direction * F, direction * dF
         lo = jnp.where(G < 0, y, lo)
         hi = jnp.where(G > 0, y, hi)
         newton_step = G / dG
         y_newton = y - newton_step
         scale = jnp.maximum(1, jnp.abs(y))
-        tiny = jnp.abs(newton_step) <= tol * scale  # y is (next to) the root: accept
-        # Bisect when a Newton step does not land strictly inside the bracket, and
-        # every other iteration once Newton has had _NEWTON_ONLY tries: plain
-        # Newton can cycle between the bracket's ends (sigmoid, θ2 = −50).
+        good = accept(F, dF, newton_step, scale)
+        # Bisect when a Newton step does not land strictly inside the bracket,
+        # and every other iteration once Newton has had _NEWTON_ONLY tries.
         outside = ~jnp.isfinite(y_newton) | (y_newton <= lo) | (y_newton >= hi)
         stalled = (it >= _NEWTON_ONLY) & (it % 2 == 1)
-        bisect = (outside | stalled) & bracketed & ~tiny
+        bisect = (outside | stalled) & bracketed & ~good
         y_new = jnp.where(bisect, 0.5 * (lo + hi), y_newton)
-        # Converged when the Newton step from y is negligible: y_new is then
-        # accurate to ~step² (quadratic convergence), also after bisection steps.
-        # Or when two Newton steps in a row show quadratic convergence: with
-        # e_{k+1} ≈ C e_k² and C ≈ s_k/s_{k−1}², the error left after this step
-        # is ≈ s_k³/s_{k−1}²; below a few ulps there is nothing to confirm (this
-        # saves the confirming iteration of a warm start: 2 evaluations, not 3).
+        # Two Newton steps in a row with e_{k+1} ≈ C e_k² and C ≈ s_k/s_{k−1}²:
+        # the error left after this step is ≈ s_k³/s_{k−1}².
         s_k = jnp.abs(newton_step)
-        predicted = s_k**3 <= (4 * _EPS[y.dtype.name] * scale) * prev**2
+        predicted = s_k**3 <= (4 * eps * scale) * prev**2
         quadratic = (s_k <= 1e-3 * prev) & ~bisect & (prev < jnp.inf)
-        converged = tiny | (quadratic & predicted) | ~jnp.isfinite(y_new)
+        converged = good | (quadratic & predicted) | ~jnp.isfinite(y_new)
         step_taken = jnp.where(bisect, jnp.inf, s_k)  # only Newton steps predict
         new = (y_new, lo, hi, it + 1, converged, step_taken)
         return tuple(jnp.where(done, o, n) for o, n in zip(state, new))
 
-    def body(state):
-        F, dF = model.residual_and_slope_at(a, theta2, state[0])
-        return update(state, F, dF)
-
     def cond(state):
         return (~state[4]) & (state[3] < maxiter)
 
+    # The safe path goes on from the fast path's Newton iterate when that is a
+    # number (the bracket is global: any start point will do), else from y_start.
     inf = jnp.full_like(y_start, jnp.inf)
-    state = (y_start, lo, hi, jnp.zeros((), jnp.int32), jnp.zeros((), bool), inf)
-    state = update(state, F, dF)
-    for _ in range(_UNROLL - 1):
-        state = body(state)
+    usable = jnp.isfinite(y_fast)
+    y_next = jnp.where(usable, jnp.clip(y_fast, act.range_min, act.range_max), y_start)
+    prev = jnp.where(usable, jnp.abs(step), inf)
+    state = (jnp.where(fast, y_fast, y_next), -inf, inf, jnp.zeros((), jnp.int32), fast, prev)
     y, _, _, it, done, _ = jax.lax.while_loop(cond, body, state)
-    return y, it, done
+    return y, it + 1, done  # the fast path's evaluation counts
 
 
 def _scalar_linear_solve(matvec, b):
@@ -214,6 +292,11 @@ def _optimistix_solve(model: Model, theta, x, y0, tol, maxiter):
 
 
 def _solve_impl(model: Model, theta, x, y0, backend: str, tol: float, maxiter: int) -> Equilibrium:
+    """One equilibrium; ``y0`` is a start point, or a :class:`WarmStart` (or
+    :class:`Equilibrium`) from a nearby θ, whose first-order prediction
+    (:func:`predict_start`) is then the start."""
+    if isinstance(y0, (WarmStart, Equilibrium)):
+        y0 = jax.lax.stop_gradient(predict_start(model, theta, x, y0))
     dtype = jnp.result_type(theta, x, y0)
     theta, x, y0 = (jnp.asarray(a, dtype) for a in (theta, x, y0))
     if backend == "jaxopt":
@@ -224,7 +307,7 @@ def _solve_impl(model: Model, theta, x, y0, backend: str, tol: float, maxiter: i
     m, _ = uniqueness_margin(model, theta[-1])
     unique = m > 0
     a = model.offset(theta, x)
-    F, margin = model.residual_and_slope_at(a, theta[-1], y)
+    F, margin, slope = model.linearization_at(a, theta[-1], y)
     residual = jnp.abs(F)
     scale = 1 + jnp.abs(y) + jnp.abs(a)
     singular = model.is_linear & (margin == 0)
@@ -237,7 +320,9 @@ def _solve_impl(model: Model, theta, x, y0, backend: str, tol: float, maxiter: i
         Status.CONVERGED,
     ).astype(jnp.int32)
     y = _poison(y, singular, theta, x)
-    return Equilibrium(y, residual, it, margin, status)
+    omega = jax.lax.stop_gradient(a + theta[-1] * y)
+    sensitivity = jax.lax.stop_gradient(slope / margin)
+    return Equilibrium(y, residual, it, margin, status, omega, sensitivity)
 
 
 def _poison(y, bad, theta, x):
@@ -317,6 +402,10 @@ def _prepare(model: Model, theta, x, y0, backend, tol, maxiter):
     if y0 is None:
         y0 = jnp.zeros(x.shape[:-1], dtype)
         start = "default"
+    elif isinstance(y0, (WarmStart, Equilibrium)):
+        y0 = WarmStart(*(jnp.broadcast_to(jnp.asarray(v, dtype), x.shape[:-1])
+                         for v in (y0.y, y0.omega, y0.sensitivity)))
+        start = "given"
     else:
         y0 = jnp.broadcast_to(jnp.asarray(y0, dtype), x.shape[:-1])
         start = "given"
@@ -333,7 +422,9 @@ def solve(model: Model, theta, x, *, y0=None, backend: str = "jaxopt", tol: floa
       theta: ``(θ1, [b,] θ2)``, shape ``(p,)``; θ2 last.
       x: one input of shape ``(d,)`` (a scalar when d = 1), or a batch ``(n, d)``.
       y0: warm start (scalar or ``(n,)``); default σ(θ1ᵀx + b), one fixed-point
-        iteration from 0.
+        iteration from 0.  A previous solution (the :class:`Equilibrium` returned
+        at a nearby θ, or a :class:`WarmStart`) starts from its first-order
+        prediction (:func:`predict_start`), which usually needs one iteration.
       backend: ``"jaxopt"`` (default) or ``"optimistix"``.
       tol: relative step tolerance (default 64 machine epsilons of the dtype).
       maxiter: iteration limit.

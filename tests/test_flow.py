@@ -356,7 +356,7 @@ def test_failures_are_data_under_vmap():
             quad = jnp.sum((theta - a) ** 2)
             r = jnp.where(escape, -theta[0], quad) * jnp.where(theta[0] > wall, jnp.nan, 1.0)
             z = jnp.zeros_like(y0)
-            eq = Equilibrium(y0, z, z.astype(jnp.int32), z + 1, z.astype(jnp.int32))
+            eq = Equilibrium(y0, z, z.astype(jnp.int32), z + 1, z.astype(jnp.int32), z, z)
             return r, eq
 
         return gradient_flow(LIN, objective, theta0, a[:1], cold_start=lambda th: jnp.zeros(3),

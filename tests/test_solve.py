@@ -424,3 +424,77 @@ def test_bad_input_names_the_argument(fn, case):
 def test_bad_activation_name():
     with pytest.raises(SideqInputError, match="^activation:.*sigmoid"):
         sideq.single_index("swish")
+
+
+# ---------------------------------------------------------------------------
+# 6. The certified one-evaluation stop and the first-order warm start
+# ---------------------------------------------------------------------------
+
+_CERT_CASES = [("sigmoid", 0.8, -2.5), ("tanh", -0.4, 0.6), ("softplus", 0.3, -1.5), ("gelu", 0.5, 0.4)]
+
+
+@pytest.mark.parametrize("act, a, theta2", _CERT_CASES)
+def test_certified_newton_step_is_the_root(act, a, theta2, ref):
+    """From y* + δ the solver stops after one evaluation exactly when Taylor's
+    bound θ2² M2 F²/(2|F'| m²) certifies the Newton step, and the result is the
+    brentq root to a few ulps either way."""
+    sigma = ref.act[act][0]
+    y_ref = ref.brent_root(sigma, a, theta2)
+    model = sideq.single_index(act)
+    theta = jnp.array([a, theta2])  # x = 1, so θ1ᵀx = a
+    iters = {}
+    for delta in (1e-3, 1e-6, 1e-9, 1e-12):
+        sol = sideq.solve(model, theta, jnp.array([1.0]), y0=y_ref + delta)
+        assert int(sol.status) == Status.CONVERGED
+        assert abs(float(sol.y) - y_ref) <= 4 * np.finfo(float).eps * max(1.0, abs(y_ref))
+        iters[delta] = int(sol.iterations)
+    assert iters[1e-12] == 1 and iters[1e-3] >= 2, iters
+
+
+def test_curvature_bound_is_what_makes_one_step_exact():
+    """The same tanh with a false curvature bound (1e-12 instead of 4/(3√3))
+    accepts an uncertified first Newton step where the constant θ2²M2/(2|F'|)
+    of the quadratic error is large (θ2 = −50): the root is then off by more
+    than rounding.  The true bound asks for a second evaluation and is exact.
+    (The certificate also requires a step ≤ √eps, so only a large constant
+    can make the difference.)"""
+    true = sideq.single_index("tanh")
+    false = sideq.single_index(sideq.activation(
+        jnp.tanh, name="tanh_false", slope_bounds=(0.0, 1.0), range_bounds=(-1.0, 1.0),
+        curvature_bound=1e-12))
+    theta, x = jnp.array([30.0, -50.0]), jnp.array([1.0])
+    exact = sideq.solve(true, theta, x)
+    good = sideq.solve(true, theta, x, y0=float(exact.y) + 1e-8)
+    bad = sideq.solve(false, theta, x, y0=float(exact.y) + 1e-8)
+    assert int(bad.iterations) == 1 < int(good.iterations)
+    assert abs(float(good.y) - float(exact.y)) <= 2.3e-16
+    assert abs(float(bad.y) - float(exact.y)) > 1e-15
+
+
+def test_predict_start_is_second_order_and_needs_one_evaluation():
+    """predict_start(θ + h v) from the solution at θ: error O(h²) (halving h
+    quarters it), and the prediction makes the solve stop after one evaluation."""
+    model = sideq.single_index("sigmoid", bias=True)
+    theta = jnp.array([1.1, -0.6, 0.3, -1.4])
+    v = jnp.array([0.3, -0.2, 0.5, 0.4])
+    x = jnp.asarray(np.random.default_rng(3).uniform(-1, 1, (50, 2)))
+    base = sideq.solve(model, theta, x)
+    errors = []
+    for h in (1e-2, 5e-3, 2.5e-3):
+        exact = sideq.solve(model, theta + h * v, x)
+        pred = jax.vmap(lambda xi_, w: sideq.predict_start(model, theta + h * v, xi_, w))(
+            x, sideq.warm_start(None, base))
+        errors.append(float(jnp.max(jnp.abs(pred - exact.y))))
+        naive = float(jnp.max(jnp.abs(base.y - exact.y)))
+        assert errors[-1] < 0.1 * naive  # far better than reusing y
+    for coarse, fine in zip(errors, errors[1:]):
+        assert coarse / fine == pytest.approx(4.0, rel=0.1)
+    # a small step: the predicted start is certified at once, and exact
+    near = sideq.solve(model, theta + 1e-5 * v, x, y0=base)
+    cold = sideq.solve(model, theta + 1e-5 * v, x)
+    assert int(jnp.max(near.iterations)) == 1 < int(jnp.max(cold.iterations))
+    np.testing.assert_allclose(np.asarray(near.y), np.asarray(cold.y), rtol=0, atol=4e-16)
+    # zero sensitivity (warm_start from points) predicts the points themselves
+    w = sideq.warm_start(cold.y)
+    same = jax.vmap(lambda xi_, ww: sideq.predict_start(model, theta, xi_, ww))(x, w)
+    np.testing.assert_array_equal(np.asarray(same), np.asarray(cold.y))

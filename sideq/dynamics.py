@@ -2,8 +2,9 @@ r"""Training dynamics: gradient descent θ(t+1) = θ(t) − η∇R(θ(t)) (Secti
 
 Gradient descent is driven by optax (``optax.sgd(eta)`` by default; any
 ``optax.GradientTransformation``) and compiled once as a ``lax.scan``.  Each
-step warm-starts every equilibrium from the previous step's solution, so the
-Newton solve usually finishes in two iterations.
+step warm-starts every equilibrium from a first-order prediction off the
+previous step's solution (:func:`sideq.solve.predict_start`), so the Newton
+solve usually finishes after one certified evaluation.
 
 The trajectory records the quantities the paper's results are about:
 R(θ(t)); the distance to the target (ξ, 0) (single-index, Theorem 3.9) or to the
@@ -24,17 +25,34 @@ import jax.numpy as jnp
 import optax
 
 from sideq.model import Model
+from sideq.solve import warm_start
 from sideq.status import Status
+
+_PREDICT = True
 
 __all__ = ["Trajectory", "gradient_descent", "distance_to_target", "w_distance", "solve_failure"]
 
 
-def solve_failure(sol_status, loss, grad):
+def status_flags(sol_status):
+    """The set of statuses among the equilibria, as a bit mask (bit k: code k
+    occurs), from a single reduction."""
+    bits = jnp.left_shift(jnp.int32(1), jnp.ravel(sol_status).astype(jnp.int32))
+    return jax.lax.reduce(bits, jnp.int32(0), jax.lax.bitwise_or, (0,))
+
+
+def _has(flags, *codes):
+    mask = sum(1 << int(c) for c in codes)
+    return (flags & mask) != 0
+
+
+def solve_failure(sol_status, loss, grad, *, flags=None):
     """Failure code of one step: the equilibria's worst failure (an iteration limit
     of the solver counts as SOLVER_FAILURE), DIVERGED for a non-finite risk or
-    gradient, else CONVERGED (NON_UNIQUE is not a failure; it is tracked apart)."""
-    singular = jnp.any(sol_status == Status.SINGULAR)
-    solver = jnp.any((sol_status == Status.SOLVER_FAILURE) | (sol_status == Status.MAX_STEPS))
+    gradient, else CONVERGED (NON_UNIQUE is not a failure; it is tracked apart).
+    ``flags`` (from :func:`status_flags`) saves the reduction when already known."""
+    flags = status_flags(sol_status) if flags is None else flags
+    singular = _has(flags, Status.SINGULAR)
+    solver = _has(flags, Status.SOLVER_FAILURE, Status.MAX_STEPS)
     bad = ~(jnp.isfinite(loss) & jnp.all(jnp.isfinite(grad)))
     return jnp.select(
         [singular, solver, bad], [Status.SINGULAR, Status.SOLVER_FAILURE, Status.DIVERGED],
@@ -152,11 +170,12 @@ def gradient_descent(
         loss, grad, sol = measure(theta, y_warm)
         row = diagnostics(theta, loss, grad, sol)
         hit = jnp.where((hit < 0) & reached(row), t, hit)
-        code = solve_failure(sol.status, loss, grad)
+        flags = status_flags(sol.status)
+        code = solve_failure(sol.status, loss, grad, flags=flags)
         failed_now = (fail_step < 0) & (code != Status.CONVERGED)
         fail_code = jnp.where(failed_now, code, fail_code)
         fail_step = jnp.where(failed_now, t, fail_step)
-        non_unique = non_unique | jnp.any(sol.status == Status.NON_UNIQUE)
+        non_unique = non_unique | _has(flags, Status.NON_UNIQUE)
         updates, new_opt_state = optimizer.update(grad, opt_state, theta)
         new_theta = optax.apply_updates(theta, updates)
         blown = ~jnp.all(jnp.isfinite(new_theta)) | (jnp.max(jnp.abs(new_theta)) > divergence)
@@ -166,7 +185,12 @@ def gradient_descent(
         frozen = fail_step >= 0
         keep = lambda old, new: jnp.where(frozen, old, new)  # noqa: E731
         new_theta = keep(theta, new_theta)
-        new_y = keep(y_warm, jnp.where(jnp.isfinite(sol.y), sol.y, y_warm))
+        # Next warm start: this step's solutions (the solver predicts from them
+        # to first order, sideq.solve.predict_start); a failed sample keeps its last.
+        solved = jnp.isfinite(sol.y)  # predict_start guards a non-finite prediction
+        nxt = warm_start(None, sol) if _PREDICT else sol.y
+        new_y = jax.tree_util.tree_map(
+            lambda old, new: keep(old, jnp.where(solved, new, old)), y_warm, nxt)
         new_opt_state = jax.tree_util.tree_map(keep, opt_state, new_opt_state)
         carry = (new_theta, new_opt_state, new_y, fail_code, fail_step, non_unique, hit)
         return carry, (row if history else None)
@@ -174,7 +198,7 @@ def gradient_descent(
     init = (
         theta0,
         optimizer.init(theta0),
-        jnp.asarray(y0, dtype),
+        warm_start(jnp.asarray(y0, dtype)) if _PREDICT else jnp.asarray(y0, dtype),
         jnp.asarray(Status.CONVERGED, jnp.int32),
         jnp.asarray(-1, jnp.int32),
         jnp.asarray(False),

@@ -26,9 +26,7 @@ import optax
 
 from sideq.model import Model
 from sideq.solve import warm_start
-from sideq.status import Status
-
-_PREDICT = True
+from sideq.status import Status, first_status
 
 __all__ = ["Trajectory", "gradient_descent", "distance_to_target", "w_distance", "solve_failure"]
 
@@ -54,10 +52,9 @@ def solve_failure(sol_status, loss, grad, *, flags=None):
     singular = _has(flags, Status.SINGULAR)
     solver = _has(flags, Status.SOLVER_FAILURE, Status.MAX_STEPS)
     bad = ~(jnp.isfinite(loss) & jnp.all(jnp.isfinite(grad)))
-    return jnp.select(
-        [singular, solver, bad], [Status.SINGULAR, Status.SOLVER_FAILURE, Status.DIVERGED],
-        Status.CONVERGED,
-    ).astype(jnp.int32)
+    return first_status([
+        (singular, Status.SINGULAR), (solver, Status.SOLVER_FAILURE), (bad, Status.DIVERGED),
+    ])
 
 
 class Trajectory(NamedTuple):
@@ -188,9 +185,8 @@ def gradient_descent(
         # Next warm start: this step's solutions (the solver predicts from them
         # to first order, sideq.solve.predict_start); a failed sample keeps its last.
         solved = jnp.isfinite(sol.y)  # predict_start guards a non-finite prediction
-        nxt = warm_start(None, sol) if _PREDICT else sol.y
         new_y = jax.tree_util.tree_map(
-            lambda old, new: keep(old, jnp.where(solved, new, old)), y_warm, nxt)
+            lambda old, new: keep(old, jnp.where(solved, new, old)), y_warm, warm_start(None, sol))
         new_opt_state = jax.tree_util.tree_map(keep, opt_state, new_opt_state)
         carry = (new_theta, new_opt_state, new_y, fail_code, fail_step, non_unique, hit)
         return carry, (row if history else None)
@@ -198,7 +194,7 @@ def gradient_descent(
     init = (
         theta0,
         optimizer.init(theta0),
-        warm_start(jnp.asarray(y0, dtype)) if _PREDICT else jnp.asarray(y0, dtype),
+        warm_start(jnp.asarray(y0, dtype)),
         jnp.asarray(Status.CONVERGED, jnp.int32),
         jnp.asarray(-1, jnp.int32),
         jnp.asarray(False),

@@ -41,7 +41,7 @@ import numpy as np
 
 from sideq.errors import SideqInputError, SingularModelError
 from sideq.model import Model
-from sideq.status import Status
+from sideq.status import Status, first_status
 
 __all__ = ["Equilibrium", "WarmStart", "warm_start", "predict_start", "solve", "equilibrium", "uniqueness_margin", "BACKENDS", "default_tol"]
 
@@ -232,15 +232,45 @@ def _newton(model: Model, a, theta2, y0, tol, maxiter):
     def cond(state):
         return (~state[4]) & (state[3] < maxiter)
 
-    # The safe path goes on from the fast path's Newton iterate when that is a
-    # number (the bracket is global: any start point will do), else from y_start.
+    def usable_next(y_new, y_old, size_new, size_old):
+        """Where to go on from: the Newton iterate when it is a number (the
+        bracket is global, so any start point will do), else the old point."""
+        ok = jnp.isfinite(y_new)
+        return (jnp.where(ok, jnp.clip(y_new, act.range_min, act.range_max), y_old),
+                jnp.where(ok, size_new, size_old))
+
+    # Second step, for the elements the fast path did not settle: one more plain
+    # Newton step, accepted when certified or when the two steps show quadratic
+    # convergence.  A loop of at most one iteration, so that it costs nothing
+    # when every element is settled, and light (three arrays of state), so that
+    # it is cheap when it runs (early epochs of a descent).
     inf = jnp.full_like(y_start, jnp.inf)
-    usable = jnp.isfinite(y_fast)
-    y_next = jnp.where(usable, jnp.clip(y_fast, act.range_min, act.range_max), y_start)
-    prev = jnp.where(usable, jnp.abs(step), inf)
-    state = (jnp.where(fast, y_fast, y_next), -inf, inf, jnp.zeros((), jnp.int32), fast, prev)
-    y, _, _, it, done, _ = jax.lax.while_loop(cond, body, state)
-    return y, it + 1, done  # the fast path's evaluation counts
+    y1, prev1 = usable_next(y_fast, y_start, jnp.abs(step), inf)
+
+    def second(state):
+        y, done, prev, k = state
+        F, dF = model.residual_and_slope_at(a, theta2, y)
+        s_k = F / dF
+        scale = jnp.maximum(1, jnp.abs(y))
+        size = jnp.abs(s_k)
+        ok = accept(F, dF, s_k, scale) | (
+            (size <= 1e-3 * prev) & (size**3 <= (4 * eps * scale) * prev**2))
+        y_new = y - s_k
+        ok = ok & jnp.isfinite(y_new)
+        y_next, prev_next = usable_next(y_new, y, size, prev)
+        return (jnp.where(done, y, jnp.where(ok, y_new, y_next)), done | ok,
+                jnp.where(done, prev, prev_next), k + 1)
+
+    y2, done2, prev2, _ = jax.lax.while_loop(
+        lambda st: (~st[1]) & (st[3] < min(1, maxiter - 1)), second,
+        (jnp.where(fast, y_fast, y1), fast, prev1, jnp.zeros((), jnp.int32)))
+    evaluations = jnp.where(fast | (maxiter < 2), 1, 2)
+
+    # Safe path for the rest.
+    state = (y2, -inf, inf, jnp.zeros((), jnp.int32), done2, prev2)
+    y, _, _, it, done, _ = jax.lax.while_loop(
+        lambda st: cond(st) & (st[3] < maxiter - evaluations), body, state)
+    return y, it + evaluations, done
 
 
 def _scalar_linear_solve(matvec, b):
@@ -313,12 +343,10 @@ def _solve_impl(model: Model, theta, x, y0, backend: str, tol: float, maxiter: i
     singular = model.is_linear & (margin == 0)
     finite = jnp.isfinite(y) & jnp.isfinite(residual)
     missed = residual > jnp.sqrt(tol) * scale  # a "converged" iterate that is not a root
-    status = jnp.select(
-        [singular, ~finite, missed, ~converged, ~unique],
-        [Status.SINGULAR, Status.SOLVER_FAILURE, Status.SOLVER_FAILURE, Status.MAX_STEPS,
-         Status.NON_UNIQUE],
-        Status.CONVERGED,
-    ).astype(jnp.int32)
+    status = first_status([
+        (singular, Status.SINGULAR), (~finite, Status.SOLVER_FAILURE),
+        (missed, Status.SOLVER_FAILURE), (~converged, Status.MAX_STEPS), (~unique, Status.NON_UNIQUE),
+    ])
     y = _poison(y, singular, theta, x)
     omega = jax.lax.stop_gradient(a + theta[-1] * y)
     sensitivity = jax.lax.stop_gradient(slope / margin)

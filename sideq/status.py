@@ -69,3 +69,19 @@ def worst(statuses):
 def describe(code) -> str:
     """Human message for a status code."""
     return Status(int(code)).message
+
+
+def first_status(cases, default=Status.CONVERGED):
+    """The code of the first ``(condition, code)`` in ``cases`` that holds, else
+    ``default``: ``jnp.select`` semantics, written as nested ``where``.
+
+    ``jnp.select`` lowers to an argmax over the stacked conditions, a reduction
+    XLA's CPU backend runs element by element; on a per-sample status that one
+    fusion cost more than the σ evaluations of a whole solve.
+    """
+    import jax.numpy as jnp
+
+    out = jnp.int32(default)
+    for condition, code in reversed(cases):
+        out = jnp.where(condition, jnp.int32(code), out)
+    return out

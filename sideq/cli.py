@@ -284,7 +284,7 @@ def cmd_reproduce(args) -> int:
 def cmd_verify(args) -> int:
     from sideq.verify import main as verify_main  # float64: see main()
 
-    return verify_main(quick=args.quick, as_json=args.json)
+    return verify_main(quick=args.quick, as_json=args.json, plots_dir=args.plots)
 
 
 def cmd_bench(args) -> int:
@@ -325,6 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="check every theorem of the paper against simulation (VERIFY.md)")
     p.add_argument("--quick", action="store_true", help="fewer initializations (under a minute)")
     p.add_argument("--json", action="store_true", help="print a list of {claim, holds, ...} objects")
+    p.add_argument("--plots", metavar="DIR", default=None,
+                   help="also write the VERIFY.md figures (PNG) into DIR, e.g. docs/verify")
     p.set_defaults(func=cmd_verify)
     p = sub.add_parser("bench", help="speed against a per-sample numpy/scipy baseline (see BENCHMARKS.md)")
     p.add_argument("--quick", action="store_true", help="fewer repeats (under two minutes)")

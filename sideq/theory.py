@@ -125,8 +125,11 @@ def equilibria(model, theta1, theta2, x):
                                       jnp.asarray(theta2, jnp.float64), jnp.asarray(x, jnp.float64)))
 
 
-def _chunk_size(n_nodes, budget=2_000_000, cap=1024):
-    """θ's per jitted call: a power of two with chunk × nodes ≲ budget (fixed shapes: one compile)."""
+def _chunk_size(n_nodes, budget=32_768, cap=64):
+    """θ's per jitted call: a power of two with chunk × nodes ≲ budget.  Every call
+    (grid and Nelder–Mead's single points) is padded to it, so a search compiles
+    once per (model, nodes); small enough that a padded single point costs
+    ~0.3 ms (128 nodes), less than a second compile (~1 s)."""
     k = max(1, min(cap, budget // max(1, n_nodes)))
     return 1 << (k.bit_length() - 1)
 
@@ -685,14 +688,14 @@ MAX_GRID_HIGH_DIM = 15
 
 def _batch_fun(jfn, n_nodes):
     """``fun(θ1 (K, d), θ2 (K,)) -> (K,)`` numpy float64 from a jitted batch function
-    ``jfn(θ1, θ2)``: fixed-size chunks (one compile for the grid, one for the
+    ``jfn(θ1, θ2)``: fixed-size chunks (one compile serves the grid and the
     single-θ calls of Nelder–Mead), evaluated with float64 scoped on."""
     chunk = _chunk_size(n_nodes)
 
     def fun(T1, T2):
         T1, T2 = np.asarray(T1, float), np.asarray(T2, float)
         with _x64():
-            return _padded(jfn, T1, T2, chunk if len(T2) > 1 else 1)
+            return _padded(jfn, T1, T2, chunk)
     return fun
 
 

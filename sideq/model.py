@@ -60,7 +60,10 @@ class Model:
     def offset(self, theta, x):
         """a = θ1ᵀx + b: the part of the pre-activation that does not involve y."""
         theta1, b, _ = self.split(theta)
-        return jnp.dot(theta1, x) + b
+        # A multiply-and-sum, not jnp.dot: under vmap a dot becomes a batched
+        # matrix product (a library call plus a transpose on CPU), where this
+        # fuses with the elementwise solve around it.
+        return jnp.sum(theta1 * x, axis=-1) + b
 
     def g(self, theta, x, y):
         """g_θ(x, y): Eq. (2) for the linear DEQ, Eq. (10) for the single-index DEQ."""

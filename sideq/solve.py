@@ -284,21 +284,25 @@ def _jaxopt_solver(model: Model, tol: float, maxiter: int):
         warnings.simplefilter("ignore", DeprecationWarning)
         from jaxopt.implicit_diff import custom_root
 
-    def optimality(y, theta, x):
-        return model.residual(theta, x, y)
+    # The root is a function of the offset a = θ1ᵀx + b and of θ2 only, so the
+    # implicit derivative is taken with respect to those two scalars per sample
+    # (Eq. (1): ∂y/∂a = σ'/(1 − θ2σ'), ∂y/∂θ2 = y ∂y/∂a); ordinary autodiff of
+    # a = θ1ᵀx + b does the rest.  Differentiating with respect to θ and x
+    # directly would materialise an (n, p) array of per-sample gradients.
+    def optimality(y, a, theta2):
+        return model.residual_at(a, theta2, y)
 
     @custom_root(optimality, has_aux=True, solve=_scalar_linear_solve)
-    def solver(y0, theta, x):
-        y, it, converged = _newton(model, model.offset(theta, x), theta[-1], y0, tol, maxiter)
+    def solver(y0, a, theta2):
+        y, it, converged = _newton(model, a, theta2, y0, tol, maxiter)
         return y, (it, converged)
 
     return solver
 
 
-def _optimistix_solve(model: Model, theta, x, y0, tol, maxiter):
+def _optimistix_solve(model: Model, a, theta2, y0, tol, maxiter):
     import optimistix as optx
 
-    a, theta2 = model.offset(theta, x), theta[-1]
     y0 = jnp.clip(y0, model.activation.range_min, model.activation.range_max)
     lo, hi, direction, _ = _bracket(model, a, theta2, y0, model.residual_at(a, theta2, y0))
     # Bisection needs a finite bracket; in the (non-unique, unbounded σ) case use a
@@ -309,12 +313,12 @@ def _optimistix_solve(model: Model, theta, x, y0, tol, maxiter):
     direction = jax.lax.stop_gradient(direction)
 
     def fn(y, args):
-        theta, x = args
-        return direction * model.residual(theta, x, y)
+        a, theta2 = args
+        return direction * model.residual_at(a, theta2, y)
 
     solver = optx.Bisection(rtol=tol, atol=tol, flip=False)
     sol = optx.root_find(
-        fn, solver, jnp.clip(jax.lax.stop_gradient(y0), lo, hi), args=(theta, x),
+        fn, solver, jnp.clip(jax.lax.stop_gradient(y0), lo, hi), args=(a, theta2),
         options={"lower": lo, "upper": hi}, max_steps=maxiter, throw=False,
     )
     converged = sol.result == optx.RESULTS.successful
@@ -329,15 +333,15 @@ def _solve_impl(model: Model, theta, x, y0, backend: str, tol: float, maxiter: i
         y0 = jax.lax.stop_gradient(predict_start(model, theta, x, y0))
     dtype = jnp.result_type(theta, x, y0)
     theta, x, y0 = (jnp.asarray(a, dtype) for a in (theta, x, y0))
+    a, theta2 = model.offset(theta, x), theta[-1]
     if backend == "jaxopt":
-        y, (it, converged) = _jaxopt_solver(model, tol, maxiter)(y0, theta, x)
+        y, (it, converged) = _jaxopt_solver(model, tol, maxiter)(y0, a, theta2)
     else:
-        y, it, converged = _optimistix_solve(model, theta, x, y0, tol, maxiter)
+        y, it, converged = _optimistix_solve(model, a, theta2, y0, tol, maxiter)
 
-    m, _ = uniqueness_margin(model, theta[-1])
+    m, _ = uniqueness_margin(model, theta2)
     unique = m > 0
-    a = model.offset(theta, x)
-    F, margin, slope = model.linearization_at(a, theta[-1], y)
+    F, margin, slope = model.linearization_at(a, theta2, y)
     residual = jnp.abs(F)
     scale = 1 + jnp.abs(y) + jnp.abs(a)
     singular = model.is_linear & (margin == 0)
@@ -347,8 +351,9 @@ def _solve_impl(model: Model, theta, x, y0, backend: str, tol: float, maxiter: i
         (singular, Status.SINGULAR), (~finite, Status.SOLVER_FAILURE),
         (missed, Status.SOLVER_FAILURE), (~converged, Status.MAX_STEPS), (~unique, Status.NON_UNIQUE),
     ])
-    y = _poison(y, singular, theta, x)
-    omega = jax.lax.stop_gradient(a + theta[-1] * y)
+    if model.is_linear:  # (singular is a constant False otherwise: skip a useless reduction)
+        y = _poison(y, singular, theta, x)
+    omega = jax.lax.stop_gradient(a + theta2 * y)
     sensitivity = jax.lax.stop_gradient(slope / margin)
     return Equilibrium(y, residual, it, margin, status, omega, sensitivity)
 

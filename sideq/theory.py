@@ -524,12 +524,11 @@ def lemma_3_7_lipschitz(theta0, xi, dist, *, n_gap=4001, n_dir=400, n_rad=6, n_g
     nxi, nSxi = float(np.linalg.norm(xi)), float(np.linalg.norm(S @ xi))
     glo, ghi = beta / 2, U + beta / 2
 
-    def B(P):
+    def B(P):  # ‖[[λ, off], [off, dd]]‖₂, the largest |eigenvalue| of a symmetric 2×2
         off = lam * (2 * P + nxi)
         dd = 3 * lam * P**2 + 2 * P * nSxi
-        tr, det = lam + dd, lam * dd - off**2  # 2×2 symmetric: largest |eigenvalue|
-        disc = np.sqrt(np.maximum(0.0, (lam - dd) ** 2 / 4 + off**2))
-        return np.maximum(np.abs(tr / 2 + disc), np.abs(tr / 2 - disc)) + 0 * det
+        mid, disc = (lam + dd) / 2, np.sqrt((lam - dd) ** 2 / 4 + off**2)
+        return np.maximum(np.abs(mid + disc), np.abs(mid - disc))
 
     g = np.geomspace(glo, ghi, n_gap)
     nm = _k_nmax(g, beta, U)

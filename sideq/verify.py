@@ -27,8 +27,11 @@ Simulation: gradient flows are ``jax.vmap`` over
 :func:`sideq.flow.gradient_flow` (Dopri8, rtol = atol = 1e-12, population
 risk by quadrature); gradient-descent trajectories are ``jax.vmap`` over
 :func:`sideq.dynamics.gradient_descent`; the step-size scan of Theorem 3.9
-uses :func:`sideq.sweep.run_sweep`.  Every check takes ``perturb``: the
-prediction is multiplied by it (tests use it to show each check can fail).
+uses :func:`sideq.sweep.run_sweep`; the step-size scan above η0 of Lemma 3.7
+(:func:`eta0_scan`) vmaps descent over (start, η) pairs.  Every check takes
+``perturb``: the prediction is multiplied by it (tests use it to show each
+check can fail).  :func:`plots` draws the VERIFY.md figures from the same
+(cached) simulations: ``sideq verify --plots DIR``.
 """
 
 from __future__ import annotations
@@ -763,8 +766,8 @@ def plot_theorem_3_6(K=8, grid=31):
         b.loglog(t, qp, lw=0.8, color="C3", alpha=0.8, label="printed" if i == 0 else None)
     b.axhline(1, color="k", ls="--", lw=1.2, label="bound attained")
     b.set_xlabel("step t")
-    b.set_title(f"(b) X~Unif[0,0.1] ($\\lambda_{{min}}$={lam:.2g}), $\\eta$={s['eta']:.2g}: printed fails",
-                fontsize=8)
+    b.set_title(f"(b) X~Unif[0,0.1], $\\lambda_{{min}}$={lam:.2g}, $\\eta$={s['eta']:.2g}: printed fails",
+                fontsize=7.5)
     b.legend(fontsize=7)
     return fig
 

@@ -140,6 +140,17 @@ def test_sweep_on_two_cpu_devices_subprocess(tmp_path):
     assert json.loads(proc.stdout)["devices"] == 2
 
 
+def test_sweep_uses_one_cpu_device_per_core_by_default(tmp_path):
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    proc = subprocess.run(
+        [sys.executable, "-m", "sideq.cli", "sweep", "--inits", "4", "--epochs", "3", "--n", "10",
+         "--no-progress", "--json"],
+        capture_output=True, text=True, env=env, timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["devices"] == len(os.sched_getaffinity(0))
+
+
 def test_reproduce_writes_figures_summary_and_claims(capsys, tmp_path):
     out = tmp_path / "figs"
     code, text, err = run_cli(capsys, "reproduce", "--out", str(out), "--only", "fig2", "--seeds", "2", "--json")

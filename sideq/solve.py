@@ -201,8 +201,9 @@ def _newton(model: Model, a, theta2, y0, tol, maxiter):
     # Safe path, for the elements the fast path did not settle.
     def body(state):
         y, lo, hi, it, done, prev = state
+        first = it == 0  # set up the bracket, from a point in the closure of σ(ℝ)
+        y = jnp.where(first, jnp.clip(y, act.range_min, act.range_max), y)
         F, dF = model.residual_and_slope_at(a, theta2, y)
-        first = it == 0  # at y_start: set up the bracket
         lo0, hi0, direction, _ = _bracket(model, a, theta2, y, F)
         lo, hi = jnp.where(first, lo0, lo), jnp.where(first, hi0, hi)
         bracketed = jnp.isfinite(lo) & jnp.isfinite(hi)
@@ -236,8 +237,7 @@ def _newton(model: Model, a, theta2, y0, tol, maxiter):
         """Where to go on from: the Newton iterate when it is a number (the
         bracket is global, so any start point will do), else the old point."""
         ok = jnp.isfinite(y_new)
-        return (jnp.where(ok, jnp.clip(y_new, act.range_min, act.range_max), y_old),
-                jnp.where(ok, size_new, size_old))
+        return jnp.where(ok, y_new, y_old), jnp.where(ok, size_new, size_old)
 
     # Second step, for the elements the fast path did not settle: one more plain
     # Newton step, accepted when certified or when the two steps show quadratic
@@ -245,7 +245,8 @@ def _newton(model: Model, a, theta2, y0, tol, maxiter):
     # when every element is settled, and light (three arrays of state), so that
     # it is cheap when it runs (early epochs of a descent).
     inf = jnp.full_like(y_start, jnp.inf)
-    y1, prev1 = usable_next(y_fast, y_start, jnp.abs(step), inf)
+    # (a non-finite step gives prev = inf or NaN: no quadratic prediction from it)
+    y1, prev1 = jnp.where(jnp.isfinite(y_fast), y_fast, y_start), jnp.abs(step)
 
     def second(state):
         y, done, prev, k = state
@@ -263,7 +264,7 @@ def _newton(model: Model, a, theta2, y0, tol, maxiter):
 
     y2, done2, prev2, _ = jax.lax.while_loop(
         lambda st: (~st[1]) & (st[3] < min(1, maxiter - 1)), second,
-        (jnp.where(fast, y_fast, y1), fast, prev1, jnp.zeros((), jnp.int32)))
+        (y1, fast, prev1, jnp.zeros((), jnp.int32)))
     evaluations = jnp.where(fast | (maxiter < 2), 1, 2)
 
     # Safe path for the rest.

@@ -250,6 +250,28 @@ def bench_sweep(K: int, epochs: int, *, risk: str = "empirical", dtype: str = "f
     }
 
 
+def bench_sweep_devices(K: int, epochs: int) -> dict:
+    """The K-run Section 4.2 sweep as ``sideq sweep`` runs it on CPU: one JAX
+    device per core (a fresh process, since the device count is fixed when JAX
+    starts), float64."""
+    import subprocess
+    import sys
+
+    cores = len(os.sched_getaffinity(0))
+    code = (
+        "import sys, json, jax\n"
+        f"jax.config.update('jax_num_cpu_devices', {cores})\n"
+        "from sideq.bench import bench_sweep\n"
+        f"r = bench_sweep({K}, {epochs})\n"
+        "r['devices'] = len(jax.devices())\n"
+        "print(json.dumps(r))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    r["name"] = f"sweep K={K} x {epochs} epochs, empirical risk (n=1000), float64, one CPU device per core ({r['devices']})"
+    return r
+
+
 def bench_flow(K: int) -> dict:
     """Gradient flow of the linear DEQ (population risk, Unif[0,1], ξ = 2) to a steady
     state from K starts, including ones with |1 − θ2(0)| = 1e-2: wall time, steps,
@@ -379,6 +401,7 @@ def run(quick: bool = False) -> dict:
         # evaluations than the late ones, so a shorter run would mislead.
         for K, epochs in ((1, 4000), (100, 4000), (1000, 4000), (10_000, 100)):
             results.append(bench_sweep(K, epochs))
+        results.append(bench_sweep_devices(1000, 4000))
         results.append(bench_sweep(1000, 4000, dtype="float32"))
         results.append(bench_sweep(1000, 1000, risk="population"))
         results.append(bench_sweep(1000, 1000, risk="population", dtype="float32"))

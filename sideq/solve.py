@@ -13,7 +13,9 @@ Otherwise (e.g. sigmoid with θ2 > 4) the root may not be unique: the solver
 brackets with the range of σ when σ is bounded and the result carries
 ``Status.NON_UNIQUE``.  Inside the bracket a safeguarded Newton iteration runs
 (a Newton step, or bisection when the step leaves the bracket): quadratic
-convergence from a warm start, never worse than bisection.
+convergence from a warm start, never worse than bisection.  From a good warm
+start (:func:`predict_start`) one Newton step is usually *certified* by a
+Taylor bound, and the solve costs a single evaluation of σ (see :func:`_newton`).
 
 Backends
 --------
@@ -43,7 +45,10 @@ from sideq.errors import SideqInputError, SingularModelError
 from sideq.model import Model
 from sideq.status import Status, first_status
 
-__all__ = ["Equilibrium", "WarmStart", "warm_start", "predict_start", "solve", "equilibrium", "uniqueness_margin", "BACKENDS", "default_tol"]
+__all__ = [
+    "Equilibrium", "WarmStart", "warm_start", "predict_start", "solve", "equilibrium",
+    "uniqueness_margin", "BACKENDS", "default_tol",
+]
 
 BACKENDS = ("jaxopt", "optimistix")
 
@@ -156,8 +161,12 @@ def _newton(model: Model, a, theta2, y0, tol, maxiter):
     evaluation is all a solve costs.  A negligible step |F/F'| ≤ tol·max(1, |y0|)
     is accepted too.
 
+    *Second step* (a loop of at most one iteration, so it costs nothing when
+    every element is settled): one more plain Newton step, accepted when
+    certified or when the two steps show quadratic convergence (below).
+
     *Safe path* (a ``while_loop`` that only runs while some element is not done):
-    from the fast path's iterate (from y0 if that is not finite), the bracket of
+    from the last iterate (from y0 if that is not finite), the bracket of
     :func:`_bracket`, then Newton steps, bisecting
     when a step does not land strictly inside the bracket, and alternating with
     bisection after ``_NEWTON_ONLY`` tries (plain Newton can cycle between the
@@ -233,17 +242,10 @@ def _newton(model: Model, a, theta2, y0, tol, maxiter):
     def cond(state):
         return (~state[4]) & (state[3] < maxiter)
 
-    def usable_next(y_new, y_old, size_new, size_old):
-        """Where to go on from: the Newton iterate when it is a number (the
-        bracket is global, so any start point will do), else the old point."""
-        ok = jnp.isfinite(y_new)
-        return jnp.where(ok, y_new, y_old), jnp.where(ok, size_new, size_old)
-
-    # Second step, for the elements the fast path did not settle: one more plain
-    # Newton step, accepted when certified or when the two steps show quadratic
-    # convergence.  A loop of at most one iteration, so that it costs nothing
-    # when every element is settled, and light (three arrays of state), so that
-    # it is cheap when it runs (early epochs of a descent).
+    # Second step, for the elements the fast path did not settle; light (three
+    # arrays of state), so that it is cheap when it runs (early epochs of a
+    # descent).  Each stage goes on from the last Newton iterate when that is a
+    # number (the bracket is global, so any start point will do).
     inf = jnp.full_like(y_start, jnp.inf)
     # (a non-finite step gives prev = inf or NaN: no quadratic prediction from it)
     y1, prev1 = jnp.where(jnp.isfinite(y_fast), y_fast, y_start), jnp.abs(step)
@@ -257,10 +259,8 @@ def _newton(model: Model, a, theta2, y0, tol, maxiter):
         ok = accept(F, dF, s_k, scale) | (
             (size <= 1e-3 * prev) & (size**3 <= (4 * eps * scale) * prev**2))
         y_new = y - s_k
-        ok = ok & jnp.isfinite(y_new)
-        y_next, prev_next = usable_next(y_new, y, size, prev)
-        return (jnp.where(done, y, jnp.where(ok, y_new, y_next)), done | ok,
-                jnp.where(done, prev, prev_next), k + 1)
+        moved = ~done & jnp.isfinite(y_new)
+        return (jnp.where(moved, y_new, y), done | (ok & moved), jnp.where(moved, size, prev), k + 1)
 
     y2, done2, prev2, _ = jax.lax.while_loop(
         lambda st: (~st[1]) & (st[3] < min(1, maxiter - 1)), second,

@@ -163,7 +163,7 @@ def bench_profile() -> dict:
         def step(carry, _):
             theta, warm = carry
             (_, sol), g = vg(theta, warm)
-            return (theta - eta * g, warm_start(None, sol)), (jnp.mean(sol.iterations),
+            return (theta - eta * g, warm_start(sol)), (jnp.mean(sol.iterations),
                                                                jnp.max(sol.iterations))
         w0 = warm_start(model.activation(xj[:, 0] * theta[0]))
         return jax.lax.scan(step, (theta, w0), None, length=epochs)

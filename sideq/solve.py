@@ -73,12 +73,13 @@ class WarmStart(NamedTuple):
     sensitivity: jax.Array
 
 
-def warm_start(y0, sol: Equilibrium | None = None) -> WarmStart:
-    """A warm start: the solution ``sol`` (its y, ω and ∂y/∂a), or just the points
-    ``y0`` (zero sensitivity: the prediction is ``y0`` itself)."""
-    if sol is not None:
-        return WarmStart(sol.y, sol.omega, sol.sensitivity)
-    y0 = jnp.asarray(y0)
+def warm_start(start) -> WarmStart:
+    """A warm start from a previous solution (an :class:`Equilibrium`: its y, ω
+    and ∂y/∂a), or from points ``y0`` alone (zero sensitivity: the prediction
+    is ``y0`` itself)."""
+    if isinstance(start, Equilibrium):
+        return WarmStart(start.y, start.omega, start.sensitivity)
+    y0 = jnp.asarray(start)
     zero = jnp.zeros_like(y0)
     return WarmStart(y0, zero, zero)
 

@@ -483,7 +483,7 @@ def test_predict_start_is_second_order_and_needs_one_evaluation():
     for h in (1e-2, 5e-3, 2.5e-3):
         exact = sideq.solve(model, theta + h * v, x)
         pred = jax.vmap(lambda xi_, w: sideq.predict_start(model, theta + h * v, xi_, w))(
-            x, sideq.warm_start(None, base))
+            x, sideq.warm_start(base))
         errors.append(float(jnp.max(jnp.abs(pred - exact.y))))
         naive = float(jnp.max(jnp.abs(base.y - exact.y)))
         assert errors[-1] < 0.1 * naive  # far better than reusing y

@@ -183,10 +183,9 @@ def gradient_descent(
         keep = lambda old, new: jnp.where(frozen, old, new)  # noqa: E731
         new_theta = keep(theta, new_theta)
         # Next warm start: this step's solutions (the solver predicts from them
-        # to first order, sideq.solve.predict_start); a failed sample keeps its last.
-        solved = jnp.isfinite(sol.y)  # predict_start guards a non-finite prediction
-        new_y = jax.tree_util.tree_map(
-            lambda old, new: keep(old, jnp.where(solved, new, old)), y_warm, warm_start(sol))
+        # to first order, sideq.solve.predict_start; where a solve failed, the
+        # NaN it left makes the next solve start cold).
+        new_y = jax.tree_util.tree_map(keep, y_warm, warm_start(sol))
         new_opt_state = jax.tree_util.tree_map(keep, opt_state, new_opt_state)
         carry = (new_theta, new_opt_state, new_y, fail_code, fail_step, non_unique, hit)
         return carry, (row if history else None)

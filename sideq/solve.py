@@ -176,8 +176,10 @@ def _newton(model: Model, a, theta2, y0, tol, maxiter):
     error left, ≈ s_k³/s_{k−1}², is a few ulps (for σ without a curvature bound).
     """
     act = model.activation
-    # Every root lies in the closure of σ(ℝ); the bracket below has y_start as an end.
-    y_start = jnp.clip(y0, act.range_min, act.range_max)
+    # Every root lies in the closure of σ(ℝ), so start there.  A start that is not
+    # a number (a failed warm start) falls back to a cold start at 0 clipped
+    # into that range: the bracket is global, any point will do.
+    y_start = jnp.clip(jnp.where(jnp.isfinite(y0), y0, 0), act.range_min, act.range_max)
     eps = _EPS[y_start.dtype.name]
     sqrt_eps = math.sqrt(eps)
     m, _ = uniqueness_margin(model, theta2)
@@ -347,11 +349,12 @@ def _solve_impl(model: Model, theta, x, y0, backend: str, tol: float, maxiter: i
     residual = jnp.abs(F)
     scale = 1 + jnp.abs(y) + jnp.abs(a)
     singular = model.is_linear & (margin == 0)
-    finite = jnp.isfinite(y) & jnp.isfinite(residual)
-    missed = residual > jnp.sqrt(tol) * scale  # a "converged" iterate that is not a root
+    # Not a root: a "converged" iterate whose residual is too large, or NaN/inf
+    # (a comparison with NaN is false).
+    missed = ~(residual <= jnp.sqrt(tol) * scale)
     status = first_status([
-        (singular, Status.SINGULAR), (~finite, Status.SOLVER_FAILURE),
-        (missed, Status.SOLVER_FAILURE), (~converged, Status.MAX_STEPS), (~unique, Status.NON_UNIQUE),
+        (singular, Status.SINGULAR), (missed, Status.SOLVER_FAILURE),
+        (~converged, Status.MAX_STEPS), (~unique, Status.NON_UNIQUE),
     ])
     if model.is_linear:  # (singular is a constant False otherwise: skip a useless reduction)
         y = _poison(y, singular, theta, x)

@@ -498,3 +498,19 @@ def test_predict_start_is_second_order_and_needs_one_evaluation():
     w = sideq.warm_start(cold.y)
     same = jax.vmap(lambda xi_, ww: sideq.predict_start(model, theta, xi_, ww))(x, w)
     np.testing.assert_array_equal(np.asarray(same), np.asarray(cold.y))
+
+
+def test_non_finite_warm_start_falls_back_to_a_cold_start():
+    """A warm start that is not a number (left by a failed solve) starts cold
+    instead of failing again; the root is the same."""
+    model = sideq.single_index("tanh", bias=True)
+    theta, x = jnp.array([0.8, -0.3, 0.5, -1.2]), jnp.array([[0.3, 1.0], [-2.0, 0.4]])
+    cold = sideq.solve(model, theta, x)
+    for bad in (jnp.nan, jnp.inf, -jnp.inf):
+        sol = sideq.solve(model, theta, x, y0=jnp.array([bad, 0.1]))
+        assert np.all(np.asarray(sol.status) == Status.CONVERGED)
+        np.testing.assert_allclose(np.asarray(sol.y), np.asarray(cold.y), rtol=0, atol=4e-16)
+    # the same through a warm-start record whose y is NaN
+    w = sideq.WarmStart(jnp.array([jnp.nan, 0.1]), jnp.zeros(2), jnp.ones(2))
+    sol = sideq.solve(model, theta, x, y0=w)
+    np.testing.assert_allclose(np.asarray(sol.y), np.asarray(cold.y), rtol=0, atol=4e-16)

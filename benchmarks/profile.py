@@ -69,10 +69,10 @@ def main() -> None:
     total, calls = defaultdict(float), defaultdict(int)
     for plane in data.planes:
         for line in plane.lines:
-            if "XLAEigen" not in line.name and "Stream" not in line.name:
+            if line.name == "python" or "PjRt" in line.name:
                 continue
             for ev in line.events:
-                if ev.name.startswith(("ThunkExecutor", "while")):
+                if ev.name.startswith(("ThunkExecutor", "while", "ThreadpoolListener", "end:", "$")):
                     continue
                 total[ev.name] += ev.duration_ns
                 calls[ev.name] += 1

@@ -28,7 +28,10 @@ from sideq.model import Model
 from sideq.solve import warm_start
 from sideq.status import Status, first_status
 
-__all__ = ["Trajectory", "gradient_descent", "distance_to_target", "w_distance", "solve_failure"]
+__all__ = [
+    "Trajectory", "gradient_descent", "distance_to_target", "w_distance", "solve_failure",
+    "status_flags", "has_status",
+]
 
 
 def status_flags(sol_status):
@@ -38,7 +41,8 @@ def status_flags(sol_status):
     return jax.lax.reduce(bits, jnp.int32(0), jax.lax.bitwise_or, (0,))
 
 
-def _has(flags, *codes):
+def has_status(flags, *codes):
+    """Whether any of ``codes`` is in the mask from :func:`status_flags`."""
     mask = sum(1 << int(c) for c in codes)
     return (flags & mask) != 0
 
@@ -49,8 +53,8 @@ def solve_failure(sol_status, loss, grad, *, flags=None):
     gradient, else CONVERGED (NON_UNIQUE is not a failure; it is tracked apart).
     ``flags`` (from :func:`status_flags`) saves the reduction when already known."""
     flags = status_flags(sol_status) if flags is None else flags
-    singular = _has(flags, Status.SINGULAR)
-    solver = _has(flags, Status.SOLVER_FAILURE, Status.MAX_STEPS)
+    singular = has_status(flags, Status.SINGULAR)
+    solver = has_status(flags, Status.SOLVER_FAILURE, Status.MAX_STEPS)
     bad = ~(jnp.isfinite(loss) & jnp.all(jnp.isfinite(grad)))
     return first_status([
         (singular, Status.SINGULAR), (solver, Status.SOLVER_FAILURE), (bad, Status.DIVERGED),
@@ -172,7 +176,7 @@ def gradient_descent(
         failed_now = (fail_step < 0) & (code != Status.CONVERGED)
         fail_code = jnp.where(failed_now, code, fail_code)
         fail_step = jnp.where(failed_now, t, fail_step)
-        non_unique = non_unique | _has(flags, Status.NON_UNIQUE)
+        non_unique = non_unique | has_status(flags, Status.NON_UNIQUE)
         updates, new_opt_state = optimizer.update(grad, opt_state, theta)
         new_theta = optax.apply_updates(theta, updates)
         blown = ~jnp.all(jnp.isfinite(new_theta)) | (jnp.max(jnp.abs(new_theta)) > divergence)

@@ -50,7 +50,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sideq.dynamics import distance_to_target, solve_failure, w_distance
+from sideq.dynamics import distance_to_target, has_status, solve_failure, status_flags, w_distance
 from sideq.errors import SideqInputError
 from sideq.model import Model
 from sideq.risk import (
@@ -257,11 +257,12 @@ def gradient_flow(
 
     def diagnostics(th):
         (loss, eq), grad = value_and_grad(th)
-        code = solve_failure(eq.status, loss, grad)
+        flags = status_flags(eq.status)
+        code = solve_failure(eq.status, loss, grad, flags=flags)
         code = jnp.where(jnp.all(jnp.isfinite(th)), code, Status.DIVERGED)
         return (loss, jnp.linalg.norm(grad), distance_to_target(model, th, xi), w_distance(th),
                 jnp.abs(1 - th[-1]), jnp.max(eq.residual), code,
-                jnp.any(eq.status == Status.NON_UNIQUE), grad)
+                has_status(flags, Status.NON_UNIQUE), grad)
 
     loss, gnorm, dist, w, gap, resid, codes, non_unique, grads = jax.vmap(diagnostics)(theta)
     drift = jnp.abs(w - w_distance(theta0))

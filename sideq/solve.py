@@ -156,15 +156,18 @@ def _newton(model: Model, a, theta2, y0, tol, maxiter):
     at y0 and one Newton step y1 = y0 − F/F', accepted when it is *certified*:
     where F is strictly monotone with |F'| ≥ m (:func:`uniqueness_margin`) and
     |σ''| ≤ M2 (``Activation.curvature_max``), Taylor's theorem at y0 gives
-    |y1 − y*| ≤ θ2² M2 F² / (2 |F'| m²), since the root is within |F|/m of y0.
-    When that bound is below ``_CERTIFIED_ULPS`` eps·max(1, |y0|), y1 is the root
-    to rounding: from a good warm start (:func:`predict_start`) one σ
-    evaluation is all a solve costs.  A negligible step |F/F'| ≤ tol·max(1, |y0|)
-    is accepted too.
+    |y1 − y*| ≤ θ2² M2 F² / (2 |F'| m²) = θ2² M2 s² |F'| / (2 m²) with s = F/F'
+    the step, since the root is within |F|/m of y0; with |F'| ≤ D (its sup over
+    y) the bound needs the step alone.  When it is below ``_CERTIFIED_ULPS``
+    eps·max(1, |y0|), y1 is the root to rounding: from a good warm start
+    (:func:`predict_start`) one σ evaluation is all a solve costs.  A
+    negligible step |s| ≤ tol·max(1, |y0|) is accepted too.
 
-    *Second step* (a loop of at most one iteration, so it costs nothing when
-    every element is settled): one more plain Newton step, accepted when
-    certified or when the two steps show quadratic convergence (below).
+    *Second step* (in a loop of at most one iteration, so it costs nothing when
+    every element is settled): the first step again (recomputed, not carried:
+    see the comment at the fast path), then one more plain Newton step,
+    accepted when certified or when the two steps show quadratic convergence
+    (below).  The safe path runs inside the same loop.
 
     *Safe path* (a ``while_loop`` that only runs while some element is not done):
     from the last iterate (from y0 if that is not finite), the bracket of
@@ -184,31 +187,45 @@ def _newton(model: Model, a, theta2, y0, tol, maxiter):
     sqrt_eps = math.sqrt(eps)
     m, _ = uniqueness_margin(model, theta2)
     if math.isfinite(act.curvature_max):
-        # certified ⇔ θ2² M2 F² ≤ 2 m² c·eps·scale |F'|  (no division: F' may be 0)
-        cert_lhs = theta2**2 * act.curvature_max
+        # |y1 − y*| ≤ θ2² M2 F²/(2|F'|m²) = θ2² M2 s² |F'|/(2m²) with s = F/F' the
+        # step, and |F'| ≤ D = max(|1 − θ2 inf σ'|, |1 − θ2 sup σ'|); so
+        # certified ⇔ θ2² M2 D s² ≤ 2 m² c·eps·scale, a test on the step alone.
+        D = jnp.maximum(jnp.abs(1 - theta2 * act.slope_min), jnp.abs(1 - theta2 * act.slope_max))
+        cert_lhs = theta2**2 * act.curvature_max * D
         cert_rhs = 2 * jnp.where(m > 0, m, 0) ** 2 * (_CERTIFIED_ULPS * eps)
     else:
         cert_lhs = None
 
-    def accept(F, dF, step, scale):
+    def accept(step, scale):
         """A Newton step that needs no confirmation: negligible or certified.
 
         A certified step must also be short, |F/F'| ≤ √eps·scale: the step
         itself carries rounding error ∝ eps·|F/F'|, which a long step (a cold
-        start of the linear DEQ, certified by M2 = 0) would leave in y⁺.
+        start of the linear DEQ, certified by M2 = 0) would leave in y⁺.  A
+        step that is not a number is not accepted (comparisons with NaN are false).
         """
         size = jnp.abs(step)
         ok = size <= tol * scale
         if cert_lhs is not None:
-            certified = cert_lhs * F**2 <= cert_rhs * scale * jnp.abs(dF)
+            certified = cert_lhs * size**2 <= cert_rhs * scale
             ok = ok | (certified & (size <= sqrt_eps * scale))
         return ok
 
-    # Fast path.
-    F, dF = model.residual_and_slope_at(a, theta2, y_start)
-    step = F / dF
-    y_fast = y_start - step
-    fast = accept(F, dF, step, jnp.maximum(1, jnp.abs(y_start))) & jnp.isfinite(y_fast)
+    def newton_from_start(y_start):
+        F, dF = model.residual_and_slope_at(a, theta2, y_start)
+        step = F / dF
+        y_fast = y_start - step
+        fast = accept(step, jnp.maximum(1, jnp.abs(y_start))) & jnp.isfinite(y_fast)
+        return step, y_fast, fast
+
+    # Fast path.  Its one output is the accepted step, NaN where not accepted:
+    # XLA:CPU makes a fused pass over the samples for every array that leaves
+    # straight-line code, each recomputing the shared work, so what the rest
+    # needs (the step, the flag) is recomputed inside the fallback instead.
+    step, y_fast, fast = newton_from_start(y_start)
+    if maxiter < 2:
+        return jnp.where(jnp.isfinite(y_fast), y_fast, y_start), jnp.ones((), jnp.int32), fast
+    y_accepted = jnp.where(fast, y_fast, jnp.nan)
 
     # Safe path, for the elements the fast path did not settle.
     def body(state):
@@ -225,7 +242,7 @@ def _newton(model: Model, a, theta2, y0, tol, maxiter):
         newton_step = G / dG
         y_newton = y - newton_step
         scale = jnp.maximum(1, jnp.abs(y))
-        good = accept(F, dF, newton_step, scale)
+        good = accept(newton_step, scale)
         # Bisect when a Newton step does not land strictly inside the bracket,
         # and every other iteration once Newton has had _NEWTON_ONLY tries.
         outside = ~jnp.isfinite(y_newton) | (y_newton <= lo) | (y_newton >= hi)
@@ -245,36 +262,42 @@ def _newton(model: Model, a, theta2, y0, tol, maxiter):
     def cond(state):
         return (~state[4]) & (state[3] < maxiter)
 
-    # Second step, for the elements the fast path did not settle; light (three
-    # arrays of state), so that it is cheap when it runs (early epochs of a
-    # descent).  Each stage goes on from the last Newton iterate when that is a
+    # Everything past the fast path sits in a loop of at most one iteration
+    # (a while_loop, so that under vmap it runs only when some element of the
+    # batch needs it; a cond would become a select and always run).  Inside:
+    # a second plain Newton step, then the safe path for what is still not
+    # done.  Each stage goes on from the last Newton iterate when that is a
     # number (the bracket is global, so any start point will do).
-    inf = jnp.full_like(y_start, jnp.inf)
-    # (a non-finite step gives prev = inf or NaN: no quadratic prediction from it)
-    y1, prev1 = jnp.where(jnp.isfinite(y_fast), y_fast, y_start), jnp.abs(step)
-
-    def second(state):
-        y, done, prev, k = state
+    def fallback(state):
+        # (made to depend on the loop state, here a no-op select on ``ran``:
+        # loop-invariant code would be hoisted out of the loop and run always)
+        start = jnp.where(state[3], state[0], y_start)
+        step, y, done = newton_from_start(start)
+        y = jnp.where(jnp.isfinite(y), y, y_start)
+        # (a non-finite step gives prev = inf or NaN: no quadratic prediction from it)
+        prev = jnp.abs(step)
         F, dF = model.residual_and_slope_at(a, theta2, y)
         s_k = F / dF
         scale = jnp.maximum(1, jnp.abs(y))
         size = jnp.abs(s_k)
-        ok = accept(F, dF, s_k, scale) | (
+        ok = accept(s_k, scale) | (
             (size <= 1e-3 * prev) & (size**3 <= (4 * eps * scale) * prev**2))
         y_new = y - s_k
         moved = ~done & jnp.isfinite(y_new)
-        return (jnp.where(moved, y_new, y), done | (ok & moved), jnp.where(moved, size, prev), k + 1)
+        y = jnp.where(moved, y_new, y)
+        evaluations = jnp.where(done, 1, 2)
+        done = done | (ok & moved)
+        prev = jnp.where(moved, size, prev)
+        inf = jnp.full_like(y, jnp.inf)
+        safe = (y, -inf, inf, jnp.zeros((), jnp.int32), done, prev)
+        y, _, _, it, done, _ = jax.lax.while_loop(
+            lambda st: cond(st) & (st[3] < maxiter - 2), body, safe)
+        return y, done, it + evaluations, True
 
-    y2, done2, prev2, _ = jax.lax.while_loop(
-        lambda st: (~st[1]) & (st[3] < min(1, maxiter - 1)), second,
-        (y1, fast, prev1, jnp.zeros((), jnp.int32)))
-    evaluations = jnp.where(fast | (maxiter < 2), 1, 2)
-
-    # Safe path for the rest.
-    state = (y2, -inf, inf, jnp.zeros((), jnp.int32), done2, prev2)
-    y, _, _, it, done, _ = jax.lax.while_loop(
-        lambda st: cond(st) & (st[3] < maxiter - evaluations), body, state)
-    return y, it + evaluations, done
+    y, done, evaluations, _ = jax.lax.while_loop(
+        lambda st: (~st[3]) & ~jnp.all(st[1]), fallback,
+        (y_accepted, jnp.isfinite(y_accepted), jnp.ones((), jnp.int32), jnp.zeros((), bool)))
+    return y, evaluations, done
 
 
 def _scalar_linear_solve(matvec, b):

@@ -142,7 +142,10 @@ def gradient_descent(
     dtype = theta0.dtype
     if optimizer is None:
         optimizer = optax.sgd(eta)
-    value_and_grad = jax.value_and_grad(objective, has_aux=True)
+    # The objectives of sideq.risk carry a one-pass closed-form gradient (Eq. (1));
+    # any other objective is differentiated implicitly through its equilibria.
+    value_and_grad = getattr(objective, "value_and_grad", None) or jax.value_and_grad(
+        objective, has_aux=True)
 
     def measure(theta, y_warm):
         (loss, sol), grad = value_and_grad(theta, y_warm)
@@ -189,7 +192,7 @@ def gradient_descent(
         # Next warm start: this step's solutions (the solver predicts from them
         # to first order, sideq.solve.predict_start; where a solve failed, the
         # NaN it left makes the next solve start cold).
-        new_y = jax.tree_util.tree_map(keep, y_warm, warm_start(sol))
+        new_y = warm_start(sol)
         new_opt_state = jax.tree_util.tree_map(keep, opt_state, new_opt_state)
         carry = (new_theta, new_opt_state, new_y, fail_code, fail_step, non_unique, hit)
         return carry, (row if history else None)

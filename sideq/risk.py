@@ -110,30 +110,86 @@ def _default_y0(model, theta, x):
     return model.activation(x @ theta1 + b)
 
 
+def _closed_form_gradient(model: Model, theta, x, target, weights, sol: Equilibrium):
+    r"""(R, ∇R) for R(θ) = Σᵢ wᵢ (y_θ(xᵢ) − tᵢ)² with y_θ(xᵢ) = ``sol.y``, in closed form.
+
+    By Eq. (1) the root depends on θ through a = θ1ᵀx + b and θ2 only, with
+    ∂y/∂a = σ'(ω)/(1 − θ2σ'(ω)) =: s (``sol.sensitivity``) and ∂y/∂θ2 = y·s, so
+
+        ∂R/∂θ1 = 2 Σ wᵢ rᵢ sᵢ xᵢ,   ∂R/∂b = 2 Σ wᵢ rᵢ sᵢ,   ∂R/∂θ2 = 2 Σ wᵢ rᵢ sᵢ yᵢ,
+
+    with rᵢ = yᵢ − tᵢ.  These sums and R are taken in one pass over the samples
+    (a variadic reduction) where autodiff through the implicit function makes a
+    pass for each.  ``weights`` is a scalar (the same for every sample) or (n,).
+    """
+    r = sol.y - target
+    rs = r * sol.sensitivity
+    d = x.shape[-1]
+    scalar_w = jnp.ndim(weights) == 0
+    w = 1 if scalar_w else weights
+    wrs = rs if scalar_w else w * rs
+    terms = [w * r * r] + ([wrs * x[:, j] for j in range(d)] if d <= _FUSED_FEATURES else [])
+    terms += ([wrs] if model.bias else []) + [wrs * sol.y]
+    zero = jnp.zeros((), r.dtype)
+    sums = jax.lax.reduce(tuple(terms), (zero,) * len(terms),
+                          lambda u, v: tuple(a + b for a, b in zip(u, v)), (0,))
+    loss, rest = sums[0], list(sums[1:])
+    theta1 = jnp.stack(rest[:d]) if d <= _FUSED_FEATURES else wrs @ x
+    rest = rest[d:] if d <= _FUSED_FEATURES else rest
+    grad = 2 * jnp.concatenate([theta1, jnp.stack(rest)])
+    if scalar_w:
+        loss, grad = weights * loss, weights * grad
+    return loss, grad.astype(jnp.result_type(theta))
+
+
+_FUSED_FEATURES = 8  # up to this d, ∂R/∂θ1 joins the one-pass reduction; beyond it, a matvec
+
+
 def empirical_objective(model: Model, x, y, *, backend="jaxopt", tol=None, maxiter=100):
     """``objective(theta, y0) -> (R̂(θ), Equilibrium)`` for jit/grad/scan (no checks).
 
     ``y0`` (shape (n,)) warm-starts each sample's equilibrium; the returned
     Equilibrium's ``y`` is the next warm start.  Differentiate with
-    ``jax.value_and_grad(objective, has_aux=True)``.
+    ``jax.value_and_grad(objective, has_aux=True)`` (implicit differentiation,
+    any order of reverse mode).  ``objective.value_and_grad(theta, y0)`` returns
+    the same ``((R̂, Equilibrium), ∇R̂)`` with the gradient in closed form from
+    Eq. (1), in one pass over the samples (:func:`_closed_form_gradient`); it is
+    what :func:`sideq.dynamics.gradient_descent` uses, and is not differentiable.
     """
     tol = default_tol(jnp.result_type(x)) if tol is None else tol
+    n = jnp.shape(x)[0]
 
     def objective(theta, y0):
         sol = _solve_batch(model, theta, x, y0, backend, tol, maxiter)
         return jnp.mean((sol.y - y) ** 2), sol
 
+    def value_and_grad(theta, y0):
+        sol = _solve_batch(model, theta, x, y0, backend, tol, maxiter)
+        loss, grad = _closed_form_gradient(model, theta, jnp.asarray(x), y, 1.0 / n, sol)
+        return (loss, sol), grad
+
+    objective.value_and_grad = value_and_grad
     return objective
 
 
-def _population_uniform(model, theta, xi, dist: Uniform, y0, backend, tol, maxiter):
+def _uniform_nodes(dist: Uniform, dtype):
     nodes01, w = _uniform_rule(dist)
-    dtype = jnp.result_type(theta)
     lo, hi = jnp.asarray(dist.low, dtype), jnp.asarray(dist.high, dtype)
-    x = lo + jnp.asarray(nodes01, dtype) * (hi - lo)
+    return lo + jnp.asarray(nodes01, dtype) * (hi - lo), jnp.asarray(w, dtype)
+
+
+def _population_uniform(model, theta, xi, dist: Uniform, y0, backend, tol, maxiter):
+    x, w = _uniform_nodes(dist, jnp.result_type(theta))
     sol = _solve_batch(model, theta, x, y0, backend, tol, maxiter)
-    f = targets(model, jnp.asarray(xi, dtype), x)
-    return jnp.sum(jnp.asarray(w, dtype) * (sol.y - f) ** 2), sol
+    f = targets(model, jnp.asarray(xi, x.dtype), x)
+    return jnp.sum(w * (sol.y - f) ** 2), sol
+
+
+def _population_uniform_value_and_grad(model, theta, xi, dist: Uniform, y0, backend, tol, maxiter):
+    x, w = _uniform_nodes(dist, jnp.result_type(theta))
+    sol = _solve_batch(model, theta, x, y0, backend, tol, maxiter)
+    f = targets(model, jnp.asarray(xi, x.dtype), x)
+    return _closed_form_gradient(model, theta, x, f, w, sol), sol
 
 
 def _gaussian_uv(model, theta, xi, dist: Gaussian, z):
@@ -181,6 +237,9 @@ def population_objective(model: Model, xi, dist, *, backend="jaxopt", tol=None, 
     """``objective(theta, y0) -> (R(θ, ξ), Equilibrium)`` for jit/grad/scan (no checks).
 
     ``y0`` has shape ``(n_nodes(dist),)``: one warm start per quadrature node.
+    For a uniform law ``objective.value_and_grad`` gives the gradient in closed
+    form, as for :func:`empirical_objective` (the Gaussian rule's nodes move
+    with θ, so there the gradient is taken by implicit differentiation).
     """
     if not isinstance(dist, (Uniform, Gaussian)):
         raise SideqInputError(
@@ -192,6 +251,14 @@ def population_objective(model: Model, xi, dist, *, backend="jaxopt", tol=None, 
         t = default_tol(jnp.result_type(theta)) if tol is None else tol
         return impl(model, theta, xi, dist, y0, backend, t, maxiter)
 
+    if isinstance(dist, Uniform):
+        def value_and_grad(theta, y0):
+            t = default_tol(jnp.result_type(theta)) if tol is None else tol
+            (loss, grad), sol = _population_uniform_value_and_grad(
+                model, theta, xi, dist, y0, backend, t, maxiter)
+            return (loss, sol), grad
+
+        objective.value_and_grad = value_and_grad
     return objective
 
 

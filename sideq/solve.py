@@ -93,9 +93,13 @@ def predict_start(model: Model, theta, x, previous: WarmStart):
     O(‖θ − θ'‖) of reusing y' (the predictor step of a continuation method).
     Falls back to y' where the prediction is not finite.
     """
-    a = model.offset(theta, x)
+    return _predict_at(model.offset(theta, x), theta[-1], previous)
+
+
+def _predict_at(a, theta2, previous: WarmStart):
+    """:func:`predict_start` given the offset a = θ1ᵀx + b."""
     y_prev = previous.y
-    y_pred = y_prev + previous.sensitivity * (a + theta[-1] * y_prev - previous.omega)
+    y_pred = y_prev + previous.sensitivity * (a + theta2 * y_prev - previous.omega)
     return jnp.where(jnp.isfinite(y_pred), y_pred, y_prev)
 
 
@@ -179,10 +183,18 @@ def _newton(model: Model, a, theta2, y0, tol, maxiter):
     error left, ≈ s_k³/s_{k−1}², is a few ulps (for σ without a curvature bound).
     """
     act = model.activation
-    # Every root lies in the closure of σ(ℝ), so start there.  A start that is not
-    # a number (a failed warm start) falls back to a cold start at 0 clipped
-    # into that range: the bracket is global, any point will do.
-    y_start = jnp.clip(jnp.where(jnp.isfinite(y0), y0, 0), act.range_min, act.range_max)
+
+    def start_point(y0):
+        """The start: ``y0``, or the first-order prediction when ``y0`` is a
+        :class:`WarmStart`.  Every root lies in the closure of σ(ℝ), so start
+        there.  A start that is not a number (a failed warm start) falls back to
+        a cold start at 0 clipped into that range: the bracket is global, any
+        point will do."""
+        if isinstance(y0, WarmStart):
+            y0 = _predict_at(jax.lax.stop_gradient(a), jax.lax.stop_gradient(theta2), y0)
+        return jnp.clip(jnp.where(jnp.isfinite(y0), y0, 0), act.range_min, act.range_max)
+
+    y_start = start_point(y0)
     eps = _EPS[y_start.dtype.name]
     sqrt_eps = math.sqrt(eps)
     m, _ = uniqueness_margin(model, theta2)
@@ -269,11 +281,16 @@ def _newton(model: Model, a, theta2, y0, tol, maxiter):
     # done.  Each stage goes on from the last Newton iterate when that is a
     # number (the bracket is global, so any start point will do).
     def fallback(state):
-        # (made to depend on the loop state, here a no-op select on ``ran``:
-        # loop-invariant code would be hoisted out of the loop and run always)
-        start = jnp.where(state[3], state[0], y_start)
+        # The start is recomputed from what the solver was given (arrays that
+        # exist already), not carried in: carrying it would cost a pass per
+        # solve.  A no-op select on ``ran`` makes it depend on the loop state:
+        # loop-invariant code would be hoisted out of the loop and run always.
+        if isinstance(y0, WarmStart):
+            start = start_point(y0._replace(y=jnp.where(state[3], state[0], y0.y)))
+        else:
+            start = start_point(jnp.where(state[3], state[0], y0))
         step, y, done = newton_from_start(start)
-        y = jnp.where(jnp.isfinite(y), y, y_start)
+        y = jnp.where(jnp.isfinite(y), y, start)
         # (a non-finite step gives prev = inf or NaN: no quadratic prediction from it)
         prev = jnp.abs(step)
         F, dF = model.residual_and_slope_at(a, theta2, y)
@@ -294,9 +311,10 @@ def _newton(model: Model, a, theta2, y0, tol, maxiter):
             lambda st: cond(st) & (st[3] < maxiter - 2), body, safe)
         return y, done, it + evaluations, True
 
+    # (``done`` starts True: where the loop does not run, the step was accepted)
     y, done, evaluations, _ = jax.lax.while_loop(
-        lambda st: (~st[3]) & ~jnp.all(st[1]), fallback,
-        (y_accepted, jnp.isfinite(y_accepted), jnp.ones((), jnp.int32), jnp.zeros((), bool)))
+        lambda st: (~st[3]) & ~jnp.all(jnp.isfinite(st[0])), fallback,
+        (y_accepted, jnp.ones((), bool), jnp.ones((), jnp.int32), jnp.zeros((), bool)))
     return y, evaluations, done
 
 
@@ -356,14 +374,18 @@ def _solve_impl(model: Model, theta, x, y0, backend: str, tol: float, maxiter: i
     """One equilibrium; ``y0`` is a start point, or a :class:`WarmStart` (or
     :class:`Equilibrium`) from a nearby θ, whose first-order prediction
     (:func:`predict_start`) is then the start."""
-    if isinstance(y0, (WarmStart, Equilibrium)):
-        y0 = jax.lax.stop_gradient(predict_start(model, theta, x, y0))
-    dtype = jnp.result_type(theta, x, y0)
-    theta, x, y0 = (jnp.asarray(a, dtype) for a in (theta, x, y0))
+    if isinstance(y0, Equilibrium):
+        y0 = warm_start(y0)
+    dtype = jnp.result_type(theta, x, *jax.tree_util.tree_leaves(y0))
+    theta, x = jnp.asarray(theta, dtype), jnp.asarray(x, dtype)
+    y0 = jax.tree_util.tree_map(lambda v: jax.lax.stop_gradient(jnp.asarray(v, dtype)), y0)
     a, theta2 = model.offset(theta, x), theta[-1]
     if backend == "jaxopt":
+        # (a WarmStart goes in as it is: the solver predicts from it)
         y, (it, converged) = _jaxopt_solver(model, tol, maxiter)(y0, a, theta2)
     else:
+        if isinstance(y0, WarmStart):
+            y0 = _predict_at(a, theta2, y0)
         y, it, converged = _optimistix_solve(model, a, theta2, y0, tol, maxiter)
 
     m, _ = uniqueness_margin(model, theta2)

@@ -168,10 +168,9 @@ def _newton(model: Model, a, theta2, y0, tol, maxiter):
     negligible step |s| ≤ tol·max(1, |y0|) is accepted too.
 
     *Second step* (in a loop of at most one iteration, so it costs nothing when
-    every element is settled): the first step again (recomputed, not carried:
-    see the comment at the fast path), then one more plain Newton step,
-    accepted when certified or when the two steps show quadratic convergence
-    (below).  The safe path runs inside the same loop.
+    every element is settled): one more plain Newton step, accepted when
+    certified or when the two steps show quadratic convergence (below).  The
+    safe path runs inside the same loop, so its set-up costs nothing either.
 
     *Safe path* (a ``while_loop`` that only runs while some element is not done):
     from the last iterate (from y0 if that is not finite), the bracket of
@@ -230,14 +229,11 @@ def _newton(model: Model, a, theta2, y0, tol, maxiter):
         fast = accept(step, jnp.maximum(1, jnp.abs(y_start))) & jnp.isfinite(y_fast)
         return step, y_fast, fast
 
-    # Fast path.  Its one output is the accepted step, NaN where not accepted:
-    # XLA:CPU makes a fused pass over the samples for every array that leaves
-    # straight-line code, each recomputing the shared work, so what the rest
-    # needs (the step, the flag) is recomputed inside the fallback instead.
+    # Fast path.
     step, y_fast, fast = newton_from_start(y_start)
+    y1 = jnp.where(jnp.isfinite(y_fast), y_fast, y_start)
     if maxiter < 2:
-        return jnp.where(jnp.isfinite(y_fast), y_fast, y_start), jnp.ones((), jnp.int32), fast
-    y_accepted = jnp.where(fast, y_fast, jnp.nan)
+        return y1, jnp.ones((), jnp.int32), fast
 
     # Safe path, for the elements the fast path did not settle.
     def body(state):
@@ -276,23 +272,16 @@ def _newton(model: Model, a, theta2, y0, tol, maxiter):
 
     # Everything past the fast path sits in a loop of at most one iteration
     # (a while_loop, so that under vmap it runs only when some element of the
-    # batch needs it; a cond would become a select and always run).  Inside:
-    # a second plain Newton step, then the safe path for what is still not
-    # done.  Each stage goes on from the last Newton iterate when that is a
-    # number (the bracket is global, so any start point will do).
+    # batch needs it; a cond would become a select and always run): a second
+    # plain Newton step, light, then the safe path for what is still not done,
+    # each from the last Newton iterate (the bracket is global, so any start
+    # point will do).
     def fallback(state):
-        # The start is recomputed from what the solver was given (arrays that
-        # exist already), not carried in: carrying it would cost a pass per
-        # solve.  A no-op select on ``ran`` makes it depend on the loop state:
-        # loop-invariant code would be hoisted out of the loop and run always.
-        if isinstance(y0, WarmStart):
-            start = start_point(y0._replace(y=jnp.where(state[3], state[0], y0.y)))
-        else:
-            start = start_point(jnp.where(state[3], state[0], y0))
-        step, y, done = newton_from_start(start)
-        y = jnp.where(jnp.isfinite(y), y, start)
-        # (a non-finite step gives prev = inf or NaN: no quadratic prediction from it)
-        prev = jnp.abs(step)
+        y, done, _, ran = state
+        # (a non-finite step gives prev = inf or NaN: no quadratic prediction
+        # from it.  The select on ``ran``, a no-op, keeps |step| from being
+        # hoisted out of the loop as loop-invariant code, which would run always.)
+        prev = jnp.abs(jnp.where(ran, jnp.inf, step))
         F, dF = model.residual_and_slope_at(a, theta2, y)
         s_k = F / dF
         scale = jnp.maximum(1, jnp.abs(y))
@@ -311,10 +300,9 @@ def _newton(model: Model, a, theta2, y0, tol, maxiter):
             lambda st: cond(st) & (st[3] < maxiter - 2), body, safe)
         return y, done, it + evaluations, True
 
-    # (``done`` starts True: where the loop does not run, the step was accepted)
     y, done, evaluations, _ = jax.lax.while_loop(
-        lambda st: (~st[3]) & ~jnp.all(jnp.isfinite(st[0])), fallback,
-        (y_accepted, jnp.ones((), bool), jnp.ones((), jnp.int32), jnp.zeros((), bool)))
+        lambda st: (~st[3]) & ~jnp.all(st[1]), fallback,
+        (y1, fast, jnp.ones((), jnp.int32), jnp.zeros((), bool)))
     return y, evaluations, done
 
 

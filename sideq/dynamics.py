@@ -120,6 +120,9 @@ def gradient_descent(
       model: the DEQ (for the diagnostics).
       objective: ``objective(theta, y0) -> (risk, Equilibrium)``, e.g. from
         :func:`sideq.risk.empirical_objective` or :func:`sideq.risk.population_objective`.
+        When it has a ``value_and_grad`` attribute (those do: the gradient in
+        closed form from Eq. (1), one pass over the samples), that is used;
+        otherwise the gradient is ``jax.value_and_grad`` through the equilibria.
       theta0: initial θ(0), shape (p,).
       y0: warm start for the equilibria at θ(0) (one per sample / node).
       xi: target ξ (for the distance diagnostics).

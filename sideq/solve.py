@@ -373,7 +373,7 @@ def _solve_impl(model: Model, theta, x, y0, backend: str, tol: float, maxiter: i
         y, (it, converged) = _jaxopt_solver(model, tol, maxiter)(y0, a, theta2)
     else:
         if isinstance(y0, WarmStart):
-            y0 = _predict_at(a, theta2, y0)
+            y0 = jax.lax.stop_gradient(_predict_at(a, theta2, y0))
         y, it, converged = _optimistix_solve(model, a, theta2, y0, tol, maxiter)
 
     m, _ = uniqueness_margin(model, theta2)

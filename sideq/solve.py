@@ -93,13 +93,9 @@ def predict_start(model: Model, theta, x, previous: WarmStart):
     O(‖θ − θ'‖) of reusing y' (the predictor step of a continuation method).
     Falls back to y' where the prediction is not finite.
     """
-    return _predict_at(model.offset(theta, x), theta[-1], previous)
-
-
-def _predict_at(a, theta2, previous: WarmStart):
-    """:func:`predict_start` given the offset a = θ1ᵀx + b."""
+    a = model.offset(theta, x)
     y_prev = previous.y
-    y_pred = y_prev + previous.sensitivity * (a + theta2 * y_prev - previous.omega)
+    y_pred = y_prev + previous.sensitivity * (a + theta[-1] * y_prev - previous.omega)
     return jnp.where(jnp.isfinite(y_pred), y_pred, y_prev)
 
 
@@ -183,17 +179,10 @@ def _newton(model: Model, a, theta2, y0, tol, maxiter):
     """
     act = model.activation
 
-    def start_point(y0):
-        """The start: ``y0``, or the first-order prediction when ``y0`` is a
-        :class:`WarmStart`.  Every root lies in the closure of σ(ℝ), so start
-        there.  A start that is not a number (a failed warm start) falls back to
-        a cold start at 0 clipped into that range: the bracket is global, any
-        point will do."""
-        if isinstance(y0, WarmStart):
-            y0 = _predict_at(jax.lax.stop_gradient(a), jax.lax.stop_gradient(theta2), y0)
-        return jnp.clip(jnp.where(jnp.isfinite(y0), y0, 0), act.range_min, act.range_max)
-
-    y_start = start_point(y0)
+    # Every root lies in the closure of σ(ℝ), so start there.  A start that is not
+    # a number (a failed warm start) falls back to a cold start at 0 clipped
+    # into that range: the bracket is global, any point will do.
+    y_start = jnp.clip(jnp.where(jnp.isfinite(y0), y0, 0), act.range_min, act.range_max)
     eps = _EPS[y_start.dtype.name]
     sqrt_eps = math.sqrt(eps)
     m, _ = uniqueness_margin(model, theta2)
@@ -222,15 +211,11 @@ def _newton(model: Model, a, theta2, y0, tol, maxiter):
             ok = ok | (certified & (size <= sqrt_eps * scale))
         return ok
 
-    def newton_from_start(y_start):
-        F, dF = model.residual_and_slope_at(a, theta2, y_start)
-        step = F / dF
-        y_fast = y_start - step
-        fast = accept(step, jnp.maximum(1, jnp.abs(y_start))) & jnp.isfinite(y_fast)
-        return step, y_fast, fast
-
     # Fast path.
-    step, y_fast, fast = newton_from_start(y_start)
+    F, dF = model.residual_and_slope_at(a, theta2, y_start)
+    step = F / dF
+    y_fast = y_start - step
+    fast = accept(step, jnp.maximum(1, jnp.abs(y_start))) & jnp.isfinite(y_fast)
     y1 = jnp.where(jnp.isfinite(y_fast), y_fast, y_start)
     if maxiter < 2:
         return y1, jnp.ones((), jnp.int32), fast
@@ -362,18 +347,14 @@ def _solve_impl(model: Model, theta, x, y0, backend: str, tol: float, maxiter: i
     """One equilibrium; ``y0`` is a start point, or a :class:`WarmStart` (or
     :class:`Equilibrium`) from a nearby θ, whose first-order prediction
     (:func:`predict_start`) is then the start."""
-    if isinstance(y0, Equilibrium):
-        y0 = warm_start(y0)
-    dtype = jnp.result_type(theta, x, *jax.tree_util.tree_leaves(y0))
-    theta, x = jnp.asarray(theta, dtype), jnp.asarray(x, dtype)
-    y0 = jax.tree_util.tree_map(lambda v: jax.lax.stop_gradient(jnp.asarray(v, dtype)), y0)
+    if isinstance(y0, (WarmStart, Equilibrium)):
+        y0 = jax.lax.stop_gradient(predict_start(model, theta, x, y0))
+    dtype = jnp.result_type(theta, x, y0)
+    theta, x, y0 = (jnp.asarray(a, dtype) for a in (theta, x, y0))
     a, theta2 = model.offset(theta, x), theta[-1]
     if backend == "jaxopt":
-        # (a WarmStart goes in as it is: the solver predicts from it)
         y, (it, converged) = _jaxopt_solver(model, tol, maxiter)(y0, a, theta2)
     else:
-        if isinstance(y0, WarmStart):
-            y0 = jax.lax.stop_gradient(_predict_at(a, theta2, y0))
         y, it, converged = _optimistix_solve(model, a, theta2, y0, tol, maxiter)
 
     m, _ = uniqueness_margin(model, theta2)

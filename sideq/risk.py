@@ -110,6 +110,9 @@ def _default_y0(model, theta, x):
     return model.activation(x @ theta1 + b)
 
 
+_FUSED_FEATURES = 8  # up to this d, ∂R/∂θ1 joins the one-pass reduction; beyond it, a matvec
+
+
 def _closed_form_gradient(model: Model, theta, x, target, weights, sol: Equilibrium):
     r"""(R, ∇R) for R(θ) = Σᵢ wᵢ (y_θ(xᵢ) − tᵢ)² with y_θ(xᵢ) = ``sol.y``, in closed form.
 
@@ -128,21 +131,18 @@ def _closed_form_gradient(model: Model, theta, x, target, weights, sol: Equilibr
     scalar_w = jnp.ndim(weights) == 0
     w = 1 if scalar_w else weights
     wrs = rs if scalar_w else w * rs
-    terms = [w * r * r] + ([wrs * x[:, j] for j in range(d)] if d <= _FUSED_FEATURES else [])
+    fused = d <= _FUSED_FEATURES
+    terms = [w * r * r] + ([wrs * x[:, j] for j in range(d)] if fused else [])
     terms += ([wrs] if model.bias else []) + [wrs * sol.y]
     zero = jnp.zeros((), r.dtype)
     sums = jax.lax.reduce(tuple(terms), (zero,) * len(terms),
                           lambda u, v: tuple(a + b for a, b in zip(u, v)), (0,))
     loss, rest = sums[0], list(sums[1:])
-    theta1 = jnp.stack(rest[:d]) if d <= _FUSED_FEATURES else wrs @ x
-    rest = rest[d:] if d <= _FUSED_FEATURES else rest
+    theta1, rest = (jnp.stack(rest[:d]), rest[d:]) if fused else (wrs @ x, rest)
     grad = 2 * jnp.concatenate([theta1, jnp.stack(rest)])
     if scalar_w:
         loss, grad = weights * loss, weights * grad
     return loss, grad.astype(jnp.result_type(theta))
-
-
-_FUSED_FEATURES = 8  # up to this d, ∂R/∂θ1 joins the one-pass reduction; beyond it, a matvec
 
 
 def empirical_objective(model: Model, x, y, *, backend="jaxopt", tol=None, maxiter=100):
@@ -172,24 +172,19 @@ def empirical_objective(model: Model, x, y, *, backend="jaxopt", tol=None, maxit
     return objective
 
 
-def _uniform_nodes(dist: Uniform, dtype):
+def _population_uniform_solve(model, theta, xi, dist: Uniform, y0, backend, tol, maxiter):
+    """Equilibria at the nodes of the uniform rule: (nodes, weights, targets f, Equilibrium)."""
     nodes01, w = _uniform_rule(dist)
+    dtype = jnp.result_type(theta)
     lo, hi = jnp.asarray(dist.low, dtype), jnp.asarray(dist.high, dtype)
-    return lo + jnp.asarray(nodes01, dtype) * (hi - lo), jnp.asarray(w, dtype)
+    x = lo + jnp.asarray(nodes01, dtype) * (hi - lo)
+    sol = _solve_batch(model, theta, x, y0, backend, tol, maxiter)
+    return x, jnp.asarray(w, dtype), targets(model, jnp.asarray(xi, dtype), x), sol
 
 
 def _population_uniform(model, theta, xi, dist: Uniform, y0, backend, tol, maxiter):
-    x, w = _uniform_nodes(dist, jnp.result_type(theta))
-    sol = _solve_batch(model, theta, x, y0, backend, tol, maxiter)
-    f = targets(model, jnp.asarray(xi, x.dtype), x)
+    _, w, f, sol = _population_uniform_solve(model, theta, xi, dist, y0, backend, tol, maxiter)
     return jnp.sum(w * (sol.y - f) ** 2), sol
-
-
-def _population_uniform_value_and_grad(model, theta, xi, dist: Uniform, y0, backend, tol, maxiter):
-    x, w = _uniform_nodes(dist, jnp.result_type(theta))
-    sol = _solve_batch(model, theta, x, y0, backend, tol, maxiter)
-    f = targets(model, jnp.asarray(xi, x.dtype), x)
-    return _closed_form_gradient(model, theta, x, f, w, sol), sol
 
 
 def _gaussian_uv(model, theta, xi, dist: Gaussian, z):
@@ -247,15 +242,17 @@ def population_objective(model: Model, xi, dist, *, backend="jaxopt", tol=None, 
         )
     impl = _population_uniform if isinstance(dist, Uniform) else _population_gaussian
 
+    def tol_for(theta):
+        return default_tol(jnp.result_type(theta)) if tol is None else tol
+
     def objective(theta, y0):
-        t = default_tol(jnp.result_type(theta)) if tol is None else tol
-        return impl(model, theta, xi, dist, y0, backend, t, maxiter)
+        return impl(model, theta, xi, dist, y0, backend, tol_for(theta), maxiter)
 
     if isinstance(dist, Uniform):
         def value_and_grad(theta, y0):
-            t = default_tol(jnp.result_type(theta)) if tol is None else tol
-            (loss, grad), sol = _population_uniform_value_and_grad(
-                model, theta, xi, dist, y0, backend, t, maxiter)
+            x, w, f, sol = _population_uniform_solve(
+                model, theta, xi, dist, y0, backend, tol_for(theta), maxiter)
+            loss, grad = _closed_form_gradient(model, theta, x, f, w, sol)
             return (loss, sol), grad
 
         objective.value_and_grad = value_and_grad

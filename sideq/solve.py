@@ -146,50 +146,28 @@ _NEWTON_ONLY = 6  # iterations of pure (bracketed) Newton before alternating wit
 _CERTIFIED_ULPS = 2.0  # the one-step error bound must be below this many eps·max(1, |y|)
 
 
-def _newton(model: Model, a, theta2, y0, tol, maxiter):
-    r"""Safeguarded Newton iteration for G = direction·F on [lo, hi].
+def _acceptance(model: Model, theta2, dtype, tol):
+    r"""``accept(step, scale)``: whether a Newton step needs no confirmation.
 
-    Works on the offset a = θ1ᵀx + b (hoisted out of the loop).  Returns
-    (y, iterations, converged).
-
-    *Fast path* (straight-line code that XLA fuses): one evaluation of F and F'
-    at y0 and one Newton step y1 = y0 − F/F', accepted when it is *certified*:
-    where F is strictly monotone with |F'| ≥ m (:func:`uniqueness_margin`) and
-    |σ''| ≤ M2 (``Activation.curvature_max``), Taylor's theorem at y0 gives
-    |y1 − y*| ≤ θ2² M2 F² / (2 |F'| m²) = θ2² M2 s² |F'| / (2 m²) with s = F/F'
-    the step, since the root is within |F|/m of y0; with |F'| ≤ D (its sup over
-    y) the bound needs the step alone.  When it is below ``_CERTIFIED_ULPS``
-    eps·max(1, |y0|), y1 is the root to rounding: from a good warm start
-    (:func:`predict_start`) one σ evaluation is all a solve costs.  A
-    negligible step |s| ≤ tol·max(1, |y0|) is accepted too.
-
-    *Second step* (in a loop of at most one iteration, so it costs nothing when
-    every element is settled): one more plain Newton step, accepted when
-    certified or when the two steps show quadratic convergence (below).  The
-    safe path runs inside the same loop, so its set-up costs nothing either.
-
-    *Safe path* (a ``while_loop`` that only runs while some element is not done):
-    from the last iterate (from y0 if that is not finite), the bracket of
-    :func:`_bracket`, then Newton steps, bisecting
-    when a step does not land strictly inside the bracket, and alternating with
-    bisection after ``_NEWTON_ONLY`` tries (plain Newton can cycle between the
-    bracket's ends: sigmoid, θ2 = −50).  It stops on a certified or negligible
-    step, or when two Newton steps in a row show quadratic convergence and the
-    error left, ≈ s_k³/s_{k−1}², is a few ulps (for σ without a curvature bound).
+    Where F is strictly monotone with |F'| ≥ m (:func:`uniqueness_margin`) and
+    |σ''| ≤ M2 (``Activation.curvature_max``), Taylor's theorem at y gives
+    |y − s − y*| ≤ θ2² M2 F² / (2 |F'| m²) = θ2² M2 s² |F'| / (2 m²) for the
+    step s = F/F', since the root is within |F|/m of y; with |F'| ≤ D (its sup
+    over y) the bound needs the step alone.  A step is *certified* when that
+    bound is below ``_CERTIFIED_ULPS`` eps·scale: y − s is the root to rounding.
+    A certified step must also be short, |s| ≤ √eps·scale: the step itself
+    carries rounding error ∝ eps·|s|, which a long step (a cold start of the
+    linear DEQ, certified by M2 = 0) would leave in y − s.  A *negligible* step
+    |s| ≤ tol·scale is accepted too.  A step that is not a number is not
+    accepted (comparisons with NaN are false).
     """
     act = model.activation
-
-    # Every root lies in the closure of σ(ℝ), so start there.  A start that is not
-    # a number (a failed warm start) falls back to a cold start at 0 clipped
-    # into that range: the bracket is global, any point will do.
-    y_start = jnp.clip(jnp.where(jnp.isfinite(y0), y0, 0), act.range_min, act.range_max)
-    eps = _EPS[y_start.dtype.name]
+    eps = _EPS[jnp.dtype(dtype).name]
     sqrt_eps = math.sqrt(eps)
     m, _ = uniqueness_margin(model, theta2)
     if math.isfinite(act.curvature_max):
-        # |y1 − y*| ≤ θ2² M2 F²/(2|F'|m²) = θ2² M2 s² |F'|/(2m²) with s = F/F' the
-        # step, and |F'| ≤ D = max(|1 − θ2 inf σ'|, |1 − θ2 sup σ'|); so
-        # certified ⇔ θ2² M2 D s² ≤ 2 m² c·eps·scale, a test on the step alone.
+        # certified ⇔ θ2² M2 D s² ≤ 2 m² c·eps·scale, with
+        # D = max(|1 − θ2 inf σ'|, |1 − θ2 sup σ'|) ≥ |F'|.
         D = jnp.maximum(jnp.abs(1 - theta2 * act.slope_min), jnp.abs(1 - theta2 * act.slope_max))
         cert_lhs = theta2**2 * act.curvature_max * D
         cert_rhs = 2 * jnp.where(m > 0, m, 0) ** 2 * (_CERTIFIED_ULPS * eps)
@@ -197,13 +175,6 @@ def _newton(model: Model, a, theta2, y0, tol, maxiter):
         cert_lhs = None
 
     def accept(step, scale):
-        """A Newton step that needs no confirmation: negligible or certified.
-
-        A certified step must also be short, |F/F'| ≤ √eps·scale: the step
-        itself carries rounding error ∝ eps·|F/F'|, which a long step (a cold
-        start of the linear DEQ, certified by M2 = 0) would leave in y⁺.  A
-        step that is not a number is not accepted (comparisons with NaN are false).
-        """
         size = jnp.abs(step)
         ok = size <= tol * scale
         if cert_lhs is not None:
@@ -211,12 +182,76 @@ def _newton(model: Model, a, theta2, y0, tol, maxiter):
             ok = ok | (certified & (size <= sqrt_eps * scale))
         return ok
 
-    # Fast path.
+    return accept
+
+
+def _first_step(model: Model, a, theta2, y0, accept):
+    """The fast path: one evaluation of F and F' at y0 (from y0, or from a cold
+    start where y0 is not a number), one Newton step.  Returns (y1, settled,
+    step): y1 is the step's end where finite (else the start), settled whether
+    it is accepted."""
+    act = model.activation
+    # Every root lies in the closure of σ(ℝ), so start there.  A start that is not
+    # a number (a failed warm start) falls back to a cold start at 0 clipped
+    # into that range: the bracket is global, any point will do.
+    y_start = jnp.clip(jnp.where(jnp.isfinite(y0), y0, 0), act.range_min, act.range_max)
     F, dF = model.residual_and_slope_at(a, theta2, y_start)
     step = F / dF
     y_fast = y_start - step
-    fast = accept(step, jnp.maximum(1, jnp.abs(y_start))) & jnp.isfinite(y_fast)
-    y1 = jnp.where(jnp.isfinite(y_fast), y_fast, y_start)
+    finite = jnp.isfinite(y_fast)
+    settled = accept(step, jnp.maximum(1, jnp.abs(y_start))) & finite
+    return jnp.where(finite, y_fast, y_start), settled, step
+
+
+def _second_step(model: Model, a, theta2, y, settled, prev, accept):
+    r"""One more plain Newton step where not ``settled``, accepted when certified
+    or when the two steps show quadratic convergence: with e_{k+1} ≈ C e_k² and
+    C ≈ s_k/s_{k−1}², the error left is ≈ s_k³/s_{k−1}², which must be a few
+    ulps (``prev`` = |s_{k−1}|; inf or NaN gives no prediction).  Returns
+    (y, settled, evaluations, |s_k|)."""
+    eps = _EPS[y.dtype.name]
+    F, dF = model.residual_and_slope_at(a, theta2, y)
+    s_k = F / dF
+    scale = jnp.maximum(1, jnp.abs(y))
+    size = jnp.abs(s_k)
+    ok = accept(s_k, scale) | ((size <= 1e-3 * prev) & (size**3 <= (4 * eps * scale) * prev**2))
+    y_new = y - s_k
+    moved = ~settled & jnp.isfinite(y_new)
+    evaluations = jnp.where(settled, 1, 2).astype(jnp.int32)
+    return (jnp.where(moved, y_new, y), settled | (ok & moved), evaluations,
+            jnp.where(moved, size, prev))
+
+
+def _newton(model: Model, a, theta2, y0, tol, maxiter):
+    r"""Safeguarded Newton iteration for G = direction·F on [lo, hi].
+
+    Works on the offset a = θ1ᵀx + b (hoisted out of the loop).  Returns
+    (y, iterations, converged).
+
+    *Fast path* (straight-line code that XLA fuses, :func:`_first_step`): one
+    evaluation of F and F' at y0 and one Newton step, accepted when certified
+    or negligible (:func:`_acceptance`): from a good warm start
+    (:func:`predict_start`) one σ evaluation is all a solve costs.
+
+    *Second step* (:func:`_second_step`, in a loop of at most one iteration, so
+    it costs nothing when every element is settled): one more plain Newton
+    step, accepted when certified or when the two steps show quadratic
+    convergence.  The safe path runs inside the same loop, so its set-up costs
+    nothing either.
+
+    *Safe path* (a ``while_loop`` that only runs while some element is not done):
+    from the last iterate, the bracket of :func:`_bracket`, then Newton steps,
+    bisecting when a step does not land strictly inside the bracket, and
+    alternating with bisection after ``_NEWTON_ONLY`` tries (plain Newton can
+    cycle between the bracket's ends: sigmoid, θ2 = −50).  It stops on an
+    accepted step, or when two Newton steps in a row show quadratic convergence
+    and the error left, ≈ s_k³/s_{k−1}², is a few ulps (for σ without a
+    curvature bound).
+    """
+    act = model.activation
+    eps = _EPS[jnp.result_type(y0).name]
+    accept = _acceptance(model, theta2, jnp.result_type(y0), tol)
+    y1, fast, step = _first_step(model, a, theta2, y0, accept)
     if maxiter < 2:
         return y1, jnp.ones((), jnp.int32), fast
 
@@ -242,8 +277,7 @@ def _newton(model: Model, a, theta2, y0, tol, maxiter):
         stalled = (it >= _NEWTON_ONLY) & (it % 2 == 1)
         bisect = (outside | stalled) & bracketed & ~good
         y_new = jnp.where(bisect, 0.5 * (lo + hi), y_newton)
-        # Two Newton steps in a row with e_{k+1} ≈ C e_k² and C ≈ s_k/s_{k−1}²:
-        # the error left after this step is ≈ s_k³/s_{k−1}².
+        # Two Newton steps in a row: the error left after this step is ≈ s_k³/s_{k−1}².
         s_k = jnp.abs(newton_step)
         predicted = s_k**3 <= (4 * eps * scale) * prev**2
         quadratic = (s_k <= 1e-3 * prev) & ~bisect & (prev < jnp.inf)
@@ -267,18 +301,7 @@ def _newton(model: Model, a, theta2, y0, tol, maxiter):
         # from it.  The select on ``ran``, a no-op, keeps |step| from being
         # hoisted out of the loop as loop-invariant code, which would run always.)
         prev = jnp.abs(jnp.where(ran, jnp.inf, step))
-        F, dF = model.residual_and_slope_at(a, theta2, y)
-        s_k = F / dF
-        scale = jnp.maximum(1, jnp.abs(y))
-        size = jnp.abs(s_k)
-        ok = accept(s_k, scale) | (
-            (size <= 1e-3 * prev) & (size**3 <= (4 * eps * scale) * prev**2))
-        y_new = y - s_k
-        moved = ~done & jnp.isfinite(y_new)
-        y = jnp.where(moved, y_new, y)
-        evaluations = jnp.where(done, 1, 2)
-        done = done | (ok & moved)
-        prev = jnp.where(moved, size, prev)
+        y, done, evaluations, prev = _second_step(model, a, theta2, y, done, prev, accept)
         inf = jnp.full_like(y, jnp.inf)
         safe = (y, -inf, inf, jnp.zeros((), jnp.int32), done, prev)
         y, _, _, it, done, _ = jax.lax.while_loop(
@@ -347,16 +370,43 @@ def _solve_impl(model: Model, theta, x, y0, backend: str, tol: float, maxiter: i
     """One equilibrium; ``y0`` is a start point, or a :class:`WarmStart` (or
     :class:`Equilibrium`) from a nearby θ, whose first-order prediction
     (:func:`predict_start`) is then the start."""
-    if isinstance(y0, (WarmStart, Equilibrium)):
-        y0 = jax.lax.stop_gradient(predict_start(model, theta, x, y0))
-    dtype = jnp.result_type(theta, x, y0)
-    theta, x, y0 = (jnp.asarray(a, dtype) for a in (theta, x, y0))
+    theta, x, y0 = _start(model, theta, x, y0)
     a, theta2 = model.offset(theta, x), theta[-1]
     if backend == "jaxopt":
         y, (it, converged) = _jaxopt_solver(model, tol, maxiter)(y0, a, theta2)
     else:
         y, it, converged = _optimistix_solve(model, a, theta2, y0, tol, maxiter)
+    return _equilibrium(model, theta, x, a, theta2, y, it, converged, tol)
 
+
+def _solve_two_steps(model: Model, theta, x, y0, tol: float):
+    """(Equilibrium, settled): the first two Newton steps of :func:`_newton`
+    (:func:`_first_step`, :func:`_second_step`), in straight-line code with no
+    loop, and the equilibrium's fields at the last iterate.  Where ``settled``,
+    the result is the one :func:`_solve_impl` gives (the same steps, accepted by
+    the same tests); elsewhere its status is MAX_STEPS and the caller must solve
+    again (:func:`sideq.risk._descent_terms` does, for the whole batch).  Not
+    differentiable; for the closed-form gradient of gradient descent."""
+    theta, x, y0 = _start(model, theta, x, y0)
+    a, theta2 = model.offset(theta, x), theta[-1]
+    accept = _acceptance(model, theta2, y0.dtype, tol)
+    y1, settled, step = _first_step(model, a, theta2, y0, accept)
+    y, settled, evaluations, _ = _second_step(model, a, theta2, y1, settled, jnp.abs(step), accept)
+    return _equilibrium(model, theta, x, a, theta2, y, evaluations, settled, tol), settled
+
+
+def _start(model: Model, theta, x, y0):
+    """(theta, x, y0) in one dtype, with a warm start's prediction as y0."""
+    if isinstance(y0, (WarmStart, Equilibrium)):
+        y0 = jax.lax.stop_gradient(predict_start(model, theta, x, y0))
+    dtype = jnp.result_type(theta, x, y0)
+    return tuple(jnp.asarray(v, dtype) for v in (theta, x, y0))
+
+
+def _equilibrium(model: Model, theta, x, a, theta2, y, it, converged, tol) -> Equilibrium:
+    """The :class:`Equilibrium` at the solver's answer y: one evaluation of σ
+    and σ' there gives the residual, the IFT margin and the sensitivity
+    (Eq. (1)), and the status."""
     m, _ = uniqueness_margin(model, theta2)
     unique = m > 0
     F, margin, slope = model.linearization_at(a, theta2, y)

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import optax
 
 from sideq.model import Model
+from sideq.risk import Evaluation
 from sideq.solve import warm_start
 from sideq.status import Status, first_status
 
@@ -120,9 +121,11 @@ def gradient_descent(
       model: the DEQ (for the diagnostics).
       objective: ``objective(theta, y0) -> (risk, Equilibrium)``, e.g. from
         :func:`sideq.risk.empirical_objective` or :func:`sideq.risk.population_objective`.
-        When it has a ``value_and_grad`` attribute (those do: the gradient in
-        closed form from Eq. (1), one pass over the samples), that is used;
-        otherwise the gradient is ``jax.value_and_grad`` through the equilibria.
+        Those carry ``descent_terms`` (with the default solver): the step's
+        :class:`~sideq.risk.Evaluation` (risk, gradient in closed form from
+        Eq. (1), statuses, worst residual) from one pass over the samples; that
+        is used when present, then a ``value_and_grad`` attribute; otherwise
+        the gradient is ``jax.value_and_grad`` through the equilibria.
       theta0: initial θ(0), shape (p,).
       y0: warm start for the equilibria at θ(0) (one per sample / node).
       xi: target ξ (for the distance diagnostics).
@@ -145,24 +148,27 @@ def gradient_descent(
     dtype = theta0.dtype
     if optimizer is None:
         optimizer = optax.sgd(eta)
-    # The objectives of sideq.risk carry a one-pass closed-form gradient (Eq. (1));
-    # any other objective is differentiated implicitly through its equilibria.
-    value_and_grad = getattr(objective, "value_and_grad", None) or jax.value_and_grad(
-        objective, has_aux=True)
+    # The objectives of sideq.risk give a step's terms, the gradient in closed
+    # form (Eq. (1)), from one pass over the samples (descent_terms); any other
+    # objective is differentiated implicitly through its equilibria.
+    measure = getattr(objective, "descent_terms", None)
+    if measure is None:
+        value_and_grad = getattr(objective, "value_and_grad", None) or jax.value_and_grad(
+            objective, has_aux=True)
 
-    def measure(theta, y_warm):
-        (loss, sol), grad = value_and_grad(theta, y_warm)
-        return loss, grad, sol
+        def measure(theta, y_warm):
+            (loss, sol), grad = value_and_grad(theta, y_warm)
+            return Evaluation(loss, grad, warm_start(sol), status_flags(sol.status), jnp.max(sol.residual))
 
-    def diagnostics(theta, loss, grad, sol):
+    def diagnostics(theta, ev: Evaluation):
         return (
             theta,
-            loss,
-            jnp.linalg.norm(grad),
+            ev.loss,
+            jnp.linalg.norm(ev.grad),
             distance_to_target(model, theta, xi),
             w_distance(theta),
             jnp.abs(1 - theta[-1]),
-            jnp.max(sol.residual),
+            ev.residual,
         )
 
     def reached(row):
@@ -174,11 +180,11 @@ def gradient_descent(
 
     def step(carry, t):
         theta, opt_state, y_warm, fail_code, fail_step, non_unique, hit = carry
-        loss, grad, sol = measure(theta, y_warm)
-        row = diagnostics(theta, loss, grad, sol)
+        ev = measure(theta, y_warm)
+        row = diagnostics(theta, ev)
         hit = jnp.where((hit < 0) & reached(row), t, hit)
-        flags = status_flags(sol.status)
-        code = solve_failure(sol.status, loss, grad, flags=flags)
+        flags, grad = ev.flags, ev.grad
+        code = solve_failure(None, ev.loss, grad, flags=flags)
         failed_now = (fail_step < 0) & (code != Status.CONVERGED)
         fail_code = jnp.where(failed_now, code, fail_code)
         fail_step = jnp.where(failed_now, t, fail_step)
@@ -195,7 +201,7 @@ def gradient_descent(
         # Next warm start: this step's solutions (the solver predicts from them
         # to first order, sideq.solve.predict_start; where a solve failed, the
         # NaN it left makes the next solve start cold).
-        new_y = warm_start(sol)
+        new_y = ev.warm
         new_opt_state = jax.tree_util.tree_map(keep, opt_state, new_opt_state)
         carry = (new_theta, new_opt_state, new_y, fail_code, fail_step, non_unique, hit)
         return carry, (row if history else None)
@@ -210,11 +216,11 @@ def gradient_descent(
         jnp.asarray(-1, jnp.int32),
     )
     if not history:
-        first = diagnostics(theta0, *measure(theta0, init[2]))
+        first = diagnostics(theta0, measure(theta0, init[2]))
     (theta_T, _, y_T, fail_code, fail_step, non_unique, hit), hist = jax.lax.scan(
         step, init, jnp.arange(epochs, dtype=jnp.int32)
     )
-    last = diagnostics(theta_T, *measure(theta_T, y_T))
+    last = diagnostics(theta_T, measure(theta_T, y_T))
     hit = jnp.where((hit < 0) & reached(last) & (fail_step < 0), epochs, hit)
     if history:
         rows = (jnp.concatenate([h, l[None]]) for h, l in zip(hist, last))

@@ -22,6 +22,7 @@ r"""Risks with the squared loss ℓ(y, ŷ) = (ŷ − y)² (Sections 3.1.1 and 3.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -30,7 +31,9 @@ import numpy as np
 from sideq.data import Gaussian, Uniform
 from sideq.errors import SideqInputError
 from sideq.model import Model
-from sideq.solve import BACKENDS, Equilibrium, _concrete, _solve_impl, default_tol
+from sideq.solve import (BACKENDS, Equilibrium, WarmStart, _concrete, _solve_impl, _solve_two_steps,
+                         default_tol, warm_start)
+from sideq.status import Status
 
 __all__ = [
     "targets", "empirical_risk", "population_risk", "quadrature_rule",
@@ -113,7 +116,7 @@ def _default_y0(model, theta, x):
 _FUSED_FEATURES = 8  # up to this d, ∂R/∂θ1 joins the one-pass reduction; beyond it, a matvec
 
 
-def _closed_form_gradient(model: Model, theta, x, target, weights, sol: Equilibrium):
+def _closed_form_gradient(model: Model, theta, x, target, weights, sol: Equilibrium, *, summary=False):
     r"""(R, ∇R) for R(θ) = Σᵢ wᵢ (y_θ(xᵢ) − tᵢ)² with y_θ(xᵢ) = ``sol.y``, in closed form.
 
     By Eq. (1) the root depends on θ through a = θ1ᵀx + b and θ2 only, with
@@ -124,6 +127,9 @@ def _closed_form_gradient(model: Model, theta, x, target, weights, sol: Equilibr
     with rᵢ = yᵢ − tᵢ.  These sums and R are taken in one pass over the samples
     (a variadic reduction) where autodiff through the implicit function makes a
     pass for each.  ``weights`` is a scalar (the same for every sample) or (n,).
+    ``summary=True`` also returns, from the same pass, the set of the
+    equilibria's statuses as a bit mask (bit k: code k occurs) and their worst
+    residual: (R, ∇R, flags, max residual).
     """
     r = sol.y - target
     rs = r * sol.sensitivity
@@ -135,17 +141,114 @@ def _closed_form_gradient(model: Model, theta, x, target, weights, sol: Equilibr
     terms = [w * r * r] + ([wrs * x[:, j] for j in range(d)] if fused else [])
     terms += ([wrs] if model.bias else []) + [wrs * sol.y]
     zero = jnp.zeros((), r.dtype)
-    sums = jax.lax.reduce(tuple(terms), (zero,) * len(terms),
-                          lambda u, v: tuple(a + b for a, b in zip(u, v)), (0,))
-    loss, rest = sums[0], list(sums[1:])
+    inits = [zero] * len(terms)
+    n_sums = len(terms)
+    if summary:
+        terms += [jnp.left_shift(jnp.int32(1), sol.status.astype(jnp.int32)), sol.residual]
+        inits += [jnp.int32(0), zero]
+
+    def combine(u, v):
+        out = tuple(a + b for a, b in zip(u[:n_sums], v[:n_sums]))
+        if summary:
+            out += (u[n_sums] | v[n_sums], jnp.maximum(u[n_sums + 1], v[n_sums + 1]))
+        return out
+
+    sums = jax.lax.reduce(tuple(terms), tuple(inits), combine, (0,))
+    loss, rest = sums[0], list(sums[1:n_sums])
     theta1, rest = (jnp.stack(rest[:d]), rest[d:]) if fused else (wrs @ x, rest)
     grad = 2 * jnp.concatenate([theta1, jnp.stack(rest)])
     if scalar_w:
         loss, grad = weights * loss, weights * grad
-    return loss, grad.astype(jnp.result_type(theta))
+    grad = grad.astype(jnp.result_type(theta))
+    if summary:
+        return loss, grad, sums[n_sums], sums[n_sums + 1]
+    return loss, grad
 
 
-def empirical_objective(model: Model, x, y, *, backend="jaxopt", tol=None, maxiter=100):
+class Evaluation(NamedTuple):
+    """What a step of gradient descent needs from the risk at θ (all reduced
+    over the samples except the warm start)."""
+
+    loss: jax.Array  # R(θ)
+    grad: jax.Array  # ∇R(θ), shape (p,)
+    warm: WarmStart  # the equilibria, as the next step's warm start
+    flags: jax.Array  # statuses that occur among the equilibria, bit k for code k (int32)
+    residual: jax.Array  # worst |y − g_θ(x, y)| over the samples
+
+
+_SOLVE_AGAIN = (1 << Status.SINGULAR) | (1 << Status.SOLVER_FAILURE) | (1 << Status.MAX_STEPS)
+
+
+def _descent_terms(model: Model, theta, x, target, weights, y0, tol, solve, route="auto") -> Evaluation:
+    r"""R(θ), ∇R(θ) (Eq. (1), closed form) and the step's summaries, reduced
+    over the samples in one pass (:func:`_closed_form_gradient`).
+
+    Two routes give the same numbers; ``route="auto"`` takes ``"straight"`` for
+    float64 when JAX's default backend is an accelerator and ``"solve"``
+    otherwise (decided when the step is traced; ``jax.lax.platform_dependent``
+    would trace and compile both routes, doubling the compile time on CPU), as
+    measured on an H200 (BENCHMARKS.md): for 32768 Section 4.2 runs the
+    straight-line route gave 2.08e10 sample-steps/s against 1.70e10 in float64,
+    but 4.73e10 against 8.2e10 in float32, for reasons not established.
+
+    * ``"solve"``: ``solve(theta, y0)``, the safeguarded Newton solver of
+      :func:`sideq.solve.solve`, whose loop of at most one iteration skips the
+      second σ evaluation wherever one step is certified; then the reduction.
+    * ``"straight"``: two Newton steps from each warm start and σ at
+      the result (:func:`sideq.solve._solve_two_steps`: three σ evaluations in
+      straight-line code), then the reduction.  Where the two steps settle an
+      equilibrium they are the first two steps of that same solver, accepted by
+      the same tests.  If some equilibrium is not settled (a cold start, a
+      large step in θ), the batch is solved again by ``solve`` inside a
+      loop of at most one iteration, which costs nothing when it does not run
+      (on the Section 4.2 problem it never ran, in either precision).  A loop
+      between the first step and the reduction, as the solver has, makes each
+      iterate a round trip through memory; without one a GPU can fuse the pass
+      into a kernel that reads and writes the warm start only (a hand-written
+      epoch of this shape ran at 1.38e11 sample-steps/s in float32 on the
+      H200, which the straight-line route does not reach).  XLA:CPU makes no
+      kernel with several outputs, so on CPU this code splits into ~30 kernels
+      and loses to the solver's loop (0.6–0.7× on one core).
+    """
+
+    def evaluate(sol):
+        loss, grad, flags, residual = _closed_form_gradient(model, theta, x, target, weights, sol,
+                                                            summary=True)
+        return Evaluation(loss, grad, warm_start(sol), flags, residual)
+
+    def by_solve(y0):
+        return evaluate(solve(theta, y0))
+
+    def straight(y0):
+        sol, _ = jax.vmap(lambda x_, y0_: _solve_two_steps(model, theta, x_, y0_, tol))(x, y0)
+
+        def again(state):
+            _, ran = state
+            # (The selects on ``ran``, no-ops, keep the solve from being hoisted
+            # out of the loop as loop-invariant code, which would then run every
+            # time: a = θ1ᵀx + b alone is a pass over the batch.)
+            theta_, start = jax.tree_util.tree_map(lambda v: jnp.where(ran, jnp.nan, v), (theta, y0))
+            return evaluate(solve(theta_, start)), jnp.ones((), bool)
+
+        out, _ = jax.lax.while_loop(lambda st: ~st[1] & ((st[0].flags & _SOLVE_AGAIN) != 0), again,
+                                    (evaluate(sol), jnp.zeros((), bool)))
+        return out
+
+    if route == "auto":
+        accelerator = jax.default_backend() != "cpu"
+        route = "straight" if accelerator and jnp.result_type(theta) == jnp.float64 else "solve"
+    return straight(y0) if route == "straight" else by_solve(y0)
+
+
+ROUTES = ("auto", "solve", "straight")
+
+
+def _check_route(route):
+    if route not in ROUTES:
+        raise SideqInputError(f"route: expected one of {ROUTES}, got {route!r}")
+
+
+def empirical_objective(model: Model, x, y, *, backend="jaxopt", tol=None, maxiter=100, route="auto"):
     """``objective(theta, y0) -> (R̂(θ), Equilibrium)`` for jit/grad/scan (no checks).
 
     ``y0`` (shape (n,)) warm-starts each sample's equilibrium; the returned
@@ -154,8 +257,14 @@ def empirical_objective(model: Model, x, y, *, backend="jaxopt", tol=None, maxit
     any order of reverse mode).  ``objective.value_and_grad(theta, y0)`` returns
     the same ``((R̂, Equilibrium), ∇R̂)`` with the gradient in closed form from
     Eq. (1), in one pass over the samples (:func:`_closed_form_gradient`); it is
-    what :func:`sideq.dynamics.gradient_descent` uses, and is not differentiable.
+    not differentiable.  ``objective.descent_terms(theta, y0)`` (with the
+    default backend) returns the :class:`Evaluation` a step of
+    :func:`sideq.dynamics.gradient_descent` needs, which uses it: the same risk
+    and gradient with the statuses and worst residual from the same pass, by
+    the ``route`` of :func:`_descent_terms` (``"auto"``: by platform;
+    ``"solve"`` or ``"straight"`` to choose, for tests and benchmarks).
     """
+    _check_route(route)
     tol = default_tol(jnp.result_type(x)) if tol is None else tol
     n = jnp.shape(x)[0]
 
@@ -169,17 +278,28 @@ def empirical_objective(model: Model, x, y, *, backend="jaxopt", tol=None, maxit
         return (loss, sol), grad
 
     objective.value_and_grad = value_and_grad
+    if backend == "jaxopt" and maxiter >= 2:
+        def descent_terms(theta, y0):
+            solve = lambda th, start: _solve_batch(model, th, x, start, backend, tol, maxiter)  # noqa: E731
+            return _descent_terms(model, theta, jnp.asarray(x), y, 1.0 / n, y0, tol, solve, route)
+
+        objective.descent_terms = descent_terms
     return objective
 
 
-def _population_uniform_solve(model, theta, xi, dist: Uniform, y0, backend, tol, maxiter):
-    """Equilibria at the nodes of the uniform rule: (nodes, weights, targets f, Equilibrium)."""
+def _uniform_nodes(model, theta, xi, dist: Uniform):
+    """(nodes x, weights, targets f(x)) of the uniform rule, in θ's dtype."""
     nodes01, w = _uniform_rule(dist)
     dtype = jnp.result_type(theta)
     lo, hi = jnp.asarray(dist.low, dtype), jnp.asarray(dist.high, dtype)
     x = lo + jnp.asarray(nodes01, dtype) * (hi - lo)
-    sol = _solve_batch(model, theta, x, y0, backend, tol, maxiter)
-    return x, jnp.asarray(w, dtype), targets(model, jnp.asarray(xi, dtype), x), sol
+    return x, jnp.asarray(w, dtype), targets(model, jnp.asarray(xi, dtype), x)
+
+
+def _population_uniform_solve(model, theta, xi, dist: Uniform, y0, backend, tol, maxiter):
+    """Equilibria at the nodes of the uniform rule: (nodes, weights, targets f, Equilibrium)."""
+    x, w, f = _uniform_nodes(model, theta, xi, dist)
+    return x, w, f, _solve_batch(model, theta, x, y0, backend, tol, maxiter)
 
 
 def _population_uniform(model, theta, xi, dist: Uniform, y0, backend, tol, maxiter):
@@ -228,18 +348,20 @@ def n_nodes(dist) -> int:
     return len(_normal_rule(dist.nodes or _GAUSS_NODES)[0]) ** 2
 
 
-def population_objective(model: Model, xi, dist, *, backend="jaxopt", tol=None, maxiter=100):
+def population_objective(model: Model, xi, dist, *, backend="jaxopt", tol=None, maxiter=100, route="auto"):
     """``objective(theta, y0) -> (R(θ, ξ), Equilibrium)`` for jit/grad/scan (no checks).
 
     ``y0`` has shape ``(n_nodes(dist),)``: one warm start per quadrature node.
     For a uniform law ``objective.value_and_grad`` gives the gradient in closed
-    form, as for :func:`empirical_objective` (the Gaussian rule's nodes move
-    with θ, so there the gradient is taken by implicit differentiation).
+    form and ``objective.descent_terms`` a descent step's terms, as for
+    :func:`empirical_objective` (the Gaussian rule's nodes move with θ, so there
+    the gradient is taken by implicit differentiation).
     """
     if not isinstance(dist, (Uniform, Gaussian)):
         raise SideqInputError(
             f"dist: expected sideq.uniform(...) or sideq.gaussian(...), got {type(dist).__name__}"
         )
+    _check_route(route)
     impl = _population_uniform if isinstance(dist, Uniform) else _population_gaussian
 
     def tol_for(theta):
@@ -256,6 +378,14 @@ def population_objective(model: Model, xi, dist, *, backend="jaxopt", tol=None, 
             return (loss, sol), grad
 
         objective.value_and_grad = value_and_grad
+        if backend == "jaxopt" and maxiter >= 2:
+            def descent_terms(theta, y0):
+                x, w, f = _uniform_nodes(model, theta, xi, dist)
+                tol_ = tol_for(theta)
+                solve = lambda th, start: _solve_batch(model, th, x, start, backend, tol_, maxiter)  # noqa: E731
+                return _descent_terms(model, theta, x, f, w, y0, tol_, solve, route)
+
+            objective.descent_terms = descent_terms
     return objective
 
 

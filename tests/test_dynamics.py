@@ -219,3 +219,113 @@ def test_descent_on_a_plain_objective_uses_implicit_differentiation():
     runs = [gradient_descent(SIG, obj, theta0, y0, XI, epochs=50, eta=0.1) for obj in (objective, plain)]
     np.testing.assert_allclose(np.asarray(runs[0].theta), np.asarray(runs[1].theta), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(np.asarray(runs[0].loss), np.asarray(runs[1].loss), rtol=1e-12)
+
+
+# descent_terms: on CPU the solver's route, on GPU/TPU two Newton steps in
+# straight-line code with a full solve of the batch where they do not settle
+# (sideq.risk._descent_terms).  Both routes run here and must agree.
+def _objectives(name, d, bias, risk, rng):
+    model = sideq.linear(bias) if name == "linear" else sideq.single_index(name, bias=bias)
+    xi = jnp.asarray(rng.normal(size=d))
+    if risk == "empirical":
+        x = jnp.asarray(rng.uniform(0.0, 1.0, (24, d)))
+        make = lambda route: empirical_objective(model, x, sideq.targets(model, xi, x), route=route)  # noqa: E731
+        nodes = x
+    else:
+        dist = sideq.uniform(0.0, 1.0, d)
+        make = lambda route: population_objective(model, xi, dist, route=route)  # noqa: E731
+        nodes = None
+    return model, xi, nodes, make("straight"), make("solve"), (dist if risk != "empirical" else None)
+
+
+def _assert_same_terms(a, b):
+    np.testing.assert_allclose(float(a.loss), float(b.loss), rtol=1e-13)
+    np.testing.assert_allclose(np.asarray(a.grad), np.asarray(b.grad), rtol=1e-12, atol=1e-15)
+    assert int(a.flags) == int(b.flags)
+    np.testing.assert_allclose(float(a.residual), float(b.residual), atol=1e-15)
+    for u, v in zip(a.warm, b.warm):
+        np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("name,d,bias,risk", CLOSED_FORM_CASES)
+def test_straight_line_route_matches_the_solver(name, d, bias, risk):
+    """From a warm start at a nearby θ (two steps settle every equilibrium: the
+    straight-line pass alone), from a cold start and from NaN (the batch is
+    solved again), both routes give the same risk, gradient, statuses and warm
+    start, and the same as value_and_grad."""
+    from sideq.solve import _solve_two_steps, warm_start
+
+    rng = np.random.default_rng(10 + d)
+    model, xi, x, straight, solve, dist = _objectives(name, d, bias, risk, rng)
+    theta = jnp.asarray(np.r_[rng.normal(0.0, 0.5, model.n_params(d) - 1), 0.3])
+    cold = (model.activation(x @ theta[:d]) if dist is None else initial_nodes_y0(model, theta, xi, dist))
+    near = theta + 1e-3 * jnp.asarray(rng.normal(size=theta.shape))
+    (_, sol_near), _ = solve.value_and_grad(near, cold)
+    warm = warm_start(sol_near)
+    terms = jax.jit(lambda y0: (straight.descent_terms(theta, y0), solve.descent_terms(theta, y0),
+                                solve.value_and_grad(theta, y0)))
+    for y0 in (warm, warm_start(cold), warm_start(jnp.full_like(cold, jnp.nan))):
+        a, b, ((loss, _), grad) = terms(y0)
+        _assert_same_terms(a, b)
+        np.testing.assert_allclose(float(a.loss), float(loss), rtol=1e-13)
+        np.testing.assert_allclose(np.asarray(a.grad), np.asarray(grad), rtol=1e-12, atol=1e-15)
+    if dist is None:  # the first start exercises the straight-line pass alone
+        tol = 64 * float(jnp.finfo(theta.dtype).eps)
+        _, settled = jax.vmap(lambda a, w: _solve_two_steps(model, theta, a, w, tol))(x, warm)
+        assert bool(jnp.all(settled))
+
+
+def test_straight_line_route_solves_again_where_two_steps_do_not_settle():
+    """sigmoid with θ2 = −50: F' is far from constant, two Newton steps from a
+    cold start do not settle (the safe path's bisection is needed), so the
+    straight-line route must fall back to the solver for the batch."""
+    from sideq.solve import _solve_two_steps, warm_start
+
+    x = jnp.asarray(X[:32])
+    y = sideq.targets(SIG, jnp.asarray(XI), x)
+    theta = jnp.asarray([3.0, -50.0])
+    y0 = warm_start(jnp.zeros(x.shape[0]))
+    _, settled = jax.vmap(lambda a, w: _solve_two_steps(SIG, theta, a, w, 64 * 2.0**-52))(x, y0)
+    assert not bool(jnp.all(settled))
+    a = empirical_objective(SIG, x, y, route="straight").descent_terms(theta, y0)
+    b = empirical_objective(SIG, x, y, route="solve").descent_terms(theta, y0)
+    _assert_same_terms(a, b)
+    assert int(a.flags) == 1 << Status.CONVERGED
+
+
+@pytest.mark.parametrize("risk", ["empirical", "population"])
+def test_descent_by_the_straight_line_route(risk):
+    """200 steps of gradient descent, vmapped over three runs, one of which
+    diverges (η = 1e12): by either route the same θ, statuses and failure step,
+    and the good runs are untouched by the bad one."""
+    x = jnp.asarray(X[:32])
+    if risk == "empirical":
+        objs = [empirical_objective(SIG, x, sideq.targets(SIG, jnp.asarray(XI), x), route=r)
+                for r in ("straight", "solve")]
+        y0 = lambda th: SIG.activation(x[:, 0] * th[0])  # noqa: E731
+    else:
+        dist = sideq.uniform(0.0, 1.0, 1)
+        objs = [population_objective(SIG, XI, dist, route=r) for r in ("straight", "solve")]
+        y0 = lambda th: initial_nodes_y0(SIG, th, XI, dist)  # noqa: E731
+    theta0 = jnp.asarray([[0.2, -0.3], [0.05, 0.1], [0.3, 0.2]])
+    eta = jnp.asarray([0.1, 0.1, 1e12])
+
+    def runs(obj):
+        return jax.jit(jax.vmap(lambda t, e: gradient_descent(
+            SIG, obj, t, y0(t), XI, epochs=200, eta=e, history=False)))(theta0, eta)
+
+    a, b = runs(objs[0]), runs(objs[1])
+    np.testing.assert_allclose(np.asarray(a.theta), np.asarray(b.theta), rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(np.asarray(a.status), np.asarray(b.status))
+    np.testing.assert_array_equal(np.asarray(a.fail_step), np.asarray(b.fail_step))
+    assert int(a.status[2]) == Status.DIVERGED and np.all(np.asarray(a.status[:2]) != Status.DIVERGED)
+    solo = gradient_descent(SIG, objs[0], theta0[0], y0(theta0[0]), XI, epochs=200, eta=0.1, history=False)
+    np.testing.assert_allclose(np.asarray(a.theta[0]), np.asarray(solo.theta), rtol=1e-13, atol=1e-15)
+
+
+def test_objective_route_is_checked():
+    x = jnp.asarray(X[:8])
+    with pytest.raises(sideq.SideqInputError, match="^route"):
+        empirical_objective(SIG, x, sideq.targets(SIG, jnp.asarray(XI), x), route="fast")
+    with pytest.raises(sideq.SideqInputError, match="^route"):
+        population_objective(SIG, XI, sideq.uniform(0.0, 1.0, 1), route=None)

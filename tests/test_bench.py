@@ -4,7 +4,6 @@ before any timing means anything; and the exactness checks of the fast paths
 must pass on a short run."""
 
 import numpy as np
-import pytest
 
 import sideq
 from sideq import bench

@@ -27,25 +27,12 @@ import optax
 from sideq.model import Model
 from sideq.risk import Evaluation
 from sideq.solve import warm_start
-from sideq.status import Status, first_status
+from sideq.status import Status, first_status, has_status, status_flags  # (re-exported)
 
 __all__ = [
     "Trajectory", "gradient_descent", "distance_to_target", "w_distance", "solve_failure",
     "status_flags", "has_status",
 ]
-
-
-def status_flags(sol_status):
-    """The set of statuses among the equilibria, as a bit mask (bit k: code k
-    occurs), from a single reduction."""
-    bits = jnp.left_shift(jnp.int32(1), jnp.ravel(sol_status).astype(jnp.int32))
-    return jax.lax.reduce(bits, jnp.int32(0), jax.lax.bitwise_or, (0,))
-
-
-def has_status(flags, *codes):
-    """Whether any of ``codes`` is in the mask from :func:`status_flags`."""
-    mask = sum(1 << int(c) for c in codes)
-    return (flags & mask) != 0
 
 
 def solve_failure(sol_status, loss, grad, *, flags=None):

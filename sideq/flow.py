@@ -50,7 +50,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sideq.dynamics import distance_to_target, has_status, solve_failure, status_flags, w_distance
+from sideq.dynamics import distance_to_target, solve_failure, w_distance
 from sideq.errors import SideqInputError
 from sideq.model import Model
 from sideq.risk import (
@@ -60,7 +60,7 @@ from sideq.risk import (
     population_objective,
 )
 from sideq.solve import BACKENDS
-from sideq.status import Status
+from sideq.status import Status, has_status, status_flags
 from sideq.train import check_problem, check_theta0
 
 __all__ = [

@@ -33,7 +33,7 @@ from sideq.errors import SideqInputError
 from sideq.model import Model
 from sideq.solve import (BACKENDS, Equilibrium, WarmStart, _concrete, _solve_impl, _solve_two_steps,
                          default_tol, warm_start)
-from sideq.status import Status
+from sideq.status import Status, has_status, status_bit
 
 __all__ = [
     "targets", "empirical_risk", "population_risk", "quadrature_rule",
@@ -144,7 +144,7 @@ def _closed_form_gradient(model: Model, theta, x, target, weights, sol: Equilibr
     inits = [zero] * len(terms)
     n_sums = len(terms)
     if summary:
-        terms += [jnp.left_shift(jnp.int32(1), sol.status.astype(jnp.int32)), sol.residual]
+        terms += [status_bit(sol.status), sol.residual]
         inits += [jnp.int32(0), zero]
 
     def combine(u, v):
@@ -174,9 +174,6 @@ class Evaluation(NamedTuple):
     warm: WarmStart  # the equilibria, as the next step's warm start
     flags: jax.Array  # statuses that occur among the equilibria, bit k for code k (int32)
     residual: jax.Array  # worst |y − g_θ(x, y)| over the samples
-
-
-_SOLVE_AGAIN = (1 << Status.SINGULAR) | (1 << Status.SOLVER_FAILURE) | (1 << Status.MAX_STEPS)
 
 
 def _descent_terms(model: Model, theta, x, target, weights, y0, tol, solve, route="auto") -> Evaluation:
@@ -230,8 +227,11 @@ def _descent_terms(model: Model, theta, x, target, weights, y0, tol, solve, rout
             theta_, start = jax.tree_util.tree_map(lambda v: jnp.where(ran, jnp.nan, v), (theta, y0))
             return evaluate(solve(theta_, start)), jnp.ones((), bool)
 
-        out, _ = jax.lax.while_loop(lambda st: ~st[1] & ((st[0].flags & _SOLVE_AGAIN) != 0), again,
-                                    (evaluate(sol), jnp.zeros((), bool)))
+        def unsettled(state):
+            ev, ran = state
+            return ~ran & has_status(ev.flags, Status.SINGULAR, Status.SOLVER_FAILURE, Status.MAX_STEPS)
+
+        out, _ = jax.lax.while_loop(unsettled, again, (evaluate(sol), jnp.zeros((), bool)))
         return out
 
     if route == "auto":

@@ -203,18 +203,23 @@ def _first_step(model: Model, a, theta2, y0, accept):
     return jnp.where(finite, y_fast, y_start), settled, step
 
 
+def _predicts_root(size, prev, eps, scale):
+    r"""Two Newton steps in a row, |s_{k−1}| = ``prev`` then |s_k| = ``size``,
+    show quadratic convergence with a few ulps left: with e_{k+1} ≈ C e_k² and
+    C ≈ s_k/s_{k−1}², the error after step k is ≈ s_k³/s_{k−1}²."""
+    return (size <= 1e-3 * prev) & (size**3 <= (4 * eps * scale) * prev**2)
+
+
 def _second_step(model: Model, a, theta2, y, settled, prev, accept):
     r"""One more plain Newton step where not ``settled``, accepted when certified
-    or when the two steps show quadratic convergence: with e_{k+1} ≈ C e_k² and
-    C ≈ s_k/s_{k−1}², the error left is ≈ s_k³/s_{k−1}², which must be a few
-    ulps (``prev`` = |s_{k−1}|; inf or NaN gives no prediction).  Returns
-    (y, settled, evaluations, |s_k|)."""
+    or when the two steps show quadratic convergence (:func:`_predicts_root`;
+    ``prev`` = |s_{k−1}|).  Returns (y, settled, evaluations, |s_k|)."""
     eps = _EPS[y.dtype.name]
     F, dF = model.residual_and_slope_at(a, theta2, y)
     s_k = F / dF
     scale = jnp.maximum(1, jnp.abs(y))
     size = jnp.abs(s_k)
-    ok = accept(s_k, scale) | ((size <= 1e-3 * prev) & (size**3 <= (4 * eps * scale) * prev**2))
+    ok = accept(s_k, scale) | _predicts_root(size, prev, eps, scale)
     y_new = y - s_k
     moved = ~settled & jnp.isfinite(y_new)
     evaluations = jnp.where(settled, 1, 2).astype(jnp.int32)
@@ -277,11 +282,10 @@ def _newton(model: Model, a, theta2, y0, tol, maxiter):
         stalled = (it >= _NEWTON_ONLY) & (it % 2 == 1)
         bisect = (outside | stalled) & bracketed & ~good
         y_new = jnp.where(bisect, 0.5 * (lo + hi), y_newton)
-        # Two Newton steps in a row: the error left after this step is ≈ s_k³/s_{k−1}².
+        # Two Newton steps in a row (no bisection between) that predict the root.
         s_k = jnp.abs(newton_step)
-        predicted = s_k**3 <= (4 * eps * scale) * prev**2
-        quadratic = (s_k <= 1e-3 * prev) & ~bisect & (prev < jnp.inf)
-        converged = good | (quadratic & predicted) | ~jnp.isfinite(y_new)
+        predicted = _predicts_root(s_k, prev, eps, scale) & ~bisect & (prev < jnp.inf)
+        converged = good | predicted | ~jnp.isfinite(y_new)
         step_taken = jnp.where(bisect, jnp.inf, s_k)  # only Newton steps predict
         new = (y_new, lo, hi, it + 1, converged, step_taken)
         return tuple(jnp.where(done, o, n) for o, n in zip(state, new))

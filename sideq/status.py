@@ -85,3 +85,26 @@ def first_status(cases, default=Status.CONVERGED):
     for condition, code in reversed(cases):
         out = jnp.where(condition, jnp.int32(code), out)
     return out
+
+
+def status_bit(status):
+    """1 << code, elementwise (int32): OR-ing these over equilibria gives the
+    mask of :func:`status_flags`."""
+    import jax.numpy as jnp
+
+    return jnp.left_shift(jnp.int32(1), jnp.asarray(status).astype(jnp.int32))
+
+
+def status_flags(sol_status):
+    """The set of statuses among the equilibria, as a bit mask (bit k: code k
+    occurs), from a single reduction."""
+    import jax
+    import jax.numpy as jnp
+
+    return jax.lax.reduce(status_bit(jnp.ravel(sol_status)), jnp.int32(0), jax.lax.bitwise_or, (0,))
+
+
+def has_status(flags, *codes):
+    """Whether any of ``codes`` is in the mask from :func:`status_flags`."""
+    mask = sum(1 << int(c) for c in codes)
+    return (flags & mask) != 0

@@ -11,6 +11,7 @@ call (compile time reported separately).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -35,6 +36,8 @@ def cpu_name() -> str:
 def machine() -> dict:
     import jax
 
+    from sideq.xla import cpu_vector_width
+
     devices = jax.devices()
     return {
         "cpu": cpu_name(),
@@ -43,6 +46,7 @@ def machine() -> dict:
         "devices": [str(d) for d in devices],
         "python": platform.python_version(),
         "jax": jax.__version__,
+        "cpu_vector_width": cpu_vector_width(),  # sideq.xla: None is XLA's default (256 bits)
     }
 
 
@@ -80,6 +84,22 @@ def _best(fn, repeats):
     return min(times), out
 
 
+@contextlib.contextmanager
+def _vector_width(width: str):
+    """Compile sideq's loops with another vector width (sideq.xla) inside the block."""
+    from sideq.xla import ENV
+
+    old = os.environ.get(ENV)
+    os.environ[ENV] = width
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ[ENV]
+        else:
+            os.environ[ENV] = old
+
+
 def bench_single_run(quick: bool) -> dict:
     """The Section 4.2 run: sideq steady state vs the per-sample baseline, same machine."""
     import jax
@@ -87,6 +107,7 @@ def bench_single_run(quick: bool) -> dict:
     import sideq
     from sideq.reproduce import EXPERIMENTS, draw
     from sideq.train import descent
+    from sideq.xla import cpu_vector_width
 
     cfg = EXPERIMENTS["sigmoid"]
     x, theta0 = draw(cfg, 0)
@@ -105,14 +126,24 @@ def bench_single_run(quick: bool) -> dict:
     base_per_epoch = t_base / base_epochs
 
     epochs = cfg["epochs"]
+    run = lambda: descent(model, theta0, xi=xi, x=x, eta=cfg["eta"], epochs=epochs).theta  # noqa: E731
     t0 = time.perf_counter()
-    descent(model, theta0, xi=xi, x=x, eta=cfg["eta"], epochs=epochs).theta.block_until_ready()
+    run().block_until_ready()
     first_call = time.perf_counter() - t0
-    t_run, traj = _best(
-        lambda: descent(model, theta0, xi=xi, x=x, eta=cfg["eta"], epochs=epochs).theta.block_until_ready(),
-        3 if quick else 7,
-    )
+    t_run, theta_T = _best(lambda: run().block_until_ready(), 3 if quick else 7)
     sideq_per_epoch = t_run / epochs
+    # Side by side: the same run compiled with XLA's default vector width, when
+    # sideq.xla chose another (AVX-512); the same θ, compiled twice.
+    default_xla = None
+    if cpu_vector_width() not in (None, 256):
+        with _vector_width("256"):
+            run().block_until_ready()
+            t_default, theta_default = _best(lambda: run().block_until_ready(), 3 if quick else 7)
+        gap = float(np.max(np.abs(np.asarray(theta_T) - np.asarray(theta_default))))
+        if gap > 1e-12:
+            raise AssertionError(f"the two vector widths disagree on theta by {gap:.3g}")
+        default_xla = {"sideq_run_s": t_default, "speedup_per_epoch": base_per_epoch * epochs / t_default,
+                       "theta_difference": gap}
     return {
         "name": "section 4.2 single run (sigmoid, n=1000, 4000 epochs, float64)",
         "agreement_after_3_epochs": agree,
@@ -125,6 +156,8 @@ def bench_single_run(quick: bool) -> dict:
         "speedup_per_epoch": base_per_epoch / sideq_per_epoch,
         "sample_steps_per_s": cfg["n"] * epochs / t_run,
         "dtype": str(jax.numpy.zeros(()).dtype),
+        "cpu_vector_width": cpu_vector_width(),
+        "xla_default_vector_width": default_xla,
     }
 
 
@@ -146,6 +179,7 @@ def bench_profile() -> dict:
 
     import sideq
     from sideq.reproduce import EXPERIMENTS, draw
+    from sideq import xla
     from sideq.risk import empirical_objective
     from sideq.solve import warm_start
 
@@ -158,7 +192,7 @@ def bench_profile() -> dict:
     obj = empirical_objective(model, xj, y)
     vg = obj.value_and_grad  # the route gradient_descent takes (closed-form Eq. (1) gradient)
 
-    @jax.jit
+    @xla.jit
     def traced(theta):
         def step(carry, _):
             theta, warm = carry
@@ -173,7 +207,7 @@ def bench_profile() -> dict:
     x1 = xj[:, 0]
 
     def floor_kernel(evals):
-        @jax.jit
+        @xla.jit  # the compiler options of sideq's own loops (sideq.xla)
         def run(theta):
             def step(carry, _):
                 th, th_prev, yy, k = carry

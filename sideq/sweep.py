@@ -84,6 +84,7 @@ from sideq.risk import (
 from sideq.solve import BACKENDS
 from sideq.status import Status
 from sideq.train import check_problem
+from sideq.xla import compiler_options
 
 __all__ = [
     "make_inits", "run_sweep", "load_results", "SweepResult", "default_chunk", "initialize_distributed",
@@ -250,9 +251,16 @@ def _one_run(model, risk, epochs, backend, maxiter, theta0, eta, data, xi, tols)
     )
 
 
-@functools.lru_cache(maxsize=32)
 def _chunk_fn(model, risk, epochs, backend, maxiter, mesh):
-    """The jitted chunk: (theta0 (C, p), eta (C,), data, xi, tols) -> per-run dict."""
+    """The jitted chunk: (theta0 (C, p), eta (C,), data, xi, tols) -> per-run dict,
+    compiled with :func:`sideq.xla.compiler_options` for the mesh's platform."""
+    options = compiler_options(mesh.devices.flat[0].platform)
+    return _chunk_fn_cached(model, risk, epochs, backend, maxiter, mesh,
+                            tuple(sorted((options or {}).items())))
+
+
+@functools.lru_cache(maxsize=32)
+def _chunk_fn_cached(model, risk, epochs, backend, maxiter, mesh, options):
     from jax.sharding import PartitionSpec as P
 
     def local(theta0, eta, data, xi, tols):
@@ -261,7 +269,7 @@ def _chunk_fn(model, risk, epochs, backend, maxiter, mesh):
 
     runs = P("runs")
     sharded = _shard_map(local, mesh, (runs, runs, P(), P(), P()), runs)
-    return jax.jit(sharded)
+    return jax.jit(sharded, compiler_options=dict(options) or None)
 
 
 # ----------------------------------------------------------------------------

@@ -2,7 +2,7 @@ r"""Checked single runs of gradient descent: the entry point for scripts and the
 
 :func:`descent` validates its arguments (one-line :class:`~sideq.errors.SideqInputError`
 naming the argument), builds the empirical or population objective, and runs
-:func:`sideq.dynamics.gradient_descent` under one ``jax.jit`` whose cache is
+:func:`sideq.dynamics.gradient_descent` under one ``jax.jit`` (:func:`sideq.xla.jit`) whose cache is
 shared by every call with the same static configuration (model, epochs,
 optimizer, sizes): a second run with another θ(0), η or data set of the same
 shape does not recompile.
@@ -10,7 +10,6 @@ shape does not recompile.
 
 from __future__ import annotations
 
-import functools
 import math
 
 import jax
@@ -18,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from sideq import xla
 from sideq.data import Gaussian, Uniform
 from sideq.dynamics import Trajectory, gradient_descent
 from sideq.errors import SideqInputError, SingularModelError
@@ -100,9 +100,7 @@ def check_step_size(eta):
         raise SideqInputError(f"eta: the step size must be a positive number, got {eta_c.tolist()}")
 
 
-@functools.partial(
-    jax.jit, static_argnames=("model", "epochs", "optimizer", "backend", "maxiter", "history")
-)
+@xla.jit(static_argnames=("model", "epochs", "optimizer", "backend", "maxiter", "history"))
 def _descent_empirical(model, theta0, x, y, xi, eta, tols, *, epochs, optimizer, backend, maxiter,
                        history=True):
     objective = empirical_objective(model, x, y, backend=backend, maxiter=maxiter)
@@ -113,9 +111,7 @@ def _descent_empirical(model, theta0, x, y, xi, eta, tols, *, epochs, optimizer,
     )
 
 
-@functools.partial(
-    jax.jit, static_argnames=("model", "epochs", "optimizer", "backend", "maxiter")
-)
+@xla.jit(static_argnames=("model", "epochs", "optimizer", "backend", "maxiter"))
 def _descent_population(model, theta0, dist, xi, eta, tols, *, epochs, optimizer, backend, maxiter):
     objective = population_objective(model, xi, dist, backend=backend, maxiter=maxiter)
     opt = optax.sgd(eta) if optimizer is None else optimizer

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import sideq
+from sideq import xla
 from sideq.dynamics import gradient_descent
 from sideq.reproduce import EXPERIMENTS, draw
 from sideq.risk import empirical_objective
@@ -57,7 +58,8 @@ def main() -> None:
         if args.steady:
             inits = np.tile([1.65, 0.23], (K, 1))
         th = jnp.asarray(inits, xj.dtype)
-        fn = jax.jit(jax.vmap(one)) if args.what == "sweep" else jax.jit(lambda t: one(t[0]))
+        # compiled with the options of sideq's own loops (sideq.xla)
+        fn = xla.jit(jax.vmap(one)) if args.what == "sweep" else xla.jit(lambda t: one(t[0]))
         jax.block_until_ready(fn(th))
         t0 = time.perf_counter()
         jax.block_until_ready(fn(th))

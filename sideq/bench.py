@@ -36,7 +36,7 @@ def cpu_name() -> str:
 def machine() -> dict:
     import jax
 
-    from sideq.xla import cpu_vector_width
+    from sideq.xla import compiler_options
 
     devices = jax.devices()
     return {
@@ -46,7 +46,7 @@ def machine() -> dict:
         "devices": [str(d) for d in devices],
         "python": platform.python_version(),
         "jax": jax.__version__,
-        "cpu_vector_width": cpu_vector_width(),  # sideq.xla: None is XLA's default (256 bits)
+        "xla_options": compiler_options(jax.default_backend()),  # sideq.xla (None: XLA's defaults)
     }
 
 
@@ -85,19 +85,20 @@ def _best(fn, repeats):
 
 
 @contextlib.contextmanager
-def _vector_width(width: str):
-    """Compile sideq's loops with another vector width (sideq.xla) inside the block."""
-    from sideq.xla import ENV
+def _xla_defaults():
+    """Compile sideq's loops with XLA's default options inside the block (sideq.xla)."""
+    from sideq.xla import ENV, ENV_REASSOCIATE
 
-    old = os.environ.get(ENV)
-    os.environ[ENV] = width
+    saved = {k: os.environ.get(k) for k in (ENV, ENV_REASSOCIATE)}
+    os.environ.update({ENV: "256", ENV_REASSOCIATE: "0"})
     try:
         yield
     finally:
-        if old is None:
-            del os.environ[ENV]
-        else:
-            os.environ[ENV] = old
+        for k, v in saved.items():
+            if v is None:
+                del os.environ[k]
+            else:
+                os.environ[k] = v
 
 
 def bench_single_run(quick: bool) -> dict:
@@ -107,7 +108,7 @@ def bench_single_run(quick: bool) -> dict:
     import sideq
     from sideq.reproduce import EXPERIMENTS, draw
     from sideq.train import descent
-    from sideq.xla import cpu_vector_width
+    from sideq.xla import compiler_options
 
     cfg = EXPERIMENTS["sigmoid"]
     x, theta0 = draw(cfg, 0)
@@ -132,16 +133,16 @@ def bench_single_run(quick: bool) -> dict:
     first_call = time.perf_counter() - t0
     t_run, theta_T = _best(lambda: run().block_until_ready(), 3 if quick else 7)
     sideq_per_epoch = t_run / epochs
-    # Side by side: the same run compiled with XLA's default vector width, when
-    # sideq.xla chose another (AVX-512); the same θ, compiled twice.
+    # Side by side: the same run compiled with XLA's default options, where
+    # sideq.xla chose others (512-bit vectors, reassociated sums); same θ.
     default_xla = None
-    if cpu_vector_width() not in (None, 256):
-        with _vector_width("256"):
+    if compiler_options(jax.default_backend()) is not None:
+        with _xla_defaults():
             run().block_until_ready()
             t_default, theta_default = _best(lambda: run().block_until_ready(), 3 if quick else 7)
         gap = float(np.max(np.abs(np.asarray(theta_T) - np.asarray(theta_default))))
         if gap > 1e-12:
-            raise AssertionError(f"the two vector widths disagree on theta by {gap:.3g}")
+            raise AssertionError(f"sideq's XLA options and XLA's defaults disagree on theta by {gap:.3g}")
         default_xla = {"sideq_run_s": t_default, "speedup_per_epoch": base_per_epoch * epochs / t_default,
                        "theta_difference": gap}
     return {
@@ -156,8 +157,8 @@ def bench_single_run(quick: bool) -> dict:
         "speedup_per_epoch": base_per_epoch / sideq_per_epoch,
         "sample_steps_per_s": cfg["n"] * epochs / t_run,
         "dtype": str(jax.numpy.zeros(()).dtype),
-        "cpu_vector_width": cpu_vector_width(),
-        "xla_default_vector_width": default_xla,
+        "xla_options": compiler_options(jax.default_backend()),
+        "with_xla_defaults": default_xla,
     }
 
 

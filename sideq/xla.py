@@ -1,21 +1,31 @@
-r"""XLA compiler options for sideq's compiled training loops.
+r"""XLA compiler options for sideq's compiled training loops (CPU).
 
-XLA:CPU vectorizes with 256-bit registers unless told otherwise, even on CPUs
-with AVX-512.  sideq's descent loops make a dozen short passes (n ≈ 10³
-samples) per epoch, each bound by arithmetic (σ's ``exp``, the Newton
-division); with 512-bit vectors the Section 4.2 run took 0.029 s instead of
-0.040 s on a 2-core AMD EPYC (BENCHMARKS.md).  So on a CPU that reports
-``avx512f``, sideq compiles its descent runs and sweep chunks with
-``xla_cpu_prefer_vector_width=512``.  Other backends, and CPUs without
-AVX-512, get XLA's defaults.
+Two options, each measured on the Section 4.2 run (BENCHMARKS.md); other
+backends get XLA's defaults.
 
-The options change how XLA vectorizes, not the arithmetic: each σ and each
-Newton step is the same IEEE operation; only sums over samples may round
-differently (the benchmark's exactness checks hold either way).
+* **512-bit vectors** (``xla_cpu_prefer_vector_width=512``) on a CPU that
+  reports ``avx512f``.  XLA:CPU vectorizes with 256-bit registers unless told
+  otherwise; the per-sample passes (σ's ``exp``, the Newton division) then take
+  two thirds of the time.
+* **Reassociated sums** (``xla_cpu_enable_fast_math`` with NaN, ∞, division
+  and math functions all honoured, so what is left is reassociation, fused
+  multiply–add and the sign of zero).  Without it every sum over the samples
+  (R, ∇R by Eq. (1), the worst residual) is one chain of a thousand dependent
+  additions, bound by the adder's latency, not its throughput; with it LLVM
+  sums in vector lanes.  σ, ``exp`` and the solver's steps compile to the same
+  instructions (bit for bit the same values: ``tests/test_xla.py``); only the
+  order of summation and the rounding of a·b + c change, by an ulp or so.
 
-Override with the environment variable ``SIDEQ_CPU_VECTOR_WIDTH``: ``256``
-(XLA's default), ``512``, or ``auto`` (the default).  It is read when a
-function is called, so a benchmark can time both widths in one process.
+On the 2-core AMD EPYC of BENCHMARKS.md the Section 4.2 run took 0.040 s with
+XLA's defaults, 0.029 s with 512-bit vectors and 0.020 s with both.
+
+Environment variables, read when a sideq loop is called (so a benchmark can
+time every setting in one process):
+
+* ``SIDEQ_CPU_VECTOR_WIDTH``: ``256`` (XLA's default), ``512``, or ``auto``
+  (the default: 512 where the CPU has AVX-512);
+* ``SIDEQ_CPU_REASSOCIATE``: ``1`` (the default) or ``0`` (XLA's strict order).
+
 Functions you ``jax.jit`` yourself get what you pass them:
 ``jax.jit(f, compiler_options=sideq.xla.compiler_options("cpu"))``.
 """
@@ -29,9 +39,21 @@ import jax
 
 from sideq.errors import SideqInputError
 
-__all__ = ["ENV", "cpu_vector_width", "compiler_options", "jit"]
+__all__ = ["ENV", "ENV_REASSOCIATE", "cpu_vector_width", "cpu_reassociate", "compiler_options", "jit"]
 
 ENV = "SIDEQ_CPU_VECTOR_WIDTH"
+ENV_REASSOCIATE = "SIDEQ_CPU_REASSOCIATE"
+
+# Fast math with every IEEE guarantee that matters here kept: NaN and ∞ are
+# honoured (a diverging run stays detectable), division is exact (no
+# reciprocal approximations), math functions are the accurate ones.
+_REASSOCIATE = {
+    "xla_cpu_enable_fast_math": True,
+    "xla_cpu_fast_math_honor_nans": True,
+    "xla_cpu_fast_math_honor_infs": True,
+    "xla_cpu_fast_math_honor_division": True,
+    "xla_cpu_fast_math_honor_functions": True,
+}
 
 
 @functools.lru_cache(maxsize=None)
@@ -60,12 +82,25 @@ def cpu_vector_width() -> int | None:
     raise SideqInputError(f"{ENV}: expected 256, 512 or auto, got {value!r}; unset it to detect")
 
 
+def cpu_reassociate() -> bool:
+    """Whether XLA:CPU may reorder sums (``SIDEQ_CPU_REASSOCIATE``, default 1)."""
+    value = os.environ.get(ENV_REASSOCIATE, "1").strip().lower()
+    if value in ("", "1", "on", "true", "yes"):
+        return True
+    if value in ("0", "off", "false", "no"):
+        return False
+    raise SideqInputError(f"{ENV_REASSOCIATE}: expected 1 or 0, got {value!r}; unset it for the default (1)")
+
+
 def compiler_options(platform: str) -> dict | None:
     """``jax.jit(..., compiler_options=...)`` for sideq's loops on ``platform``."""
     if platform != "cpu":
         return None
+    options = dict(_REASSOCIATE) if cpu_reassociate() else {}
     width = cpu_vector_width()
-    return None if width is None else {"xla_cpu_prefer_vector_width": width}
+    if width is not None:
+        options["xla_cpu_prefer_vector_width"] = width
+    return options or None
 
 
 class _Jit:

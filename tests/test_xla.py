@@ -1,10 +1,13 @@
-"""sideq.xla: the CPU vector width sideq compiles its loops with.
+"""sideq.xla: the XLA:CPU options sideq compiles its loops with.
 
-The width changes how XLA vectorizes, not what is computed: a descent run
-compiled at 256 and at 512 bits must give the same trajectory (the second
-route), and an override the user sets must be honoured or refused in one line.
+The options change how XLA vectorizes and in which order it sums, not what is
+computed: σ and exp must come out bit for bit the same, NaN and ∞ must still
+propagate and be detected, and a descent run compiled with XLA's defaults must
+give the same trajectory (the second route).  An override the user sets must be
+honoured or refused in one line.
 """
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -17,6 +20,7 @@ from sideq.train import _descent_empirical, descent
 @pytest.mark.parametrize("value,expected", [("256", 256), ("512", 512), (" 512 ", 512)])
 def test_width_from_the_environment(monkeypatch, value, expected):
     monkeypatch.setenv(xla.ENV, value)
+    monkeypatch.setenv(xla.ENV_REASSOCIATE, "0")
     assert xla.cpu_vector_width() == expected
     assert xla.compiler_options("cpu") == {"xla_cpu_prefer_vector_width": expected}
     assert xla.compiler_options("gpu") is None  # other backends keep XLA's defaults
@@ -25,6 +29,7 @@ def test_width_from_the_environment(monkeypatch, value, expected):
 @pytest.mark.parametrize("flags,expected", [({"sse2", "avx2", "avx512f"}, 512), ({"sse2", "avx2"}, None)])
 def test_width_detected_from_the_cpu(monkeypatch, flags, expected):
     monkeypatch.delenv(xla.ENV, raising=False)
+    monkeypatch.setenv(xla.ENV_REASSOCIATE, "0")
     monkeypatch.setattr(xla, "_cpu_flags", lambda: frozenset(flags))
     assert xla.cpu_vector_width() == expected
     assert xla.compiler_options("cpu") == (None if expected is None else {"xla_cpu_prefer_vector_width": 512})
@@ -32,21 +37,65 @@ def test_width_detected_from_the_cpu(monkeypatch, flags, expected):
     assert xla.cpu_vector_width() == expected
 
 
-def test_bad_width_is_a_one_line_error(monkeypatch):
+@pytest.mark.parametrize("value,expected", [(None, True), ("1", True), ("on", True), ("0", False), ("off", False)])
+def test_reassociation_from_the_environment(monkeypatch, value, expected):
+    monkeypatch.setenv(xla.ENV, "256")
+    if value is None:
+        monkeypatch.delenv(xla.ENV_REASSOCIATE, raising=False)
+    else:
+        monkeypatch.setenv(xla.ENV_REASSOCIATE, value)
+    options = xla.compiler_options("cpu")
+    assert options["xla_cpu_prefer_vector_width"] == 256
+    assert options.get("xla_cpu_enable_fast_math", False) is expected
+    if expected:  # every IEEE guarantee but the order of operations is kept
+        for guarantee in ("nans", "infs", "division", "functions"):
+            assert options[f"xla_cpu_fast_math_honor_{guarantee}"] is True
+
+
+def test_bad_settings_are_one_line_errors(monkeypatch):
     monkeypatch.setenv(xla.ENV, "1024")
     with pytest.raises(sideq.SideqInputError, match=r"^SIDEQ_CPU_VECTOR_WIDTH: expected 256, 512 or auto"):
         xla.cpu_vector_width()
+    monkeypatch.setenv(xla.ENV_REASSOCIATE, "maybe")
+    with pytest.raises(sideq.SideqInputError, match=r"^SIDEQ_CPU_REASSOCIATE: expected 1 or 0"):
+        xla.cpu_reassociate()
 
 
-def test_both_widths_give_the_same_run(monkeypatch):
+def _sideq_options(monkeypatch):
+    monkeypatch.setenv(xla.ENV, "512")
+    monkeypatch.delenv(xla.ENV_REASSOCIATE, raising=False)
+    return xla.compiler_options("cpu")
+
+
+def test_functions_are_bit_for_bit_the_same_and_nan_propagates(monkeypatch):
+    options = _sideq_options(monkeypatch)
+    z = np.concatenate([np.linspace(-745.0, 710.0, 20001), np.random.default_rng(0).normal(0, 5, 20000),
+                        [np.nan, np.inf, -np.inf, 0.0, -0.0]])
+    for fn in (jnp.exp, jax.nn.sigmoid, jnp.tanh, jnp.log1p, lambda v: 1.0 / (1.0 + v * v)):
+        plain, fast = jax.jit(fn)(z), jax.jit(fn, compiler_options=options)(z)
+        np.testing.assert_array_equal(np.asarray(fast), np.asarray(plain))
+    # Sums and maxima reorder, but a NaN or an ∞ still reaches the result.
+    total = jax.jit(lambda v: (jnp.sum(v), jnp.max(v), jnp.all(jnp.isfinite(v))), compiler_options=options)
+    v = np.random.default_rng(1).normal(size=1001)
+    for bad in (np.nan, np.inf):
+        w = v.copy()
+        w[517] = bad
+        s, m, finite = total(w)
+        assert not np.isfinite(float(s)) and not np.isfinite(float(m)) and not bool(finite)
+    s, m, finite = total(v)
+    assert abs(float(s) - float(np.sum(v))) <= 1e-12 and float(m) == float(np.max(v)) and bool(finite)
+
+
+def test_same_run_as_with_xla_defaults(monkeypatch):
     model = sideq.single_index("sigmoid")
     x = np.random.default_rng(0).uniform(0, 1, (64, 1))
     runs = {}
-    for width in ("256", "512"):
+    for width, reassociate in (("256", "0"), ("512", "1")):
         monkeypatch.setenv(xla.ENV, width)
+        monkeypatch.setenv(xla.ENV_REASSOCIATE, reassociate)
         before = _descent_empirical._cache_size()
         runs[width] = descent(model, [0.3, -0.2], xi=[2.0], x=x, eta=0.5, epochs=30)
-        assert _descent_empirical._cache_size() == before + 1  # one compilation per width
+        assert _descent_empirical._cache_size() == before + 1  # one compilation per setting
     a, b = runs["256"], runs["512"]
     assert np.max(np.abs(np.asarray(a.theta) - np.asarray(b.theta))) <= 1e-13
     assert np.max(np.abs(np.asarray(a.loss) - np.asarray(b.loss))) <= 1e-15

@@ -12,6 +12,7 @@ from sideq.solve import (
 )
 from sideq.risk import empirical_risk, population_risk, targets
 from sideq.status import Status
+from sideq import xla  # the XLA:CPU options of sideq's loops: sideq.xla.compiler_options("cpu")
 
 __version__ = "0.1.0"
 
@@ -21,7 +22,7 @@ __all__ = [
     "Model", "linear", "single_index",
     "BACKENDS", "Equilibrium", "WarmStart", "equilibrium", "predict_start", "solve",
     "uniqueness_margin", "warm_start",
-    "Status",
+    "Status", "xla",
     "Gaussian", "Uniform", "gaussian", "load_data", "sample", "second_moment", "uniform",
     "empirical_risk", "population_risk", "targets",
 ]

@@ -321,6 +321,7 @@ def bench_flow(K: int) -> dict:
     import jax.numpy as jnp
 
     import sideq
+    from sideq import xla
     from sideq.flow import gradient_flow
     from sideq.risk import initial_nodes_y0, population_objective
 
@@ -333,7 +334,7 @@ def bench_flow(K: int) -> dict:
     objective = population_objective(model, xi, dist)
     cold = lambda th: initial_nodes_y0(model, th, xi, dist)  # noqa: E731
     ts = jnp.concatenate([jnp.zeros(1), jnp.geomspace(1e-9, 1e3, 40)])
-    fn = jax.jit(jax.vmap(lambda t0: gradient_flow(model, objective, t0, xi, cold_start=cold, t1=1e3,
+    fn = xla.jit(jax.vmap(lambda t0: gradient_flow(model, objective, t0, xi, cold_start=cold, t1=1e3,
                                                    saveat_ts=ts, gtol=1e-10, max_steps=8192)))
     th = jnp.asarray(theta0)
     t0 = time.perf_counter()

@@ -41,7 +41,6 @@ linear DEQ (Theorem 3.1 says it is exactly zero for the flow).
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Callable, NamedTuple
 
@@ -50,6 +49,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sideq import xla
 from sideq.dynamics import distance_to_target, solve_failure, w_distance
 from sideq.errors import SideqInputError
 from sideq.model import Model
@@ -300,7 +300,7 @@ def gradient_flow(
 _STATIC = ("model", "max_steps", "solver", "backend", "maxiter")
 
 
-@functools.partial(jax.jit, static_argnames=_STATIC)
+@xla.jit(static_argnames=_STATIC)  # sideq.xla: the CPU options of sideq's loops
 def _flow_empirical(model, theta0, x, y, xi, t1, ts, rtol, atol, gtol, *, max_steps, solver,
                     backend, maxiter):
     objective = empirical_objective(model, x, y, backend=backend, maxiter=maxiter)
@@ -310,7 +310,7 @@ def _flow_empirical(model, theta0, x, y, xi, t1, ts, rtol, atol, gtol, *, max_st
     )
 
 
-@functools.partial(jax.jit, static_argnames=_STATIC)
+@xla.jit(static_argnames=_STATIC)  # sideq.xla: the CPU options of sideq's loops
 def _flow_population(model, theta0, dist, xi, t1, ts, rtol, atol, gtol, *, max_steps, solver,
                      backend, maxiter):
     objective = population_objective(model, xi, dist, backend=backend, maxiter=maxiter)

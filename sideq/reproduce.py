@@ -160,6 +160,7 @@ def _figure3_flow_variant(seeds: int, base_seed: int) -> dict:
     import jax.numpy as jnp
 
     import sideq
+    from sideq import xla
     from sideq.flow import gradient_flow
     from sideq.risk import initial_nodes_y0, population_objective
     from sideq.theory import theorem_3_3_limit_corrected
@@ -169,7 +170,7 @@ def _figure3_flow_variant(seeds: int, base_seed: int) -> dict:
     theta0 = np.stack([draw(cfg, base_seed + k)[1] for k in range(seeds)])
     objective = population_objective(model, xi, law)
     cold = lambda th: initial_nodes_y0(model, th, xi, law)  # noqa: E731
-    run = jax.jit(jax.vmap(lambda t0: gradient_flow(model, objective, t0, xi, cold_start=cold, t1=1e4,
+    run = xla.jit(jax.vmap(lambda t0: gradient_flow(model, objective, t0, xi, cold_start=cold, t1=1e4,
                                                     gtol=1e-11, max_steps=16384)))
     tr = run(jnp.asarray(theta0))
     limit = np.stack([theorem_3_3_limit_corrected(t0, [cfg["xi"]]) for t0 in theta0])

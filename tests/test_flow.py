@@ -304,7 +304,7 @@ def test_vmapped_flow_equals_single_runs():
     objective = empirical_objective(LIN, x, x @ xi)
     ts = jnp.asarray(grid(500.0))
 
-    @jax.jit
+    @sideq.xla.jit  # compiled like flow() itself (sideq.xla), so the two can agree to rounding
     @jax.vmap
     def batch(theta0):
         return gradient_flow(LIN, objective, theta0, xi, cold_start=lambda th: _default_y0(LIN, th, x),

@@ -459,11 +459,23 @@ def main(quick: bool, as_json: bool) -> int:
         print(json.dumps(report))
         return 0
     m = report["machine"]
-    print(f"machine: {m['cpu']} ({m['cores']} cores), jax {m['jax']} on {m['backend']}")
+    options = m.get("xla_options") or {}
+    print(f"machine: {m['cpu']} ({m['cores']} cores), jax {m['jax']} on {m['backend']}; XLA options: "
+          + (", ".join(f"{k}={v}" for k, v in options.items()) or "XLA's defaults"))
+
+    def show(key, value, indent):
+        if isinstance(value, dict):
+            print(f"{indent}{key}:")
+            for k, v in value.items():
+                show(k, v, indent + "  ")
+        elif isinstance(value, float):
+            print(f"{indent}{key:<{34 - len(indent)}} {value:.4g}")
+        else:
+            print(f"{indent}{key:<{34 - len(indent)}} {value}")
+
     for r in report["results"]:
         print(f"\n{r['name']}")
         for k, v in r.items():
-            if k == "name":
-                continue
-            print(f"  {k:<32} {v:.4g}" if isinstance(v, float) else f"  {k:<32} {v}")
+            if k not in ("name", "xla_options"):  # (the options are on the machine line)
+                show(k, v, "  ")
     return 0

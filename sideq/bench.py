@@ -135,8 +135,9 @@ def bench_single_run(quick: bool) -> dict:
     sideq_per_epoch = t_run / epochs
     # Side by side: the same run compiled with XLA's default options, where
     # sideq.xla chose others (512-bit vectors, reassociated sums); same θ.
+    options = compiler_options(jax.default_backend())
     default_xla = None
-    if compiler_options(jax.default_backend()) is not None:
+    if options is not None:
         with _xla_defaults():
             run().block_until_ready()
             t_default, theta_default = _best(lambda: run().block_until_ready(), 3 if quick else 7)
@@ -157,7 +158,7 @@ def bench_single_run(quick: bool) -> dict:
         "speedup_per_epoch": base_per_epoch / sideq_per_epoch,
         "sample_steps_per_s": cfg["n"] * epochs / t_run,
         "dtype": str(jax.numpy.zeros(()).dtype),
-        "xla_options": compiler_options(jax.default_backend()),
+        "xla_options": options,
         "with_xla_defaults": default_xla,
     }
 

@@ -147,15 +147,15 @@ def gradient_descent(
             (loss, sol), grad = value_and_grad(theta, y_warm)
             return Evaluation(loss, grad, warm_start(sol), status_flags(sol.status), jnp.max(sol.residual))
 
-    def diagnostics(theta, ev: Evaluation):
+    def diagnostics(theta, loss, grad, residual):
         return (
             theta,
-            ev.loss,
-            jnp.linalg.norm(ev.grad),
+            loss,
+            jnp.linalg.norm(grad),
             distance_to_target(model, theta, xi),
             w_distance(theta),
             jnp.abs(1 - theta[-1]),
-            ev.residual,
+            residual,
         )
 
     # With history, an epoch records one packed row (θ, ∇R, R, worst residual):
@@ -168,10 +168,7 @@ def gradient_descent(
         return jnp.concatenate([theta, ev.grad.astype(dtype), jnp.stack([ev.loss, ev.residual]).astype(dtype)])
 
     def unpack(rows):
-        theta, grad, loss, resid = rows[:, :p], rows[:, p:2 * p], rows[:, 2 * p], rows[:, 2 * p + 1]
-        return (theta, loss, jnp.linalg.norm(grad, axis=-1),
-                jax.vmap(lambda th: distance_to_target(model, th, xi))(theta),
-                jax.vmap(w_distance)(theta), jnp.abs(1 - theta[:, -1]), resid)
+        return jax.vmap(diagnostics)(rows[:, :p], rows[:, 2 * p], rows[:, p:2 * p], rows[:, 2 * p + 1])
 
     def reached(row):
         # A tolerance of 0 is off (an exact 0.0 risk must not count as reached in
@@ -183,7 +180,7 @@ def gradient_descent(
     def step(carry, t):
         theta, opt_state, y_warm, fail_code, fail_step, non_unique, hit = carry
         ev = measure(theta, y_warm)
-        row = diagnostics(theta, ev)
+        row = diagnostics(theta, ev.loss, ev.grad, ev.residual)
         hit = jnp.where((hit < 0) & reached(row), t, hit)
         flags, grad = ev.flags, ev.grad
         code = solve_failure(None, ev.loss, grad, flags=flags)
@@ -218,12 +215,13 @@ def gradient_descent(
         jnp.asarray(-1, jnp.int32),
     )
     if not history:
-        first = diagnostics(theta0, measure(theta0, init[2]))
+        ev_0 = measure(theta0, init[2])
+        first = diagnostics(theta0, ev_0.loss, ev_0.grad, ev_0.residual)
     (theta_T, _, y_T, fail_code, fail_step, non_unique, hit), hist = jax.lax.scan(
         step, init, jnp.arange(epochs, dtype=jnp.int32)
     )
     ev_T = measure(theta_T, y_T)
-    last = diagnostics(theta_T, ev_T)
+    last = diagnostics(theta_T, ev_T.loss, ev_T.grad, ev_T.residual)
     hit = jnp.where((hit < 0) & reached(last) & (fail_step < 0), epochs, hit)
     if history:
         rows = unpack(jnp.concatenate([hist, record(theta_T, ev_T)[None]]))

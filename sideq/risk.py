@@ -31,7 +31,7 @@ import numpy as np
 from sideq.data import Gaussian, Uniform
 from sideq.errors import SideqInputError
 from sideq.model import Model
-from sideq.solve import (BACKENDS, Equilibrium, WarmStart, _concrete, _solve_impl, _solve_two_steps,
+from sideq.solve import (BACKENDS, Equilibrium, WarmStart, _concrete, _solve_impl, _solve_two_steps, _solve_warm,
                          default_tol, warm_start)
 from sideq.status import Status, has_status, status_bit
 
@@ -176,7 +176,7 @@ class Evaluation(NamedTuple):
     residual: jax.Array  # worst |y − g_θ(x, y)| over the samples
 
 
-def _descent_terms(model: Model, theta, x, target, weights, y0, tol, solve, route="auto") -> Evaluation:
+def _descent_terms(model: Model, theta, x, target, weights, y0, tol, maxiter, solve, route="auto") -> Evaluation:
     r"""R(θ), ∇R(θ) (Eq. (1), closed form) and the step's summaries, reduced
     over the samples in one pass (:func:`_closed_form_gradient`).
 
@@ -214,7 +214,7 @@ def _descent_terms(model: Model, theta, x, target, weights, y0, tol, solve, rout
         return Evaluation(loss, grad, warm_start(sol), flags, residual)
 
     def by_solve(y0):
-        return evaluate(solve(theta, y0))
+        return evaluate(_solve_warm(model, theta, x, y0, tol, maxiter))
 
     def straight(y0):
         sol, _ = jax.vmap(lambda x_, y0_: _solve_two_steps(model, theta, x_, y0_, tol))(x, y0)
@@ -281,7 +281,7 @@ def empirical_objective(model: Model, x, y, *, backend="jaxopt", tol=None, maxit
     if backend == "jaxopt" and maxiter >= 2:
         def descent_terms(theta, y0):
             solve = lambda th, start: _solve_batch(model, th, x, start, backend, tol, maxiter)  # noqa: E731
-            return _descent_terms(model, theta, jnp.asarray(x), y, 1.0 / n, y0, tol, solve, route)
+            return _descent_terms(model, theta, jnp.asarray(x), y, 1.0 / n, y0, tol, maxiter, solve, route)
 
         objective.descent_terms = descent_terms
     return objective
@@ -383,7 +383,7 @@ def population_objective(model: Model, xi, dist, *, backend="jaxopt", tol=None, 
                 x, w, f = _uniform_nodes(model, theta, xi, dist)
                 tol_ = tol_for(theta)
                 solve = lambda th, start: _solve_batch(model, th, x, start, backend, tol_, maxiter)  # noqa: E731
-                return _descent_terms(model, theta, x, f, w, y0, tol_, solve, route)
+                return _descent_terms(model, theta, x, f, w, y0, tol_, maxiter, solve, route)
 
             objective.descent_terms = descent_terms
     return objective

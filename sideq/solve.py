@@ -79,6 +79,8 @@ def warm_start(start) -> WarmStart:
     is ``y0`` itself)."""
     if isinstance(start, Equilibrium):
         return WarmStart(start.y, start.omega, start.sensitivity)
+    if isinstance(start, WarmStart):
+        return start
     y0 = jnp.asarray(start)
     zero = jnp.zeros_like(y0)
     return WarmStart(y0, zero, zero)
@@ -185,22 +187,32 @@ def _acceptance(model: Model, theta2, dtype, tol):
     return accept
 
 
-def _first_step(model: Model, a, theta2, y0, accept):
-    """The fast path: one evaluation of F and F' at y0 (from y0, or from a cold
-    start where y0 is not a number), one Newton step.  Returns (y1, settled,
-    step): y1 is the step's end where finite (else the start), settled whether
-    it is accepted."""
+def _start_point(model: Model, y0):
+    """Where the Newton iteration starts: y0 clipped into the closure of σ(ℝ),
+    where every root lies, or a cold start at 0 (clipped) where y0 is not a
+    number (a failed warm start); the bracket is global, any point will do."""
     act = model.activation
-    # Every root lies in the closure of σ(ℝ), so start there.  A start that is not
-    # a number (a failed warm start) falls back to a cold start at 0 clipped
-    # into that range: the bracket is global, any point will do.
-    y_start = jnp.clip(jnp.where(jnp.isfinite(y0), y0, 0), act.range_min, act.range_max)
-    F, dF = model.residual_and_slope_at(a, theta2, y_start)
-    step = F / dF
+    return jnp.clip(jnp.where(jnp.isfinite(y0), y0, 0), act.range_min, act.range_max)
+
+
+def _step_end(y_start, step, accept):
+    """(y1, settled) for the Newton step ``step`` from ``y_start``: the step's end
+    where finite (else the start), and whether the step is accepted."""
     y_fast = y_start - step
     finite = jnp.isfinite(y_fast)
     settled = accept(step, jnp.maximum(1, jnp.abs(y_start))) & finite
-    return jnp.where(finite, y_fast, y_start), settled, step
+    return jnp.where(finite, y_fast, y_start), settled
+
+
+def _first_step(model: Model, a, theta2, y0, accept):
+    """The fast path: one evaluation of F and F' at the start point (y0, or a
+    cold start where y0 is not a number: :func:`_start_point`), one Newton step.
+    Returns (y1, settled, step) (:func:`_step_end`)."""
+    y_start = _start_point(model, y0)
+    F, dF = model.residual_and_slope_at(a, theta2, y_start)
+    step = F / dF
+    y1, settled = _step_end(y_start, step, accept)
+    return y1, settled, step
 
 
 def _predicts_root(size, prev, eps, scale):
@@ -253,14 +265,44 @@ def _newton(model: Model, a, theta2, y0, tol, maxiter):
     and the error left, ≈ s_k³/s_{k−1}², is a few ulps (for σ without a
     curvature bound).
     """
-    act = model.activation
     eps = _EPS[jnp.result_type(y0).name]
     accept = _acceptance(model, theta2, jnp.result_type(y0), tol)
     y1, fast, step = _first_step(model, a, theta2, y0, accept)
     if maxiter < 2:
-        return y1, jnp.ones((), jnp.int32), fast
+        return y1, jnp.ones(jnp.shape(y1), jnp.int32), fast
 
-    # Safe path, for the elements the fast path did not settle.
+    # Everything past the fast path sits in a loop of at most one iteration
+    # (a while_loop, so that under vmap it runs only when some element of the
+    # batch needs it; a cond would become a select and always run): a second
+    # plain Newton step, light, then the safe path for what is still not done,
+    # each from the last Newton iterate (the bracket is global, so any start
+    # point will do).
+    def fallback(state):
+        y, done, _, ran = state
+        # (a non-finite step gives prev = inf or NaN: no quadratic prediction
+        # from it.  The select on ``ran``, a no-op, keeps |step| from being
+        # hoisted out of the loop as loop-invariant code, which would run always.)
+        prev = jnp.abs(jnp.where(ran, jnp.inf, step))
+        y, done, evaluations, prev = _second_step(model, a, theta2, y, done, prev, accept)
+        y, it, done = _safe_path(model, a, theta2, y, done, prev, accept, eps, maxiter - 2)
+        return y, done, it + evaluations, True
+
+    y, done, evaluations, _ = jax.lax.while_loop(
+        lambda st: (~st[3]) & ~jnp.all(st[1]), fallback,
+        (y1, fast, jnp.ones(jnp.shape(y1), jnp.int32), jnp.zeros((), bool)))
+    return y, evaluations, done
+
+
+def _safe_path(model: Model, a, theta2, y, done, prev, accept, eps, limit):
+    """The safe path of :func:`_newton` for the elements not ``done``, from y:
+    at most ``limit`` iterations of bracketed Newton/bisection.  Elementwise,
+    so it runs on one element (under vmap) or on a whole batch alike.
+    Returns (y, iterations, done)."""
+    act = model.activation
+
+    def active(state):
+        return ~state[4] & (state[3] < limit)
+
     def body(state):
         y, lo, hi, it, done, prev = state
         first = it == 0  # set up the bracket, from a point in the closure of σ(ℝ)
@@ -288,34 +330,13 @@ def _newton(model: Model, a, theta2, y0, tol, maxiter):
         converged = good | predicted | ~jnp.isfinite(y_new)
         step_taken = jnp.where(bisect, jnp.inf, s_k)  # only Newton steps predict
         new = (y_new, lo, hi, it + 1, converged, step_taken)
-        return tuple(jnp.where(done, o, n) for o, n in zip(state, new))
+        go = active(state)
+        return tuple(jnp.where(go, n, o) for o, n in zip(state, new))
 
-    def cond(state):
-        return (~state[4]) & (state[3] < maxiter)
-
-    # Everything past the fast path sits in a loop of at most one iteration
-    # (a while_loop, so that under vmap it runs only when some element of the
-    # batch needs it; a cond would become a select and always run): a second
-    # plain Newton step, light, then the safe path for what is still not done,
-    # each from the last Newton iterate (the bracket is global, so any start
-    # point will do).
-    def fallback(state):
-        y, done, _, ran = state
-        # (a non-finite step gives prev = inf or NaN: no quadratic prediction
-        # from it.  The select on ``ran``, a no-op, keeps |step| from being
-        # hoisted out of the loop as loop-invariant code, which would run always.)
-        prev = jnp.abs(jnp.where(ran, jnp.inf, step))
-        y, done, evaluations, prev = _second_step(model, a, theta2, y, done, prev, accept)
-        inf = jnp.full_like(y, jnp.inf)
-        safe = (y, -inf, inf, jnp.zeros((), jnp.int32), done, prev)
-        y, _, _, it, done, _ = jax.lax.while_loop(
-            lambda st: cond(st) & (st[3] < maxiter - 2), body, safe)
-        return y, done, it + evaluations, True
-
-    y, done, evaluations, _ = jax.lax.while_loop(
-        lambda st: (~st[3]) & ~jnp.all(st[1]), fallback,
-        (y1, fast, jnp.ones((), jnp.int32), jnp.zeros((), bool)))
-    return y, evaluations, done
+    inf = jnp.full_like(y, jnp.inf)
+    state = (y, -inf, inf, jnp.zeros(jnp.shape(y), jnp.int32), done, prev)
+    y, _, _, it, done, _ = jax.lax.while_loop(lambda st: jnp.any(active(st)), body, state)
+    return y, it, done
 
 
 def _scalar_linear_solve(matvec, b):
@@ -397,6 +418,69 @@ def _solve_two_steps(model: Model, theta, x, y0, tol: float):
     y1, settled, step = _first_step(model, a, theta2, y0, accept)
     y, settled, evaluations, _ = _second_step(model, a, theta2, y1, settled, jnp.abs(step), accept)
     return _equilibrium(model, theta, x, a, theta2, y, evaluations, settled, tol), settled
+
+
+def _all(flags):
+    """``jnp.all(flags)`` over the last axis, as one variadic reduction.  XLA:CPU
+    splits a plain reduction over many elements into a reduce-window and a
+    reduce, with the flags written out first (three kernels); its
+    tree-reduction rewrite leaves variadic reductions alone, so this one is a
+    single kernel that computes the flags as it reduces them."""
+    bad = jnp.where(flags, 0, 1).astype(jnp.int32)
+    zero = jnp.zeros((), jnp.int32)
+    count, worst = jax.lax.reduce((bad, bad), (zero, zero),
+                                  lambda u, v: (u[0] + v[0], jnp.maximum(u[1], v[1])), (flags.ndim - 1,))
+    return (count == 0) & (worst == 0)  # (both outputs used: XLA drops an unused one, and the reduction with it)
+
+
+def _solve_warm(model: Model, theta, x, previous: WarmStart, tol: float, maxiter: int) -> Equilibrium:
+    r"""The equilibria of a whole batch ``x`` (n, d) from a warm start: the
+    iteration of :func:`_newton` with the same numbers, written on the batch
+    rather than vmapped over its elements, and not differentiable (for the
+    closed-form gradient of gradient descent, :func:`sideq.risk._descent_terms`).
+
+    On the batch the loop past the fast path has one scalar test, whether every
+    first step is accepted, taken by one reduction fused with the test itself
+    (:func:`_all`).  The acceptance flags are never written out: where the loop
+    runs (some step not accepted), it recomputes them from the step, and the
+    start point and the offset a = θ1ᵀx + b from the warm start, inside the
+    loop, so that none of them is a pass over the batch in the epochs where it
+    does not run.  Without the loop every element is settled after one
+    iteration, which is what the loop's initial state says.
+    """
+    previous = warm_start(previous)  # (a WarmStart, an Equilibrium, or points y0)
+    theta, x, _ = _start(model, theta, x, previous.y)
+    previous = WarmStart(*(jnp.asarray(v, theta.dtype) for v in previous))
+    theta2 = theta[-1]
+    eps = _EPS[theta.dtype.name]
+    accept = _acceptance(model, theta2, theta.dtype, tol)
+
+    def start(theta):
+        return model.offset(theta, x), _start_point(model, predict_start(model, theta, x, previous))
+
+    a, y_start = start(theta)
+    F, dF = model.residual_and_slope_at(a, theta2, y_start)
+    step = F / dF
+    y1, settled = _step_end(y_start, step, accept)
+    n = jnp.shape(y1)
+    if maxiter < 2:
+        return _equilibrium(model, theta, x, a, theta2, y1, jnp.ones(n, jnp.int32), settled, tol)
+
+    def fallback(state):
+        y, _, _, _, ran = state
+        # (The selects on ``ran``, no-ops, keep the recomputation inside the
+        # loop: XLA would hoist loop-invariant code out of it, to run always.)
+        theta_ = jnp.where(ran, jnp.nan, theta)
+        step_ = jnp.where(ran, jnp.nan, step)
+        a_, y_start_ = start(theta_)
+        _, done = _step_end(y_start_, step_, accept)
+        y, done, evaluations, prev = _second_step(model, a_, theta2, y, done, jnp.abs(step_), accept)
+        y, it, done = _safe_path(model, a_, theta2, y, done, prev, accept, eps, maxiter - 2)
+        return y, done, it + evaluations, jnp.ones((), bool), jnp.ones((), bool)
+
+    init = (y1, jnp.ones(n, bool), jnp.ones(n, jnp.int32), _all(settled), jnp.zeros((), bool))
+    y, done, iterations, _, _ = jax.lax.while_loop(lambda st: ~st[4] & ~st[3], fallback, init)
+    return _equilibrium(model, theta, x, a, theta2, y, iterations, done, tol)
 
 
 def _start(model: Model, theta, x, y0):

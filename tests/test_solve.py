@@ -514,3 +514,57 @@ def test_non_finite_warm_start_falls_back_to_a_cold_start():
     w = sideq.WarmStart(jnp.array([jnp.nan, 0.1]), jnp.zeros(2), jnp.ones(2))
     sol = sideq.solve(model, theta, x, y0=w)
     np.testing.assert_allclose(np.asarray(sol.y), np.asarray(cold.y), rtol=0, atol=4e-16)
+
+
+# (model, theta, a scale for x): warm starts that one step settles, cold and NaN
+# starts that need the second step or the safe path (sigmoid θ2 = −50 cycles
+# between the bracket's ends; θ2 = 8 is non-unique), the linear DEQ near θ2 = 1.
+_BATCH_CASES = [
+    ("sigmoid", [1.6, 0.23]), ("sigmoid", [3.0, -50.0]), ("sigmoid", [2.0, 8.0]),
+    ("tanh", [0.8, 0.5]), ("softplus", [1.2, -0.7]), ("gelu", [1.0, 0.4]),
+    ("relu", [1.0, 0.6]), ("linear", [2.0, 0.999]), ("linear", [0.5, 3.0]),
+]
+
+
+@functools.lru_cache(maxsize=None)
+def _batch_and_vmap(name):
+    from sideq.solve import _solve_impl, _solve_warm
+
+    model = sideq.linear() if name == "linear" else sideq.single_index(name)
+    tol = 64 * 2.0**-52
+    batch = jax.jit(lambda th, x, w: _solve_warm(model, th, x, w, tol, 100))
+    per_element = jax.jit(jax.vmap(lambda th, x, w: _solve_impl(model, th, x, w, "jaxopt", tol, 100),
+                                   in_axes=(None, 0, 0)))
+    return model, batch, per_element
+
+
+@pytest.mark.parametrize("name, theta", _BATCH_CASES)
+def test_batch_solve_is_the_vmapped_solve(name, theta):
+    """``_solve_warm`` (gradient descent's solve: the whole batch at once, the
+    fallback's test one reduction) gives every field of the vmapped jaxopt
+    solve, from a warm start at a nearby θ, a cold start and NaN, with the
+    fallback and the safe path run for part of the batch: the same iterations
+    and statuses, and the same numbers to an ulp (the same operations, fused
+    differently)."""
+    from sideq.solve import WarmStart, warm_start
+
+    model, batch, per_element = _batch_and_vmap(name)
+    rng = np.random.default_rng(3)
+    x = jnp.asarray(rng.uniform(-1.0, 1.0, (40, 1)))
+    theta = jnp.asarray(theta)
+    near = theta + jnp.asarray([1e-3, -1e-3])
+    cold = jnp.zeros(40)
+    warm = warm_start(per_element(near, x, warm_start(cold)))
+    mixed = WarmStart(*(v.at[::7].set(jnp.nan) for v in warm))
+    ran = set()
+    for start in (warm, warm_start(cold), mixed, warm_start(jnp.full(40, jnp.nan))):
+        a, b = batch(theta, x, start), per_element(theta, x, start)
+        for field, u, v in zip(a._fields, a, b):
+            if jnp.issubdtype(u.dtype, jnp.integer):
+                np.testing.assert_array_equal(np.asarray(u), np.asarray(v), err_msg=field)
+            else:
+                np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=4e-16, atol=1e-15, err_msg=field)
+        ran.add(int(jnp.max(a.iterations)))
+    assert max(ran) >= 2  # the fallback ran for part of a batch
+    if float(theta[-1]) == -50.0:
+        assert max(ran) > 2  # and the safe path

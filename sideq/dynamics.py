@@ -26,7 +26,7 @@ import optax
 
 from sideq.model import Model
 from sideq.risk import Evaluation
-from sideq.solve import warm_start
+from sideq.solve import continuation, warm_start
 from sideq.status import Status, first_status, has_status, status_flags  # (re-exported)
 
 __all__ = [
@@ -139,6 +139,10 @@ def gradient_descent(
     # form (Eq. (1)), from one pass over the samples (descent_terms); any other
     # objective is differentiated implicitly through its equilibria.
     measure = getattr(objective, "descent_terms", None)
+    # (descent_terms carries its warm start as a Continuation: the solutions,
+    # their sensitivity and θ; autodiff of any other objective an Equilibrium's.)
+    start = continuation(jnp.asarray(y0, dtype), theta0) if measure is not None else warm_start(
+        jnp.asarray(y0, dtype))
     if measure is None:
         value_and_grad = getattr(objective, "value_and_grad", None) or jax.value_and_grad(
             objective, has_aux=True)
@@ -208,7 +212,7 @@ def gradient_descent(
     init = (
         theta0,
         optimizer.init(theta0),
-        warm_start(jnp.asarray(y0, dtype)),
+        start,
         jnp.asarray(Status.CONVERGED, jnp.int32),
         jnp.asarray(-1, jnp.int32),
         jnp.asarray(False),

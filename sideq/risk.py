@@ -31,8 +31,8 @@ import numpy as np
 from sideq.data import Gaussian, Uniform
 from sideq.errors import SideqInputError
 from sideq.model import Model
-from sideq.solve import (BACKENDS, Equilibrium, WarmStart, _concrete, _solve_impl, _solve_two_steps, _solve_warm,
-                         default_tol, warm_start)
+from sideq.solve import (BACKENDS, Continuation, Equilibrium, _concrete, _solve_impl, _solve_two_steps,
+                         _solve_warm, default_tol, predict_start)
 from sideq.status import Status, has_status, status_bit
 
 __all__ = [
@@ -171,7 +171,7 @@ class Evaluation(NamedTuple):
 
     loss: jax.Array  # R(θ)
     grad: jax.Array  # ∇R(θ), shape (p,)
-    warm: WarmStart  # the equilibria, as the next step's warm start
+    warm: Continuation  # the equilibria, as the next step's warm start
     flags: jax.Array  # statuses that occur among the equilibria, bit k for code k (int32)
     residual: jax.Array  # worst |y − g_θ(x, y)| over the samples
 
@@ -211,12 +211,14 @@ def _descent_terms(model: Model, theta, x, target, weights, y0, tol, maxiter, so
     def evaluate(sol):
         loss, grad, flags, residual = _closed_form_gradient(model, theta, x, target, weights, sol,
                                                             summary=True)
-        return Evaluation(loss, grad, warm_start(sol), flags, residual)
+        return Evaluation(loss, grad, Continuation(sol.y, sol.sensitivity, theta), flags, residual)
 
     def by_solve(y0):
         return evaluate(_solve_warm(model, theta, x, y0, tol, maxiter))
 
     def straight(y0):
+        if not isinstance(y0, jax.Array):  # a warm start: predict on the batch, solve from plain starts
+            y0 = predict_start(model, theta, x, y0)
         sol, _ = jax.vmap(lambda x_, y0_: _solve_two_steps(model, theta, x_, y0_, tol))(x, y0)
 
         def again(state):

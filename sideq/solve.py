@@ -46,7 +46,7 @@ from sideq.model import Model
 from sideq.status import Status, first_status
 
 __all__ = [
-    "Equilibrium", "WarmStart", "warm_start", "predict_start", "solve", "equilibrium",
+    "Equilibrium", "WarmStart", "warm_start", "Continuation", "continuation", "predict_start", "solve", "equilibrium",
     "uniqueness_margin", "BACKENDS", "default_tol",
 ]
 
@@ -73,31 +73,55 @@ class WarmStart(NamedTuple):
     sensitivity: jax.Array
 
 
+class Continuation(NamedTuple):
+    """A warm start kept as the solutions y' at a nearby θ', their ∂y/∂a, and θ'
+    itself (per element, except θ').  :func:`predict_start` makes the same
+    first-order prediction from it as from a :class:`WarmStart`, with
+    a + θ2 y' − ω' = (θ − θ')·(x, [1,] y') taken from θ − θ' instead of read
+    from ω': gradient descent keeps two arrays per step instead of three."""
+
+    y: jax.Array
+    sensitivity: jax.Array
+    theta: jax.Array
+
+
+def continuation(y0, theta) -> Continuation:
+    """A :class:`Continuation` from points ``y0`` alone at θ (zero sensitivity:
+    the prediction is ``y0`` itself)."""
+    y0 = jnp.asarray(y0)
+    return Continuation(y0, jnp.zeros_like(y0), jnp.asarray(theta))
+
+
 def warm_start(start) -> WarmStart:
     """A warm start from a previous solution (an :class:`Equilibrium`: its y, ω
     and ∂y/∂a), or from points ``y0`` alone (zero sensitivity: the prediction
     is ``y0`` itself)."""
     if isinstance(start, Equilibrium):
         return WarmStart(start.y, start.omega, start.sensitivity)
-    if isinstance(start, WarmStart):
+    if isinstance(start, (WarmStart, Continuation)):
         return start
     y0 = jnp.asarray(start)
     zero = jnp.zeros_like(y0)
     return WarmStart(y0, zero, zero)
 
 
-def predict_start(model: Model, theta, x, previous: WarmStart):
+def predict_start(model: Model, theta, x, previous: WarmStart | Continuation):
     r"""First-order prediction of y_θ(x) from the solution at a nearby θ'.
 
     By Eq. (1), dy = ∂y/∂a · (da + y dθ2) with a = θ1ᵀx + b; since
     da + y' dθ2 = (a + θ2 y') − ω' to first order, the prediction is
     y' + ∂y/∂a · (a + θ2 y' − ω'), with error O(‖θ − θ'‖²) instead of the
     O(‖θ − θ'‖) of reusing y' (the predictor step of a continuation method).
-    Falls back to y' where the prediction is not finite.
+    From a :class:`Continuation` the same increment is (θ − θ')·(x, [1,] y'),
+    computed from θ − θ'.  Falls back to y' where the prediction is not finite.
     """
-    a = model.offset(theta, x)
     y_prev = previous.y
-    y_pred = y_prev + previous.sensitivity * (a + theta[-1] * y_prev - previous.omega)
+    if isinstance(previous, Continuation):
+        delta = theta - previous.theta
+        change = model.offset(delta, x) + delta[-1] * y_prev
+    else:
+        change = model.offset(theta, x) + theta[-1] * y_prev - previous.omega
+    y_pred = y_prev + previous.sensitivity * change
     return jnp.where(jnp.isfinite(y_pred), y_pred, y_prev)
 
 
@@ -157,15 +181,20 @@ def _acceptance(model: Model, theta2, dtype, tol):
     step s = F/F', since the root is within |F|/m of y; with |F'| ≤ D (its sup
     over y) the bound needs the step alone.  A step is *certified* when that
     bound is below ``_CERTIFIED_ULPS`` eps·scale: y − s is the root to rounding.
-    A certified step must also be short, |s| ≤ √eps·scale: the step itself
-    carries rounding error ∝ eps·|s|, which a long step (a cold start of the
-    linear DEQ, certified by M2 = 0) would leave in y − s.  A *negligible* step
+    A certified step must also be short, |s| ≤ eps^(1/4)·scale: the computed
+    step carries a rounding error of a few ulps of s (from F' and the
+    division), which a long step (a cold start of the linear DEQ, certified by
+    M2 = 0) would leave in y − s; for a short one it is a few eps^(5/4)·scale,
+    a ten-thousandth of an ulp in float64.  (A cap of √eps, as before the sixth
+    session, refused steps that the Taylor bound certifies: on the Section 4.2
+    run 418 of 4000 epochs needed a second evaluation somewhere, against 258.)
+    A *negligible* step
     |s| ≤ tol·scale is accepted too.  A step that is not a number is not
     accepted (comparisons with NaN are false).
     """
     act = model.activation
     eps = _EPS[jnp.dtype(dtype).name]
-    sqrt_eps = math.sqrt(eps)
+    short = eps**0.25
     m, _ = uniqueness_margin(model, theta2)
     if math.isfinite(act.curvature_max):
         # certified ⇔ θ2² M2 D s² ≤ 2 m² c·eps·scale, with
@@ -181,7 +210,7 @@ def _acceptance(model: Model, theta2, dtype, tol):
         ok = size <= tol * scale
         if cert_lhs is not None:
             certified = cert_lhs * size**2 <= cert_rhs * scale
-            ok = ok | (certified & (size <= sqrt_eps * scale))
+            ok = ok | (certified & (size <= short * scale))
         return ok
 
     return accept
@@ -448,9 +477,9 @@ def _solve_warm(model: Model, theta, x, previous: WarmStart, tol: float, maxiter
     does not run.  Without the loop every element is settled after one
     iteration, which is what the loop's initial state says.
     """
-    previous = warm_start(previous)  # (a WarmStart, an Equilibrium, or points y0)
+    previous = warm_start(previous)  # (a WarmStart, a Continuation, an Equilibrium, or points y0)
     theta, x, _ = _start(model, theta, x, previous.y)
-    previous = WarmStart(*(jnp.asarray(v, theta.dtype) for v in previous))
+    previous = type(previous)(*(jnp.asarray(v, theta.dtype) for v in previous))
     theta2 = theta[-1]
     eps = _EPS[theta.dtype.name]
     accept = _acceptance(model, theta2, theta.dtype, tol)
@@ -485,7 +514,7 @@ def _solve_warm(model: Model, theta, x, previous: WarmStart, tol: float, maxiter
 
 def _start(model: Model, theta, x, y0):
     """(theta, x, y0) in one dtype, with a warm start's prediction as y0."""
-    if isinstance(y0, (WarmStart, Equilibrium)):
+    if isinstance(y0, (WarmStart, Continuation, Equilibrium)):
         y0 = jax.lax.stop_gradient(predict_start(model, theta, x, y0))
     dtype = jnp.result_type(theta, x, y0)
     return tuple(jnp.asarray(v, dtype) for v in (theta, x, y0))

@@ -479,7 +479,8 @@ def empirical_risk(model: Model, theta, x, y=None, *, xi=None, backend: str = "j
 
 
 def _check_xi(xi, d):
-    xi_arr = jnp.atleast_1d(jnp.asarray(xi))
+    # (numpy where ξ is concrete: each eager jax call is a dispatch of its own)
+    xi_arr = jnp.atleast_1d(xi) if isinstance(xi, jax.core.Tracer) else np.atleast_1d(np.asarray(xi))
     if xi_arr.shape != (d,):
         raise SideqInputError(f"xi: expected shape ({d},) to match the inputs, got {xi_arr.shape}")
     xc = _concrete(xi_arr)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -34,13 +35,15 @@ from sideq.solve import BACKENDS, _concrete
 __all__ = ["descent", "check_theta0", "check_step_size", "check_problem"]
 
 
-def check_problem(model: Model, xi, x, y, dist, dtype):
+def check_problem(model: Model, xi, x, y, dist, dtype, *, targets_now: bool = True):
     """Validate the training problem shared by descent, flow and sweeps.
 
     Exactly one of data ``x`` (empirical risk; ``y`` defaults to f(x) = σ(ξᵀx))
     or a law ``dist`` (population risk).  Returns ``(xi, d, x, y, dist)`` with
     ``xi``, ``x``, ``y`` as ``dtype`` arrays (``x``, ``y`` None for a law), or
     raises a one-line :class:`SideqInputError` naming the argument.
+    ``targets_now=False`` leaves ``y`` None when it is not given, for a caller
+    that computes f(x) inside its compiled run (no dispatch of its own).
     """
     if not isinstance(model, Model):
         raise SideqInputError(
@@ -65,12 +68,18 @@ def check_problem(model: Model, xi, x, y, dist, dtype):
         raise SideqInputError("x: contains NaN or inf; remove those samples")
     d = x.shape[1]
     xi = _check_xi(xi, d).astype(dtype)
-    x = jnp.asarray(x, dtype)
-    y = targets(model, xi, x) if y is None else jnp.asarray(np.asarray(y, np.float64), dtype)
-    if y.shape != (x.shape[0],):
-        raise SideqInputError(f"y: expected shape ({x.shape[0]},) to match x, got {y.shape}")
-    if not bool(jnp.all(jnp.isfinite(y))):
-        raise SideqInputError("y: contains NaN or inf; remove those samples")
+    if y is not None:
+        y = np.asarray(y, np.float64)
+        if y.shape != (x.shape[0],):
+            raise SideqInputError(f"y: expected shape ({x.shape[0]},) to match x, got {y.shape}")
+        if not np.all(np.isfinite(y)):
+            raise SideqInputError("y: contains NaN or inf; remove those samples")
+        y = jnp.asarray(y, dtype)
+    x = jnp.asarray(x, dtype) if targets_now else x.astype(dtype)
+    if y is None and targets_now:
+        y = targets(model, xi, x)
+        if not bool(jnp.all(jnp.isfinite(y))):
+            raise SideqInputError("y: the targets f(x) = sigma(xi'x) contain NaN or inf; check xi and x")
     return xi, d, x, y, None
 
 
@@ -90,11 +99,11 @@ def check_theta0(model: Model, theta0, d: int):
             "theta0: theta2(0) = 1 is the singular hyperplane of the linear DEQ "
             "(Lemma 3.2 needs theta2(0) != 1); start elsewhere"
         )
-    return jnp.asarray(arr, jnp.result_type(float))
+    return arr.astype(jnp.result_type(float))
 
 
 def check_step_size(eta):
-    eta_c = _concrete(jnp.asarray(eta))
+    eta_c = _concrete(eta if isinstance(eta, jax.Array) else np.asarray(eta))
     if eta_c is not None and not (np.all(np.isfinite(eta_c)) and np.all(eta_c > 0)):
         raise SideqInputError(f"eta: the step size must be a positive number, got {eta_c.tolist()}")
 
@@ -102,6 +111,8 @@ def check_step_size(eta):
 @xla.jit(static_argnames=("model", "epochs", "optimizer", "backend", "maxiter", "history"))
 def _descent_empirical(model, theta0, x, y, xi, eta, tols, *, epochs, optimizer, backend, maxiter,
                        history=True):
+    if y is None:  # the default targets f(x) = σ(ξᵀx)
+        y = targets(model, xi, x)
     objective = empirical_objective(model, x, y, backend=backend, maxiter=maxiter)
     opt = optax.sgd(eta) if optimizer is None else optimizer
     return gradient_descent(
@@ -157,10 +168,11 @@ def descent(
             f"optimizer: expected an optax.GradientTransformation, got {type(optimizer).__name__}"
         )
     dtype = jnp.result_type(float)
-    xi, d, x, y, dist = check_problem(model, xi, x, y, dist, dtype)
+    xi, d, x, y, dist = check_problem(model, xi, x, y, dist, dtype, targets_now=False)
     theta0 = check_theta0(model, theta0, d)
-    eta = jnp.asarray(eta if optimizer is None else 0.0, dtype)
-    tols = jnp.asarray([gtol, ltol, dtol], dtype)
+    # (numpy, not jax, arrays: each eager jax call is a dispatch of its own)
+    eta = np.asarray(eta if optimizer is None else 0.0, dtype)
+    tols = np.asarray([gtol, ltol, dtol], dtype)
     static = dict(epochs=int(epochs), optimizer=optimizer, backend=backend, maxiter=int(maxiter))
     if dist is not None:
         return _descent_population(model, theta0, dist, xi, eta, tols, **static)

@@ -188,9 +188,12 @@ def _descent_terms(model: Model, theta, x, target, weights, y0, tol, maxiter, so
     straight-line route gave 2.08e10 sample-steps/s against 1.70e10 in float64,
     but 4.73e10 against 8.2e10 in float32, for reasons not established.
 
-    * ``"solve"``: ``solve(theta, y0)``, the safeguarded Newton solver of
-      :func:`sideq.solve.solve`, whose loop of at most one iteration skips the
+    * ``"solve"``: the safeguarded Newton solver of :func:`sideq.solve.solve`
+      on the whole batch (:func:`sideq.solve._solve_warm`, the same iterates
+      as the vmapped solve), whose loop of at most one iteration skips the
       second σ evaluation wherever one step is certified; then the reduction.
+      ``y0`` is a :class:`~sideq.solve.Continuation`, and so is the
+      :class:`Evaluation`'s warm start.
     * ``"straight"``: two Newton steps from each warm start and σ at
       the result (:func:`sideq.solve._solve_two_steps`: three σ evaluations in
       straight-line code), then the reduction.  Where the two steps settle an
@@ -208,13 +211,16 @@ def _descent_terms(model: Model, theta, x, target, weights, y0, tol, maxiter, so
       and loses to the solver's loop (0.6–0.7× on one core).
     """
 
-    def evaluate(sol):
+    def evaluate(sol, g=None):
+        # The next warm start: the solutions, or g_θ(x, y) there (the same to
+        # within the residual) where the solve gives it (_solve_warm).
         loss, grad, flags, residual = _closed_form_gradient(model, theta, x, target, weights, sol,
                                                             summary=True)
-        return Evaluation(loss, grad, Continuation(sol.y, sol.sensitivity, theta), flags, residual)
+        warm = Continuation(sol.y if g is None else g, sol.sensitivity, theta)
+        return Evaluation(loss, grad, warm, flags, residual)
 
     def by_solve(y0):
-        return evaluate(_solve_warm(model, theta, x, y0, tol, maxiter))
+        return evaluate(*_solve_warm(model, theta, x, y0, tol, maxiter))
 
     def straight(y0):
         if not isinstance(y0, jax.Array):  # a warm start: predict on the batch, solve from plain starts

@@ -224,12 +224,23 @@ def _start_point(model: Model, y0):
     return jnp.clip(jnp.where(jnp.isfinite(y0), y0, 0), act.range_min, act.range_max)
 
 
-def _step_end(y_start, step, accept):
+def _step_end(model: Model, y_start, step, accept):
     """(y1, settled) for the Newton step ``step`` from ``y_start``: the step's end
-    where finite (else the start), and whether the step is accepted."""
+    where finite (else the start), and whether the step is accepted.
+
+    Where σ's range lies in [−1, 1] (sigmoid, tanh) the start point does too, so
+    the scale max(1, |y_start|) is 1 and y_start − step is finite exactly where
+    the step is: the test reads the step alone, the same numbers with one array
+    where there were two (the fallback's test, :func:`_solve_warm`, is then a
+    reduction over the step only)."""
+    act = model.activation
     y_fast = y_start - step
-    finite = jnp.isfinite(y_fast)
-    settled = accept(step, jnp.maximum(1, jnp.abs(y_start))) & finite
+    if act.range_min >= -1 and act.range_max <= 1:
+        finite = jnp.isfinite(step)
+        settled = accept(step, 1) & finite
+    else:
+        finite = jnp.isfinite(y_fast)
+        settled = accept(step, jnp.maximum(1, jnp.abs(y_start))) & finite
     return jnp.where(finite, y_fast, y_start), settled
 
 
@@ -240,7 +251,7 @@ def _first_step(model: Model, a, theta2, y0, accept):
     y_start = _start_point(model, y0)
     F, dF = model.residual_and_slope_at(a, theta2, y_start)
     step = F / dF
-    y1, settled = _step_end(y_start, step, accept)
+    y1, settled = _step_end(model, y_start, step, accept)
     return y1, settled, step
 
 
@@ -476,6 +487,11 @@ def _solve_warm(model: Model, theta, x, previous: WarmStart, tol: float, maxiter
     loop, so that none of them is a pass over the batch in the epochs where it
     does not run.  Without the loop every element is settled after one
     iteration, which is what the loop's initial state says.
+
+    Returns ``(Equilibrium, g)`` with g = g_θ(x, y) at the solutions: the same
+    points to within the residual, and the array the residual is computed from,
+    so that a caller keeping it (gradient descent's next warm start) keeps an
+    array already written instead of a copy of y.
     """
     previous = warm_start(previous)  # (a WarmStart, a Continuation, an Equilibrium, or points y0)
     theta, x, _ = _start(model, theta, x, previous.y)
@@ -490,10 +506,15 @@ def _solve_warm(model: Model, theta, x, previous: WarmStart, tol: float, maxiter
     a, y_start = start(theta)
     F, dF = model.residual_and_slope_at(a, theta2, y_start)
     step = F / dF
-    y1, settled = _step_end(y_start, step, accept)
+    y1, settled = _step_end(model, y_start, step, accept)
     n = jnp.shape(y1)
+
+    def result(y, iterations, done):
+        return (_equilibrium(model, theta, x, a, theta2, y, iterations, done, tol),
+                model.activation(a + theta2 * y))
+
     if maxiter < 2:
-        return _equilibrium(model, theta, x, a, theta2, y1, jnp.ones(n, jnp.int32), settled, tol)
+        return result(y1, jnp.ones(n, jnp.int32), settled)
 
     def fallback(state):
         y, _, _, _, ran = state
@@ -502,14 +523,14 @@ def _solve_warm(model: Model, theta, x, previous: WarmStart, tol: float, maxiter
         theta_ = jnp.where(ran, jnp.nan, theta)
         step_ = jnp.where(ran, jnp.nan, step)
         a_, y_start_ = start(theta_)
-        _, done = _step_end(y_start_, step_, accept)
+        _, done = _step_end(model, y_start_, step_, accept)
         y, done, evaluations, prev = _second_step(model, a_, theta2, y, done, jnp.abs(step_), accept)
         y, it, done = _safe_path(model, a_, theta2, y, done, prev, accept, eps, maxiter - 2)
         return y, done, it + evaluations, jnp.ones((), bool), jnp.ones((), bool)
 
     init = (y1, jnp.ones(n, bool), jnp.ones(n, jnp.int32), _all(settled), jnp.zeros((), bool))
     y, done, iterations, _, _ = jax.lax.while_loop(lambda st: ~st[4] & ~st[3], fallback, init)
-    return _equilibrium(model, theta, x, a, theta2, y, iterations, done, tol)
+    return result(y, iterations, done)
 
 
 def _start(model: Model, theta, x, y0):

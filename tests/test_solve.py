@@ -532,7 +532,7 @@ def _batch_and_vmap(name):
 
     model = sideq.linear() if name == "linear" else sideq.single_index(name)
     tol = 64 * 2.0**-52
-    batch = jax.jit(lambda th, x, w: _solve_warm(model, th, x, w, tol, 100))
+    batch = jax.jit(lambda th, x, w: _solve_warm(model, th, x, w, tol, 100)[0])
     per_element = jax.jit(jax.vmap(lambda th, x, w: _solve_impl(model, th, x, w, "jaxopt", tol, 100),
                                    in_axes=(None, 0, 0)))
     return model, batch, per_element

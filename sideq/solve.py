@@ -519,13 +519,17 @@ def _solve_warm(model: Model, theta, x, previous: WarmStart, tol: float, maxiter
     def fallback(state):
         y, _, _, _, ran = state
         # (The selects on ``ran``, no-ops, keep the recomputation inside the
-        # loop: XLA would hoist loop-invariant code out of it, to run always.)
+        # loop: XLA would hoist loop-invariant code out of it, to run always.
+        # The acceptance test's constants too: as operands of the loop they
+        # would be written out every epoch, one kernel each.)
         theta_ = jnp.where(ran, jnp.nan, theta)
         step_ = jnp.where(ran, jnp.nan, step)
         a_, y_start_ = start(theta_)
-        _, done = _step_end(model, y_start_, step_, accept)
-        y, done, evaluations, prev = _second_step(model, a_, theta2, y, done, jnp.abs(step_), accept)
-        y, it, done = _safe_path(model, a_, theta2, y, done, prev, accept, eps, maxiter - 2)
+        theta2_ = theta_[-1]
+        accept_ = _acceptance(model, theta2_, theta.dtype, tol)
+        _, done = _step_end(model, y_start_, step_, accept_)
+        y, done, evaluations, prev = _second_step(model, a_, theta2_, y, done, jnp.abs(step_), accept_)
+        y, it, done = _safe_path(model, a_, theta2_, y, done, prev, accept_, eps, maxiter - 2)
         return y, done, it + evaluations, jnp.ones((), bool), jnp.ones((), bool)
 
     init = (y1, jnp.ones(n, bool), jnp.ones(n, jnp.int32), _all(settled), jnp.zeros((), bool))

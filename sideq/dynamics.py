@@ -18,6 +18,7 @@ diverging run does not poison the others.
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, NamedTuple
 
 import jax
@@ -43,10 +44,24 @@ def solve_failure(sol_status, loss, grad, *, flags=None):
     flags = status_flags(sol_status) if flags is None else flags
     singular = has_status(flags, Status.SINGULAR)
     solver = has_status(flags, Status.SOLVER_FAILURE, Status.MAX_STEPS)
-    bad = ~(jnp.isfinite(loss) & jnp.all(jnp.isfinite(grad)))
+    bad = ~(jnp.isfinite(loss) & _all_finite(grad))
     return first_status([
         (singular, Status.SINGULAR), (solver, Status.SOLVER_FAILURE), (bad, Status.DIVERGED),
     ])
+
+
+def _all_finite(v):
+    """``jnp.all(jnp.isfinite(v))`` for a parameter vector (static, small size),
+    unrolled: a reduction is a kernel launch of its own on CPU, an unrolled
+    test fuses with what uses it."""
+    v = jnp.ravel(v)
+    return functools.reduce(jnp.logical_and, [jnp.isfinite(v[i]) for i in range(v.shape[0])])
+
+
+def _max_abs(v):
+    """``jnp.max(jnp.abs(v))`` for a parameter vector, unrolled (see :func:`_all_finite`)."""
+    v = jnp.ravel(v)
+    return functools.reduce(jnp.maximum, [jnp.abs(v[i]) for i in range(v.shape[0])])
 
 
 class Trajectory(NamedTuple):
@@ -182,7 +197,11 @@ def gradient_descent(
                 | ((dtol > 0) & (dist <= dtol)))
 
     def step(carry, t):
-        theta, opt_state, y_warm, fail_code, fail_step, non_unique, hit = carry
+        # ``marks`` packs the run's four integers (failure code and step, the
+        # NON_UNIQUE flag, the epoch a tolerance was met): updated as one array
+        # they are one kernel per epoch, not four.
+        theta, opt_state, y_warm, marks = carry
+        fail_code, fail_step, non_unique, hit = (marks[i] for i in range(4))
         ev = measure(theta, y_warm)
         row = diagnostics(theta, ev.loss, ev.grad, ev.residual)
         hit = jnp.where((hit < 0) & reached(row), t, hit)
@@ -191,10 +210,10 @@ def gradient_descent(
         failed_now = (fail_step < 0) & (code != Status.CONVERGED)
         fail_code = jnp.where(failed_now, code, fail_code)
         fail_step = jnp.where(failed_now, t, fail_step)
-        non_unique = non_unique | has_status(flags, Status.NON_UNIQUE)
+        non_unique = non_unique | has_status(flags, Status.NON_UNIQUE).astype(jnp.int32)
         updates, new_opt_state = optimizer.update(grad, opt_state, theta)
         new_theta = optax.apply_updates(theta, updates)
-        blown = ~jnp.all(jnp.isfinite(new_theta)) | (jnp.max(jnp.abs(new_theta)) > divergence)
+        blown = ~_all_finite(new_theta) | (_max_abs(new_theta) > divergence)
         blown_now = (fail_step < 0) & blown
         fail_code = jnp.where(blown_now, Status.DIVERGED, fail_code)
         fail_step = jnp.where(blown_now, t + 1, fail_step)
@@ -206,24 +225,22 @@ def gradient_descent(
         # NaN it left makes the next solve start cold).
         new_y = ev.warm
         new_opt_state = jax.tree_util.tree_map(keep, opt_state, new_opt_state)
-        carry = (new_theta, new_opt_state, new_y, fail_code, fail_step, non_unique, hit)
+        marks = jnp.stack([fail_code, fail_step, non_unique, hit]).astype(jnp.int32)
+        carry = (new_theta, new_opt_state, new_y, marks)
         return carry, (record(theta, ev) if history else None)
 
     init = (
         theta0,
         optimizer.init(theta0),
         start,
-        jnp.asarray(Status.CONVERGED, jnp.int32),
-        jnp.asarray(-1, jnp.int32),
-        jnp.asarray(False),
-        jnp.asarray(-1, jnp.int32),
+        jnp.asarray([Status.CONVERGED, -1, 0, -1], jnp.int32),
     )
     if not history:
         ev_0 = measure(theta0, init[2])
         first = diagnostics(theta0, ev_0.loss, ev_0.grad, ev_0.residual)
-    (theta_T, _, y_T, fail_code, fail_step, non_unique, hit), hist = jax.lax.scan(
-        step, init, jnp.arange(epochs, dtype=jnp.int32)
-    )
+    (theta_T, _, y_T, marks), hist = jax.lax.scan(step, init, jnp.arange(epochs, dtype=jnp.int32))
+    fail_code, fail_step, non_unique, hit = (marks[i] for i in range(4))
+    non_unique = non_unique != 0
     ev_T = measure(theta_T, y_T)
     last = diagnostics(theta_T, ev_T.loss, ev_T.grad, ev_T.residual)
     hit = jnp.where((hit < 0) & reached(last) & (fail_step < 0), epochs, hit)

@@ -460,17 +460,18 @@ def _solve_two_steps(model: Model, theta, x, y0, tol: float):
     return _equilibrium(model, theta, x, a, theta2, y, evaluations, settled, tol), settled
 
 
-def _all(flags):
-    """``jnp.all(flags)`` over the last axis, as one variadic reduction.  XLA:CPU
-    splits a plain reduction over many elements into a reduce-window and a
-    reduce, with the flags written out first (three kernels); its
-    tree-reduction rewrite leaves variadic reductions alone, so this one is a
-    single kernel that computes the flags as it reduces them."""
-    bad = jnp.where(flags, 0, 1).astype(jnp.int32)
+def _unsettled(settled):
+    """(count, any) of the elements not ``settled`` along the last axis, as
+    int32, from one variadic reduction.  XLA:CPU splits a plain reduction over
+    many elements into a reduce-window and a reduce, with the flags written out
+    first (three kernels); its tree-reduction rewrite leaves variadic
+    reductions alone, so this one is a single kernel that computes the flags as
+    it reduces them.  (Both outputs must be used: XLA drops an unused one, and
+    the variadic reduction with it.)"""
+    bad = jnp.where(settled, 0, 1).astype(jnp.int32)
     zero = jnp.zeros((), jnp.int32)
-    count, worst = jax.lax.reduce((bad, bad), (zero, zero),
-                                  lambda u, v: (u[0] + v[0], jnp.maximum(u[1], v[1])), (flags.ndim - 1,))
-    return (count == 0) & (worst == 0)  # (both outputs used: XLA drops an unused one, and the reduction with it)
+    return jax.lax.reduce((bad, bad), (zero, zero),
+                          lambda u, v: (u[0] + v[0], jnp.maximum(u[1], v[1])), (settled.ndim - 1,))
 
 
 def _solve_warm(model: Model, theta, x, previous: WarmStart, tol: float, maxiter: int) -> Equilibrium:
@@ -481,12 +482,13 @@ def _solve_warm(model: Model, theta, x, previous: WarmStart, tol: float, maxiter
 
     On the batch the loop past the fast path has one scalar test, whether every
     first step is accepted, taken by one reduction fused with the test itself
-    (:func:`_all`).  The acceptance flags are never written out: where the loop
-    runs (some step not accepted), it recomputes them from the step, and the
-    start point and the offset a = θ1ᵀx + b from the warm start, inside the
-    loop, so that none of them is a pass over the batch in the epochs where it
-    does not run.  Without the loop every element is settled after one
-    iteration, which is what the loop's initial state says.
+    (:func:`_unsettled`).  The acceptance flags are never written out: where
+    the loop runs (some step not accepted), it recomputes them from the step,
+    and the start point, the offset a = θ1ᵀx + b and the acceptance constants
+    from the warm start and θ, inside the loop, so that none of them costs a
+    pass or a kernel in the epochs where it does not run.  Without the loop
+    every element is settled after one iteration, which is what the loop's
+    initial state says.
 
     Returns ``(Equilibrium, g)`` with g = g_θ(x, y) at the solutions: the same
     points to within the residual, and the array the residual is computed from,
@@ -517,11 +519,12 @@ def _solve_warm(model: Model, theta, x, previous: WarmStart, tol: float, maxiter
         return result(y1, jnp.ones(n, jnp.int32), settled)
 
     def fallback(state):
-        y, _, _, _, ran = state
-        # (The selects on ``ran``, no-ops, keep the recomputation inside the
-        # loop: XLA would hoist loop-invariant code out of it, to run always.
-        # The acceptance test's constants too: as operands of the loop they
-        # would be written out every epoch, one kernel each.)
+        y, _, _, (count, _) = state
+        # (The selects on ``ran`` (false here), no-ops, keep the recomputation
+        # inside the loop: XLA would hoist loop-invariant code out of it, to
+        # run always.  The acceptance test's constants too: as operands of the
+        # loop they would be written out every epoch, one kernel each.)
+        ran = count == 0
         theta_ = jnp.where(ran, jnp.nan, theta)
         step_ = jnp.where(ran, jnp.nan, step)
         a_, y_start_ = start(theta_)
@@ -530,10 +533,13 @@ def _solve_warm(model: Model, theta, x, previous: WarmStart, tol: float, maxiter
         _, done = _step_end(model, y_start_, step_, accept_)
         y, done, evaluations, prev = _second_step(model, a_, theta2_, y, done, jnp.abs(step_), accept_)
         y, it, done = _safe_path(model, a_, theta2_, y, done, prev, accept_, eps, maxiter - 2)
-        return y, done, it + evaluations, jnp.ones((), bool), jnp.ones((), bool)
+        zero = jnp.zeros((), jnp.int32)
+        return y, done, it + evaluations, (zero, zero)
 
-    init = (y1, jnp.ones(n, bool), jnp.ones(n, jnp.int32), _all(settled), jnp.zeros((), bool))
-    y, done, iterations, _, _ = jax.lax.while_loop(lambda st: ~st[4] & ~st[3], fallback, init)
+    # (The loop's test reads the reduction's two outputs itself: combined
+    # outside it they would be one more kernel.)
+    init = (y1, jnp.ones(n, bool), jnp.ones(n, jnp.int32), _unsettled(settled))
+    y, done, iterations, _ = jax.lax.while_loop(lambda st: (st[3][0] > 0) | (st[3][1] > 0), fallback, init)
     return result(y, iterations, done)
 
 

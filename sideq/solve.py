@@ -519,12 +519,15 @@ def _solve_warm(model: Model, theta, x, previous: WarmStart, tol: float, maxiter
         return result(y1, jnp.ones(n, jnp.int32), settled)
 
     def fallback(state):
-        y, _, _, (count, _) = state
-        # (The selects on ``ran`` (false here), no-ops, keep the recomputation
-        # inside the loop: XLA would hoist loop-invariant code out of it, to
-        # run always.  The acceptance test's constants too: as operands of the
-        # loop they would be written out every epoch, one kernel each.)
-        ran = count == 0
+        y, _, _, (_, worst) = state
+        # (The selects on ``ran``, no-ops, keep the recomputation inside the
+        # loop: XLA would hoist loop-invariant code out of it, to run always.
+        # The acceptance test's constants too: as operands of the loop they
+        # would be written out every epoch, one kernel each.  ``ran`` is false
+        # on entry for every element of a vmapped batch, also those whose loop
+        # does not run: a NaN start there would send them into the safe path,
+        # for nothing, while the others finish.)
+        ran = worst < 0
         theta_ = jnp.where(ran, jnp.nan, theta)
         step_ = jnp.where(ran, jnp.nan, step)
         a_, y_start_ = start(theta_)
@@ -533,8 +536,7 @@ def _solve_warm(model: Model, theta, x, previous: WarmStart, tol: float, maxiter
         _, done = _step_end(model, y_start_, step_, accept_)
         y, done, evaluations, prev = _second_step(model, a_, theta2_, y, done, jnp.abs(step_), accept_)
         y, it, done = _safe_path(model, a_, theta2_, y, done, prev, accept_, eps, maxiter - 2)
-        zero = jnp.zeros((), jnp.int32)
-        return y, done, it + evaluations, (zero, zero)
+        return y, done, it + evaluations, (jnp.zeros((), jnp.int32), -jnp.ones((), jnp.int32))
 
     # (The loop's test reads the reduction's two outputs itself: combined
     # outside it they would be one more kernel.)

@@ -329,3 +329,23 @@ def test_objective_route_is_checked():
         empirical_objective(SIG, x, sideq.targets(SIG, jnp.asarray(XI), x), route="fast")
     with pytest.raises(sideq.SideqInputError, match="^route"):
         population_objective(SIG, XI, sideq.uniform(0.0, 1.0, 1), route=None)
+
+
+def test_descent_warm_start_is_g_at_the_solutions():
+    """The solver's route of a descent step carries, as the next warm start,
+    g_θ(x, y*) = σ(θ1ᵀx + θ2 y*) at its solutions (no copy of y* per epoch):
+    the solutions moved by at most their residual, with the step's θ and the
+    sensitivities of Eq. (1)."""
+    from sideq.solve import continuation, warm_start
+
+    x = jnp.asarray(X[:32])
+    objective = empirical_objective(SIG, x, sideq.targets(SIG, jnp.asarray(XI), x), route="solve")
+    theta = jnp.asarray([1.6, 0.27])
+    cold = SIG.activation(x[:, 0] * theta[0])
+    ev = jax.jit(objective.descent_terms)(theta, continuation(cold, theta))
+    (_, sol), _ = objective.value_and_grad(theta, warm_start(cold))
+    g = SIG.activation(x[:, 0] * theta[0] + theta[1] * sol.y)
+    np.testing.assert_allclose(np.asarray(ev.warm.y), np.asarray(g), rtol=0, atol=2e-16)
+    assert float(jnp.max(jnp.abs(ev.warm.y - sol.y))) <= float(jnp.max(sol.residual)) + 2e-16
+    np.testing.assert_array_equal(np.asarray(ev.warm.theta), np.asarray(theta))
+    np.testing.assert_allclose(np.asarray(ev.warm.sensitivity), np.asarray(sol.sensitivity), rtol=1e-15)

@@ -451,13 +451,27 @@ def test_certified_newton_step_is_the_root(act, a, theta2, ref):
     assert iters[1e-12] == 1 and iters[1e-3] >= 2, iters
 
 
+def test_a_certified_step_longer_than_sqrt_eps_is_exact(ref):
+    """Section 4.2's sigmoid near its optimum (θ2 = 0.27): Taylor's bound
+    certifies a Newton step of 1e-7, longer than √eps (the cap before the
+    sixth session; now eps^(1/4)).  One evaluation, and the brentq root to a
+    few ulps; the step's own rounding is ~1e-7 ulp."""
+    a, theta2 = 1.6, 0.27
+    y_ref = ref.brent_root(ref.act["sigmoid"][0], a, theta2)
+    model, theta, x = sideq.single_index("sigmoid"), jnp.array([a, theta2]), jnp.array([1.0])
+    for delta in (1e-7, -2e-7):
+        sol = sideq.solve(model, theta, x, y0=y_ref + delta)
+        assert int(sol.iterations) == 1 and int(sol.status) == Status.CONVERGED
+        assert abs(float(sol.y) - y_ref) <= 4 * np.finfo(float).eps * max(1.0, abs(y_ref))
+
+
 def test_curvature_bound_is_what_makes_one_step_exact():
     """The same tanh with a false curvature bound (1e-12 instead of 4/(3√3))
     accepts an uncertified first Newton step where the constant θ2²M2/(2|F'|)
     of the quadratic error is large (θ2 = −50): the root is then off by more
     than rounding.  The true bound asks for a second evaluation and is exact.
-    (The certificate also requires a step ≤ √eps, so only a large constant
-    can make the difference.)"""
+    (The certificate also requires a step ≤ eps^(1/4), so only a large
+    constant can make the difference.)"""
     true = sideq.single_index("tanh")
     false = sideq.single_index(sideq.activation(
         jnp.tanh, name="tanh_false", slope_bounds=(0.0, 1.0), range_bounds=(-1.0, 1.0),
@@ -568,3 +582,45 @@ def test_batch_solve_is_the_vmapped_solve(name, theta):
     assert max(ran) >= 2  # the fallback ran for part of a batch
     if float(theta[-1]) == -50.0:
         assert max(ran) > 2  # and the safe path
+
+
+def test_continuation_predicts_as_the_warm_start_does():
+    """predict_start from a Continuation (y', ∂y/∂a, θ') is the prediction from
+    the WarmStart (y', ω', ∂y/∂a) of the same solutions, to rounding: the
+    increment (θ − θ')·(x, 1, y') is a + θ2 y' − ω' with ω' = a' + θ2' y'."""
+    from sideq.solve import Continuation
+
+    model = sideq.single_index("tanh", bias=True)
+    x = jnp.asarray(np.random.default_rng(5).uniform(-1, 1, (30, 2)))
+    theta_prev, theta = jnp.array([0.7, -0.2, 0.1, 0.4]), jnp.array([0.72, -0.21, 0.12, 0.38])
+    sol = sideq.solve(model, theta_prev, x)
+    cont = Continuation(sol.y, sol.sensitivity, theta_prev)
+    by_cont = jax.vmap(lambda xi_, y, s: sideq.predict_start(model, theta, xi_, Continuation(y, s, theta_prev)))(
+        x, cont.y, cont.sensitivity)
+    by_warm = jax.vmap(lambda xi_, w: sideq.predict_start(model, theta, xi_, w))(x, sideq.warm_start(sol))
+    np.testing.assert_allclose(np.asarray(by_cont), np.asarray(by_warm), rtol=0, atol=1e-15)
+    exact = sideq.solve(model, theta, x)
+    assert float(jnp.max(jnp.abs(by_cont - exact.y))) < 0.1 * float(jnp.max(jnp.abs(sol.y - exact.y)))
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "tanh"])
+def test_unit_scale_acceptance_is_the_general_one(name):
+    """Where σ's range lies in [−1, 1], _step_end reads the step alone (scale 1,
+    finite where the step is); the flags and the iterate are those of the
+    general test, on steps from 1e-300 to 1e300, ±inf and NaN."""
+    import dataclasses
+
+    from sideq.solve import _acceptance, _step_end
+
+    model = sideq.single_index(name)
+    wide = sideq.single_index(dataclasses.replace(model.activation, range_min=-np.inf, range_max=np.inf))
+    rng = np.random.default_rng(8)
+    steps = np.r_[np.logspace(-300, 300, 52) * rng.choice([-1, 1], 52), 1e-8, 3e-7, -1e-4,
+                  np.inf, -np.inf, np.nan, 0.0, -0.0, 1.5e-8, 1.2e-4, 1.3e-4]
+    y_start = jnp.asarray(rng.uniform(model.activation.range_min, model.activation.range_max, steps.size))
+    accept = _acceptance(model, jnp.asarray(0.27), jnp.float64, 64 * 2.0**-52)
+    a = _step_end(model, y_start, jnp.asarray(steps), accept)
+    b = _step_end(wide, y_start, jnp.asarray(steps), accept)
+    np.testing.assert_array_equal(np.asarray(a[1]), np.asarray(b[1]))
+    np.testing.assert_array_equal(np.asarray(a[0]), np.asarray(b[0]))
+    assert 0 < int(jnp.sum(a[1])) < steps.size

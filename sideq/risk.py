@@ -31,8 +31,8 @@ import numpy as np
 from sideq.data import Gaussian, Uniform
 from sideq.errors import SideqInputError
 from sideq.model import Model
-from sideq.solve import (BACKENDS, Continuation, Equilibrium, _concrete, _solve_impl, _solve_two_steps,
-                         _solve_warm, default_tol, predict_start)
+from sideq.solve import (BACKENDS, Continuation, Equilibrium, WarmStart, _concrete, _solve_impl,
+                         _solve_two_steps, _solve_warm, default_tol, predict_start)
 from sideq.status import Status, has_status, status_bit
 
 __all__ = [
@@ -223,7 +223,7 @@ def _descent_terms(model: Model, theta, x, target, weights, y0, tol, maxiter, so
         return evaluate(*_solve_warm(model, theta, x, y0, tol, maxiter))
 
     def straight(y0):
-        if not isinstance(y0, jax.Array):  # a warm start: predict on the batch, solve from plain starts
+        if isinstance(y0, (WarmStart, Continuation, Equilibrium)):  # predict on the batch, solve from points
             y0 = predict_start(model, theta, x, y0)
         sol, _ = jax.vmap(lambda x_, y0_: _solve_two_steps(model, theta, x_, y0_, tol))(x, y0)
 

@@ -46,8 +46,8 @@ from sideq.model import Model
 from sideq.status import Status, first_status
 
 __all__ = [
-    "Equilibrium", "WarmStart", "warm_start", "Continuation", "continuation", "predict_start", "solve", "equilibrium",
-    "uniqueness_margin", "BACKENDS", "default_tol",
+    "Equilibrium", "WarmStart", "warm_start", "Continuation", "continuation", "predict_start", "solve",
+    "equilibrium", "uniqueness_margin", "BACKENDS", "default_tol",
 ]
 
 BACKENDS = ("jaxopt", "optimistix")
@@ -92,10 +92,11 @@ def continuation(y0, theta) -> Continuation:
     return Continuation(y0, jnp.zeros_like(y0), jnp.asarray(theta))
 
 
-def warm_start(start) -> WarmStart:
+def warm_start(start) -> WarmStart | Continuation:
     """A warm start from a previous solution (an :class:`Equilibrium`: its y, ω
     and ∂y/∂a), or from points ``y0`` alone (zero sensitivity: the prediction
-    is ``y0`` itself)."""
+    is ``y0`` itself).  A :class:`WarmStart` or :class:`Continuation` is
+    returned as it is."""
     if isinstance(start, Equilibrium):
         return WarmStart(start.y, start.omega, start.sensitivity)
     if isinstance(start, (WarmStart, Continuation)):
@@ -474,7 +475,7 @@ def _unsettled(settled):
                           lambda u, v: (u[0] + v[0], jnp.maximum(u[1], v[1])), (settled.ndim - 1,))
 
 
-def _solve_warm(model: Model, theta, x, previous: WarmStart, tol: float, maxiter: int) -> Equilibrium:
+def _solve_warm(model: Model, theta, x, previous, tol: float, maxiter: int) -> tuple[Equilibrium, jax.Array]:
     r"""The equilibria of a whole batch ``x`` (n, d) from a warm start: the
     iteration of :func:`_newton` with the same numbers, written on the batch
     rather than vmapped over its elements, and not differentiable (for the

@@ -43,7 +43,8 @@ def check_problem(model: Model, xi, x, y, dist, dtype, *, targets_now: bool = Tr
     ``xi``, ``x``, ``y`` as ``dtype`` arrays (``x``, ``y`` None for a law), or
     raises a one-line :class:`SideqInputError` naming the argument.
     ``targets_now=False`` leaves ``y`` None when it is not given, for a caller
-    that computes f(x) inside its compiled run (no dispatch of its own).
+    that computes f(x) inside its compiled run (no dispatch of its own), and
+    ``x`` a numpy array.
     """
     if not isinstance(model, Model):
         raise SideqInputError(

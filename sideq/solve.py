@@ -186,7 +186,8 @@ def _acceptance(model: Model, theta2, dtype, tol):
     step carries a rounding error of a few ulps of s (from F' and the
     division), which a long step (a cold start of the linear DEQ, certified by
     M2 = 0) would leave in y − s; for a short one it is a few eps^(5/4)·scale,
-    a ten-thousandth of an ulp in float64.  (A cap of √eps, as before the sixth
+    about 1e-4 ulp in float64 and below 0.1 ulp in float32 (in float16 or
+    bfloat16 it would approach an ulp: sideq does not run in those).  (A cap of √eps, as before the sixth
     session, refused steps that the Taylor bound certifies: on the Section 4.2
     run 418 of 4000 epochs needed a second evaluation somewhere, against 258.)
     A *negligible* step

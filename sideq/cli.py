@@ -198,9 +198,10 @@ def _split_cpu(requested):
     """One CPU device per core for sweeps (``--cpu-devices`` overrides): the runs
     of a chunk are sharded over the devices, each on its own thread.  Measured
     on 2 cores, 1000 runs of the Section 4.2 problem: 6.7 s on one device,
-    6.3 s on two (BENCHMARKS.md; 11.4 s and 8.8 s before the sixth session).  Only possible before JAX starts its
-    backends; the default quietly keeps what exists when that has happened (as
-    when ``main`` is called from Python after other JAX work)."""
+    6.3 s on two (BENCHMARKS.md; 11.4 s and 8.8 s before the sixth session).
+    Only possible before JAX starts its backends; the default quietly keeps
+    what exists when that has happened (as when ``main`` is called from Python
+    after other JAX work)."""
     import os
 
     import jax

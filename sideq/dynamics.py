@@ -154,11 +154,14 @@ def gradient_descent(
     # form (Eq. (1)), from one pass over the samples (descent_terms); any other
     # objective is differentiated implicitly through its equilibria.
     measure = getattr(objective, "descent_terms", None)
-    # (descent_terms carries its warm start as a Continuation: the solutions,
-    # their sensitivity and θ; autodiff of any other objective an Equilibrium's.)
-    start = continuation(jnp.asarray(y0, dtype), theta0) if measure is not None else warm_start(
-        jnp.asarray(y0, dtype))
-    if measure is None:
+    # The warm start carried from step to step: descent_terms takes and gives a
+    # Continuation (the solutions, their sensitivity and θ); autodiff of any
+    # other objective, the WarmStart of its Equilibrium.
+    y0 = jnp.asarray(y0, dtype)
+    if measure is not None:
+        start = continuation(y0, theta0)
+    else:
+        start = warm_start(y0)
         value_and_grad = getattr(objective, "value_and_grad", None) or jax.value_and_grad(
             objective, has_aux=True)
 

@@ -504,13 +504,11 @@ def _solve_warm(model: Model, theta, x, previous, tol: float, maxiter: int) -> t
     eps = _EPS[theta.dtype.name]
     accept = _acceptance(model, theta2, theta.dtype, tol)
 
-    def start(theta):
-        return model.offset(theta, x), _start_point(model, predict_start(model, theta, x, previous))
+    def start(theta):  # (the offset and the predicted start, from θ and the warm start)
+        return model.offset(theta, x), predict_start(model, theta, x, previous)
 
-    a, y_start = start(theta)
-    F, dF = model.residual_and_slope_at(a, theta2, y_start)
-    step = F / dF
-    y1, settled = _step_end(model, y_start, step, accept)
+    a, y0 = start(theta)
+    y1, settled, step = _first_step(model, a, theta2, y0, accept)
     n = jnp.shape(y1)
 
     def result(y, iterations, done):
@@ -532,10 +530,10 @@ def _solve_warm(model: Model, theta, x, previous, tol: float, maxiter: int) -> t
         ran = worst < 0
         theta_ = jnp.where(ran, jnp.nan, theta)
         step_ = jnp.where(ran, jnp.nan, step)
-        a_, y_start_ = start(theta_)
+        a_, y0_ = start(theta_)
         theta2_ = theta_[-1]
         accept_ = _acceptance(model, theta2_, theta.dtype, tol)
-        _, done = _step_end(model, y_start_, step_, accept_)
+        _, done = _step_end(model, _start_point(model, y0_), step_, accept_)
         y, done, evaluations, prev = _second_step(model, a_, theta2_, y, done, jnp.abs(step_), accept_)
         y, it, done = _safe_path(model, a_, theta2_, y, done, prev, accept_, eps, maxiter - 2)
         return y, done, it + evaluations, (jnp.zeros((), jnp.int32), -jnp.ones((), jnp.int32))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -104,7 +103,7 @@ def check_theta0(model: Model, theta0, d: int):
 
 
 def check_step_size(eta):
-    eta_c = _concrete(eta if isinstance(eta, jax.Array) else np.asarray(eta))
+    eta_c = _concrete(eta)  # (numpy: no eager jax dispatch)
     if eta_c is not None and not (np.all(np.isfinite(eta_c)) and np.all(eta_c > 0)):
         raise SideqInputError(f"eta: the step size must be a positive number, got {eta_c.tolist()}")
 

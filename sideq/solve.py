@@ -519,7 +519,7 @@ def _solve_warm(model: Model, theta, x, previous, tol: float, maxiter: int) -> t
         return result(y1, jnp.ones(n, jnp.int32), settled)
 
     def fallback(state):
-        y, _, _, (_, worst) = state
+        y, step, _, (_, worst) = state
         # (The selects on ``ran``, no-ops, keep the recomputation inside the
         # loop: XLA would hoist loop-invariant code out of it, to run always.
         # The acceptance test's constants too: as operands of the loop they
@@ -536,13 +536,19 @@ def _solve_warm(model: Model, theta, x, previous, tol: float, maxiter: int) -> t
         _, done = _step_end(model, _start_point(model, y0_), step_, accept_)
         y, done, evaluations, prev = _second_step(model, a_, theta2_, y, done, jnp.abs(step_), accept_)
         y, it, done = _safe_path(model, a_, theta2_, y, done, prev, accept_, eps, maxiter - 2)
-        return y, done, it + evaluations, (jnp.zeros((), jnp.int32), -jnp.ones((), jnp.int32))
+        # (The step's slot, no longer needed, returns the convergence flags, 0
+        # where converged: an array of flags in the loop's state would be one
+        # more kernel per call, to write its initial value, all true.)
+        return (y, jnp.where(done, 0, 1).astype(step.dtype), it + evaluations,
+                (jnp.zeros((), jnp.int32), -jnp.ones((), jnp.int32)))
 
     # (The loop's test reads the reduction's two outputs itself: combined
     # outside it they would be one more kernel.)
-    init = (y1, jnp.ones(n, bool), jnp.ones(n, jnp.int32), _unsettled(settled))
-    y, done, iterations, _ = jax.lax.while_loop(lambda st: (st[3][0] > 0) | (st[3][1] > 0), fallback, init)
-    return result(y, iterations, done)
+    init = (y1, step, jnp.ones(n, jnp.int32), _unsettled(settled))
+    y, flags, iterations, (_, worst) = jax.lax.while_loop(
+        lambda st: (st[3][0] > 0) | (st[3][1] > 0), fallback, init)
+    # Every step was accepted where the loop did not run (worst = 0 after it).
+    return result(y, iterations, (worst >= 0) | (flags == 0))
 
 
 def _start(model: Model, theta, x, y0):

@@ -584,6 +584,41 @@ def test_batch_solve_is_the_vmapped_solve(name, theta):
         assert max(ran) > 2  # and the safe path
 
 
+def test_batch_solve_reports_unconverged_elements_and_vmaps():
+    """``_solve_warm`` where the iterations run out for part of the batch (the
+    safe path cut at maxiter = 5): the same statuses (MAX_STEPS where the
+    vmapped solve gives it), iterations and numbers as the vmapped solve.
+    And vmapped over θ, with the fallback run for one θ and not the other,
+    each row is the batch solve of that θ alone (the loop's flags come back
+    only from the rows where it ran)."""
+    from sideq.solve import _solve_impl, _solve_warm, warm_start
+
+    model = sideq.single_index("sigmoid")
+    tol = 64 * 2.0**-52
+    x = jnp.asarray(np.random.default_rng(4).uniform(-1.0, 1.0, (40, 1)))
+    cold = warm_start(jnp.zeros(40))
+    theta = jnp.asarray([3.0, -50.0])
+    batch = _solve_warm(model, theta, x, cold, tol, 5)[0]
+    per_element = jax.vmap(lambda x_, w: _solve_impl(model, theta, x_, w, "jaxopt", tol, 5))(x, cold)
+    statuses = set(np.asarray(batch.status).tolist())
+    assert int(Status.MAX_STEPS) in statuses and int(Status.CONVERGED) in statuses
+    for field, u, v in zip(batch._fields, batch, per_element):
+        np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=4e-16, atol=1e-15, err_msg=field)
+    # Two θ: at the first every step from its own solutions is accepted at once
+    # (the loop does not run), at the second the cold start needs the loop.
+    easy = jnp.asarray([1.6, 0.23])
+    own = warm_start(_solve_warm(model, easy, x, cold, tol, 100)[0])
+    starts = jax.tree_util.tree_map(lambda u, v: jnp.stack([u, v]), own, cold)
+    thetas = jnp.stack([easy, theta])
+    both = jax.vmap(lambda th, w: _solve_warm(model, th, x, w, tol, 5)[0])(thetas, starts)
+    for i in range(2):
+        alone = _solve_warm(model, thetas[i], x, jax.tree_util.tree_map(lambda v: v[i], starts), tol, 5)[0]
+        for field, u, v in zip(alone._fields, alone, both):
+            np.testing.assert_allclose(np.asarray(v[i]), np.asarray(u), rtol=4e-16, atol=1e-15, err_msg=field)
+    assert int(jnp.max(both.iterations[0])) == 1 and int(jnp.max(both.iterations[1])) > 2
+    assert bool(jnp.all(both.status[0] == Status.CONVERGED))
+
+
 def test_continuation_predicts_as_the_warm_start_does():
     """predict_start from a Continuation (y', ∂y/∂a, θ') is the prediction from
     the WarmStart (y', ω', ∂y/∂a) of the same solutions, to rounding: the

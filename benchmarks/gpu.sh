@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU measurements of BENCHMARKS.md in one go, on a machine with jax (CUDA),
 # optax, diffrax and optimistix installed; jaxopt may come as a wheel in .whl/.
-# About 4 minutes on an H200.  Writes a log and JSON under ${OUT:-benchmarks/results/gpu}.
+# About 4.5 minutes on an H200.  Writes a log and JSON under ${OUT:-benchmarks/results/gpu}.
 set -u
 OUT=${OUT:-benchmarks/results/gpu}; mkdir -p "$OUT"
 if ls .whl/*.whl >/dev/null 2>&1; then
@@ -22,6 +22,9 @@ log "hand-written epochs"
 for dt in float32 float64; do timeout 40 python3 benchmarks/epoch_floors.py --dtype $dt; done
 log "sideq bench --quick --json (exactness asserted on the GPU)"
 timeout 60 python3 -m sideq.cli bench --quick --json > "$OUT/bench_quick.json"; echo "rc $?"
+log "the optimized HLO of both float32 routes (fusions per epoch, for study off the GPU): $OUT/hlo"
+XLA_FLAGS="--xla_dump_to=/tmp/sideq-hlo" timeout 60 python3 benchmarks/routes.py --K 4096 --epochs 4 >/dev/null
+mkdir -p "$OUT/hlo"; cp /tmp/sideq-hlo/*jit__lambda*after_optimizations.txt "$OUT/hlo/" 2>/dev/null; ls "$OUT/hlo"
 log "tests of descent and sweeps on the GPU"
 timeout 120 python3 -m pytest -q -x -p no:cacheprovider tests/test_dynamics.py tests/test_sweep.py 2>&1 | tail -5
 log done

@@ -489,8 +489,9 @@ def _solve_warm(model: Model, theta, x, previous, tol: float, maxiter: int) -> t
     and the start point, the offset a = θ1ᵀx + b and the acceptance constants
     from the warm start and θ, inside the loop, so that none of them costs a
     pass or a kernel in the epochs where it does not run.  Without the loop
-    every element is settled after one iteration, which is what the loop's
-    initial state says.
+    every element is settled after one iteration; where it runs, it returns
+    the convergence flags in the slot of the step, which it no longer needs,
+    so that no array of flags is written in the epochs where it does not.
 
     Returns ``(Equilibrium, g)`` with g = g_θ(x, y) at the solutions: the same
     points to within the residual, and the array the residual is computed from,

@@ -536,7 +536,23 @@ def _solve_warm(model: Model, theta, x, previous, tol: float, maxiter: int) -> t
         accept_ = _acceptance(model, theta2_, theta.dtype, tol)
         _, done = _step_end(model, _start_point(model, y0_), step_, accept_)
         y, done, evaluations, prev = _second_step(model, a_, theta2_, y, done, jnp.abs(step_), accept_)
-        y, it, done = _safe_path(model, a_, theta2_, y, done, prev, accept_, eps, maxiter - 2)
+
+        def safe(inner):
+            y, done, _, (_, worst) = inner
+            # (The same no-op selects as above, one level down.)
+            theta__ = jnp.where(worst < 0, jnp.nan, theta_)
+            theta2__ = theta__[-1]
+            accept__ = _acceptance(model, theta2__, theta.dtype, tol)
+            y, it, done = _safe_path(model, model.offset(theta__, x), theta2__, y, done, prev, accept__, eps,
+                                     maxiter - 2)
+            return y, done, it, (jnp.zeros((), jnp.int32), -jnp.ones((), jnp.int32))
+
+        # The safe path, in a loop of at most one iteration too: where the
+        # second step settles every element (most epochs that need it), its
+        # set-up (the bracket's arrays, the offset, its loop's first test) costs
+        # one reduction over the flags.
+        y, done, it, _ = jax.lax.while_loop(
+            lambda st: (st[3][0] > 0) | (st[3][1] > 0), safe, (y, done, jnp.zeros(n, jnp.int32), _unsettled(done)))
         # (The step's slot, no longer needed, returns the convergence flags, 0
         # where converged: an array of flags in the loop's state would be one
         # more kernel per call, to write its initial value, all true.)

@@ -476,6 +476,25 @@ def _unsettled(settled):
                           lambda u, v: (u[0] + v[0], jnp.maximum(u[1], v[1])), (settled.ndim - 1,))
 
 
+def _at_most_once(body, state, settled):
+    """``body(state, ran)`` in a loop of at most one iteration, run where some
+    element is not ``settled``, and whether it ran (under vmap: per batch row).
+
+    The loop's test is :func:`_unsettled`'s reduction, read by the test itself
+    (combined outside it, the two outputs would be one more kernel).  ``ran``,
+    false on entry, is for the body's no-op selects: XLA hoists loop-invariant
+    code out of a loop, to run always, so what the body recomputes must depend
+    on the loop's state.  It is false on entry for every row of a vmapped batch
+    too, also those whose loop does not run."""
+    def step(st):
+        *inner, (_, worst) = st
+        return (*body(tuple(inner), worst < 0), (jnp.zeros((), jnp.int32), -jnp.ones((), jnp.int32)))
+
+    *out, (_, worst) = jax.lax.while_loop(lambda st: (st[-1][0] > 0) | (st[-1][1] > 0), step,
+                                          (*state, _unsettled(settled)))
+    return tuple(out), worst < 0
+
+
 def _solve_warm(model: Model, theta, x, previous, tol: float, maxiter: int) -> tuple[Equilibrium, jax.Array]:
     r"""The equilibria of a whole batch ``x`` (n, d) from a warm start: the
     iteration of :func:`_newton` with the same numbers, written on the batch
@@ -519,16 +538,13 @@ def _solve_warm(model: Model, theta, x, previous, tol: float, maxiter: int) -> t
     if maxiter < 2:
         return result(y1, jnp.ones(n, jnp.int32), settled)
 
-    def fallback(state):
-        y, step, _, (_, worst) = state
+    def fallback(state, ran):
+        y, step, _ = state
         # (The selects on ``ran``, no-ops, keep the recomputation inside the
-        # loop: XLA would hoist loop-invariant code out of it, to run always.
-        # The acceptance test's constants too: as operands of the loop they
-        # would be written out every epoch, one kernel each.  ``ran`` is false
-        # on entry for every element of a vmapped batch, also those whose loop
-        # does not run: a NaN start there would send them into the safe path,
-        # for nothing, while the others finish.)
-        ran = worst < 0
+        # loop, and the acceptance test's constants too: as operands of the
+        # loop they would be written out every epoch, one kernel each.  A NaN
+        # start in the rows of a vmapped batch whose loop does not run would
+        # send them into the safe path, for nothing: ``ran`` is false there.)
         theta_ = jnp.where(ran, jnp.nan, theta)
         step_ = jnp.where(ran, jnp.nan, step)
         a_, y0_ = start(theta_)
@@ -537,35 +553,26 @@ def _solve_warm(model: Model, theta, x, previous, tol: float, maxiter: int) -> t
         _, done = _step_end(model, _start_point(model, y0_), step_, accept_)
         y, done, evaluations, prev = _second_step(model, a_, theta2_, y, done, jnp.abs(step_), accept_)
 
-        def safe(inner):
-            y, done, _, (_, worst) = inner
-            # (The same no-op selects as above, one level down.)
-            theta__ = jnp.where(worst < 0, jnp.nan, theta_)
+        def safe(inner, ran):
+            y, _, done = inner
+            theta__ = jnp.where(ran, jnp.nan, theta_)  # (the same no-op selects, one level down)
             theta2__ = theta__[-1]
             accept__ = _acceptance(model, theta2__, theta.dtype, tol)
-            y, it, done = _safe_path(model, model.offset(theta__, x), theta2__, y, done, prev, accept__, eps,
-                                     maxiter - 2)
-            return y, done, it, (jnp.zeros((), jnp.int32), -jnp.ones((), jnp.int32))
+            return _safe_path(model, model.offset(theta__, x), theta2__, y, done, prev, accept__, eps, maxiter - 2)
 
         # The safe path, in a loop of at most one iteration too: where the
         # second step settles every element (most epochs that need it), its
         # set-up (the bracket's arrays, the offset, its loop's first test) costs
         # one reduction over the flags.
-        y, done, it, _ = jax.lax.while_loop(
-            lambda st: (st[3][0] > 0) | (st[3][1] > 0), safe, (y, done, jnp.zeros(n, jnp.int32), _unsettled(done)))
+        (y, it, done), _ = _at_most_once(safe, (y, jnp.zeros(n, jnp.int32), done), done)
         # (The step's slot, no longer needed, returns the convergence flags, 0
         # where converged: an array of flags in the loop's state would be one
         # more kernel per call, to write its initial value, all true.)
-        return (y, jnp.where(done, 0, 1).astype(step.dtype), it + evaluations,
-                (jnp.zeros((), jnp.int32), -jnp.ones((), jnp.int32)))
+        return y, jnp.where(done, 0, 1).astype(step.dtype), it + evaluations
 
-    # (The loop's test reads the reduction's two outputs itself: combined
-    # outside it they would be one more kernel.)
-    init = (y1, step, jnp.ones(n, jnp.int32), _unsettled(settled))
-    y, flags, iterations, (_, worst) = jax.lax.while_loop(
-        lambda st: (st[3][0] > 0) | (st[3][1] > 0), fallback, init)
-    # Every step was accepted where the loop did not run (worst = 0 after it).
-    return result(y, iterations, (worst >= 0) | (flags == 0))
+    (y, flags, iterations), ran = _at_most_once(fallback, (y1, step, jnp.ones(n, jnp.int32)), settled)
+    # Every step was accepted where the loop did not run.
+    return result(y, iterations, ~ran | (flags == 0))
 
 
 def _start(model: Model, theta, x, y0):

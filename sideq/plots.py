@@ -23,6 +23,37 @@ def _figure():
     return fig, ax
 
 
+def _log_ticks(ax, values):
+    """Enough labelled ticks on a log y-axis to read a level off it.
+
+    Over at most three decades (Figure 4a: about 3e-4 to 7e-2) the ticks are
+    1, 2, 5 × 10^k, all labelled; plain decimals where the data lie in
+    [0.01, 1000), else m × 10^k.  Over more decades (Figure 1a: thirty) matplotlib's
+    decade ticks already read well and are kept.
+    """
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values) & (values > 0)]
+    if values.size == 0 or np.log10(values.max() / values.min()) > 3:
+        return
+    plain = 1e-2 <= values.min() and values.max() < 1e3
+
+    def label(v, _pos):
+        if v <= 0:
+            return ""
+        if plain:
+            return f"{v:g}"
+        mantissa, exponent = f"{v:.0e}".split("e")
+        exponent = int(exponent)
+        return rf"$10^{{{exponent}}}$" if mantissa == "1" else rf"${mantissa}\times 10^{{{exponent}}}$"
+
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=30))
+    ax.yaxis.set_major_formatter(FuncFormatter(label))
+    ax.yaxis.set_minor_locator(LogLocator(base=10, subs=(3.0, 4.0, 6.0, 7.0, 8.0, 9.0), numticks=30))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
 def loss_curve(loss, *, title=None, label="empirical risk"):
     """Loss over epochs on a log scale (panel (a) of Figures 1 and 4)."""
     fig, ax = _figure()
@@ -30,6 +61,7 @@ def loss_curve(loss, *, title=None, label="empirical risk"):
     epochs = np.arange(len(loss))
     positive = np.where(loss > 0, loss, np.nan)
     ax.semilogy(epochs, positive, color="C0", lw=1.5, label=label)
+    _log_ticks(ax, positive)
     ax.set_xlabel("epoch $t$")
     ax.set_ylabel(r"$\hat R(\theta(t))$")
     ax.set_xlim(0, len(loss) - 1)
@@ -39,15 +71,25 @@ def loss_curve(loss, *, title=None, label="empirical risk"):
 
 
 def learned_function(x_grid, y_learned, y_true, *, x_data=None, y_data=None, true_label, title=None):
-    """Learned y_θ(x) against the true f(x) (panel (b) of Figures 1 and 4)."""
+    """Learned y_θ(x) against the true f(x) (panel (b) of Figures 1 and 4).
+
+    The samples lie on f (the targets are noise-free), so an evenly spaced subsample
+    of them (at most 40, sorted by x) is drawn as open markers above both curves;
+    the legend says how many of the n are shown.
+    """
     fig, ax = _figure()
     if x_data is not None:
-        ax.scatter(x_data, y_data, s=3, color="0.6", alpha=0.5, label="training data", zorder=1)
-    ax.plot(x_grid, y_true, color="k", lw=2.2, label=true_label, zorder=2)
+        x_data, y_data = np.ravel(x_data), np.ravel(y_data)
+        n = len(x_data)
+        shown = np.argsort(x_data)[np.unique(np.linspace(0, n - 1, min(n, 40)).round().astype(int))]
+        label = "training data" if len(shown) == n else f"training data ({len(shown)} of {n})"
+        ax.plot(x_data[shown], y_data[shown], "o", ms=3.5, mfc="white", mec="C0", mew=0.9, ls="none",
+                label=label, zorder=4)
+    ax.plot(x_grid, y_true, color="k", lw=1.6, alpha=0.75, label=true_label, zorder=2)
     ax.plot(x_grid, y_learned, color="C3", lw=1.4, ls="--", label=r"learned $y_\theta(x)$", zorder=3)
+    ax.legend(fontsize=7, loc="upper left")
     ax.set_xlabel("$x$")
     ax.set_ylabel("$y$")
-    ax.legend(fontsize=7, loc="upper left")
     if title:
         ax.set_title(title, fontsize=9)
     return fig
@@ -56,6 +98,7 @@ def learned_function(x_grid, y_learned, y_true, *, x_data=None, y_data=None, tru
 def trajectory(theta, *, xi, linear, title=None):
     """The iterates in the (θ1, θ2)-plane coloured by epoch (panel (a) of Figures 2, 3, 5).
 
+    The start θ(0) (open circle) and the end θ(T) (open square) are in the legend.
     Linear DEQ: the solution line (αξ, 1 − α) and the trivial point (0, 1).
     Single-index DEQ: the target (ξ, 0).
     """
@@ -73,6 +116,8 @@ def trajectory(theta, *, xi, linear, title=None):
     cb = fig.colorbar(lc, ax=ax, pad=0.02)
     cb.set_label("epoch", fontsize=8)
     ax.plot(theta[0, 0], theta[0, 1], "o", mfc="none", mec="k", ms=6, label=r"$\theta(0)$", zorder=4)
+    ax.plot(theta[-1, 0], theta[-1, 1], "s", mfc="none", mec="k", ms=6, label=rf"$\theta({len(theta) - 1})$",
+            zorder=4)
     lo, hi = theta[:, :2].min(axis=0), theta[:, :2].max(axis=0)
     if linear:
         lo, hi = np.minimum(lo, [0.0, 1.0]), np.maximum(hi, [0.0, 1.0])
@@ -99,12 +144,18 @@ def trajectory(theta, *, xi, linear, title=None):
 
 
 def distance_curve(distance, *, ylabel, log=False, title=None):
-    """Distance to a point over epochs (panel (b) of Figures 2, 3, 5)."""
+    """Distance to a point over epochs (panel (b) of Figures 2, 3, 5).
+
+    ``log``: a log y-axis, with 1, 2, 5 × 10^k ticks labelled when the curve spans
+    at most three decades.  (Figure 5b spans under one decade, about 2.2 to 0.5,
+    and :mod:`sideq.reproduce` draws it on a linear axis.)
+    """
     fig, ax = _figure()
     distance = np.asarray(distance)
     epochs = np.arange(len(distance))
     if log:
         ax.semilogy(epochs, distance, color="C0", lw=1.5)
+        _log_ticks(ax, distance)
     else:
         ax.plot(epochs, distance, color="C0", lw=1.5)
     ax.set_xlabel("epoch $t$")

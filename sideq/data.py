@@ -22,7 +22,7 @@ import numpy as np
 
 from sideq.errors import SideqInputError
 
-__all__ = ["Uniform", "Gaussian", "uniform", "gaussian", "sample", "second_moment", "load_data"]
+__all__ = ["Uniform", "Gaussian", "uniform", "gaussian", "sample", "seed_keys", "second_moment", "load_data"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,6 +137,20 @@ def sample(dist, key, n: int):
         z = jax.random.normal(key, (int(n), dist.d), dtype)
         return jnp.asarray(dist.mean, dtype) + z @ jnp.asarray(dist.cov_sqrt, dtype).T
     raise SideqInputError(f"dist: expected sideq.uniform(...) or sideq.gaussian(...), got {type(dist).__name__}")
+
+
+def seed_keys(seed: int):
+    """(key_data, key_init): the two PRNG keys of one seeded run.
+
+    The convention that ``sideq reproduce`` (a figure's run with ``--seed S``)
+    and ``sideq descent``/``flow``/``sweep --seed S`` share: the data are
+    ``sample(dist, key_data, n)`` and a ``normal:MEAN,STD`` start is
+    MEAN + STD·``jax.random.normal(key_init, (p,))``, so the same seed gives
+    the same data and θ(0) in every entry point."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise SideqInputError(f"seed: expected an integer >= 0, got {seed!r}")
+    key_data, key_init = jax.random.split(jax.random.PRNGKey(int(seed)))
+    return key_data, key_init
 
 
 def second_moment(dist) -> np.ndarray:

@@ -65,7 +65,7 @@ from sideq.train import check_problem, check_theta0
 
 __all__ = [
     "FlowTrajectory", "gradient_flow", "vector_field", "default_flow_tol", "flow", "flow_summary",
-    "PROBE",
+    "until_stop", "PROBE",
 ]
 
 # Relative length of the probe step used to tell a stall at the edge of a
@@ -417,6 +417,23 @@ def flow(
     if dist is not None:
         return _flow_population(model, theta0, dist, xi, t1, ts, *tols, **static)
     return _flow_empirical(model, theta0, x, y, xi, t1, ts, *tols, **static)
+
+
+def until_stop(traj: FlowTrajectory) -> FlowTrajectory:
+    """The rows of one flow that it reached, in time order, as numpy arrays.
+
+    A :class:`FlowTrajectory` has fixed-size rows (so that it jits and vmaps):
+    the requested times, including those after the stop, then the stop time
+    ``t_final``, so its ``ts`` can end with a step back in time.  This keeps the
+    requested times before ``t_final`` and the final row: ``ts`` increases and
+    every row was integrated to (``sideq flow --save`` writes these rows).
+    Not for a batch of flows (their stop times differ); index one run first.
+    """
+    ts = np.asarray(traj.ts)
+    if ts.ndim != 1:
+        raise SideqInputError(f"traj: until_stop takes one flow, got ts of shape {ts.shape}; index a run first")
+    keep = np.append(ts[:-1] < ts[-1], True)
+    return FlowTrajectory(*(np.asarray(v)[keep] if np.ndim(v) else np.asarray(v) for v in traj))
 
 
 def flow_summary(model: Model, traj: FlowTrajectory) -> dict:

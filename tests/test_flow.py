@@ -17,7 +17,9 @@ import pytest
 from scipy.integrate import solve_ivp
 
 import sideq
-from sideq.flow import FlowTrajectory, _flow_population, flow, flow_summary, gradient_flow, vector_field
+from sideq.flow import (
+    FlowTrajectory, _flow_population, flow, flow_summary, gradient_flow, until_stop, vector_field,
+)
 from sideq.risk import _default_y0, empirical_objective
 from sideq.solve import Equilibrium
 from sideq.status import Status
@@ -332,6 +334,16 @@ def test_status_converged_vs_max_steps():
     assert late.any()
     np.testing.assert_array_equal(np.asarray(conv.theta)[:-1][late],
                                   np.broadcast_to(np.asarray(conv.theta[-1]), (late.sum(), 2)))
+    # until_stop keeps the rows reached, in time order, ending at the stop
+    kept = until_stop(conv)
+    before = np.asarray(conv.ts)[:-1] < float(conv.t_final)
+    assert before.sum() > 10 and np.all(np.diff(kept.ts) > 0)
+    np.testing.assert_array_equal(kept.ts, np.append(np.asarray(conv.ts)[:-1][before], conv.t_final))
+    np.testing.assert_array_equal(kept.theta, np.concatenate([np.asarray(conv.theta)[:-1][before],
+                                                              np.asarray(conv.theta)[-1:]]))
+    assert kept.status == conv.status and kept.drift.shape == kept.ts.shape
+    with pytest.raises(sideq.SideqInputError, match="^traj: until_stop takes one flow"):
+        until_stop(jax.tree_util.tree_map(lambda v: jnp.stack([v, v]), conv))
 
     short = run("u1", [0.5, 0.99], t1=1e-3)
     assert int(short.status) == Status.MAX_STEPS

@@ -665,10 +665,13 @@ def _prepare(model: Model, theta, x, y0, backend, tol, maxiter):
     elif x.ndim == 2 and x.shape[1] == d:
         batched = True
     else:
+        d_x = {0: 1, 2: x.shape[-1] if x.ndim == 2 else None}.get(x.ndim)
+        other = (f", or theta of {d_x + 1 + int(model.bias)} entries for this x"
+                 if d_x is not None and d_x >= 1 else "")
         raise SideqInputError(
             f"x: shape {x.shape} does not match theta of shape {theta.shape} "
             f"(d = {d}{' with bias' if model.bias else ''}); expected x of shape ({d},) "
-            f"or (n, {d})"
+            f"or (n, {d}){other}"
         )
     theta_c, x_c = _concrete(theta), _concrete(x)
     if theta_c is not None and not np.all(np.isfinite(theta_c)):

@@ -83,7 +83,7 @@ from sideq.risk import (
 )
 from sideq.solve import BACKENDS
 from sideq.status import Status
-from sideq.train import check_problem
+from sideq.train import check_problem, check_tolerances
 from sideq.xla import compiler_options
 
 __all__ = [
@@ -134,6 +134,19 @@ def _number(spec, text, what, flag="--init-dist"):
     return v
 
 
+def normal_spec(spec: str, p: int, *, flag: str = "--init-dist") -> tuple[np.ndarray, float]:
+    """(MEAN, STD) of a ``normal:MEAN,STD`` spec (see :func:`make_inits`); MEAN has 1 or p values."""
+    kind, _, body = spec.partition(":")
+    parts = body.split(",")
+    if kind != "normal" or len(parts) != 2:
+        raise SideqInputError(f"spec ({flag}): expected normal:MEAN,STD, got {spec!r}")
+    mean = _numbers(spec, parts[0], "MEAN", p, flag)
+    std = _number(spec, parts[1], "STD", flag)
+    if std < 0:
+        raise SideqInputError(f"spec ({flag}): STD in {spec!r} must be >= 0, got {std}")
+    return mean, std
+
+
 def make_inits(spec: str, K: int, p: int, seed: int = 0, *, flag: str = "--init-dist") -> np.ndarray:
     r"""K initializations θ(0) ∈ ℝᵖ as a float64 numpy array of shape (K, p).
 
@@ -171,12 +184,7 @@ def make_inits(spec: str, K: int, p: int, seed: int = 0, *, flag: str = "--init-
     parts = body.split(",")
     rng = np.random.default_rng(int(seed))
     if kind == "normal":
-        if len(parts) != 2:
-            raise SideqInputError(f"spec ({flag}): expected normal:MEAN,STD, got {spec!r}")
-        mean = _numbers(spec, parts[0], "MEAN", p, flag)
-        std = _number(spec, parts[1], "STD", flag)
-        if std < 0:
-            raise SideqInputError(f"spec ({flag}): STD in {spec!r} must be >= 0, got {std}")
+        mean, std = normal_spec(spec, p, flag=flag)
         return mean + std * rng.standard_normal((K, p))
     if kind == "ball":
         if len(parts) != 2:
@@ -468,6 +476,7 @@ class _Progress:
         self.total = total
         self.t0 = time.perf_counter()
         self.last = -math.inf
+        self.shown = None  # runs done in the last line printed
         self.tty = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
 
     def __call__(self, done, computed, final=False):
@@ -483,7 +492,9 @@ class _Progress:
             return
         if not final and now - self.last < (0.5 if self.tty else 10.0):
             return
-        self.last = now
+        if final and not self.tty and self.shown == done:
+            return  # (a log gets each count once; a terminal ends the line it rewrote)
+        self.last, self.shown = now, done
         eta_txt = "--" if not math.isfinite(remaining) else _hms(remaining)
         line = (f"sweep: {done:,}/{self.total:,} runs  {rate:,.1f} runs/s  "
                 f"elapsed {_hms(elapsed)}  ETA {eta_txt}")
@@ -648,9 +659,7 @@ def run_sweep(
     maxiter = _flag(maxiter, "maxiter")
     if maxiter < 1:
         raise SideqInputError(f"maxiter: must be >= 1, got {maxiter}")
-    tols = [float(t) for t in (gtol, ltol, dtol)]
-    if not all(t >= 0 for t in tols):
-        raise SideqInputError(f"gtol/ltol/dtol: tolerances must be >= 0 numbers, got {tols}")
+    tols = check_tolerances(gtol=gtol, ltol=ltol, dtol=dtol)
     if resume and out_dir is None:
         raise SideqInputError("resume: needs out_dir, the folder of the sweep to continue")
 

@@ -102,6 +102,22 @@ def check_theta0(model: Model, theta0, d: int):
     return arr.astype(jnp.result_type(float))
 
 
+def check_tolerances(**tols) -> list:
+    """The stopping tolerances (gtol, ltol, dtol, ...), each a number >= 0, or a
+    one-line error naming the first bad one (traced values pass unchecked)."""
+    out = []
+    for name, t in tols.items():
+        try:
+            c = _concrete(t)
+            c = None if c is None else float(c)
+        except (TypeError, ValueError):
+            c = math.nan
+        if c is not None and not c >= 0:
+            raise SideqInputError(f"{name}: a tolerance must be a number >= 0 (0 turns it off), got {t!r}")
+        out.append(t if c is None else c)
+    return out
+
+
 def check_step_size(eta):
     eta_c = _concrete(eta)  # (numpy: no eager jax dispatch)
     if eta_c is not None and not (np.all(np.isfinite(eta_c)) and np.all(eta_c > 0)):
@@ -172,7 +188,7 @@ def descent(
     theta0 = check_theta0(model, theta0, d)
     # (numpy, not jax, arrays: each eager jax call is a dispatch of its own)
     eta = np.asarray(eta if optimizer is None else 0.0, dtype)
-    tols = np.asarray([gtol, ltol, dtol], dtype)
+    tols = np.asarray(check_tolerances(gtol=gtol, ltol=ltol, dtol=dtol), dtype)
     static = dict(epochs=int(epochs), optimizer=optimizer, backend=backend, maxiter=int(maxiter))
     if dist is not None:
         return _descent_population(model, theta0, dist, xi, eta, tols, **static)

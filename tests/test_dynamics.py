@@ -155,6 +155,9 @@ def test_population_descent_uses_warm_started_nodes():
         (dict(eta=0.1, epochs=0), "epochs"),
         (dict(eta=0.1, theta0=np.array([0.1, 0.2, 0.3])), "theta0"),
         (dict(eta=0.1, theta0=np.array([0.1, np.nan])), "theta0"),
+        (dict(eta=0.1, gtol=-1e-3), "gtol: a tolerance must be a number >= 0"),
+        (dict(eta=0.1, dtol=np.nan), "dtol"),
+        (dict(eta=0.1, ltol="small"), "ltol"),
     ],
 )
 def test_descent_bad_input(kwargs, match):

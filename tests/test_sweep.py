@@ -150,6 +150,10 @@ def test_progress_line_and_callback(capsys):
     run_sweep(LIN, progress=True, **kw)
     err = capsys.readouterr().err
     assert "5/5 runs" in err and "runs/s" in err and "ETA" in err
+    # not a terminal: each count once (the first chunk's line, then the last's)
+    assert [line.split()[1] for line in err.strip().splitlines()] == ["4/5", "5/5"]
+    run_sweep(LIN, progress=True, **dict(kw, chunk=8))  # one chunk: its line is the last
+    assert [line.split()[1] for line in capsys.readouterr().err.strip().splitlines()] == ["5/5"]
     run_sweep(LIN, progress=False, **kw)
     assert capsys.readouterr().err == ""
     seen = []
@@ -235,6 +239,8 @@ def test_bad_run_arguments():
         run_sweep(LIN, inits=inits, resume=True, **kw)
     with pytest.raises(SideqInputError, match="chunk: must be a positive multiple"):
         run_sweep(LIN, inits=inits, chunk=0, **kw)
+    with pytest.raises(SideqInputError, match="dtol: a tolerance must be a number >= 0"):
+        run_sweep(LIN, inits=inits, dtol=-1.0, **kw)
     with pytest.raises(SideqInputError, match="x/dist: give exactly one"):
         run_sweep(LIN, inits=inits, x=X16, **kw)
 

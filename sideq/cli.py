@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -20,14 +21,60 @@ class CLIError(Exception):
     """A user error found while parsing flags (reported like SideqInputError)."""
 
 
-def _floats(text: str, flag: str) -> list[float]:
+class _Parser(argparse.ArgumentParser):
+    """argparse with the project's error style: one line on stderr, exit 2 (the
+    usage block is one ``--help`` away)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _count(text: str) -> int:
+    """An integer flag; 4000, 4e3 and 4000.0 are all 4000."""
     try:
-        vals = [float(v) for v in text.split(",") if v.strip() != ""]
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not value.is_integer():
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
+    return int(value)
+
+
+def _floats(text: str, flag: str) -> list[float]:
+    items = text.split(",")
+    if not text.strip() or any(v.strip() == "" for v in items):
+        raise CLIError(f"{flag}: expected numbers separated by single commas (e.g. 0.1,0.5), got {text!r}")
+    try:
+        return [float(v) for v in items]
     except ValueError:
         raise CLIError(f"{flag}: expected a comma-separated list of numbers, got {text!r}") from None
-    if not vals:
-        raise CLIError(f"{flag}: expected at least one number, got {text!r}")
-    return vals
+
+
+def _writable_folder(folder: str, flag: str) -> None:
+    """Create ``folder`` if needed and check that a file can be written there,
+    before any work is done; else a one-line error naming ``flag``."""
+    import tempfile
+
+    if os.path.exists(folder or ".") and not os.path.isdir(folder or "."):
+        raise CLIError(f"{flag}: {folder!r} is a file, not a folder; choose a folder to write into")
+    try:
+        os.makedirs(folder or ".", exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder or "."):
+            pass
+    except OSError as err:
+        raise CLIError(f"{flag}: cannot write into {folder or '.'!r} ({err.strerror or err}); "
+                       "choose a writable folder") from None
+
+
+def _check_save(path) -> None:
+    """``--save PATH.npz``: checked before the run, so that a bad path costs no run."""
+    if path is None:
+        return
+    if not path.endswith(".npz"):
+        raise CLIError(f"--save: expected a path ending in .npz, got {path!r}")
+    if os.path.isdir(path):
+        raise CLIError(f"--save: {path!r} is a folder; give a file name ending in .npz")
+    _writable_folder(os.path.dirname(path), "--save")
 
 
 def _model(args):
@@ -42,13 +89,21 @@ def _model(args):
 
 def parse_init(text: str, p: int, seed: int):
     """``--init``: 'a,b,...' (p values) or 'normal:MEAN,STD' (MEAN a number or
-    values joined by '/', e.g. normal:0/1,0.1 for N((0, 1), 0.1² I))."""
+    values joined by '/', e.g. normal:0/1,0.1 for N((0, 1), 0.1² I)), drawn with
+    the seed's init key (:func:`sideq.data.seed_keys`): ``--seed S`` gives the
+    θ(0) of ``sideq reproduce --seed S``."""
+    import jax
+    import jax.numpy as jnp
     import numpy as np
 
-    if text.startswith("normal:"):
-        from sideq.sweep import make_inits  # one parser for the specs of runs and sweeps
+    from sideq.data import seed_keys
 
-        return make_inits(text, 1, p, seed, flag="--init")[0]
+    if text.startswith("normal:"):
+        from sideq.sweep import normal_spec  # one parser for the specs of runs and sweeps
+
+        mean, std = normal_spec(text, p, flag="--init")
+        z = jax.random.normal(seed_keys(seed)[1], (p,), jnp.result_type(float))
+        return mean + std * np.asarray(z, np.float64)
     vals = _floats(text, "--init")
     if len(vals) != p:
         raise CLIError(
@@ -59,16 +114,23 @@ def parse_init(text: str, p: int, seed: int):
 
 
 def _data(args, model, xi):
-    """(x, y, dist) for the chosen --data and --risk."""
-    import jax
+    """(x, y, dist) for the chosen --data and --risk; drawn data come from the
+    seed's data key (:func:`sideq.data.seed_keys`)."""
     import numpy as np
 
     import sideq
+    from sideq.data import seed_keys
+    from sideq.risk import _UNIFORM_NODES  # (the default tensor Gauss-Legendre rules, by d)
 
     d = len(xi)
     if args.n < 1:
         raise CLIError(f"--n: the number of samples must be >= 1, got {args.n}")
     if args.data == "uniform":
+        if args.risk == "population" and d not in _UNIFORM_NODES:
+            raise CLIError(
+                f"--risk population: with --data uniform the quadrature grows like k**d, and --xi gives "
+                f"d = {d} > {max(_UNIFORM_NODES)}; use --risk empirical or --data gaussian"
+            )
         dist = sideq.uniform(0.0, 1.0, d)
     elif args.data == "gaussian":
         dist = sideq.gaussian(np.zeros(d), np.eye(d))
@@ -79,7 +141,7 @@ def _data(args, model, xi):
         return x, y, None
     if args.risk == "population":
         return None, None, dist
-    x = sideq.sample(dist, jax.random.PRNGKey(args.seed), args.n)
+    x = sideq.sample(dist, seed_keys(args.seed)[0], args.n)
     return np.asarray(x), None, None
 
 
@@ -90,10 +152,11 @@ def _add_run_flags(p, kind="descent"):
     p.add_argument("--bias", action="store_true", help="add a bias b: theta = (theta1, b, theta2)")
     p.add_argument("--data", default="uniform",
                    help="uniform (Unif[0,1]^d), gaussian (N(0, I)), or a .npy/.npz/.csv file")
-    p.add_argument("--n", type=int, default=1000, help="samples drawn for uniform/gaussian (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="seed for data and random init (default 0)")
+    p.add_argument("--n", type=_count, default=1000, help="samples drawn for uniform/gaussian (default 1000)")
+    p.add_argument("--seed", type=_count, default=0, help="seed for the data and a normal: init (default 0); the same as "
+                        "`sideq reproduce --seed`: the same seed draws the same data and theta(0)")
     if sweep:
-        p.add_argument("--inits", type=int, default=1000, help="number K of initializations (default 1000)")
+        p.add_argument("--inits", type=_count, default=1000, help="number K of initializations (default 1000)")
         p.add_argument("--init-dist", default="normal:0,0.1",
                        help="normal:MEAN,STD | ball:CENTER,RADIUS | grid:LO1/HI1,LO2/HI2 (MEAN, CENTER: a "
                             "number or p numbers joined by '/'; default normal:0,0.1)")
@@ -109,7 +172,7 @@ def _add_run_flags(p, kind="descent"):
         p.add_argument("--gtol", type=float, default=1e-10,
                        help="stop at a steady state |grad R| <= gtol (default 1e-10)")
     else:
-        p.add_argument("--epochs", type=int, default=4000, help="gradient steps (default 4000)")
+        p.add_argument("--epochs", type=_count, default=4000, help="gradient steps (default 4000)")
         p.add_argument("--gtol", type=float, default=0.0,
                        help="a run counts as converged once |grad R| <= gtol")
     p.add_argument("--risk", choices=["empirical", "population"], default="empirical")
@@ -121,12 +184,12 @@ def _add_run_flags(p, kind="descent"):
     if sweep:
         p.add_argument("--dtol", type=float, default=1e-6,
                        help="steps = first epoch with distance to the target <= dtol (default 1e-6)")
-        p.add_argument("--chunk", type=int, default=None, help="runs per compiled call (default: automatic)")
+        p.add_argument("--chunk", type=_count, default=None, help="runs per compiled call (default: automatic)")
         p.add_argument("--out", default=None, metavar="DIR", help="write results.npz and summary.json here")
         p.add_argument("--resume", action="store_true", help="continue an interrupted sweep in --out DIR")
         p.add_argument("--distributed", action="store_true",
                        help="call jax.distributed.initialize() first (multi-host)")
-        p.add_argument("--cpu-devices", type=int, default=None, metavar="N",
+        p.add_argument("--cpu-devices", type=_count, default=None, metavar="N",
                        help="split the CPU into N devices and shard the runs over them "
                             "(default: one per core; 1 turns sharding off)")
         p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
@@ -147,6 +210,7 @@ def cmd_descent(args) -> int:
         raise CLIError(f"--gtol: must be >= 0, got {args.gtol}")
     if not args.eta > 0:
         raise CLIError(f"--eta: the step size must be > 0, got {args.eta}")
+    _check_save(args.save)
     p = model.n_params(len(xi))
     theta0 = parse_init(args.init, p, args.seed)
     x, y, dist = _data(args, model, xi)
@@ -160,7 +224,7 @@ def cmd_descent(args) -> int:
                risk=args.risk, data=args.data, n=None if dist is not None else int(np.shape(x)[0]),
                dtype=str(traj.theta.dtype))
     if args.save:
-        _save(args.save, traj)
+        _save(args.save, traj._asdict())
         out["saved"] = args.save
     _emit(out, args.json)
     return 0
@@ -169,12 +233,13 @@ def cmd_descent(args) -> int:
 def cmd_flow(args) -> int:
     import numpy as np
 
-    from sideq.flow import flow, flow_summary
+    from sideq.flow import flow, flow_summary, until_stop
 
     model = _model(args)
     xi = _floats(args.xi, "--xi")
-    if not args.t1 > 0:
-        raise CLIError(f"--t1: the end time must be > 0, got {args.t1}")
+    if not (args.t1 > 0 and math.isfinite(args.t1)):
+        raise CLIError(f"--t1: the end time must be a finite number > 0, got {args.t1}")
+    _check_save(args.save)
     p = model.n_params(len(xi))
     theta0 = parse_init(args.init, p, args.seed)
     x, y, dist = _data(args, model, xi)
@@ -188,7 +253,8 @@ def cmd_flow(args) -> int:
     out.update(theta_initial=[float(v) for v in theta0], wall_s=wall, risk=args.risk, data=args.data,
                n=None if dist is not None else int(np.shape(x)[0]), dtype=str(traj.theta.dtype))
     if args.save:
-        _save(args.save, traj, extra={"t": np.asarray(traj.ts)})
+        reached = until_stop(traj)  # (in time order: the rows the flow reached)
+        _save(args.save, {**reached._asdict(), "t": reached.ts})
         out["saved"] = args.save
     _emit(out, args.json)
     return 0
@@ -239,6 +305,11 @@ def cmd_sweep(args) -> int:
         raise CLIError(f"--inits: must be >= 1, got {args.inits}")
     if args.resume and not args.out:
         raise CLIError("--resume: needs --out DIR (the folder of the interrupted sweep)")
+    if args.out is not None:
+        if args.resume and not os.path.exists(os.path.join(args.out, "manifest.json")):
+            print(f"sideq sweep: nothing to resume in {args.out!r} (no manifest.json); starting a new sweep",
+                  file=sys.stderr)
+        _writable_folder(args.out, "--out")
     p = model.n_params(len(xi))
     inits = make_inits(args.init_dist, args.inits, p, args.seed)
     x, y, dist = _data(args, model, xi)
@@ -252,23 +323,17 @@ def cmd_sweep(args) -> int:
     return 0
 
 
-def _save(path, traj, extra=None):
+def _save(path, arrays):
     import numpy as np
 
-    if not path.endswith(".npz"):
-        raise CLIError(f"--save: expected a path ending in .npz, got {path!r}")
-    folder = os.path.dirname(path)
-    if folder:
-        os.makedirs(folder, exist_ok=True)
-    arrays = {k: np.asarray(v) for k, v in traj._asdict().items()}
-    arrays.update(extra or {})
-    np.savez(path, **arrays)
+    np.savez(path, **{k: np.asarray(v) for k, v in arrays.items()})
 
 
 def _emit(out: dict, as_json: bool):
     if as_json:
         print(json.dumps(out))
         return
+    width = max(map(len, out), default=0)
     for k, v in out.items():
         if isinstance(v, float):
             v = f"{v:.6g}"
@@ -276,7 +341,7 @@ def _emit(out: dict, as_json: bool):
             v = "[" + ", ".join(f"{t:.6g}" if isinstance(t, float) else str(t) for t in v) + "]"
         elif isinstance(v, dict):
             v = json.dumps(v)
-        print(f"{k:>16}: {v}")
+        print(f"{k:>{width}}: {v}")
 
 
 def cmd_reproduce(args) -> int:
@@ -284,6 +349,12 @@ def cmd_reproduce(args) -> int:
 
     if args.seeds < 0:
         raise CLIError(f"--seeds: must be >= 0, got {args.seeds}")
+    if args.seed < 0:
+        raise CLIError(f"--seed: must be >= 0, got {args.seed}")
+    if args.quick and not args.extended:
+        raise CLIError("--quick: only shortens --extended; add --extended, or drop --quick "
+                       "(the paper's figures always run with the paper's settings)")
+    _writable_folder(args.out, "--out")
     code = reproduce(out=args.out, only=args.only, seed=args.seed, as_json=args.json, seeds=args.seeds)
     if args.extended:
         from sideq.extended import run_all
@@ -305,6 +376,8 @@ def cmd_reproduce(args) -> int:
 def cmd_verify(args) -> int:
     from sideq.verify import main as verify_main  # float64: see main()
 
+    if args.plots is not None:
+        _writable_folder(args.plots, "--plots")
     return verify_main(quick=args.quick, as_json=args.json, plots_dir=args.plots)
 
 
@@ -315,7 +388,7 @@ def cmd_bench(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="sideq",
         description="Deep equilibrium single-index models: equilibria, risks, gradient descent.",
     )
@@ -323,8 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reproduce", help="rerun the paper's experiments (Section 4) and write figures + summary")
     p.add_argument("--out", default="figures", help="output folder (default figures/)")
     p.add_argument("--only", default=None, help="comma list of figures, e.g. fig1,fig3")
-    p.add_argument("--seed", type=int, default=0, help="seed of the figures' run (default 0)")
-    p.add_argument("--seeds", type=int, default=32,
+    p.add_argument("--seed", type=_count, default=0, help="seed of the figures' run (default 0)")
+    p.add_argument("--seeds", type=_count, default=32,
                    help="seeds on which each caption's claim is checked (default 32; 0 skips)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--extended", action="store_true",
@@ -333,27 +406,35 @@ def build_parser() -> argparse.ArgumentParser:
     prec = p.add_mutually_exclusive_group()
     prec.add_argument("--x64", dest="x64", action="store_true", default=True, help="float64 (default)")
     prec.add_argument("--x32", dest="x64", action="store_false", help="float32")
-    p.set_defaults(func=cmd_reproduce)
+    p.set_defaults(func=cmd_reproduce, subparser=p)
     p = sub.add_parser("descent", help="one gradient-descent run; prints a summary (or --json)")
     _add_run_flags(p)
-    p.set_defaults(func=cmd_descent)
+    p.set_defaults(func=cmd_descent, subparser=p)
     p = sub.add_parser("flow", help="one gradient-flow run (diffrax); prints a summary (or --json)")
     _add_run_flags(p, "flow")
-    p.set_defaults(func=cmd_flow)
+    p.set_defaults(func=cmd_flow, subparser=p)
     p = sub.add_parser("sweep", help="gradient descent from many initializations: chunked, sharded, resumable")
     _add_run_flags(p, "sweep")
-    p.set_defaults(func=cmd_sweep)
+    p.set_defaults(func=cmd_sweep, subparser=p)
     p = sub.add_parser("verify", help="check every theorem of the paper against simulation (VERIFY.md)")
     p.add_argument("--quick", action="store_true", help="fewer initializations (under a minute)")
     p.add_argument("--json", action="store_true", help="print a list of {claim, holds, ...} objects")
     p.add_argument("--plots", metavar="DIR", default=None,
                    help="also write the VERIFY.md figures (PNG) into DIR, e.g. docs/verify")
-    p.set_defaults(func=cmd_verify)
+    p.set_defaults(func=cmd_verify, subparser=p)
     p = sub.add_parser("bench", help="speed against a per-sample numpy/scipy baseline (see BENCHMARKS.md)")
     p.add_argument("--quick", action="store_true", help="fewer repeats (under two minutes)")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_bench)
+    p.set_defaults(func=cmd_bench, subparser=p)
     return parser
+
+
+def _as_flag(message: str, flags) -> str:
+    """A library error names its argument (``eta: ...``); at the command line,
+    name the flag instead (``--eta: ...``) where the command has one."""
+    name, sep, rest = message.partition(":")
+    flag = {"out_dir": "--out"}.get(name, "--" + name.strip().replace("_", "-"))
+    return f"{flag}{sep}{rest}" if sep and name.isidentifier() and flag in flags else message
 
 
 def main(argv=None) -> int:
@@ -372,6 +453,10 @@ def main(argv=None) -> int:
         with jax.enable_x64(bool(getattr(args, "x64", True))):
             return int(args.func(args) or 0)
     except (CLIError, SideqInputError) as err:
+        flags = {s for action in args.subparser._actions for s in action.option_strings}
+        print(f"sideq {args.command}: error: {_as_flag(str(err), flags)}", file=sys.stderr)
+        return 2
+    except OSError as err:  # (a file or folder the user named: full disk, permissions, ...)
         print(f"sideq {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -13,7 +13,10 @@ from sideq.cli import main
 
 
 def run_cli(capsys, *argv):
-    code = main(list(argv))
+    try:
+        code = main(list(argv))
+    except SystemExit as stop:  # (argparse's own errors exit)
+        code = stop.code
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -21,7 +24,7 @@ def run_cli(capsys, *argv):
 def test_descent_json_fields_and_agreement_with_library(capsys, tmp_path):
     save = tmp_path / "run.npz"
     code, out, err = run_cli(capsys, "descent", "--model", "linear", "--init=-0.1,0.2", "--eta", "0.01",
-                             "--epochs", "50", "--n", "200", "--json", "--save", str(save))
+                             "--epochs", "5e1", "--n", "200", "--json", "--save", str(save))
     assert code == 0, err
     rec = json.loads(out)
     for key in ("theta_final", "loss_final", "status", "steps", "wall_s"):
@@ -31,11 +34,9 @@ def test_descent_json_fields_and_agreement_with_library(capsys, tmp_path):
     assert arrays["theta"].shape == (51, 2) and arrays["loss"].shape == (51,)
     np.testing.assert_allclose(arrays["theta"][-1], rec["theta_final"], rtol=0, atol=0)
     # The same run from Python gives the same numbers.
-    import jax
-
     from sideq.train import descent
 
-    x = sideq.sample(sideq.uniform(0.0, 1.0, 1), jax.random.PRNGKey(0), 200)
+    x = sideq.sample(sideq.uniform(0.0, 1.0, 1), sideq.data.seed_keys(0)[0], 200)
     traj = descent(sideq.linear(), np.array([-0.1, 0.2]), xi=np.array([2.0]), x=x, eta=0.01, epochs=50)
     np.testing.assert_allclose(np.asarray(traj.theta[-1]), rec["theta_final"], rtol=1e-14)
 
@@ -65,6 +66,13 @@ def test_descent_population_and_data_file(capsys, tmp_path):
         (["--data", "/no/such/file.npy"], "data: file '/no/such/file.npy' does not exist"),
         (["--xi", "a,b"], "--xi"),
         (["--n", "0"], "--n"),
+        (["--eta", "abc"], "argument --eta: invalid float value: 'abc' (see sideq descent --help)"),
+        (["--epochs", "2.5"], "argument --epochs: expected an integer, got '2.5'"),
+        (["--eta", "inf"], "--eta: the step size must be a positive number"),
+        (["--xi", "1,,2"], "--xi: expected numbers separated by single commas"),
+        (["--seed", "-1"], "--seed: expected an integer >= 0"),
+        (["--risk", "population", "--xi", "1,2,3,4,5,6"], "--risk population: with --data uniform"),
+        (["--save", "run.txt"], "--save: expected a path ending in .npz"),
     ],
 )
 def test_descent_bad_input_one_line(capsys, argv, needle):
@@ -110,8 +118,9 @@ def test_sweep_and_flow_commands(capsys, tmp_path):
     out = tmp_path / "sw"
     code, text, err = run_cli(capsys, "sweep", "--model", "linear", "--inits", "9", "--init-dist",
                               "grid:-1/1,-0.5/0.5", "--eta", "0.01,0.02", "--epochs", "30", "--n", "50",
-                              "--out", str(out), "--json", "--no-progress")
+                              "--out", str(out), "--json", "--no-progress", "--resume")
     assert code == 0, err
+    assert "nothing to resume" in err  # (a new folder: --resume starts the sweep, and says so)
     summary = json.loads(text)
     assert summary["runs"] == 18 and sum(summary["status_counts"].values()) == 18
     res = np.load(out / "results.npz")
@@ -123,10 +132,36 @@ def test_sweep_and_flow_commands(capsys, tmp_path):
     assert rec["conservation_drift"] <= 1e-10 and rec["status"] == "converged"
     saved = np.load(tmp_path / "f.npz")
     assert saved["t"].shape[0] == saved["theta"].shape[0]
+    # the rows the flow reached, in time order, the last at the stop
+    assert np.all(np.diff(saved["t"]) > 0) and saved["t"][-1] == rec["t_final"] < 5
+    np.testing.assert_array_equal(saved["theta"][-1], rec["theta_final"])
     code, _, err = run_cli(capsys, "sweep", "--resume", "--inits", "4", "--epochs", "3")
     assert code == 2 and "--resume" in err
     code, _, err = run_cli(capsys, "sweep", "--init-dist", "uniform:0,1", "--inits", "4", "--epochs", "3")
     assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    # a library error names the command's flag
+    code, _, err = run_cli(capsys, "sweep", "--dtol", "-1", "--inits", "4", "--epochs", "3")
+    assert code == 2 and err.startswith("sideq sweep: error: --dtol: a tolerance must be")
+
+
+def test_unwritable_outputs_fail_before_any_work(capsys, tmp_path):
+    """An output path that cannot be written is a one-line error, found before
+    the run (a finished run is not thrown away by a bad --save)."""
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    cases = [
+        (["descent", "--save", str(afile / "run.npz")], "--save: "),
+        (["flow", "--save", str(afile / "run.npz")], "--save: "),
+        (["sweep", "--out", str(afile)], "--out: "),
+        (["reproduce", "--out", str(afile / "figs")], "--out: "),
+        (["verify", "--plots", str(afile)], "--plots: "),
+        (["reproduce", "--quick"], "--quick: only shortens --extended"),
+    ]
+    for argv, needle in cases:
+        code, out, err = run_cli(capsys, *argv)
+        assert code == 2 and needle in err and ("afile" in err or argv[-1] == "--quick"), (argv, err)
+        assert len(err.strip().splitlines()) == 1 and not out, (argv, err)
+    assert afile.read_text() == "" and sorted(os.listdir(tmp_path)) == ["afile"]
 
 
 def test_sweep_on_two_cpu_devices_subprocess(tmp_path):
@@ -168,3 +203,9 @@ def test_reproduce_writes_figures_summary_and_claims(capsys, tmp_path):
     assert json.loads((out / "summary.json").read_text())["linear"]["theta_final"] == run["theta_final"]
     code, _, err = run_cli(capsys, "reproduce", "--out", str(out), "--only", "fig9")
     assert code == 2 and "--only" in err
+    # `sideq descent --seed S` draws the data and theta(0) of `reproduce --seed S`: the same run
+    code, text, err = run_cli(capsys, "descent", "--model", "linear", "--xi", "2", "--eta", "0.01",
+                              "--epochs", "200", "--json")
+    assert code == 0, err
+    rec = json.loads(text)
+    assert rec["theta_initial"] == run["theta_initial"] and rec["theta_final"] == run["theta_final"]

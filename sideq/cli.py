@@ -153,8 +153,11 @@ def _add_run_flags(p, kind="descent"):
     p.add_argument("--data", default="uniform",
                    help="uniform (Unif[0,1]^d), gaussian (N(0, I)), or a .npy/.npz/.csv file")
     p.add_argument("--n", type=_count, default=1000, help="samples drawn for uniform/gaussian (default 1000)")
-    p.add_argument("--seed", type=_count, default=0, help="seed for the data and a normal: init (default 0); the same as "
-                        "`sideq reproduce --seed`: the same seed draws the same data and theta(0)")
+    p.add_argument("--seed", type=_count, default=0,
+                   help=("seed for the data (as `sideq reproduce --seed` draws them) and the --init-dist "
+                         "draws (default 0)") if sweep else
+                   ("seed for the data and a normal: init (default 0): `sideq reproduce --seed` draws "
+                    "the same data and theta(0)"))
     if sweep:
         p.add_argument("--inits", type=_count, default=1000, help="number K of initializations (default 1000)")
         p.add_argument("--init-dist", default="normal:0,0.1",

@@ -49,6 +49,16 @@ class Model:
     def input_dim(self, theta) -> int:
         return jnp.shape(theta)[-1] - 1 - int(self.bias)
 
+    @staticmethod
+    def as_inputs(x, d: int):
+        """x with its feature axis: for d = 1 a batch may come as shape (n,), as
+        :func:`sideq.solve` takes it; that becomes (n, 1).  Other shapes are
+        returned as they are (a point (d,), a batch (n, d), a scalar for d = 1)."""
+        x = jnp.asarray(x)
+        if d == 1 and x.ndim == 1 and x.shape[0] != 1:
+            return x[:, None]
+        return x
+
     def split(self, theta):
         """``theta -> (theta1 (d,), b (scalar, 0 without bias), theta2 (scalar))``."""
         theta = jnp.asarray(theta)

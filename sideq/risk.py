@@ -47,8 +47,9 @@ _NORMAL_HALF_WIDTH = 9.0  # P(|Z| > 9) = 2e-19
 
 
 def targets(model: Model, xi, x):
-    """f(xᵢ) = σ(ξᵀxᵢ) (ξᵀxᵢ for the linear DEQ); x of shape (n, d)."""
-    return model.activation(jnp.asarray(x) @ jnp.asarray(xi))
+    """f(xᵢ) = σ(ξᵀxᵢ) (ξᵀxᵢ for the linear DEQ); x of shape (n, d), or (n,) for d = 1."""
+    xi = jnp.asarray(xi)
+    return model.activation(model.as_inputs(x, xi.shape[-1] if xi.ndim else 1) @ xi)
 
 
 def _uniform_rule(dist: Uniform):

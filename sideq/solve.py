@@ -115,7 +115,10 @@ def predict_start(model: Model, theta, x, previous: WarmStart | Continuation):
     O(‖θ − θ'‖) of reusing y' (the predictor step of a continuation method).
     From a :class:`Continuation` the same increment is (θ − θ')·(x, [1,] y'),
     computed from θ − θ'.  Falls back to y' where the prediction is not finite.
+    ``x``: as for :func:`solve` (a point (d,), a batch (n, d), or for d = 1 a
+    scalar or a batch (n,)), the inputs of the previous solve.
     """
+    x = model.as_inputs(x, model.input_dim(theta))
     y_prev = previous.y
     if isinstance(previous, Continuation):
         delta = theta - previous.theta
@@ -714,7 +717,8 @@ def solve(model: Model, theta, x, *, y0=None, backend: str = "jaxopt", tol: floa
       tol: relative step tolerance (default 64 machine epsilons of the dtype).
       maxiter: iteration limit.
 
-    Returns an :class:`Equilibrium` ``(y, residual, iterations, margin, status)``;
+    Returns an :class:`Equilibrium` ``(y, residual, iterations, margin, status,
+    omega, sensitivity)`` (ω = a + θ2 y and ∂y/∂a at the solution, for warm starts);
     ``y`` is differentiable in θ and x by implicit differentiation (Eq. (1)).
     Works under ``jit`` and ``vmap``.  Outside jit, θ2 = 1 for the linear DEQ
     raises :class:`~sideq.errors.SingularModelError`; inside jit it gives NaN and

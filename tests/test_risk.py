@@ -438,6 +438,15 @@ def test_empirical_risk_vs_numpy_brentq(act):
                                rtol=1e-15, atol=1e-15)
 
 
+def test_targets_take_a_flat_batch_for_d1():
+    """For d = 1 a batch of shape (n,) is a batch, as solve and empirical_risk take it."""
+    model, xi, x = sideq.single_index("sigmoid"), np.array([2.0]), np.linspace(0.0, 1.0, 7)
+    want = 1 / (1 + np.exp(-2 * x))
+    np.testing.assert_allclose(np.asarray(sideq.targets(model, xi, x)), want, rtol=1e-15)
+    np.testing.assert_allclose(np.asarray(sideq.targets(model, xi, x[:, None])), want, rtol=1e-15)
+    assert np.shape(sideq.targets(model, xi, x[:1])) == ()  # one point (d,) = (1,)
+
+
 def test_empirical_risk_grad_vs_fd_of_reference():
     model, theta = sideq.single_index("tanh"), np.array([0.9, -0.6, 0.35])
     g = np.asarray(EMP_GRAD(model, jnp.asarray(theta), XE, YE))

@@ -514,6 +514,22 @@ def test_predict_start_is_second_order_and_needs_one_evaluation():
     np.testing.assert_array_equal(np.asarray(same), np.asarray(cold.y))
 
 
+def test_predict_start_takes_every_input_shape_solve_takes():
+    """For d = 1 a batch may be x of shape (n,), as in solve: the prediction is
+    the same as from (n, 1) (it once summed θ1·x over the batch instead)."""
+    model = sideq.single_index("sigmoid")
+    theta, step = jnp.array([2.0, 0.3]), jnp.array([1e-3, -2e-3])
+    x = jnp.linspace(0.0, 1.0, 5)
+    w = sideq.warm_start(sideq.solve(model, theta, x))
+    flat = sideq.predict_start(model, theta + step, x, w)
+    column = sideq.predict_start(model, theta + step, x[:, None], w)
+    np.testing.assert_array_equal(np.asarray(flat), np.asarray(column))
+    exact = sideq.solve(model, theta + step, x).y
+    assert float(jnp.max(jnp.abs(flat - exact))) < 1e-6 < float(jnp.max(jnp.abs(w.y - exact)))
+    one = sideq.predict_start(model, theta + step, x[2], jax.tree_util.tree_map(lambda v: v[2], w))
+    assert float(one) == pytest.approx(float(flat[2]), rel=1e-15)
+
+
 def test_non_finite_warm_start_falls_back_to_a_cold_start():
     """A warm start that is not a number (left by a failed solve) starts cold
     instead of failing again; the root is the same."""

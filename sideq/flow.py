@@ -172,7 +172,8 @@ def gradient_flow(
     solver: diffrax.AbstractSolver | None = None,
     divergence=1e8,
 ) -> FlowTrajectory:
-    r"""Integrate the gradient flow θ'(t) = −∇R(θ(t)), θ(0) = θ0 (Section 2, Eq. (4)).
+    r"""Integrate the gradient flow θ'(t) = −∇R(θ(t)), θ(0) = θ0 (Section 2; for the
+    linear DEQ, Eq. (4) with the gradient of ERRATA.md §1).
 
     Args:
       model: the DEQ (for the diagnostics).
@@ -370,7 +371,8 @@ def flow(
     backend: str = "jaxopt",
     maxiter: int = 100,
 ) -> FlowTrajectory:
-    r"""Gradient flow θ'(t) = −∇R(θ(t)) from ``theta0`` up to ``t1`` (Section 2, Eq. (4)).
+    r"""Gradient flow θ'(t) = −∇R(θ(t)) from ``theta0`` up to ``t1`` (Section 2; for the
+    linear DEQ, Eq. (4) with the gradient of ERRATA.md §1).
 
     The continuous-time counterpart of :func:`sideq.train.descent`: give data
     ``x`` (n, d) [and ``y`` (n,); default targets f(x) = σ(ξᵀx)] for the

@@ -13,6 +13,12 @@ __all__ = ["Status", "describe", "worst"]
 
 
 class Status(enum.IntEnum):
+    """Outcome codes of a solve, a descent run, a flow or a sweep run (int32 in
+    arrays, so they vmap); ``Status(code).message`` explains one.  Where several
+    apply, the worst wins: SINGULAR, DIVERGED, SOLVER_FAILURE, MAX_STEPS,
+    NON_UNIQUE, CONVERGED (``severity``).  A training run's status puts
+    failures first, then NON_UNIQUE, then CONVERGED or MAX_STEPS."""
+
     CONVERGED = 0
     MAX_STEPS = 1
     DIVERGED = 2

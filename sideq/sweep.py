@@ -627,8 +627,10 @@ def run_sweep(
         small K; for large K give a folder).
       resume: continue the sweep in ``out_dir`` (settings must match).
       gtol, ltol, dtol: a run's ``steps`` is its first epoch with ‖∇R‖ ≤ gtol,
-        R ≤ ltol or distance to the target ≤ dtol (then CONVERGED), else T
-        (then MAX_STEPS), as in :func:`sideq.dynamics.gradient_descent`.
+        R ≤ ltol or distance to the target ≤ dtol, else T, as in
+        :func:`sideq.dynamics.gradient_descent`.  Its status is then CONVERGED
+        (else MAX_STEPS), unless a failure or NON_UNIQUE takes priority: to
+        ask whether a run met a tolerance, test ``steps < epochs``.
       backend, maxiter: the equilibrium solver, as in :func:`sideq.train.descent`.
       progress: True for a progress line on stderr (runs done / N, runs per
         second, ETA), False for none, or a callable receiving a dict
@@ -645,8 +647,8 @@ def run_sweep(
     ``fail_step`` (first failing epoch, −1 if none), ``steps``.  The summary
     counts runs per status and gives quantiles (min, 5%, 50%, 95%, max) of
     ``loss_final``, ``distance_final`` and ``steps`` over the runs that did not
-    fail (finite values only), with K, N, wall time, runs per second and the
-    settings.  Precision follows ``jax_enable_x64`` (float64 on, float32 off).
+    fail (finite values only), with ``runs`` and ``K``, wall time, runs per
+    second and the settings.  Precision follows ``jax_enable_x64`` (float64 on, float32 off).
     """
     t_start = time.perf_counter()
     if distributed:

@@ -170,7 +170,9 @@ def descent(
     empirical risk, or a law ``dist`` (``sideq.uniform``/``sideq.gaussian``) for
     the population risk.  ``optimizer`` replaces ``optax.sgd(eta)``.  The run's
     ``steps`` is the first epoch with ‖∇R‖ ≤ gtol, R ≤ ltol or distance to the
-    target ≤ dtol (status CONVERGED); without a tolerance met the status is MAX_STEPS.
+    target ≤ dtol (status CONVERGED); without a tolerance met the status is
+    MAX_STEPS.  A failure (DIVERGED, SINGULAR, SOLVER_FAILURE) or NON_UNIQUE
+    takes priority over both, so ``steps < epochs`` is the test for "met a tolerance".
     Returns a :class:`~sideq.dynamics.Trajectory` with T + 1 = epochs + 1 rows.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:

@@ -36,6 +36,7 @@ import functools
 import json
 import math
 import os
+import sys
 import time
 
 import numpy as np
@@ -92,6 +93,33 @@ def _f(v):
     """float or None (JSON)."""
     v = float(v)
     return v if math.isfinite(v) else None
+
+
+def _tex_sci(v, digits=1):
+    r"""``v`` for a mathtext label: 4.0\times10^{-4} (not 4.0e-04, whose minus mathtext
+    spaces as a binary operator: "4.0e − 04")."""
+    v = float(v)
+    if v == 0 or not math.isfinite(v):
+        return f"{v:g}"
+    mant, exp = f"{v:.{digits}e}".split("e")
+    return rf"{mant}\times10^{{{int(exp)}}}"
+
+
+def _mask_outline(mask, extent):
+    """Segments [((x0, y0), (x1, y1)), ...] of the boundary of the union of the
+    cells where ``mask`` (m1, m2) is True, cell (i, j) being the i-th of m1
+    equal columns of ``extent`` = [x0, x1, y0, y1] and the j-th of m2 rows."""
+    mask = np.asarray(mask, bool)
+    m1, m2 = mask.shape
+    xe = np.linspace(extent[0], extent[1], m1 + 1)
+    ye = np.linspace(extent[2], extent[3], m2 + 1)
+    pad = np.pad(mask, 1)
+    segs = []
+    for i, j in zip(*np.nonzero(pad[1:, 1:-1] != pad[:-1, 1:-1])):  # between columns i-1 and i
+        segs.append(((xe[i], ye[j]), (xe[i], ye[j + 1])))
+    for i, j in zip(*np.nonzero(pad[1:-1, 1:] != pad[1:-1, :-1])):  # between rows j-1 and j
+        segs.append(((xe[i], ye[j]), (xe[i + 1], ye[j])))
+    return segs
 
 
 def _first_below(values, tol):
@@ -354,7 +382,10 @@ def exp_population_vs_empirical(out_dir, quick=False, **overrides):
     with _rc():
         fig, axs = plt.subplots(1, 3, figsize=(FULL_W, 2.7), constrained_layout=True)
         ax = axs[0]
-        ax.semilogy(curves["population"][0], color="k", lw=2.0, label=r"trained on $R$")
+        # dashed and on top (zorder): the curves nearly coincide, and a solid
+        # line under them would be hidden
+        ax.semilogy(curves["population"][0], color="k", lw=1.2, ls=(0, (3, 2)), zorder=5,
+                    label=r"trained on $R$: $R(\theta_{\mathrm{pop}}(t))$")
         for i, n in enumerate(cfg["ns"]):
             Rhat, R = curves[n]
             ax.semilogy(np.arange(len(Rhat)), Rhat, color=f"C{i}", ls="--", lw=1.0,
@@ -518,13 +549,23 @@ def exp_basin(out_dir, quick=False, **overrides):
         failed = np.isin(status, [int(sideq.Status.DIVERGED), int(sideq.Status.SINGULAR),
                                   int(sideq.Status.SOLVER_FAILURE)])
         nonuniq = status == int(sideq.Status.NON_UNIQUE)
-        reached = (status == int(sideq.Status.CONVERGED))
+        # Reached the target: ``steps`` is the first epoch with distance <= dtol
+        # (= epochs if never), whatever the status.  The status is not the test:
+        # NON_UNIQUE outranks CONVERGED (sideq.dynamics.gradient_descent), so a
+        # run that met dtol while some equilibrium on its way was non-unique
+        # reads NON_UNIQUE.  A run that met dtol only at theta(T) has steps = epochs,
+        # hence the distance_final test; failed runs do not count.
+        reached = ~failed & ((steps < c["epochs"]) | ((cfg["dtol"] > 0) & (dfin <= cfg["dtol"])))
         maps[name] = dict(D=dfin.reshape(m, m), S=steps.reshape(m, m), failed=failed.reshape(m, m),
                           nonuniq=nonuniq.reshape(m, m), reached=reached.reshape(m, m), box=c["box"])
         ok = reached
         out[name] = dict(
             runs=len(status), wall_s=wall, runs_per_s=len(status) / wall, status_counts=counts,
-            fraction_reached_1e_6=float(reached.mean()),
+            reached_1e_6=int(reached.sum()), fraction_reached_1e_6=float(reached.mean()),
+            non_unique_reached_1e_6=int((reached & nonuniq).sum()),
+            epochs_to_1e_6_max_non_unique=(int(steps[reached & nonuniq].max()) if (reached & nonuniq).any()
+                                           else None),
+            not_reached_not_failed=int((~reached & ~failed).sum()), failed=int(failed.sum()),
             epochs_to_1e_6_quantiles=(np.quantile(steps[ok], [0, 0.05, 0.5, 0.95, 1]).tolist() if ok.any() else None),
             final_distance_quantiles_not_failed=(np.quantile(dfin[~failed & np.isfinite(dfin)],
                                                              [0, 0.05, 0.5, 0.95, 1]).tolist()),
@@ -546,15 +587,22 @@ def exp_basin(out_dir, quick=False, **overrides):
                 (~reached)[np.abs(1 - th2) >= 0.5].mean())
     files = []
     with _rc():
+        from matplotlib.collections import LineCollection, PatchCollection
+        from matplotlib.patches import Rectangle
+
         fig, axs = plt.subplots(2, 2, figsize=(FULL_W, 5.6), constrained_layout=True)
         for col, name in enumerate(("linear", "sigmoid")):
             mp = maps[name]
             (a1, b1), (a2, b2) = mp["box"]
-            ext = [a1, b1, a2, b2]
+            # The starts are linspace(a, b, m) on each axis (make_inits "grid:"), so
+            # cell i spans its point +- half a spacing: the box grown by h/2.
+            g1, g2 = np.linspace(a1, b1, m), np.linspace(a2, b2, m)
+            h1, h2 = (b1 - a1) / max(m - 1, 1), (b2 - a2) / max(m - 1, 1)
+            ext = [a1 - h1 / 2, b1 + h1 / 2, a2 - h2 / 2, b2 + h2 / 2]
+            G1, G2 = np.meshgrid(g1, g2, indexing="ij")
             target = "solution line" if name == "linear" else r"$(\xi,0)$"
             D = np.where(mp["failed"], np.nan, np.maximum(mp["D"], 1e-16))
-            cm = plt.get_cmap("viridis").copy()
-            cm.set_bad("white")
+            cm = plt.get_cmap("viridis").with_extremes(bad="white")
             ax = axs[0, col]
             im = ax.imshow(D.T, origin="lower", extent=ext, aspect="auto", cmap=cm,
                            norm=LogNorm(1e-16, max(1.0, np.nanmax(D))), interpolation="nearest")
@@ -570,18 +618,24 @@ def exp_basin(out_dir, quick=False, **overrides):
             cb = fig.colorbar(im, ax=ax, pad=0.02)
             cb.set_label(r"epochs to distance $\leq 10^{-6}$")
             ax.set_title(f"({'c' if col == 0 else 'd'}) epochs to reach $10^{{-6}}$ (white: not reached)")
-            for ax in axs[:, col]:
-                g1 = np.linspace(a1, b1, m)
-                g2 = np.linspace(a2, b2, m)
-                G1, G2 = np.meshgrid(g1, g2, indexing="ij")
+            for row, ax in enumerate(axs[:, col]):
                 if mp["failed"].any():  # markers, so that single grid cells stay visible
                     ax.plot(G1[mp["failed"]], G2[mp["failed"]], "x", color="red", ms=4, mew=1.0, ls="none",
                             label=f"diverged / failed ({int(mp['failed'].sum())})", zorder=6)
-                if mp["nonuniq"].any():
-                    ax.contourf(G1, G2, mp["nonuniq"].astype(float), levels=[0.5, 1.5], hatches=["////"],
-                                colors="none")
-                    ax.plot([], [], "s", mfc="none", mec="k",
-                            label=f"non-unique equilibrium ({int(mp['nonuniq'].sum())})")
+                if mp["nonuniq"].any():  # exactly the non-unique cells, each a hatched rectangle
+                    cells = [Rectangle((u - h1 / 2, v - h2 / 2), h1, h2)
+                             for u, v in zip(G1[mp["nonuniq"]], G2[mp["nonuniq"]])]
+                    ax.add_collection(PatchCollection(cells, facecolor="none", edgecolor="k", linewidth=0,
+                                                      hatch="//////", zorder=5))
+                    # and the outline of their union, so that a lone cell (narrower
+                    # than the hatch spacing) is marked too
+                    ax.add_collection(LineCollection(_mask_outline(mp["nonuniq"], ext), colors="k",
+                                                     linewidths=0.6, zorder=5))
+                    k = int(mp["nonuniq"].sum())
+                    kr = int((mp["nonuniq"] & mp["reached"]).sum())
+                    ax.fill([], [], facecolor="none", edgecolor="k", lw=0.6, hatch="//////",
+                            label=(f"non-unique equilibrium ({k})" if row == 0 else
+                                   f"non-unique equilibrium ({k}; {kr} reach)"))
                 if name == "linear":
                     a = np.linspace(-5, 5, 2)
                     ax.plot(a * XI, 1 - a, color="C1", lw=1.0, label=r"$(\alpha\xi,1-\alpha)$")
@@ -589,8 +643,8 @@ def exp_basin(out_dir, quick=False, **overrides):
                 else:
                     ax.plot(XI, 0, "*", color="C1", mec="k", mew=0.4, ms=10, ls="none", label=r"$(\xi,0)$")
                     ax.axhline(4, color="k", lw=0.8, ls=":")
-                ax.set_xlim(a1, b1)
-                ax.set_ylim(a2, b2)
+                ax.set_xlim(ext[0], ext[1])
+                ax.set_ylim(ext[2], ext[3])
                 ax.set_xlabel(r"$\theta_1(0)$")
                 ax.set_ylabel(r"$\theta_2(0)$")
                 ax.legend(loc="lower left", fontsize=5.5, framealpha=0.85)
@@ -735,7 +789,7 @@ def exp_step_size(out_dir, quick=False, **overrides):
                 j = np.flatnonzero(bad)[0]
                 ax.plot(etas[j], 1.0, "x", color="red", ms=5)
         ax.axvline(thr["threshold"], color="C3", ls="--", lw=1.2,
-                   label=rf"Thm 3.9: $\lambda_1/(2\lambda_2) = {thr['threshold']:.1e}$")
+                   label=rf"Thm 3.9: $\lambda_1/(2\lambda_2) = {_tex_sci(thr['threshold'])}$")
         ax.axvline(2 / ev.max(), color="k", ls=":", lw=1.2,
                    label=rf"$2/\lambda_{{\max}}(\nabla^2R(\xi,0)) = {2 / ev.max():.3g}$")
         ax.axhline(1, color="0.5", lw=0.6)
@@ -896,15 +950,38 @@ def run_all(out_dir, quick=False, only=None) -> dict:
     return out
 
 
+def _unwritable_folder(folder):
+    """None if ``folder`` exists or can be created and a file can be written in
+    it (it is created); else what is wrong and what to do, in one line."""
+    import tempfile
+
+    folder = folder or "."
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        return f"{folder!r} is a file, not a folder; choose a folder to write the figures into"
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        return f"cannot write into {folder!r} ({err.strerror or err}); choose a writable folder"
+    return None
+
+
 def script_main(name, argv=None, config=None):
     """``python experiments/NAME.py [--out DIR] [--quick]``: one experiment, JSON to stdout.
     ``config``: settings overrides (the script's CONFIG); ignored with ``--quick``."""
     import argparse
 
     p = argparse.ArgumentParser(description=f"sideq extended experiment: {name}")
-    p.add_argument("--out", default="figures/extended")
+    p.add_argument("--out", default="figures/extended",
+                   help="folder for the figures (created if needed; default figures/extended)")
     p.add_argument("--quick", action="store_true", help="smaller grids / fewer epochs")
     a = p.parse_args(argv)
+    a.out = a.out or "."
+    problem = _unwritable_folder(a.out)
+    if problem:  # before any work: one line, not a traceback after the run
+        print(f"{p.prog}: error: --out: {problem}", file=sys.stderr)
+        return 2
     res = run_one(name, a.out, quick=a.quick, **({} if a.quick else dict(config or {})))
     print(json.dumps(res, indent=2))
     return 0

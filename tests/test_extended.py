@@ -107,3 +107,42 @@ def test_explicit_neuron_experiment_end_to_end(tmp_path):
     json.dumps(res)  # JSON-able
     for kind in ("deq", "explicit"):
         assert 0 < res["results"][kind]["loss_final"] < 0.05  # from about 0.06 at theta(0)
+
+
+def test_basin_counts_non_unique_runs_that_reach_the_target(tmp_path):
+    # 4 x 4 starts: the corner (-4, 3.9) is NON_UNIQUE (that status outranks
+    # CONVERGED) yet reaches 1e-6; it must count as reached.
+    res = extended.run_one("basin", str(tmp_path), quick=True, grid_points=4)
+    s = res["sigmoid"]
+    assert s["status_counts"].get("non_unique", 0) >= 1
+    assert s["non_unique_reached_1e_6"] == s["status_counts"]["non_unique"]
+    assert s["reached_1e_6"] == 16 and s["fraction_reached_1e_6"] == 1.0
+    assert s["epochs_to_1e_6_quantiles"][-1] >= s["epochs_to_1e_6_max_non_unique"]
+    json.dumps(res)
+
+
+def test_mask_outline_is_the_boundary_of_the_cells():
+    m = np.zeros((3, 3), bool)
+    m[1, 1] = True  # one cell: its four sides
+    segs = extended._mask_outline(m, [0, 3, 0, 3])
+    assert sorted(tuple(map(tuple, s)) for s in np.asarray(segs).tolist()) == sorted(
+        [((1, 1), (1, 2)), ((2, 1), (2, 2)), ((1, 1), (2, 1)), ((1, 2), (2, 2))])
+    m[0, 0] = m[1, 0] = True  # an L of three cells (one at the box's corner): perimeter 8
+    assert len(extended._mask_outline(m, [0, 3, 0, 3])) == 8
+
+
+def test_tex_sci_has_no_spaced_minus():
+    assert extended._tex_sci(4.03e-4) == r"4.0\times10^{-4}"
+    assert extended._tex_sci(12345.0, 2) == r"1.23\times10^{4}"
+
+
+@pytest.mark.parametrize("kind", ["file", "under_file"])
+def test_script_bad_out_is_one_line_exit_2(tmp_path, capsys, kind):
+    f = tmp_path / "afile"
+    f.write_text("x")
+    out = f if kind == "file" else f / "sub"
+    assert extended.script_main("explicit_neuron", ["--out", str(out), "--quick"]) == 2
+    cap = capsys.readouterr()
+    assert cap.out == ""
+    lines = cap.err.strip().splitlines()
+    assert len(lines) == 1 and "--out" in lines[0] and "folder" in lines[0]

@@ -630,7 +630,8 @@ def run_sweep(
         R ≤ ltol or distance to the target ≤ dtol, else T, as in
         :func:`sideq.dynamics.gradient_descent`.  Its status is then CONVERGED
         (else MAX_STEPS), unless a failure or NON_UNIQUE takes priority: to
-        ask whether a run met a tolerance, test ``steps < epochs``.
+        ask whether a run met a tolerance, test ``steps < epochs`` (and, for
+        one met only at θ(T), ``steps == epochs``, its final values).
       backend, maxiter: the equilibrium solver, as in :func:`sideq.train.descent`.
       progress: True for a progress line on stderr (runs done / N, runs per
         second, ETA), False for none, or a callable receiving a dict

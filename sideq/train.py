@@ -172,7 +172,8 @@ def descent(
     ``steps`` is the first epoch with ‖∇R‖ ≤ gtol, R ≤ ltol or distance to the
     target ≤ dtol (status CONVERGED); without a tolerance met the status is
     MAX_STEPS.  A failure (DIVERGED, SINGULAR, SOLVER_FAILURE) or NON_UNIQUE
-    takes priority over both, so ``steps < epochs`` is the test for "met a tolerance".
+    takes priority over both, so the test for "met a tolerance" is ``steps < epochs``
+    (or, for a run that meets one only at θ(T), ``steps == epochs``, its final values).
     Returns a :class:`~sideq.dynamics.Trajectory` with T + 1 = epochs + 1 rows.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:

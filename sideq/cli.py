@@ -53,17 +53,11 @@ def _floats(text: str, flag: str) -> list[float]:
 def _writable_folder(folder: str, flag: str) -> None:
     """Create ``folder`` if needed and check that a file can be written there,
     before any work is done; else a one-line error naming ``flag``."""
-    import tempfile
+    from sideq.errors import unwritable_folder
 
-    if os.path.exists(folder or ".") and not os.path.isdir(folder or "."):
-        raise CLIError(f"{flag}: {folder!r} is a file, not a folder; choose a folder to write into")
-    try:
-        os.makedirs(folder or ".", exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder or "."):
-            pass
-    except OSError as err:
-        raise CLIError(f"{flag}: cannot write into {folder or '.'!r} ({err.strerror or err}); "
-                       "choose a writable folder") from None
+    problem = unwritable_folder(folder)
+    if problem:
+        raise CLIError(f"{flag}: {problem}")
 
 
 def _check_save(path) -> None:

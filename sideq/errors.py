@@ -1,8 +1,12 @@
-"""Exceptions raised at the user's boundary.
+"""Exceptions raised at the user's boundary, and the check of an output folder.
 
 Every message is one line: the argument, what was given, what was expected and
 the fix.  The CLI prints ``str(err)`` and exits non-zero without a traceback.
 """
+
+from __future__ import annotations
+
+import os
 
 
 class SideqInputError(ValueError):
@@ -11,3 +15,21 @@ class SideqInputError(ValueError):
 
 class SingularModelError(SideqInputError):
     """θ2 = 1 for the linear DEQ: y = θ1ᵀx + θ2 y has no (or infinitely many) solutions."""
+
+
+def unwritable_folder(folder: str) -> str | None:
+    """None if ``folder`` is, or can be made, a folder a file can be written in
+    (it is created); else what is wrong and the fix, in one line.  Entry points
+    call it before any work, so that a bad output path costs no run."""
+    import tempfile
+
+    folder = folder or "."
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        return f"{folder!r} is a file, not a folder; choose a folder to write into"
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        return f"cannot write into {folder!r} ({err.strerror or err}); choose a writable folder"
+    return None

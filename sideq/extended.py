@@ -41,6 +41,8 @@ import time
 
 import numpy as np
 
+from sideq.errors import unwritable_folder
+
 __all__ = [
     "run_all", "run_one", "EXPERIMENTS", "explicit_neuron_descent", "explicit_neuron_loss",
     "linear_gradient_closed_form", "flow_field", "step_size_threshold", "limit_point",
@@ -950,23 +952,6 @@ def run_all(out_dir, quick=False, only=None) -> dict:
     return out
 
 
-def _unwritable_folder(folder):
-    """None if ``folder`` exists or can be created and a file can be written in
-    it (it is created); else what is wrong and what to do, in one line."""
-    import tempfile
-
-    folder = folder or "."
-    if os.path.exists(folder) and not os.path.isdir(folder):
-        return f"{folder!r} is a file, not a folder; choose a folder to write the figures into"
-    try:
-        os.makedirs(folder, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as err:
-        return f"cannot write into {folder!r} ({err.strerror or err}); choose a writable folder"
-    return None
-
-
 def script_main(name, argv=None, config=None):
     """``python experiments/NAME.py [--out DIR] [--quick]``: one experiment, JSON to stdout.
     ``config``: settings overrides (the script's CONFIG); ignored with ``--quick``."""
@@ -978,7 +963,7 @@ def script_main(name, argv=None, config=None):
     p.add_argument("--quick", action="store_true", help="smaller grids / fewer epochs")
     a = p.parse_args(argv)
     a.out = a.out or "."
-    problem = _unwritable_folder(a.out)
+    problem = unwritable_folder(a.out)
     if problem:  # before any work: one line, not a traceback after the run
         print(f"{p.prog}: error: --out: {problem}", file=sys.stderr)
         return 2

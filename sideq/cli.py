@@ -84,20 +84,17 @@ def _model(args):
 def parse_init(text: str, p: int, seed: int):
     """``--init``: 'a,b,...' (p values) or 'normal:MEAN,STD' (MEAN a number or
     values joined by '/', e.g. normal:0/1,0.1 for N((0, 1), 0.1² I)), drawn with
-    the seed's init key (:func:`sideq.data.seed_keys`): ``--seed S`` gives the
-    θ(0) of ``sideq reproduce --seed S``."""
-    import jax
-    import jax.numpy as jnp
+    :func:`sideq.data.seeded_normal`: ``--seed S`` gives the θ(0) of
+    ``sideq reproduce --seed S``."""
     import numpy as np
 
-    from sideq.data import seed_keys
+    from sideq.data import seeded_normal
 
     if text.startswith("normal:"):
         from sideq.sweep import normal_spec  # one parser for the specs of runs and sweeps
 
         mean, std = normal_spec(text, p, flag="--init")
-        z = jax.random.normal(seed_keys(seed)[1], (p,), jnp.result_type(float))
-        return mean + std * np.asarray(z, np.float64)
+        return seeded_normal(seed, mean, std, p)
     vals = _floats(text, "--init")
     if len(vals) != p:
         raise CLIError(
@@ -203,8 +200,6 @@ def cmd_descent(args) -> int:
     xi = _floats(args.xi, "--xi")
     if args.epochs < 1:
         raise CLIError(f"--epochs: must be >= 1, got {args.epochs}")
-    if not args.gtol >= 0:
-        raise CLIError(f"--gtol: must be >= 0, got {args.gtol}")
     if not args.eta > 0:
         raise CLIError(f"--eta: the step size must be > 0, got {args.eta}")
     _check_save(args.save)
@@ -346,8 +341,6 @@ def cmd_reproduce(args) -> int:
 
     if args.seeds < 0:
         raise CLIError(f"--seeds: must be >= 0, got {args.seeds}")
-    if args.seed < 0:
-        raise CLIError(f"--seed: must be >= 0, got {args.seed}")
     if args.quick and not args.extended:
         raise CLIError("--quick: only shortens --extended; add --extended, or drop --quick "
                        "(the paper's figures always run with the paper's settings)")

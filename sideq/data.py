@@ -22,7 +22,10 @@ import numpy as np
 
 from sideq.errors import SideqInputError
 
-__all__ = ["Uniform", "Gaussian", "uniform", "gaussian", "sample", "seed_keys", "second_moment", "load_data"]
+__all__ = [
+    "Uniform", "Gaussian", "uniform", "gaussian", "sample", "seed_keys", "seeded_normal", "second_moment",
+    "load_data",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,12 +148,20 @@ def seed_keys(seed: int):
     The convention that ``sideq reproduce`` (a figure's run with ``--seed S``)
     and ``sideq descent``/``flow``/``sweep --seed S`` share: the data are
     ``sample(dist, key_data, n)`` and a ``normal:MEAN,STD`` start is
-    MEAN + STD·``jax.random.normal(key_init, (p,))``, so the same seed gives
-    the same data and θ(0) in every entry point."""
+    :func:`seeded_normal`, so the same seed gives the same data and θ(0) in
+    every entry point."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise SideqInputError(f"seed: expected an integer >= 0, got {seed!r}")
     key_data, key_init = jax.random.split(jax.random.PRNGKey(int(seed)))
     return key_data, key_init
+
+
+def seeded_normal(seed: int, mean, std, p: int) -> np.ndarray:
+    """θ(0) = MEAN + STD·z, z = ``jax.random.normal(key_init, (p,))`` with the
+    init key of :func:`seed_keys` (in the default float dtype): the ``normal:``
+    start of ``sideq reproduce --seed`` and ``sideq descent --seed``."""
+    z = jax.random.normal(seed_keys(seed)[1], (p,), jnp.result_type(float))
+    return np.asarray(mean) + std * np.asarray(z)
 
 
 def second_moment(dist) -> np.ndarray:

@@ -34,15 +34,11 @@ def draw(cfg: dict, seed: int):
     """Data x (n, 1) and θ(0) for one experiment; deterministic in ``seed``, with
     the keys of :func:`sideq.data.seed_keys` (``sideq descent --seed`` draws the
     same)."""
-    import jax
-
     import sideq
-    from sideq.data import seed_keys
+    from sideq.data import seed_keys, seeded_normal
 
-    key_data, key_init = seed_keys(seed)
-    x = np.asarray(sideq.sample(sideq.uniform(0.0, 1.0, 1), key_data, cfg["n"]))
-    theta0 = np.asarray(cfg["init_mean"]) + cfg["init_std"] * np.asarray(
-        jax.random.normal(key_init, (2,), x.dtype))
+    x = np.asarray(sideq.sample(sideq.uniform(0.0, 1.0, 1), seed_keys(seed)[0], cfg["n"]))
+    theta0 = seeded_normal(seed, cfg["init_mean"], cfg["init_std"], 2)
     return x, theta0
 
 

@@ -102,19 +102,18 @@ def check_theta0(model: Model, theta0, d: int):
     return arr.astype(jnp.result_type(float))
 
 
-def check_tolerances(**tols) -> list:
-    """The stopping tolerances (gtol, ltol, dtol, ...), each a number >= 0, or a
-    one-line error naming the first bad one (traced values pass unchecked)."""
+def check_tolerances(**tols) -> list[float]:
+    """The stopping tolerances (gtol, ltol, dtol, ...) as floats, each a number
+    >= 0, or a one-line error naming the first bad one."""
     out = []
     for name, t in tols.items():
         try:
-            c = _concrete(t)
-            c = None if c is None else float(c)
+            v = float(t)
         except (TypeError, ValueError):
-            c = math.nan
-        if c is not None and not c >= 0:
+            v = math.nan
+        if not v >= 0:
             raise SideqInputError(f"{name}: a tolerance must be a number >= 0 (0 turns it off), got {t!r}")
-        out.append(t if c is None else c)
+        out.append(v)
     return out
 
 

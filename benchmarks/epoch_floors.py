@@ -9,10 +9,15 @@ a solver); the point is the throughput, in sample-steps per second, of C runs
 vmapped, against which ``benchmarks/routes.py`` and ``benchmarks/gpu.py`` read.
 
   V1  two Newton steps from the first-order prediction and sigma at the result
-      (three evaluations), warm-start carry (y, omega, s): sideq's straight-line route
+      (three evaluations), warm-start carry (y, omega, s): sideq's straight-line
+      route before the ninth session
   V2  V1 with the carry (y, s) and omega recomputed from the previous theta
   V3  one Newton step, sigma at the result (two evaluations)
   V4  V1 inside a loop of at most one iteration that is never entered
+  V5  one Newton step and no sigma at the result: sigma' there is y(1 - y) and
+      the residual a bound from the step; carry (y, theta), s recomputed from
+      them (one evaluation): the shape of sideq's solver route since the ninth
+      session
 """
 
 from __future__ import annotations
@@ -48,8 +53,11 @@ def main() -> None:
     def epoch(theta, carry, variant):
         theta1, theta2 = theta[0], theta[1]
         a = theta1 * x
-        if variant == "V2":
+        if variant in ("V2", "V5"):
             y_prev, sens, theta_prev = carry
+            if variant == "V5":
+                h = y_prev * (1 - y_prev)
+                sens = h / (1 - theta_prev[1] * h)
             omega = theta_prev[0] * x + theta_prev[1] * y_prev
         else:
             y_prev, omega, sens = carry
@@ -58,7 +66,11 @@ def main() -> None:
         s0, d0 = sigma(a + theta2 * y0)
         y1 = y0 - (y0 - s0) / (1 - theta2 * d0)
         s1, d1 = sigma(a + theta2 * y1)
-        if variant == "V3":
+        if variant == "V5":  # (s1 unused: XLA drops the second evaluation)
+            step = (y0 - s0) / (1 - theta2 * d0)
+            y, slope = y1, y1 * (1 - y1)
+            res = 0.5 * theta2**2 * (1 / (6 * 3**0.5)) * step**2 + jnp.finfo(y.dtype).eps
+        elif variant == "V3":
             y, slope, res = y1, d1, jnp.abs(y1 - s1)
         else:
             y2 = y1 - (y1 - s1) / (1 - theta2 * d1)
@@ -74,7 +86,8 @@ def main() -> None:
             lambda u, v: (u[0] + v[0], u[1] + v[1], u[2] + v[2], jnp.maximum(u[3], v[3]), u[4] + v[4]),
             (0,))
         grad = 2 * jnp.stack([g1, g2]) / n
-        new = (y, s, theta) if variant == "V2" else (y, a + theta2 * y, s)
+        new = ((y, s, theta) if variant == "V2" else (y, None, theta) if variant == "V5"
+               else (y, a + theta2 * y, s))
         if variant == "V4":
             def body(state):
                 *c, g, _ = state
@@ -88,6 +101,7 @@ def main() -> None:
     def run(theta0, variant):
         y0 = jax.nn.sigmoid(theta0[0] * x)
         carry = ((y0, jnp.zeros_like(x), theta0) if variant == "V2"
+                 else (y0, None, theta0) if variant == "V5"
                  else (y0, theta0[0] * x + theta0[1] * y0, jnp.zeros_like(x)))
 
         def step(c, _):
@@ -98,7 +112,7 @@ def main() -> None:
 
     inits = jnp.asarray(np.random.default_rng(1).normal(0.0, 0.1, (args.C, 2)), args.dtype)
     steps = args.C * args.epochs * n
-    for variant in ("V1", "V2", "V3", "V4"):
+    for variant in ("V1", "V2", "V3", "V4", "V5"):
         fn = jax.jit(jax.vmap(functools.partial(run, variant=variant)))
         jax.block_until_ready(fn(inits))
         best = np.inf

@@ -19,7 +19,7 @@ timeout 120 python3 benchmarks/gpu.py --out "$OUT/gpu.json"
 log "the two routes of a descent step, one chunk"
 for dt in float32 float64; do timeout 40 python3 benchmarks/routes.py --dtype $dt; done
 log "hand-written epochs"
-for dt in float32 float64; do timeout 40 python3 benchmarks/epoch_floors.py --dtype $dt; done
+for dt in float32 float64; do timeout 50 python3 benchmarks/epoch_floors.py --dtype $dt; done
 log "sideq bench --quick --json (exactness asserted on the GPU)"
 timeout 60 python3 -m sideq.cli bench --quick --json > "$OUT/bench_quick.json"; echo "rc $?"
 log "the optimized HLO of both float32 routes (fusions per epoch, for study off the GPU): $OUT/hlo"

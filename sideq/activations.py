@@ -15,6 +15,11 @@ the equilibrium is unique:
   the slope bounds it bounds the error left by one Newton step,
   ``|e1| ≤ θ2² sup|σ''| F(y0)² / (2 |F'(y0)| m²)``, which lets the solver stop
   after one evaluation from a good warm start (see :mod:`sideq.solve`).
+* ``slope_of_value`` -- σ' as a function of σ's value, where σ is invertible
+  and σ' = h(σ) (sigmoid: σ' = σ(1 − σ); tanh: σ' = 1 − σ²), else None.  At an
+  equilibrium y = σ(ω), so σ'(ω) = h(y): gradient descent's solver
+  then needs no evaluation of σ at its answer (see
+  :func:`sideq.solve._solve_warm`).
 * ``differentiable``, ``monotone`` -- the assumptions 2(i) of Theorem 3.8.
 * ``affine`` -- σ is affine (the single-index DEQ is then a linear DEQ and the
   nonlinearity assumption 3 of Theorem 3.8 fails).
@@ -69,6 +74,7 @@ class Activation:
     differentiable: bool = True
     affine: bool = False
     estimated: bool = False  # constants found numerically (user callable)
+    slope_of_value: Callable[[jax.Array], jax.Array] | None = None  # h with σ' = h(σ), or None
 
     def __call__(self, z):
         return self.fn(z)
@@ -117,11 +123,20 @@ def _identity(z):
     return z
 
 
+def _sigmoid_slope(y):
+    return y * (1 - y)
+
+
+def _tanh_slope(y):
+    return 1 - y * y
+
+
 ACTIVATIONS: dict[str, Activation] = {
     a.name: a
     for a in [
-        Activation("sigmoid", jax.nn.sigmoid, 0.0, 0.25, 0.0, 1.0, _SIGMOID_CURVATURE),
-        Activation("tanh", jnp.tanh, 0.0, 1.0, -1.0, 1.0, _TANH_CURVATURE),
+        Activation("sigmoid", jax.nn.sigmoid, 0.0, 0.25, 0.0, 1.0, _SIGMOID_CURVATURE,
+                   slope_of_value=_sigmoid_slope),
+        Activation("tanh", jnp.tanh, 0.0, 1.0, -1.0, 1.0, _TANH_CURVATURE, slope_of_value=_tanh_slope),
         Activation("softplus", jax.nn.softplus, 0.0, 1.0, 0.0, math.inf, 0.25),
         Activation("relu", jax.nn.relu, 0.0, 1.0, 0.0, math.inf, differentiable=False),
         Activation(
@@ -145,6 +160,7 @@ def activation(
     range_bounds: tuple[float, float] | None = None,
     differentiable: bool = True,
     curvature_bound: float | None = None,
+    slope_of_value: Callable | None = None,
     search_radius: float = 20.0,
 ) -> Activation:
     """Wrap a user callable ``fn: ℝ → ℝ`` (JAX-traceable, elementwise) as an Activation.
@@ -158,6 +174,12 @@ def activation(
     it certifies the solver's one-evaluation stop, so a guess could return a
     wrong root.  Without it the solver confirms convergence with one more
     evaluation (correct, a little slower); an affine σ has curvature 0.
+    ``slope_of_value`` is h with σ' = h(σ) (for tanh(2z): ``lambda y: 2 * (1 - y * y)``);
+    with ``curvature_bound`` it lets gradient descent skip the evaluation of σ
+    at each solution (:func:`sideq.solve._solve_warm`).  Since a wrong h would
+    bias every gradient, it is checked against σ' on 2,001 points of
+    ``[-search_radius, search_radius]`` (to 1e-9 relative) and refused if it
+    differs.
     """
     if not callable(fn):
         raise SideqInputError(
@@ -188,10 +210,33 @@ def activation(
             raise SideqInputError(
                 f"activation: curvature_bound must be a number >= 0 (sup |sigma''|), got {curvature_bound!r}"
             )
+    if slope_of_value is not None:
+        _check_slope_of_value(fn, slope_of_value, search_radius)
     return Activation(
         name or getattr(fn, "__name__", "custom"), fn, lo, hi, float(rlo), float(rhi),
         curvature, differentiable=differentiable, affine=affine, estimated=estimated,
+        slope_of_value=slope_of_value,
     )
+
+
+def _check_slope_of_value(fn, h, radius):
+    """Refuse an h with h(σ(z)) ≠ σ'(z) somewhere on a float64 grid (1e-9 relative)."""
+    if not callable(h):
+        raise SideqInputError(f"activation: slope_of_value must be a callable h with sigma' = h(sigma), got {h!r}")
+    z = np.linspace(-radius, radius, 2001)
+    with jax.enable_x64(True):  # scoped: the caller's global flag is untouched
+        zj = jnp.asarray(z, jnp.float64)
+        scalar = lambda t: jnp.asarray(fn(t)).reshape(())  # noqa: E731
+        values, slopes = jax.vmap(jax.value_and_grad(scalar))(zj)
+        claimed = np.asarray(jnp.broadcast_to(jnp.asarray(h(values), jnp.float64), values.shape))
+    slopes = np.asarray(slopes)
+    off = ~(np.abs(claimed - slopes) <= 1e-9 * (1 + np.abs(slopes)))
+    if off.any():
+        i = int(np.argmax(off))
+        raise SideqInputError(
+            f"activation: slope_of_value(sigma(z)) = {claimed[i]:.6g} but sigma'(z) = {slopes[i]:.6g} "
+            f"at z = {z[i]:.6g}; pass the h with sigma' = h(sigma), or leave slope_of_value out"
+        )
 
 
 def get_activation(spec: str | Activation | Callable) -> Activation:

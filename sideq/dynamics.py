@@ -27,7 +27,7 @@ import optax
 
 from sideq.model import Model
 from sideq.risk import Evaluation
-from sideq.solve import continuation, warm_start
+from sideq.solve import _one_evaluation, continuation, warm_start
 from sideq.status import Status, first_status, has_status, status_flags  # (re-exported)
 
 __all__ = [
@@ -76,7 +76,7 @@ class Trajectory(NamedTuple):
     distance: jax.Array  # (T+1,)  distance to the target set
     w: jax.Array  # (T+1,)  ‖θ(t) − (0,…,0,1)‖², Eq. (8)
     gap: jax.Array  # (T+1,)  |1 − θ2(t)|
-    residual: jax.Array  # (T+1,)  worst |y − g(y)| over samples / nodes
+    residual: jax.Array  # (T+1,)  worst |y − g(y)| over samples / nodes (sigmoid, tanh: a bound on it, sideq.solve._newton_residual)
     status: jax.Array  # ()  sideq.Status code
     fail_step: jax.Array  # ()  first epoch with a failure, −1 if none
     steps: jax.Array  # ()  first epoch meeting gtol/ltol/dtol, T if never
@@ -162,7 +162,7 @@ def gradient_descent(
     # other objective, the WarmStart of its Equilibrium.
     y0 = jnp.asarray(y0, dtype)
     if measure is not None:
-        start = continuation(y0, theta0)
+        start = continuation(y0, theta0, sensitivity=not _one_evaluation(model))
     else:
         start = warm_start(y0)
         value_and_grad = getattr(objective, "value_and_grad", None) or jax.value_and_grad(

@@ -31,8 +31,8 @@ import numpy as np
 from sideq.data import Gaussian, Uniform
 from sideq.errors import SideqInputError
 from sideq.model import Model
-from sideq.solve import (BACKENDS, Continuation, Equilibrium, WarmStart, _concrete, _solve_impl,
-                         _solve_two_steps, _solve_warm, default_tol, predict_start)
+from sideq.solve import (BACKENDS, Continuation, Equilibrium, WarmStart, _concrete, _one_evaluation,
+                         _solve_impl, _solve_two_steps, _solve_warm, default_tol, predict_start)
 from sideq.status import Status, has_status, status_bit
 
 __all__ = [
@@ -192,12 +192,16 @@ def _descent_terms(model: Model, theta, x, target, weights, y0, tol, maxiter, so
     * ``"solve"``: the safeguarded Newton solver of :func:`sideq.solve.solve`
       on the whole batch (:func:`sideq.solve._solve_warm`, the same iterates
       as the vmapped solve), whose loop of at most one iteration skips the
-      second σ evaluation wherever one step is certified; then the reduction.
+      second Newton step wherever one step is certified; then the reduction.
+      For the sigmoid and tanh that is one σ evaluation per sample in all: σ'
+      at the root is a function of y, and the residual is bounded from the
+      step (:func:`sideq.solve._solve_warm`).
       ``y0`` is a :class:`~sideq.solve.Continuation`, and so is the
       :class:`Evaluation`'s warm start.
     * ``"straight"``: two Newton steps from each warm start and σ at
       the result (:func:`sideq.solve._solve_two_steps`: three σ evaluations in
-      straight-line code), then the reduction.  Where the two steps settle an
+      straight-line code; two for the sigmoid and tanh, which need no σ at the
+      result), then the reduction.  Where the two steps settle an
       equilibrium they are the first two steps of that same solver, accepted by
       the same tests.  If some equilibrium is not settled (a cold start, a
       large step in θ), the batch is solved again by ``solve`` inside a
@@ -212,12 +216,17 @@ def _descent_terms(model: Model, theta, x, target, weights, y0, tol, maxiter, so
       and loses to the solver's loop (0.6–0.7× on one core).
     """
 
+    one_evaluation = _one_evaluation(model)
+
     def evaluate(sol, g=None):
         # The next warm start: the solutions, or g_θ(x, y) there (the same to
         # within the residual) where the solve gives it (_solve_warm).
         loss, grad, flags, residual = _closed_form_gradient(model, theta, x, target, weights, sol,
                                                             summary=True)
-        warm = Continuation(sol.y if g is None else g, sol.sensitivity, theta)
+        # With one σ evaluation per solve (sigmoid, tanh) the next prediction
+        # takes the sensitivity from the solutions (_sensitivity_of), where a
+        # kept array would cost a pass to write it and one to read it.
+        warm = Continuation(sol.y if g is None else g, None if one_evaluation else sol.sensitivity, theta)
         return Evaluation(loss, grad, warm, flags, residual)
 
     def by_solve(y0):

@@ -78,18 +78,30 @@ class Continuation(NamedTuple):
     itself (per element, except θ').  :func:`predict_start` makes the same
     first-order prediction from it as from a :class:`WarmStart`, with
     a + θ2 y' − ω' = (θ − θ')·(x, [1,] y') taken from θ − θ' instead of read
-    from ω': gradient descent keeps two arrays per step instead of three."""
+    from ω': gradient descent keeps two arrays per step instead of three.
+    ``sensitivity=None``: taken from y' where the prediction is made, as
+    σ'(ω') / (1 − θ2' σ'(ω')) with σ'(ω') = h(y') (``Activation.slope_of_value``,
+    exact at a root): one array per step, for the sigmoid and tanh."""
 
     y: jax.Array
-    sensitivity: jax.Array
+    sensitivity: jax.Array | None
     theta: jax.Array
 
 
-def continuation(y0, theta) -> Continuation:
-    """A :class:`Continuation` from points ``y0`` alone at θ (zero sensitivity:
-    the prediction is ``y0`` itself)."""
+def continuation(y0, theta, *, sensitivity: bool = True) -> Continuation:
+    """A :class:`Continuation` from points ``y0`` alone at θ: the prediction at
+    θ is ``y0`` itself (θ − θ' = 0).  ``sensitivity=False`` leaves it to be
+    taken from the solutions (None), as gradient descent does for σ with
+    ``slope_of_value`` (:func:`_one_evaluation`)."""
     y0 = jnp.asarray(y0)
-    return Continuation(y0, jnp.zeros_like(y0), jnp.asarray(theta))
+    return Continuation(y0, jnp.zeros_like(y0) if sensitivity else None, jnp.asarray(theta))
+
+
+def _sensitivity_of(model: Model, theta2, y):
+    r"""∂y/∂a = σ'(ω)/(1 − θ2 σ'(ω)) of Eq. (1) at a root y = σ(ω), with
+    σ'(ω) = h(y) (``Activation.slope_of_value``): no evaluation of σ."""
+    slope = model.activation.slope_of_value(y)
+    return slope / (1 - theta2 * slope)
 
 
 def warm_start(start) -> WarmStart | Continuation:
@@ -120,12 +132,15 @@ def predict_start(model: Model, theta, x, previous: WarmStart | Continuation):
     """
     x = model.as_inputs(x, model.input_dim(theta))
     y_prev = previous.y
+    sensitivity = previous.sensitivity
     if isinstance(previous, Continuation):
         delta = theta - previous.theta
         change = model.offset(delta, x) + delta[-1] * y_prev
+        if sensitivity is None:
+            sensitivity = _sensitivity_of(model, previous.theta[-1], y_prev)
     else:
         change = model.offset(theta, x) + theta[-1] * y_prev - previous.omega
-    y_pred = y_prev + previous.sensitivity * change
+    y_pred = y_prev + sensitivity * change
     return jnp.where(jnp.isfinite(y_pred), y_pred, y_prev)
 
 
@@ -219,6 +234,28 @@ def _acceptance(model: Model, theta2, dtype, tol):
         return ok
 
     return accept
+
+
+def _one_evaluation(model: Model) -> bool:
+    """Whether :func:`_solve_warm` can skip the evaluation of σ at its answer:
+    σ' is a function of σ's value (``Activation.slope_of_value``) and σ'' is
+    bounded (:func:`_newton_residual`)."""
+    act = model.activation
+    return act.slope_of_value is not None and math.isfinite(act.curvature_max) and not model.is_linear
+
+
+def _newton_residual(model: Model, theta2, step, y):
+    r"""A bound on |F(y)| at the end y of the Newton step s = ``step``, without
+    evaluating F there: by Taylor's theorem at the step's start, where
+    F + F'·(−s) = 0, F(y) = ½ F''(ξ) s² with |F''| = θ2² |σ''| ≤ θ2² M2; plus
+    |F'| ≤ D (:func:`_acceptance`) times an ulp of y, for y's rounding.  At a
+    certified step (:func:`_acceptance`) this is a few eps: the residual that
+    an evaluation of F at y would measure, to rounding."""
+    act = model.activation
+    eps = _EPS[y.dtype.name]
+    D = jnp.maximum(jnp.abs(1 - theta2 * act.slope_min), jnp.abs(1 - theta2 * act.slope_max))
+    scale = 1 if act.range_min >= -1 and act.range_max <= 1 else jnp.maximum(1, jnp.abs(y))
+    return 0.5 * theta2**2 * act.curvature_max * step**2 + D * eps * scale
 
 
 def _start_point(model: Model, y0):
@@ -454,15 +491,21 @@ def _solve_two_steps(model: Model, theta, x, y0, tol: float):
     (:func:`_first_step`, :func:`_second_step`), in straight-line code with no
     loop, and the equilibrium's fields at the last iterate.  Where ``settled``,
     the result is the one :func:`_solve_impl` gives (the same steps, accepted by
-    the same tests); elsewhere its status is MAX_STEPS and the caller must solve
-    again (:func:`sideq.risk._descent_terms` does, for the whole batch).  Not
-    differentiable; for the closed-form gradient of gradient descent."""
+    the same tests; with one evaluation, :func:`_one_evaluation`, the fields
+    of :func:`_solve_warm`: σ' from y and the residual bounded from the last
+    step, two σ evaluations in all); elsewhere its status is MAX_STEPS and the
+    caller must solve again (:func:`sideq.risk._descent_terms` does, for the
+    whole batch).  Not differentiable; for the closed-form gradient of
+    gradient descent."""
     theta, x, y0 = _start(model, theta, x, y0)
     a, theta2 = model.offset(theta, x), theta[-1]
     accept = _acceptance(model, theta2, y0.dtype, tol)
     y1, settled, step = _first_step(model, a, theta2, y0, accept)
-    y, settled, evaluations, _ = _second_step(model, a, theta2, y1, settled, jnp.abs(step), accept)
-    return _equilibrium(model, theta, x, a, theta2, y, evaluations, settled, tol), settled
+    y, settled, evaluations, last = _second_step(model, a, theta2, y1, settled, jnp.abs(step), accept)
+    # (y is the end of the last Newton step, of size ``last``: with one
+    # evaluation, its residual is bounded from it, :func:`_newton_residual`.)
+    residual = _newton_residual(model, theta2, last, y) if _one_evaluation(model) else None
+    return _equilibrium(model, theta, x, a, theta2, y, evaluations, settled, tol, residual), settled
 
 
 def _unsettled(settled):
@@ -515,14 +558,26 @@ def _solve_warm(model: Model, theta, x, previous, tol: float, maxiter: int) -> t
     the convergence flags in the slot of the step, which it no longer needs,
     so that no array of flags is written in the epochs where it does not.
 
+    *One evaluation* (:func:`_one_evaluation`: sigmoid, tanh): where every
+    first step is accepted, σ is not evaluated at the answer y.  At a root,
+    σ'(ω) = h(y) (``Activation.slope_of_value``: y(1 − y) for the sigmoid),
+    which gives the IFT margin and the sensitivity of Eq. (1) to rounding, and
+    the residual is bounded from the step (:func:`_newton_residual`), a few
+    eps, where an evaluation would measure it.  Where the loop runs it
+    measures the residual, once, at its end; the margin and the sensitivity
+    are h(y)'s there too (at an element the solve leaves unconverged they are
+    then not σ'(ω)'s, which is no more use there).  One σ evaluation per
+    element and epoch, where there were two: the Section 4.2 run's epoch is
+    ≈ 20% shorter (BENCHMARKS.md).
+
     Returns ``(Equilibrium, g)`` with g = g_θ(x, y) at the solutions: the same
     points to within the residual, and the array the residual is computed from,
     so that a caller keeping it (gradient descent's next warm start) keeps an
-    array already written instead of a copy of y.
+    array already written instead of a copy of y.  With one evaluation, g is y.
     """
     previous = warm_start(previous)  # (a WarmStart, a Continuation, an Equilibrium, or points y0)
     theta, x, _ = _start(model, theta, x, previous.y)
-    previous = type(previous)(*(jnp.asarray(v, theta.dtype) for v in previous))
+    previous = type(previous)(*(None if v is None else jnp.asarray(v, theta.dtype) for v in previous))
     theta2 = theta[-1]
     eps = _EPS[theta.dtype.name]
     accept = _acceptance(model, theta2, theta.dtype, tol)
@@ -534,12 +589,13 @@ def _solve_warm(model: Model, theta, x, previous, tol: float, maxiter: int) -> t
     y1, settled, step = _first_step(model, a, theta2, y0, accept)
     n = jnp.shape(y1)
 
-    def result(y, iterations, done):
-        return (_equilibrium(model, theta, x, a, theta2, y, iterations, done, tol),
-                model.activation(a + theta2 * y))
+    def result(y, iterations, done, residual=None):
+        eq = _equilibrium(model, theta, x, a, theta2, y, iterations, done, tol, residual)
+        return eq, (model.activation(a + theta2 * y) if residual is None else y)
 
     if maxiter < 2:
         return result(y1, jnp.ones(n, jnp.int32), settled)
+    one_evaluation = _one_evaluation(model)
 
     def fallback(state, ran):
         y, step, _ = state
@@ -568,14 +624,29 @@ def _solve_warm(model: Model, theta, x, previous, tol: float, maxiter: int) -> t
         # set-up (the bracket's arrays, the offset, its loop's first test) costs
         # one reduction over the flags.
         (y, it, done), _ = _at_most_once(safe, (y, jnp.zeros(n, jnp.int32), done), done)
-        # (The step's slot, no longer needed, returns the convergence flags, 0
-        # where converged: an array of flags in the loop's state would be one
-        # more kernel per call, to write its initial value, all true.)
-        return y, jnp.where(done, 0, 1).astype(step.dtype), it + evaluations
+        it = it + evaluations
+        if one_evaluation:
+            # (The step's slot, no longer needed, returns r = |F(y)|, measured
+            # here in the epochs that run this loop, with the convergence flags
+            # as its sign: −(r + the smallest normal number) where not
+            # converged, so that no signed zero is needed.  Arrays of flags or
+            # residuals in the loop's state would be one more kernel per call,
+            # to write their initial values; the count of evaluations, unused
+            # by gradient descent, is then dropped from the loop.)
+            r = jnp.abs(model.residual_at(a_, theta2_, y))
+            return y, jnp.where(done, r, -(r + jnp.finfo(r.dtype).tiny)), it
+        # (The step's slot returns the convergence flags, 0 where converged.)
+        return y, jnp.where(done, 0, 1).astype(step.dtype), it
 
-    (y, flags, iterations), ran = _at_most_once(fallback, (y1, step, jnp.ones(n, jnp.int32)), settled)
+    (y, last, iterations), ran = _at_most_once(fallback, (y1, step, jnp.ones(n, jnp.int32)), settled)
+    if one_evaluation:
+        # Where the loop did not run, every first step was accepted and |F(y)|
+        # is bounded from it (:func:`_newton_residual`): one σ evaluation per
+        # element in all.
+        residual = jnp.where(ran, jnp.abs(last), _newton_residual(model, theta2, last, y))
+        return result(y, iterations, ~(ran & (last < 0)), residual)
     # Every step was accepted where the loop did not run.
-    return result(y, iterations, ~ran | (flags == 0))
+    return result(y, iterations, ~ran | (last == 0))
 
 
 def _start(model: Model, theta, x, y0):
@@ -586,14 +657,22 @@ def _start(model: Model, theta, x, y0):
     return tuple(jnp.asarray(v, dtype) for v in (theta, x, y0))
 
 
-def _equilibrium(model: Model, theta, x, a, theta2, y, it, converged, tol) -> Equilibrium:
+def _equilibrium(model: Model, theta, x, a, theta2, y, it, converged, tol, residual=None) -> Equilibrium:
     """The :class:`Equilibrium` at the solver's answer y: one evaluation of σ
     and σ' there gives the residual, the IFT margin and the sensitivity
-    (Eq. (1)), and the status."""
+    (Eq. (1)), and the status.
+
+    With ``residual`` given (a bound on |F(y)|, :func:`_newton_residual`, or a
+    measured one), σ is not evaluated: σ'(ω) = h(y) (``Activation.slope_of_value``,
+    exact at the root), which gives the margin and the sensitivity."""
     m, _ = uniqueness_margin(model, theta2)
     unique = m > 0
-    F, margin, slope = model.linearization_at(a, theta2, y)
-    residual = jnp.abs(F)
+    if residual is None:
+        F, margin, slope = model.linearization_at(a, theta2, y)
+        residual = jnp.abs(F)
+    else:  # (the same expression as _sensitivity_of's, so the same numbers)
+        slope = model.activation.slope_of_value(y)
+        margin = 1 - theta2 * slope
     scale = 1 + jnp.abs(y) + jnp.abs(a)
     singular = model.is_linear & (margin == 0)
     # Not a root: a "converged" iterate whose residual is too large, or NaN/inf

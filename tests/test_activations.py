@@ -14,6 +14,7 @@ from scipy.special import ndtr
 
 import sideq
 from sideq import ACTIVATIONS, SideqInputError, Status
+from sideq.train import descent
 
 BUILTINS = ["sigmoid", "tanh", "softplus", "relu", "leaky_relu", "gelu", "identity"]
 
@@ -66,6 +67,42 @@ def test_curvature_bound_matches_dense_grid(name):
         return
     assert np.abs(d2).max() <= act.curvature_max * (1 + 1e-12)
     assert np.abs(d2).max() == pytest.approx(act.curvature_max, abs=1e-6)
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+def test_slope_of_value_is_the_slope(name):
+    """Where a built-in gives h with σ' = h(σ) (sigmoid, tanh), h(σ(z)) is
+    jax.grad's σ'(z) on the dense grid (gradient descent takes σ' at its
+    solutions from it), to an ulp of σ absolutely: where σ saturates (σ → ±1)
+    1 − σ loses σ''s relative accuracy, not its absolute; the others give none."""
+    act = ACTIVATIONS[name]
+    if name not in ("sigmoid", "tanh"):
+        assert act.slope_of_value is None
+        return
+    values, slopes = _grid(name)
+    np.testing.assert_allclose(np.asarray(act.slope_of_value(jnp.asarray(values))), slopes,
+                               rtol=1e-12, atol=2.3e-16)
+
+
+def test_callable_slope_of_value_is_checked():
+    """A user's h is checked against σ' before use, and a wrong one is refused
+    with a one-line error; a right one makes descent take one σ evaluation
+    per sample and reach the θ of the same callable without it."""
+    from sideq.solve import _one_evaluation
+
+    right = sideq.activation(_tanh2, slope_bounds=(0.0, 2.0), range_bounds=(-1.0, 1.0),
+                             curvature_bound=8 / (3 * math.sqrt(3)), slope_of_value=lambda y: 2 * (1 - y * y))
+    plain = sideq.activation(_tanh2, slope_bounds=(0.0, 2.0), range_bounds=(-1.0, 1.0),
+                             curvature_bound=8 / (3 * math.sqrt(3)))
+    assert _one_evaluation(sideq.single_index(right)) and not _one_evaluation(sideq.single_index(plain))
+    with pytest.raises(SideqInputError, match="^activation: slope_of_value"):
+        sideq.activation(_tanh2, slope_of_value=lambda y: 1 - y * y)  # tanh's, not tanh(2z)'s
+    with pytest.raises(SideqInputError, match="^activation: slope_of_value"):
+        sideq.activation(_tanh2, slope_of_value=0.5)
+    x = jnp.asarray(np.random.default_rng(2).uniform(-1, 1, (16, 1)))
+    runs = [descent(sideq.single_index(act), [0.3, 0.2], xi=[0.8], x=x, eta=0.2, epochs=60).theta[-1]
+            for act in (right, plain)]
+    np.testing.assert_allclose(np.asarray(runs[0]), np.asarray(runs[1]), rtol=1e-13, atol=1e-15)
 
 
 def test_callable_curvature_is_given_not_guessed():

@@ -9,6 +9,7 @@ import pytest
 import sideq
 from sideq.dynamics import distance_to_target, gradient_descent
 from sideq.risk import empirical_objective, population_objective, initial_nodes_y0
+from sideq.solve import predict_start
 from sideq.status import Status
 from sideq.train import descent
 
@@ -247,7 +248,9 @@ def _assert_same_terms(a, b):
     assert int(a.flags) == int(b.flags)
     np.testing.assert_allclose(float(a.residual), float(b.residual), atol=1e-15)
     for u, v in zip(a.warm, b.warm):
-        np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=1e-13, atol=1e-15)
+        assert (u is None) == (v is None)  # (no sensitivity kept with one σ evaluation)
+        if u is not None:
+            np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=1e-13, atol=1e-15)
 
 
 @pytest.mark.parametrize("name,d,bias,risk", CLOSED_FORM_CASES)
@@ -334,21 +337,36 @@ def test_objective_route_is_checked():
         population_objective(SIG, XI, sideq.uniform(0.0, 1.0, 1), route=None)
 
 
-def test_descent_warm_start_is_g_at_the_solutions():
-    """The solver's route of a descent step carries, as the next warm start,
-    g_θ(x, y*) = σ(θ1ᵀx + θ2 y*) at its solutions (no copy of y* per epoch):
-    the solutions moved by at most their residual, with the step's θ and the
-    sensitivities of Eq. (1)."""
-    from sideq.solve import continuation, warm_start
+@pytest.mark.parametrize("name", ["softplus", "sigmoid"])
+def test_descent_warm_start_is_the_solutions(name):
+    """The solver's route of a descent step carries the solutions as the next
+    warm start, with the step's θ.  softplus: g_θ(x, y*) = σ(θ1ᵀx + θ2 y*),
+    the array the residual is measured from (no copy of y* per epoch): the
+    solutions moved by at most their residual, with the sensitivities of
+    Eq. (1).  sigmoid (one σ evaluation per solve): y* itself and no
+    sensitivity, which the next prediction takes from y* and θ; it predicts
+    what the kept sensitivities predict, to rounding."""
+    from sideq.solve import Continuation, continuation, warm_start
 
+    model = sideq.single_index(name)
     x = jnp.asarray(X[:32])
-    objective = empirical_objective(SIG, x, sideq.targets(SIG, jnp.asarray(XI), x), route="solve")
+    objective = empirical_objective(model, x, sideq.targets(model, jnp.asarray(XI), x), route="solve")
     theta = jnp.asarray([1.6, 0.27])
-    cold = SIG.activation(x[:, 0] * theta[0])
-    ev = jax.jit(objective.descent_terms)(theta, continuation(cold, theta))
+    cold = model.activation(x[:, 0] * theta[0])
+    one = name == "sigmoid"
+    ev = jax.jit(objective.descent_terms)(theta, continuation(cold, theta, sensitivity=not one))
     (_, sol), _ = objective.value_and_grad(theta, warm_start(cold))
-    g = SIG.activation(x[:, 0] * theta[0] + theta[1] * sol.y)
-    np.testing.assert_allclose(np.asarray(ev.warm.y), np.asarray(g), rtol=0, atol=2e-16)
-    assert float(jnp.max(jnp.abs(ev.warm.y - sol.y))) <= float(jnp.max(sol.residual)) + 2e-16
     np.testing.assert_array_equal(np.asarray(ev.warm.theta), np.asarray(theta))
+    if one:
+        np.testing.assert_allclose(np.asarray(ev.warm.y), np.asarray(sol.y), rtol=0, atol=2e-16)
+        assert ev.warm.sensitivity is None
+        nearby = theta + jnp.asarray([2e-3, -1e-3])
+        kept = predict_start(model, nearby, x, Continuation(sol.y, sol.sensitivity, theta))
+        taken = predict_start(model, nearby, x, ev.warm)
+        np.testing.assert_allclose(np.asarray(taken), np.asarray(kept), rtol=0, atol=4e-16)
+        assert float(jnp.max(jnp.abs(taken - sol.y))) > 1e-4  # (a prediction, not y* again)
+        return
+    g = model.activation(x[:, 0] * theta[0] + theta[1] * sol.y)
+    np.testing.assert_allclose(np.asarray(ev.warm.y), np.asarray(g), rtol=3e-16, atol=2e-16)  # (an ulp)
+    assert float(jnp.max(jnp.abs(ev.warm.y - sol.y))) <= float(jnp.max(sol.residual)) + 5e-16
     np.testing.assert_allclose(np.asarray(ev.warm.sensitivity), np.asarray(sol.sensitivity), rtol=1e-15)

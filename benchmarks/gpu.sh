@@ -16,16 +16,16 @@ log() { echo "== $(date +%T) $*"; }
 log env; nvidia-smi -L; python3 -c "import jax; print('jax', jax.__version__, jax.devices())"
 log "sweeps through run_sweep (default route), chunk 32768"
 timeout 120 python3 benchmarks/gpu.py --out "$OUT/gpu.json"
-log "the two routes of a descent step, one chunk"
-for dt in float32 float64; do timeout 40 python3 benchmarks/routes.py --dtype $dt; done
+log "the three routes of a descent step, one chunk"
+for dt in float32 float64; do timeout 60 python3 benchmarks/routes.py --dtype $dt; done
 log "hand-written epochs"
 for dt in float32 float64; do timeout 50 python3 benchmarks/epoch_floors.py --dtype $dt; done
 log "sideq bench --quick --json (exactness asserted on the GPU)"
 timeout 60 python3 -m sideq.cli bench --quick --json > "$OUT/bench_quick.json"; echo "rc $?"
-log "the optimized HLO of both float32 routes (fusions per epoch, for study off the GPU): $OUT/hlo"
+log "the optimized HLO of the float32 routes (fusions per epoch, for study off the GPU): $OUT/hlo"
 XLA_FLAGS="--xla_dump_to=/tmp/sideq-hlo" timeout 60 python3 benchmarks/routes.py --K 4096 --epochs 4 >/dev/null
 mkdir -p "$OUT/hlo"; cp /tmp/sideq-hlo/*jit__lambda*after_optimizations.txt "$OUT/hlo/" 2>/dev/null; ls "$OUT/hlo"
 log "tests of descent and sweeps on the GPU"
-timeout 120 python3 -m pytest -q -x -p no:cacheprovider tests/test_dynamics.py tests/test_sweep.py 2>&1 | tail -5
+timeout 90 python3 -m pytest -q -x -p no:cacheprovider tests/test_dynamics.py tests/test_sweep.py 2>&1 | tail -5
 log done
 } 2>&1 | tee "$OUT/log.txt"

@@ -1,13 +1,15 @@
-"""The two routes of a descent step (``sideq.risk._descent_terms``), side by side.
+"""The three routes of a descent step (``sideq.risk._descent_terms``), side by side.
 
     python benchmarks/routes.py [--K 32768] [--epochs 200] [--dtype float32]
 
 Vmapped, jitted ``gradient_descent`` on the Section 4.2 problem (sigmoid DEQ,
-n = 1000, theta(0) ~ N(0, 0.1^2 I)) for K runs in one call, once with
-``route="straight"`` and once with ``route="solve"``; best of 3 after a
-compiling call.  Prints sample-steps per second (K x epochs x n / s) and the
-largest difference in theta between the routes.  ``route="auto"`` picks between
-them by platform and dtype; this is the measurement behind that choice.
+n = 1000, theta(0) ~ N(0, 0.1^2 I)) for K runs in one call, with
+``route="straight"``, ``"solve"`` and ``"one"`` in turn; best of 3 after a
+compiling call, compiled as sideq compiles its own loops (``sideq.xla``: on a
+CPU its options, elsewhere none).  Prints sample-steps per second (K x epochs x n / s) and the
+largest difference in theta from the solver's route.  ``route="auto"`` picks
+among them by activation, platform and dtype; this is the measurement behind
+that choice.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ def main() -> None:
     import sideq
     from sideq.dynamics import gradient_descent
     from sideq.reproduce import EXPERIMENTS, draw
+    from sideq import xla
     from sideq.risk import empirical_objective
 
     cfg = EXPERIMENTS["sigmoid"]
@@ -41,9 +44,10 @@ def main() -> None:
     inits = jnp.asarray(np.random.default_rng(1).normal(0.0, 0.1, (args.K, 2)), args.dtype)
     steps = args.K * args.epochs * x.shape[0]
     thetas = []
-    for route in ("straight", "solve"):
+    routes = ("straight", "solve", "one")
+    for route in routes:
         objective = empirical_objective(model, xj, sideq.targets(model, xi, xj), route=route)
-        fn = jax.jit(jax.vmap(lambda t: gradient_descent(
+        fn = xla.jit(jax.vmap(lambda t: gradient_descent(
             model, objective, t, model.activation(xj[:, 0] * t[0]), xi, epochs=args.epochs,
             eta=cfg["eta"], history=False).theta))
         jax.block_until_ready(fn(inits))
@@ -55,7 +59,9 @@ def main() -> None:
         thetas.append(np.asarray(theta))
         print(f"{jax.devices()[0].device_kind} {args.dtype} K={args.K} x {args.epochs} epochs, "
               f"route={route}: {steps / best:.3g} sample-steps/s ({best:.3f} s)", flush=True)
-    print(f"max |theta(straight) - theta(solve)| = {np.max(np.abs(thetas[0] - thetas[1])):.2e}")
+    for route, theta in zip(routes, thetas):
+        if route != "solve":
+            print(f"max |theta({route}) - theta(solve)| = {np.max(np.abs(theta - thetas[1])):.2e}")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from sideq.data import Gaussian, Uniform
 from sideq.errors import SideqInputError
 from sideq.model import Model
 from sideq.solve import (BACKENDS, Continuation, Equilibrium, WarmStart, _concrete, _one_evaluation,
-                         _solve_impl, _solve_two_steps, _solve_warm, default_tol, predict_start)
+                         _solve_impl, _solve_one_step, _solve_two_steps, _solve_warm, default_tol, predict_start)
 from sideq.status import Status, has_status, status_bit
 
 __all__ = [
@@ -181,13 +181,29 @@ def _descent_terms(model: Model, theta, x, target, weights, y0, tol, maxiter, so
     r"""R(θ), ∇R(θ) (Eq. (1), closed form) and the step's summaries, reduced
     over the samples in one pass (:func:`_closed_form_gradient`).
 
-    Two routes give the same numbers; ``route="auto"`` takes ``"straight"`` for
-    float64 when JAX's default backend is an accelerator and ``"solve"``
-    otherwise (decided when the step is traced; ``jax.lax.platform_dependent``
-    would trace and compile both routes, doubling the compile time on CPU), as
-    measured on an H200 (BENCHMARKS.md): for 32768 Section 4.2 runs the
-    straight-line route gave 2.08e10 sample-steps/s against 1.70e10 in float64,
-    but 4.73e10 against 8.2e10 in float32, for reasons not established.
+    Three routes give the same numbers (to rounding).  ``route="auto"`` takes
+    ``"straight"`` for float64 when JAX's default backend is an accelerator
+    and ``"solve"`` otherwise (decided when the step is traced;
+    ``jax.lax.platform_dependent`` would trace and compile both routes,
+    doubling the compile time on CPU), as measured on an H200 before the
+    ninth session (BENCHMARKS.md): for 32768 Section 4.2 runs the
+    straight-line route gave 2.08e10 sample-steps/s against 1.70e10 in
+    float64, but 4.73e10 against 8.2e10 in float32, for reasons not
+    established.  ``"one"`` is taken only when asked for: on two CPU cores it
+    was 4–10% faster than ``"solve"`` in steady state and 25–30% slower in a
+    sweep's first 100 epochs (BENCHMARKS.md, ninth session); on a GPU it is
+    not measured yet (``benchmarks/routes.py``).
+
+    * ``"one"`` (:func:`sideq.solve._one_evaluation` only): one Newton step
+      from each warm start in straight-line code
+      (:func:`sideq.solve._solve_one_step`), with σ' from y and the residual
+      bounded from the step, then the reduction, whose statuses say whether
+      every step was accepted; if not, the batch is solved again by
+      :func:`sideq.solve._solve_warm` from the same starts, and reduced again,
+      inside a loop of at most one iteration (6.5% of the Section 4.2 run's
+      epochs).  One σ evaluation per sample, and four passes over the
+      samples per epoch where ``"solve"`` makes five (XLA:CPU writes each as
+      an array): the prediction, the step, the solutions, the reduction.
 
     * ``"solve"``: the safeguarded Newton solver of :func:`sideq.solve.solve`
       on the whole batch (:func:`sideq.solve._solve_warm`, the same iterates
@@ -213,7 +229,10 @@ def _descent_terms(model: Model, theta, x, target, weights, y0, tol, maxiter, so
       epoch of this shape ran at 1.38e11 sample-steps/s in float32 on the
       H200, which the straight-line route does not reach).  XLA:CPU makes no
       kernel with several outputs, so on CPU this code splits into ~30 kernels
-      and loses to the solver's loop (0.6–0.7× on one core).
+      and loses to the solver's loop in steady state (0.6–0.7× on one core;
+      0.73× for 64 runs of 4000 epochs on two cores in the ninth session), but
+      not in a sweep's first 100 epochs, where the solver's loop runs in most
+      epochs (1.4–1.6× there).
     """
 
     one_evaluation = _one_evaluation(model)
@@ -232,10 +251,11 @@ def _descent_terms(model: Model, theta, x, target, weights, y0, tol, maxiter, so
     def by_solve(y0):
         return evaluate(*_solve_warm(model, theta, x, y0, tol, maxiter))
 
-    def straight(y0):
+    def straight(y0, one=False):
         if isinstance(y0, (WarmStart, Continuation, Equilibrium)):  # predict on the batch, solve from points
             y0 = predict_start(model, theta, x, y0)
-        sol, _ = jax.vmap(lambda x_, y0_: _solve_two_steps(model, theta, x_, y0_, tol))(x, y0)
+        steps = _solve_one_step if one else _solve_two_steps
+        sol, _ = jax.vmap(lambda x_, y0_: steps(model, theta, x_, y0_, tol))(x, y0)
 
         def again(state):
             _, ran = state
@@ -243,6 +263,8 @@ def _descent_terms(model: Model, theta, x, target, weights, y0, tol, maxiter, so
             # out of the loop as loop-invariant code, which would then run every
             # time: a = θ1ᵀx + b alone is a pass over the batch.)
             theta_, start = jax.tree_util.tree_map(lambda v: jnp.where(ran, jnp.nan, v), (theta, y0))
+            if one:
+                return evaluate(*_solve_warm(model, theta_, x, start, tol, maxiter)), jnp.ones((), bool)
             return evaluate(solve(theta_, start)), jnp.ones((), bool)
 
         def unsettled(state):
@@ -255,15 +277,22 @@ def _descent_terms(model: Model, theta, x, target, weights, y0, tol, maxiter, so
     if route == "auto":
         accelerator = jax.default_backend() != "cpu"
         route = "straight" if accelerator and jnp.result_type(theta) == jnp.float64 else "solve"
+    if route == "one":
+        return straight(y0, one=True)
     return straight(y0) if route == "straight" else by_solve(y0)
 
 
-ROUTES = ("auto", "solve", "straight")
+ROUTES = ("auto", "solve", "straight", "one")
 
 
-def _check_route(route):
+def _check_route(route, model: Model):
     if route not in ROUTES:
         raise SideqInputError(f"route: expected one of {ROUTES}, got {route!r}")
+    if route == "one" and not _one_evaluation(model):
+        raise SideqInputError(
+            f"route: 'one' needs a sigma whose slope is a function of its value (slope_of_value) and a "
+            f"curvature bound, as sigmoid and tanh have; {model.activation.name!r} has not: use 'auto'"
+        )
 
 
 def empirical_objective(model: Model, x, y, *, backend="jaxopt", tol=None, maxiter=100, route="auto"):
@@ -279,10 +308,11 @@ def empirical_objective(model: Model, x, y, *, backend="jaxopt", tol=None, maxit
     default backend) returns the :class:`Evaluation` a step of
     :func:`sideq.dynamics.gradient_descent` needs, which uses it: the same risk
     and gradient with the statuses and worst residual from the same pass, by
-    the ``route`` of :func:`_descent_terms` (``"auto"``: by platform;
-    ``"solve"`` or ``"straight"`` to choose, for tests and benchmarks).
+    the ``route`` of :func:`_descent_terms` (``"auto"``: by σ and platform;
+    ``"solve"``, ``"straight"`` or ``"one"`` to choose, for tests and
+    benchmarks).
     """
-    _check_route(route)
+    _check_route(route, model)
     tol = default_tol(jnp.result_type(x)) if tol is None else tol
     n = jnp.shape(x)[0]
 
@@ -379,7 +409,7 @@ def population_objective(model: Model, xi, dist, *, backend="jaxopt", tol=None, 
         raise SideqInputError(
             f"dist: expected sideq.uniform(...) or sideq.gaussian(...), got {type(dist).__name__}"
         )
-    _check_route(route)
+    _check_route(route, model)
     impl = _population_uniform if isinstance(dist, Uniform) else _population_gaussian
 
     def tol_for(theta):

@@ -508,6 +508,26 @@ def _solve_two_steps(model: Model, theta, x, y0, tol: float):
     return _equilibrium(model, theta, x, a, theta2, y, evaluations, settled, tol, residual), settled
 
 
+def _solve_one_step(model: Model, theta, x, y0, tol: float):
+    """(Equilibrium, settled): the first Newton step of :func:`_newton`
+    (:func:`_first_step`) alone, with the fields of one evaluation
+    (:func:`_one_evaluation`; σ' from y, the residual bounded from the step).
+    Where ``settled``, the result is :func:`_solve_warm`'s; elsewhere its
+    status is MAX_STEPS (or SOLVER_FAILURE where the step is not a number) and
+    the caller must solve again (:func:`sideq.risk._descent_terms` does, for
+    the whole batch, by :func:`_solve_warm`).  Not differentiable; for the
+    closed-form gradient of gradient descent.  (Solving again from this step
+    instead, rather than from the start, kept the step alive across that loop
+    and cost more than it saved on CPU.)"""
+    theta, x, y0 = _start(model, theta, x, y0)
+    a, theta2 = model.offset(theta, x), theta[-1]
+    accept = _acceptance(model, theta2, y0.dtype, tol)
+    y1, settled, step = _first_step(model, a, theta2, y0, accept)
+    residual = _newton_residual(model, theta2, step, y1)
+    return _equilibrium(model, theta, x, a, theta2, y1, jnp.ones(jnp.shape(y1), jnp.int32), settled, tol,
+                        residual), settled
+
+
 def _unsettled(settled):
     """(count, any) of the elements not ``settled`` along the last axis, as
     int32, from one variadic reduction.  XLA:CPU splits a plain reduction over

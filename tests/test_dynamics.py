@@ -9,7 +9,7 @@ import pytest
 import sideq
 from sideq.dynamics import distance_to_target, gradient_descent
 from sideq.risk import empirical_objective, population_objective, initial_nodes_y0
-from sideq.solve import predict_start
+from sideq.solve import _one_evaluation, predict_start
 from sideq.status import Status
 from sideq.train import descent
 
@@ -226,8 +226,10 @@ def test_descent_on_a_plain_objective_uses_implicit_differentiation():
 
 
 # descent_terms: on CPU the solver's route, on GPU/TPU two Newton steps in
-# straight-line code with a full solve of the batch where they do not settle
-# (sideq.risk._descent_terms).  Both routes run here and must agree.
+# straight-line code with a full solve of the batch where they do not settle;
+# for the sigmoid and tanh, on request, one Newton step in straight-line code
+# ("one") (sideq.risk._descent_terms).  Every route runs here and they must
+# agree.
 def _objectives(name, d, bias, risk, rng):
     model = sideq.linear(bias) if name == "linear" else sideq.single_index(name, bias=bias)
     xi = jnp.asarray(rng.normal(size=d))
@@ -239,7 +241,8 @@ def _objectives(name, d, bias, risk, rng):
         dist = sideq.uniform(0.0, 1.0, d)
         make = lambda route: population_objective(model, xi, dist, route=route)  # noqa: E731
         nodes = None
-    return model, xi, nodes, make("straight"), make("solve"), (dist if risk != "empirical" else None)
+    one = make("one") if _one_evaluation(model) else None
+    return model, xi, nodes, make("straight"), make("solve"), one, (dist if risk != "empirical" else None)
 
 
 def _assert_same_terms(a, b):
@@ -262,17 +265,20 @@ def test_straight_line_route_matches_the_solver(name, d, bias, risk):
     from sideq.solve import _solve_two_steps, warm_start
 
     rng = np.random.default_rng(10 + d)
-    model, xi, x, straight, solve, dist = _objectives(name, d, bias, risk, rng)
+    model, xi, x, straight, solve, one, dist = _objectives(name, d, bias, risk, rng)
     theta = jnp.asarray(np.r_[rng.normal(0.0, 0.5, model.n_params(d) - 1), 0.3])
     cold = (model.activation(x @ theta[:d]) if dist is None else initial_nodes_y0(model, theta, xi, dist))
     near = theta + 1e-3 * jnp.asarray(rng.normal(size=theta.shape))
     (_, sol_near), _ = solve.value_and_grad(near, cold)
     warm = warm_start(sol_near)
     terms = jax.jit(lambda y0: (straight.descent_terms(theta, y0), solve.descent_terms(theta, y0),
-                                solve.value_and_grad(theta, y0)))
+                                solve.value_and_grad(theta, y0),
+                                None if one is None else one.descent_terms(theta, y0)))
     for y0 in (warm, warm_start(cold), warm_start(jnp.full_like(cold, jnp.nan))):
-        a, b, ((loss, _), grad) = terms(y0)
+        a, b, ((loss, _), grad), c = terms(y0)
         _assert_same_terms(a, b)
+        if c is not None:
+            _assert_same_terms(c, b)
         np.testing.assert_allclose(float(a.loss), float(loss), rtol=1e-13)
         np.testing.assert_allclose(np.asarray(a.grad), np.asarray(grad), rtol=1e-12, atol=1e-15)
     if dist is None:  # the first start exercises the straight-line pass alone
@@ -295,23 +301,25 @@ def test_straight_line_route_solves_again_where_two_steps_do_not_settle():
     assert not bool(jnp.all(settled))
     a = empirical_objective(SIG, x, y, route="straight").descent_terms(theta, y0)
     b = empirical_objective(SIG, x, y, route="solve").descent_terms(theta, y0)
+    c = empirical_objective(SIG, x, y, route="one").descent_terms(theta, y0)
     _assert_same_terms(a, b)
+    _assert_same_terms(c, b)
     assert int(a.flags) == 1 << Status.CONVERGED
 
 
 @pytest.mark.parametrize("risk", ["empirical", "population"])
-def test_descent_by_the_straight_line_route(risk):
+def test_descent_by_every_route(risk):
     """200 steps of gradient descent, vmapped over three runs, one of which
-    diverges (η = 1e12): by either route the same θ, statuses and failure step,
+    diverges (η = 1e12): by every route the same θ, statuses and failure step,
     and the good runs are untouched by the bad one."""
     x = jnp.asarray(X[:32])
+    routes = ("straight", "solve", "one")
     if risk == "empirical":
-        objs = [empirical_objective(SIG, x, sideq.targets(SIG, jnp.asarray(XI), x), route=r)
-                for r in ("straight", "solve")]
+        objs = [empirical_objective(SIG, x, sideq.targets(SIG, jnp.asarray(XI), x), route=r) for r in routes]
         y0 = lambda th: SIG.activation(x[:, 0] * th[0])  # noqa: E731
     else:
         dist = sideq.uniform(0.0, 1.0, 1)
-        objs = [population_objective(SIG, XI, dist, route=r) for r in ("straight", "solve")]
+        objs = [population_objective(SIG, XI, dist, route=r) for r in routes]
         y0 = lambda th: initial_nodes_y0(SIG, th, XI, dist)  # noqa: E731
     theta0 = jnp.asarray([[0.2, -0.3], [0.05, 0.1], [0.3, 0.2]])
     eta = jnp.asarray([0.1, 0.1, 1e12])
@@ -320,10 +328,11 @@ def test_descent_by_the_straight_line_route(risk):
         return jax.jit(jax.vmap(lambda t, e: gradient_descent(
             SIG, obj, t, y0(t), XI, epochs=200, eta=e, history=False)))(theta0, eta)
 
-    a, b = runs(objs[0]), runs(objs[1])
-    np.testing.assert_allclose(np.asarray(a.theta), np.asarray(b.theta), rtol=1e-12, atol=1e-14)
-    np.testing.assert_array_equal(np.asarray(a.status), np.asarray(b.status))
-    np.testing.assert_array_equal(np.asarray(a.fail_step), np.asarray(b.fail_step))
+    a, b, c = (runs(obj) for obj in objs)
+    for other in (a, c):
+        np.testing.assert_allclose(np.asarray(other.theta), np.asarray(b.theta), rtol=1e-12, atol=1e-14)
+        np.testing.assert_array_equal(np.asarray(other.status), np.asarray(b.status))
+        np.testing.assert_array_equal(np.asarray(other.fail_step), np.asarray(b.fail_step))
     assert int(a.status[2]) == Status.DIVERGED and np.all(np.asarray(a.status[:2]) != Status.DIVERGED)
     solo = gradient_descent(SIG, objs[0], theta0[0], y0(theta0[0]), XI, epochs=200, eta=0.1, history=False)
     np.testing.assert_allclose(np.asarray(a.theta[0]), np.asarray(solo.theta), rtol=1e-13, atol=1e-15)
@@ -335,6 +344,9 @@ def test_objective_route_is_checked():
         empirical_objective(SIG, x, sideq.targets(SIG, jnp.asarray(XI), x), route="fast")
     with pytest.raises(sideq.SideqInputError, match="^route"):
         population_objective(SIG, XI, sideq.uniform(0.0, 1.0, 1), route=None)
+    softplus = sideq.single_index("softplus")  # (σ' is not a function of σ's value there)
+    with pytest.raises(sideq.SideqInputError, match="^route: 'one' needs"):
+        empirical_objective(softplus, x, sideq.targets(softplus, jnp.asarray(XI), x), route="one")
 
 
 @pytest.mark.parametrize("name", ["softplus", "sigmoid"])

@@ -308,7 +308,7 @@ def empirical_objective(model: Model, x, y, *, backend="jaxopt", tol=None, maxit
     default backend) returns the :class:`Evaluation` a step of
     :func:`sideq.dynamics.gradient_descent` needs, which uses it: the same risk
     and gradient with the statuses and worst residual from the same pass, by
-    the ``route`` of :func:`_descent_terms` (``"auto"``: by σ and platform;
+    the ``route`` of :func:`_descent_terms` (``"auto"``: by platform;
     ``"solve"``, ``"straight"`` or ``"one"`` to choose, for tests and
     benchmarks).
     """

@@ -27,7 +27,7 @@ import optax
 
 from sideq.model import Model
 from sideq.risk import Evaluation
-from sideq.solve import _one_evaluation, continuation, warm_start
+from sideq.solve import continuation, warm_start
 from sideq.status import Status, first_status, has_status, status_flags  # (re-exported)
 
 __all__ = [
@@ -162,7 +162,9 @@ def gradient_descent(
     # other objective, the WarmStart of its Equilibrium.
     y0 = jnp.asarray(y0, dtype)
     if measure is not None:
-        start = continuation(y0, theta0, sensitivity=not _one_evaluation(model))
+        # (with the sensitivity array, or None where the objective's σ gives it
+        # from the solutions: the structure its descent_terms carries)
+        start = continuation(y0, theta0, sensitivity=getattr(measure, "carries_sensitivity", True))
     else:
         start = warm_start(y0)
         value_and_grad = getattr(objective, "value_and_grad", None) or jax.value_and_grad(

@@ -331,6 +331,7 @@ def empirical_objective(model: Model, x, y, *, backend="jaxopt", tol=None, maxit
             solve = lambda th, start: _solve_batch(model, th, x, start, backend, tol, maxiter)  # noqa: E731
             return _descent_terms(model, theta, jnp.asarray(x), y, 1.0 / n, y0, tol, maxiter, solve, route)
 
+        descent_terms.carries_sensitivity = not _one_evaluation(model)  # (the Continuation it takes)
         objective.descent_terms = descent_terms
     return objective
 
@@ -433,6 +434,7 @@ def population_objective(model: Model, xi, dist, *, backend="jaxopt", tol=None, 
                 solve = lambda th, start: _solve_batch(model, th, x, start, backend, tol_, maxiter)  # noqa: E731
                 return _descent_terms(model, theta, x, f, w, y0, tol_, maxiter, solve, route)
 
+            descent_terms.carries_sensitivity = not _one_evaluation(model)
             objective.descent_terms = descent_terms
     return objective
 

@@ -338,6 +338,20 @@ def test_descent_by_every_route(risk):
     np.testing.assert_allclose(np.asarray(a.theta[0]), np.asarray(solo.theta), rtol=1e-13, atol=1e-15)
 
 
+def test_descent_carries_what_the_objective_takes():
+    """The warm start's structure follows the objective, not the model passed
+    for the diagnostics: a sigmoid objective (no sensitivity carried) under a
+    softplus model for the diagnostics runs, with the sigmoid run's θ."""
+    x = jnp.asarray(X[:16])
+    objective = empirical_objective(SIG, x, sideq.targets(SIG, jnp.asarray(XI), x))
+    assert not objective.descent_terms.carries_sensitivity
+    theta0 = jnp.asarray([0.2, -0.3])
+    y0 = SIG.activation(x[:, 0] * theta0[0])
+    runs = [gradient_descent(m, objective, theta0, y0, XI, epochs=20, eta=0.1, history=False).theta
+            for m in (SIG, sideq.single_index("softplus"))]
+    np.testing.assert_array_equal(np.asarray(runs[0]), np.asarray(runs[1]))
+
+
 def test_objective_route_is_checked():
     x = jnp.asarray(X[:8])
     with pytest.raises(sideq.SideqInputError, match="^route"):

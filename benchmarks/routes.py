@@ -8,8 +8,8 @@ n = 1000, theta(0) ~ N(0, 0.1^2 I)) for K runs in one call, with
 compiling call, compiled as sideq compiles its own loops (``sideq.xla``: on a
 CPU its options, elsewhere none).  Prints sample-steps per second (K x epochs x n / s) and the
 largest difference in theta from the solver's route.  ``route="auto"`` picks
-among them by activation, platform and dtype; this is the measurement behind
-that choice.
+"straight" or "solve" by platform and dtype ("one" only when asked for); this
+is the measurement behind that choice.
 """
 
 from __future__ import annotations

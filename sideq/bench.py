@@ -181,7 +181,11 @@ def bench_profile() -> dict:
     * σ evaluations per sample-step: the solver's iterations (recorded along
       the same 4000-epoch run), and none at the solution: for the sigmoid,
       gradient descent takes σ' there from y and bounds the residual from the
-      step (:func:`sideq.solve._solve_warm`; other σ need one more);
+      step (:func:`sideq.solve._solve_warm`; other σ need one more).  The
+      batch solver evaluates every sample in an epoch where its fallback runs:
+      the second step, and (sigmoid) the residual it measures, two more per
+      sample in those epochs (``batch_sigma_evaluations_per_sample_step``;
+      before the ninth session 2 + the share);
     * share of epochs in which some sample needed more than the certified step;
     * the floor: the same gradient-descent arithmetic written bare (one fused
       Newton step from the first-order prediction, σ' reused, no statuses, no
@@ -253,6 +257,8 @@ def bench_profile() -> dict:
         "name": "profile of the section 4.2 run: sigma evaluations and the compute floor",
         "solver_iterations_mean": float(mean_it.mean()),
         "sigma_evaluations_per_sample_step": float(mean_it.mean()) + (0.0 if _one_evaluation(model) else 1.0),
+        "batch_sigma_evaluations_per_sample_step": (1.0 + 2.0 * float(np.mean(max_it > 1))
+                                                    if _one_evaluation(model) else 2.0 + float(np.mean(max_it > 1))),
         "epochs_needing_a_second_evaluation_share": float(np.mean(max_it > 1)),
         "floor_2_evaluations_run_s": floors[2][0],
         "floor_1_evaluation_run_s": floors[1][0],

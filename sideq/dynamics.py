@@ -76,7 +76,7 @@ class Trajectory(NamedTuple):
     distance: jax.Array  # (T+1,)  distance to the target set
     w: jax.Array  # (T+1,)  ‖θ(t) − (0,…,0,1)‖², Eq. (8)
     gap: jax.Array  # (T+1,)  |1 − θ2(t)|
-    residual: jax.Array  # (T+1,)  worst |y − g(y)| over samples / nodes (sigmoid, tanh: a bound on it, sideq.solve._newton_residual)
+    residual: jax.Array  # (T+1,)  worst |y − g(y)| over samples / nodes (sigmoid, tanh: a bound on it from the Newton steps, sideq.solve._newton_residual)
     status: jax.Array  # ()  sideq.Status code
     fail_step: jax.Array  # ()  first epoch with a failure, −1 if none
     steps: jax.Array  # ()  first epoch meeting gtol/ltol/dtol, T if never

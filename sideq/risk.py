@@ -190,9 +190,9 @@ def _descent_terms(model: Model, theta, x, target, weights, y0, tol, maxiter, so
     straight-line route gave 2.08e10 sample-steps/s against 1.70e10 in
     float64, but 4.73e10 against 8.2e10 in float32, for reasons not
     established.  ``"one"`` is taken only when asked for: on two CPU cores it
-    was 4–10% faster than ``"solve"`` in steady state and 25–30% slower in a
-    sweep's first 100 epochs (BENCHMARKS.md, ninth session); on a GPU it is
-    not measured yet (``benchmarks/routes.py``).
+    was 5–12% faster than ``"solve"`` over 4000 epochs, 5% slower over 1000
+    and 20–35% slower over a sweep's first 100 (BENCHMARKS.md, ninth
+    session); on a GPU it is not measured yet (``benchmarks/routes.py``).
 
     * ``"one"`` (:func:`sideq.solve._one_evaluation` only): one Newton step
       from each warm start in straight-line code
@@ -230,7 +230,7 @@ def _descent_terms(model: Model, theta, x, target, weights, y0, tol, maxiter, so
       H200, which the straight-line route does not reach).  XLA:CPU makes no
       kernel with several outputs, so on CPU this code splits into ~30 kernels
       and loses to the solver's loop in steady state (0.6–0.7× on one core;
-      0.73× for 64 runs of 4000 epochs on two cores in the ninth session), but
+      0.74× for 64 runs of 4000 epochs on two cores in the ninth session), but
       not in a sweep's first 100 epochs, where the solver's loop runs in most
       epochs (1.4–1.6× there).
     """

@@ -198,7 +198,12 @@ def descent(
 
 
 def summary(model: Model, traj: Trajectory) -> dict:
-    """JSON-ready summary of a trajectory (final θ, loss, status, steps)."""
+    """JSON-ready summary of a trajectory (final θ, loss, status, steps).
+
+    ``max_residual`` is the worst |y − g_θ(x, y)| over the run; for the sigmoid
+    and tanh, whose descent evaluates nothing at its solutions, it is the
+    bound of :func:`sideq.solve._newton_residual` (a few eps), not a
+    measurement."""
     from sideq.status import Status
 
     status = int(traj.status)

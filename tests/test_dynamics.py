@@ -249,7 +249,9 @@ def _assert_same_terms(a, b):
     np.testing.assert_allclose(float(a.loss), float(b.loss), rtol=1e-13)
     np.testing.assert_allclose(np.asarray(a.grad), np.asarray(b.grad), rtol=1e-12, atol=1e-15)
     assert int(a.flags) == int(b.flags)
-    np.testing.assert_allclose(float(a.residual), float(b.residual), atol=1e-15)
+    # (the worst residual: a bound of (|F'| + 4) eps plus the step's Taylor term
+    # where σ gives one evaluation, a measurement where the fallback ran)
+    np.testing.assert_allclose(float(a.residual), float(b.residual), atol=4e-15)
     for u, v in zip(a.warm, b.warm):
         assert (u is None) == (v is None)  # (no sensitivity kept with one σ evaluation)
         if u is not None:

@@ -187,10 +187,7 @@ def activation(
         )
     estimated = slope_bounds is None
     if estimated:
-        z = np.linspace(-search_radius, search_radius, 200_001)
-        with jax.enable_x64(True):  # scoped: the caller's global flag is untouched
-            d = np.asarray(jax.vmap(jax.grad(lambda t: jnp.asarray(fn(t)).reshape(())))(
-                jnp.asarray(z, jnp.float64)))
+        _, _, d = _on_grid(fn, search_radius, 200_001)
         if not np.all(np.isfinite(d)):
             raise SideqInputError(
                 "activation: the derivative of the given callable is not finite on "
@@ -219,17 +216,23 @@ def activation(
     )
 
 
+def _on_grid(fn, radius, points):
+    """(z, σ(z), σ'(z)) as float64 numpy arrays on ``points`` equally spaced z
+    in [−radius, radius], by jax.value_and_grad."""
+    z = np.linspace(-radius, radius, points)
+    with jax.enable_x64(True):  # scoped: the caller's global flag is untouched
+        scalar = lambda t: jnp.asarray(fn(t)).reshape(())  # noqa: E731
+        values, slopes = jax.vmap(jax.value_and_grad(scalar))(jnp.asarray(z, jnp.float64))
+    return z, np.asarray(values), np.asarray(slopes)
+
+
 def _check_slope_of_value(fn, h, radius):
     """Refuse an h with h(σ(z)) ≠ σ'(z) somewhere on a float64 grid (1e-9 relative)."""
     if not callable(h):
         raise SideqInputError(f"activation: slope_of_value must be a callable h with sigma' = h(sigma), got {h!r}")
-    z = np.linspace(-radius, radius, 2001)
-    with jax.enable_x64(True):  # scoped: the caller's global flag is untouched
-        zj = jnp.asarray(z, jnp.float64)
-        scalar = lambda t: jnp.asarray(fn(t)).reshape(())  # noqa: E731
-        values, slopes = jax.vmap(jax.value_and_grad(scalar))(zj)
-        claimed = np.asarray(jnp.broadcast_to(jnp.asarray(h(values), jnp.float64), values.shape))
-    slopes = np.asarray(slopes)
+    z, values, slopes = _on_grid(fn, radius, 2001)
+    with jax.enable_x64(True):  # (h in float64 too)
+        claimed = np.asarray(jnp.broadcast_to(jnp.asarray(h(jnp.asarray(values)), jnp.float64), values.shape))
     off = ~(np.abs(claimed - slopes) <= 1e-9 * (1 + np.abs(slopes)))
     if off.any():
         i = int(np.argmax(off))

@@ -253,13 +253,13 @@ def bench_profile() -> dict:
         fn(th).block_until_ready()
         t, theta_floor = _best(lambda: fn(th).block_until_ready(), 5)
         floors[evals] = (t, float(np.max(np.abs(np.asarray(theta_floor) - np.asarray(theta_T)))))
+    share, one = float(np.mean(max_it > 1)), _one_evaluation(model)
     return {
         "name": "profile of the section 4.2 run: sigma evaluations and the compute floor",
         "solver_iterations_mean": float(mean_it.mean()),
-        "sigma_evaluations_per_sample_step": float(mean_it.mean()) + (0.0 if _one_evaluation(model) else 1.0),
-        "batch_sigma_evaluations_per_sample_step": (1.0 + 2.0 * float(np.mean(max_it > 1))
-                                                    if _one_evaluation(model) else 2.0 + float(np.mean(max_it > 1))),
-        "epochs_needing_a_second_evaluation_share": float(np.mean(max_it > 1)),
+        "sigma_evaluations_per_sample_step": float(mean_it.mean()) + (0.0 if one else 1.0),
+        "batch_sigma_evaluations_per_sample_step": 1.0 + 2.0 * share if one else 2.0 + share,
+        "epochs_needing_a_second_evaluation_share": share,
         "floor_2_evaluations_run_s": floors[2][0],
         "floor_1_evaluation_run_s": floors[1][0],
         "floor_theta_difference": max(floors[1][1], floors[2][1]),

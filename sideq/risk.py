@@ -32,7 +32,7 @@ from sideq.data import Gaussian, Uniform
 from sideq.errors import SideqInputError
 from sideq.model import Model
 from sideq.solve import (BACKENDS, Continuation, Equilibrium, WarmStart, _concrete, _one_evaluation,
-                         _solve_impl, _solve_one_step, _solve_two_steps, _solve_warm, default_tol, predict_start)
+                         _solve_impl, _solve_steps, _solve_warm, default_tol, predict_start)
 from sideq.status import Status, has_status, status_bit
 
 __all__ = [
@@ -196,7 +196,7 @@ def _descent_terms(model: Model, theta, x, target, weights, y0, tol, maxiter, so
 
     * ``"one"`` (:func:`sideq.solve._one_evaluation` only): one Newton step
       from each warm start in straight-line code
-      (:func:`sideq.solve._solve_one_step`), with σ' from y and the residual
+      (:func:`sideq.solve._solve_steps` with one step), with σ' from y and the residual
       bounded from the step, then the reduction, whose statuses say whether
       every step was accepted; if not, the batch is solved again by
       :func:`sideq.solve._solve_warm` from the same starts, and reduced again,
@@ -215,7 +215,7 @@ def _descent_terms(model: Model, theta, x, target, weights, y0, tol, maxiter, so
       ``y0`` is a :class:`~sideq.solve.Continuation`, and so is the
       :class:`Evaluation`'s warm start.
     * ``"straight"``: two Newton steps from each warm start and σ at
-      the result (:func:`sideq.solve._solve_two_steps`: three σ evaluations in
+      the result (:func:`sideq.solve._solve_steps`: three σ evaluations in
       straight-line code; two for the sigmoid and tanh, which need no σ at the
       result), then the reduction.  Where the two steps settle an
       equilibrium they are the first two steps of that same solver, accepted by
@@ -254,8 +254,8 @@ def _descent_terms(model: Model, theta, x, target, weights, y0, tol, maxiter, so
     def straight(y0, one=False):
         if isinstance(y0, (WarmStart, Continuation, Equilibrium)):  # predict on the batch, solve from points
             y0 = predict_start(model, theta, x, y0)
-        steps = _solve_one_step if one else _solve_two_steps
-        sol, _ = jax.vmap(lambda x_, y0_: steps(model, theta, x_, y0_, tol))(x, y0)
+        steps = 1 if one else 2
+        sol, _ = jax.vmap(lambda x_, y0_: _solve_steps(model, theta, x_, y0_, tol, steps))(x, y0)
 
         def again(state):
             _, ran = state

@@ -97,16 +97,23 @@ def continuation(y0, theta, *, sensitivity: bool = True) -> Continuation:
     return Continuation(y0, jnp.zeros_like(y0) if sensitivity else None, jnp.asarray(theta))
 
 
-def _sensitivity_of(model: Model, theta2, y):
-    r"""∂y/∂a = σ'(ω)/(1 − θ2 σ'(ω)) of Eq. (1) at a root y = σ(ω), with
+def _slope_from_value(model: Model, theta2, y):
+    r"""(σ'(ω), the IFT margin 1 − θ2 σ'(ω)) at a root y = σ(ω), with
     σ'(ω) = h(y) (``Activation.slope_of_value``): no evaluation of σ."""
+    slope = model.activation.slope_of_value(y)
+    return slope, 1 - theta2 * slope
+
+
+def _sensitivity_of(model: Model, theta2, y):
+    r"""∂y/∂a = σ'(ω)/(1 − θ2 σ'(ω)) of Eq. (1) at a root y, from
+    :func:`_slope_from_value`."""
     if model.activation.slope_of_value is None:
         raise SideqInputError(
             f"previous: a Continuation without sensitivities needs an activation with slope_of_value "
             f"(sigmoid, tanh); {model.activation.name!r} has none: pass the sensitivities"
         )
-    slope = model.activation.slope_of_value(y)
-    return slope / (1 - theta2 * slope)
+    slope, margin = _slope_from_value(model, theta2, y)
+    return slope / margin
 
 
 def warm_start(start) -> WarmStart | Continuation:
@@ -196,6 +203,18 @@ _NEWTON_ONLY = 6  # iterations of pure (bracketed) Newton before alternating wit
 _CERTIFIED_ULPS = 2.0  # the one-step error bound must be below this many eps·max(1, |y|)
 
 
+def _slope_sup(model: Model, theta2):
+    """D = max(|1 − θ2 inf σ'|, |1 − θ2 sup σ'|) ≥ |F'(y)| for every y."""
+    act = model.activation
+    return jnp.maximum(jnp.abs(1 - theta2 * act.slope_min), jnp.abs(1 - theta2 * act.slope_max))
+
+
+def _unit_range(model: Model) -> bool:
+    """σ's range lies in [−1, 1] (sigmoid, tanh): every start point does too,
+    and the scale max(1, |y|) of the step tests is 1."""
+    return model.activation.range_min >= -1 and model.activation.range_max <= 1
+
+
 def _acceptance(model: Model, theta2, dtype, tol):
     r"""``accept(step, scale)``: whether a Newton step needs no confirmation.
 
@@ -222,10 +241,8 @@ def _acceptance(model: Model, theta2, dtype, tol):
     short = eps**0.25
     m, _ = uniqueness_margin(model, theta2)
     if math.isfinite(act.curvature_max):
-        # certified ⇔ θ2² M2 D s² ≤ 2 m² c·eps·scale, with
-        # D = max(|1 − θ2 inf σ'|, |1 − θ2 sup σ'|) ≥ |F'|.
-        D = jnp.maximum(jnp.abs(1 - theta2 * act.slope_min), jnp.abs(1 - theta2 * act.slope_max))
-        cert_lhs = theta2**2 * act.curvature_max * D
+        # certified ⇔ θ2² M2 D s² ≤ 2 m² c·eps·scale, with D ≥ |F'| (_slope_sup).
+        cert_lhs = theta2**2 * act.curvature_max * _slope_sup(model, theta2)
         cert_rhs = 2 * jnp.where(m > 0, m, 0) ** 2 * (_CERTIFIED_ULPS * eps)
     else:
         cert_lhs = None
@@ -259,11 +276,10 @@ def _newton_residual(model: Model, theta2, step, y):
     F at y are off.  So a residual measured at y does not exceed it
     (``tests/test_solve.py`` checks this on 40,000 steps from 1e-14 to ~1).
     At a certified step (:func:`_acceptance`) this is a few eps."""
-    act = model.activation
     eps = _EPS[y.dtype.name]
-    D = jnp.maximum(jnp.abs(1 - theta2 * act.slope_min), jnp.abs(1 - theta2 * act.slope_max))
-    scale = 1 if act.range_min >= -1 and act.range_max <= 1 else jnp.maximum(1, jnp.abs(y))
-    return 0.5 * theta2**2 * act.curvature_max * step**2 + (D + 4) * eps * scale
+    scale = 1 if _unit_range(model) else jnp.maximum(1, jnp.abs(y))
+    return (0.5 * theta2**2 * model.activation.curvature_max * step**2
+            + (_slope_sup(model, theta2) + 4) * eps * scale)
 
 
 def _start_point(model: Model, y0):
@@ -283,9 +299,8 @@ def _step_end(model: Model, y_start, step, accept):
     the step is: the test reads the step alone, the same numbers with one array
     where there were two (the fallback's test, :func:`_solve_warm`, is then a
     reduction over the step only)."""
-    act = model.activation
     y_fast = y_start - step
-    if act.range_min >= -1 and act.range_max <= 1:
+    if _unit_range(model):
         finite = jnp.isfinite(step)
         settled = accept(step, 1) & finite
     else:
@@ -494,47 +509,30 @@ def _solve_impl(model: Model, theta, x, y0, backend: str, tol: float, maxiter: i
     return _equilibrium(model, theta, x, a, theta2, y, it, converged, tol)
 
 
-def _solve_two_steps(model: Model, theta, x, y0, tol: float):
-    """(Equilibrium, settled): the first two Newton steps of :func:`_newton`
-    (:func:`_first_step`, :func:`_second_step`), in straight-line code with no
-    loop, and the equilibrium's fields at the last iterate.  Where ``settled``,
-    the result is the one :func:`_solve_impl` gives (the same steps, accepted by
-    the same tests; with one evaluation, :func:`_one_evaluation`, the fields
-    of :func:`_solve_warm`: σ' from y and the residual bounded from the last
-    step, two σ evaluations in all); elsewhere its status is MAX_STEPS (with
-    one evaluation, SOLVER_FAILURE where a step is not a number) and the
-    caller must solve again (:func:`sideq.risk._descent_terms` does, for the
-    whole batch).  Not differentiable; for the closed-form gradient of
-    gradient descent."""
+def _solve_steps(model: Model, theta, x, y0, tol: float, steps: int = 2):
+    """(Equilibrium, settled): the first ``steps`` (1 or 2) Newton steps of
+    :func:`_newton` (:func:`_first_step`, :func:`_second_step`), in
+    straight-line code with no loop, and the equilibrium's fields at the last
+    iterate.  Where ``settled``, the result is the one :func:`_solve_impl`
+    gives (the same steps, accepted by the same tests; with one evaluation,
+    :func:`_one_evaluation`, the fields of :func:`_solve_warm`: σ' from y and
+    the residual bounded from the last step, so two σ evaluations in all for
+    two steps, one for one).  Elsewhere its status is MAX_STEPS (with one
+    evaluation, SOLVER_FAILURE where a step is not a number) and the caller
+    must solve again (:func:`sideq.risk._descent_terms` does, for the whole
+    batch).  One step needs one evaluation (``route="one"``).  Not
+    differentiable; for the closed-form gradient of gradient descent."""
     theta, x, y0 = _start(model, theta, x, y0)
     a, theta2 = model.offset(theta, x), theta[-1]
     accept = _acceptance(model, theta2, y0.dtype, tol)
-    y1, settled, step = _first_step(model, a, theta2, y0, accept)
-    y, settled, evaluations, last = _second_step(model, a, theta2, y1, settled, jnp.abs(step), accept)
-    # (y is the end of the last Newton step, of size ``last``: with one
+    y, settled, step = _first_step(model, a, theta2, y0, accept)
+    evaluations, last = jnp.ones(jnp.shape(y), jnp.int32), step
+    if steps == 2:
+        y, settled, evaluations, last = _second_step(model, a, theta2, y, settled, jnp.abs(step), accept)
+    # (y is the end of the last Newton step, of size |last|: with one
     # evaluation, its residual is bounded from it, :func:`_newton_residual`.)
     residual = _newton_residual(model, theta2, last, y) if _one_evaluation(model) else None
     return _equilibrium(model, theta, x, a, theta2, y, evaluations, settled, tol, residual), settled
-
-
-def _solve_one_step(model: Model, theta, x, y0, tol: float):
-    """(Equilibrium, settled): the first Newton step of :func:`_newton`
-    (:func:`_first_step`) alone, with the fields of one evaluation
-    (:func:`_one_evaluation`; σ' from y, the residual bounded from the step).
-    Where ``settled``, the result is :func:`_solve_warm`'s; elsewhere its
-    status is MAX_STEPS (or SOLVER_FAILURE where the step is not a number) and
-    the caller must solve again (:func:`sideq.risk._descent_terms` does, for
-    the whole batch, by :func:`_solve_warm`).  Not differentiable; for the
-    closed-form gradient of gradient descent.  (Solving again from this step
-    instead, rather than from the start, kept the step alive across that loop
-    and cost more than it saved on CPU.)"""
-    theta, x, y0 = _start(model, theta, x, y0)
-    a, theta2 = model.offset(theta, x), theta[-1]
-    accept = _acceptance(model, theta2, y0.dtype, tol)
-    y1, settled, step = _first_step(model, a, theta2, y0, accept)
-    residual = _newton_residual(model, theta2, step, y1)
-    return _equilibrium(model, theta, x, a, theta2, y1, jnp.ones(jnp.shape(y1), jnp.int32), settled, tol,
-                        residual), settled
 
 
 def _unsettled(settled):
@@ -699,9 +697,8 @@ def _equilibrium(model: Model, theta, x, a, theta2, y, it, converged, tol, resid
     if residual is None:
         F, margin, slope = model.linearization_at(a, theta2, y)
         residual = jnp.abs(F)
-    else:  # (the same expression as _sensitivity_of's, so the same numbers)
-        slope = model.activation.slope_of_value(y)
-        margin = 1 - theta2 * slope
+    else:  # (as _sensitivity_of takes it, so the same numbers)
+        slope, margin = _slope_from_value(model, theta2, y)
     scale = 1 + jnp.abs(y) + jnp.abs(a)
     singular = model.is_linear & (margin == 0)
     # Not a root: a "converged" iterate whose residual is too large, or NaN/inf

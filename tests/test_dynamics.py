@@ -264,7 +264,7 @@ def test_straight_line_route_matches_the_solver(name, d, bias, risk):
     straight-line pass alone), from a cold start and from NaN (the batch is
     solved again), both routes give the same risk, gradient, statuses and warm
     start, and the same as value_and_grad."""
-    from sideq.solve import _solve_two_steps, warm_start
+    from sideq.solve import _solve_steps, warm_start
 
     rng = np.random.default_rng(10 + d)
     model, xi, x, straight, solve, one, dist = _objectives(name, d, bias, risk, rng)
@@ -285,7 +285,7 @@ def test_straight_line_route_matches_the_solver(name, d, bias, risk):
         np.testing.assert_allclose(np.asarray(a.grad), np.asarray(grad), rtol=1e-12, atol=1e-15)
     if dist is None:  # the first start exercises the straight-line pass alone
         tol = 64 * float(jnp.finfo(theta.dtype).eps)
-        _, settled = jax.vmap(lambda a, w: _solve_two_steps(model, theta, a, w, tol))(x, warm)
+        _, settled = jax.vmap(lambda a, w: _solve_steps(model, theta, a, w, tol))(x, warm)
         assert bool(jnp.all(settled))
 
 
@@ -293,13 +293,13 @@ def test_straight_line_route_solves_again_where_two_steps_do_not_settle():
     """sigmoid with θ2 = −50: F' is far from constant, two Newton steps from a
     cold start do not settle (the safe path's bisection is needed), so the
     straight-line route must fall back to the solver for the batch."""
-    from sideq.solve import _solve_two_steps, warm_start
+    from sideq.solve import _solve_steps, warm_start
 
     x = jnp.asarray(X[:32])
     y = sideq.targets(SIG, jnp.asarray(XI), x)
     theta = jnp.asarray([3.0, -50.0])
     y0 = warm_start(jnp.zeros(x.shape[0]))
-    _, settled = jax.vmap(lambda a, w: _solve_two_steps(SIG, theta, a, w, 64 * 2.0**-52))(x, y0)
+    _, settled = jax.vmap(lambda a, w: _solve_steps(SIG, theta, a, w, 64 * 2.0**-52))(x, y0)
     assert not bool(jnp.all(settled))
     a = empirical_objective(SIG, x, y, route="straight").descent_terms(theta, y0)
     b = empirical_objective(SIG, x, y, route="solve").descent_terms(theta, y0)

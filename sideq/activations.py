@@ -94,11 +94,15 @@ class Activation:
         return math.isfinite(self.range_min) and math.isfinite(self.range_max)
 
     @property
-    def meets_theorem_3_8(self) -> bool:
-        """Assumption 2(i) of Theorem 3.8 (differentiable, monotonically increasing,
-        finite Lipschitz constant) together with assumption 3's requirement that σ
-        is not affine.  Assumption 2(ii) (σ' ≥ γ > 0 on a compact interval) holds for
-        every such σ whose derivative is continuous and positive; relu fails it."""
+    def meets_corollary_3_1(self) -> bool:
+        """The hypotheses of Corollary 3.1 on σ, as far as the spec records them:
+        differentiable, monotonically increasing (inf σ' ≥ 0 and sup σ' > 0), a
+        finite Lipschitz constant, and not affine.  The corollary asks for more
+        than the spec can say: σ' continuous, σ strictly increasing, and σ not
+        linear in any neighbourhood of zero (not just not affine); sigmoid, tanh
+        and softplus have all of it.  Theorem 3.8 asks for more again: its
+        assumption 3 involves the law of X, and with Θ as printed tanh fails it
+        (ρ = 0, ERRATA.md §6) although it meets the corollary."""
         return (
             self.differentiable
             and self.monotone

@@ -676,6 +676,11 @@ def step_size_threshold(xi=XI, delta1=0.5, delta2=0.5, n_theta1=81, n_theta2=21,
       a bound: ρ may be slightly smaller and S slightly larger, making the true
       threshold slightly smaller than reported.
     * λ1 = 2ργ²/(1 + Lδ2), λ2 = 4L²(L/(1 − Lδ2))² S; threshold λ1/(2λ2).
+
+    These are the printed constants over Θ as printed; the corrected statement
+    (ERRATA.md §8: Eq. (15) loses a factor 2) has λ1 and the threshold twice as
+    large, which changes no conclusion of the experiment (the threshold stays
+    orders of magnitude below the step sizes that converge).
     """
     import jax
     import jax.numpy as jnp
@@ -715,7 +720,8 @@ def step_size_threshold(xi=XI, delta1=0.5, delta2=0.5, n_theta1=81, n_theta2=21,
     return dict(delta1=delta1, delta2=delta2, alpha=alpha, beta=1 / 3, L=L, M=M, z_max=zmax, gamma=gamma,
                 rho=rho, rho_at=np.asarray(th)[int(lmin.argmin())].tolist(), sup_fourth_moment=S,
                 lambda1=lam1, lambda2=lam2, threshold=lam1 / (2 * lam2),
-                init_radius_allowed=min((1 + delta1) * abs(xi), delta2),
+                init_radius_allowed=min((1 + delta1) * abs(xi), delta2),  # as printed
+                init_radius_allowed_corrected=min(delta1 * abs(xi), delta2),  # ERRATA.md §5
                 method="grid over Theta (%dx%d), %d-node Gauss-Legendre; estimate, not a bound" % (
                     n_theta1, n_theta2, nodes),
                 source="sideq.extended.step_size_threshold")

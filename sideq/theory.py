@@ -53,11 +53,16 @@ __all__ = [
     "conserved_w",
     "corollary_3_1_radius",
     "descent_lemma_rhs",
+    "eq_13_bound",
+    "eq_15_rdot",
+    "eq_18_bounds",
+    "eq_3_grad_printed",
     "eq_8_next_w",
     "equilibria",
     "expectation_nodes",
     "gaussian_block",
     "lemma_3_2_side",
+    "single_index_terms",
     "lemma_3_7",
     "moment4_sup",
     "rho",
@@ -72,6 +77,7 @@ __all__ = [
     "theorem_3_6_rate_printed",
     "theorem_3_6_eta0",
     "theorem_3_6_log_rate_corrected",
+    "theorem_3_6_log_rate_printed",
     "lemma_3_7_lipschitz",
     "linear_grad",
     "linear_hessian",
@@ -351,9 +357,10 @@ def lemma_3_2_side(theta0):
 
 
 def theorem_3_3_limit_printed(theta0, xi):
-    """Theorem 3.3 as printed: (αξ, 1 − α), α = sign(θ2(0)) ‖θ(0)‖/√(‖ξ‖² + 1)."""
+    """Theorem 3.3 as printed: (αξ, 1 − α), α = sign(θ2(0)) ‖θ(0)‖/√(‖ξ‖² + 1),
+    with the paper's sign(0) = +1 (Section 1.3)."""
     theta0, xi = np.asarray(theta0, float), np.atleast_1d(np.asarray(xi, float))
-    a = np.sign(theta0[-1]) * np.linalg.norm(theta0) / math.sqrt(xi @ xi + 1)
+    a = (1.0 if theta0[-1] >= 0 else -1.0) * np.linalg.norm(theta0) / math.sqrt(xi @ xi + 1)
     return np.append(a * xi, 1 - a)
 
 
@@ -396,6 +403,13 @@ def theorem_3_6_rate_printed(dist, theta0, eta):
     Returns (prefactor κ, contraction factor q per step)."""
     k = theorem_3_6_kappa(dist)
     return k, 1 - eta / (4 * k * float(conserved_w(theta0)))
+
+
+def theorem_3_6_log_rate_printed(dist, theta0, eta):
+    """(κ, −log q) of :func:`theorem_3_6_rate_printed`, −log q = −log1p(−η/(4κw(0)))
+    computed without forming q."""
+    k = theorem_3_6_kappa(dist)
+    return k, -math.log1p(-eta / (4 * k * float(conserved_w(theta0))))
 
 
 def theorem_3_6_rate_corrected(dist, theta0, eta):
@@ -448,6 +462,15 @@ def linear_grad(theta, xi, dist):
     phi = theta[..., :-1] / g
     c = (phi - xi) @ second_moment_np(dist)
     return (2 / g) * np.concatenate([c, np.sum(phi * c, -1, keepdims=True)], -1)
+
+
+def eq_3_grad_printed(theta, xi, dist):
+    """Eq. (3) as printed: ∇R = 2 (Σ₂/(1 − θ2)²)(θ1/(1 − θ2)² − ξ/(1 − θ2)), a vector
+    in ℝ^d: no θ2 component, and an extra 1/(1 − θ2)² (ERRATA.md §1; the
+    corrected gradient is :func:`linear_grad`).  θ (…, d+1) -> (…, d)."""
+    theta, xi = np.asarray(theta, float), np.atleast_1d(np.asarray(xi, float))
+    g = 1 - theta[..., -1:]
+    return 2 * ((theta[..., :-1] / g**2 - xi / g) @ second_moment_np(dist)) / g**2
 
 
 def _hessian_A(phi, xi, S):
@@ -772,6 +795,57 @@ def _gamma(model, zmax, n=4001):
     return float(sigma(model, z)[1].min())
 
 
+def eq_13_bound(model, theta, x):
+    """Eq. (13): |y_θ(x)| ≤ (|σ(0)| + L‖θ1‖‖x‖)/(1 − L|θ2|), for L|θ2| < 1.
+    θ (K, d+1), x (N, d) -> (K, N) (inf where L|θ2| ≥ 1)."""
+    theta, x = np.atleast_2d(np.asarray(theta, float)), np.asarray(x, float)
+    L = lipschitz(model)
+    s0 = abs(float(sigma(model, 0.0)[0]))
+    den = 1 - L * np.abs(theta[:, -1:])
+    num = s0 + L * np.linalg.norm(theta[:, :-1], axis=1)[:, None] * np.linalg.norm(x, axis=1)[None]
+    return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.inf)
+
+
+def single_index_terms(model, theta, xi, x):
+    """The quantities of the proofs of Theorems 3.8 and 3.9 at nodes x (N, d), for
+    θ (K, d+1): y = y_θ(x), f = σ(ξᵀx), ω = θ1ᵀx + θ2 y, s = σ'(ω)/(1 − θ2σ'(ω))
+    (∇_θ y = s (x, y), Eq. (1)) and q = ‖(x, y)‖²; each (K, N)."""
+    theta, x = np.atleast_2d(np.asarray(theta, float)), np.asarray(x, float)
+    xi = np.atleast_1d(np.asarray(xi, float))
+    y = equilibria(model, theta[:, :-1], theta[:, -1], x)
+    omega = theta[:, :-1] @ x.T + theta[:, -1:] * y
+    ds = sigma(model, omega)[1]
+    return {"y": y, "f": sigma(model, x @ xi)[0][None], "omega": omega, "u": x @ xi,
+            "s": ds / (1 - theta[:, -1:] * ds), "q": np.sum(x * x, 1)[None] + y * y}
+
+
+def eq_15_rdot(model, theta, xi, dist, *, variant="corrected"):
+    """Eq. (15): r'(t) = −c E[(y_θ(X) − σ(ξᵀX)) s (ω − ξᵀX)] along the flow, at θ (K, d+1).
+
+    As printed c = 2.  From r = ‖θ − (ξ, 0)‖², r' = −2(θ − (ξ, 0))ᵀ∇R (Eq. (11)),
+    and ∇R = 2E[(y − f) s (X, y)] (Eq. (14) with Eq. (1)), so c = 4 (ERRATA.md §8).
+    Expectations over the nodes of :func:`expectation_nodes`."""
+    x, w = expectation_nodes(dist)
+    t = single_index_terms(model, theta, xi, x)
+    c = 2.0 if variant == "printed" else 4.0
+    return -c * ((t["y"] - t["f"]) * t["s"] * (t["omega"] - t["u"])) @ w
+
+
+def eq_18_bounds(model, theta, xi, dist, delta2):
+    """Eq. (18) and the two bounds after it (proof of Theorem 3.9), at θ (K, d+1):
+    ``jensen`` = 4E[(y − f)² s² ‖(X, y)‖²] ≥ ‖∇R‖², and
+    ``chain`` = 4L²(L/(1 − Lδ2))² E[‖(X, y)‖⁴] r ≥ ``jensen`` (for |θ2| ≤ δ2), whose
+    sup over Θ of the expectation makes λ2.  Returns a dict of (K,) arrays."""
+    x, w = expectation_nodes(dist)
+    theta = np.atleast_2d(np.asarray(theta, float))
+    t = single_index_terms(model, theta, xi, x)
+    L = lipschitz(model)
+    r = np.sum((theta - np.append(np.atleast_1d(np.asarray(xi, float)), 0.0)) ** 2, 1)
+    jensen = 4 * ((t["y"] - t["f"]) ** 2 * t["s"] ** 2 * t["q"]) @ w
+    chain = 4 * L**2 * (L / (1 - L * delta2)) ** 2 * (t["q"] ** 2 @ w) * r
+    return {"jensen": jensen, "chain": chain, "r": r}
+
+
 @dataclasses.dataclass
 class Theorem38:
     """Constants of Theorem 3.8 for one setting."""
@@ -786,8 +860,8 @@ class Theorem38:
     gamma: float      # inf σ' on [−zmax, zmax]
     rho: float
     rho_info: dict
-    rate: float       # 2ργ²/(1 + Lδ2)
-    radius: float     # min{(1+δ1)‖ξ‖, δ2}: the allowed ‖θ(0) − (ξ,0)‖
+    rate: float       # 2ργ²/(1 + Lδ2) printed; 4ργ²/(1 + Lδ2) corrected (ERRATA.md §8)
+    radius: float     # the allowed ‖θ(0) − (ξ,0)‖: min{(1+δ1)‖ξ‖, δ2} printed, min{δ1‖ξ‖, δ2} corrected (§5)
 
     def bound(self, r0, t):
         """r(t) ≤ r(0) exp(−rate t)."""
@@ -795,15 +869,18 @@ class Theorem38:
 
 
 def theorem_3_8(model, xi, dist, *, delta2, delta1=None, alpha=None, grid=41, region="printed"):
-    """Constants of Theorem 3.8: L, M, γ, ρ and the rate 2ργ²/(1 + Lδ2).
+    """Constants of Theorem 3.8: L, M, γ, ρ, the rate and the allowed start radius.
 
     ``delta2`` < 1/L; ``delta1`` defaults to δ2/‖ξ‖, the smallest δ1 for which
     ‖θ(0) − (ξ,0)‖ ≤ δ2 keeps ‖θ1(t)‖ ≤ (1+δ1)‖ξ‖ along a flow with r(t)
     nonincreasing (see ERRATA.md §5); ``alpha`` defaults to sup‖X‖ for the
     uniform law (no truncation) and to 2·sqrt(tr Σ₂) for a Gaussian.
-    ``region``: "printed" (ρ over Θ as printed) or "corrected" (ρ over the ball
-    B((ξ,0), δ2), ERRATA.md §6); γ and M are the printed ones in both cases
-    (they remain valid on the ball, which lies in Θ)."""
+    ``region``: "printed" (the statement as printed: ρ over Θ, rate
+    2ργ²/(1 + Lδ2), starts with ‖θ(0) − (ξ,0)‖ ≤ min{(1+δ1)‖ξ‖, δ2}) or
+    "corrected": ρ over the ball B((ξ,0), δ2) (ERRATA.md §6), the rate
+    4ργ²/(1 + Lδ2) that Eq. (15) with its factor 2 restored gives (§8), and
+    starts with ‖θ(0) − (ξ,0)‖ ≤ min{δ1‖ξ‖, δ2} (§5).  γ and M are the printed
+    ones in both cases (they remain valid on the ball, which lies in Θ)."""
     xi = np.atleast_1d(np.asarray(xi, float))
     L = lipschitz(model)
     if not delta2 * L < 1:
@@ -822,9 +899,10 @@ def theorem_3_8(model, xi, dist, *, delta2, delta1=None, alpha=None, grid=41, re
     zmax = alpha * (1 + delta1) * nxi + M * delta2
     gamma = _gamma(model, zmax)
     r, info = rho(model, xi, dist, delta1, delta2, alpha, grid=grid, region=region)
-    rate = 2 * r * gamma**2 / (1 + L * delta2)
-    return Theorem38(L, delta1, delta2, alpha, beta, M, zmax, gamma, r, info, rate,
-                     min((1 + delta1) * nxi, delta2))
+    printed = region == "printed"
+    rate = (2 if printed else 4) * r * gamma**2 / (1 + L * delta2)
+    radius = min(((1 + delta1) if printed else delta1) * nxi, delta2)
+    return Theorem38(L, delta1, delta2, alpha, beta, M, zmax, gamma, r, info, rate, radius)
 
 
 def corollary_3_1_radius(model) -> float:
@@ -850,7 +928,13 @@ class Theorem39:
 def theorem_3_9(model, xi, dist, *, delta2, delta1=None, alpha=None, grid=41, t38=None,
                 region="printed"):
     """Theorem 3.9: λ1 = 2ργ²/(1 + Lδ2), λ2 = 4L²(L/(1 − Lδ2))² sup_Θ E‖(X, y_θ(X))‖⁴,
-    step-size threshold λ1/(2λ2), rate r(t) ≤ (1 − ηλ1/2)^t r(0)."""
+    step-size threshold λ1/(2λ2), rate r(t) ≤ (1 − ηλ1/2)^t r(0).
+
+    ``region="corrected"``: λ1 is the corrected rate of :func:`theorem_3_8`,
+    4ργ²/(1 + Lδ2) with ρ over the ball (ERRATA.md §6, §8: the proof's
+    −2η(θ − θ*)ᵀ∇R is −η r'(θ) of the flow, ≤ −ηλ1 r with Eq. (15)'s factor
+    restored), and the sup of λ2 is over the ball too; the proof then goes
+    through as printed."""
     t38 = t38 or theorem_3_8(model, xi, dist, delta2=delta2, delta1=delta1, alpha=alpha, grid=grid,
                              region=region)
     L = t38.L

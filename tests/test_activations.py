@@ -155,11 +155,11 @@ def test_gelu_constants_closed_form():
     ("gelu", False, False, False),       # σ' < 0 on z < -0.75...
     ("identity", True, True, False),     # affine: assumption 3 fails
 ])
-def test_theorem_3_8_flags(name, monotone, affine, meets):
+def test_corollary_3_1_flags(name, monotone, affine, meets):
     act = ACTIVATIONS[name]
     assert act.monotone is monotone
     assert act.affine is affine
-    assert act.meets_theorem_3_8 is meets
+    assert act.meets_corollary_3_1 is meets
 
 
 def test_unknown_name_lists_valid_names():
@@ -184,17 +184,17 @@ def test_activation_estimates_bounds_of_callable():
     assert act.slope_max == pytest.approx(2.0, abs=1e-9)  # 2 sech²(0), 0 is on the grid
     assert act.slope_min == pytest.approx(0.0, abs=1e-12)
     assert act.lipschitz == pytest.approx(2.0, abs=1e-9)
-    assert act.monotone and not act.affine and act.meets_theorem_3_8
+    assert act.monotone and not act.affine and act.meets_corollary_3_1
     assert jax.config.jax_enable_x64  # the scoped x64 switch did not clobber the flag
 
     sin = sideq.activation(jnp.sin, name="sine")
     assert sin.name == "sine"
     assert sin.slope_min == pytest.approx(-1.0, abs=1e-8)
     assert sin.slope_max == pytest.approx(1.0, abs=1e-8)
-    assert not sin.monotone and not sin.meets_theorem_3_8
+    assert not sin.monotone and not sin.meets_corollary_3_1
 
     aff = sideq.activation(lambda z: 2 * z + 1)
-    assert aff.affine and not aff.meets_theorem_3_8 and aff.lipschitz == 2.0
+    assert aff.affine and not aff.meets_corollary_3_1 and aff.lipschitz == 2.0
 
     given = sideq.activation(jnp.tanh, slope_bounds=(0.0, 1.0), range_bounds=(-1.0, 1.0))
     assert not given.estimated and given.bounded and given.slope_max == 1.0

@@ -19,6 +19,21 @@ def test_conserved_w_and_limits_errata_example():
     assert corr == pytest.approx([-0.4473, 1.2236], abs=1e-3)
     assert T.conserved_w(corr) == pytest.approx(T.conserved_w(th0))  # on the sphere
     assert T.theorem_3_3_limit_printed(th0, [2.0]) == pytest.approx([1.0077, 0.4962], abs=1e-3)
+    # the paper's sign(0) = +1 (Section 1.3): from theta2(0) = 0 the printed alpha is +||theta(0)||/sqrt(5)
+    a = 0.5 / math.sqrt(5.0)
+    assert T.theorem_3_3_limit_printed([0.5, 0.0], [2.0]) == pytest.approx([2 * a, 1 - a], rel=1e-14)
+
+
+def test_eq_3_as_printed_errata_example():
+    # ERRATA.md §1: at theta = (0.7, 2.5), xi = 2, X ~ Unif[0, 1] the printed formula gives 0.487 for
+    # dR/dtheta1 (and nothing for theta2), the risk's derivative is (1.0963, -0.5116)
+    d = sideq.uniform(0, 1, 1)
+    assert T.eq_3_grad_printed([0.7, 2.5], [2.0], d) == pytest.approx([0.487243], abs=1e-6)
+    risk = lambda t1, t2: quad(lambda x: (t1 * x / (1 - t2) - 2 * x) ** 2, 0, 1)[0]
+    h = 1e-5
+    fd = [(risk(0.7 + h, 2.5) - risk(0.7 - h, 2.5)) / (2 * h), (risk(0.7, 2.5 + h) - risk(0.7, 2.5 - h)) / (2 * h)]
+    assert T.linear_grad(np.array([0.7, 2.5]), [2.0], d) == pytest.approx(fd, rel=1e-7)
+    assert fd == pytest.approx([1.0963, -0.5116], abs=1e-4)
 
 
 def test_second_moment_matches_library():
@@ -94,9 +109,19 @@ def test_theorem_3_8_and_3_9_constants():
     assert t8.M == pytest.approx((math.log(2) + L * 1.0 * 1.5) / 0.5)
     assert t8.zmax == pytest.approx(1.5 + 0.5 * t8.M)
     assert t8.gamma == pytest.approx(1 / (1 + math.exp(t8.zmax)), rel=1e-9)  # softplus' = sigmoid, min at -zmax
-    assert t8.rate == pytest.approx(2 * t8.rho * t8.gamma**2 / 1.5)
+    assert t8.rate == pytest.approx(4 * t8.rho * t8.gamma**2 / 1.5)  # corrected: ERRATA.md §8
+    assert t9.lambda1 == t8.rate
     assert t9.threshold == pytest.approx(t9.lambda1 / (2 * t9.lambda2))
     assert t9.lambda2 == pytest.approx(4 * (1 / 0.5) ** 2 * t9.moment4)
+
+
+def test_theorem_3_8_printed_and_corrected_rate_and_radius():
+    m, d = sideq.single_index("softplus"), sideq.uniform(0, 1, 1)
+    p = T.theorem_3_8(m, [1.0], d, delta2=0.5, delta1=0.2, grid=5, region="printed")
+    c = T.theorem_3_8(m, [1.0], d, delta2=0.5, delta1=0.2, grid=5, region="corrected")
+    assert p.rate == pytest.approx(2 * p.rho * p.gamma**2 / 1.5)
+    assert c.rate == pytest.approx(4 * c.rho * c.gamma**2 / 1.5)
+    assert p.radius == 0.5 and c.radius == pytest.approx(0.2)  # min{(1+d1)|xi|, d2} / min{d1|xi|, d2} (§5)
 
 
 def test_theorem_3_6_printed_vs_corrected_and_lemma_3_7():

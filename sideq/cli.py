@@ -11,6 +11,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 import time
 
@@ -423,13 +424,30 @@ def _as_flag(message: str, flags) -> str:
     """A library error names its argument (``eta: ...``); at the command line,
     name the flag instead (``--eta: ...``) where the command has one."""
     name, sep, rest = message.partition(":")
-    flag = {"out_dir": "--out"}.get(name, "--" + name.strip().replace("_", "-"))
+    flag = {"out_dir": "--out", "theta0": "--init"}.get(name, "--" + name.strip().replace("_", "-"))
     return f"{flag}{sep}{rest}" if sep and name.isidentifier() and flag in flags else message
+
+
+def _negative_values(parser, argv):
+    """``--init -0.1,0.2`` as ``--init=-0.1,0.2``: argparse takes a token that
+    starts with '-' and is not a plain number for an option, so a list with a
+    leading minus would be refused."""
+    takes_value = {s for sub in parser._subparsers._group_actions for p in sub.choices.values()
+                   for a in p._actions if a.nargs is None and a.option_strings for s in a.option_strings}
+    out = []
+    for token in argv:
+        if out and out[-1] in takes_value and re.match(r"-\.?\d", token):
+            out[-1] = f"{out[-1]}={token}"
+        else:
+            out.append(token)
+    return out
 
 
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(_negative_values(parser, sys.argv[1:] if argv is None else list(argv)))
+    if extra:  # named by the command they were given to, as its other errors are
+        (getattr(args, "subparser", None) or parser).error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "command", None):
         parser.print_help()
         return 0

@@ -93,7 +93,7 @@ def check_theta0(model: Model, theta0, d: int):
             f"theta0: expected {p} values ({names}) for d = {d}, got shape {arr.shape}"
         )
     if not np.all(np.isfinite(arr)):
-        raise SideqInputError(f"theta0: contains non-finite values {arr.tolist()}")
+        raise SideqInputError(f"theta0: contains non-finite values {arr.tolist()}; pass finite numbers")
     if model.is_linear and model.activation.slope_max * arr[-1] == 1.0:
         raise SingularModelError(
             "theta0: theta2(0) = 1 is the singular hyperplane of the linear DEQ "

@@ -27,6 +27,11 @@ def test_descent_json_fields_and_agreement_with_library(capsys, tmp_path):
                              "--epochs", "5e1", "--n", "200", "--json", "--save", str(save))
     assert code == 0, err
     rec = json.loads(out)
+    # `--init -0.1,0.2` (no '=') is the same run
+    code, out2, err = run_cli(capsys, "descent", "--model", "linear", "--init", "-0.1,0.2", "--eta", "0.01",
+                              "--epochs", "5e1", "--n", "200", "--json")
+    assert code == 0, err
+    assert json.loads(out2)["theta_final"] == rec["theta_final"]
     for key in ("theta_final", "loss_final", "status", "steps", "wall_s"):
         assert key in rec
     assert rec["theta_initial"] == [-0.1, 0.2]
@@ -56,7 +61,10 @@ def test_descent_population_and_data_file(capsys, tmp_path):
 @pytest.mark.parametrize(
     "argv, needle",
     [
-        (["--model", "linear", "--init=0.3,1"], "theta0: theta2(0) = 1"),
+        (["--model", "linear", "--init=0.3,1"], "--init: theta2(0) = 1"),
+        (["--init=nan,0.2"], "--init: contains non-finite values [nan, 0.2]; pass finite numbers"),
+        (["--init", "-0.1,nan"], "--init: contains non-finite values [-0.1, nan]"),  # a list with a leading minus
+        (["--foo"], "sideq descent: error: unrecognized arguments: --foo (see sideq descent --help)"),
         (["--model", "swish"], "--model: unknown model 'swish'; choose one of linear, sigmoid"),
         (["--eta", "0"], "--eta"),
         (["--eta=-1"], "--eta"),
@@ -199,7 +207,13 @@ def test_reproduce_writes_figures_summary_and_claims(capsys, tmp_path):
     run = summary["linear"]
     assert len(run["theta_final"]) == 2 and run["loss_final"] < 1e-10
     claims = {c["figure"]: c for c in summary["claims"]}
+    assert set(claims) == {"fig1,fig2"} and all(c["holds"] for c in summary["claims"])  # only fig2's claims
+    from sideq.reproduce import check_claims
+
+    claims = {c["figure"]: c for c in check_claims(2, 0, ["fig3", "fig5"])}
+    assert set(claims) == {"fig3", "fig3 (variant)", "fig4", "fig5", "fig5 (variant)"}
     assert claims["fig3 (variant)"]["holds"] and claims["fig5 (variant)"]["holds"]
+    assert "1 seed:" in claims["fig5 (variant)"]["detail"]
     assert json.loads((out / "summary.json").read_text())["linear"]["theta_final"] == run["theta_final"]
     code, _, err = run_cli(capsys, "reproduce", "--out", str(out), "--only", "fig9")
     assert code == 2 and "--only" in err

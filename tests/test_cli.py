@@ -47,15 +47,25 @@ def test_descent_json_fields_and_agreement_with_library(capsys, tmp_path):
 
 
 def test_descent_population_and_data_file(capsys, tmp_path):
+    from sideq.train import descent
+
     code, out, _ = run_cli(capsys, "descent", "--model", "tanh", "--xi", "1,-0.5", "--risk", "population",
                            "--data", "gaussian", "--init=0.1,0.1,0.0", "--epochs", "20", "--json")
     assert code == 0
-    assert len(json.loads(out)["theta_final"]) == 3
+    # the run of `descent` on N(0, I_2)'s population risk
+    traj = descent(sideq.single_index("tanh"), np.array([0.1, 0.1, 0.0]), xi=np.array([1.0, -0.5]),
+                   dist=sideq.gaussian(0.0, 1.0, 2), eta=0.1, epochs=20)
+    np.testing.assert_allclose(json.loads(out)["theta_final"], np.asarray(traj.theta[-1]), rtol=1e-13)
+    # a data file's y column is the target (here not the default sigma(2x))
     path = tmp_path / "d.csv"
     x = np.linspace(0, 1, 30)
-    np.savetxt(path, np.c_[x, 1 / (1 + np.exp(-2 * x))], delimiter=",", header="x,y", comments="")
-    code, out, _ = run_cli(capsys, "descent", "--data", str(path), "--epochs", "10", "--json")
+    y = 1 / (1 + np.exp(-2 * x)) + 0.1 * np.sin(7 * x)
+    np.savetxt(path, np.c_[x, y], delimiter=",", header="x,y", comments="")
+    code, out, _ = run_cli(capsys, "descent", "--data", str(path), "--epochs", "10", "--init=0.1,-0.2", "--json")
     assert code == 0 and json.loads(out)["n"] == 30
+    traj = descent(sideq.single_index("sigmoid"), np.array([0.1, -0.2]), xi=np.array([2.0]), x=x[:, None],
+                   y=y, eta=0.1, epochs=10)
+    np.testing.assert_allclose(json.loads(out)["theta_final"], np.asarray(traj.theta[-1]), rtol=1e-13)
 
 
 @pytest.mark.parametrize(

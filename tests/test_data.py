@@ -13,7 +13,6 @@ import pytest
 
 import sideq
 
-jax.config.update("jax_enable_x64", True)  # conftest does this too; harmless if repeated
 
 
 def _raises(prefix, fn, exc=sideq.SideqInputError):

@@ -97,6 +97,14 @@ def test_step_size_threshold_pieces():
     assert out["lambda1"] == pytest.approx(2 * out["rho"] * out["gamma"] ** 2 / (1 + 0.125))
     assert out["threshold"] == pytest.approx(out["lambda1"] / (2 * out["lambda2"]))
     assert 0 < out["threshold"] < 1e-2
+    # a second route: sideq.theory's rho and fourth-moment sup over the same (printed) Theta
+    from sideq import theory as T
+
+    t9 = T.theorem_3_9(sideq.single_index("sigmoid"), [2.0], sideq.uniform(0.0, 1.0, 1), delta2=0.5,
+                       delta1=0.5, grid=9, region="printed")
+    assert out["rho"] == pytest.approx(t9.t38.rho, rel=1e-2)
+    assert out["sup_fourth_moment"] == pytest.approx(t9.moment4, rel=1e-2)
+    assert out["threshold"] == pytest.approx(t9.threshold, rel=2e-2)
 
 
 def test_explicit_neuron_experiment_end_to_end(tmp_path):

@@ -118,6 +118,19 @@ def test_diverging_run_is_data_and_does_not_touch_its_neighbours():
     np.testing.assert_allclose(s["loss_final"]["max"], a["loss_final"][others].max())
 
 
+def test_solver_failure_run_does_not_touch_its_neighbours():
+    """softplus with theta2 = 2 > 1: y = softplus(a + 2y) has no root, a SOLVER_FAILURE at epoch 0."""
+    sp = sideq.single_index("softplus")
+    inits = np.array([[0.5, 0.1], [0.2, -0.3], [0.3, 2.0], [-0.4, 0.2]])
+    res = run_sweep(sp, xi=XI, x=X16, inits=inits, eta=0.2, epochs=EPOCHS, chunk=4, progress=False)
+    calm = run_sweep(sp, xi=XI, x=X16, inits=inits[[0, 1, 3]], eta=0.2, epochs=EPOCHS, chunk=4, progress=False)
+    a = res.arrays
+    assert a["status"][2] == Status.SOLVER_FAILURE and a["fail_step"][2] == 0
+    for k in FIELDS:
+        np.testing.assert_array_equal(a[k][[0, 1, 3]], calm.arrays[k], err_msg=k)
+    assert res.summary["status_counts"]["solver_failure"] == 1
+
+
 def test_summary_uses_finite_values_of_runs_that_did_not_fail():
     arrays = dict(
         status=np.array([0, 1, 2, 1, 5], np.int32),

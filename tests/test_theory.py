@@ -16,9 +16,12 @@ def test_conserved_w_and_limits_errata_example():
     th0 = np.array([0.5, 1.01])
     assert T.conserved_w(th0) == pytest.approx(0.25 + 0.01**2)
     corr = T.theorem_3_3_limit_corrected(th0, [2.0])
-    assert corr == pytest.approx([-0.4473, 1.2236], abs=1e-3)
-    assert T.conserved_w(corr) == pytest.approx(T.conserved_w(th0))  # on the sphere
-    assert T.theorem_3_3_limit_printed(th0, [2.0]) == pytest.approx([1.0077, 0.4962], abs=1e-3)
+    a = -math.sqrt(0.25 + 0.01**2) / math.sqrt(5.0)  # sign(1 - 1.01) ||theta(0) - e|| / sqrt(xi^2 + 1)
+    assert corr == pytest.approx([2 * a, 1 - a], rel=1e-15)
+    assert corr == pytest.approx([-0.4473, 1.2236], abs=1e-4)  # as quoted in ERRATA.md
+    assert T.conserved_w(corr) == pytest.approx(T.conserved_w(th0), rel=1e-14)  # on the sphere
+    a = math.hypot(0.5, 1.01) / math.sqrt(5.0)  # sign(theta2(0)) ||theta(0)|| / sqrt(xi^2 + 1)
+    assert T.theorem_3_3_limit_printed(th0, [2.0]) == pytest.approx([2 * a, 1 - a], rel=1e-15)
     # the paper's sign(0) = +1 (Section 1.3): from theta2(0) = 0 the printed alpha is +||theta(0)||/sqrt(5)
     a = 0.5 / math.sqrt(5.0)
     assert T.theorem_3_3_limit_printed([0.5, 0.0], [2.0]) == pytest.approx([2 * a, 1 - a], rel=1e-14)
@@ -79,6 +82,21 @@ def test_lmin_block_against_quad():
     x, w = T.expectation_nodes(sideq.uniform(0, 1, 1), 1.0)
     got = T._lmin_block(m, np.array([[0.8]]), np.array([0.3]), x, w)[0]
     assert got == pytest.approx(ref, rel=1e-8)
+
+
+def test_fourth_moment_against_quad():
+    # E[(X^2 + y^2)^2] of Theorem 3.9 for X ~ Unif[0,1], sigmoid, theta = (1.2, -0.3), by scipy.quad + brentq,
+    # through the function the sup of lambda2 is taken over
+    m = sideq.single_index("sigmoid")
+    yf = lambda x: brentq(lambda v: v - 1 / (1 + math.exp(-(1.2 * x - 0.3 * v))), -5, 5, xtol=1e-15)
+    want = quad(lambda x: (x * x + yf(x) ** 2) ** 2, 0, 1, epsabs=1e-14)[0]
+    got = T._expectation_fun(m, sideq.uniform(0, 1, 1), None, "m4")(np.array([[1.2]]), np.array([-0.3]))[0]
+    assert got == pytest.approx(want, rel=1e-12)
+    # the sup over the ball B((1, 0), 0.5), which holds (1.2, -0.3), is at least that, and is attained at its arg
+    sup, info = T.moment4_sup(m, [1.0], sideq.uniform(0, 1, 1), 0.5, 0.5, grid=9, region="corrected")
+    assert sup >= got
+    t1, t2 = np.array([info["arg"][:-1]]), np.array([info["arg"][-1]])
+    assert T._expectation_fun(m, sideq.uniform(0, 1, 1), None, "m4")(t1, t2)[0] == pytest.approx(sup, rel=1e-12)
 
 
 def test_truncated_gaussian_nodes():

@@ -223,7 +223,15 @@ def load_data(path, *, d: int | None = None):
                 x = np.asarray(f["x"], np.float64)
                 y = np.asarray(f["y"], np.float64) if "y" in f else None
         elif ext == ".npy":
-            x = np.asarray(np.load(path), np.float64)
+            with open(path, "rb") as fh:
+                if fh.read(6) != b"\x93NUMPY":
+                    raise SideqInputError(f"data: {path} is not a .npy file (no NumPy header); write it with numpy.save")
+            try:
+                x = np.asarray(np.load(path), np.float64)
+            except ValueError as err:
+                if "pickle" not in str(err):
+                    raise
+                raise SideqInputError(f"data: {path} holds Python objects, not numbers; save a float array") from None
         elif ext == ".csv":
             header, x = _read_csv(path)
             named = header is not None

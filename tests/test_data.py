@@ -259,6 +259,16 @@ def test_load_data_unreadable_numpy_file(tmp_path, name):
     p = tmp_path / name
     p.write_bytes(b"" if name.startswith("empty") else b"1,2,3\n")
     _raises("data:", lambda: sideq.load_data(p))
+    if name.endswith(".npy"):  # not numpy's advice to unpickle it
+        with pytest.raises(sideq.SideqInputError, match="is not a .npy file"):
+            sideq.load_data(p)
+
+
+def test_load_data_object_array(tmp_path):
+    p = tmp_path / "obj.npy"
+    np.save(p, np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    with pytest.raises(sideq.SideqInputError, match="holds Python objects, not numbers"):
+        sideq.load_data(p)
 
 
 @pytest.mark.parametrize("fmt", ["csv-header", "npz"])

@@ -120,6 +120,15 @@ def check_claims(seeds: int = 32, base_seed: int = 0, figures=None) -> list[dict
             out.append(dict(figure=figs, claim="theta(T) is on the solution line (alpha xi, 1 - alpha) (distance <= 1e-5)",
                             holds=bool(ok.all()), fraction=_frac(ok),
                             detail=f"max distance to the line: {dist[:, -1].max():.3g}"))
+            if name == "linear":
+                # Figure 2(a): "roughly orbits ... as predicted by Theorem 3.1": the flow keeps w fixed, and
+                # descent lets it grow by eta^2 sum ||grad R||^2 (Eq. (8)) <= 2 eta R(theta(0)) (Eq. (7))
+                ratio = (w[:, -1] - w[:, 0]) / (2 * cfg["eta"] * loss[:, 0])
+                ok = ratio <= 1.0
+                out.append(dict(figure="fig2", claim="it stays near Theorem 3.1's circle: w(T) - w(0) <= 2 eta R(0)",
+                                holds=bool(ok.all()), fraction=_frac(ok),
+                                detail=f"max over seeds of (w(T) - w(0))/(2 eta R(theta(0))): {ratio.max():.3g}; "
+                                       f"of w(T)/w(0) - 1: {(w[:, -1] / w[:, 0] - 1).max():.3g}"))
             dw = np.diff(w, axis=1)
             ok = np.all(dw >= -1e-12 * w.max(axis=1, keepdims=True), axis=1)
             out.append(dict(figure=figs, claim="the iterates move further from (0, 1) every epoch (Eq. (8))",
@@ -129,10 +138,18 @@ def check_claims(seeds: int = 32, base_seed: int = 0, figures=None) -> list[dict
                 out.append(_figure3_flow_variant(seeds, base_seed))
         else:
             ok = loss[:, -1] <= 1e-6
+            # Figure 4(b), "the learned function is close to the ground truth": how close, on [0, 1]
+            from sideq.theory import equilibria
+
+            theta_T = np.asarray(traj.theta)[:, -1]
+            grid = np.linspace(0.0, 1.0, 201)[:, None]
+            gap = np.abs(equilibria(model, theta_T[:, :-1], theta_T[:, -1], grid)
+                         - 1 / (1 + np.exp(-cfg["xi"] * grid[:, 0]))).max(axis=1)
             out.append(dict(figure="fig4", claim="the loss converges to zero (R(theta(T)) <= 1e-6)",
                             holds=bool(ok.all()), fraction=_frac(ok),
                             detail=f"final loss over {_seeds(seeds)}: median {np.median(loss[:, -1]):.3g}, "
-                                   f"max {loss[:, -1].max():.3g}"))
+                                   f"max {loss[:, -1].max():.3g}; learned function vs sigma(2x) on [0, 1]: "
+                                   f"max |y - f| median {np.median(gap):.3g}, worst {gap.max():.3g}"))
             ok = dist[:, -1] <= 1e-2
             out.append(dict(figure="fig5", claim=f"theta(T) reaches the target (2, 0) within {T} epochs (distance <= 1e-2)",
                             holds=bool(ok.all()), fraction=_frac(ok),

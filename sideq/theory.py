@@ -52,7 +52,6 @@ __all__ = [
     "Theorem39",
     "conserved_w",
     "corollary_3_1_radius",
-    "descent_lemma_rhs",
     "eq_13_bound",
     "eq_15_rdot",
     "eq_18_bounds",
@@ -385,11 +384,6 @@ def theorem_3_4_rate_corrected(dist, theta0):
     Returns (prefactor κ, rate)."""
     ev = np.linalg.eigvalsh(second_moment_np(dist))
     return float(ev[-1] / ev[0]), 4 * float(ev[0]) / float(conserved_w(theta0))
-
-
-def descent_lemma_rhs(f_t, grad_sq, eta):
-    """Lemma 3.5: f(x(t+1)) ≤ f(x(t)) − (η/2)‖∇f(x(t))‖² when η ≤ 1/L."""
-    return f_t - 0.5 * eta * grad_sq
 
 
 def theorem_3_6_kappa(dist) -> float:

@@ -246,7 +246,7 @@ def check_lemma_3_2(name="unif1", K=8, perturb=1.0):
     """Lemma 3.2: sign(1 − θ2(t)) = sign(1 − θ2(0)) (perturb = −1 predicts the other side)."""
     s = linear_flow(name, K)
     tr = s["traj"]
-    side = np.sign(1 - s["inits"][:, -1]) * perturb
+    side = np.array([T.lemma_3_2_side(th0) for th0 in s["inits"]]) * perturb
     margin = np.min(side[:, None] * (1 - tr.theta[..., -1]), 1)
     i = int(np.argmin(margin))
     ok = bool(np.all(tr.status == 0)) and margin[i] > 0
@@ -339,7 +339,9 @@ def _secant_L(tr):
 
 def check_lemma_3_5(name="unif1", K=8, perturb=1.0):
     """Lemma 3.5 on the linear risk along GD: R(t+1) ≤ R(t) − (η/2)‖∇R(t)‖²
-    (perturb scales the guaranteed decrease η/2)."""
+    (perturb scales the guaranteed decrease η/2), judged on the decrease
+    R(t) − R(t+1) itself (forming the right-hand side would lose the tiny
+    decrease to rounding)."""
     s = linear_gd(name, K)
     tr, eta = s["traj"], s["eta"]
     Lsec = _secant_L(tr)

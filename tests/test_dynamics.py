@@ -61,6 +61,19 @@ def test_descent_with_explicit_targets_matches_hand_written_steps():
     assert abs(float(a.loss[0]) - float(b.loss[0])) > 1e-4
 
 
+def test_descent_with_bias_matches_hand_written_steps():
+    """Linear DEQ with a bias, y = (θ1 x + b)/(1 − θ2): ∂y/∂(θ1, b, θ2) = (x, 1, y)/(1 − θ2)."""
+    theta, eta, T = np.array([0.3, 0.1, -0.4]), 0.05, 20
+    traj = descent(sideq.linear(bias=True), theta, xi=XI, x=X, eta=eta, epochs=T)
+    x, t = X[:, 0], 2.0 * X[:, 0]
+    for _ in range(T):
+        g = 1 - theta[2]
+        y = (theta[0] * x + theta[1]) / g
+        r = 2 * (y - t) / g
+        theta = theta - eta * np.array([np.mean(r * x), np.mean(r), np.mean(r * y)])
+    np.testing.assert_allclose(np.asarray(traj.theta[T]), theta, rtol=1e-12, atol=1e-14)
+
+
 def test_ltol_stops_counting_at_the_first_epoch_below_it():
     traj = descent(LIN, np.array([0.1, 0.2]), xi=XI, x=X, eta=0.05, epochs=400, ltol=1e-6)
     loss = np.asarray(traj.loss)
@@ -135,6 +148,15 @@ def test_optax_transformation_accepted():
     np.testing.assert_allclose(np.asarray(traj_sgd.theta), np.asarray(traj_opt.theta), rtol=1e-14)
     traj_adam = descent(SIG, np.array([0.1, 0.1]), xi=XI, x=X, optimizer=optax.adam(0.05), epochs=50)
     assert float(traj_adam.loss[-1]) < float(traj_adam.loss[0])
+    # Adam written out by hand (Kingma & Ba, optax's defaults) on the linear DEQ's closed-form gradient
+    traj = descent(LIN, np.array([0.3, -0.4]), xi=XI, x=X, optimizer=optax.adam(0.02), epochs=30)
+    theta, m, v = np.array([0.3, -0.4]), np.zeros(2), np.zeros(2)
+    b1, b2, eps, y = 0.9, 0.999, 1e-8, 2.0 * X[:, 0]
+    for t in range(1, 31):
+        g = _closed_linear_grad(theta, X, y)
+        m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+        theta = theta - 0.02 * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
+    np.testing.assert_allclose(np.asarray(traj.theta[-1]), theta, rtol=1e-12)
 
 
 def test_vmapped_runs_equal_single_runs_and_divergence_is_isolated():

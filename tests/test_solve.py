@@ -747,3 +747,24 @@ def test_unit_scale_acceptance_is_the_general_one(name):
     np.testing.assert_array_equal(np.asarray(a[1]), np.asarray(b[1]))
     np.testing.assert_array_equal(np.asarray(a[0]), np.asarray(b[0]))
     assert 0 < int(jnp.sum(a[1])) < steps.size
+
+
+@pytest.mark.parametrize("act", ["sigmoid", "tanh", "softplus", "linear"])
+def test_uniqueness_margin_against_a_dense_grid_of_slopes(act):
+    """m > 0 iff F' = 1 − θ2σ' keeps one sign, with |F'| ≥ m, and m is the infimum:
+    σ' from numpy on a dense grid of z (no sideq)."""
+    z = np.linspace(-40.0, 40.0, 400001)
+    slope = {"sigmoid": lambda z: np.exp(-np.abs(z)) / (1 + np.exp(-np.abs(z))) ** 2,
+             "tanh": lambda z: 1 / np.cosh(z) ** 2,
+             "softplus": lambda z: 1 / (1 + np.exp(-z)),
+             "linear": lambda z: np.ones_like(z)}[act](z)
+    model = sideq.linear() if act == "linear" else sideq.single_index(act)
+    for theta2 in (-3.0, -0.5, 0.0, 0.5, 0.99, 1.01, 3.9, 4.1, 6.0):
+        m, direction = sideq.uniqueness_margin(model, jnp.asarray(theta2))
+        fprime = 1 - theta2 * slope
+        one_sign = bool(np.all(fprime > 0) or np.all(fprime < 0))
+        if float(m) > 0:
+            assert one_sign and np.all(float(direction) * fprime >= float(m) - 1e-12)
+            assert float(np.min(np.abs(fprime))) == pytest.approx(float(m), abs=1e-9)  # the infimum, attained
+        else:  # F' reaches 0 or changes sign on the grid, or only in the limit |z| -> inf
+            assert not one_sign or float(np.min(np.abs(fprime))) <= 1e-6 + abs(float(m))

@@ -485,7 +485,8 @@ class _Progress:
         now = time.perf_counter()
         elapsed = now - self.t0
         rate = computed / elapsed if elapsed > 0 else 0.0
-        remaining = (self.total - done) / rate if rate > 0 else math.inf
+        left = self.total - done
+        remaining = 0.0 if left <= 0 else (left / rate if rate > 0 else math.inf)
         info = dict(done=done, total=self.total, runs_per_s=rate, eta_s=remaining, elapsed_s=elapsed)
         if self.fn is not None:
             self.fn(info)

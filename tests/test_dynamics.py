@@ -186,6 +186,28 @@ def test_nonunique_is_reported_not_hidden():
     # theta2 = 6 > 4 = 1/Lip(sigmoid): the equilibrium may not be unique.
     traj = descent(SIG, np.array([0.1, 6.0]), xi=XI, x=X, eta=0.01, epochs=3)
     assert int(traj.status) == Status.NON_UNIQUE
+    # also when a tolerance is met: NON_UNIQUE comes before CONVERGED
+    traj = descent(SIG, np.array([0.1, 6.0]), xi=XI, x=X, eta=0.01, epochs=3, ltol=1e9)
+    assert int(traj.status) == Status.NON_UNIQUE and int(traj.steps) == 0
+
+
+def test_equilibria_at_their_iteration_limit_fail_the_run():
+    """maxiter = 2 from a cold start: the equilibria end at MAX_STEPS, which is a
+    SOLVER_FAILURE of the run at epoch 0 (frozen there), not a healthy run."""
+    x16 = np.linspace(0.03, 0.97, 16)[:, None]
+    traj = descent(SIG, np.array([0.5, 0.5]), xi=XI, x=x16, eta=0.1, epochs=3, maxiter=2)
+    assert int(traj.status) == Status.SOLVER_FAILURE and int(traj.fail_step) == 0
+    np.testing.assert_array_equal(np.asarray(traj.theta[-1]), [0.5, 0.5])
+
+
+def test_tolerance_met_only_at_the_last_epoch():
+    """gtol met by θ(T) and by no earlier iterate: CONVERGED with steps = T."""
+    theta0, T = np.array([0.1, 0.2]), 20
+    free = descent(LIN, theta0, xi=XI, x=X, eta=0.05, epochs=T)
+    g = np.asarray(free.grad_norm)
+    assert np.all(g[:-1] > g[-1] * (1 + 1e-6))  # the gradient norm decreases: only theta(T) meets it
+    traj = descent(LIN, theta0, xi=XI, x=X, eta=0.05, epochs=T, gtol=float(g[-1]) * (1 + 1e-9))
+    assert int(traj.status) == Status.CONVERGED and int(traj.steps) == T
 
 
 def test_population_descent_uses_warm_started_nodes():

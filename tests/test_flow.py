@@ -345,8 +345,17 @@ def test_status_converged_vs_max_steps():
     with pytest.raises(sideq.SideqInputError, match="^traj: until_stop takes one flow"):
         until_stop(jax.tree_util.tree_map(lambda v: jnp.stack([v, v]), conv))
 
+    # the saved times are integrator states (steps clipped onto them): w is conserved there to rounding
+    assert float(np.max(np.asarray(conv.drift))) < 1e-14
+    # the summary's drift is the largest over the rows, wherever it is
+    drift = np.zeros(len(conv.ts))
+    drift[3] = 3e-11
+    assert flow_summary(LIN, conv._replace(drift=jnp.asarray(drift)))["conservation_drift"] == 3e-11
+
     short = run("u1", [0.5, 0.99], t1=1e-3)
     assert int(short.status) == Status.MAX_STEPS
+    # t1 is a saved time and the stop time: until_stop keeps it once
+    np.testing.assert_array_equal(until_stop(short).ts, grid(1e-3))
     # t1, tolerances and θ(0) are traced: no recompilation for a new value
     compiled = _flow_population._cache_size()
     run("u1", [0.4, 1.2], t1=2e-3, gtol=1e-9, rtol=1e-11)
@@ -357,35 +366,57 @@ def test_status_converged_vs_max_steps():
     assert s["status"] == "max_steps" and s["t_final"] == 1e-3
 
 
+def test_steps_and_rejected_are_the_integrators_counts():
+    """diffrax counts accepted and rejected steps against ``max_steps`` together, so
+    a flow stopped by the limit has steps + rejected = max_steps; near θ2 = 1 the
+    controller rejects some steps."""
+    tr = flow(LIN, [0.5, 0.99], xi=XI1, dist=U1, t1=500.0, gtol=GTOL, max_steps=60)
+    assert int(tr.status) == Status.MAX_STEPS and float(tr.t_final) < 500.0
+    assert int(tr.rejected) > 0 and int(tr.steps) + int(tr.rejected) == 60
+
+
 def test_failures_are_data_under_vmap():
     """A flow that runs into a region where ∇R is NaN stalls there and reports
     DIVERGED; one that escapes to infinity stops at |θ| > divergence; neither
     affects the other runs of the batch.  (R is a toy: ‖θ − a‖², NaN beyond a wall,
     or −θ1 for the escaping run.)"""
 
-    def run_one(theta0, a, wall, escape):
+    def run_one(theta0, a, wall, escape, band_code, band):
         def objective(theta, y0):
             quad = jnp.sum((theta - a) ** 2)
             r = jnp.where(escape, -theta[0], quad) * jnp.where(theta[0] > wall, jnp.nan, 1.0)
             z = jnp.zeros_like(y0)
-            eq = Equilibrium(y0, z, z.astype(jnp.int32), z + 1, z.astype(jnp.int32), z, z)
+            # the equilibria report band_code while band[0] < θ1 < band[1]
+            code = jnp.where((theta[0] > band[0]) & (theta[0] < band[1]), band_code, 0) + z.astype(jnp.int32)
+            eq = Equilibrium(y0, z, z.astype(jnp.int32), z + 1, code, z, z)
             return r, eq
 
         return gradient_flow(LIN, objective, theta0, a[:1], cold_start=lambda th: jnp.zeros(3),
-                             t1=20.0, gtol=1e-10, max_steps=512, divergence=10.0)
+                             t1=20.0, saveat_ts=jnp.array([np.log(2) / 2, 20.0]), gtol=1e-10, max_steps=512,
+                             divergence=10.0)
 
-    theta0 = jnp.zeros((3, 2))
-    a = jnp.array([[2.0, 0.5], [2.0, 0.5], [2.0, 0.5]])
-    wall = jnp.array([jnp.inf, 1.0, jnp.inf])
-    escape = jnp.array([False, False, True])
-    out = jax.jit(jax.vmap(run_one))(theta0, a, wall, escape)
-    assert [int(s) for s in out.status] == [Status.CONVERGED, Status.DIVERGED, Status.DIVERGED]
+    theta0 = jnp.zeros((5, 2))
+    a = jnp.array([[2.0, 0.5]] * 5)
+    wall = jnp.array([jnp.inf, 1.0, jnp.inf, jnp.inf, jnp.inf])
+    escape = jnp.array([False, False, True, False, False])
+    # run 3: a failed solve at the saved row t = ln(2)/2 (θ1 = 1) only; run 4: NON_UNIQUE throughout
+    band_code = jnp.array([0, 0, 0, Status.SOLVER_FAILURE, Status.NON_UNIQUE])
+    band = jnp.array([[0.0, 0.0]] * 3 + [[0.9, 1.1], [-jnp.inf, jnp.inf]])
+    out = jax.jit(jax.vmap(run_one))(theta0, a, wall, escape, band_code, band)
+    assert [int(s) for s in out.status] == [Status.CONVERGED, Status.DIVERGED, Status.DIVERGED,
+                                            Status.SOLVER_FAILURE, Status.NON_UNIQUE]
+    assert float(out.grad_norm[4, -1]) <= 1e-10  # run 4 did reach its steady state
+    # the drift is measured from θ(0), also when the saved times do not start at 0
+    w0 = np.sum((np.zeros(2) - [0.0, 1.0]) ** 2)
+    th = np.asarray(out.theta[0])
+    np.testing.assert_allclose(np.asarray(out.drift[0]), np.abs(np.sum((th - [0.0, 1.0]) ** 2, 1) - w0),
+                               rtol=1e-12)
     np.testing.assert_allclose(np.asarray(out.theta[0, -1]), [2.0, 0.5], atol=1e-10)
     # the stalled run stopped at the wall θ1 = 1, reached at t = ln(2)/2
     assert abs(float(out.theta[1, -1, 0]) - 1.0) < 1e-6
     assert float(out.t_final[1]) == pytest.approx(np.log(2) / 2, rel=1e-4)
-    # the escaping run θ1(t) = t stopped just past |θ| = 10
-    assert 10.0 < float(out.theta[2, -1, 0]) < 11.0
+    # the escaping run θ1(t) = t stopped just past |θ| = 10 (at the end of the step that crossed it)
+    assert 10.0 < float(out.theta[2, -1, 0]) < 12.0
     assert np.all(np.isfinite(np.asarray(out.theta)))
 
 

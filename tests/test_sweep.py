@@ -217,6 +217,72 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
         load_results(tmp_path / "nowhere")
 
 
+def test_results_file_format_and_a_kill_between_results_and_summary(tmp_path, monkeypatch):
+    """results.npz holds each field as a clean .npy of N rows (the last chunk's padding
+    dropped; int32 for the integer fields), and a sweep killed after writing it but
+    before summary.json resumes without computing anything again."""
+    import zipfile
+
+    import sideq.sweep as sweep_mod
+
+    inits = make_inits("normal:0,0.3", 5, 2, seed=7)  # 5 runs in chunks of 2: the last is padded
+    kw = dict(xi=XI, dist=UNIF8, inits=inits, eta=0.1, epochs=EPOCHS, chunk=2, progress=False)
+    real = sweep_mod._write_json
+
+    def dies_at_summary(path, obj):
+        if path.endswith("summary.json"):
+            raise KeyboardInterrupt  # the kill
+        real(path, obj)
+
+    monkeypatch.setattr(sweep_mod, "_write_json", dies_at_summary)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(SIG, out_dir=str(tmp_path / "s"), **kw)
+    monkeypatch.setattr(sweep_mod, "_write_json", real)
+    assert (tmp_path / "s" / "results.npz").exists() and not (tmp_path / "s" / "summary.json").exists()
+    seen = []
+    resumed = run_sweep(SIG, out_dir=str(tmp_path / "s"), resume=True, **dict(kw, progress=seen.append))
+    assert resumed.summary["runs_computed"] == 0
+    assert seen and seen[-1]["done"] == 5 and seen[-1]["eta_s"] == 0.0
+    fresh = run_sweep(SIG, **kw)
+    for k in FIELDS:
+        np.testing.assert_array_equal(resumed.arrays[k], fresh.arrays[k], err_msg=k)
+    with zipfile.ZipFile(tmp_path / "s" / "results.npz") as zf:
+        for k in FIELDS:
+            with zf.open(f"{k}.npy") as fh:
+                version = np.lib.format.read_magic(fh)
+                read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                               (2, 0): np.lib.format.read_array_header_2_0}[version]
+                shape, _, dtype = read_header(fh)
+                header = fh.tell()
+            assert shape[0] == 5 and (dtype == np.int32 if k in ("status", "fail_step", "steps") else True), k
+            assert zf.getinfo(f"{k}.npy").file_size == header + int(np.prod(shape)) * dtype.itemsize, k
+
+
+def test_progress_after_resume_counts_runs_done_before(tmp_path):
+    """On resume the progress counts the runs already on disk as done, the rate
+    counts only the runs computed now, and the ETA reaches 0 at the end."""
+    inits = make_inits("normal:0,0.3", 6, 2, seed=8)
+    kw = dict(xi=XI, dist=UNIF8, inits=inits, eta=0.1, epochs=EPOCHS, chunk=2)
+    seen = []
+
+    def stop_after_first_chunk(info):
+        raise KeyboardInterrupt  # killed once the first chunk is on disk
+
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(SIG, out_dir=str(tmp_path / "s"), progress=stop_after_first_chunk, **kw)
+    resumed = run_sweep(SIG, out_dir=str(tmp_path / "s"), resume=True, progress=seen.append, **kw)
+    computed = resumed.summary["runs_computed"]
+    assert computed == 4
+    already = 6 - computed
+    assert sorted(set(s["done"] for s in seen)) == [4, 6]  # counted from the 2 runs already done
+    assert seen[-1]["eta_s"] == 0.0
+    for s in seen:  # the rate is of the runs computed in this call; the ETA is of the runs left
+        assert s["runs_per_s"] * s["elapsed_s"] == pytest.approx(s["done"] - already, rel=1e-9)
+        assert s["eta_s"] == pytest.approx((6 - s["done"]) / s["runs_per_s"], rel=1e-12)
+    for s in seen:  # the rate is of the runs computed in this call: at most what was computed so far
+        assert s["runs_per_s"] * s["elapsed_s"] == pytest.approx(s["done"] - already, rel=1e-9)
+
+
 def test_one_and_four_cpu_devices_agree(tmp_path):
     K, chunk = 6, 8  # 12 runs: two chunks of 8, two runs per device
     proc = _subprocess([tmp_path / "four", chunk, K, EPOCHS], devices=4)

@@ -830,7 +830,7 @@ def run_sweep(
 
     if out_dir is None:
         arrays = {k: np.concatenate([memory[i][k] for i in range(n_chunks)])[:n_runs] for k in FIELDS}
-        summary = _summarize(arrays, settings, wall, computed, n_dev)
+        summary = _summarize(arrays, settings, wall, computed, int(mesh.devices.size))
         prog(n_runs, computed, final=True)
         return SweepResult(summary, arrays)
     if not writer:
@@ -846,7 +846,8 @@ def run_sweep(
         _write_results(results_path, n_runs, p, dtype, n_chunks, chunk, read)
     wall = time.perf_counter() - t_start
     lazy = _LazyNpz(results_path)
-    summary = _summarize(lazy, settings, wall, computed, n_dev)  # loads one array at a time
+    # (the devices the runs were sharded over: the mesh's, not merely those available)
+    summary = _summarize(lazy, settings, wall, computed, int(mesh.devices.size))  # loads one array at a time
     summary["chunk"], summary["n_chunks"] = chunk, n_chunks
     _write_json(summary_path, summary)
     _remove_chunks(out_dir, n_chunks)

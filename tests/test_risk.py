@@ -559,3 +559,25 @@ def test_population_risk_float32(law):
     assert float(r32) == pytest.approx(r64, rel=1e-5)
     # float64 arrays promote (JAX's rules): a float64 xi gives a float64 risk
     assert POP(model, jnp.asarray(theta, jnp.float32), jnp.asarray(xi, jnp.float64), dist).dtype == jnp.float64
+
+
+@pytest.mark.parametrize("route", ["solve", "straight"])
+@pytest.mark.parametrize("theta2", [0.5, 6.0])
+def test_descent_terms_statuses_and_residual_are_those_of_every_sample(route, theta2):
+    """The one-pass reduction of a descent step reports the set of statuses over the
+    samples (a bitwise OR: MAX_STEPS must survive beside NON_UNIQUE or SOLVER_FAILURE)
+    and the worst residual, as the per-sample solves give them; maxiter = 2 from
+    mixed starts makes a mixture of statuses."""
+    from sideq.risk import empirical_objective
+    from sideq.status import status_flags
+
+    x = np.linspace(-3.0, 3.0, 64)[:, None]
+    theta = jnp.array([1.5, theta2])
+    y0 = jnp.asarray(np.where(np.arange(64) % 2 == 0, 0.0, 0.9))
+    obj = empirical_objective(SIG, jnp.asarray(x), jnp.zeros(64), maxiter=2, route=route)
+    ev = obj.descent_terms(theta, y0)
+    sol = sideq.solve(SIG, theta, x, y0=y0, maxiter=2)
+    want = int(status_flags(sol.status))
+    assert bin(want).count("1") >= 2  # a mixture, so an OR differs from a max
+    assert int(ev.flags) == want
+    assert float(ev.residual) == pytest.approx(float(jnp.max(sol.residual)), rel=1e-12)

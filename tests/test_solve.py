@@ -768,3 +768,25 @@ def test_uniqueness_margin_against_a_dense_grid_of_slopes(act):
             assert float(np.min(np.abs(fprime))) == pytest.approx(float(m), abs=1e-9)  # the infimum, attained
         else:  # F' reaches 0 or changes sign on the grid, or only in the limit |z| -> inf
             assert not one_sign or float(np.min(np.abs(fprime))) <= 1e-6 + abs(float(m))
+
+
+def test_unconverged_solve_in_the_non_unique_regime_is_max_steps_not_a_value():
+    """θ2 = 8 > 4 (sigmoid may have three roots) and maxiter = 3: the solve stops
+    unconverged, which must read MAX_STEPS (and y = NaN from equilibrium), not
+    NON_UNIQUE with a finite y."""
+    model = sideq.single_index("sigmoid", bias=True)
+    theta = jnp.array([1.0, -4.0, 8.0])
+    sol = sideq.solve(model, theta, 0.3, y0=0.0, maxiter=3)
+    assert int(sol.status) == Status.MAX_STEPS
+    assert np.isnan(float(sideq.equilibrium(model, theta, 0.3, y0=0.0, maxiter=3)))
+
+
+@pytest.mark.parametrize("act, theta2", [("sigmoid", -50.0), ("sigmoid", -500.0), ("tanh", -8.0)])
+def test_steep_negative_feedback_converges_everywhere(act, theta2):
+    """Strong negative feedback makes plain Newton cycle inside the bracket at some
+    points; alternating with bisection after the Newton-only steps settles every
+    one of 2001 inputs within the default iteration limit."""
+    model = sideq.single_index(act)
+    x = np.linspace(-10.0, 10.0, 2001)
+    sol = sideq.solve(model, jnp.array([1.0, theta2]), x[:, None], y0=jnp.zeros(2001))
+    assert np.all(np.asarray(sol.status) == Status.CONVERGED)

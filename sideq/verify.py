@@ -670,13 +670,8 @@ def _risk_fd(model, theta, xi, dist):
     """R(θ) by quadrature and ∇R(θ) by central differences of it (steps
     h_i = 1e-6 max(1, |θ_i|)), for θ (K, p): no gradient formula, no implicit
     differentiation."""
-    risk = lambda th: sideq.population_risk(model, th, xi, dist)
-
-    def one(th):
-        h = 1e-6 * jnp.maximum(1.0, jnp.abs(th))
-        e = jnp.diag(h)
-        return risk(th), (jax.vmap(risk)(th + e) - jax.vmap(risk)(th - e)) / (2 * h)
-    return jax.vmap(one)(theta)
+    risk = lambda th: sideq.population_risk(model, th, xi, dist)  # noqa: E731
+    return jax.vmap(lambda th: (risk(th), _central_differences(risk, th, 1e-6)))(theta)
 
 
 @functools.partial(jax.jit, static_argnames=("model",))
@@ -684,11 +679,16 @@ def _y_fd(model, theta, x):
     """y_θ(x) and ∇_θ y_θ(x) by central differences of solved equilibria (steps
     1e-5 max(1, |θ_i|)), for θ (K, p), x (K, d)."""
     def one(th, x_):
-        h = 1e-5 * jnp.maximum(1.0, jnp.abs(th))
-        e = jnp.diag(h)
-        y = lambda t: sideq.equilibrium(model, t, x_)
-        return y(th), (jax.vmap(y)(th + e) - jax.vmap(y)(th - e)) / (2 * h)
+        y = lambda t: sideq.equilibrium(model, t, x_)  # noqa: E731
+        return y(th), _central_differences(y, th, 1e-5)
     return jax.vmap(one)(theta, x)
+
+
+def _central_differences(fn, th, rel):
+    """∇fn(θ) by central differences, steps h_i = rel·max(1, |θ_i|)."""
+    h = rel * jnp.maximum(1.0, jnp.abs(th))
+    e = jnp.diag(h)
+    return (jax.vmap(fn)(th + e) - jax.vmap(fn)(th - e)) / (2 * h)
 
 
 EQ_1_MODELS = ("linear", "sigmoid", "tanh", "softplus")

@@ -262,8 +262,10 @@ def _gaussian_stats(model, theta1, theta2, mean, cov, alpha, z, wz, truncated):
         else:  # any d: s = eᵀX ~ N(ms, vs); E[X | s] and Cov[X | s] in closed form
             s = ms + jnp.sqrt(vs) * z
             w = wz
-            EX = mean[None, :] + (s - ms)[:, None] * Se[None, :] / vs  # (n, d)
-            trC = jnp.trace(cov) - Se @ Se / vs
+            # vs = 0 (θ1 ⟂ the support of a singular Σ) forces Σe = 0: s is a point mass, E[X | s] = μ
+            k = jnp.where(vs > 0, Se / jnp.where(vs > 0, vs, 1.0), 0.0)
+            EX = mean[None, :] + (s - ms)[:, None] * k[None, :]  # (n, d)
+            trC = jnp.trace(cov) - Se @ k
             y = _equilibria(model, n1[None, None], t2[None], s[:, None])[0]
             Mxx = cov + jnp.outer(mean, mean)
             Mxy = (w * y) @ EX
@@ -296,24 +298,34 @@ def gaussian_block(model, theta1, theta2, dist, alpha=None, *, n=GAUSS_BLOCK_NOD
       |s| ≤ α, |W| ≤ √(α² − s²), and W | s is normal, so P, E[W 1], E[W² 1]
       given s are truncated-normal moments (Φ, φ).  s = α sin t removes the
       square-root endpoint singularity; composite Gauss–Legendre in t (``n``
-      nodes, :func:`_gaussian_rule`).  d ≥ 3 with an indicator: not covered
-      (raises).
+      nodes, :func:`_gaussian_rule`).  d ≥ 3 or a singular Σ with an indicator:
+      not covered (raises).  Without it a singular Σ is fine.
 
     Accuracy: rounding level; tests/test_theory.py compares n with 2n (≤ 1e-12
     relative) and with a 4·10⁶-sample Monte Carlo (within 4 standard errors).
     Returns ``(M (K, d+1, d+1), m4 (K,))`` as float64 numpy (m4 is NaN with an
     indicator)."""
-    d = dist.d
+    _check_indicator(dist, alpha)
     truncated = alpha is not None
-    if truncated and d != 2:
-        raise ValueError(f"gaussian_block: the indicator 1{{|X| <= alpha}} is done exactly for d = 2 only, "
-                         f"got d = {d}; pass alpha=None (no indicator) or use d = 2")
     z, wz = _gaussian_rule(n, truncated)
     with _x64():
         args = [jnp.asarray(a, jnp.float64) for a in
                 (theta1, theta2, dist.mean, dist.cov, 0.0 if alpha is None else alpha, z, wz)]
         M, m4 = _gaussian_stats(model, *args, truncated=truncated)
         return np.asarray(M), np.asarray(m4)
+
+
+def _check_indicator(dist, alpha):
+    """The indicator 1{‖X‖ ≤ α} of :func:`gaussian_block` is exact for d = 2 and a
+    positive definite Σ (its conditional law of W given s needs Var[W | s] > 0)."""
+    if alpha is None:
+        return
+    if dist.d != 2:
+        raise ValueError(f"Gaussian X in d = {dist.d}: the indicator 1{{|X| <= alpha}} is done exactly "
+                         "for d = 2 only; pass alpha=None (no indicator) or use d = 2")
+    if not np.linalg.eigvalsh(np.asarray(dist.cov, float))[0] > 0:
+        raise ValueError("Gaussian X with a singular cov: the indicator 1{|X| <= alpha} is done for a "
+                         "positive definite cov only; pass alpha=None (no indicator) or a positive definite cov")
 
 
 def _expectation_fun(model, dist, alpha, which):
@@ -326,10 +338,8 @@ def _expectation_fun(model, dist, alpha, which):
             xj, wj = jnp.asarray(x, jnp.float64), jnp.asarray(w, jnp.float64)
         k = 0 if which == "lmin" else 1
         return _batch_fun(lambda t1, t2: _node_stats(model, t1, t2, xj, wj)[k], len(w))
+    _check_indicator(dist, alpha)
     truncated = alpha is not None
-    if truncated and dist.d != 2:
-        raise ValueError(f"Gaussian X in d = {dist.d}: the indicator 1{{|X| <= alpha}} is done exactly "
-                         "for d = 2 only; use d = 2")
     z, wz = _gaussian_rule(GAUSS_BLOCK_NODES, truncated)
     with _x64():
         consts = [jnp.asarray(a, jnp.float64) for a in
@@ -392,18 +402,27 @@ def theorem_3_6_kappa(dist) -> float:
     return float(ev[-1] / ev[0])
 
 
+def _theorem_3_6_decrement(dist, theta0, eta, variant):
+    """(κ, c) with q = 1 − c the contraction of Theorem 3.6: c = η/(4κw(0)) as
+    printed, ηλ_min/(2κw(0)) corrected (ERRATA.md §4)."""
+    ev = np.linalg.eigvalsh(second_moment_np(dist))
+    k = float(ev[-1] / ev[0])
+    w0 = float(conserved_w(theta0))
+    return k, (eta / (4 * k * w0) if variant == "printed" else eta * float(ev[0]) / (2 * k * w0))
+
+
 def theorem_3_6_rate_printed(dist, theta0, eta):
     """Theorem 3.6 as printed: ‖φ(t) − ξ‖² ≤ κ (1 − η/(4κ w(0)))^t ‖φ(0) − ξ‖².
     Returns (prefactor κ, contraction factor q per step)."""
-    k = theorem_3_6_kappa(dist)
-    return k, 1 - eta / (4 * k * float(conserved_w(theta0)))
+    k, c = _theorem_3_6_decrement(dist, theta0, eta, "printed")
+    return k, 1 - c
 
 
 def theorem_3_6_log_rate_printed(dist, theta0, eta):
     """(κ, −log q) of :func:`theorem_3_6_rate_printed`, −log q = −log1p(−η/(4κw(0)))
     computed without forming q."""
-    k = theorem_3_6_kappa(dist)
-    return k, -math.log1p(-eta / (4 * k * float(conserved_w(theta0))))
+    k, c = _theorem_3_6_decrement(dist, theta0, eta, "printed")
+    return k, -math.log1p(-c)
 
 
 def theorem_3_6_rate_corrected(dist, theta0, eta):
@@ -411,17 +430,15 @@ def theorem_3_6_rate_corrected(dist, theta0, eta):
     ‖∇R‖² ≥ (4/α²)‖Σ₂v‖² ≥ (4 λ_min/(κα²)) R with α = 2√w(0), so
     ‖φ(t) − ξ‖² ≤ κ (1 − η λ_min/(2κ w(0)))^t ‖φ(0) − ξ‖² (η ≤ η0 of Lemma 3.7).
     Returns (prefactor κ, q)."""
-    ev = np.linalg.eigvalsh(second_moment_np(dist))
-    k = float(ev[-1] / ev[0])
-    return k, 1 - eta * float(ev[0]) / (2 * k * float(conserved_w(theta0)))
+    k, c = _theorem_3_6_decrement(dist, theta0, eta, "corrected")
+    return k, 1 - c
 
 
 def theorem_3_6_log_rate_corrected(dist, theta0, eta):
     """(κ, −log q) of :func:`theorem_3_6_rate_corrected`, with −log q = −log1p(−ηλ_min/(2κw(0)))
     computed without forming q (q rounds to 1 for the tiny η0 of Lemma 3.7)."""
-    ev = np.linalg.eigvalsh(second_moment_np(dist))
-    k = float(ev[-1] / ev[0])
-    return k, -math.log1p(-eta * float(ev[0]) / (2 * k * float(conserved_w(theta0))))
+    k, c = _theorem_3_6_decrement(dist, theta0, eta, "corrected")
+    return k, -math.log1p(-c)
 
 
 def lemma_3_7(model, theta0, xi, dist):

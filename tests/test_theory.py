@@ -294,3 +294,36 @@ def test_gaussian_rho_and_theorem_3_8_d2():
     assert 0 < t8.rho <= M[0, 1, 1] < 0.01  # lambda_min <= E[X2^2 1{|X| <= alpha}] (variance 0.01)
     with pytest.raises(ValueError, match="d = 2 only"):
         T.gaussian_block(m, np.zeros((1, 3)), np.zeros(1), sideq.gaussian(0.0, 1.0, 3), 2.0)
+
+
+def test_gaussian_block_singular_cov():
+    # Sigma = diag(1, 0): X = (Z + 0.3, 0.5).  Against quad over Z of the equilibria (brentq),
+    # incl. theta1 = (0, 1) orthogonal to the support (e'Sigma e = 0: y is one constant)
+    m = sideq.single_index("softplus")
+    mu = np.array([0.3, 0.5])
+    dist = sideq.gaussian(mu, np.diag([1.0, 0.0]))
+    t2 = 0.4
+    for t1 in ([0.0, 1.0], [0.7, -1.2]):
+        t1 = np.asarray(t1)
+
+        def y(z):
+            a = t1 @ (mu + [z, 0.0])
+            return brentq(lambda v: v - np.logaddexp(0.0, a + t2 * v), -50.0, 50.0, xtol=1e-15)
+
+        def e(f):
+            g = lambda z: f(z) * math.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)  # noqa: E731
+            return quad(g, -12, 12, epsabs=1e-14, epsrel=1e-13, limit=200)[0]
+
+        def v(z):
+            return np.array([z + mu[0], mu[1], y(z)])
+
+        want = np.array([[e(lambda z: v(z)[i] * v(z)[j]) for j in range(3)] for i in range(3)])
+        want_m4 = e(lambda z: (v(z) @ v(z)) ** 2)
+        M, m4 = T.gaussian_block(m, t1[None], np.array([t2]), dist)
+        assert np.all(np.isfinite(M)) and np.isfinite(m4[0])
+        np.testing.assert_allclose(M[0], want, rtol=1e-10, atol=1e-12)
+        assert m4[0] == pytest.approx(want_m4, rel=1e-10)
+    with pytest.raises(ValueError, match="singular cov"):
+        T.gaussian_block(m, np.zeros((1, 2)), np.zeros(1), dist, 2.0)
+    with pytest.raises(ValueError, match="singular cov"):
+        T.theorem_3_8(m, [1.0, 2.0], dist, delta2=0.5, grid=5, region="corrected")

@@ -590,35 +590,44 @@ def check_corollary_3_1(name="tanh-unif1", K=8, frac=0.99, perturb=1.0, act=None
                 s["inits"][i], "lambda_emp > 0 and r(T) < r(0)", ok, True if inside else None)
 
 
-def check_theorem_3_9(name="tanh-unif1", K=8, variant="corrected", grid=41, perturb=1.0, epochs=200):
-    """Theorem 3.9: at η = λ1/(2λ2), r(t) ≤ (1 − ηλ1/2)^t r(0) (perturb scales ηλ1/2);
-    corrected: λ1 = 4ργ²/(1 + Lδ2) and ρ, λ2 over the ball (ERRATA.md §6, §8)."""
+# Theorem 3.9 is checked at these multiples of its largest step λ1/(2λ2).
+THEOREM_3_9_ETA_FRACTIONS = (1.0, 0.125)
+
+
+def check_theorem_3_9(name="tanh-unif1", K=8, variant="corrected", grid=41, perturb=1.0, epochs=200,
+                      fractions=THEOREM_3_9_ETA_FRACTIONS):
+    """Theorem 3.9: for η ≤ λ1/(2λ2), r(t) ≤ (1 − ηλ1/2)^t r(0), checked at η =
+    f·λ1/(2λ2) for each f in ``fractions`` (perturb scales ηλ1/2); corrected:
+    λ1 = 4ργ²/(1 + Lδ2) and ρ, λ2 over the ball (ERRATA.md §6, §8)."""
     s = SI_SETTINGS[name]
     model, dist, xi = sideq.single_index(s["act"]), s["dist"](), np.array(s["xi"])
     t9 = _memo(("t39", name, variant, grid), lambda: T.theorem_3_9(
         model, xi, dist, delta2=s["r0"], grid=grid, t38=_t38(name, variant, grid), region=variant))
-    eta = t9.threshold
-    if not eta > 0:
+    if not t9.threshold > 0:
         return _rec("Theorem 3.9", variant, f"{s['act']} GD, X~{_dist_desc(dist)}, xi={xi.tolist()}",
                     "eta <= lambda1/(2 lambda2) with lambda1 > 0",
                     f"lambda1 = {t9.lambda1:.3g}: no admissible step size (rho = 0, ERRATA.md §6)",
                     None, "lambda1 > 0", False, False)
+    fractions = np.asarray(fractions, float)
+    etas = t9.threshold * fractions
     inits = ball_inits(np.append(xi, 0.0), s["r0"], K, seed=2)
-    tr = _memo(("t39gd", name, variant, grid, K, epochs), lambda: _np(_gd_batch(
-        model, jnp.asarray(inits), jnp.asarray(xi), dist, jnp.asarray(eta), epochs)))
+    tr = _memo(("t39gd", name, variant, grid, K, epochs, tuple(fractions)), lambda: _np(_gd_pairs(
+        model, jnp.asarray(np.tile(inits, (len(etas), 1))), jnp.asarray(np.repeat(etas, K)), jnp.asarray(xi),
+        dist, epochs)))
     r = np.sum((tr.theta - np.append(xi, 0.0)) ** 2, -1)
-    c = eta * t9.lambda1 / 2 * perturb
-    logq = math.log1p(-c) if c < 1 else -math.inf
+    c = np.repeat(etas, K) * t9.lambda1 / 2 * perturb
+    logq = np.where(c < 1, np.log1p(-np.where(c < 1, c, 0.0)), -np.inf)
     qe = _q_emp(r, r[:, 0])  # log q_emp
-    tight = qe / logq if logq < 0 else np.full(K, np.inf)
+    tight = qe / logq
     i = int(np.argmin(tight))
+    per = ", ".join(f"{f:g}: {np.min(tight.reshape(len(etas), K)[j]):.3g}" for j, f in enumerate(fractions))
     return _rec("Theorem 3.9", variant,
                 f"{s['act']} GD, X~{_dist_desc(dist)}, xi={xi.tolist()}, {K} inits in B((xi,0),{s['r0']}), "
-                f"eta=lambda1/(2 lambda2)={eta:.3g}, {epochs} steps",
-                f"-log q = -log(1 - eta lambda1/2) = {-logq:.3g} (lambda1={t9.lambda1:.3g}, "
-                f"lambda2={t9.lambda2:.3g})", f"best supported -log q = {-qe[i]:.3g}", inits[i],
-                "log q_emp / log q >= 1 - 1e-6", tight[i] >= 1 - 1e-6, True if eta > 0 else None,
-                tightness=tight[i])
+                f"eta = ({', '.join(f'{f:g}' for f in fractions)}) x eta_max, {epochs} steps",
+                f"-log q = -log(1 - eta lambda1/2) = {-logq[i]:.3g} at eta = {np.repeat(etas, K)[i]:.3g} "
+                f"(lambda1={t9.lambda1:.3g}, lambda2={t9.lambda2:.3g})", f"best supported -log q = {-qe[i]:.3g}",
+                inits[i % K], "log q_emp / log q >= 1 - 1e-6 at every eta", tight[i] >= 1 - 1e-6, True,
+                tightness=tight[i], note=f"eta_max = lambda1/(2 lambda2) = {t9.threshold:.3g}; min tightness per f: {per}")
 
 
 def eta_scan(name="tanh-unif1", K=8, etas=None, epochs=300):
@@ -819,15 +828,13 @@ def check_eq_13(name="tanh-unif1", K=8, perturb=1.0):
     |θ2| ≤ δ2 = r0, half of them on its edges).  perturb divides the bound."""
     s = SI_SETTINGS[name]
     model, dist, xi = sideq.single_index(s["act"]), s["dist"](), np.array(s["xi"])
-    rng = np.random.default_rng(8)
     n, d, delta2 = K * K, len(xi), s["r0"]
     a = (1 + delta2 / np.linalg.norm(xi)) * np.linalg.norm(xi)
-    u = rng.standard_normal((n, d))
-    rad = a * rng.uniform(0, 1, n) ** (1 / d)
-    rad[: n // 2] = a
+    theta1 = ball_inits(np.zeros(d), a, n, seed=8)
+    rng = np.random.default_rng(9)
     t2 = rng.uniform(-delta2, delta2, n)
     t2[: n // 4] = delta2 * np.sign(rng.standard_normal(n // 4))
-    theta = np.concatenate([rad[:, None] * u / np.linalg.norm(u, axis=1, keepdims=True), t2[:, None]], 1)
+    theta = np.concatenate([theta1, t2[:, None]], 1)
     x, _ = T.expectation_nodes(dist)
     y = np.abs(T.equilibria(model, theta[:, :-1], theta[:, -1], x))
     bound = T.eq_13_bound(model, theta, x) / perturb

@@ -194,6 +194,13 @@ def _read_csv(path):
     return header, data
 
 
+def _real(a, path, name):
+    """``a`` as float64; complex numbers are refused (casting would drop the imaginary part)."""
+    if np.iscomplexobj(a):
+        raise SideqInputError(f"data: {name} in {path} holds complex numbers; save a real float array")
+    return np.asarray(a, np.float64)
+
+
 def load_data(path, *, d: int | None = None):
     """Read a data set; returns ``(x, y)`` with x of shape (n, d) and y (n,) or None.
 
@@ -220,14 +227,14 @@ def load_data(path, *, d: int | None = None):
                     raise SideqInputError(
                         f"data: {path} has arrays {sorted(f.files)}; expected one named 'x' (and optionally 'y')"
                     )
-                x = np.asarray(f["x"], np.float64)
-                y = np.asarray(f["y"], np.float64) if "y" in f else None
+                x = _real(f["x"], path, "x")
+                y = _real(f["y"], path, "y") if "y" in f else None
         elif ext == ".npy":
             with open(path, "rb") as fh:
                 if fh.read(6) != b"\x93NUMPY":
                     raise SideqInputError(f"data: {path} is not a .npy file (no NumPy header); write it with numpy.save")
             try:
-                x = np.asarray(np.load(path), np.float64)
+                x = _real(np.load(path), path, "x")
             except ValueError as err:
                 if "pickle" not in str(err):
                     raise

@@ -61,7 +61,7 @@ from sideq.risk import (
 )
 from sideq.solve import BACKENDS
 from sideq.status import Status, has_status, status_flags
-from sideq.train import check_problem, check_theta0
+from sideq.train import check_maxiter, check_problem, check_theta0
 
 __all__ = [
     "FlowTrajectory", "gradient_flow", "vector_field", "default_flow_tol", "flow", "flow_summary",
@@ -400,8 +400,7 @@ def flow(
         )
     if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
         raise SideqInputError(f"max_steps: must be an integer >= 1, got {max_steps!r}")
-    if isinstance(maxiter, bool) or not isinstance(maxiter, (int, np.integer)) or maxiter < 1:
-        raise SideqInputError(f"maxiter: the equilibrium solver's limit must be an integer >= 1, got {maxiter!r}")
+    check_maxiter(maxiter)
     t1 = _positive("t1", t1)
     gtol = _positive("gtol", gtol, allow_zero=True)
     dtype = jnp.result_type(float)

@@ -117,6 +117,12 @@ def check_tolerances(**tols) -> list[float]:
     return out
 
 
+def check_maxiter(maxiter):
+    """The equilibrium solver's iteration limit: an integer >= 1."""
+    if isinstance(maxiter, bool) or not isinstance(maxiter, (int, np.integer)) or maxiter < 1:
+        raise SideqInputError(f"maxiter: the equilibrium solver's limit must be an integer >= 1, got {maxiter!r}")
+
+
 def check_step_size(eta):
     eta_c = _concrete(eta)  # (numpy: no eager jax dispatch)
     if eta_c is not None and not (np.all(np.isfinite(eta_c)) and np.all(eta_c > 0)):
@@ -179,6 +185,7 @@ def descent(
         raise SideqInputError(f"epochs: must be an integer >= 1, got {epochs!r}")
     if backend not in BACKENDS:
         raise SideqInputError(f"backend: expected one of {BACKENDS}, got {backend!r}")
+    check_maxiter(maxiter)
     if optimizer is None:
         check_step_size(eta)
     elif not isinstance(optimizer, optax.GradientTransformation):

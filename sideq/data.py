@@ -185,6 +185,11 @@ def _read_csv(path):
         [float(c) for c in rows[0]]
     except ValueError:
         header, rows = [c.strip() for c in rows[0]], rows[1:]
+    widths = [len(r) for r in rows]
+    if any(n != len(header or rows[0]) for n in widths):
+        k = next(i for i, n in enumerate(widths) if n != len(header or rows[0]))
+        raise SideqInputError(f"data: {path} has rows of different lengths (data row {k + 1} has {widths[k]} "
+                              f"columns, expected {len(header or rows[0])}); fix the file")
     try:
         data = np.array([[float(c) for c in r] for r in rows], dtype=np.float64)
     except ValueError as err:
@@ -194,11 +199,12 @@ def _read_csv(path):
     return header, data
 
 
-def _real(a, path, name):
+def as_real(a, what):
     """``a`` as float64; complex numbers are refused (casting would drop the imaginary part)."""
+    a = np.asarray(a)
     if np.iscomplexobj(a):
-        raise SideqInputError(f"data: {name} in {path} holds complex numbers; save a real float array")
-    return np.asarray(a, np.float64)
+        raise SideqInputError(f"{what} holds complex numbers; give real numbers")
+    return a.astype(np.float64)
 
 
 def load_data(path, *, d: int | None = None):
@@ -227,14 +233,14 @@ def load_data(path, *, d: int | None = None):
                     raise SideqInputError(
                         f"data: {path} has arrays {sorted(f.files)}; expected one named 'x' (and optionally 'y')"
                     )
-                x = _real(f["x"], path, "x")
-                y = _real(f["y"], path, "y") if "y" in f else None
+                x = as_real(f["x"], f"data: x in {path}")
+                y = as_real(f["y"], f"data: y in {path}") if "y" in f else None
         elif ext == ".npy":
             with open(path, "rb") as fh:
                 if fh.read(6) != b"\x93NUMPY":
                     raise SideqInputError(f"data: {path} is not a .npy file (no NumPy header); write it with numpy.save")
             try:
-                x = _real(np.load(path), path, "x")
+                x = as_real(np.load(path), f"data: x in {path}")
             except ValueError as err:
                 if "pickle" not in str(err):
                     raise

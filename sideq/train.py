@@ -17,7 +17,7 @@ import numpy as np
 import optax
 
 from sideq import xla
-from sideq.data import Gaussian, Uniform
+from sideq.data import Gaussian, Uniform, as_real
 from sideq.dynamics import Trajectory, gradient_descent
 from sideq.errors import SideqInputError, SingularModelError
 from sideq.model import Model
@@ -59,7 +59,7 @@ def check_problem(model: Model, xi, x, y, dist, dtype, *, targets_now: bool = Tr
         if y is not None:
             raise SideqInputError("y: targets are only used with data x; the population risk uses f(x) = sigma(xi'x)")
         return _check_xi(xi, dist.d).astype(dtype), dist.d, None, None, dist
-    x = np.asarray(x, dtype=np.float64)
+    x = as_real(x, "x")
     if x.ndim == 1:
         x = x[:, None]
     if x.ndim != 2 or x.shape[0] == 0:
@@ -69,7 +69,7 @@ def check_problem(model: Model, xi, x, y, dist, dtype, *, targets_now: bool = Tr
     d = x.shape[1]
     xi = _check_xi(xi, d).astype(dtype)
     if y is not None:
-        y = np.asarray(y, np.float64)
+        y = as_real(y, "y")
         if y.shape != (x.shape[0],):
             raise SideqInputError(f"y: expected shape ({x.shape[0]},) to match x, got {y.shape}")
         if not np.all(np.isfinite(y)):

@@ -10,7 +10,6 @@ on a seed that breaks its claim.
 
 import math
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -413,3 +412,20 @@ def test_load_data_rejects_complex_numbers(tmp_path):
     p = tmp_path / "c.npy"
     np.save(p, np.array([0.1 + 5j, 0.7 - 2j]))
     _raises("data:", lambda: sideq.load_data(p))
+
+
+def test_descent_rejects_complex_data():
+    x = X16[:, 0].astype(complex)
+    x[3] += 0.5j
+    _raises("x holds complex", lambda: descent(LIN, np.array([0.1, 0.2]), xi=XI, x=x, eta=0.1, epochs=3))
+    y = np.zeros(16, complex)
+    y[0] = 1j
+    _raises("y holds complex", lambda: descent(LIN, np.array([0.1, 0.2]), xi=XI, x=X16, y=y, eta=0.1, epochs=3))
+
+
+def test_load_data_names_a_ragged_csv(tmp_path):
+    p = tmp_path / "r.csv"
+    p.write_text("x,y\n0.1,0.2\n0.3,0.4,0.5\n")
+    _raises("data:", lambda: sideq.load_data(p))
+    with pytest.raises(sideq.SideqInputError, match="rows of different lengths .*data row 2 has 3 columns, expected 2"):
+        sideq.load_data(p)

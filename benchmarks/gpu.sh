@@ -25,7 +25,7 @@ timeout 60 python3 -m sideq.cli bench --quick --json > "$OUT/bench_quick.json"; 
 log "the optimized HLO of the float32 routes (fusions per epoch, for study off the GPU): $OUT/hlo"
 XLA_FLAGS="--xla_dump_to=/tmp/sideq-hlo" timeout 60 python3 benchmarks/routes.py --K 4096 --epochs 4 >/dev/null
 mkdir -p "$OUT/hlo"; cp /tmp/sideq-hlo/*jit__lambda*after_optimizations.txt "$OUT/hlo/" 2>/dev/null; ls "$OUT/hlo"
-log "tests of descent and sweeps on the GPU"
-timeout 90 python3 -m pytest -q -x -p no:cacheprovider tests/test_dynamics.py tests/test_sweep.py 2>&1 | tail -5
+log "tests of descent and sweeps on the GPU (one process: -o addopts= drops the xdist workers, which would share the GPU)"
+timeout 90 python3 -m pytest -o addopts= -q -x -p no:cacheprovider tests/test_dynamics.py tests/test_sweep.py 2>&1 | tail -5
 log done
 } 2>&1 | tee "$OUT/log.txt"

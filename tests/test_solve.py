@@ -641,6 +641,8 @@ def test_batch_solve_reports_unconverged_elements_and_vmaps():
     only from the rows where it ran)."""
     from sideq.solve import _solve_impl, _solve_warm, warm_start
 
+    _solve_warm = jax.jit(_solve_warm, static_argnums=(0, 4, 5))  # one compilation for the four calls below
+
     model = sideq.single_index("sigmoid")
     tol = 64 * 2.0**-52
     x = jnp.asarray(np.random.default_rng(4).uniform(-1.0, 1.0, (40, 1)))

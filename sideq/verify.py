@@ -186,22 +186,33 @@ def si_flow(name, K, *, act=None, radius=None, t1=60.0, tag="", max_steps=4096):
 # Judging helpers.
 
 def _lam_emp(ts, r, r0, prefactor=1.0):
-    """Best λ with r(t) ≤ P r0 e^{−λt} on the recorded rows (per run)."""
+    """Best λ with r(t) ≤ P r0 e^{−λt} on the recorded rows (per run); +∞ when every
+    row past t = 0 is below the noise floor, NaN (a failed check) when a row the
+    flow reached is not finite.  Rows past the stop time (a flow's requested times
+    after ``t_final``, its last row) are not data and are skipped."""
     ts = np.asarray(ts)
     out = np.full(r.shape[0], np.inf)
     for i in range(r.shape[0]):
-        ok = (ts[i] > 0) & (r[i] > NOISE * r0[i]) & np.isfinite(r[i])
+        reached = np.append(ts[i][:-1] < ts[i][-1], True)
+        if not np.all(np.isfinite(r[i][reached])):
+            out[i] = np.nan
+            continue
+        ok = reached & (ts[i] > 0) & (r[i] > NOISE * r0[i])
         if np.any(ok):
             out[i] = np.min(-np.log(r[i][ok] / (prefactor * r0[i])) / ts[i][ok])
     return out
 
 
 def _q_emp(r, r0, prefactor=1.0):
-    """log of the best q with r(t) ≤ P q^t r0 (per run), t = 1..T."""
+    """log of the best q with r(t) ≤ P q^t r0 (per run), t = 1..T; −∞ when every
+    step is below the noise floor, NaN (a failed check) when a step is not finite."""
     t = np.arange(r.shape[1])
     out = np.full(r.shape[0], -np.inf)
     for i in range(r.shape[0]):
-        ok = (t > 0) & (r[i] > NOISE * r0[i]) & np.isfinite(r[i])
+        if not np.all(np.isfinite(r[i])):
+            out[i] = np.nan
+            continue
+        ok = (t > 0) & (r[i] > NOISE * r0[i])
         if np.any(ok):
             out[i] = np.max(np.log(r[i][ok] / (prefactor * r0[i])) / t[ok])
     return out
@@ -528,6 +539,12 @@ def _sigma0(act):
     return float(T.sigma(sideq.single_index(act), 0.0)[0])
 
 
+def _rho_should_be_positive(variant, act):
+    """ρ > 0 (so λ1 > 0 and Theorem 3.9 has a step size) is expected over the ball
+    (corrected), and over the printed Θ unless σ(0) = 0 (ERRATA.md §6)."""
+    return bool(variant == "corrected" or _sigma0(act) != 0)
+
+
 def check_rho_positive(name="tanh-unif1", variant="printed", grid=41, perturb=1.0):
     """Theorem 3.8: ρ > 0 (assumption 3 / Remark 3.1).  Printed Θ contains θ1 = 0."""
     t = _t38(name, variant, grid)
@@ -537,8 +554,7 @@ def check_rho_positive(name="tanh-unif1", variant="printed", grid=41, perturb=1.
                 f"{s['act']}, X~{_dist_desc(s['dist']())}, xi={s['xi']}, delta2=r0={s['r0']}, alpha={t.alpha:.3g}",
                 "rho > 0", f"rho = {rho:.4g} at theta={np.round(t.rho_info['arg'], 4).tolist()}",
                 t.rho_info["arg"], f"> 1e-12 (grid {t.rho_info['grid_points']} pts, refinement "
-                f"{t.rho_info['rel_refinement']:.2g})", rho > 1e-12,
-                bool(variant == "corrected" or _sigma0(s["act"]) != 0),
+                f"{t.rho_info['rel_refinement']:.2g})", rho > 1e-12, _rho_should_be_positive(variant, s["act"]),
                 note="printed Theta contains theta1 = 0, where y = 0 when sigma(0) = 0 (ERRATA.md §6)")
 
 
@@ -552,15 +568,15 @@ def check_theorem_3_8(name="tanh-unif1", K=8, variant="corrected", grid=41, pert
     lam = t.rate * perturb
     emp = _lam_emp(tr.ts, r, r[:, 0])
     i = int(np.argmin(emp))
-    if lam <= 0:
+    if lam <= 0:  # no rate to check (rho = 0): monotone decrease, informational
         holds, tight = bool(np.all(np.diff(r, axis=1) <= 1e-12)), None
-    else:
+    else:  # a NaN rate or run fails the check
         holds, tight = emp[i] >= lam * (1 - 1e-6), emp[i] / lam
     return _rec("Theorem 3.8", variant, s["desc"],
                 f"rate {2 if variant == 'printed' else 4} rho gamma^2/(1+L delta2) = {lam:.4g} (rho={t.rho:.3g}, "
                 f"gamma={t.gamma:.3g}, "
                 f"M={t.M:.3g}, L={t.L:g})", f"best supported rate {emp[i]:.4g}", s["inits"][i],
-                "rate_emp >= rate (1 - 1e-6)", holds, True if lam > 0 else None, tightness=tight,
+                "rate_emp >= rate (1 - 1e-6)", holds, None if lam <= 0 else True, tightness=tight,
                 note="rho over " + ("Theta as printed" if variant == "printed" else "B((xi,0), r0)"))
 
 
@@ -607,7 +623,7 @@ def check_theorem_3_9(name="tanh-unif1", K=8, variant="corrected", grid=41, pert
         return _rec("Theorem 3.9", variant, f"{s['act']} GD, X~{_dist_desc(dist)}, xi={xi.tolist()}",
                     "eta <= lambda1/(2 lambda2) with lambda1 > 0",
                     f"lambda1 = {t9.lambda1:.3g}: no admissible step size (rho = 0, ERRATA.md §6)",
-                    None, "lambda1 > 0", False, False)
+                    None, "lambda1 > 0", False, _rho_should_be_positive(variant, s["act"]))
     fractions = np.asarray(fractions, float)
     etas = t9.threshold * fractions
     inits = ball_inits(np.append(xi, 0.0), s["r0"], K, seed=2)
@@ -1105,7 +1121,8 @@ def format_table(recs) -> str:
 
 
 def failures(recs):
-    """Records whose outcome contradicts should_hold (True that failed, or a known-wrong one that held)."""
+    """Records of claims that should hold (``should_hold`` True) and failed.  A printed
+    statement that is wrong (``should_hold`` False) and holds in a run is shown, not counted."""
     return [r for r in recs if r["should_hold"] is True and not r["holds"]]
 
 

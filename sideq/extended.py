@@ -41,7 +41,7 @@ import time
 
 import numpy as np
 
-from sideq.errors import unwritable_folder
+from sideq.errors import SideqInputError, unwritable_folder
 
 __all__ = [
     "run_all", "run_one", "EXPERIMENTS", "explicit_neuron_descent", "explicit_neuron_loss",
@@ -129,6 +129,20 @@ def _first_below(values, tol):
     return int(idx[0]) if idx.size else None
 
 
+def _configure(cfg, overrides, fixed=("xi",)):
+    """The settings ``cfg`` with ``overrides`` applied.  A key the experiment does not
+    have (a typo would otherwise be recorded and ignored), or one it records but
+    does not let change (ξ = 2 and the descriptive entries, ``fixed`` and every
+    string), is refused with a one-line error naming what can change."""
+    frozen = set(fixed) | {k for k, v in cfg.items() if isinstance(v, str)}
+    for key in overrides:
+        if key not in cfg or key in frozen:
+            free = ", ".join(k for k in cfg if k not in frozen)
+            what = "is fixed in this experiment" if key in cfg else "is not a setting of this experiment"
+            raise SideqInputError(f"{key}: {what}; the settings that can change are {free}")
+    return {**cfg, **overrides}
+
+
 def _sigmoid_data(seed=0, n=1000):
     """Data x (n, 1) ~ Unif[0, 1] and θ(0) ~ N(0, 0.1²I), as ``sideq reproduce`` draws them."""
     from sideq.reproduce import EXPERIMENTS as PAPER
@@ -170,7 +184,10 @@ def exp_activations(out_dir, quick=False, **overrides):
 
     cfg = dict(xi=XI, n=1000, eta=0.1, epochs=1000 if quick else 4000, init="N(0, 0.1^2 I)", seed=0,
                activations=["tanh", "softplus", "sigmoid"])
-    cfg.update(overrides)
+    cfg = _configure(cfg, overrides)
+    if "sigmoid" not in cfg["activations"] or not set(cfg["activations"]) <= {"tanh", "softplus", "sigmoid"}:
+        raise SideqInputError(f"activations: {cfg['activations']!r}; give some of tanh, softplus with sigmoid "
+                              "(the reference panel), e.g. ['tanh', 'sigmoid']")
     x, theta0 = _sigmoid_data(cfg["seed"], cfg["n"])
     grid = np.linspace(0.0, 1.0, 201)
     t0 = time.perf_counter()
@@ -265,7 +282,9 @@ def exp_flow_vs_descent(out_dir, quick=False, **overrides):
     cfg = dict(model="linear", xi=XI, risk="population, X ~ Unif[0, 1] (128 Gauss-Legendre nodes)",
                starts=[(0.3, 0.2), (-0.6, 0.4), (0.9, -0.4), (0.25, 1.5), (-0.7, 1.6), (0.5, 2.3)],
                etas=[0.05, 0.2], epochs=200 if quick else 600, flow_t1=60.0, flow_gtol=1e-10)
-    cfg.update(overrides)
+    cfg = _configure(cfg, overrides)
+    if len(cfg["etas"]) != 2:
+        raise SideqInputError(f"etas: {cfg['etas']!r}; the figure compares two step sizes, e.g. [0.05, 0.2]")
     starts = [tuple(s) for s in cfg["starts"]]
     model = sideq.linear()
     dist = sideq.uniform(0.0, 1.0, 1)
@@ -349,7 +368,7 @@ def exp_population_vs_empirical(out_dir, quick=False, **overrides):
     cfg = dict(model="sigmoid", xi=XI, ns=[100, 1000, 10000], eta=0.1, epochs=1000 if quick else 4000,
                init="theta(0) of reproduce seed 0 (N(0, 0.1^2 I))", data_seed=1,
                population_nodes=128, evaluated_epochs=200)
-    cfg.update(overrides)
+    cfg = _configure(cfg, overrides, fixed=("xi", "population_nodes"))
     model = sideq.single_index("sigmoid")
     dist = sideq.uniform(0.0, 1.0, 1)
     _, theta0 = _sigmoid_data(0)
@@ -454,7 +473,7 @@ def exp_phase_portrait(out_dir, quick=False, **overrides):
 
     cfg = dict(xi=XI, grid_points=60 if quick else 160, risk="population, Unif[0,1], 128 nodes",
                linear_box=[[-3, 3], [-2, 4]], sigmoid_box=[[-3, 7], [-4, 3.9]], singular_mask=0.04)
-    cfg.update(overrides)
+    cfg = _configure(cfg, overrides)
     m = int(cfg["grid_points"])
     t0 = time.perf_counter()
     out = dict(settings=cfg)
@@ -526,7 +545,7 @@ def exp_basin(out_dir, quick=False, **overrides):
                linear=dict(box=[[-3, 3], [-2, 4]], eta=0.1, epochs=400 if quick else 1000),
                # eta = 20 is about 1/lambda_max of the Hessian at (xi, 0) (0.0486; experiment 6)
                sigmoid=dict(box=[[-4, 8], [-4, 3.9]], eta=20.0, epochs=600 if quick else 1000))
-    cfg.update(overrides)
+    cfg = _configure(cfg, overrides)
     m = int(cfg["grid_points"])
     dist = sideq.uniform(0.0, 1.0, 1, nodes=32)
     t0 = time.perf_counter()
@@ -738,7 +757,7 @@ def exp_step_size(out_dir, quick=False, **overrides):
     cfg = dict(model="sigmoid", xi=XI, risk="population, Unif[0,1], 32 nodes",
                n_inits=6 if quick else 8, radius=0.5, n_eta=25 if quick else 49, eta_range=[1e-4, 1e2],
                epochs=500 if quick else 2000, delta1=0.5, delta2=0.5)
-    cfg.update(overrides)
+    cfg = _configure(cfg, overrides)
     radius, n_init, n_eta = float(cfg["radius"]), int(cfg["n_inits"]), int(cfg["n_eta"])
     cfg["inits"] = f"{n_init} points on the circle of radius {radius} about (xi, 0)"
     t0 = time.perf_counter()
@@ -863,8 +882,8 @@ def exp_explicit_neuron(out_dir, quick=False, **overrides):
 
     cfg = dict(xi=XI, n=1000, eta=0.1, epochs=1000 if quick else 4000, seed=0,
                explicit_init="theta1(0) of the DEQ's theta(0)", activation="sigmoid")
-    cfg.update(overrides)
-    x, theta0 = _sigmoid_data(cfg["seed"])
+    cfg = _configure(cfg, overrides)
+    x, theta0 = _sigmoid_data(cfg["seed"], cfg["n"])
     model = sideq.single_index("sigmoid")
     y = np.asarray(sideq.targets(model, jnp.asarray([XI]), jnp.asarray(x)))
     t0 = time.perf_counter()
@@ -973,6 +992,10 @@ def script_main(name, argv=None, config=None):
     if problem:  # before any work: one line, not a traceback after the run
         print(f"{p.prog}: error: --out: {problem}", file=sys.stderr)
         return 2
-    res = run_one(name, a.out, quick=a.quick, **({} if a.quick else dict(config or {})))
+    try:
+        res = run_one(name, a.out, quick=a.quick, **({} if a.quick else dict(config or {})))
+    except SideqInputError as err:  # a CONFIG entry: one line, named as in CONFIG
+        print(f"{p.prog}: error: CONFIG {err}", file=sys.stderr)
+        return 2
     print(json.dumps(res, indent=2))
     return 0

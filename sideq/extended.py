@@ -252,7 +252,7 @@ def exp_activations(out_dir, quick=False, **overrides):
             ax.set_ylabel(rf"$\|\theta(t) - ({XI:g}, 0)\|_2$")
             ax.set_title("(d) distance to the target")
             ax.legend()
-            fig.suptitle(rf"Figures 4–5 with $\sigma$ = {act}: $\xi={XI:g}$, $n=1000$, "
+            fig.suptitle(rf"Figures 4–5 with $\sigma$ = {act}: $\xi={XI:g}$, $n={cfg['n']}$, "
                          rf"$\eta={cfg['eta']}$, {cfg['epochs']} epochs", fontsize=9)
             files += _save(fig, out_dir, f"ext1_{act}")
     out["wall_s"] = time.perf_counter() - t0
@@ -932,7 +932,7 @@ def exp_explicit_neuron(out_dir, quick=False, **overrides):
         ax.set_ylabel(r"$|y(x) - \sigma(\xi x)|$")
         ax.set_title("(c) pointwise error")
         ax.legend()
-        fig.suptitle(rf"Explicit neuron vs single-index DEQ, same data ($n=1000$, $\eta={cfg['eta']}$)", fontsize=9)
+        fig.suptitle(rf"Explicit neuron vs single-index DEQ, same data ($n={cfg['n']}$, $\eta={cfg['eta']}$)", fontsize=9)
         files += _save(fig, out_dir, "ext7_explicit_neuron")
     return dict(settings=cfg, wall_s=time.perf_counter() - t0, files=files, results=res)
 

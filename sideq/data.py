@@ -185,11 +185,11 @@ def _read_csv(path):
         [float(c) for c in rows[0]]
     except ValueError:
         header, rows = [c.strip() for c in rows[0]], rows[1:]
-    widths = [len(r) for r in rows]
-    if any(n != len(header or rows[0]) for n in widths):
-        k = next(i for i, n in enumerate(widths) if n != len(header or rows[0]))
-        raise SideqInputError(f"data: {path} has rows of different lengths (data row {k + 1} has {widths[k]} "
-                              f"columns, expected {len(header or rows[0])}); fix the file")
+    width = len(header or rows[0])
+    k = next((i for i, r in enumerate(rows) if len(r) != width), None)
+    if k is not None:
+        raise SideqInputError(f"data: {path} has rows of different lengths (data row {k + 1} has {len(rows[k])} "
+                              f"columns, expected {width}); fix the file")
     try:
         data = np.array([[float(c) for c in r] for r in rows], dtype=np.float64)
     except ValueError as err:

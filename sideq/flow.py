@@ -65,7 +65,7 @@ from sideq.train import check_maxiter, check_problem, check_theta0
 
 __all__ = [
     "FlowTrajectory", "gradient_flow", "vector_field", "default_flow_tol", "flow", "flow_summary",
-    "until_stop", "PROBE",
+    "until_stop", "reached_rows", "PROBE",
 ]
 
 # Relative length of the probe step used to tell a stall at the edge of a
@@ -420,6 +420,13 @@ def flow(
     return _flow_empirical(model, theta0, x, y, xi, t1, ts, *tols, **static)
 
 
+def reached_rows(ts) -> np.ndarray:
+    """Mask of the rows of one flow's ``ts`` that it integrated to: the requested
+    times before the stop time ``t_final`` (the last row), and that row."""
+    ts = np.asarray(ts)
+    return np.append(ts[:-1] < ts[-1], True)
+
+
 def until_stop(traj: FlowTrajectory) -> FlowTrajectory:
     """The rows of one flow that it reached, in time order, as numpy arrays.
 
@@ -433,7 +440,7 @@ def until_stop(traj: FlowTrajectory) -> FlowTrajectory:
     ts = np.asarray(traj.ts)
     if ts.ndim != 1:
         raise SideqInputError(f"traj: until_stop takes one flow, got ts of shape {ts.shape}; index a run first")
-    keep = np.append(ts[:-1] < ts[-1], True)
+    keep = reached_rows(ts)
     return FlowTrajectory(*(np.asarray(v)[keep] if np.ndim(v) else np.asarray(v) for v in traj))
 
 

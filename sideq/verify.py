@@ -50,7 +50,7 @@ import sideq
 import sideq.sweep
 from sideq import theory as T
 from sideq.dynamics import gradient_descent
-from sideq.flow import gradient_flow
+from sideq.flow import gradient_flow, reached_rows
 from sideq.risk import initial_nodes_y0, population_objective
 
 __all__ = ["format_table", "main", "run"]
@@ -193,7 +193,7 @@ def _lam_emp(ts, r, r0, prefactor=1.0):
     ts = np.asarray(ts)
     out = np.full(r.shape[0], np.inf)
     for i in range(r.shape[0]):
-        reached = np.append(ts[i][:-1] < ts[i][-1], True)
+        reached = reached_rows(ts[i])
         if not np.all(np.isfinite(r[i][reached])):
             out[i] = np.nan
             continue

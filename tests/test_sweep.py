@@ -9,6 +9,7 @@ import sys
 import textwrap
 import time
 
+import jax
 import numpy as np
 import pytest
 
@@ -41,8 +42,12 @@ _SCRIPT = textwrap.dedent("""
 """)
 
 
-def _subprocess(args, devices=1):
+def _subprocess(args, devices=1, same_backend=False):
+    """The sweep script in a fresh process: on CPU with `devices` host devices, or, with
+    `same_backend`, on this process's backend (a GPU's bits differ from the CPU's)."""
     env = dict(os.environ, JAX_ENABLE_X64="1", JAX_PLATFORMS="cpu")
+    if same_backend and jax.default_backend() != "cpu":
+        env.pop("JAX_PLATFORMS")
     flags = env.get("XLA_FLAGS", "").replace("--xla_force_host_platform_device_count", "--ignored")
     env["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={devices}".strip()
     return subprocess.Popen([sys.executable, "-c", _SCRIPT, *map(str, args)], env=env,
@@ -181,7 +186,7 @@ def test_progress_line_and_callback(capsys):
 def test_resume_after_sigkill_is_bit_identical(tmp_path):
     K, chunk, epochs = 12, 2, 200  # 12 chunks of 2 runs, a 0.5 s pause after each
     killed = tmp_path / "killed"
-    proc = _subprocess([killed, chunk, K, epochs, 0.5])
+    proc = _subprocess([killed, chunk, K, epochs, 0.5], same_backend=True)
     chunks = killed / "chunks"
     deadline = time.monotonic() + 120
     while not (chunks.exists() and any(n.startswith("chunk_") for n in os.listdir(chunks))):

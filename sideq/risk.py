@@ -185,14 +185,15 @@ def _descent_terms(model: Model, theta, x, target, weights, y0, tol, maxiter, so
     ``"straight"`` for float64 when JAX's default backend is an accelerator
     and ``"solve"`` otherwise (decided when the step is traced;
     ``jax.lax.platform_dependent`` would trace and compile both routes,
-    doubling the compile time on CPU), as measured on an H200 before the
-    ninth session (BENCHMARKS.md): for 32768 Section 4.2 runs the
-    straight-line route gave 2.08e10 sample-steps/s against 1.70e10 in
-    float64, but 4.73e10 against 8.2e10 in float32, for reasons not
-    established.  ``"one"`` is taken only when asked for: on two CPU cores it
-    was 5–12% faster than ``"solve"`` over 4000 epochs, 5% slower over 1000
-    and 20–35% slower over a sweep's first 100 (BENCHMARKS.md, ninth
-    session); on a GPU it is not measured yet (``benchmarks/routes.py``).
+    doubling the compile time on CPU), as measured on an H200
+    (``benchmarks/routes.py``, 32768 Section 4.2 runs, thirteenth session in
+    BENCHMARKS.md): in float64 the straight-line route gave 3.99e10
+    sample-steps/s against 2.53e10 for ``"solve"``, in float32 8.8e10
+    against 1.39e11, for reasons not established.  ``"one"`` is taken only
+    when asked for: on two CPU cores it was 5–12% faster than ``"solve"``
+    over 4000 epochs, 5% slower over 1000 and 20–35% slower over a sweep's
+    first 100 (ninth session); on the H200 it gave 1.11e11 in float32 and
+    1.63e10 in float64, slower than the route ``"auto"`` takes in both.
 
     * ``"one"`` (:func:`sideq.solve._one_evaluation` only): one Newton step
       from each warm start in straight-line code

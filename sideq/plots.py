@@ -54,12 +54,22 @@ def _log_ticks(ax, values):
     ax.yaxis.set_minor_formatter(NullFormatter())
 
 
+def _positive(values):
+    """The values, with those that a log axis cannot show (≤ 0) as NaN: a gap."""
+    return np.where(values > 0, values, np.nan)
+
+
 def loss_curve(loss, *, title=None, label="empirical risk"):
-    """Loss over epochs on a log scale (panel (a) of Figures 1 and 4)."""
+    """Loss over epochs on a log scale (panel (a) of Figures 1 and 4).
+
+    Epochs where the loss is 0 (or not positive) are left out of the line (a
+    gap), not clipped to the bottom of the axes.  ``label`` names the line for
+    a legend the caller draws, e.g. after adding a second curve to ``fig.axes[0]``.
+    """
     fig, ax = _figure()
     loss = np.asarray(loss)
     epochs = np.arange(len(loss))
-    positive = np.where(loss > 0, loss, np.nan)
+    positive = _positive(loss)
     ax.semilogy(epochs, positive, color="C0", lw=1.5, label=label)
     _log_ticks(ax, positive)
     ax.set_xlabel("epoch $t$")
@@ -100,14 +110,15 @@ def trajectory(theta, *, xi, linear, title=None):
 
     The start θ(0) (open circle) and the end θ(T) (open square) are in the legend.
     Linear DEQ: the solution line (αξ, 1 − α) and the trivial point (0, 1).
-    Single-index DEQ: the target (ξ, 0).
+    Single-index DEQ: the target (ξ, 0).  θ2 is the last entry of each row of
+    ``theta`` (θ = (θ1, b, θ2) with a bias, :mod:`sideq.model`), θ1 the first.
     """
     from matplotlib.collections import LineCollection
 
     fig, ax = _figure()
-    theta = np.asarray(theta)
+    theta = np.asarray(theta)[:, [0, -1]]  # (θ1, θ2): not (θ1, b) for a model with a bias
     t = np.arange(len(theta))
-    pts = theta[:, :2].reshape(-1, 1, 2)
+    pts = theta.reshape(-1, 1, 2)
     segs = np.concatenate([pts[:-1], pts[1:]], axis=1)
     lc = LineCollection(segs, cmap="viridis", linewidths=1.6)
     lc.set_array(t[:-1].astype(float))
@@ -118,7 +129,7 @@ def trajectory(theta, *, xi, linear, title=None):
     ax.plot(theta[0, 0], theta[0, 1], "o", mfc="none", mec="k", ms=6, label=r"$\theta(0)$", zorder=4)
     ax.plot(theta[-1, 0], theta[-1, 1], "s", mfc="none", mec="k", ms=6, label=rf"$\theta({len(theta) - 1})$",
             zorder=4)
-    lo, hi = theta[:, :2].min(axis=0), theta[:, :2].max(axis=0)
+    lo, hi = theta.min(axis=0), theta.max(axis=0)
     if linear:
         lo, hi = np.minimum(lo, [0.0, 1.0]), np.maximum(hi, [0.0, 1.0])
     else:
@@ -148,14 +159,16 @@ def distance_curve(distance, *, ylabel, log=False, title=None):
 
     ``log``: a log y-axis, with 1, 2, 5 × 10^k ticks labelled when the curve spans
     at most three decades.  (Figure 5b spans under one decade, about 2.2 to 0.5,
-    and :mod:`sideq.reproduce` draws it on a linear axis.)
+    and :mod:`sideq.reproduce` draws it on a linear axis.)  On a log axis,
+    epochs at distance 0 are left out of the line, as in :func:`loss_curve`.
     """
     fig, ax = _figure()
     distance = np.asarray(distance)
     epochs = np.arange(len(distance))
     if log:
-        ax.semilogy(epochs, distance, color="C0", lw=1.5)
-        _log_ticks(ax, distance)
+        positive = _positive(distance)
+        ax.semilogy(epochs, positive, color="C0", lw=1.5)
+        _log_ticks(ax, positive)
     else:
         ax.plot(epochs, distance, color="C0", lw=1.5)
     ax.set_xlabel("epoch $t$")

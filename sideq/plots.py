@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from sideq.errors import SideqInputError
+
 PANEL_SIZE = (3.4, 2.8)  # inches: one column of a two-column paper
 
 
@@ -85,11 +87,18 @@ def learned_function(x_grid, y_learned, y_true, *, x_data=None, y_data=None, tru
 
     The samples lie on f (the targets are noise-free), so an evenly spaced subsample
     of them (at most 40, sorted by x) is drawn as open markers above both curves;
-    the legend says how many of the n are shown.
+    the legend says how many of the n are shown.  ``x_data`` is (n,) or (n, 1):
+    the curves are over one input (d = 1).
     """
+    if x_data is not None:
+        x_data, y_data = np.asarray(x_data), np.ravel(y_data)
+        if x_data.ndim > 2 or (x_data.ndim == 2 and x_data.shape[1] != 1) or len(x_data) != len(y_data):
+            raise SideqInputError(
+                f"learned_function: x_data has shape {x_data.shape} and y_data {len(y_data)} values; "
+                "pass n inputs of one feature, shape (n,) or (n, 1), with n targets")
+        x_data = np.ravel(x_data)
     fig, ax = _figure()
     if x_data is not None:
-        x_data, y_data = np.ravel(x_data), np.ravel(y_data)
         n = len(x_data)
         shown = np.argsort(x_data)[np.unique(np.linspace(0, n - 1, min(n, 40)).round().astype(int))]
         label = "training data" if len(shown) == n else f"training data ({len(shown)} of {n})"

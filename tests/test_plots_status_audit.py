@@ -328,6 +328,20 @@ def test_learned_function_curves_and_data_match_the_inputs():
     assert ax.get_xlabel() == "$x$" and ax.get_ylabel() == "$y$" and ax.get_title() == "Fig 1b"
 
 
+@pytest.mark.parametrize("x_data,y_data", [
+    (np.zeros((5, 2)), np.zeros(5)),  # two features: not a curve over one input
+    (np.zeros(5), np.zeros(4)),  # one target short
+    (np.zeros((5, 1, 1)), np.zeros(5)),
+])
+def test_learned_function_refuses_data_it_cannot_draw_in_one_line(x_data, y_data):
+    grid = np.linspace(0.0, 1.0, 3)
+    with pytest.raises(errors.SideqInputError, match=r"learned_function: x_data .*shape \(n,\) or \(n, 1\)") as e:
+        plots.learned_function(grid, grid, grid, x_data=x_data, y_data=y_data, true_label="f")
+    assert "\n" not in str(e.value)
+    ax = plots.learned_function(grid, grid, grid, x_data=np.zeros((5, 1)), y_data=np.ones(5), true_label="f").axes[0]
+    np.testing.assert_array_equal(ax.lines[0].get_ydata(), np.ones(5))  # (n, 1) is fine
+
+
 def test_learned_function_shows_all_of_a_small_sample():
     ax, x, _ = _learned(10)
     (data,) = [line for line in ax.lines if line.get_marker() == "o"]

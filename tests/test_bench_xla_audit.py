@@ -27,6 +27,7 @@ import sideq.train
 from sideq import bench, xla
 from sideq.reproduce import EXPERIMENTS, draw
 from sideq.solve import _one_evaluation  # (sideq.solve is also a function)
+from sideq.status import Status
 
 # What sideq.xla's docstring promises for the reassociated sums: fast math with
 # every IEEE guarantee but the order of operations kept.
@@ -383,7 +384,13 @@ def fake_sweep(monkeypatch, clock):
         calls.append(dict(kw, inits=inits, eta=eta, epochs=epochs, chunk=chunk,
                           x64=bool(jnp.asarray(1.0).dtype == jnp.float64)))
         clock.advance(5.0 if len(calls) == 1 else 2.0)  # compile + run, then run
-        return types.SimpleNamespace(summary={"status_counts": dict(STATUS_COUNTS)})
+        # the summary run_sweep writes, made by its own code from runs with these statuses
+        status = np.concatenate([np.full(c, Status[name.upper()]) for name, c in STATUS_COUNTS.items()])
+        arrays = {k: np.zeros(status.size) for k in ("loss_final", "distance_final", "steps")}
+        summary = sideq.sweep._summarize(dict(arrays, status=status.astype(np.int32)),
+                                         {"K": status.size, "n_eta": 1}, 1.0, status.size, 1)
+        assert summary["status_counts"] == STATUS_COUNTS
+        return types.SimpleNamespace(summary=summary)
 
     monkeypatch.setattr(sideq.sweep, "run_sweep", run_sweep)
     return calls

@@ -455,8 +455,79 @@ def bench_exactness(epochs: int) -> dict:
     return out
 
 
+STARTUP_DESCENT = ("descent", "--model", "sigmoid", "--xi", "2", "--epochs", "4000", "--json")
+
+
+def sideq_command() -> list[str]:
+    """The ``sideq`` command as a user runs it: the console script beside this
+    Python, else ``python -m sideq.cli`` (the same ``main``)."""
+    import sys
+
+    script = os.path.join(os.path.dirname(sys.executable), "sideq")
+    return [script] if os.access(script, os.X_OK) else [sys.executable, "-m", "sideq.cli"]
+
+
+def _spread(times) -> dict:
+    return {"median": float(np.median(times)), "min": float(np.min(times)), "max": float(np.max(times)),
+            "each": [float(t) for t in times]}
+
+
+def bench_startup(repeats: int = 5, *, run=None, clock=time.perf_counter) -> dict:
+    """Wall time of the ``sideq`` command as a user sees it, process start included:
+    ``sideq --help``; ``sideq descent`` on the Section 4.2 problem, cold (a new,
+    empty compilation cache: every program compiled) and warm (a second call:
+    the programs the cold call compiled loaded from the cache, :mod:`sideq.cli`).
+    Each ``repeats`` times, in turns (help, cold, warm, help, ...) so that a busy
+    spell of the host slows all three; median and range.  Every warm call must
+    print the same numbers as the cold call before it (all but ``wall_s``).
+
+    ``run`` and ``clock`` (``subprocess.run`` and ``time.perf_counter`` by
+    default) are there for the tests."""
+    import subprocess
+    import tempfile
+
+    run = subprocess.run if run is None else run
+    cmd = sideq_command()
+    times = {"help": [], "cold": [], "warm": []}
+    entries = []
+
+    def timed(key, argv, env):
+        t0 = clock()
+        proc = run(cmd + list(argv), capture_output=True, text=True, env=env, timeout=600)
+        times[key].append(clock() - t0)
+        if proc.returncode != 0:
+            last = (proc.stderr or "").strip().splitlines()[-1:] or ["(no output)"]
+            raise RuntimeError(f"`{' '.join(cmd + list(argv))}` exited with {proc.returncode}: {last[0]}")
+        return proc.stdout
+
+    with tempfile.TemporaryDirectory(prefix="sideq-startup-") as tmp:
+        for i in range(repeats):
+            folder = os.path.join(tmp, f"cache{i}")
+            env = dict(os.environ, SIDEQ_CACHE_DIR=folder)
+            timed("help", ["--help"], env)
+            cold = json.loads(timed("cold", STARTUP_DESCENT, env))
+            entries.append(len(os.listdir(folder)) if os.path.isdir(folder) else 0)
+            warm = json.loads(timed("warm", STARTUP_DESCENT, env))
+            cold.pop("wall_s", None)
+            warm.pop("wall_s", None)
+            if warm != cold:
+                diff = sorted(k for k in set(cold) | set(warm) if cold.get(k) != warm.get(k))
+                raise AssertionError(f"a warm (cached) sideq descent printed other numbers than the cold one: "
+                                     f"{diff}")
+    return {
+        "name": f"start-up of the sideq command, process start included ({repeats} of each, in turns)",
+        "command": " ".join(["sideq", *STARTUP_DESCENT]),
+        "help_s": _spread(times["help"]),
+        "cold_descent_s": _spread(times["cold"]),  # (a new, empty SIDEQ_CACHE_DIR each time)
+        "warm_descent_s": _spread(times["warm"]),  # (the second call on that folder)
+        "cache_entries_after_cold": entries[-1] if entries else 0,
+        "warm_equals_cold": True,  # (checked above: otherwise an AssertionError)
+    }
+
+
 def run(quick: bool = False) -> dict:
-    results = [bench_single_run(quick), bench_profile(), bench_exactness(400 if quick else 4000)]
+    results = [bench_startup(3 if quick else 5), bench_single_run(quick), bench_profile(),
+               bench_exactness(400 if quick else 4000)]
     if quick:
         results += [bench_sweep(100, 400), bench_flow(100)]
     else:

@@ -3,6 +3,15 @@
 Entry points choose the precision (``--x64``, the default, or ``--x32``), scoped
 to the command with ``jax.enable_x64``; bad
 input gets one line on stderr and exit status 2, never a traceback.
+
+The ``sideq`` command keeps JAX's persistent compilation cache in
+``$SIDEQ_CACHE_DIR``, else ``$XDG_CACHE_HOME/sideq/jax`` or
+``~/.cache/sideq/jax`` (``--no-cache`` turns it off): a second call of the same
+run loads its compiled programs instead of compiling them.  Only the command
+turns it on; ``import sideq`` and ``main(argv)`` called from Python leave the
+process's JAX configuration alone.  Nothing here imports JAX before a command
+runs: ``--help`` and argument errors stay quick (where ``sideq/__init__.py``
+does not import it first).
 """
 
 from __future__ import annotations
@@ -49,6 +58,56 @@ def _floats(text: str, flag: str) -> list[float]:
         return [float(v) for v in items]
     except ValueError:
         raise CLIError(f"{flag}: expected a comma-separated list of numbers, got {text!r}") from None
+
+
+_MATRIX_HELP = ("a number, d numbers joined by commas (e.g. 0,1), a d x d matrix with rows separated "
+                "by ';' (e.g. '2,0.3;0.3,1'), or a .npy file")
+
+
+def _load_npy(path: str, flag: str):
+    """The array in the .npy file ``path`` (``numpy.save``), or a one-line error naming ``flag``."""
+    import numpy as np
+
+    if not os.path.exists(path):
+        raise CLIError(f"{flag}: file {path!r} does not exist; give the path of a .npy file "
+                       "(numpy.save) or the numbers inline")
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(6) != b"\x93NUMPY":
+                raise CLIError(f"{flag}: {path!r} is not a .npy file (no NumPy header); write it with "
+                               "numpy.save(path, array)")
+        arr = np.load(path, allow_pickle=False)
+    except CLIError:
+        raise
+    except Exception as err:  # (OSError, ValueError, EOFError, a zip file's errors, ...)
+        reason = " ".join(f"{type(err).__name__}: {err}".split())
+        raise CLIError(f"{flag}: cannot read {path!r} as a .npy array ({reason}); write it with "
+                       "numpy.save(path, array)") from None
+    if arr.dtype.kind not in "biuf":
+        raise CLIError(f"{flag}: {path!r} holds {arr.dtype} values; save an array of real numbers")
+    return arr.astype(np.float64)
+
+
+def _array(text: str, flag: str):
+    """``--mean``, ``--cov``, ``--low``, ``--high``: a number, numbers joined by
+    commas, rows of numbers separated by ';', or a path ending in .npy, as a
+    float64 array (0-, 1- or 2-D).  Its shape and values are checked by the
+    law that takes it (:func:`sideq.gaussian`, :func:`sideq.uniform`)."""
+    import numpy as np
+
+    text = text.strip()
+    if text.lower().endswith(".npy"):
+        return _load_npy(text, flag)
+    try:
+        rows = [_floats(row, flag) for row in text.split(";")]
+    except CLIError:
+        raise CLIError(f"{flag}: expected {_MATRIX_HELP}, got {text!r}") from None
+    if len(rows) == 1:
+        return np.array(rows[0][0] if len(rows[0]) == 1 else rows[0])
+    if len({len(r) for r in rows}) != 1:
+        raise CLIError(f"{flag}: the rows of {text!r} have {[len(r) for r in rows]} numbers; "
+                       "give every row the same number of columns")
+    return np.array(rows)
 
 
 def _writable_folder(folder: str, flag: str) -> None:
@@ -105,9 +164,50 @@ def parse_init(text: str, p: int, seed: int):
     return np.array(vals)
 
 
-def _data(args, model, xi):
-    """(x, y, dist) for the chosen --data and --risk; drawn data come from the
-    seed's data key (:func:`sideq.data.seed_keys`)."""
+# The flags of each law of X (--data uniform | gaussian), with their defaults.
+_LAW_FLAGS = {"uniform": {"low": 0.0, "high": 1.0}, "gaussian": {"mean": 0.0, "cov": 1.0}}
+
+
+def _law(args, d: int):
+    """The law of X that ``--data`` names, built by :func:`sideq.uniform` from
+    ``--low``/``--high`` or by :func:`sideq.gaussian` from ``--mean``/``--cov``
+    (whose checks give the errors: shape, symmetry, PSD, high > low), or None
+    for a data file.  A flag of another law than ``--data``'s is an error."""
+    import sideq
+
+    for law, flags in _LAW_FLAGS.items():
+        for name in flags:
+            if getattr(args, name, None) is not None and args.data != law:
+                raise CLIError(f"--{name}: sets the law of --data {law}, but --data is {args.data!r}; "
+                               f"add --data {law} or drop --{name}")
+    if args.data not in _LAW_FLAGS:
+        return None
+    params = {name: default if getattr(args, name, None) is None else _array(getattr(args, name), f"--{name}")
+              for name, default in _LAW_FLAGS[args.data].items()}
+    try:
+        return (sideq.uniform if args.data == "uniform" else sideq.gaussian)(*params.values(), d)
+    except sideq.SideqInputError as err:
+        if "shape" in str(err):  # (d is not a flag: say where it comes from)
+            raise sideq.SideqInputError(f"{err} (d = {d}, the length of --xi)") from None
+        raise
+
+
+def _law_record(dist) -> dict | None:
+    """The law as JSON (every number, so that a run can be repeated), or None."""
+    import sideq
+
+    if dist is None:
+        return None
+    if isinstance(dist, sideq.Uniform):
+        return {"name": "uniform", "low": dist.low.tolist(), "high": dist.high.tolist()}
+    return {"name": "gaussian", "mean": dist.mean.tolist(), "cov": dist.cov.tolist()}
+
+
+def _data_and_law(args, model, xi):
+    """(x, y, dist, law) for the chosen --data and --risk: ``dist`` the law of
+    X for the population risk (else None), ``law`` the law of --data as JSON
+    (None for a file).  Drawn data come from the seed's data key
+    (:func:`sideq.data.seed_keys`)."""
     import numpy as np
 
     import sideq
@@ -117,24 +217,26 @@ def _data(args, model, xi):
     d = len(xi)
     if args.n < 1:
         raise CLIError(f"--n: the number of samples must be >= 1, got {args.n}")
-    if args.data == "uniform":
-        if args.risk == "population" and d not in _UNIFORM_NODES:
-            raise CLIError(
-                f"--risk population: with --data uniform the quadrature grows like k**d, and --xi gives "
-                f"d = {d} > {max(_UNIFORM_NODES)}; use --risk empirical or --data gaussian"
-            )
-        dist = sideq.uniform(0.0, 1.0, d)
-    elif args.data == "gaussian":
-        dist = sideq.gaussian(np.zeros(d), np.eye(d))
-    else:
+    law = _law(args, d)
+    if args.data == "uniform" and args.risk == "population" and d not in _UNIFORM_NODES:
+        raise CLIError(
+            f"--risk population: with --data uniform the quadrature grows like k**d, and --xi gives "
+            f"d = {d} > {max(_UNIFORM_NODES)}; use --risk empirical or --data gaussian"
+        )
+    if law is None:
         if args.risk == "population":
             raise CLIError("--risk population needs --data uniform or gaussian (a file has no law)")
         x, y = sideq.load_data(args.data, d=d)
-        return x, y, None
+        return x, y, None, None
     if args.risk == "population":
-        return None, None, dist
-    x = sideq.sample(dist, seed_keys(args.seed)[0], args.n)
-    return np.asarray(x), None, None
+        return None, None, law, _law_record(law)
+    x = sideq.sample(law, seed_keys(args.seed)[0], args.n)
+    return np.asarray(x), None, None, _law_record(law)
+
+
+def _data(args, model, xi):
+    """(x, y, dist) for the chosen --data and --risk (see :func:`_data_and_law`)."""
+    return _data_and_law(args, model, xi)[:3]
 
 
 def _add_run_flags(p, kind="descent"):
@@ -143,8 +245,21 @@ def _add_run_flags(p, kind="descent"):
     p.add_argument("--xi", default="2", help="target xi, comma list; its length is d (default 2)")
     p.add_argument("--bias", action="store_true", help="add a bias b: theta = (theta1, b, theta2)")
     p.add_argument("--data", default="uniform",
-                   help="uniform (Unif[0,1]^d), gaussian (N(0, I)), or a .npy/.npz/.csv file")
+                   help="uniform (Unif[low, high]^d; default [0, 1]^d), gaussian (N(mean, cov); default "
+                        "N(0, I)), or a .npy/.npz/.csv file")
     p.add_argument("--n", type=_count, default=1000, help="samples drawn for uniform/gaussian (default 1000)")
+    law = p.add_argument_group(
+        "law of X", "the parameters of --data uniform or gaussian; each is inline or a .npy file "
+        "(numpy.save), and the run's JSON records the law it used")
+    law.add_argument("--low", metavar="L", help="with --data uniform: the lower corner, a number or d numbers "
+                     "joined by commas (default 0)")
+    law.add_argument("--high", metavar="H", help="with --data uniform: the upper corner, a number or d numbers "
+                     "joined by commas, each > --low (default 1)")
+    law.add_argument("--mean", metavar="M", help="with --data gaussian: the mean, a number or d numbers "
+                     "joined by commas, e.g. --mean 0,1 (default 0)")
+    law.add_argument("--cov", metavar="C", help="with --data gaussian: the covariance, symmetric positive "
+                     "semidefinite: a number c (c I), d numbers (a diagonal, e.g. --cov 1,0.5), or a d x d "
+                     "matrix with rows separated by ';' (e.g. --cov '2,0.3;0.3,1') (default 1)")
     p.add_argument("--seed", type=_count, default=0,
                    help=("seed for the data (as `sideq reproduce --seed` draws them) and the --init-dist "
                          "draws (default 0)") if sweep else
@@ -162,14 +277,20 @@ def _add_run_flags(p, kind="descent"):
                             "normal:MEAN,STD (default normal:0,0.1)")
         if kind == "descent":
             p.add_argument("--eta", type=float, default=0.1, help="step size (default 0.1)")
-    if kind == "flow":
+    if kind == "flow":  # (sideq.flow.flow stops on the gradient only)
         p.add_argument("--t1", type=float, default=50.0, help="end time of the flow (default 50)")
         p.add_argument("--gtol", type=float, default=1e-10,
                        help="stop at a steady state |grad R| <= gtol (default 1e-10)")
     else:
         p.add_argument("--epochs", type=_count, default=4000, help="gradient steps (default 4000)")
+        dtol = 1e-6 if sweep else 0.0
         p.add_argument("--gtol", type=float, default=0.0,
-                       help="a run counts as converged once |grad R| <= gtol")
+                       help="a run converges at the first epoch with |grad R| <= gtol, its steps (default 0: off)")
+        p.add_argument("--ltol", type=float, default=0.0,
+                       help="a run converges at the first epoch with the risk R <= ltol, its steps (default 0: off)")
+        p.add_argument("--dtol", type=float, default=dtol,
+                       help=f"a run converges at the first epoch with distance to the target <= dtol, its steps "
+                            f"(default {dtol:g}{': off' if not dtol else ''})")
     p.add_argument("--risk", choices=["empirical", "population"], default="empirical")
     p.add_argument("--backend", choices=["jaxopt", "optimistix"], default="jaxopt")
     prec = p.add_mutually_exclusive_group()
@@ -177,8 +298,6 @@ def _add_run_flags(p, kind="descent"):
     prec.add_argument("--x32", dest="x64", action="store_false", help="float32")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     if sweep:
-        p.add_argument("--dtol", type=float, default=1e-6,
-                       help="steps = first epoch with distance to the target <= dtol (default 1e-6)")
         p.add_argument("--chunk", type=_count, default=None, help="runs per compiled call (default: automatic)")
         p.add_argument("--out", default=None, metavar="DIR", help="write results.npz and summary.json here")
         p.add_argument("--resume", action="store_true", help="continue an interrupted sweep in --out DIR")
@@ -192,6 +311,27 @@ def _add_run_flags(p, kind="descent"):
         p.add_argument("--save", metavar="PATH.npz", help="save the trajectory arrays")
 
 
+def _tolerances(args, *names) -> dict:
+    """The stopping tolerances the command takes, checked before any work by
+    :func:`sideq.train.check_tolerances` (a number >= 0) and here finite; a
+    bad one is a one-line error naming its flag."""
+    from sideq.train import check_tolerances
+
+    values = check_tolerances(**{name: getattr(args, name) for name in names})
+    for name, value in zip(names, values):
+        if not math.isfinite(value):
+            raise CLIError(f"--{name}: a tolerance must be a finite number >= 0 (0 turns it off), got {value}")
+    return dict(zip(names, values))
+
+
+def _on_host(traj):
+    """A run's arrays as numpy, so that summaries index them without a
+    compiled slice per field (each one costs a compilation or a cache read)."""
+    import jax
+
+    return jax.device_get(traj)
+
+
 def cmd_descent(args) -> int:
     import numpy as np
 
@@ -203,16 +343,19 @@ def cmd_descent(args) -> int:
         raise CLIError(f"--epochs: must be >= 1, got {args.epochs}")
     if not args.eta > 0:
         raise CLIError(f"--eta: the step size must be > 0, got {args.eta}")
+    tols = _tolerances(args, "gtol", "ltol", "dtol")
     _check_save(args.save)
     p = model.n_params(len(xi))
     theta0 = parse_init(args.init, p, args.seed)
-    x, y, dist = _data(args, model, xi)
+    x, y, dist, law = _data_and_law(args, model, xi)
     t0 = time.perf_counter()
     traj = descent(model, theta0, xi=np.array(xi), x=x, y=y, dist=dist, eta=args.eta,
-                   epochs=args.epochs, backend=args.backend, gtol=args.gtol)
+                   epochs=args.epochs, backend=args.backend, **tols)
     traj.theta.block_until_ready()
     wall = time.perf_counter() - t0
+    traj = _on_host(traj)
     out = summary(model, traj)
+    out.update(law=law, **tols)
     out.update(theta_initial=[float(v) for v in theta0], wall_s=wall, eta=args.eta,
                risk=args.risk, data=args.data, n=None if dist is not None else int(np.shape(x)[0]),
                dtype=str(traj.theta.dtype))
@@ -232,17 +375,20 @@ def cmd_flow(args) -> int:
     xi = _floats(args.xi, "--xi")
     if not (args.t1 > 0 and math.isfinite(args.t1)):
         raise CLIError(f"--t1: the end time must be a finite number > 0, got {args.t1}")
+    tols = _tolerances(args, "gtol")
     _check_save(args.save)
     p = model.n_params(len(xi))
     theta0 = parse_init(args.init, p, args.seed)
-    x, y, dist = _data(args, model, xi)
+    x, y, dist, law = _data_and_law(args, model, xi)
     ts = np.linspace(0.0, args.t1, 201)
     t0 = time.perf_counter()
     traj = flow(model, theta0, xi=np.array(xi), x=x, y=y, dist=dist, t1=args.t1, saveat_ts=ts,
-                gtol=args.gtol, backend=args.backend)
+                backend=args.backend, **tols)
     traj.theta.block_until_ready()
     wall = time.perf_counter() - t0
+    traj = _on_host(traj)
     out = flow_summary(model, traj)
+    out.update(law=law, **tols)
     out.update(theta_initial=[float(v) for v in theta0], wall_s=wall, risk=args.risk, data=args.data,
                n=None if dist is not None else int(np.shape(x)[0]), dtype=str(traj.theta.dtype))
     if args.save:
@@ -303,16 +449,16 @@ def cmd_sweep(args) -> int:
             print(f"sideq sweep: nothing to resume in {args.out!r} (no manifest.json); starting a new sweep",
                   file=sys.stderr)
         _writable_folder(args.out, "--out")
+    tols = _tolerances(args, "gtol", "ltol", "dtol")
     p = model.n_params(len(xi))
     inits = make_inits(args.init_dist, args.inits, p, args.seed)
-    x, y, dist = _data(args, model, xi)
+    x, y, dist, law = _data_and_law(args, model, xi)
     res = run_sweep(
         model, xi=np.array(xi), inits=inits, eta=np.array(etas) if len(etas) > 1 else etas[0],
         epochs=args.epochs, x=x, y=y, dist=dist, chunk=args.chunk, out_dir=args.out, resume=args.resume,
-        gtol=args.gtol, dtol=args.dtol, backend=args.backend, progress=not args.no_progress,
-        distributed=args.distributed,
+        backend=args.backend, progress=not args.no_progress, distributed=args.distributed, **tols,
     )
-    _emit(res.summary, args.json)
+    _emit({**res.summary, "law": law}, args.json)
     return 0
 
 
@@ -378,11 +524,71 @@ def cmd_bench(args) -> int:
     return bench_main(quick=args.quick, as_json=args.json)
 
 
+CACHE_ENV = "SIDEQ_CACHE_DIR"
+
+
+def cache_dir() -> str:
+    """The folder of the command's persistent compilation cache:
+    ``$SIDEQ_CACHE_DIR``, else ``$XDG_CACHE_HOME/sideq/jax``, else
+    ``~/.cache/sideq/jax``."""
+    folder = os.environ.get(CACHE_ENV, "").strip()
+    if folder:
+        return os.path.abspath(os.path.expanduser(folder))
+    base = os.environ.get("XDG_CACHE_HOME", "").strip()
+    if not os.path.isabs(base):  # (unset, or relative: the XDG spec ignores a relative path)
+        base = os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "sideq", "jax")
+
+
+def _add_cache_flag(p) -> None:
+    """``--no-cache`` for a command that compiles (also accepted before the
+    command, ``sideq --no-cache COMMAND``); marks the command as one that
+    uses the persistent compilation cache."""
+    p.add_argument("--no-cache", action="store_true", default=argparse.SUPPRESS,
+                   help="compile afresh, without the persistent compilation cache (see sideq --help)")
+    p.set_defaults(compiles=True)
+
+
+def _compilation_cache(args, owns_process: bool) -> str | None:
+    """The folder in which this command caches its compiled programs, or None:
+    only a command that compiles, without ``--no-cache``, started as the
+    ``sideq`` command (see :func:`main`)."""
+    if not owns_process or not getattr(args, "compiles", False) or getattr(args, "no_cache", False):
+        return None
+    return cache_dir()
+
+
+def _use_compilation_cache(folder: str) -> None:
+    """Turn JAX's persistent compilation cache on in ``folder`` for this
+    process, for every compiled program however quick to compile (XLA:CPU
+    compiles sideq's small helpers in milliseconds, but a process pays for
+    each).  A folder that cannot be written leaves the cache off, with one
+    line on stderr: the run goes on."""
+    import jax
+
+    from sideq.errors import unwritable_folder
+
+    problem = unwritable_folder(folder)
+    if problem:
+        print(f"sideq: warning: no compilation cache: {problem} (or set {CACHE_ENV}, or pass --no-cache)",
+              file=sys.stderr)
+        return
+    jax.config.update("jax_compilation_cache_dir", folder)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)  # (-1: no size limit)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="sideq",
         description="Deep equilibrium single-index models: equilibria, risks, gradient descent.",
+        epilog=(f"Commands that compile keep their compiled programs in ${CACHE_ENV} (default "
+                "$XDG_CACHE_HOME/sideq/jax or ~/.cache/sideq/jax; here "
+                f"{cache_dir()}), so that the same run starts faster the next time; --no-cache "
+                "turns it off, and deleting the folder empties it."),
     )
+    parser.add_argument("--no-cache", action="store_true",
+                        help="compile afresh, without the persistent compilation cache")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p = sub.add_parser("reproduce", help="rerun the paper's experiments (Section 4) and write figures + summary")
     p.add_argument("--out", default="figures", help="output folder (default figures/)")
@@ -397,21 +603,26 @@ def build_parser() -> argparse.ArgumentParser:
     prec = p.add_mutually_exclusive_group()
     prec.add_argument("--x64", dest="x64", action="store_true", default=True, help="float64 (default)")
     prec.add_argument("--x32", dest="x64", action="store_false", help="float32")
+    _add_cache_flag(p)
     p.set_defaults(func=cmd_reproduce, subparser=p)
     p = sub.add_parser("descent", help="one gradient-descent run; prints a summary (or --json)")
     _add_run_flags(p)
+    _add_cache_flag(p)
     p.set_defaults(func=cmd_descent, subparser=p)
     p = sub.add_parser("flow", help="one gradient-flow run (diffrax); prints a summary (or --json)")
     _add_run_flags(p, "flow")
+    _add_cache_flag(p)
     p.set_defaults(func=cmd_flow, subparser=p)
     p = sub.add_parser("sweep", help="gradient descent from many initializations: chunked, sharded, resumable")
     _add_run_flags(p, "sweep")
+    _add_cache_flag(p)
     p.set_defaults(func=cmd_sweep, subparser=p)
     p = sub.add_parser("verify", help="check every theorem of the paper against simulation (VERIFY.md)")
     p.add_argument("--quick", action="store_true", help="fewer initializations (under a minute)")
     p.add_argument("--json", action="store_true", help="print a list of {claim, holds, ...} objects")
     p.add_argument("--plots", metavar="DIR", default=None,
                    help="also write the VERIFY.md figures (PNG) into DIR, e.g. docs/verify")
+    _add_cache_flag(p)
     p.set_defaults(func=cmd_verify, subparser=p)
     p = sub.add_parser("bench", help="speed against a per-sample numpy/scipy baseline (see BENCHMARKS.md)")
     p.add_argument("--quick", action="store_true", help="fewer repeats (under two minutes)")
@@ -444,6 +655,16 @@ def _negative_values(parser, argv):
 
 
 def main(argv=None) -> int:
+    """The ``sideq`` command line; returns the exit status.
+
+    With ``argv`` None (the ``sideq`` command, ``python -m sideq.cli``) the
+    process is the command's own, and a command that compiles keeps JAX's
+    persistent compilation cache in :func:`cache_dir` (``--no-cache``: none).
+    Called from Python with a list of arguments, it leaves the process's JAX
+    configuration as it found it (the cache is a setting of the whole
+    process).  ``sideq bench`` measures compilation, so it runs without the
+    cache (its start-up figures time the command in fresh processes)."""
+    owns_process = argv is None
     parser = build_parser()
     args, extra = parser.parse_known_args(_negative_values(parser, sys.argv[1:] if argv is None else list(argv)))
     if extra:  # named by the command they were given to, as its other errors are
@@ -454,6 +675,12 @@ def main(argv=None) -> int:
     from sideq.errors import SideqInputError
 
     import jax
+
+    folder = _compilation_cache(args, owns_process)
+    if folder is not None:
+        _use_compilation_cache(folder)
+    elif owns_process and getattr(args, "no_cache", False):  # (also off where JAX_COMPILATION_CACHE_DIR is set)
+        jax.config.update("jax_enable_compilation_cache", False)
 
     # The entry point chooses the precision, scoped to the command: --x64 (the
     # default) or --x32; verify and bench always run in float64.

@@ -29,17 +29,20 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 from typing import Callable
+import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sideq.errors import SideqInputError
+from sideq.errors import EstimatedBoundsWarning, SideqInputError
 
 __all__ = ["Activation", "activation", "get_activation", "ACTIVATIONS", "LEAKY_RELU_SLOPE"]
 
 LEAKY_RELU_SLOPE = 0.01
+_GRID_POINTS = 200_001  # where slope bounds are estimated (see activation)
 
 # Exact GELU σ(z) = z Φ(z): σ'(z) = Φ(z) + z φ(z), extremal at z = ±√2.
 _SQRT2 = math.sqrt(2.0)
@@ -169,10 +172,17 @@ def activation(
 ) -> Activation:
     """Wrap a user callable ``fn: ℝ → ℝ`` (JAX-traceable, elementwise) as an Activation.
 
-    ``slope_bounds = (inf σ', sup σ')`` should be given when known.  If omitted
-    they are *estimated* on a grid of 200,001 points in ``[-search_radius,
-    search_radius]`` (``estimated=True`` is then recorded): good for smooth
-    activations whose derivative settles outside that interval, not a proof.
+    ``slope_bounds = (inf σ', sup σ')`` should be given when known: they prove
+    that the equilibrium is unique where |θ2|·sup|σ'| < 1 or, for monotone σ,
+    θ2·sup σ' < 1 (:func:`sideq.solve.uniqueness_margin`).  If omitted they
+    are *estimated* on a grid of 200,001 points in ``[-search_radius,
+    search_radius]``, with an :class:`~sideq.errors.EstimatedBoundsWarning`:
+    a grid sees neither slopes outside that interval nor a kink or a steep
+    part between two of its points, so an estimate is not a proof.  With
+    estimated bounds (``estimated=True``) the solver uses them only to search
+    for a root: a solve that finds one reports ``Status.UNVERIFIED``, never
+    CONVERGED; the bounds certify no one-step stop and no residual, and equal
+    estimated bounds do not make σ affine.
     ``range_bounds`` defaults to unbounded, which only costs a bracket in the
     non-unique regime.  ``curvature_bound`` (≥ sup |σ''|) is never estimated:
     it certifies the solver's one-evaluation stop, so a guess could return a
@@ -190,19 +200,31 @@ def activation(
             f"activation: expected a callable or one of {sorted(ACTIVATIONS)}, got {fn!r}"
         )
     estimated = slope_bounds is None
+    label = name or getattr(fn, "__name__", "custom")
     if estimated:
-        _, _, d = _on_grid(fn, search_radius, 200_001)
+        _, _, d = _on_grid(fn, search_radius, _GRID_POINTS)
         if not np.all(np.isfinite(d)):
             raise SideqInputError(
                 "activation: the derivative of the given callable is not finite on "
                 f"[-{search_radius}, {search_radius}]; pass slope_bounds=(min, max) explicitly"
             )
         slope_bounds = (float(d.min()), float(d.max()))
+        warnings.warn(
+            f"activation {label!r}: slope bounds estimated on a grid of [-{search_radius:g}, "
+            f"{search_radius:g}] as [{slope_bounds[0]:.6g}, {slope_bounds[1]:.6g}]; a grid cannot see "
+            "slopes outside that interval or between its points (kinks, steep narrow parts), so "
+            "uniqueness of the equilibrium is not claimed (Status.UNVERIFIED); pass "
+            "slope_bounds=(inf sigma', sup sigma') to prove it",
+            EstimatedBoundsWarning, stacklevel=_caller_level(),
+        )
     lo, hi = map(float, slope_bounds)
     if not lo <= hi:
         raise SideqInputError(f"activation: slope_bounds must satisfy min <= max, got {slope_bounds}")
     rlo, rhi = range_bounds if range_bounds is not None else (-math.inf, math.inf)
-    affine = lo == hi
+    # Equal estimated bounds do not make σ affine: a grid sees no step that
+    # lies between two of its points (treated as affine, the residual would be
+    # computed from a linear model of σ and could not flag a wrong root).
+    affine = lo == hi and not estimated
     if curvature_bound is None:
         curvature = 0.0 if affine else math.inf
     else:
@@ -214,10 +236,19 @@ def activation(
     if slope_of_value is not None:
         _check_slope_of_value(fn, slope_of_value, search_radius)
     return Activation(
-        name or getattr(fn, "__name__", "custom"), fn, lo, hi, float(rlo), float(rhi),
+        label, fn, lo, hi, float(rlo), float(rhi),
         curvature, differentiable=differentiable, affine=affine, estimated=estimated,
         slope_of_value=slope_of_value,
     )
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` of a warning that points at the first frame outside
+    sideq (the user's line that built the activation or the model)."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("sideq."):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _on_grid(fn, radius, points):

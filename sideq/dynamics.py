@@ -28,7 +28,7 @@ import optax
 from sideq.model import Model
 from sideq.risk import Evaluation
 from sideq.solve import continuation, warm_start
-from sideq.status import Status, first_status, has_status, status_flags  # (re-exported)
+from sideq.status import Status, first_status, has_status, run_repr, status_flags  # (re-exported)
 
 __all__ = [
     "Trajectory", "gradient_descent", "distance_to_target", "w_distance", "solve_failure",
@@ -68,18 +68,52 @@ def _max_abs(v):
 
 
 class Trajectory(NamedTuple):
-    """A training run; arrays indexed by epoch t = 0..T (batched under vmap)."""
+    r"""A run of gradient descent θ(t+1) = θ(t) − η∇R(θ(t)) (Section 2).
 
-    theta: jax.Array  # (T+1, p)
-    loss: jax.Array  # (T+1,)  R(θ(t))
-    grad_norm: jax.Array  # (T+1,)  ‖∇R(θ(t))‖
-    distance: jax.Array  # (T+1,)  distance to the target set
-    w: jax.Array  # (T+1,)  ‖θ(t) − (0,…,0,1)‖², Eq. (8)
-    gap: jax.Array  # (T+1,)  |1 − θ2(t)|
-    residual: jax.Array  # (T+1,)  worst |y − g(y)| over samples / nodes (sigmoid, tanh: a bound on it from the Newton steps, sideq.solve._newton_residual)
-    status: jax.Array  # ()  sideq.Status code
-    fail_step: jax.Array  # ()  first epoch with a failure, −1 if none
-    steps: jax.Array  # ()  first epoch meeting gtol/ltol/dtol, T if never
+    Rows are epochs t = 0..T (T + 1 rows; two rows, θ(0) and θ(T), when run
+    without history); under vmap every field gains a leading run axis.
+
+    Attributes:
+      theta: (T+1, p) θ(t).
+      loss: (T+1,) R(θ(t)).
+      grad_norm: (T+1,) ‖∇R(θ(t))‖.
+      distance: (T+1,) distance to the target set (:func:`distance_to_target`).
+      w: (T+1,) ‖θ(t) − (0,…,0,1)‖², Eq. (8).
+      gap: (T+1,) |1 − θ2(t)| (Lemma 3.2).
+      residual: (T+1,) worst |y − g(y)| over the samples or nodes (sigmoid,
+        tanh: a bound on it from the Newton steps,
+        :func:`sideq.solve._newton_residual`).
+      status: () :class:`~sideq.status.Status` code of the run's *end*: the
+        failure that froze the run (DIVERGED, SINGULAR, SOLVER_FAILURE) if
+        any; else NON_UNIQUE or UNVERIFIED if an equilibrium at the final θ is
+        possibly non-unique or its uniqueness unproven; else CONVERGED if a
+        tolerance was met, MAX_STEPS if not.  ``sideq.status.names`` or the
+        repr gives the names.
+      fail_step: () first epoch with a failure, −1 if none.
+      steps: () first epoch meeting gtol/ltol/dtol, T if never.
+      non_unique_epochs: () number of epochs t (of 0..T, up to a failure)
+        whose equilibria were possibly non-unique (some NON_UNIQUE solve):
+        the run's history in that regime, kept apart from its final status.
+      non_unique_first, non_unique_last: () the first and last such epoch,
+        −1 if none.
+    """
+
+    theta: jax.Array
+    loss: jax.Array
+    grad_norm: jax.Array
+    distance: jax.Array
+    w: jax.Array
+    gap: jax.Array
+    residual: jax.Array
+    status: jax.Array
+    fail_step: jax.Array
+    steps: jax.Array
+    non_unique_epochs: jax.Array
+    non_unique_first: jax.Array
+    non_unique_last: jax.Array
+
+    def __repr__(self) -> str:
+        return run_repr(self, "Trajectory")
 
 
 def distance_to_target(model: Model, theta, xi):
@@ -204,21 +238,28 @@ def gradient_descent(
         return (((gtol > 0) & (gnorm <= gtol)) | ((ltol > 0) & (loss <= ltol))
                 | ((dtol > 0) & (dist <= dtol)))
 
+    def count_non_unique(flags, t, fail_step, nu_count, nu_first, nu_last):
+        # Epoch t counts while the run is not frozen by a failure.
+        now = has_status(flags, Status.NON_UNIQUE) & (fail_step < 0)
+        return (nu_count + now.astype(jnp.int32), jnp.where(now & (nu_first < 0), t, nu_first),
+                jnp.where(now, t, nu_last))
+
     def step(carry, t):
-        # ``marks`` packs the run's four integers (failure code and step, the
-        # NON_UNIQUE flag, the epoch a tolerance was met): updated as one array
-        # they are one kernel per epoch, not four.
+        # ``marks`` packs the run's six integers (failure code and step, the
+        # count, first and last epoch in the non-unique regime, the epoch a
+        # tolerance was met): updated as one array they are one kernel per
+        # epoch, not six.
         theta, opt_state, y_warm, marks = carry
-        fail_code, fail_step, non_unique, hit = (marks[i] for i in range(4))
+        fail_code, fail_step, nu_count, nu_first, nu_last, hit = (marks[i] for i in range(6))
         ev = measure(theta, y_warm)
         row = diagnostics(theta, ev.loss, ev.grad, ev.residual)
         hit = jnp.where((hit < 0) & reached(row), t, hit)
         flags, grad = ev.flags, ev.grad
+        nu_count, nu_first, nu_last = count_non_unique(flags, t, fail_step, nu_count, nu_first, nu_last)
         code = solve_failure(None, ev.loss, grad, flags=flags)
         failed_now = (fail_step < 0) & (code != Status.CONVERGED)
         fail_code = jnp.where(failed_now, code, fail_code)
         fail_step = jnp.where(failed_now, t, fail_step)
-        non_unique = non_unique | has_status(flags, Status.NON_UNIQUE).astype(jnp.int32)
         updates, new_opt_state = optimizer.update(grad, opt_state, theta)
         new_theta = optax.apply_updates(theta, updates)
         blown = ~_all_finite(new_theta) | (_max_abs(new_theta) > divergence)
@@ -233,7 +274,7 @@ def gradient_descent(
         # NaN it left makes the next solve start cold).
         new_y = ev.warm
         new_opt_state = jax.tree_util.tree_map(keep, opt_state, new_opt_state)
-        marks = jnp.stack([fail_code, fail_step, non_unique, hit]).astype(jnp.int32)
+        marks = jnp.stack([fail_code, fail_step, nu_count, nu_first, nu_last, hit]).astype(jnp.int32)
         carry = (new_theta, new_opt_state, new_y, marks)
         return carry, (record(theta, ev) if history else None)
 
@@ -241,7 +282,7 @@ def gradient_descent(
         theta0,
         optimizer.init(theta0),
         start,
-        jnp.asarray([Status.CONVERGED, -1, 0, -1], jnp.int32),
+        jnp.asarray([Status.CONVERGED, -1, 0, -1, -1, -1], jnp.int32),
     )
     if not history:
         ev_0 = measure(theta0, init[2])
@@ -255,20 +296,22 @@ def gradient_descent(
     # sideq.solve._solve_warm returned in its step's slot.
     (theta_T, _, y_T, marks), hist = jax.lax.scan(step, init, jnp.arange(epochs, dtype=jnp.int32),
                                                   unroll=_UNROLL)
-    fail_code, fail_step, non_unique, hit = (marks[i] for i in range(4))
-    non_unique = non_unique != 0
+    fail_code, fail_step, nu_count, nu_first, nu_last, hit = (marks[i] for i in range(6))
     ev_T = measure(theta_T, y_T)
     last = diagnostics(theta_T, ev_T.loss, ev_T.grad, ev_T.residual)
     hit = jnp.where((hit < 0) & reached(last) & (fail_step < 0), epochs, hit)
+    nu_count, nu_first, nu_last = count_non_unique(ev_T.flags, epochs, fail_step, nu_count, nu_first, nu_last)
     if history:
         rows = unpack(jnp.concatenate([hist, record(theta_T, ev_T)[None]]))
     else:
         rows = (jnp.stack([f, l]) for f, l in zip(first, last))
     theta, loss, gnorm, dist, w, gap, resid = rows
     steps = jnp.where(hit >= 0, hit, epochs).astype(jnp.int32)
-    status = jnp.select(
-        [fail_step >= 0, non_unique, hit >= 0],
-        [fail_code, Status.NON_UNIQUE, Status.CONVERGED],
-        Status.MAX_STEPS,
-    ).astype(jnp.int32)
-    return Trajectory(theta, loss, gnorm, dist, w, gap, resid, status, fail_step, steps)
+    # The status of the run's end: its equilibria at θ(T) (a failure at any
+    # epoch froze the run, so θ(T) is the state it failed in).
+    status = first_status([
+        (fail_step >= 0, fail_code), (has_status(ev_T.flags, Status.NON_UNIQUE), Status.NON_UNIQUE),
+        (has_status(ev_T.flags, Status.UNVERIFIED), Status.UNVERIFIED), (hit >= 0, Status.CONVERGED),
+    ], default=Status.MAX_STEPS)
+    return Trajectory(theta, loss, gnorm, dist, w, gap, resid, status, fail_step, steps,
+                      nu_count, nu_first, nu_last)

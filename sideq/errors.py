@@ -13,6 +13,11 @@ class SideqInputError(ValueError):
     """Bad input at a public entry point (shape, value, name, file)."""
 
 
+class EstimatedBoundsWarning(UserWarning):
+    """An activation's slope bounds were estimated on a grid, not given: the
+    solver will not claim that an equilibrium is unique (``Status.UNVERIFIED``)."""
+
+
 class SingularModelError(SideqInputError):
     """θ2 = 1 for the linear DEQ: y = θ1ᵀx + θ2 y has no (or infinitely many) solutions."""
 

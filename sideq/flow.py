@@ -60,7 +60,7 @@ from sideq.risk import (
     population_objective,
 )
 from sideq.solve import BACKENDS
-from sideq.status import Status, has_status, status_flags
+from sideq.status import Status, has_status, run_repr, status_flags
 from sideq.train import check_maxiter, check_problem, check_theta0
 
 __all__ = [
@@ -94,9 +94,15 @@ class FlowTrajectory(NamedTuple):
     gap: jax.Array  # (K+1,)   |1 − θ2(t)|
     residual: jax.Array  # (K+1,)   worst |y − g(y)| over samples / nodes
     t_final: jax.Array  # ()       stop time: the steady-state time, or t1
-    status: jax.Array  # ()       sideq.Status code
+    status: jax.Array  # ()       sideq.Status code of the flow's end (see gradient_flow)
     steps: jax.Array  # ()       accepted integrator steps
     rejected: jax.Array  # ()       rejected integrator steps
+    non_unique_rows: jax.Array  # ()  reached rows whose equilibria were possibly non-unique
+    non_unique_t_first: jax.Array  # ()  the first such row's time, NaN if none
+    non_unique_t_last: jax.Array  # ()  the last such row's time, NaN if none
+
+    def __repr__(self) -> str:
+        return run_repr(self, "FlowTrajectory")
 
 
 def default_flow_tol(dtype) -> float:
@@ -197,9 +203,12 @@ def gradient_flow(
         docstring for why).
       divergence: stop (status DIVERGED) once max|θ| exceeds this.
 
-    Returns a :class:`FlowTrajectory`.  Status: CONVERGED when the steady state
-    was reached, MAX_STEPS when t1 or ``max_steps`` came first, NON_UNIQUE when
-    some recorded equilibrium may not be unique, DIVERGED on non-finite values
+    Returns a :class:`FlowTrajectory`.  Status (of the flow's end): CONVERGED
+    when the steady state was reached, MAX_STEPS when t1 or ``max_steps`` came
+    first, NON_UNIQUE (UNVERIFIED) when an equilibrium at θ(t_final) may not be
+    unique (its uniqueness rests on estimated slope bounds); the recorded rows
+    in the non-unique regime are counted in ``non_unique_rows``, with the
+    first and last such time beside them; DIVERGED on non-finite values
     or |θ| > ``divergence``, SINGULAR / SOLVER_FAILURE when an equilibrium solve
     or the integrator failed.  diffrax rejects steps into regions where ∇R is
     not finite, so such a flow stalls at the edge until ``max_steps``; it is
@@ -263,9 +272,9 @@ def gradient_flow(
         code = jnp.where(jnp.all(jnp.isfinite(th)), code, Status.DIVERGED)
         return (loss, jnp.linalg.norm(grad), distance_to_target(model, th, xi), w_distance(th),
                 jnp.abs(1 - th[-1]), jnp.max(eq.residual), code,
-                has_status(flags, Status.NON_UNIQUE), grad)
+                has_status(flags, Status.NON_UNIQUE), has_status(flags, Status.UNVERIFIED), grad)
 
-    loss, gnorm, dist, w, gap, resid, codes, non_unique, grads = jax.vmap(diagnostics)(theta)
+    loss, gnorm, dist, w, gap, resid, codes, non_unique, unverified, grads = jax.vmap(diagnostics)(theta)
     drift = jnp.abs(w - w_distance(theta0))
 
     failed = codes != Status.CONVERGED
@@ -280,18 +289,27 @@ def gradient_flow(
         gnorm[-1], jnp.finfo(dtype).tiny)
     probe_ok = jnp.all(jnp.isfinite(f(t_final, theta_final + step * f_final, None)))
     stalled = (result == diffrax.RESULTS.max_steps_reached) & ~probe_ok
+    # The status of the flow's end: a failure at any recorded row, else the
+    # equilibria at θ(t_final) (the last row), then how the integration ended.
     status = jnp.select(
-        [jnp.any(failed), event & blown_hit, stalled, ~(event | limit), jnp.any(non_unique),
+        [jnp.any(failed), event & blown_hit, stalled, ~(event | limit), non_unique[-1], unverified[-1],
          event & steady_hit],
         [fail_code, Status.DIVERGED, Status.DIVERGED, Status.SOLVER_FAILURE, Status.NON_UNIQUE,
-         Status.CONVERGED],
+         Status.UNVERIFIED, Status.CONVERGED],
         Status.MAX_STEPS,
     ).astype(jnp.int32)
+    # The history in the non-unique regime, over the rows the flow reached
+    # (the requested times up to t_final, and t_final).
+    seen = non_unique & jnp.concatenate([reached, jnp.ones((1,), bool)])
+    anyseen = jnp.any(seen)
     stats = sol.stats
     return FlowTrajectory(
         ts_out, theta, loss, gnorm, dist, w, drift, gap, resid, t_final, status,
         jnp.asarray(stats["num_accepted_steps"], jnp.int32),
         jnp.asarray(stats["num_rejected_steps"], jnp.int32),
+        jnp.sum(seen).astype(jnp.int32),
+        jnp.where(anyseen, jnp.min(jnp.where(seen, ts_out, jnp.inf)), jnp.nan),
+        jnp.where(anyseen, jnp.max(jnp.where(seen, ts_out, -jnp.inf)), jnp.nan),
     )
 
 
@@ -468,6 +486,8 @@ def flow_summary(model: Model, traj: FlowTrajectory) -> dict:
         "t_final": float(traj.t_final),
         "max_residual": num(np.nanmax(np.asarray(traj.residual))),
     }
+    out.update(non_unique_rows=int(traj.non_unique_rows), non_unique_t_first=num(traj.non_unique_t_first),
+               non_unique_t_last=num(traj.non_unique_t_last))
     if model.is_linear:
         out["conservation_drift"] = num(np.max(np.asarray(traj.drift)))
     return out

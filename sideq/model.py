@@ -25,6 +25,11 @@ __all__ = ["Model", "linear", "single_index"]
 class Model:
     """Static description of a scalar DEQ y = g_θ(x, y).
 
+    Build one with :func:`linear` or :func:`single_index`; a custom σ goes
+    through :func:`sideq.activation`.  Subclassing is refused (``TypeError``):
+    the solvers read the map from the activation's constants, not from
+    overridden methods.
+
     ``activation`` is σ; the linear DEQ of Eq. (2) is ``σ = identity`` with
     ``kind == "linear"`` (its equilibrium is then y = (θ1ᵀx + b)/(1 − θ2)).
     """
@@ -32,6 +37,20 @@ class Model:
     activation: Activation
     bias: bool = False
     kind: str = "single_index"
+
+    def __init_subclass__(cls, **kwargs):
+        # Every solver path reads the map from ``activation`` (its slope and
+        # range bounds give the bracket, the uniqueness proof and the Taylor
+        # certificate; ``residual_at`` and ``linearization_at`` are inlined in
+        # the batched solvers), so an override of ``g`` would be solved as the
+        # old map and reported converged.  Refused at class creation.
+        raise TypeError(
+            f"class {cls.__name__}: sideq.Model cannot be subclassed: its solvers derive the map, "
+            "bracket and uniqueness proof from the activation, so an override of g or residual_at "
+            "would be solved as the old map; for your own sigma use "
+            "sideq.single_index(sideq.activation(fn, slope_bounds=(lo, hi))) "
+            "(a general map g(params, x, y) is not supported in this version)"
+        )
 
     @property
     def name(self) -> str:

@@ -11,7 +11,10 @@ This covers the linear DEQ at every θ2 ≠ 1 (also |θ2| > 1, where fixed-point
 iteration diverges), every contractive case |θ2|·L < 1, and θ2 ≤ 0 for monotone σ.
 Otherwise (e.g. sigmoid with θ2 > 4) the root may not be unique: the solver
 brackets with the range of σ when σ is bounded and the result carries
-``Status.NON_UNIQUE``.  Inside the bracket a safeguarded Newton iteration runs
+``Status.NON_UNIQUE``.  Slope bounds estimated on a grid (a user callable
+without ``slope_bounds=``) only guide the search: uniqueness is then not
+claimed (``Status.UNVERIFIED``), and no Taylor certificate is issued.  A
+failed solve returns NaN, never a finite non-root.  Inside the bracket a safeguarded Newton iteration runs
 (a Newton step, or bisection when the step leaves the bracket): quadratic
 convergence from a warm start, never worse than bisection.  From a good warm
 start (:func:`predict_start`) one Newton step is usually *certified* by a
@@ -43,7 +46,7 @@ import numpy as np
 
 from sideq.errors import SideqInputError, SingularModelError
 from sideq.model import Model
-from sideq.status import Status, first_status
+from sideq.status import Status, first_status, is_success, run_repr
 
 __all__ = [
     "Equilibrium", "WarmStart", "warm_start", "Continuation", "continuation", "predict_start", "solve",
@@ -63,6 +66,9 @@ class Equilibrium(NamedTuple):
     status: jax.Array  # sideq.Status code (int32)
     omega: jax.Array  # pre-activation ω = θ1ᵀx + b + θ2 y at the solution
     sensitivity: jax.Array  # ∂y/∂a = σ'(ω) / (1 − θ2 σ'(ω)), Eq. (1), a = θ1ᵀx + b
+
+    def __repr__(self) -> str:
+        return run_repr(self, "Equilibrium")
 
 
 class WarmStart(NamedTuple):
@@ -240,7 +246,7 @@ def _acceptance(model: Model, theta2, dtype, tol):
     eps = _EPS[jnp.dtype(dtype).name]
     short = eps**0.25
     m, _ = uniqueness_margin(model, theta2)
-    if math.isfinite(act.curvature_max):
+    if math.isfinite(act.curvature_max) and not act.estimated:  # (estimated bounds prove nothing)
         # certified ⇔ θ2² M2 D s² ≤ 2 m² c·eps·scale, with D ≥ |F'| (_slope_sup).
         cert_lhs = theta2**2 * act.curvature_max * _slope_sup(model, theta2)
         cert_rhs = 2 * jnp.where(m > 0, m, 0) ** 2 * (_CERTIFIED_ULPS * eps)
@@ -263,7 +269,8 @@ def _one_evaluation(model: Model) -> bool:
     σ' is a function of σ's value (``Activation.slope_of_value``) and σ'' is
     bounded (:func:`_newton_residual`)."""
     act = model.activation
-    return act.slope_of_value is not None and math.isfinite(act.curvature_max) and not model.is_linear
+    return (act.slope_of_value is not None and math.isfinite(act.curvature_max) and not model.is_linear
+            and not act.estimated)
 
 
 def _newton_residual(model: Model, theta2, step, y):
@@ -506,7 +513,9 @@ def _solve_impl(model: Model, theta, x, y0, backend: str, tol: float, maxiter: i
         y, (it, converged) = _jaxopt_solver(model, tol, maxiter)(y0, a, theta2)
     else:
         y, it, converged = _optimistix_solve(model, a, theta2, y0, tol, maxiter)
-    return _equilibrium(model, theta, x, a, theta2, y, it, converged, tol)
+    eq = _equilibrium(model, theta, x, a, theta2, y, it, converged, tol)
+    # (NaN where the solve failed, _equilibrium; its derivatives too)
+    return eq._replace(y=_poison(eq.y, ~is_success(eq.status), theta, x))
 
 
 def _solve_steps(model: Model, theta, x, y0, tol: float, steps: int = 2):
@@ -704,10 +713,16 @@ def _equilibrium(model: Model, theta, x, a, theta2, y, it, converged, tol, resid
     # Not a root: a "converged" iterate whose residual is too large, or NaN/inf
     # (a comparison with NaN is false).
     missed = ~(residual <= jnp.sqrt(tol) * scale)
+    # Uniqueness is claimed only from exact slope bounds; estimated ones
+    # (sideq.activation without slope_bounds) leave it unproven.
+    proven = Status.UNVERIFIED if model.activation.estimated else Status.CONVERGED
     status = first_status([
         (singular, Status.SINGULAR), (missed, Status.SOLVER_FAILURE),
         (~converged, Status.MAX_STEPS), (~unique, Status.NON_UNIQUE),
-    ])
+    ], default=proven)
+    # A failed solve gives NaN, never a finite non-root (its residual and
+    # iterations stay as diagnostics).
+    y = jnp.where(missed | ~converged, jnp.nan, y)
     if model.is_linear:  # (singular is a constant False otherwise: skip a useless reduction)
         y = _poison(y, singular, theta, x)
     omega = jax.lax.stop_gradient(a + theta2 * y)
@@ -825,6 +840,13 @@ def solve(model: Model, theta, x, *, y0=None, backend: str = "jaxopt", tol: floa
     Returns an :class:`Equilibrium` ``(y, residual, iterations, margin, status,
     omega, sensitivity)`` (ω = a + θ2 y and ∂y/∂a at the solution, for warm starts);
     ``y`` is differentiable in θ and x by implicit differentiation (Eq. (1)).
+    ``status`` (:class:`~sideq.status.Status`) claims no more than is proven:
+    CONVERGED is a root to tolerance that the activation's exact slope bounds
+    prove unique; UNVERIFIED a root whose uniqueness rests on estimated
+    bounds; NON_UNIQUE a root where the bounds allow several.  For these
+    three |y − g_θ(x, y)| ≤ √tol·(1 + |y| + |θ1ᵀx + b|); any other status is a
+    failure and its ``y`` is NaN (with NaN derivatives), never a finite
+    non-root.
     Works under ``jit`` and ``vmap``.  Outside jit, θ2 = 1 for the linear DEQ
     raises :class:`~sideq.errors.SingularModelError`; inside jit it gives NaN and
     ``Status.SINGULAR``.
@@ -850,16 +872,15 @@ def equilibrium(model: Model, theta, x, **kwargs):
 
     ``x`` of shape ``(d,)`` gives a scalar, ``(n, d)`` an ``(n,)`` array.  Values
     whose solve failed (singular, iteration limit, no root) are NaN, never a
-    finite wrong number; a root that may not be unique (non-contractive θ2) is
-    returned as found, with a warning when called outside jit.  Use :func:`solve`
+    finite wrong number; a root that may not be unique (NON_UNIQUE: non-contractive
+    θ2; UNVERIFIED: estimated slope bounds) is returned as found, with a
+    warning when called outside jit.  Use :func:`solve`
     for the diagnostics.  Keyword arguments as for :func:`solve`.
     """
     sol = solve(model, theta, x, **kwargs)
-    ok = (sol.status == Status.CONVERGED) | (sol.status == Status.NON_UNIQUE)
     status_c = _concrete(sol.status)
-    if status_c is not None and np.any(status_c == Status.NON_UNIQUE):
-        warnings.warn(
-            f"equilibrium: {Status.NON_UNIQUE.message}", RuntimeWarning, stacklevel=2
-        )
-    # A failed solve must give a NaN gradient too, not a finite wrong one.
-    return _poison(sol.y, ~ok, theta, x)
+    for unproven in (Status.NON_UNIQUE, Status.UNVERIFIED):
+        if status_c is not None and np.any(status_c == unproven):
+            warnings.warn(f"equilibrium: {unproven.message}", RuntimeWarning, stacklevel=2)
+    # (solve already returns NaN, with NaN derivatives, where it failed)
+    return sol.y

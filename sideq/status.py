@@ -9,15 +9,31 @@ import enum
 
 import numpy as np
 
-__all__ = ["Status", "describe", "worst"]
+__all__ = ["Status", "SUCCESS", "describe", "worst", "name", "names", "is_success", "run_repr"]
 
 
 class Status(enum.IntEnum):
     """Outcome codes of a solve, a descent run, a flow or a sweep run (int32 in
-    arrays, so they vmap); ``Status(code).message`` explains one.  Where several
-    apply, the worst wins: SINGULAR, DIVERGED, SOLVER_FAILURE, MAX_STEPS,
-    NON_UNIQUE, CONVERGED (``severity``).  A training run's status puts
-    failures first, then NON_UNIQUE, then CONVERGED or MAX_STEPS."""
+    arrays, so they vmap); ``Status(code).message`` explains one.
+
+    A status never claims more than is proven:
+
+    * a solve is CONVERGED only when its root meets the tolerance *and* is
+      unique by the activation's exact slope bounds (built in, or given as
+      ``slope_bounds=``); with bounds estimated on a grid it is at best
+      UNVERIFIED, and where the bounds allow several roots NON_UNIQUE.  These
+      three are the *successes* (:data:`SUCCESS`): their y satisfies
+      |y − g(y)| ≤ √tol·(1 + |y| + |θ1ᵀx + b|).  Every other status is a
+      failure and its y is NaN.
+    * a training run's status describes its final state: a failure at any
+      epoch first (the run is frozen there), then NON_UNIQUE or UNVERIFIED
+      at the final θ, then CONVERGED (a tolerance was met) or MAX_STEPS.  The
+      epochs spent in the non-unique regime are counted beside the status
+      (``non_unique_epochs``, ``non_unique_first``, ``non_unique_last``).
+
+    Where several apply to one solve, the worst wins: SINGULAR, DIVERGED,
+    SOLVER_FAILURE, MAX_STEPS, NON_UNIQUE, UNVERIFIED, CONVERGED (``severity``).
+    """
 
     CONVERGED = 0
     MAX_STEPS = 1
@@ -25,6 +41,7 @@ class Status(enum.IntEnum):
     SINGULAR = 3
     NON_UNIQUE = 4
     SOLVER_FAILURE = 5
+    UNVERIFIED = 6
 
     @property
     def message(self) -> str:
@@ -41,11 +58,20 @@ _MESSAGES = {
         "unique; the value returned is a root, not necessarily the one you want"
     ),
     Status.SOLVER_FAILURE: "the equilibrium solver failed (no root found in the bracket)",
+    Status.UNVERIFIED: (
+        "a root to tolerance, but its uniqueness is not proven: the activation's slope bounds "
+        "were estimated on a grid; pass slope_bounds=(inf sigma', sup sigma') to prove it"
+    ),
 }
+
+#: The statuses of a solve that returns a root (its y is finite and meets the
+#: tolerance); every other status is a failure, whose y is NaN.
+SUCCESS = (Status.CONVERGED, Status.UNVERIFIED, Status.NON_UNIQUE)
 
 # Order used to combine several statuses into one (the worst wins).
 _SEVERITY = [
     Status.CONVERGED,
+    Status.UNVERIFIED,
     Status.NON_UNIQUE,
     Status.MAX_STEPS,
     Status.SOLVER_FAILURE,
@@ -75,6 +101,30 @@ def worst(statuses):
 def describe(code) -> str:
     """Human message for a status code."""
     return Status(int(code)).message
+
+
+def name(code) -> str:
+    """The lower-case name of one status code (``"converged"``), as summaries
+    and ``results.npz``'s readers print it."""
+    return Status(int(code)).name.lower()
+
+
+def names(codes):
+    """The names of status codes: a string for one code, a nested list for an
+    array (what the reprs of :class:`~sideq.solve.Equilibrium` and the
+    trajectories show)."""
+    codes = np.asarray(codes)
+    if codes.ndim == 0:
+        return name(codes)
+    return [names(c) for c in codes]
+
+
+def is_success(status):
+    """Whether a solve's status returns a root (:data:`SUCCESS`), elementwise."""
+    import jax.numpy as jnp
+
+    status = jnp.asarray(status)
+    return (status == Status.CONVERGED) | (status == Status.UNVERIFIED) | (status == Status.NON_UNIQUE)
 
 
 def first_status(cases, default=Status.CONVERGED):
@@ -114,3 +164,23 @@ def has_status(flags, *codes):
     """Whether any of ``codes`` is in the mask from :func:`status_flags`."""
     mask = sum(1 << int(c) for c in codes)
     return (flags & mask) != 0
+
+
+def run_repr(run, kind: str) -> str:
+    """The repr of a run (a trajectory, an equilibrium): statuses by name,
+    scalars by value, arrays by dtype and shape (a trajectory's rows would
+    flood a notebook)."""
+    import jax
+
+    if any(isinstance(v, jax.core.Tracer) for v in run):  # (inside jit: the plain tuple's repr)
+        return tuple.__repr__(run)
+    parts = []
+    for field, value in zip(run._fields, run):
+        shape = np.shape(value)
+        if field == "status":
+            parts.append(f"status={names(value)!r}")
+        elif value is None or len(shape) == 0:
+            parts.append(f"{field}={np.asarray(value).item() if value is not None else None!r}")
+        else:
+            parts.append(f"{field}=<{np.asarray(value).dtype}{list(shape)}>")
+    return f"{kind}({', '.join(parts)})"

@@ -91,14 +91,14 @@ __all__ = [
     "FIELDS",
 ]
 
-FORMAT = "sideq-sweep-1"
+FORMAT = "sideq-sweep-2"  # (2: the non-unique history fields; a run's status is its end)
 
 # Per-run arrays of results.npz, in this order; (N,) or (N, p) with N runs.
 FIELDS = (
     "theta0", "eta", "theta_final", "loss_final", "grad_norm_final", "distance_final",
-    "status", "fail_step", "steps",
+    "status", "fail_step", "steps", "non_unique_epochs", "non_unique_first", "non_unique_last",
 )
-_INT_FIELDS = ("status", "fail_step", "steps")
+_INT_FIELDS = ("status", "fail_step", "steps", "non_unique_epochs", "non_unique_first", "non_unique_last")
 _QUANTILES = {"min": 0.0, "q05": 0.05, "median": 0.5, "q95": 0.95, "max": 1.0}
 _FAILED = (Status.DIVERGED, Status.SINGULAR, Status.SOLVER_FAILURE)
 
@@ -255,7 +255,8 @@ def _one_run(model, risk, epochs, backend, maxiter, theta0, eta, data, xi, tols)
     return dict(
         theta_final=traj.theta[-1], loss_final=traj.loss[-1], grad_norm_final=traj.grad_norm[-1],
         distance_final=traj.distance[-1], status=traj.status, fail_step=traj.fail_step,
-        steps=traj.steps,
+        steps=traj.steps, non_unique_epochs=traj.non_unique_epochs, non_unique_first=traj.non_unique_first,
+        non_unique_last=traj.non_unique_last,
     )
 
 
@@ -401,6 +402,8 @@ def _summarize(arrays, settings, wall_s, runs_computed, n_devices):
     status = np.asarray(arrays["status"])
     ok = ~np.isin(status, np.array(_FAILED, np.int32))
     counts = {s.name.lower(): int(np.sum(status == s)) for s in Status}
+    nu_epochs = np.asarray(arrays["non_unique_epochs"])
+    visited = nu_epochs > 0
     return {
         "format": FORMAT,
         "runs": int(status.shape[0]),
@@ -408,6 +411,13 @@ def _summarize(arrays, settings, wall_s, runs_computed, n_devices):
         "n_eta": settings["n_eta"],
         "status_counts": counts,
         "failed": int(np.sum(~ok)),
+        # The runs' history in the non-unique regime, apart from their final
+        # statuses: how many runs passed through it, and how those ended.
+        "non_unique_history": {
+            "runs": int(np.sum(visited)),
+            "final_status_counts": {s.name.lower(): int(np.sum(visited & (status == s))) for s in Status},
+            "epochs": _quantiles(nu_epochs[visited]),
+        },
         "loss_final": _quantiles(np.asarray(arrays["loss_final"])[ok]),
         "distance_final": _quantiles(np.asarray(arrays["distance_final"])[ok]),
         "steps": _quantiles(np.asarray(arrays["steps"])[ok]),
@@ -454,8 +464,9 @@ def load_results(out_dir) -> dict:
     """The arrays of a finished sweep's ``out_dir/results.npz`` as a dict of numpy
     arrays (N runs): ``theta0`` (N, p), ``eta`` (N,), ``theta_final`` (N, p),
     ``loss_final``, ``grad_norm_final``, ``distance_final`` (N,), and int32
-    ``status`` (:class:`~sideq.status.Status` codes), ``fail_step`` (−1 if none),
-    ``steps`` (N,).  ``summary.json`` beside it holds the summary and settings."""
+    ``status`` (:class:`~sideq.status.Status` codes of each run's end),
+    ``fail_step`` (−1 if none), ``steps``, ``non_unique_epochs``,
+    ``non_unique_first`` and ``non_unique_last`` (−1 if none) (N,).  ``summary.json`` beside it holds the summary and settings."""
     path = os.path.join(os.fspath(out_dir), "results.npz")
     if not os.path.exists(path):
         hint = (" (the sweep has not finished; run it again with resume=True / --resume)"
@@ -630,7 +641,8 @@ def run_sweep(
       gtol, ltol, dtol: a run's ``steps`` is its first epoch with ‖∇R‖ ≤ gtol,
         R ≤ ltol or distance to the target ≤ dtol, else T, as in
         :func:`sideq.dynamics.gradient_descent`.  Its status is then CONVERGED
-        (else MAX_STEPS), unless a failure or NON_UNIQUE takes priority: to
+        (else MAX_STEPS), unless a failure, or NON_UNIQUE or UNVERIFIED at the
+        final θ, takes priority (the status is the run's end): to
         ask whether a run met a tolerance, test ``steps < epochs`` (and, for
         one met only at θ(T), ``steps == epochs``, its final values).
       backend, maxiter: the equilibrium solver, as in :func:`sideq.train.descent`.
@@ -646,8 +658,11 @@ def run_sweep(
     Returns a :class:`SweepResult` ``(summary, arrays)``.  Per run: ``theta0``,
     ``eta``, ``theta_final`` (p,), ``loss_final``, ``grad_norm_final``,
     ``distance_final``, ``status`` (a :class:`~sideq.status.Status` code),
-    ``fail_step`` (first failing epoch, −1 if none), ``steps``.  The summary
-    counts runs per status and gives quantiles (min, 5%, 50%, 95%, max) of
+    ``fail_step`` (first failing epoch, −1 if none), ``steps``, and the run's
+    history in the non-unique regime: ``non_unique_epochs`` (how many epochs),
+    ``non_unique_first`` and ``non_unique_last`` (−1 if none).  The summary
+    counts runs per status by name, counts the runs that passed through the
+    non-unique regime with their final statuses (``non_unique_history``), and gives quantiles (min, 5%, 50%, 95%, max) of
     ``loss_final``, ``distance_final`` and ``steps`` over the runs that did not
     fail (finite values only), with ``runs`` and ``K``, wall time, runs per
     second and the settings.  Precision follows ``jax_enable_x64`` (float64 on, float32 off).

@@ -45,7 +45,6 @@ import numpy as np
 from sideq.data import Uniform, second_moment
 from sideq.risk import _normal_rule, quadrature_rule
 from sideq.solve import solve
-from sideq.status import Status
 
 __all__ = [
     "Theorem38",
@@ -116,9 +115,7 @@ def _equilibria(model, theta1, theta2, x):
     """y_θ(x) for θ1 (K, d), θ2 (K,), nodes x (N, d) -> (K, N): :func:`sideq.solve.solve`
     vmapped over θ (it vmaps over x itself); NaN where the solve did not converge."""
     def one(t1, t2):
-        sol = solve(model, jnp.append(t1, t2), x)
-        ok = (sol.status == Status.CONVERGED) | (sol.status == Status.NON_UNIQUE)
-        return jnp.where(ok, sol.y, jnp.nan)
+        return solve(model, jnp.append(t1, t2), x).y  # (NaN where the solve failed)
     return jax.vmap(one)(theta1, theta2)
 
 

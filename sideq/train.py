@@ -176,8 +176,10 @@ def descent(
     the population risk.  ``optimizer`` replaces ``optax.sgd(eta)``.  The run's
     ``steps`` is the first epoch with ‖∇R‖ ≤ gtol, R ≤ ltol or distance to the
     target ≤ dtol (status CONVERGED); without a tolerance met the status is
-    MAX_STEPS.  A failure (DIVERGED, SINGULAR, SOLVER_FAILURE) or NON_UNIQUE
-    takes priority over both, so the test for "met a tolerance" is ``steps < epochs``
+    MAX_STEPS.  A failure (DIVERGED, SINGULAR, SOLVER_FAILURE), or NON_UNIQUE
+    or UNVERIFIED at the final θ, takes priority over both (the status is the
+    run's end; ``non_unique_epochs`` counts the epochs in the non-unique
+    regime), so the test for "met a tolerance" is ``steps < epochs``
     (or, for a run that meets one only at θ(T), ``steps == epochs``, its final values).
     Returns a :class:`~sideq.dynamics.Trajectory` with T + 1 = epochs + 1 rows.
     """
@@ -205,7 +207,9 @@ def descent(
 
 
 def summary(model: Model, traj: Trajectory) -> dict:
-    """JSON-ready summary of a trajectory (final θ, loss, status, steps).
+    """JSON-ready summary of a trajectory (final θ, loss, status by name, steps,
+    and the epochs in the non-unique regime: their count, first and last, −1
+    if none).
 
     ``max_residual`` is the worst |y − g_θ(x, y)| over the run; for the sigmoid
     and tanh, whose descent evaluates nothing at its solutions, it is the
@@ -227,6 +231,8 @@ def summary(model: Model, traj: Trajectory) -> dict:
     }
     if int(traj.fail_step) >= 0:
         out["fail_step"] = int(traj.fail_step)
+    out.update(non_unique_epochs=int(traj.non_unique_epochs), non_unique_first=int(traj.non_unique_first),
+               non_unique_last=int(traj.non_unique_last))
     if not math.isfinite(out["loss_final"]):
         out["loss_final"] = None
     return out

@@ -110,7 +110,11 @@ def test_callable_curvature_is_given_not_guessed():
     assert guessed.curvature_max == math.inf  # no certificate from an estimate
     given = sideq.activation(jnp.tanh, curvature_bound=0.7699)
     assert given.curvature_max == 0.7699
-    assert sideq.activation(lambda z: 2 * z + 1).curvature_max == 0.0
+    assert sideq.activation(lambda z: 2 * z + 1, slope_bounds=(2.0, 2.0)).curvature_max == 0.0
+    # Equal *estimated* bounds prove nothing: a grid sees no step between its
+    # points, so σ is not taken for affine (nor certified by curvature 0).
+    estimated = sideq.activation(lambda z: 2 * z + 1)
+    assert estimated.curvature_max == math.inf and not estimated.affine
     with pytest.raises(SideqInputError, match="^activation:.*curvature_bound"):
         sideq.activation(jnp.tanh, curvature_bound=-1.0)
 
@@ -192,7 +196,7 @@ def test_activation_estimates_bounds_of_callable():
     assert sin.slope_max == pytest.approx(1.0, abs=1e-8)
     assert not sin.monotone and not sin.meets_corollary_3_1
 
-    aff = sideq.activation(lambda z: 2 * z + 1)
+    aff = sideq.activation(lambda z: 2 * z + 1, slope_bounds=(2.0, 2.0))
     assert aff.affine and not aff.meets_corollary_3_1 and aff.lipschitz == 2.0
 
     given = sideq.activation(jnp.tanh, slope_bounds=(0.0, 1.0), range_bounds=(-1.0, 1.0))
@@ -230,9 +234,15 @@ def test_user_callable_end_to_end(backend, ref):
     theta = np.array([0.9, 0.2, -0.35, 0.3])  # |θ2|·L = 0.6 < 1: contraction
     a = theta[:2] @ x + theta[2]
     sol = sideq.solve(model, jnp.asarray(theta), jnp.asarray(x), backend=backend)
-    assert int(sol.status) == Status.CONVERGED
+    # Estimated bounds: a root, but its uniqueness is not claimed.
+    assert int(sol.status) == Status.UNVERIFIED
     y_ref = ref.brent_root(_np_tanh2, a, theta[-1])
     assert float(sol.y) == pytest.approx(y_ref, rel=1e-12, abs=1e-14)
+    # The exact bounds of tanh(2z) prove it: CONVERGED, the same root.
+    proven = sideq.single_index(sideq.activation(_tanh2, slope_bounds=(0.0, 2.0)), bias=True)
+    sol_p = sideq.solve(proven, jnp.asarray(theta), jnp.asarray(x), backend=backend)
+    assert int(sol_p.status) == Status.CONVERGED
+    assert float(sol_p.y) == pytest.approx(y_ref, rel=1e-12, abs=1e-14)
     assert abs(y_ref - _np_tanh2(a + theta[-1] * float(sol.y))) <= 1e-12
 
     # Eq. (1) gradient through the user callable

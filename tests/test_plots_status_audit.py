@@ -56,6 +56,7 @@ def test_every_status_has_a_readme_row_and_the_message_says_what_the_row_says():
         "NON_UNIQUE": ("can reach 1", "can reach 1"),
         "SOLVER_FAILURE": ("no root found", "no root found"),
         "CONVERGED": ("root found to the tolerance", "converged"),
+        "UNVERIFIED": ("uniqueness is not proven", "uniqueness is not proven"),
     }
     for s in Status:
         readme_phrase, message_phrase = phrases[s.name]

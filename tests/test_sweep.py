@@ -142,8 +142,12 @@ def test_summary_uses_finite_values_of_runs_that_did_not_fail():
         loss_final=np.array([1.0, np.nan, 1e30, 3.0, 7.0]),
         distance_final=np.array([0.5, np.inf, 9.0, 1.5, 2.0]),
         steps=np.array([4, 10, 1, 10, 2], np.int32),
+        non_unique_epochs=np.array([0, 3, 0, 0, 1], np.int32),
     )
     s = _summarize(arrays, {"K": 5, "n_eta": 1}, 1.0, 5, 1)
+    history = s["non_unique_history"]  # the runs that passed through the regime, by final status
+    assert history["runs"] == 2 and history["final_status_counts"]["max_steps"] == 1
+    assert history["final_status_counts"]["solver_failure"] == 1 and history["epochs"]["max"] == 3.0
     assert s["status_counts"]["max_steps"] == 2 and s["failed"] == 2
     assert (s["loss_final"]["min"], s["loss_final"]["max"]) == (1.0, 3.0)  # NaN and failed runs left out
     assert s["distance_final"]["median"] == 1.0 and s["steps"]["max"] == 10

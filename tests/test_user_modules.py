@@ -251,7 +251,9 @@ def _traj(theta, loss, distance, w, steps=None):
     z = np.zeros((s, t1))
     return Trajectory(theta=theta, loss=loss, grad_norm=z, distance=distance, w=w, gap=z, residual=z,
                       status=np.full(s, int(Status.MAX_STEPS)), fail_step=np.full(s, -1),
-                      steps=np.full(s, t1 - 1) if steps is None else steps)
+                      steps=np.full(s, t1 - 1) if steps is None else steps,
+                      non_unique_epochs=np.zeros(s, int), non_unique_first=np.full(s, -1),
+                      non_unique_last=np.full(s, -1))
 
 
 def _linear_good():

@@ -524,6 +524,45 @@ def cmd_bench(args) -> int:
     return bench_main(quick=args.quick, as_json=args.json)
 
 
+def cmd_plot(args) -> int:
+    """``sideq plot PATH``: the figures of a sweep's folder (finished or not) or of a
+    run saved with ``--save`` (:func:`sideq.plots.draw`); prints the paths written."""
+    from sideq import plots
+    from sideq.errors import SideqInputError
+
+    formats = [f.strip().lower() for f in args.format.split(",")]
+    if any(f not in plots.FORMATS for f in formats):
+        raise CLIError(f"--format: expected formats from {', '.join(plots.FORMATS)} joined by commas "
+                       f"(e.g. png,pdf), got {args.format!r}")
+    pair = None
+    if args.pair is not None:
+        try:
+            pair = tuple(int(v) for v in args.pair.split(","))
+        except ValueError:
+            pair = ()
+        if len(pair) != 2:
+            raise CLIError(f"--pair: expected two indices of theta joined by a comma (e.g. 0,-1 for "
+                           f"theta1[0] and theta2), got {args.pair!r}")
+    path = args.path
+    if not os.path.exists(path):
+        raise CLIError(f"PATH: {path!r} does not exist; give a sweep's folder (sideq sweep --out DIR) or a "
+                       "saved run (sideq descent/flow --save RUN.npz)")
+    out = args.out
+    if out is None:  # beside the data: DIR/plots for a sweep, the run file's folder for a run
+        sweep_dir = path if os.path.isdir(path) else (
+            os.path.dirname(path) if os.path.basename(path) == "results.npz" else None)
+        out = os.path.join(sweep_dir, "plots") if sweep_dir is not None else (os.path.dirname(path) or ".")
+    try:
+        paths = plots.draw(path, out=out, pair=pair, formats=formats)
+    except SideqInputError as err:  # (the library's name of the path is the command's PATH)
+        name, sep, rest = str(err).partition(": ")
+        if name == "source":
+            raise CLIError(f"PATH: {rest}") from None
+        raise
+    print(json.dumps(paths) if args.json else "\n".join(paths))
+    return 0
+
+
 CACHE_ENV = "SIDEQ_CACHE_DIR"
 
 
@@ -628,6 +667,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="fewer repeats (under two minutes)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench, subparser=p)
+    p = sub.add_parser("plot", help="figures of a sweep's folder (finished or not) or of a run saved with --save")
+    p.add_argument("path", metavar="PATH", help="a sweep's --out DIR (or its results.npz), or a RUN.npz of "
+                                                "sideq descent/flow --save")
+    p.add_argument("--out", default=None, metavar="FOLDER",
+                   help="where to write the figures (default: DIR/plots for a sweep, the run file's folder)")
+    p.add_argument("--pair", default=None, metavar="I,J",
+                   help="the entries of theta on the axes of a sweep's figures (default 0,-1: theta1[0], theta2)")
+    p.add_argument("--format", default="png", help="png, pdf or svg, or several joined by commas (default png)")
+    p.add_argument("--json", action="store_true", help="print the paths as a JSON list")
+    p.set_defaults(func=cmd_plot, subparser=p)
     return parser
 
 

@@ -42,6 +42,7 @@ import time
 import numpy as np
 
 from sideq.errors import SideqInputError, unwritable_folder
+from sideq.plots import cell_outline as _mask_outline  # noqa: F401  (the basin map's, shared)
 
 __all__ = [
     "run_all", "run_one", "EXPERIMENTS", "explicit_neuron_descent", "explicit_neuron_loss",
@@ -105,23 +106,6 @@ def _tex_sci(v, digits=1):
         return f"{v:g}"
     mant, exp = f"{v:.{digits}e}".split("e")
     return rf"{mant}\times10^{{{int(exp)}}}"
-
-
-def _mask_outline(mask, extent):
-    """Segments [((x0, y0), (x1, y1)), ...] of the boundary of the union of the
-    cells where ``mask`` (m1, m2) is True, cell (i, j) being the i-th of m1
-    equal columns of ``extent`` = [x0, x1, y0, y1] and the j-th of m2 rows."""
-    mask = np.asarray(mask, bool)
-    m1, m2 = mask.shape
-    xe = np.linspace(extent[0], extent[1], m1 + 1)
-    ye = np.linspace(extent[2], extent[3], m2 + 1)
-    pad = np.pad(mask, 1)
-    segs = []
-    for i, j in zip(*np.nonzero(pad[1:, 1:-1] != pad[:-1, 1:-1])):  # between columns i-1 and i
-        segs.append(((xe[i], ye[j]), (xe[i], ye[j + 1])))
-    for i, j in zip(*np.nonzero(pad[1:-1, 1:] != pad[1:-1, :-1])):  # between rows j-1 and j
-        segs.append(((xe[i], ye[j]), (xe[i + 1], ye[j])))
-    return segs
 
 
 def _first_below(values, tol):
@@ -608,67 +592,38 @@ def exp_basin(out_dir, quick=False, **overrides):
                 (~reached)[np.abs(1 - th2) >= 0.5].mean())
     files = []
     with _rc():
-        from matplotlib.collections import LineCollection, PatchCollection
-        from matplotlib.patches import Rectangle
+        from sideq.plots import basin_map
 
         fig, axs = plt.subplots(2, 2, figsize=(FULL_W, 5.6), constrained_layout=True)
         for col, name in enumerate(("linear", "sigmoid")):
             mp = maps[name]
             (a1, b1), (a2, b2) = mp["box"]
-            # The starts are linspace(a, b, m) on each axis (make_inits "grid:"), so
-            # cell i spans its point +- half a spacing: the box grown by h/2.
+            # The starts are linspace(a, b, m) on each axis (make_inits "grid:"):
+            # one cell per start (sideq.plots.basin_map).
             g1, g2 = np.linspace(a1, b1, m), np.linspace(a2, b2, m)
-            h1, h2 = (b1 - a1) / max(m - 1, 1), (b2 - a2) / max(m - 1, 1)
-            ext = [a1 - h1 / 2, b1 + h1 / 2, a2 - h2 / 2, b2 + h2 / 2]
-            G1, G2 = np.meshgrid(g1, g2, indexing="ij")
             target = "solution line" if name == "linear" else r"$(\xi,0)$"
+            # (sigmoid: also the line theta2 = 1/L = 4 above which the equilibrium may not be unique)
+            target_kw = (dict(linear=True, xi=XI) if name == "linear" else
+                         dict(linear=False, xi=XI, lipschitz=sideq.get_activation("sigmoid").lipschitz))
             D = np.where(mp["failed"], np.nan, np.maximum(mp["D"], 1e-16))
-            cm = plt.get_cmap("viridis").with_extremes(bad="white")
-            ax = axs[0, col]
-            im = ax.imshow(D.T, origin="lower", extent=ext, aspect="auto", cmap=cm,
-                           norm=LogNorm(1e-16, max(1.0, np.nanmax(D))), interpolation="nearest")
-            cb = fig.colorbar(im, ax=ax, pad=0.02)
-            cb.set_label(f"final distance to {target}")
-            ax.set_title(f"({'a' if col == 0 else 'b'}) {name} DEQ, $\\eta={cfg[name]['eta']:g}$, "
-                         f"{cfg[name]['epochs']} epochs")
-            ax = axs[1, col]
             S = np.where(mp["reached"], mp["S"], np.nan).astype(float)
-            im = ax.imshow(S.T, origin="lower", extent=ext, aspect="auto", cmap=cm, norm=LogNorm(
-                max(1, np.nanmin(S)) if np.isfinite(S).any() else 1, max(2, np.nanmax(S)) if np.isfinite(S).any() else 2),
-                interpolation="nearest")
-            cb = fig.colorbar(im, ax=ax, pad=0.02)
-            cb.set_label(r"epochs to distance $\leq 10^{-6}$")
-            ax.set_title(f"({'c' if col == 0 else 'd'}) epochs to reach $10^{{-6}}$ (white: not reached)")
-            for row, ax in enumerate(axs[:, col]):
-                if mp["failed"].any():  # markers, so that single grid cells stay visible
-                    ax.plot(G1[mp["failed"]], G2[mp["failed"]], "x", color="red", ms=4, mew=1.0, ls="none",
-                            label=f"diverged / failed ({int(mp['failed'].sum())})", zorder=6)
-                if mp["nonuniq"].any():  # exactly the non-unique cells, each a hatched rectangle
-                    cells = [Rectangle((u - h1 / 2, v - h2 / 2), h1, h2)
-                             for u, v in zip(G1[mp["nonuniq"]], G2[mp["nonuniq"]])]
-                    ax.add_collection(PatchCollection(cells, facecolor="none", edgecolor="k", linewidth=0,
-                                                      hatch="//////", zorder=5))
-                    # and the outline of their union, so that a lone cell (narrower
-                    # than the hatch spacing) is marked too
-                    ax.add_collection(LineCollection(_mask_outline(mp["nonuniq"], ext), colors="k",
-                                                     linewidths=0.6, zorder=5))
-                    k = int(mp["nonuniq"].sum())
-                    kr = int((mp["nonuniq"] & mp["reached"]).sum())
-                    ax.fill([], [], facecolor="none", edgecolor="k", lw=0.6, hatch="//////",
-                            label=(f"non-unique equilibrium ({k})" if row == 0 else
-                                   f"non-unique equilibrium ({k}; {kr} reach)"))
-                if name == "linear":
-                    a = np.linspace(-5, 5, 2)
-                    ax.plot(a * XI, 1 - a, color="C1", lw=1.0, label=r"$(\alpha\xi,1-\alpha)$")
-                    ax.axhline(1, color="k", lw=0.8, ls="--", label=r"$\theta_2=1$")
-                else:
-                    ax.plot(XI, 0, "*", color="C1", mec="k", mew=0.4, ms=10, ls="none", label=r"$(\xi,0)$")
-                    ax.axhline(4, color="k", lw=0.8, ls=":")
-                ax.set_xlim(ext[0], ext[1])
-                ax.set_ylim(ext[2], ext[3])
-                ax.set_xlabel(r"$\theta_1(0)$")
-                ax.set_ylabel(r"$\theta_2(0)$")
-                ax.legend(loc="lower left", fontsize=5.5, framealpha=0.85)
+            k = int(mp["nonuniq"].sum())
+            kr = int((mp["nonuniq"] & mp["reached"]).sum())
+            rows = [
+                (D, LogNorm(1e-16, max(1.0, np.nanmax(D))), f"final distance to {target}",
+                 f"({'a' if col == 0 else 'b'}) {name} DEQ, $\\eta={cfg[name]['eta']:g}$, "
+                 f"{cfg[name]['epochs']} epochs", f"non-unique equilibrium ({k})"),
+                (S, LogNorm(max(1, np.nanmin(S)) if np.isfinite(S).any() else 1,
+                            max(2, np.nanmax(S)) if np.isfinite(S).any() else 2),
+                 r"epochs to distance $\leq 10^{-6}$",
+                 f"({'c' if col == 0 else 'd'}) epochs to reach $10^{{-6}}$ (white: not reached)",
+                 f"non-unique equilibrium ({k}; {kr} reach)"),
+            ]
+            for row, (values, norm, cbar_label, title, nonunique_label) in enumerate(rows):
+                ax = axs[row, col]
+                basin_map(fig, ax, values, g1, g2, norm=norm, cbar_label=cbar_label, failed=mp["failed"],
+                          nonunique=mp["nonuniq"], nonunique_label=nonunique_label, target=target_kw)
+                ax.set_title(title)
         fig.suptitle(rf"Basins and rates over a {m}$\times${m} grid of $\theta(0)$ ($\xi={XI:g}$, population risk)",
                      fontsize=9)
         files += _save(fig, out_dir, "ext5_basin")

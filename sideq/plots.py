@@ -245,6 +245,7 @@ _STATUS_COLORS = {
     "SOLVER_FAILURE": "C7", "DIVERGED": "C3", "SINGULAR": "C4",
 }
 _SPARE_COLORS = ("C5", "C6", "C8", "k")
+_MOST_RINGS = 2000  # runs ringed as "non-unique at some epoch" in the final-theta figure, at most
 # The statuses of a run that failed (frozen at a failure: its final values are not a result).
 _FAILED_NAMES = ("DIVERGED", "SINGULAR", "SOLVER_FAILURE")
 
@@ -686,8 +687,9 @@ def _fmt(v):
     return f"{float(v):.3g}"
 
 
-def _title(data, what):
-    """A figure's title: what it shows; the model, ξ, η, T; how many runs."""
+def _title(data, what, eta=None, runs=None):
+    """A figure's title: what it shows; the model, ξ, η, T; how many runs
+    (``eta``, ``runs``: of a figure of the ``runs`` runs with step size ``eta``)."""
     s = data.settings
     parts = []
     if s.get("model"):
@@ -697,15 +699,19 @@ def _title(data, what):
         xi = np.atleast_1d(np.asarray(s["xi"], dtype=float))
         parts.append(rf"$\xi={_fmt(xi[0])}$" if xi.size == 1 else rf"$d={xi.size}$")
     etas = np.unique(np.asarray(data.arrays["eta"])) if "eta" in data.arrays else np.array([])
+    if eta is not None:
+        etas = np.array([eta])
     if etas.size == 1:
         parts.append(rf"$\eta={_fmt(etas[0])}$")
     elif etas.size > 1:
         parts.append(rf"{etas.size} values of $\eta$")
     if s.get("epochs") is not None:
         parts.append(f"$T={int(s['epochs'])}$")
-    runs = (f"{data.runs} runs" if data.runs == data.total else
-            f"{data.runs} of {data.total} runs (unfinished)")
-    return f"{what}: {runs}\n{', '.join(parts)}" if parts else f"{what}: {runs}"
+    count = (f"{data.runs} runs" if data.runs == data.total else
+             f"{data.runs} of {data.total} runs (unfinished)")
+    if runs is not None:
+        count = f"{runs} runs (of {count})"
+    return f"{what}: {count}\n{', '.join(parts)}" if parts else f"{what}: {count}"
 
 
 def _legend_note(text):
@@ -736,6 +742,15 @@ def _view(xy, must=()):
         lo, hi = np.where(far, np.maximum(lo, box_lo), lo), np.where(far, np.minimum(hi, box_hi), hi)
     pad = 0.08 * np.maximum(hi - lo, 0.2 * np.maximum(1.0, np.abs(hi + lo) / 2))
     return lo - pad, hi + pad
+
+
+def _quiet_corner(xy, lo, hi):
+    """The corner of the view [lo, hi] with the fewest of the points ``xy`` in
+    its 40% × 40% box: where a legend hides least."""
+    u = (xy - lo) / (hi - lo)
+    corners = {"upper right": (1, 1), "upper left": (0, 1), "lower left": (0, 0), "lower right": (1, 0)}
+    counts = {loc: int(np.sum(np.all(np.abs(u - c) <= 0.4, axis=1))) for loc, c in corners.items()}
+    return min(counts, key=counts.get)
 
 
 def _theta_figure(data, pair):
@@ -782,10 +797,12 @@ def _theta_figure(data, pair):
     if "non_unique_epochs" in data.arrays:
         visited = inside & (np.asarray(data.arrays["non_unique_epochs"]) > 0)
         total = int(np.sum(np.asarray(data.arrays["non_unique_epochs"]) > 0))
-        if total:
+        if 0 < total <= _MOST_RINGS:
             legend.append(ax.scatter(xy[visited, 0], xy[visited, 1], s=4 * size + 8, facecolors="none",
                                      edgecolors="k", linewidths=0.4, rasterized=n > 5000, zorder=4,
                                      label=f"non-unique at some epoch ({total})"))
+        elif total:  # (so many rings would hide the points)
+            legend.append(_legend_note(f"{total} non-unique at some epoch (not ringed)"))
     if outside.any():
         legend.append(Line2D([], [], ls="none", marker=">", color="0.4", ms=5,
                              label=f"{int(outside.sum())} beyond the view (on its edge)"))
@@ -801,7 +818,9 @@ def _theta_figure(data, pair):
     names = _coordinate_names(p, data.settings)
     ax.set_xlabel(names[pair[0]][:-1] + "(T)$")
     ax.set_ylabel(names[pair[1]][:-1] + "(T)$")
-    leg = ax.legend(handles=legend, fontsize=6.5, loc="best", framealpha=0.85)
+    # (matplotlib's "best" tests every point against every place: slow for large sweeps)
+    loc = "best" if n <= 5000 else _quiet_corner(xy[inside], lo, hi)
+    leg = ax.legend(handles=legend, fontsize=6.5, loc=loc, framealpha=0.85)
     for handle in leg.legend_handles:  # (markers of a readable size, whatever the points')
         if hasattr(handle, "set_sizes") and not isinstance(handle, Line2D):
             handle.set_sizes([24])
@@ -1009,7 +1028,8 @@ def _basin_figures(data, pair, suffix, where):
     missing = int(np.sum(index < 0))
     notes = [Patch(facecolor="white", edgecolor="0.5", lw=0.5, label=f"not run yet ({missing})")] if missing else []
     eta = np.unique(sub["eta"]) if "eta" in sub else []
-    title_eta = rf", $\eta={_fmt(eta[0])}$" if len(eta) == 1 and suffix else ""
+    # (one map per step size: its title names the step size and its runs)
+    subset = dict(eta=eta[0], runs=int(np.sum(where))) if suffix and len(eta) == 1 else {}
     # History of the non-unique regime if the sweep records it, else the final status.
     if "non_unique_epochs" in sub:
         nonunique = _on_grid(np.asarray(sub["non_unique_epochs"]) > 0, index, 0).astype(bool)
@@ -1034,7 +1054,7 @@ def _basin_figures(data, pair, suffix, where):
               nonunique=nonunique if "non_unique_epochs" in sub else None, nonunique_label=nu_label,
               target=target, handles=patches + notes, xlabel=xlabel, ylabel=ylabel, legend_loc="best",
               legend_fontsize=6)
-    ax.set_title(_title(data, r"final status over $\theta(0)$") + title_eta, fontsize=8)
+    ax.set_title(_title(data, r"final status over $\theta(0)$", **subset), fontsize=8)
     out.append((f"sweep_basin_status{suffix}", fig))
 
     # 2. Where the runs end: the distance to the target set (ext5's panels (a), (b)).
@@ -1055,7 +1075,7 @@ def _basin_figures(data, pair, suffix, where):
         basin_map(fig, ax, D, g1, g2, norm=norm, cbar_label=f"final distance to {what}", failed=failed,
                   nonunique=nonunique, nonunique_label=nu_label, target=target, handles=notes,
                   xlabel=xlabel, ylabel=ylabel, legend_loc="best", legend_fontsize=6)
-        ax.set_title(_title(data, r"final distance over $\theta(0)$") + title_eta, fontsize=8)
+        ax.set_title(_title(data, r"final distance over $\theta(0)$", **subset), fontsize=8)
         out.append((f"sweep_basin_distance{suffix}", fig))
     return out
 

@@ -222,6 +222,17 @@ def test_far_and_non_finite_points_are_counted_not_dropped():
     np.testing.assert_array_equal(ring.get_offsets(), theta[visited & np.all(np.abs(theta) < 100, axis=1)])
 
 
+def test_large_sweeps_put_the_legend_in_the_emptiest_corner_and_do_not_ring_every_point():
+    rng = np.random.default_rng(6)
+    theta = rng.uniform(size=(9000, 2))
+    theta = theta[~((theta[:, 0] < 0.5) & (theta[:, 1] > 0.5))][:6000]  # the upper left is empty
+    arrays = dict(theta_final=theta, status=np.zeros(6000, np.int32), non_unique_epochs=np.ones(6000, np.int32))
+    ax = _named(plots.sweep(arrays))["sweep_theta_final"].axes[0]
+    assert ax.get_legend()._loc == 2  # matplotlib's code of "upper left"
+    assert "6000 non-unique at some epoch (not ringed)" in _legend_texts(ax)
+    assert list(_scatters(ax)) == [_label(0, 6000)]
+
+
 # ----------------------------------------------------------------------------
 # Histograms
 
@@ -311,6 +322,20 @@ def test_grid_of_finds_grids_only():
     assert plots.grid_of(sideq.sweep.make_inits("normal:0,1", 16, 2)) is None
     assert plots.grid_of(np.repeat(sideq.sweep.make_inits("grid:-1/1,0/3", 9, 2), 2, axis=0)) is None
     assert plots.grid_of(np.stack([np.arange(9.0), np.arange(9.0)], axis=1)) is None  # a diagonal
+
+
+def test_a_product_sweep_gets_one_map_per_step_size():
+    grid = sideq.sweep.make_inits("grid:-1/1,0/3", 9, 2)
+    theta0, eta = np.repeat(grid, 2, axis=0), np.tile([0.1, 0.5], 9)  # run r = 2i + j (product order)
+    status = np.random.default_rng(7).choice([0, 1], 18).astype(np.int32)
+    figs = _named(plots.sweep(dict(theta0=theta0, eta=eta, theta_final=theta0, status=status)))
+    for j, value in enumerate([0.1, 0.5]):
+        ax = figs[f"sweep_basin_status_eta{j}"].axes[0]
+        mine = status[j::2]
+        codes = sorted(set(status.tolist()) & set(mine.tolist()))
+        np.testing.assert_array_equal(np.asarray(ax.images[0].get_array()).T,
+                                      np.searchsorted(codes, mine).reshape(3, 3))
+        assert f"$\\eta={value:g}$" in ax.get_title() and "9 runs (of 18 runs)" in ax.get_title()
 
 
 def test_failed_and_non_unique_runs_are_marked_on_the_distance_map():

@@ -70,8 +70,12 @@ def _max_abs(v):
 class Trajectory(NamedTuple):
     r"""A run of gradient descent θ(t+1) = θ(t) − η∇R(θ(t)) (Section 2).
 
-    Rows are epochs t = 0..T (T + 1 rows; two rows, θ(0) and θ(T), when run
-    without history); under vmap every field gains a leading run axis.
+    Rows are the epochs ``t`` they record: every epoch t = 0..T (T + 1
+    rows), or every m-th and the last (``save_every=m``: t = 0, m, 2m, …, T,
+    so memory does not grow with T), or θ(0) and θ(T) alone (no history).
+    The run's end and its online quantities (``loss_min``, ``first_met``,
+    ``steps``, the non-unique counts) cover every epoch whichever rows are
+    kept.  Under vmap every field gains a leading run axis.
 
     Attributes:
       theta: (T+1, p) θ(t).
@@ -96,6 +100,11 @@ class Trajectory(NamedTuple):
         the run's history in that regime, kept apart from its final status.
       non_unique_first, non_unique_last: () the first and last such epoch,
         −1 if none.
+      t: (rows,) the epoch of each row.
+      loss_min: () the smallest R(θ(t)) over t = 0..T (up to a failure).
+      first_met: (3,) the first epoch with ‖∇R‖ ≤ gtol, R ≤ ltol and
+        distance ≤ dtol, each −1 if never (or if off); ``steps`` is the
+        smallest of them that is met, T if none.
     """
 
     theta: jax.Array
@@ -111,6 +120,9 @@ class Trajectory(NamedTuple):
     non_unique_epochs: jax.Array
     non_unique_first: jax.Array
     non_unique_last: jax.Array
+    t: jax.Array | None = None
+    loss_min: jax.Array | None = None
+    first_met: jax.Array | None = None
 
     def __repr__(self) -> str:
         return run_repr(self, "Trajectory")
@@ -153,6 +165,7 @@ def gradient_descent(
     dtol: float = 0.0,
     divergence: float = 1e8,
     history: bool = True,
+    save_every: int = 1,
 ) -> Trajectory:
     r"""Run ``epochs`` steps of full-batch gradient descent on ``objective``.
 
@@ -177,8 +190,11 @@ def gradient_descent(
         or distance to the target ≤ dtol (``epochs`` if never); reaching one
         makes the run's status CONVERGED.  A tolerance of 0 is off.
       divergence: |θ| beyond this (or a non-finite value) counts as diverged.
-      history: record every epoch (rows t = 0..T).  ``False`` keeps two rows,
-        θ(0) and θ(T), so memory does not grow with ``epochs`` (for sweeps).
+      history: record every ``save_every``-th epoch and the last (rows t =
+        0, m, 2m, …, T; every epoch by default).  ``False`` keeps two rows,
+        θ(0) and θ(T) (for sweeps).  Either way memory does not grow with
+        ``epochs`` beyond the rows kept.
+      save_every: m ≥ 1, the stride of the recorded epochs (static).
 
     Pure and jit/vmap-able (``epochs`` static).  Not checked: call it from
     :mod:`sideq.train` or the CLI for validated single runs.
@@ -232,11 +248,14 @@ def gradient_descent(
         return jax.vmap(diagnostics)(rows[:, :p], rows[:, 2 * p], rows[:, p:2 * p], rows[:, 2 * p + 1])
 
     def reached(row):
-        # A tolerance of 0 is off (an exact 0.0 risk must not count as reached in
-        # one evaluation order and not in another).
+        # Which tolerance is met, (gtol, ltol, dtol).  A tolerance of 0 is off
+        # (an exact 0.0 risk must not count as reached in one evaluation order
+        # and not in another).
         _, loss, gnorm, dist = row[:4]
-        return (((gtol > 0) & (gnorm <= gtol)) | ((ltol > 0) & (loss <= ltol))
-                | ((dtol > 0) & (dist <= dtol)))
+        return ((gtol > 0) & (gnorm <= gtol), (ltol > 0) & (loss <= ltol), (dtol > 0) & (dist <= dtol))
+
+    def first_hits(hits, met, t, ok=True):
+        return [jnp.where((h < 0) & m & ok, t, h) for h, m in zip(hits, met)]
 
     def count_non_unique(flags, t, fail_step, nu_count, nu_first, nu_last):
         # Epoch t counts while the run is not frozen by a failure.
@@ -244,16 +263,17 @@ def gradient_descent(
         return (nu_count + now.astype(jnp.int32), jnp.where(now & (nu_first < 0), t, nu_first),
                 jnp.where(now, t, nu_last))
 
-    def step(carry, t):
-        # ``marks`` packs the run's six integers (failure code and step, the
-        # count, first and last epoch in the non-unique regime, the epoch a
-        # tolerance was met): updated as one array they are one kernel per
-        # epoch, not six.
-        theta, opt_state, y_warm, marks = carry
-        fail_code, fail_step, nu_count, nu_first, nu_last, hit = (marks[i] for i in range(6))
+    def step(carry, t, keep_row=True):
+        # ``marks`` packs the run's eight integers (failure code and step, the
+        # count, first and last epoch in the non-unique regime, the first
+        # epoch each tolerance was met): updated as one array they are one
+        # kernel per epoch, not eight.
+        theta, opt_state, y_warm, marks, loss_min = carry
+        fail_code, fail_step, nu_count, nu_first, nu_last, *hits = (marks[i] for i in range(8))
         ev = measure(theta, y_warm)
         row = diagnostics(theta, ev.loss, ev.grad, ev.residual)
-        hit = jnp.where((hit < 0) & reached(row), t, hit)
+        hits = first_hits(hits, reached(row), t)
+        loss_min = jnp.where(fail_step < 0, jnp.fmin(loss_min, ev.loss), loss_min)
         flags, grad = ev.flags, ev.grad
         nu_count, nu_first, nu_last = count_non_unique(flags, t, fail_step, nu_count, nu_first, nu_last)
         code = solve_failure(None, ev.loss, grad, flags=flags)
@@ -274,15 +294,19 @@ def gradient_descent(
         # NaN it left makes the next solve start cold).
         new_y = ev.warm
         new_opt_state = jax.tree_util.tree_map(keep, opt_state, new_opt_state)
-        marks = jnp.stack([fail_code, fail_step, nu_count, nu_first, nu_last, hit]).astype(jnp.int32)
-        carry = (new_theta, new_opt_state, new_y, marks)
-        return carry, (record(theta, ev) if history else None)
+        marks = jnp.stack([fail_code, fail_step, nu_count, nu_first, nu_last, *hits]).astype(jnp.int32)
+        carry = (new_theta, new_opt_state, new_y, marks, loss_min)
+        return carry, (record(theta, ev) if history and keep_row else None)
+
+    def unrecorded(carry, t):
+        return step(carry, t, keep_row=False)
 
     init = (
         theta0,
         optimizer.init(theta0),
         start,
-        jnp.asarray([Status.CONVERGED, -1, 0, -1, -1, -1], jnp.int32),
+        jnp.asarray([Status.CONVERGED, -1, 0, -1, -1, -1, -1, -1], jnp.int32),
+        jnp.asarray(jnp.inf, dtype),
     )
     if not history:
         ev_0 = measure(theta0, init[2])
@@ -294,18 +318,45 @@ def gradient_descent(
     # the first epoch's outputs go to fresh buffers and half of those copies go.
     # Section 4.2 run: 14.2–14.5 → 13.1–13.6 ms, with the flags of
     # sideq.solve._solve_warm returned in its step's slot.
-    (theta_T, _, y_T, marks), hist = jax.lax.scan(step, init, jnp.arange(epochs, dtype=jnp.int32),
-                                                  unroll=_UNROLL)
-    fail_code, fail_step, nu_count, nu_first, nu_last, hit = (marks[i] for i in range(6))
+    every = int(save_every) if history else 1
+    if every < 1:
+        raise ValueError(f"save_every: must be an integer >= 1, got {save_every!r}")
+    blocks = epochs // every  # whole blocks of m epochs, a row at the first of each
+    if every == 1:
+        carry, hist = jax.lax.scan(step, init, jnp.arange(epochs, dtype=jnp.int32), unroll=_UNROLL)
+    else:
+        # A row at the first epoch of each block of m, the block's other
+        # epochs unrecorded, then the epochs past the last whole block.
+        def block(carry, t0):
+            carry, row = step(carry, t0)
+            carry, _ = jax.lax.scan(unrecorded, carry, t0 + 1 + jnp.arange(every - 1, dtype=jnp.int32),
+                                    unroll=_UNROLL)
+            return carry, row
+
+        carry, hist = jax.lax.scan(block, init, every * jnp.arange(blocks, dtype=jnp.int32))
+        if epochs > blocks * every:  # a last, shorter block
+            carry, row = step(carry, jnp.int32(blocks * every))
+            hist = jnp.concatenate([hist, row[None]])
+            carry, _ = jax.lax.scan(unrecorded, carry, jnp.arange(blocks * every + 1, epochs, dtype=jnp.int32),
+                                    unroll=_UNROLL)
+            blocks += 1
+    theta_T, _, y_T, marks, loss_min = carry
+    fail_code, fail_step, nu_count, nu_first, nu_last, *hits = (marks[i] for i in range(8))
     ev_T = measure(theta_T, y_T)
     last = diagnostics(theta_T, ev_T.loss, ev_T.grad, ev_T.residual)
-    hit = jnp.where((hit < 0) & reached(last) & (fail_step < 0), epochs, hit)
+    hits = first_hits(hits, reached(last), epochs, fail_step < 0)
+    loss_min = jnp.where(fail_step < 0, jnp.fmin(loss_min, ev_T.loss), loss_min)
     nu_count, nu_first, nu_last = count_non_unique(ev_T.flags, epochs, fail_step, nu_count, nu_first, nu_last)
     if history:
         rows = unpack(jnp.concatenate([hist, record(theta_T, ev_T)[None]]))
+        t_rows = jnp.append(every * jnp.arange(blocks, dtype=jnp.int32), jnp.int32(epochs))
     else:
         rows = (jnp.stack([f, l]) for f, l in zip(first, last))
+        t_rows = jnp.asarray([0, epochs], jnp.int32)
     theta, loss, gnorm, dist, w, gap, resid = rows
+    first_met = jnp.stack(hits).astype(jnp.int32)
+    hit = jnp.min(jnp.where(first_met >= 0, first_met, epochs + 1))
+    hit = jnp.where(hit <= epochs, hit, -1)
     steps = jnp.where(hit >= 0, hit, epochs).astype(jnp.int32)
     # The status of the run's end: its equilibria at θ(T) (a failure at any
     # epoch froze the run, so θ(T) is the state it failed in).
@@ -314,4 +365,4 @@ def gradient_descent(
         (has_status(ev_T.flags, Status.UNVERIFIED), Status.UNVERIFIED), (hit >= 0, Status.CONVERGED),
     ], default=Status.MAX_STEPS)
     return Trajectory(theta, loss, gnorm, dist, w, gap, resid, status, fail_step, steps,
-                      nu_count, nu_first, nu_last)
+                      nu_count, nu_first, nu_last, t_rows, loss_min, first_met)

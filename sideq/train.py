@@ -31,7 +31,7 @@ from sideq.risk import (
 )
 from sideq.solve import BACKENDS, _concrete
 
-__all__ = ["descent", "check_theta0", "check_step_size", "check_problem"]
+__all__ = ["descent", "check_theta0", "check_step_size", "check_problem", "history_stride", "HISTORY_BYTES"]
 
 
 def check_problem(model: Model, xi, x, y, dist, dtype, *, targets_now: bool = True):
@@ -129,9 +129,9 @@ def check_step_size(eta):
         raise SideqInputError(f"eta: the step size must be a positive number, got {eta_c.tolist()}")
 
 
-@xla.jit(static_argnames=("model", "epochs", "optimizer", "backend", "maxiter", "history"))
+@xla.jit(static_argnames=("model", "epochs", "optimizer", "backend", "maxiter", "history", "save_every"))
 def _descent_empirical(model, theta0, x, y, xi, eta, tols, *, epochs, optimizer, backend, maxiter,
-                       history=True):
+                       history=True, save_every=1):
     if y is None:  # the default targets f(x) = σ(ξᵀx)
         y = targets(model, xi, x)
     objective = empirical_objective(model, x, y, backend=backend, maxiter=maxiter)
@@ -139,17 +139,41 @@ def _descent_empirical(model, theta0, x, y, xi, eta, tols, *, epochs, optimizer,
     return gradient_descent(
         model, objective, theta0, _default_y0(model, theta0, x), xi,
         epochs=epochs, optimizer=opt, gtol=tols[0], ltol=tols[1], dtol=tols[2], history=history,
+        save_every=save_every,
     )
 
 
-@xla.jit(static_argnames=("model", "epochs", "optimizer", "backend", "maxiter"))
-def _descent_population(model, theta0, dist, xi, eta, tols, *, epochs, optimizer, backend, maxiter):
+@xla.jit(static_argnames=("model", "epochs", "optimizer", "backend", "maxiter", "save_every"))
+def _descent_population(model, theta0, dist, xi, eta, tols, *, epochs, optimizer, backend, maxiter,
+                        save_every=1):
     objective = population_objective(model, xi, dist, backend=backend, maxiter=maxiter)
     opt = optax.sgd(eta) if optimizer is None else optimizer
     return gradient_descent(
         model, objective, theta0, initial_nodes_y0(model, theta0, xi, dist), xi,
-        epochs=epochs, optimizer=opt, gtol=tols[0], ltol=tols[1], dtol=tols[2],
+        epochs=epochs, optimizer=opt, gtol=tols[0], ltol=tols[1], dtol=tols[2], save_every=save_every,
     )
+
+
+#: The memory a descent's history may take unless told otherwise (bytes).
+HISTORY_BYTES = 256 * 2**20
+
+
+def history_stride(epochs: int, p: int, itemsize: int = 8, budget: int | None = None) -> int:
+    """The smallest m with the rows t = 0, m, 2m, …, T of a descent's history
+    within ``budget`` bytes (default :data:`HISTORY_BYTES`).  A row costs
+    (6p + 16) numbers: the packed row the loop writes (θ, ∇R, R, residual),
+    its copy with the last row appended, and the diagnostics unpacked from it
+    (XLA's memory analysis of the compiled run counts about 12 + 6p)."""
+    row = (6 * int(p) + 16) * int(itemsize)
+    rows = max(2, int(HISTORY_BYTES if budget is None else budget) // row)
+    return max(1, -(-int(epochs) // (rows - 1)))
+
+
+def check_save_every(save_every, epochs: int) -> int:
+    """``save_every``: an integer >= 1 (not above ``epochs``), or a one-line error."""
+    if isinstance(save_every, bool) or not isinstance(save_every, (int, np.integer)) or save_every < 1:
+        raise SideqInputError(f"save_every: must be an integer >= 1 (or None: automatic), got {save_every!r}")
+    return int(min(save_every, epochs))
 
 
 def descent(
@@ -168,6 +192,7 @@ def descent(
     ltol: float = 0.0,
     dtol: float = 0.0,
     maxiter: int = 100,
+    save_every: int | None = None,
 ) -> Trajectory:
     r"""Gradient descent θ(t+1) = θ(t) − η∇R(θ(t)) from ``theta0`` (Section 2).
 
@@ -181,7 +206,14 @@ def descent(
     run's end; ``non_unique_epochs`` counts the epochs in the non-unique
     regime), so the test for "met a tolerance" is ``steps < epochs``
     (or, for a run that meets one only at θ(T), ``steps == epochs``, its final values).
-    Returns a :class:`~sideq.dynamics.Trajectory` with T + 1 = epochs + 1 rows.
+
+    ``save_every`` = m records the epochs t = 0, m, 2m, … and the last
+    (``traj.t``); None (the default) records every epoch when that fits in
+    :data:`HISTORY_BYTES` and the smallest stride that does otherwise
+    (:func:`history_stride`), so memory does not grow with ``epochs``.  The
+    online quantities cover every epoch whatever the stride: ``loss_min``,
+    ``first_met`` (per tolerance), ``steps``, the status and the non-unique
+    counts.  Returns a :class:`~sideq.dynamics.Trajectory`.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
         raise SideqInputError(f"epochs: must be an integer >= 1, got {epochs!r}")
@@ -200,7 +232,11 @@ def descent(
     # (numpy, not jax, arrays: each eager jax call is a dispatch of its own)
     eta = np.asarray(eta if optimizer is None else 0.0, dtype)
     tols = np.asarray(check_tolerances(gtol=gtol, ltol=ltol, dtol=dtol), dtype)
-    static = dict(epochs=int(epochs), optimizer=optimizer, backend=backend, maxiter=int(maxiter))
+    p = model.n_params(d)
+    save_every = (history_stride(epochs, p, np.dtype(dtype).itemsize) if save_every is None
+                  else check_save_every(save_every, epochs))
+    static = dict(epochs=int(epochs), optimizer=optimizer, backend=backend, maxiter=int(maxiter),
+                  save_every=save_every)
     if dist is not None:
         return _descent_population(model, theta0, dist, xi, eta, tols, **static)
     return _descent_empirical(model, theta0, x, y, xi, eta, tols, **static)
@@ -233,6 +269,12 @@ def summary(model: Model, traj: Trajectory) -> dict:
         out["fail_step"] = int(traj.fail_step)
     out.update(non_unique_epochs=int(traj.non_unique_epochs), non_unique_first=int(traj.non_unique_first),
                non_unique_last=int(traj.non_unique_last))
+    if traj.loss_min is not None:  # (the online quantities, over every epoch)
+        loss_min = float(traj.loss_min)
+        out["loss_min"] = loss_min if math.isfinite(loss_min) else None
+        out["first_met"] = dict(zip(("gtol", "ltol", "dtol"), (int(v) for v in np.asarray(traj.first_met))))
+        t = np.asarray(traj.t)
+        out["save_every"] = int(t[1] - t[0]) if t.size > 2 else int(t[-1])
     if not math.isfinite(out["loss_final"]):
         out["loss_final"] = None
     return out

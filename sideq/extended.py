@@ -553,13 +553,13 @@ def exp_basin(out_dir, quick=False, **overrides):
         counts = {names[int(k)]: int(v) for k, v in zip(*np.unique(status, return_counts=True))}
         failed = np.isin(status, [int(sideq.Status.DIVERGED), int(sideq.Status.SINGULAR),
                                   int(sideq.Status.SOLVER_FAILURE)])
-        nonuniq = status == int(sideq.Status.NON_UNIQUE)
+        # The runs that passed through the non-unique regime at some epoch
+        # (their status is that of their end, which may be CONVERGED).
+        nonuniq = np.asarray(A["non_unique_epochs"]) > 0
         # Reached the target: ``steps`` is the first epoch with distance <= dtol
-        # (= epochs if never), whatever the status.  The status is not the test:
-        # NON_UNIQUE outranks CONVERGED (sideq.dynamics.gradient_descent), so a
-        # run that met dtol while some equilibrium on its way was non-unique
-        # reads NON_UNIQUE.  A run that met dtol only at theta(T) has steps = epochs,
-        # hence the distance_final test; failed runs do not count.
+        # (= epochs if never), whatever the status.  A run that met dtol only
+        # at theta(T) has steps = epochs, hence the distance_final test;
+        # failed runs do not count.
         reached = ~failed & ((steps < c["epochs"]) | ((cfg["dtol"] > 0) & (dfin <= cfg["dtol"])))
         maps[name] = dict(D=dfin.reshape(m, m), S=steps.reshape(m, m), failed=failed.reshape(m, m),
                           nonuniq=nonuniq.reshape(m, m), reached=reached.reshape(m, m), box=c["box"])
@@ -612,12 +612,12 @@ def exp_basin(out_dir, quick=False, **overrides):
             rows = [
                 (D, LogNorm(1e-16, max(1.0, np.nanmax(D))), f"final distance to {target}",
                  f"({'a' if col == 0 else 'b'}) {name} DEQ, $\\eta={cfg[name]['eta']:g}$, "
-                 f"{cfg[name]['epochs']} epochs", f"non-unique equilibrium ({k})"),
+                 f"{cfg[name]['epochs']} epochs", f"non-unique at some epoch ({k})"),
                 (S, LogNorm(max(1, np.nanmin(S)) if np.isfinite(S).any() else 1,
                             max(2, np.nanmax(S)) if np.isfinite(S).any() else 2),
                  r"epochs to distance $\leq 10^{-6}$",
                  f"({'c' if col == 0 else 'd'}) epochs to reach $10^{{-6}}$ (white: not reached)",
-                 f"non-unique equilibrium ({k}; {kr} reach)"),
+                 f"non-unique at some epoch ({k}; {kr} reach)"),
             ]
             for row, (values, norm, cbar_label, title, nonunique_label) in enumerate(rows):
                 ax = axs[row, col]

@@ -118,12 +118,13 @@ def test_explicit_neuron_experiment_end_to_end(tmp_path):
 
 
 def test_basin_counts_non_unique_runs_that_reach_the_target(tmp_path):
-    # 4 x 4 starts: the corner (-4, 3.9) is NON_UNIQUE (that status outranks
-    # CONVERGED) yet reaches 1e-6; it must count as reached.
+    # 4 x 4 starts: the top row starts non-unique (θ2 ≥ 4 for the sigmoid),
+    # leaves that regime and reaches 1e-6; it must count as reached, and its
+    # status is that of its end, not NON_UNIQUE.
     res = extended.run_one("basin", str(tmp_path), quick=True, grid_points=4)
     s = res["sigmoid"]
-    assert s["status_counts"].get("non_unique", 0) >= 1
-    assert s["non_unique_reached_1e_6"] == s["status_counts"]["non_unique"]
+    assert s["non_unique_reached_1e_6"] >= 1
+    assert s["status_counts"].get("non_unique", 0) == 0
     assert s["reached_1e_6"] == 16 and s["fraction_reached_1e_6"] == 1.0
     assert s["epochs_to_1e_6_quantiles"][-1] >= s["epochs_to_1e_6_max_non_unique"]
     json.dumps(res)

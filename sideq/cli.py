@@ -17,6 +17,7 @@ does not import it first).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -453,13 +454,35 @@ def cmd_sweep(args) -> int:
     p = model.n_params(len(xi))
     inits = make_inits(args.init_dist, args.inits, p, args.seed)
     x, y, dist, law = _data_and_law(args, model, xi)
-    res = run_sweep(
-        model, xi=np.array(xi), inits=inits, eta=np.array(etas) if len(etas) > 1 else etas[0],
-        epochs=args.epochs, x=x, y=y, dist=dist, chunk=args.chunk, out_dir=args.out, resume=args.resume,
-        backend=args.backend, progress=not args.no_progress, distributed=args.distributed, **tols,
-    )
-    _emit({**res.summary, "law": law}, args.json)
+    # (Gloo, the CPU collectives of a multi-host sweep, prints its connections
+    # on the process's stdout: sent to stderr, so that stdout holds the results.)
+    with _stdout_to_stderr(args.distributed):
+        res = run_sweep(
+            model, xi=np.array(xi), inits=inits, eta=np.array(etas) if len(etas) > 1 else etas[0],
+            epochs=args.epochs, x=x, y=y, dist=dist, chunk=args.chunk, out_dir=args.out, resume=args.resume,
+            backend=args.backend, progress=not args.no_progress, distributed=args.distributed, **tols,
+        )
+    if res.summary:  # (the other processes of a multi-host sweep have nothing to say: process 0 writes)
+        _emit({**res.summary, "law": law}, args.json)
     return 0
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr(active: bool):
+    """File descriptor 1 points at stderr inside the block (also for what C++
+    libraries print), when ``active``."""
+    if not active:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _save(path, arrays):

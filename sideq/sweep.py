@@ -32,9 +32,14 @@ memory does not grow with the number of runs K and nothing recompiles.
   of a chunk then runs on its own thread.
 * Several hosts: pass ``distributed=True`` (or call
   :func:`jax.distributed.initialize` yourself) on every host, with the same
-  arguments, before any other JAX call.  Every process then computes its
-  devices' share of each chunk; process 0 gathers the results and alone writes
-  files and the progress line, so ``out_dir`` needs to be visible to it only.
+  arguments, before any other JAX call (:func:`initialize_distributed`: under
+  SLURM or Open MPI JAX finds the cluster itself; elsewhere set
+  JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID).  Every
+  process then computes its devices' share of each chunk; process 0 gathers
+  the results and alone writes files and the progress line, so ``out_dir``
+  needs to be visible to it only.  ``tests/test_multihost.py`` runs two
+  processes on one machine: bit-identical to one process, and a kill of one
+  process followed by a resume of both loses nothing.
 
 Example (float64 chosen by the caller, here scoped to the block)::
 
@@ -562,17 +567,35 @@ def _check_runs(inits, eta, pair_eta, p, dtype):
 
 
 def initialize_distributed():
-    """``jax.distributed.initialize()`` (cluster settings from the environment:
-    SLURM, Open MPI, Cloud TPU, or JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES /
-    JAX_PROCESS_ID), once; a clear error if JAX is already in use."""
+    """``jax.distributed.initialize`` once, before any other JAX call, from the
+    environment: on SLURM, Open MPI or Cloud TPU JAX detects the cluster by
+    itself; elsewhere set ``JAX_COORDINATOR_ADDRESS`` (host:port of process
+    0), ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID`` on every process (JAX
+    reads the first itself; the other two are passed on here).  A one-line
+    :class:`~sideq.errors.SideqInputError` if the cluster is not described
+    or JAX is already in use."""
+    if jax.distributed.is_initialized():
+        return
+    kwargs = {}
+    for var, key in (("JAX_NUM_PROCESSES", "num_processes"), ("JAX_PROCESS_ID", "process_id")):
+        if os.environ.get(var):
+            try:
+                kwargs[key] = int(os.environ[var])
+            except ValueError:
+                raise SideqInputError(f"distributed: {var}={os.environ[var]!r} is not an integer") from None
     try:
-        jax.distributed.initialize()
+        jax.distributed.initialize(**kwargs)
     except RuntimeError as err:
         if "only be called once" in str(err):
             return
         raise SideqInputError(
             "distributed: jax.distributed.initialize() must run before any other JAX call; "
             "call it at the top of the script (or pass distributed=True before making arrays)"
+        ) from None
+    except ValueError as err:
+        raise SideqInputError(
+            f"distributed: {err} (outside SLURM / Open MPI, set JAX_COORDINATOR_ADDRESS=host:port, "
+            "JAX_NUM_PROCESSES and JAX_PROCESS_ID on every process)"
         ) from None
 
 

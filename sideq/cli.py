@@ -278,6 +278,10 @@ def _add_run_flags(p, kind="descent"):
                             "normal:MEAN,STD (default normal:0,0.1)")
         if kind == "descent":
             p.add_argument("--eta", type=float, default=0.1, help="step size (default 0.1)")
+            p.add_argument("--save-every", type=_count, default=None, metavar="M",
+                           help="keep every M-th epoch of the history and the last (default: every epoch "
+                                "while that fits in 256 MiB, else the smallest M that does; the final state, "
+                                "min loss and first epoch each tolerance is met cover every epoch)")
     if kind == "flow":  # (sideq.flow.flow stops on the gradient only)
         p.add_argument("--t1", type=float, default=50.0, help="end time of the flow (default 50)")
         p.add_argument("--gtol", type=float, default=1e-10,
@@ -351,7 +355,7 @@ def cmd_descent(args) -> int:
     x, y, dist, law = _data_and_law(args, model, xi)
     t0 = time.perf_counter()
     traj = descent(model, theta0, xi=np.array(xi), x=x, y=y, dist=dist, eta=args.eta,
-                   epochs=args.epochs, backend=args.backend, **tols)
+                   epochs=args.epochs, backend=args.backend, save_every=args.save_every, **tols)
     traj.theta.block_until_ready()
     wall = time.perf_counter() - t0
     traj = _on_host(traj)
@@ -360,8 +364,8 @@ def cmd_descent(args) -> int:
     out.update(theta_initial=[float(v) for v in theta0], wall_s=wall, eta=args.eta,
                risk=args.risk, data=args.data, n=None if dist is not None else int(np.shape(x)[0]),
                dtype=str(traj.theta.dtype))
-    if args.save:
-        _save(args.save, traj._asdict())
+    if args.save:  # (with the model and xi, so that `sideq plot RUN.npz` draws the target set)
+        _save(args.save, {**traj._asdict(), "model": model.name, "xi": np.array(xi)})
         out["saved"] = args.save
     _emit(out, args.json)
     return 0
@@ -394,7 +398,7 @@ def cmd_flow(args) -> int:
                n=None if dist is not None else int(np.shape(x)[0]), dtype=str(traj.theta.dtype))
     if args.save:
         reached = until_stop(traj)  # (in time order: the rows the flow reached)
-        _save(args.save, {**reached._asdict(), "t": reached.ts})
+        _save(args.save, {**reached._asdict(), "t": reached.ts, "model": model.name, "xi": np.array(xi)})
         out["saved"] = args.save
     _emit(out, args.json)
     return 0
@@ -488,7 +492,7 @@ def _stdout_to_stderr(active: bool):
 def _save(path, arrays):
     import numpy as np
 
-    np.savez(path, **{k: np.asarray(v) for k, v in arrays.items()})
+    np.savez(path, **{k: np.asarray(v) for k, v in arrays.items() if v is not None})
 
 
 def _emit(out: dict, as_json: bool):

@@ -172,7 +172,7 @@ def history_stride(epochs: int, p: int, itemsize: int = 8, budget: int | None = 
 def check_save_every(save_every, epochs: int) -> int:
     """``save_every``: an integer >= 1 (not above ``epochs``), or a one-line error."""
     if isinstance(save_every, bool) or not isinstance(save_every, (int, np.integer)) or save_every < 1:
-        raise SideqInputError(f"save_every: must be an integer >= 1 (or None: automatic), got {save_every!r}")
+        raise SideqInputError(f"save_every: must be an integer >= 1 (leave it out for the automatic stride), got {save_every!r}")
     return int(min(save_every, epochs))
 
 

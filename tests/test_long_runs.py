@@ -73,3 +73,27 @@ def test_a_billion_epochs_compile_to_bounded_memory():
 def test_save_every_is_checked():
     with pytest.raises(sideq.SideqInputError, match="^save_every:"):
         descent(SIG, [0.1, 0.1], save_every=0, **RUN)
+
+
+def test_cli_save_every_writes_the_strided_rows_and_the_online_quantities(tmp_path, capsys):
+    import json
+
+    from sideq.cli import main
+
+    path = tmp_path / "run.npz"
+    args = ["descent", "--model", "sigmoid", "--xi", "2", "--n", "64", "--init=0.1,0.1", "--eta", "0.5",
+            "--epochs", str(EPOCHS), "--ltol", "1e-3", "--save-every", "40", "--save", str(path), "--json"]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    with np.load(path) as f:
+        saved = {k: f[k] for k in f.files}
+    assert saved["t"].tolist() == list(range(0, EPOCHS, 40)) + [EPOCHS]
+    assert saved["theta"].shape == (len(saved["t"]), 2) and str(saved["model"]) == "sigmoid"
+    assert out["save_every"] == 40 and out["first_met"]["ltol"] == int(saved["first_met"][1])
+    # the library's run of the same problem (the CLI's data: seed 0's draw)
+    x = np.asarray(sideq.sample(sideq.uniform(0, 1, 1), sideq.data.seed_keys(0)[0], 64))
+    lib = descent(SIG, [0.1, 0.1], xi=[2.0], x=x, eta=0.5, epochs=EPOCHS, ltol=1e-3)
+    assert out["loss_min"] == pytest.approx(float(lib.loss_min), rel=1e-12)
+    assert out["first_met"]["ltol"] == int(lib.first_met[1]) == out["steps"]
+    assert main(args[:-5] + ["--save-every", "0"]) == 2
+    assert "--save-every" in capsys.readouterr().err

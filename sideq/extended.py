@@ -42,6 +42,7 @@ import time
 import numpy as np
 
 from sideq.errors import SideqInputError, unwritable_folder
+from sideq.progress import advance, bar
 from sideq.plots import cell_outline as _mask_outline  # noqa: F401  (the basin map's, shared)
 
 __all__ = [
@@ -924,8 +925,11 @@ def run_all(out_dir, quick=False, only=None) -> dict:
     names = list(EXPERIMENTS) if not only else list(only)
     t0 = time.perf_counter()
     out = {}
-    for name in names:
-        out[name] = run_one(name, out_dir, quick=quick)
+    with bar(len(names), "extended", "experiment") as b:  # (on a terminal only)
+        for name in names:
+            advance(b, 0, name)
+            out[name] = run_one(name, out_dir, quick=quick)
+            advance(b)
     out["wall_s"] = time.perf_counter() - t0
     with open(os.path.join(out_dir, "extended_summary.json"), "w") as fh:
         json.dump(out, fh, indent=2)

@@ -19,6 +19,8 @@ import time
 
 import numpy as np
 
+from sideq.progress import advance, bar
+
 EXPERIMENTS = {
     "linear": dict(figures=["fig1", "fig2"], model="linear", xi=2.0, n=1000, eta=0.01, epochs=200,
                    init_mean=(0.0, 0.0), init_std=0.1, section="4.1"),
@@ -293,14 +295,18 @@ def reproduce(out: str = "figures", only: str | None = None, seed: int = 0, as_j
         raise CLIError(f"--only: unknown figure(s) {', '.join(unknown)}; choose from {', '.join(FIGURES)}")
     os.makedirs(out, exist_ok=True)
     results = {}
-    for name, cfg in EXPERIMENTS.items():
-        if not set(cfg["figures"]) & set(wanted):
-            continue
-        model, x, traj, summary = run_experiment(name, seed)
-        summary["files"] = draw_figures(name, model, x, traj, wanted, out)
-        results[name] = summary
-    t0 = time.perf_counter()
-    claims = check_claims(seeds, seed, wanted) if seeds > 0 else []
+    names = [name for name, cfg in EXPERIMENTS.items() if set(cfg["figures"]) & set(wanted)]
+    with bar(len(names) + (seeds > 0), "reproduce", "step") as b:  # (on a terminal only)
+        for name in names:
+            advance(b, 0, name)
+            model, x, traj, summary = run_experiment(name, seed)
+            summary["files"] = draw_figures(name, model, x, traj, wanted, out)
+            results[name] = summary
+            advance(b)
+        t0 = time.perf_counter()
+        advance(b, 0, "caption claims")
+        claims = check_claims(seeds, seed, wanted) if seeds > 0 else []
+        advance(b, int(seeds > 0))
     results["claims"] = claims
     results["claims_wall_s"] = time.perf_counter() - t0
     with open(os.path.join(out, "summary.json"), "w") as fh:

@@ -79,6 +79,7 @@ from sideq.data import Uniform
 from sideq.dynamics import gradient_descent
 from sideq.errors import SideqInputError
 from sideq.model import Model
+from sideq.progress import make as make_bar
 from sideq.risk import (
     _default_y0,
     empirical_objective,
@@ -486,42 +487,28 @@ def load_results(out_dir) -> dict:
 
 
 class _Progress:
-    def __init__(self, progress, total):
+    """A sweep's progress after each chunk: to ``progress`` when it is a
+    callable (a dict: done, total, runs_per_s, eta_s, elapsed_s), else as a
+    tqdm bar on stderr when stderr is a terminal (:mod:`sideq.progress`),
+    and nothing otherwise (a pipe or a log receives the results alone)."""
+
+    def __init__(self, progress, total, already=0):
         self.fn = progress if callable(progress) else None
-        self.on = bool(progress)
         self.total = total
         self.t0 = time.perf_counter()
-        self.last = -math.inf
-        self.shown = None  # runs done in the last line printed
-        self.tty = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+        self.bar = None if self.fn is not None else make_bar(total, "sweep", "run", already, bool(progress))
 
     def __call__(self, done, computed, final=False):
-        if not self.on:
-            return
-        now = time.perf_counter()
-        elapsed = now - self.t0
-        rate = computed / elapsed if elapsed > 0 else 0.0
-        left = self.total - done
-        remaining = 0.0 if left <= 0 else (left / rate if rate > 0 else math.inf)
-        info = dict(done=done, total=self.total, runs_per_s=rate, eta_s=remaining, elapsed_s=elapsed)
         if self.fn is not None:
-            self.fn(info)
-            return
-        if not final and now - self.last < (0.5 if self.tty else 10.0):
-            return
-        if final and not self.tty and self.shown == done:
-            return  # (a log gets each count once; a terminal ends the line it rewrote)
-        self.last, self.shown = now, done
-        eta_txt = "--" if not math.isfinite(remaining) else _hms(remaining)
-        line = (f"sweep: {done:,}/{self.total:,} runs  {rate:,.1f} runs/s  "
-                f"elapsed {_hms(elapsed)}  ETA {eta_txt}")
-        end = "\n" if (final or not self.tty) else ""
-        print(("\r" if self.tty else "") + line, end=end, file=sys.stderr, flush=True)
-
-
-def _hms(s):
-    s = int(round(s))
-    return f"{s // 3600}h{s // 60 % 60:02d}m{s % 60:02d}s" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+            elapsed = time.perf_counter() - self.t0
+            rate = computed / elapsed if elapsed > 0 else 0.0
+            left = self.total - done
+            remaining = 0.0 if left <= 0 else (left / rate if rate > 0 else math.inf)
+            self.fn(dict(done=done, total=self.total, runs_per_s=rate, eta_s=remaining, elapsed_s=elapsed))
+        elif self.bar is not None:
+            self.bar.update(done - self.bar.n)
+            if final:
+                self.bar.close()
 
 
 # ----------------------------------------------------------------------------
@@ -846,9 +833,9 @@ def run_sweep(
         out["theta0"], out["eta"] = theta0, eta_c
         return out
 
-    prog = _Progress(progress if writer else False, n_runs)
     sizes = np.minimum(chunk, n_runs - chunk * np.arange(n_chunks))
     already = int(np.sum(sizes[done_mask]))
+    prog = _Progress(progress if writer else False, n_runs, already)
     memory = {}
     computed = 0
     for i in range(n_chunks):

@@ -48,6 +48,7 @@ import numpy as np
 
 import sideq
 import sideq.sweep
+from sideq.progress import advance, bar
 from sideq import theory as T
 from sideq.dynamics import gradient_descent
 from sideq.flow import gradient_flow, reached_rows
@@ -1133,8 +1134,8 @@ def main(quick: bool = False, as_json: bool = False, plots_dir: str | None = Non
 
     The checks need float64; it is switched on for this call only."""
     t0 = time.perf_counter()
-    with jax.enable_x64(True):
-        recs = run(quick, log=lambda line: print(line, file=sys.stderr, flush=True))
+    with jax.enable_x64(True), bar(None, "verify", "check") as b:  # (a bar on a terminal only)
+        recs = run(quick, log=(lambda line: advance(b, 1, line.split("] ", 1)[-1])) if b is not None else None)
         if plots_dir:
             for path in plots(plots_dir, quick):
                 print(f"wrote {path}", file=sys.stderr, flush=True)

@@ -166,21 +166,25 @@ def test_chunk_sizes_that_divide_and_do_not_divide_agree():
         assert a["theta_final"].shape == (20, 2)
 
 
-def test_progress_line_and_callback(capsys):
+def test_progress_bar_on_a_terminal_nothing_on_a_pipe_and_callback(capsys, monkeypatch):
+    import sideq.progress
+
     inits = make_inits("normal:0,0.3", 5, 2, seed=5)
     kw = dict(xi=XI, dist=UNIF8, inits=inits, eta=0.1, epochs=EPOCHS, chunk=4)
+    run_sweep(LIN, progress=True, **kw)  # stderr is not a terminal here: nothing
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(sideq.progress, "on_terminal", lambda: True)
     run_sweep(LIN, progress=True, **kw)
-    err = capsys.readouterr().err
-    assert "5/5 runs" in err and "runs/s" in err and "ETA" in err
-    # not a terminal: each count once (the first chunk's line, then the last's)
-    assert [line.split()[1] for line in err.strip().splitlines()] == ["4/5", "5/5"]
-    run_sweep(LIN, progress=True, **dict(kw, chunk=8))  # one chunk: its line is the last
-    assert [line.split()[1] for line in capsys.readouterr().err.strip().splitlines()] == ["5/5"]
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    bar = captured.err.replace("\r", "\n").strip().splitlines()[-1]  # tqdm redraws in place
+    assert bar.startswith("sweep:") and "5/5" in bar and "run/s" in bar and "100%" in bar, bar
     run_sweep(LIN, progress=False, **kw)
     assert capsys.readouterr().err == ""
     seen = []
     run_sweep(LIN, progress=seen.append, **kw)
     assert [s["done"] for s in seen][-1] == 5 and all(s["total"] == 5 for s in seen)
+    assert capsys.readouterr().err == ""
 
 
 # ----------------------------------------------------------------------------

@@ -77,8 +77,8 @@ def test_gaussian_mean_and_cov_are_the_library_law(capsys, tmp_path):
     np.testing.assert_allclose(diag["theta_final"], np.asarray(traj.theta[-1]), rtol=1e-13)
 
 
-UNIF = ("descent", "--low", "0.5", "--high", "1.5", "--n", "30", "--eta", "0.5", "--init=0.1,0.2",
-        "--epochs", "40")
+RUN = ("descent", "--n", "30", "--eta", "0.5", "--init=0.1,0.2", "--epochs", "40")
+UNIF = (*RUN, "--low", "0.5", "--high", "1.5")
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +97,9 @@ def test_uniform_low_high_draw_the_library_data(capsys, unif_run):
     np.testing.assert_allclose(rec["loss_final"], float(traj.loss[-1]), rtol=1e-13)
     np.testing.assert_allclose(rec["theta_final"], np.asarray(traj.theta[-1]), rtol=1e-13)
     assert np.all((np.asarray(x) >= 0.5) & (np.asarray(x) < 1.5)) and np.max(np.asarray(x)) > 1.0
-    assert run_json(capsys, "descent", "--n", "30", "--epochs", "3")["law"] == {
-        "name": "uniform", "low": [0.0], "high": [1.0]}  # (the default, recorded too)
+    default = run_json(capsys, *RUN)  # (the same shapes: no new compilation)
+    assert default["law"] == {"name": "uniform", "low": [0.0], "high": [1.0]}  # (recorded too)
+    assert abs(default["loss_final"] - rec["loss_final"]) > 1e-6
 
 
 @pytest.mark.parametrize("name, field", [("ltol", "loss"), ("gtol", "grad_norm"), ("dtol", "distance")])
@@ -253,9 +254,8 @@ def test_cache_folder_and_when_it_is_used(monkeypatch, tmp_path):
 def test_two_processes_share_one_fresh_cache(capsys, tmp_path):
     """Two `sideq descent` at once on one empty cache folder both succeed with
     the same numbers; a third call loads every program from the folder; the
-    numbers are those of a run without any cache; and --no-cache (run beside
-    the third call) writes nothing."""
-    cache, off = tmp_path / "cache", tmp_path / "off"
+    numbers are those of a run without any cache."""
+    cache = tmp_path / "cache"
     argv = [sys.executable, "-m", "sideq.cli", "descent", "--epochs", "5", "--n", "20", "--json"]
     env = dict(ENV, SIDEQ_CACHE_DIR=str(cache))
 
@@ -273,13 +273,10 @@ def test_two_processes_share_one_fresh_cache(capsys, tmp_path):
     assert any(f.startswith("jit__descent_empirical-") for f in entries), entries
     # The third call hits: JAX logs each hit (jax_log_compiles) and each miss
     # (jax_explain_cache_misses) on stderr, and no entry is added.
-    third = start(argv, dict(env, JAX_LOG_COMPILES="1", JAX_EXPLAIN_CACHE_MISSES="1"))
-    uncached = start([*argv[:3], "--no-cache", *argv[3:]], dict(ENV, SIDEQ_CACHE_DIR=str(off)))
-    (out3, err3), (out_off, err_off) = finish(third), finish(uncached)
+    out3, err3 = finish(start(argv, dict(env, JAX_LOG_COMPILES="1", JAX_EXPLAIN_CACHE_MISSES="1")))
     assert "Persistent compilation cache hit for 'jit__descent_empirical'" in err3
     assert "PERSISTENT COMPILATION CACHE MISS" not in err3
     assert sorted(f for f in os.listdir(cache) if f.endswith("-cache")) == entries
-    assert not off.exists() and not err_off
     # The same numbers, from the cache, without it, and in this process
     # (main(argv) from Python leaves JAX's configuration alone: no cache).
     import jax
@@ -287,8 +284,34 @@ def test_two_processes_share_one_fresh_cache(capsys, tmp_path):
     before = jax.config.jax_compilation_cache_dir
     in_process = numbers(run_json(capsys, "descent", "--epochs", "5", "--n", "20"))
     assert jax.config.jax_compilation_cache_dir == before
-    for out in (out3, out_off):
-        assert numbers(json.loads(out)) == numbers(json.loads(first[0])) == in_process
+    assert numbers(json.loads(out3)) == numbers(json.loads(first[0])) == in_process
+
+
+def test_the_sideq_command_turns_the_cache_on_unless_told_not_to(monkeypatch, capsys, tmp_path):
+    """main() as the `sideq` command (argv None) sets up the cache folder
+    before the command runs; --no-cache, before or after the command, turns
+    JAX's cache off instead (here the command then stops at a bad --eta)."""
+    import jax
+
+    used = []
+    monkeypatch.setattr(cli, "_use_compilation_cache", used.append)
+    monkeypatch.setenv("SIDEQ_CACHE_DIR", str(tmp_path / "c"))
+    enabled = jax.config.jax_enable_compilation_cache
+    try:
+        for argv, folder in [(["descent"], str(tmp_path / "c")), (["--no-cache", "descent"], None),
+                             (["descent", "--no-cache"], None)]:
+            used.clear()
+            jax.config.update("jax_enable_compilation_cache", True)
+            monkeypatch.setattr(sys, "argv", ["sideq", *argv, "--eta", "0"])
+            try:
+                code = main()
+            except SystemExit as stop:
+                code = stop.code
+            assert code == 2 and used == ([folder] if folder else []), argv
+            assert jax.config.jax_enable_compilation_cache == (folder is not None)
+        capsys.readouterr()
+    finally:
+        jax.config.update("jax_enable_compilation_cache", enabled)
 
 
 def test_unwritable_cache_folder_is_a_warning(capsys, tmp_path):

@@ -276,8 +276,10 @@ def deq(g: Callable, dim: int, *, solver: str = "anderson", tol: float | None = 
 
     Example::
 
-        model = sideq.deq.deq(lambda p, x, y: jnp.tanh(p["A"] @ x + p["B"] @ y), dim=4)
-        y = sideq.deq.equilibrium(model, {"A": A, "B": B}, x)
+        from sideq.deq import deq, equilibrium
+
+        model = deq(lambda p, x, y: jnp.tanh(p["A"] @ x + p["B"] @ y), dim=4)
+        y = equilibrium(model, {"A": A, "B": B}, x)  # (4,), differentiable in p and x
     """
     if not callable(g):
         raise SideqInputError(f"g: expected a callable g(params, x, y), got {type(g).__name__}")

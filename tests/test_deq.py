@@ -10,6 +10,7 @@ file compiles each solver's path a few times only.
 
 import dataclasses
 import functools
+import importlib
 
 import jax
 import jax.numpy as jnp
@@ -18,7 +19,10 @@ import pytest
 
 import sideq
 from sideq import SideqInputError, Status
-from sideq import deq as D
+
+# (the module itself: a top-level re-export of the function deq would rebind
+# the attribute sideq.deq, and `from sideq import deq` would give the function)
+D = importlib.import_module("sideq.deq")
 
 D_IN, N = 3, 4
 SOLVERS = D.SOLVERS

@@ -438,7 +438,8 @@ def linear_gradient_closed_form(theta, xi, m2):
 
 
 def flow_field(model, thetas, xi=XI, dist=None):
-    """−∇R(θ) at each row of ``thetas`` (K, 2), sideq's implicit gradients, population risk."""
+    """−∇R(θ) at each row of ``thetas`` (K, 2), population risk: the gradient of
+    Eq. (5) for the linear DEQ, implicit gradients otherwise."""
     import jax
     import jax.numpy as jnp
 

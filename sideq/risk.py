@@ -2,21 +2,44 @@ r"""Risks with the squared loss ℓ(y, ŷ) = (ŷ − y)² (Sections 3.1.1 and 3.
 
 * empirical risk  R̂(θ) = (1/n) Σᵢ (y_θ(xᵢ) − yᵢ)²
 * population risk R(θ, ξ) = E[(y_θ(X) − f(X))²], f(x) = σ(ξᵀx) (ξᵀx for the linear DEQ),
-  computed by quadrature, not Monte Carlo:
+  computed exactly, not by Monte Carlo.
 
-  - X ~ Unif(box): tensor Gauss–Legendre rule (d ≤ 5).  For d = 1 the default
-    128 nodes integrate the paper's risks to rounding error; for the linear DEQ
-    the integrand is a quadratic polynomial, integrated exactly.
-  - X ~ N(μ, Σ), any d: y_θ(x) depends on x only through u = θ1ᵀx + b and f only
-    through v = ξᵀx, so R = E[(Y(u) − f(v))²] over the bivariate normal (u, v).
-    With S Sᵀ = Σ, p = Sᵀθ1, q = Sᵀξ, e = q/‖q‖:
-    v = ξᵀμ + ‖q‖ z1,  u = θ1ᵀμ + b + (pᵀe) z1 + ‖p − (pᵀe)e‖ z2,  z ~ N(0, I₂),
-    and a tensor rule in (z1, z2) does the rest (composite Gauss–Legendre
-    against the normal density, 144 × 144 nodes by default; see :func:`_normal_rule`).  The rule is
-    exact in d; it stays smooth where θ1 ∥ ξ (the law of (u, v) is degenerate,
-    e.g. at the optimum (ξ, 0)): the quadrature is even in c2 = ‖p⊥‖, and
-    c2 = sqrt(‖p⊥‖² + ε²) with ε = 4·eps·‖q‖ keeps its derivative finite at
-    p⊥ = 0 while changing R by O(ε²).
+Linear DEQ (:attr:`~sideq.model.Model.is_linear`), X ~ Unif(box) or N(μ, Σ),
+any d: Eq. (5) in closed form (:func:`_linear_risk`).  The equilibrium
+y_θ(x) = (θ1ᵀx + b)/(1 − θ2) is affine in x, so with φ = θ1/(1 − θ2) and
+β = b/(1 − θ2) (β = 0 without a bias)
+
+    R(θ) = (φ − ξ)ᵀE[XXᵀ](φ − ξ) + 2β (φ − ξ)ᵀE[X] + β²,
+
+which needs only the first two moments of X (E[XXᵀ] is
+:func:`sideq.data.second_moment`).  It is evaluated as
+‖Lᵀ(φ − ξ)‖² + (E[X]ᵀ(φ − ξ) + β)² with L Lᵀ = Cov(X), the same number written
+as a sum of squares (so it cannot come out negative through cancellation), and
+its gradient (and Hessian) is the autodiff of that expression, exact.  No
+equilibrium is solved.  θ2 = 1 gives a NaN risk and gradient and
+Status.SINGULAR (:func:`population_objective` says what its Equilibrium holds).
+An affine σ(z) = s z + c other than the identity is handled the same way, with
+y_θ(x) = (s(θ1ᵀx + b) + c)/(1 − sθ2) and f(x) = s ξᵀx + c.
+``quadrature=True`` (:func:`population_risk`, :func:`population_objective`,
+:func:`initial_nodes_y0`, :func:`n_nodes`) takes the quadrature below for the
+linear DEQ too: the second, independent route of the tests.
+
+Single-index DEQ (and the linear DEQ with ``quadrature=True``), by quadrature,
+one equilibrium solved per node:
+
+* X ~ Unif(box): tensor Gauss–Legendre rule (d ≤ 5).  For d = 1 the default
+  128 nodes integrate the paper's risks to rounding error; for the linear DEQ
+  the integrand is a quadratic polynomial, integrated exactly.
+* X ~ N(μ, Σ), any d: y_θ(x) depends on x only through u = θ1ᵀx + b and f only
+  through v = ξᵀx, so R = E[(Y(u) − f(v))²] over the bivariate normal (u, v).
+  With S Sᵀ = Σ, p = Sᵀθ1, q = Sᵀξ, e = q/‖q‖:
+  v = ξᵀμ + ‖q‖ z1,  u = θ1ᵀμ + b + (pᵀe) z1 + ‖p − (pᵀe)e‖ z2,  z ~ N(0, I₂),
+  and a tensor rule in (z1, z2) does the rest (composite Gauss–Legendre
+  against the normal density, 144 × 144 nodes by default; see :func:`_normal_rule`).  The rule is
+  exact in d; it stays smooth where θ1 ∥ ξ (the law of (u, v) is degenerate,
+  e.g. at the optimum (ξ, 0)): the quadrature is even in c2 = ‖p⊥‖, and
+  c2 = sqrt(‖p⊥‖² + ε²) with ε = 4·eps·‖q‖ keeps its derivative finite at
+  p⊥ = 0 while changing R by O(ε²).
 """
 
 from __future__ import annotations
@@ -33,7 +56,7 @@ from sideq.errors import SideqInputError
 from sideq.model import Model
 from sideq.solve import (BACKENDS, Continuation, Equilibrium, WarmStart, _concrete, _one_evaluation,
                          _solve_impl, _solve_steps, _solve_warm, default_tol, predict_start)
-from sideq.status import Status, has_status, status_bit
+from sideq.status import Status, has_status, is_success, status_bit
 
 __all__ = [
     "targets", "empirical_risk", "population_risk", "quadrature_rule",
@@ -391,27 +414,144 @@ def _population_gaussian(model, theta, xi, dist: Gaussian, y0, backend, tol, max
     return jnp.sum(W * (sol.y.reshape(u.shape) - f) ** 2), sol
 
 
-def n_nodes(dist) -> int:
-    """Number of equilibria solved per population-risk evaluation."""
+def _closed_form(model: Model, quadrature: bool) -> bool:
+    """Whether the population risk of ``model`` is taken in closed form (Eq. (5))."""
+    return model.is_linear and not quadrature
+
+
+def _law_moments(dist, dtype):
+    """(E[X] (d,), L) with L Lᵀ = Cov(X), in ``dtype``: for Unif(∏[lᵢ, hᵢ]) L is
+    diagonal, returned as its diagonal (hᵢ − lᵢ)/√12 (d,); for N(μ, Σ) it is
+    the law's ``cov_sqrt`` (d, d).  Traceable: a law passed into jit has
+    traced arrays."""
+    if isinstance(dist, Uniform):
+        lo, hi = jnp.asarray(dist.low, dtype), jnp.asarray(dist.high, dtype)
+        return (lo + hi) / 2, (hi - lo) / math.sqrt(12.0)
+    return jnp.asarray(dist.mean, dtype), jnp.asarray(dist.cov_sqrt, dtype)
+
+
+def _linear_risk(model: Model, theta, xi, dist):
+    r"""(R(θ), Equilibrium) for the linear DEQ in closed form, Eq. (5) (module docstring).
+
+    For σ(z) = s z + c (the identity: s = 1, c = 0), k = 1 − sθ2,
+    e = sθ1/k − sξ and β = (sb + c)/k − c (b = 0 without a bias), so that
+    y_θ(x) − f(x) = eᵀx + β for every x and
+
+        R = E[(eᵀX + β)²] = ‖Lᵀe‖² + (E[X]ᵀe + β)²,   L Lᵀ = Cov(X),
+
+    which equals eᵀE[XXᵀ]e + 2β eᵀE[X] + β² (with s = 1: e = φ − ξ, Eq. (5)).
+    Where k = 0 (θ2 = 1/s, the singular hyperplane) the risk is NaN and so
+    is every derivative of it: the NaN enters through a term that is zero,
+    with zero derivative, elsewhere (as :func:`sideq.solve._poison` does for
+    the equilibria).  Differentiable to any order in θ, forward and reverse.
+
+    The Equilibrium has one element (shape (1,)) and stands for the whole
+    law; no equilibrium is solved, nothing is iterated:
+
+    * ``y``: y_θ(E[X]), the equilibrium at the mean input, which for an affine
+      g is also the mean prediction E[y_θ(X)]; NaN where singular.
+    * ``residual``: 0, the closed form has no solver error (NaN where singular).
+    * ``iterations``: 0.
+    * ``margin``: the IFT margin 1 − sθ2, the same at every x.
+    * ``status``: Status.SINGULAR where 1 − sθ2 == 0, else Status.CONVERGED
+      (an exact value; a non-finite risk is left to the caller, which reports
+      DIVERGED from it: :func:`sideq.dynamics.solve_failure`).
+    * ``omega``: the pre-activation θ1ᵀE[X] + b + θ2 y at the mean input.
+    * ``sensitivity``: ∂y/∂a = s/(1 − sθ2), the same at every x (NaN where singular).
+    """
+    dtype = jnp.result_type(theta)
+    theta = jnp.asarray(theta, dtype)
+    xi = jnp.asarray(xi, dtype)
+    mean, chol = _law_moments(dist, dtype)
+    s = model.activation.slope_max
+    c = model.activation(jnp.zeros((), dtype))
+    theta1, b, theta2 = model.split(theta)
+    k = 1 - s * theta2
+    singular = k == 0
+    k_safe = jnp.where(singular, jnp.ones((), dtype), k)
+    e = s * theta1 / k_safe - s * xi
+    beta = (s * b + c) / k_safe - c
+    spread = chol * e if isinstance(dist, Uniform) else chol.T @ e
+    mean_error = mean @ e + beta  # E[y_θ(X) − f(X)]
+    risk = spread @ spread + mean_error * mean_error
+    nan_or_zero = jnp.where(singular, jnp.nan, 0).astype(dtype)
+    risk = jnp.where(singular, jnp.zeros((), dtype), risk) + nan_or_zero * jnp.sum(theta)
+
+    a = theta1 @ mean + b  # the offset at the mean input
+    y = jnp.where(singular, jnp.nan, (s * a + c) / k_safe)
+    one = lambda v: jnp.reshape(v, (1,)).astype(dtype)  # noqa: E731
+    eq = Equilibrium(
+        y=one(y),
+        residual=one(nan_or_zero),
+        iterations=jnp.zeros((1,), jnp.int32),
+        margin=one(k),
+        status=jnp.reshape(jnp.where(singular, Status.SINGULAR, Status.CONVERGED), (1,)).astype(jnp.int32),
+        omega=one(a + theta2 * y),
+        sensitivity=one(jnp.where(singular, jnp.nan, s / k_safe)),
+    )
+    return risk, eq
+
+
+def _linear_objective(model: Model, xi, dist):
+    """The closed-form ``objective`` of :func:`population_objective` for the linear DEQ."""
+
+    def objective(theta, y0):
+        del y0  # (nothing is solved: no start is needed)
+        return _linear_risk(model, theta, xi, dist)
+
+    value_and_grad = jax.value_and_grad(objective, has_aux=True)
+    objective.value_and_grad = value_and_grad
+
+    def descent_terms(theta, y0):
+        (loss, eq), grad = value_and_grad(theta, y0)
+        warm = Continuation(eq.y, eq.sensitivity, jnp.asarray(theta))
+        return Evaluation(loss, grad, warm, status_bit(eq.status[0]), eq.residual[0])
+
+    descent_terms.carries_sensitivity = True  # (the Continuation it takes and gives)
+    objective.descent_terms = descent_terms
+    return objective
+
+
+def n_nodes(dist, model: Model | None = None, *, quadrature: bool = False) -> int:
+    """Number of equilibria per population-risk evaluation: the length of the
+    ``y0`` that :func:`population_objective` takes and of its Equilibrium.
+
+    1 for the linear DEQ in closed form (``model`` given, linear, and not
+    ``quadrature``); otherwise the number of quadrature nodes of ``dist``
+    (also when ``model`` is None)."""
+    if model is not None and _closed_form(model, quadrature):
+        return 1
     if isinstance(dist, Uniform):
         return len(_uniform_rule(dist)[1])
     return len(_normal_rule(dist.nodes or _GAUSS_NODES)[0]) ** 2
 
 
-def population_objective(model: Model, xi, dist, *, backend="jaxopt", tol=None, maxiter=100, route="auto"):
+def population_objective(model: Model, xi, dist, *, backend="jaxopt", tol=None, maxiter=100, route="auto",
+                         quadrature: bool = False):
     """``objective(theta, y0) -> (R(θ, ξ), Equilibrium)`` for jit/grad/scan (no checks).
 
-    ``y0`` has shape ``(n_nodes(dist),)``: one warm start per quadrature node.
-    For a uniform law ``objective.value_and_grad`` gives the gradient in closed
-    form and ``objective.descent_terms`` a descent step's terms, as for
-    :func:`empirical_objective` (the Gaussian rule's nodes move with θ, so there
-    the gradient is taken by implicit differentiation).
+    Linear DEQ (unless ``quadrature``): Eq. (5) in closed form under either law
+    (:func:`_linear_risk`, which says what each field of its one-element
+    Equilibrium means); ``y0`` is ignored (give :func:`initial_nodes_y0`'s,
+    shape (1,)), ``backend``, ``tol``, ``maxiter`` and ``route`` do not apply.
+    ``objective.value_and_grad`` is ``jax.value_and_grad`` of it (exact) and
+    ``objective.descent_terms`` gives a descent step's terms from it, for any
+    backend.
+
+    Otherwise by quadrature: ``y0`` has shape ``(n_nodes(dist),)``, one warm
+    start per quadrature node.  For a uniform law ``objective.value_and_grad``
+    gives the gradient in closed form and ``objective.descent_terms`` a descent
+    step's terms, as for :func:`empirical_objective` (the Gaussian rule's nodes
+    move with θ, so there the gradient is taken by implicit differentiation).
+    ``quadrature=True`` takes this route for the linear DEQ too (tests).
     """
     if not isinstance(dist, (Uniform, Gaussian)):
         raise SideqInputError(
             f"dist: expected sideq.uniform(...) or sideq.gaussian(...), got {type(dist).__name__}"
         )
     _check_route(route, model)
+    if _closed_form(model, quadrature):
+        return _linear_objective(model, xi, dist)
     impl = _population_uniform if isinstance(dist, Uniform) else _population_gaussian
 
     def tol_for(theta):
@@ -440,9 +580,15 @@ def population_objective(model: Model, xi, dist, *, backend="jaxopt", tol=None, 
     return objective
 
 
-def initial_nodes_y0(model: Model, theta, xi, dist):
-    """A cold start for :func:`population_objective`: σ(offset) at every node."""
+def initial_nodes_y0(model: Model, theta, xi, dist, *, quadrature: bool = False):
+    """A cold start for :func:`population_objective`: σ(offset) at every node,
+    shape ``(n_nodes(dist, model, quadrature=quadrature),)``.  For the linear
+    DEQ in closed form, σ(θ1ᵀE[X] + b) at the mean input, shape (1,) (the
+    objective does not use it)."""
     dtype = jnp.result_type(theta)
+    if _closed_form(model, quadrature):
+        mean, _ = _law_moments(dist, dtype)
+        return jnp.reshape(_default_y0(model, jnp.asarray(theta, dtype), mean), (1,))
     if isinstance(dist, Uniform):
         nodes01, _ = _uniform_rule(dist)
         x = jnp.asarray(dist.low + nodes01 * (dist.high - dist.low), dtype)
@@ -524,7 +670,13 @@ def empirical_risk(model: Model, theta, x, y=None, *, xi=None, backend: str = "j
     dtype = jnp.result_type(theta, x, y)
     theta, x, y = (a.astype(dtype) for a in (theta, x, y))
     objective = empirical_objective(model, x, y, backend=backend, tol=tol, maxiter=int(maxiter))
-    return objective(theta, _default_y0(model, theta, x))[0]
+    return _nan_unless_solved(*objective(theta, _default_y0(model, theta, x)))
+
+
+def _nan_unless_solved(risk, sol: Equilibrium):
+    """The risk, or NaN (with NaN derivatives) where some equilibrium's solve
+    failed: a public risk is never a finite number computed from a non-root."""
+    return risk * jnp.where(jnp.all(is_success(sol.status)), 1, jnp.nan).astype(jnp.result_type(risk))
 
 
 def _check_xi(xi, d):
@@ -541,13 +693,19 @@ def _check_xi(xi, d):
 
 
 def population_risk(model: Model, theta, xi, dist, *, backend: str = "jaxopt",
-                    tol: float | None = None, maxiter: int = 100):
-    r"""R(θ, ξ) = E[(y_θ(X) − f(X))²] by quadrature (see the module docstring).
+                    tol: float | None = None, maxiter: int = 100, quadrature: bool = False):
+    r"""R(θ, ξ) = E[(y_θ(X) − f(X))²] (see the module docstring).
 
     ``dist`` is ``sideq.uniform(low, high, d)`` or ``sideq.gaussian(mean, cov)``.
-    For the linear DEQ this equals Eq. (5), (φ − ξ)ᵀE[XXᵀ](φ − ξ) with
-    φ = θ1/(1 − θ2) (plus the bias term).  Differentiable in θ, also where
-    θ1 ∥ ξ; jit-able with ``model`` static (``dist`` is a pytree).
+    For the linear DEQ it is Eq. (5) in closed form,
+    (φ − ξ)ᵀE[XXᵀ](φ − ξ) with φ = θ1/(1 − θ2) (plus 2β(φ − ξ)ᵀE[X] + β²,
+    β = b/(1 − θ2), with a bias), from the first two moments of X; no
+    equilibrium is solved and ``backend``, ``tol``, ``maxiter`` do not apply.
+    ``quadrature=True`` computes it by quadrature instead, as for the
+    single-index DEQ (an independent route, for tests).  Differentiable in θ,
+    also where θ1 ∥ ξ; jit-able with ``model`` static (``dist`` is a pytree).
+    θ2 = 1 for the linear DEQ raises :class:`~sideq.errors.SingularModelError`
+    here; inside jit the risk and its gradient are NaN.
     """
     _check_backend(backend)
     if not isinstance(dist, (Uniform, Gaussian)):
@@ -563,5 +721,6 @@ def population_risk(model: Model, theta, xi, dist, *, backend: str = "jaxopt",
             raise SideqInputError("xi: xi' cov xi = 0, so the target is constant under this law; choose another xi or cov")
     dtype = jnp.result_type(theta, xi)
     theta, xi = theta.astype(dtype), xi.astype(dtype)
-    objective = population_objective(model, xi, dist, backend=backend, tol=tol, maxiter=int(maxiter))
-    return objective(theta, initial_nodes_y0(model, theta, xi, dist))[0]
+    objective = population_objective(model, xi, dist, backend=backend, tol=tol, maxiter=int(maxiter),
+                                     quadrature=quadrature)
+    return _nan_unless_solved(*objective(theta, initial_nodes_y0(model, theta, xi, dist, quadrature=quadrature)))

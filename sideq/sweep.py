@@ -524,7 +524,7 @@ def _check_problem(model, xi, x, y, dist, dtype):
             "law_params": {f: np.asarray(getattr(dist, f)).tolist()
                            for f in (("low", "high") if isinstance(dist, Uniform) else ("mean", "cov"))},
         }
-        return "population", dist, xi, d, n_nodes(dist), desc
+        return "population", dist, xi, d, n_nodes(dist, model), desc
     desc = {"risk": "empirical", "n": int(xj.shape[0]), "data_sha": _sha(np.asarray(xj), np.asarray(yj))}
     return "empirical", (xj, yj), xi, d, int(xj.shape[0]), desc
 

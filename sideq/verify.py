@@ -696,7 +696,9 @@ def _risk_fd(model, theta, xi, dist):
     """R(θ) by quadrature and ∇R(θ) by central differences of it (steps
     h_i = 1e-6 max(1, |θ_i|)), for θ (K, p): no gradient formula, no implicit
     differentiation."""
-    risk = lambda th: sideq.population_risk(model, th, xi, dist)  # noqa: E731
+    # (quadrature also for the linear DEQ, whose risk is otherwise Eq. (5) in
+    # closed form: the checks of Eqs. (3) and (5) compare the formulas with it)
+    risk = lambda th: sideq.population_risk(model, th, xi, dist, quadrature=True)  # noqa: E731
     return jax.vmap(lambda th: (risk(th), _central_differences(risk, th, 1e-6)))(theta)
 
 

@@ -26,6 +26,7 @@ from scipy import integrate, optimize
 from scipy.special import expit
 
 import sideq
+from sideq.status import Status
 
 
 # ---------------------------------------------------------------------------
@@ -581,3 +582,232 @@ def test_descent_terms_statuses_and_residual_are_those_of_every_sample(route, th
     assert bin(want).count("1") >= 2  # a mixture, so an OR differs from a max
     assert int(ev.flags) == want
     assert float(ev.residual) == pytest.approx(float(jnp.max(sol.residual)), rel=1e-12)
+
+
+# ---------------------------------------------------------------------------
+# 8. The linear DEQ's population risk in closed form (Eq. (5)) against the
+# quadrature route (``quadrature=True``: one equilibrium solved per node,
+# gradient by implicit differentiation), and what its objective reports.
+
+POP_Q = jax.jit(functools.partial(sideq.population_risk, quadrature=True), static_argnums=(0,))
+POP_Q_GRAD = jax.jit(jax.grad(functools.partial(sideq.population_risk, quadrature=True), argnums=1),
+                     static_argnums=(0,))
+
+U3 = dict(low=[-1.0, 0.0, 0.5], high=[2.0, 0.5, 3.0])
+CLOSED_FORM_LAWS = {  # name -> (law, xi): uniform d = 1, 3; Gaussian d = 1, 5 (non-zero mean, anisotropic)
+    "unif1": (lambda: sideq.uniform(0.0, 1.0, 1), [2.0]),
+    "unif3": (lambda: sideq.uniform(U3["low"], U3["high"]), [0.7, -1.1, 0.4]),
+    "gauss1": (lambda: sideq.gaussian(0.7, 2.0), [-1.5]),
+    "gauss5": (lambda: sideq.gaussian(MU5, COV5), [1.0, -0.5, 0.3, 0.8, -1.2]),
+}
+THETA2S = [0.0, -0.8, 0.6, 1.3, 2.5, -3.0]  # both sides of the singular hyperplane θ2 = 1
+
+
+def _linear_thetas(model, d, seed):
+    rng = np.random.default_rng(seed)
+    extra = [rng.normal()] if model.bias else []
+    return [np.r_[rng.normal(size=d), extra, t2] for t2 in THETA2S]
+
+
+@pytest.mark.parametrize("bias", [False, True], ids=["no-bias", "bias"])
+@pytest.mark.parametrize("law", list(CLOSED_FORM_LAWS))
+def test_linear_closed_form_matches_quadrature(law, bias):
+    """Risk and gradient: Eq. (5) and its autodiff against the quadrature and its
+    implicit gradient, to 1e-12 relative, at θ2 < 0, 0 < θ2 < 1 and θ2 > 1."""
+    make_law, xi = CLOSED_FORM_LAWS[law]
+    dist, xi = make_law(), jnp.asarray(xi)
+    model = sideq.linear(bias)
+    for theta in _linear_thetas(model, len(xi), seed=len(xi) + 10 * bias):
+        th = jnp.asarray(theta)
+        r, rq = float(POP(model, th, xi, dist)), float(POP_Q(model, th, xi, dist))
+        assert r == pytest.approx(rq, rel=1e-12, abs=0), (theta, r, rq)
+        g, gq = np.asarray(POP_GRAD(model, th, xi, dist)), np.asarray(POP_Q_GRAD(model, th, xi, dist))
+        np.testing.assert_allclose(g, gq, rtol=1e-12, atol=1e-12 * np.abs(gq).max(), err_msg=str(theta))
+
+
+@pytest.mark.parametrize("law", ["unif3", "gauss5"])
+@pytest.mark.parametrize("bias", [False, True], ids=["no-bias", "bias"])
+def test_linear_closed_form_against_numpy_moments_and_fd(law, bias):
+    """Against the formula of the brief written in numpy with E[XXᵀ] and E[X]
+    computed here (not by sideq), and the gradient against fourth-order central
+    differences of that numpy risk."""
+    make_law, xi = CLOSED_FORM_LAWS[law]
+    dist, xi = make_law(), np.asarray(xi)
+    if law == "unif3":
+        lo, hi = np.asarray(U3["low"]), np.asarray(U3["high"])
+        mu = (lo + hi) / 2
+        M = np.outer(mu, mu) + np.diag((hi - lo) ** 2 / 12)
+    else:
+        mu, M = MU5, COV5 + np.outer(MU5, MU5)
+    d = len(xi)
+    model = sideq.linear(bias)
+
+    def R(t):
+        k = 1 - t[-1]
+        e, beta = t[:d] / k - xi, (t[d] / k if bias else 0.0)
+        return e @ M @ e + 2 * beta * (e @ mu) + beta**2
+
+    for theta in _linear_thetas(model, d, seed=3):
+        assert pop(model, theta, xi, dist) == pytest.approx(R(theta), rel=1e-12)
+        g = pop_grad(model, theta, xi, dist)
+        fd = fd_grad(R, theta, h=1e-4)
+        np.testing.assert_allclose(g, fd, rtol=1e-8, atol=1e-8 * np.abs(fd).max(), err_msg=str(theta))
+
+
+def test_linear_closed_form_affine_activation():
+    """Any affine σ(z) = s z + c makes the DEQ linear (Model.is_linear): the
+    closed form folds s and c in (y = (s a + c)/(1 − sθ2), f = s ξᵀx + c)."""
+    act = sideq.activations.activation(lambda z: 2.0 * z + 0.5, name="affine", slope_bounds=(2.0, 2.0))
+    for bias, dist, xi in [(False, sideq.uniform([-1.0, 0.5], [2.0, 3.0]), jnp.array([1.0, -2.0])),
+                           (True, sideq.gaussian(MU3, COV3), jnp.asarray(XI3))]:
+        model = sideq.single_index(act, bias=bias)
+        assert model.is_linear
+        for theta in _linear_thetas(model, len(xi), seed=4):
+            th = jnp.asarray(theta)
+            rq = float(POP_Q(model, th, xi, dist))
+            assert float(POP(model, th, xi, dist)) == pytest.approx(rq, rel=1e-12)
+            gq = np.asarray(POP_Q_GRAD(model, th, xi, dist))
+            np.testing.assert_allclose(np.asarray(POP_GRAD(model, th, xi, dist)), gq, rtol=1e-12,
+                                       atol=1e-12 * np.abs(gq).max())
+
+
+@pytest.mark.parametrize("law", ["unif3", "gauss5"])
+def test_linear_objective_routes_and_equilibrium(law):
+    """objective, value_and_grad and descent_terms agree (one formula, to the
+    rounding of differently compiled programs); the one-element Equilibrium is what the docstring says (the
+    equilibrium at the mean input, exact status, residual 0, no iterations),
+    and n_nodes / initial_nodes_y0 give its length."""
+    from sideq.risk import n_nodes, population_objective, initial_nodes_y0
+    from sideq.solve import Continuation, continuation
+
+    make_law, xi = CLOSED_FORM_LAWS[law]
+    dist, xi = make_law(), jnp.asarray(xi)
+    d = len(xi)
+    mean = np.asarray(dist.mean) if law == "gauss5" else (np.asarray(dist.low) + np.asarray(dist.high)) / 2
+    for model in (sideq.linear(), sideq.linear(bias=True)):
+        obj = population_objective(model, xi, dist)
+        assert n_nodes(dist, model) == 1
+        assert n_nodes(dist, model, quadrature=True) == n_nodes(dist) > 1
+        for theta in _linear_thetas(model, d, seed=5):
+            th = jnp.asarray(theta)
+            y0 = initial_nodes_y0(model, th, xi, dist)
+            assert y0.shape == (1,) and y0.dtype == th.dtype
+            assert initial_nodes_y0(model, th, xi, dist, quadrature=True).shape == (n_nodes(dist),)
+            loss, eq = jax.jit(obj)(th, y0)
+            (loss2, eq2), grad = jax.jit(obj.value_and_grad)(th, y0)
+            ev = jax.jit(obj.descent_terms)(th, continuation(y0, th))
+            for other in (loss2, ev.loss, pop(model, theta, xi, dist)):
+                assert float(other) == pytest.approx(float(loss), rel=4e-16)
+            for other in (ev.grad, pop_grad(model, theta, xi, dist)):
+                np.testing.assert_allclose(np.asarray(other), np.asarray(grad), rtol=1e-14,
+                                           atol=1e-14 * float(jnp.max(jnp.abs(grad))))
+            assert int(ev.flags) == 1 << Status.CONVERGED and float(ev.residual) == 0.0
+            assert isinstance(ev.warm, Continuation)
+            np.testing.assert_array_equal(np.asarray(ev.warm.theta), theta)
+            # the Equilibrium: y_θ(E[X]) by the solver, fields exact
+            want = sideq.solve(model, th, jnp.asarray(mean))
+            for e in (eq, eq2):
+                assert e.y.shape == (1,)
+                assert float(e.y[0]) == pytest.approx(float(want.y), rel=1e-13, abs=1e-14)
+                assert int(e.status[0]) == Status.CONVERGED and float(e.residual[0]) == 0.0
+                assert int(e.iterations[0]) == 0
+                assert float(e.margin[0]) == 1 - theta[-1]
+                assert float(e.sensitivity[0]) == pytest.approx(1 / (1 - theta[-1]), rel=1e-15)
+                assert float(e.omega[0]) == pytest.approx(float(want.omega), rel=1e-13, abs=1e-14)
+            np.testing.assert_array_equal(np.asarray(ev.warm.y), np.asarray(eq.y))
+            np.testing.assert_array_equal(np.asarray(ev.warm.sensitivity), np.asarray(eq.sensitivity))
+        # descent_terms does not depend on the solver settings
+        other = population_objective(model, xi, dist, backend="optimistix", maxiter=1)
+        th = jnp.asarray(_linear_thetas(model, d, seed=5)[0])
+        ev2 = other.descent_terms(th, continuation(jnp.zeros(1), th))
+        ev = obj.descent_terms(th, continuation(jnp.zeros(1), th))
+        np.testing.assert_allclose(np.asarray(ev2.grad), np.asarray(ev.grad), rtol=1e-14,
+                                   atol=1e-14 * float(jnp.max(jnp.abs(ev.grad))))
+
+
+@pytest.mark.parametrize("bias", [False, True], ids=["no-bias", "bias"])
+@pytest.mark.parametrize("law", ["unif1", "gauss5"])
+def test_linear_closed_form_singular_inside_jit(law, bias):
+    """θ2 = 1: NaN risk and gradient (reverse and forward mode), Status.SINGULAR in
+    the Equilibrium and in a descent step's flags, so solve_failure says SINGULAR;
+    the checked entry point raises SingularModelError.  Just beside it the
+    risk is finite."""
+    from sideq.dynamics import solve_failure
+    from sideq.risk import initial_nodes_y0, population_objective
+    from sideq.solve import continuation
+    from sideq.status import has_status
+
+    make_law, xi = CLOSED_FORM_LAWS[law]
+    dist, xi = make_law(), jnp.asarray(xi)
+    model = sideq.linear(bias)
+    d = len(xi)
+    theta = jnp.asarray(np.r_[np.linspace(0.5, 1.5, d), [0.3] if bias else [], 1.0])
+    obj = population_objective(model, xi, dist)
+    y0 = initial_nodes_y0(model, theta, xi, dist)
+    loss, eq = jax.jit(obj)(theta, y0)
+    assert np.isnan(float(loss))
+    assert int(eq.status[0]) == Status.SINGULAR and np.isnan(float(eq.y[0]))
+    (loss, _), grad = jax.jit(obj.value_and_grad)(theta, y0)
+    assert np.isnan(float(loss)) and np.all(np.isnan(np.asarray(grad)))
+    ev = jax.jit(obj.descent_terms)(theta, continuation(y0, theta))
+    assert has_status(int(ev.flags), Status.SINGULAR) and np.all(np.isnan(np.asarray(ev.grad)))
+    assert int(solve_failure(None, ev.loss, ev.grad, flags=ev.flags)) == Status.SINGULAR
+    assert np.isnan(float(POP(model, theta, xi, dist)))
+    assert np.all(np.isnan(np.asarray(POP_GRAD(model, theta, xi, dist))))
+    _, tangent = jax.jvp(lambda t: obj(t, y0)[0], (theta,), (jnp.ones_like(theta),))
+    assert np.isnan(float(tangent))
+    with pytest.raises(sideq.SingularModelError):
+        sideq.population_risk(model, theta, xi, dist)
+    near = theta.at[-1].set(1 - 1e-6)
+    assert np.isfinite(float(POP(model, near, xi, dist)))
+    assert int(jax.jit(obj)(near, y0)[1].status[0]) == Status.CONVERGED
+    # overflow is not SINGULAR: a non-finite risk, which gradient descent calls DIVERGED
+    far = theta.at[0].set(1e200).at[-1].set(0.5)
+    loss, eq = jax.jit(obj)(far, y0)
+    assert not np.isfinite(float(loss)) and int(eq.status[0]) == Status.CONVERGED
+    ev = jax.jit(obj.descent_terms)(far, continuation(y0, far))
+    assert int(solve_failure(None, ev.loss, ev.grad, flags=ev.flags)) == Status.DIVERGED
+
+
+def test_linear_closed_form_float32():
+    dist, xi = sideq.gaussian(MU5, COV5), np.array([1.0, -0.5, 0.3, 0.8, -1.2])
+    theta = np.r_[np.linspace(-0.5, 0.5, 5), 0.4]
+    r32 = POP(sideq.linear(), jnp.asarray(theta, jnp.float32), jnp.asarray(xi, jnp.float32), dist)
+    assert r32.dtype == jnp.float32
+    assert float(r32) == pytest.approx(pop(sideq.linear(), theta, xi, dist), rel=1e-5)
+
+
+def test_linear_descent_and_flow_through_the_closed_form():
+    """Gradient descent (the objective's descent_terms) through the closed form
+    follows the quadrature route's trajectory; the gradient flow (autodiff of
+    the objective) lands on the corrected Theorem 3.3 limit with w conserved
+    (tests/test_flow.py and tests/test_dynamics.py check both in more cases)."""
+    from sideq.dynamics import gradient_descent
+    from sideq.flow import gradient_flow
+    from sideq.risk import initial_nodes_y0, population_objective
+
+    model, dist, xi = sideq.linear(bias=True), sideq.gaussian(MU3, COV3), jnp.asarray(XI3)
+    theta0 = jnp.asarray([0.2, -0.1, 0.3, 0.05, 0.4])
+
+    def descend(quadrature):
+        obj = population_objective(model, xi, dist, quadrature=quadrature)
+        y0 = initial_nodes_y0(model, theta0, xi, dist, quadrature=quadrature)
+        return jax.jit(lambda t: gradient_descent(model, obj, t, y0, xi, epochs=40, eta=0.02))(theta0)
+
+    a, b = descend(False), descend(True)
+    np.testing.assert_allclose(np.asarray(a.theta), np.asarray(b.theta), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(np.asarray(a.loss), np.asarray(b.loss), rtol=1e-12)
+    assert int(a.status) == int(b.status) == Status.MAX_STEPS
+    assert np.all(np.asarray(a.residual) == 0.0)
+
+    model, dist, xi = sideq.linear(), sideq.uniform(0.0, 1.0, 1), jnp.asarray([2.0])
+    obj = population_objective(model, xi, dist)
+    cold = lambda th: initial_nodes_y0(model, th, xi, dist)  # noqa: E731
+    run = jax.jit(lambda t: gradient_flow(model, obj, t, xi, cold_start=cold, t1=1e3, gtol=1e-10))
+    for theta0 in ([0.5, 0.99], [-1.5, 1.3], [0.3, -0.5]):
+        traj = run(jnp.asarray(theta0))
+        assert int(traj.status) == Status.CONVERGED
+        r = math.hypot(theta0[0], theta0[1] - 1)
+        alpha = math.copysign(r, 1 - theta0[1]) / math.sqrt(5.0)
+        np.testing.assert_allclose(np.asarray(traj.theta[-1]), [2 * alpha, 1 - alpha], rtol=0, atol=1e-9)
+        assert float(np.max(np.asarray(traj.drift))) <= 1e-11

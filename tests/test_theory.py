@@ -171,7 +171,7 @@ def test_linear_risk_gradient_hessian_against_library(law):
     import jax
 
     dist, xi = LINEAR_LAWS[law]
-    risk = lambda t: sideq.population_risk(sideq.linear(), t, xi, dist)  # noqa: E731
+    risk = lambda t: sideq.population_risk(sideq.linear(), t, xi, dist, quadrature=True)  # noqa: E731
     # implicit differentiation, once and twice; one compilation (eagerly the three points took 30 s)
     library = jax.jit(lambda t: (risk(t), jax.grad(risk)(t), jax.jacrev(jax.jacrev(risk))(t)))
     rng = np.random.default_rng(law)

@@ -117,9 +117,9 @@ class Trajectory(NamedTuple):
     status: jax.Array
     fail_step: jax.Array
     steps: jax.Array
-    non_unique_epochs: jax.Array
-    non_unique_first: jax.Array
-    non_unique_last: jax.Array
+    non_unique_epochs: jax.Array = 0
+    non_unique_first: jax.Array = -1
+    non_unique_last: jax.Array = -1
     t: jax.Array | None = None
     loss_min: jax.Array | None = None
     first_met: jax.Array | None = None

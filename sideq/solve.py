@@ -513,9 +513,7 @@ def _solve_impl(model: Model, theta, x, y0, backend: str, tol: float, maxiter: i
         y, (it, converged) = _jaxopt_solver(model, tol, maxiter)(y0, a, theta2)
     else:
         y, it, converged = _optimistix_solve(model, a, theta2, y0, tol, maxiter)
-    eq = _equilibrium(model, theta, x, a, theta2, y, it, converged, tol)
-    # (NaN where the solve failed, _equilibrium; its derivatives too)
-    return eq._replace(y=_poison(eq.y, ~is_success(eq.status), theta, x))
+    return _equilibrium(model, theta, x, a, theta2, y, it, converged, tol)
 
 
 def _solve_steps(model: Model, theta, x, y0, tol: float, steps: int = 2):
@@ -720,9 +718,6 @@ def _equilibrium(model: Model, theta, x, a, theta2, y, it, converged, tol, resid
         (singular, Status.SINGULAR), (missed, Status.SOLVER_FAILURE),
         (~converged, Status.MAX_STEPS), (~unique, Status.NON_UNIQUE),
     ], default=proven)
-    # A failed solve gives NaN, never a finite non-root (its residual and
-    # iterations stay as diagnostics).
-    y = jnp.where(missed | ~converged, jnp.nan, y)
     if model.is_linear:  # (singular is a constant False otherwise: skip a useless reduction)
         y = _poison(y, singular, theta, x)
     omega = jax.lax.stop_gradient(a + theta2 * y)
@@ -740,7 +735,7 @@ def _poison(y, bad, theta, x):
     """
     nan_or_zero = jnp.where(bad, jnp.nan, 0)
     x_sum = jnp.sum(jnp.reshape(jnp.asarray(x), jnp.shape(y) + (-1,)), axis=-1)  # per element
-    return jnp.where(bad, 0, y) + nan_or_zero * (jnp.sum(theta) + x_sum)
+    return jnp.where(bad, 0, y) + (nan_or_zero * (jnp.sum(theta) + x_sum)).astype(jnp.result_type(y))
 
 
 _solve_jit = jax.jit(_solve_impl, static_argnames=("model", "backend", "tol", "maxiter"))
@@ -753,6 +748,24 @@ def _concrete(a):
     return np.asarray(a)
 
 
+def _as_real_array(a, name):
+    """``a`` as a jax array of real numbers (bool, int or float), or a one-line
+    error naming ``name``: complex numbers, strings and Python objects are
+    refused rather than cast (or left to fail deep inside jax)."""
+    if not isinstance(a, (jax.Array, int, float, complex)):  # (Python numbers stay weakly typed)
+        a = np.asarray(a)
+        if a.dtype == object:
+            try:
+                a = a.astype(np.float64)
+            except (TypeError, ValueError):
+                raise SideqInputError(f"{name}: holds values that are not numbers; pass an array of floats") from None
+    a = jnp.asarray(a) if isinstance(a, (int, float, complex)) else a
+    if a.dtype.kind not in "biuf":
+        what = "complex numbers" if a.dtype.kind == "c" else f"values of dtype {a.dtype}"
+        raise SideqInputError(f"{name}: holds {what}; pass real numbers (an array of floats)")
+    return a if isinstance(a, jax.Array) else jnp.asarray(a)
+
+
 def _prepare(model: Model, theta, x, y0, backend, tol, maxiter):
     """Check arguments at the Python boundary; returns arrays, batch flag and tol."""
     if not isinstance(model, Model):
@@ -763,8 +776,8 @@ def _prepare(model: Model, theta, x, y0, backend, tol, maxiter):
         raise SideqInputError(f"backend: expected one of {BACKENDS}, got {backend!r}")
     if int(maxiter) < 1:
         raise SideqInputError(f"maxiter: must be >= 1, got {maxiter}")
-    theta = jnp.asarray(theta)
-    x = jnp.asarray(x)
+    theta = _as_real_array(theta, "theta")
+    x = _as_real_array(x, "x")
     if not jnp.issubdtype(theta.dtype, jnp.floating):
         theta = theta.astype(jnp.result_type(float))
     if theta.ndim != 1:
@@ -856,7 +869,13 @@ def solve(model: Model, theta, x, *, y0=None, backend: str = "jaxopt", tol: floa
         y0 = _default_start(model, theta, x)
 
     def one(xi_, y0_):
-        return _solve_jit(model, theta, xi_, y0_, backend, tol, int(maxiter))
+        sol = _solve_jit(model, theta, xi_, y0_, backend, tol, int(maxiter))
+        # A failed solve returns NaN, value and derivatives, never a finite
+        # non-root; its residual and iterations stay as diagnostics.  (Here
+        # at the boundary: the risks, descent and flows inside report a
+        # failure by status and freeze the run, and a select inside their
+        # compiled loops would change how XLA fuses, and rounds, the rest.)
+        return sol._replace(y=_poison(sol.y, ~is_success(sol.status), theta, xi_))
 
     return jax.vmap(one)(x, y0) if batched else one(x, y0)
 

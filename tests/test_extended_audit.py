@@ -323,8 +323,10 @@ def test_basin_summary_on_hand_built_sweeps(tmp_path, monkeypatch, nosave):  # B
             fin[7] = E + 1.5 * (inits[7] - E)  # 1.5x: not thrown
         else:
             status, steps, dfin, fin = [C] * 16, [100 + r for r in range(16)], [1e-8] * 16, inits.copy()
+        non_unique = (np.asarray(status) == N) * 7  # (the runs that passed through the regime: 2 and 6)
         return types.SimpleNamespace(arrays=dict(status=np.asarray(status), distance_final=np.asarray(dfin, float),
-                                                 steps=np.asarray(steps), theta0=inits, theta_final=fin))
+                                                 steps=np.asarray(steps), theta0=inits, theta_final=fin,
+                                                 non_unique_epochs=non_unique))
 
     monkeypatch.setattr(sideq.sweep, "run_sweep", fake)
     res = extended.run_one("basin", str(tmp_path), quick=True, grid_points=m,
@@ -368,7 +370,8 @@ def test_basin_quick_settings_reach_the_sweeps(tmp_path, monkeypatch, nosave):  
         calls[model.name] = (inits, eta, epochs, list(np.asarray(xi, float)))
         k = len(inits)
         return types.SimpleNamespace(arrays=dict(status=np.zeros(k, int), distance_final=np.full(k, 1e-8),
-                                                 steps=np.full(k, 5), theta0=inits, theta_final=inits))
+                                                 steps=np.full(k, 5), theta0=inits, theta_final=inits,
+                                                 non_unique_epochs=np.zeros(k, int)))
 
     monkeypatch.setattr(sideq.sweep, "run_sweep", fake)
     res = extended.run_one("basin", str(tmp_path), quick=True, grid_points=2)

@@ -190,6 +190,11 @@ def test_failed_solve_is_nan_with_nan_gradient():
     assert np.all(np.isnan(np.asarray(g)))
     good = sideq.solve(model, theta, jnp.asarray([0.3]))
     assert int(good.status) == Status.CONVERGED and np.isfinite(float(good.y))
+    # A public risk over failed solves is NaN too, with a NaN gradient.
+    x = jnp.linspace(-1.0, 1.0, 5)
+    risk = lambda t, it: sideq.empirical_risk(model, t, x, xi=[1.0], maxiter=it)  # noqa: E731
+    assert np.isnan(float(risk(theta, 1))) and np.all(np.isnan(np.asarray(jax.grad(risk)(theta, 1))))
+    assert np.isfinite(float(risk(theta, 100))) and np.all(np.isfinite(np.asarray(jax.grad(risk)(theta, 100))))
 
 
 def test_model_cannot_be_subclassed_into_another_map():

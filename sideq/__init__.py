@@ -13,8 +13,16 @@ from sideq.solve import (
 from sideq.risk import empirical_risk, population_risk, targets
 from sideq.status import Status
 from sideq import xla  # the XLA:CPU options of sideq's loops: sideq.xla.compiler_options("cpu")
+from sideq.train import descent
+from sideq.sweep import load_results, make_inits, run_sweep
+# The general DEQ and the gradient flow: ``sideq.deq`` and ``sideq.flow`` are
+# these functions; their modules stay importable by name (``from sideq.flow
+# import until_stop``, ``from sideq.deq import solve``).
+from sideq.deq import DEQ, DEQEquilibrium, DEQTrajectory, multi_index, multi_linear
+from sideq.deq import deq  # noqa: E402  (after the names above: it rebinds sideq.deq)
+from sideq.flow import flow  # noqa: E402  (it rebinds sideq.flow)
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "ACTIVATIONS", "Activation", "activation", "get_activation",
@@ -25,4 +33,6 @@ __all__ = [
     "Status", "xla",
     "Gaussian", "Uniform", "gaussian", "load_data", "sample", "second_moment", "uniform",
     "empirical_risk", "population_risk", "targets",
+    "descent", "flow", "run_sweep", "make_inits", "load_results",
+    "deq", "DEQ", "DEQEquilibrium", "DEQTrajectory", "multi_linear", "multi_index",
 ]

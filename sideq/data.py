@@ -204,7 +204,10 @@ def as_real(a, what):
     a = np.asarray(a)
     if np.iscomplexobj(a):
         raise SideqInputError(f"{what} holds complex numbers; give real numbers")
-    return a.astype(np.float64)
+    try:
+        return a.astype(np.float64)
+    except (TypeError, ValueError):
+        raise SideqInputError(f"{what} holds values that are not numbers; give real numbers") from None
 
 
 def load_data(path, *, d: int | None = None):

@@ -73,7 +73,9 @@ def _x64():
 def _rc():
     import matplotlib
 
-    matplotlib.use("Agg", force=False)
+    from sideq.plots import use_headless_backend
+
+    use_headless_backend()
     return matplotlib.rc_context({
         "font.size": 8, "axes.labelsize": 8, "axes.titlesize": 8.5, "legend.fontsize": 6.5,
         "xtick.labelsize": 7, "ytick.labelsize": 7, "lines.linewidth": 1.3,

@@ -405,7 +405,7 @@ def flow(
 
     Example (Theorem 3.3: the linear flow lands on the solution line)::
 
-        traj = sideq.flow.flow(sideq.linear(), [0.5, 0.9], xi=[2.0],
+        traj = sideq.flow(sideq.linear(), [0.5, 0.9], xi=[2.0],
                                dist=sideq.uniform(0, 1, 1), gtol=1e-10)
         traj.theta[-1]   # (2α, 1 − α), α = ‖(0.5, 0.9) − (0, 1)‖/√5 ≈ 0.228
         traj.status      # Status.CONVERGED; traj.t_final ≈ 0.4

@@ -48,8 +48,8 @@ class Model:
             f"class {cls.__name__}: sideq.Model cannot be subclassed: its solvers derive the map, "
             "bracket and uniqueness proof from the activation, so an override of g or residual_at "
             "would be solved as the old map; for your own sigma use "
-            "sideq.single_index(sideq.activation(fn, slope_bounds=(lo, hi))) "
-            "(a general map g(params, x, y) is not supported in this version)"
+            "sideq.single_index(sideq.activation(fn, slope_bounds=(lo, hi))), and for any other map "
+            "sideq.deq(g, dim=k) with g(params, x, y) a pure function"
         )
 
     @property

@@ -30,10 +30,21 @@ from sideq.errors import SideqInputError, unwritable_folder
 PANEL_SIZE = (3.4, 2.8)  # inches: one column of a two-column paper
 
 
-def _figure():
+def use_headless_backend():
+    """Draw with Agg (no display needed) unless a backend was chosen: pyplot
+    already imported (a notebook's inline backend, a desktop GUI) or
+    ``MPLBACKEND`` set.  Switching backends once pyplot is up would close a
+    notebook's figures and leave its cells blank."""
+    import sys
+
     import matplotlib
 
-    matplotlib.use("Agg", force=False)
+    if "matplotlib.pyplot" not in sys.modules and not os.environ.get("MPLBACKEND"):
+        matplotlib.use("Agg", force=False)
+
+
+def _figure():
+    use_headless_backend()
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=PANEL_SIZE, constrained_layout=True)

@@ -51,7 +51,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sideq.data import Gaussian, Uniform
+from sideq.data import Gaussian, Uniform, as_real
 from sideq.errors import SideqInputError
 from sideq.model import Model
 from sideq.solve import (BACKENDS, Continuation, Equilibrium, WarmStart, _concrete, _one_evaluation,
@@ -681,7 +681,12 @@ def _nan_unless_solved(risk, sol: Equilibrium):
 
 def _check_xi(xi, d):
     # (numpy where ξ is concrete: each eager jax call is a dispatch of its own)
-    xi_arr = jnp.atleast_1d(xi) if isinstance(xi, jax.core.Tracer) else np.atleast_1d(np.asarray(xi))
+    if isinstance(xi, jax.core.Tracer):
+        xi_arr = jnp.atleast_1d(xi)
+    else:
+        xi_arr = np.atleast_1d(np.asarray(xi))
+        if xi_arr.dtype.kind not in "biuf":  # (complex, objects, strings: refused in one line)
+            xi_arr = as_real(xi_arr, "xi:")
     if xi_arr.shape != (d,):
         raise SideqInputError(f"xi: expected shape ({d},) to match the inputs, got {xi_arr.shape}")
     xc = _concrete(xi_arr)

@@ -52,15 +52,16 @@ _MESSAGES = {
     Status.CONVERGED: "converged",
     Status.MAX_STEPS: "stopped at the iteration limit before meeting the tolerance",
     Status.DIVERGED: "diverged (a non-finite or exploding value)",
-    Status.SINGULAR: "singular: theta2 = 1 for the linear DEQ (1 - dg/dy = 0)",
+    Status.SINGULAR: "singular: theta2 = 1 for the linear DEQ (1 - dg/dy = 0; I - W2 singular for multi_linear)",
     Status.NON_UNIQUE: (
-        "non-contractive: theta2 * sigma' can reach 1, so the fixed point may not be "
-        "unique; the value returned is a root, not necessarily the one you want"
+        "non-contractive: theta2 * sigma' can reach 1 (for multi_index, ||W2|| Lip(sigma) >= 1), so the "
+        "fixed point may not be unique; the value returned is a root, not necessarily the one you want"
     ),
     Status.SOLVER_FAILURE: "the equilibrium solver failed (no root found in the bracket)",
     Status.UNVERIFIED: (
         "a root to tolerance, but its uniqueness is not proven: the activation's slope bounds "
-        "were estimated on a grid; pass slope_bounds=(inf sigma', sup sigma') to prove it"
+        "were estimated on a grid (pass slope_bounds=(inf sigma', sup sigma') to prove it), or a "
+        "general sideq.deq map has no proof of it"
     ),
 }
 

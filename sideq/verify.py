@@ -977,9 +977,9 @@ def run(quick: bool = True, log=None) -> list[dict]:
 # Figures for VERIFY.md (``sideq verify --plots DIR``).
 
 def _axes(ncols, width=3.6, height=3.0):
-    import matplotlib
+    from sideq.plots import use_headless_backend
 
-    matplotlib.use("Agg", force=False)
+    use_headless_backend()
     import matplotlib.pyplot as plt
 
     fig, axs = plt.subplots(1, ncols, figsize=(width * ncols, height), constrained_layout=True, squeeze=False)

@@ -7,6 +7,7 @@ are compared with what the modules' documentation promises.  Nothing here
 compiles more than a few tiny functions.
 """
 
+import sys
 import io
 import json
 import os
@@ -373,7 +374,8 @@ def test_exactness_tolerances_are_the_documented_ones(fake_routes, which, value)
 # bench_sweep and bench_flow, with fakes of the runs
 
 
-STATUS_COUNTS = {"converged": 3, "max_steps": 2, "diverged": 1, "singular": 4, "non_unique": 6, "solver_failure": 5}
+STATUS_COUNTS = {"converged": 3, "max_steps": 2, "diverged": 1, "singular": 4, "non_unique": 6, "solver_failure": 5,
+                 "unverified": 2}
 
 
 @pytest.fixture
@@ -386,7 +388,7 @@ def fake_sweep(monkeypatch, clock):
         clock.advance(5.0 if len(calls) == 1 else 2.0)  # compile + run, then run
         # the summary run_sweep writes, made by its own code from runs with these statuses
         status = np.concatenate([np.full(c, Status[name.upper()]) for name, c in STATUS_COUNTS.items()])
-        arrays = {k: np.zeros(status.size) for k in ("loss_final", "distance_final", "steps")}
+        arrays = {k: np.zeros(status.size) for k in ("loss_final", "distance_final", "steps", "non_unique_epochs")}
         summary = sideq.sweep._summarize(dict(arrays, status=status.astype(np.int32)),
                                          {"K": status.size, "n_eta": 1}, 1.0, status.size, 1)
         assert summary["status_counts"] == STATUS_COUNTS
@@ -440,7 +442,7 @@ def test_flow_counts_from_a_fake_flow(monkeypatch):
         return FlowOut(theta=t0, status=jnp.where(near, 0, 1).astype(jnp.int32),
                        steps=jnp.where(near, 100, 1).astype(jnp.int32), drift=jnp.where(near, 3.0, 1.0))
 
-    monkeypatch.setattr(sideq.flow, "gradient_flow", gradient_flow)
+    monkeypatch.setattr(sys.modules["sideq.flow"], "gradient_flow", gradient_flow)
     K = 40
     r = bench.bench_flow(K)
     assert r["converged"] == K // 10  # 10% near the singular line, status CONVERGED = 0
@@ -525,12 +527,13 @@ def test_memory_figures_are_resident_megabytes():
 
 def test_quick_run_is_wired_as_documented(monkeypatch):
     calls = []
-    for name in ("bench_single_run", "bench_profile", "bench_exactness", "bench_sweep", "bench_flow"):
+    for name in ("bench_startup", "bench_single_run", "bench_profile", "bench_exactness", "bench_sweep",
+                 "bench_flow"):
         monkeypatch.setattr(bench, name, lambda *a, _name=name, **k: calls.append((_name, a, k)) or {"name": _name})
     monkeypatch.setattr(bench, "machine", lambda: {"cpu": "fake"})
     report = bench.run(quick=True)
-    # BENCHMARKS.md: `sideq bench --quick` checks exactness over 400 epochs
-    assert calls == [("bench_single_run", (True,), {}), ("bench_profile", (), {}),
+    # BENCHMARKS.md: `sideq bench --quick` times 3 starts of each kind and checks exactness over 400 epochs
+    assert calls == [("bench_startup", (3,), {}), ("bench_single_run", (True,), {}), ("bench_profile", (), {}),
                      ("bench_exactness", (400,), {}), ("bench_sweep", (100, 400), {}), ("bench_flow", (100,), {})]
     assert report == {"machine": {"cpu": "fake"}, "results": [{"name": c[0]} for c in calls]}
 

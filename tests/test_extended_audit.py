@@ -10,6 +10,7 @@ Figures are not saved (``extended._save`` stubbed); the existing end-to-end test
 cover the files.
 """
 
+import sys
 import json
 import math
 import os
@@ -194,7 +195,7 @@ def test_flow_vs_descent_rows_on_hand_built_runs(tmp_path, monkeypatch, nosave):
         th = np.array([s, lim + [0.5, 0.5], lim + [eta, 0.0]])
         return _traj(th, [1.0, 0.5, 0.1], [1.0, 0.4, 1e-9])
 
-    monkeypatch.setattr(sideq.flow, "flow", fake_flow)
+    monkeypatch.setattr(sys.modules["sideq.flow"], "flow", fake_flow)
     monkeypatch.setattr(sideq.train, "descent", fake_descent)
     res = extended.run_one("flow_vs_descent", str(tmp_path), quick=True, starts=starts)
     assert res["settings"]["epochs"] == 200  # quick (README: full 600)

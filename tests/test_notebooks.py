@@ -38,7 +38,7 @@ def _code_cells(nb):
 
 
 def _executed(path):
-    """The notebook at ``path`` after running it (once per test session), or the
+    """The notebook at ``path`` after running it (once per pytest run), or the
     error its run raised."""
     if path not in _EXECUTED:
         nb = nbformat.read(path, as_version=4)

@@ -8,6 +8,7 @@ trajectories (monkeypatched ``seed_runs``), so that each check is seen to FAIL
 on a seed that breaks its claim.
 """
 
+import sys
 import math
 
 import jax.numpy as jnp
@@ -391,7 +392,7 @@ def test_figure3_flow_variant_fails_on_a_seed_off_the_limit(monkeypatch):  # R10
         end = jnp.stack([alpha * xi, 1 - alpha])
         return Flow(theta=jnp.stack([t0, end]), distance=jnp.zeros(2), drift=jnp.zeros(2))
 
-    monkeypatch.setattr(sideq.flow, "gradient_flow", fake_flow)
+    monkeypatch.setattr(sys.modules["sideq.flow"], "gradient_flow", fake_flow)
     rec = reproduce._figure3_flow_variant(S, base)
     assert not rec["holds"] and rec["fraction"] == pytest.approx((S - 1) / S), rec
     # and with no seed off the limit the check holds

@@ -9,6 +9,7 @@ sideq.theory.  The command line is driven through ``sideq.cli.main`` with the he
 work stubbed where only the plumbing is under test.
 """
 
+import sys
 import json
 import math
 import types
@@ -565,7 +566,7 @@ def test_flow_saves_201_times(monkeypatch, capsys):  # C13
         seen.update(kw)
         raise sideq.SideqInputError("stop here")
 
-    monkeypatch.setattr(sideq.flow, "flow", fake_flow)
+    monkeypatch.setattr(sys.modules["sideq.flow"], "flow", fake_flow)
     code, _, err = run_cli(capsys, "flow", "--model", "linear", "--t1", "0.5", "--init=0.3,0.2", "--risk", "population")
     assert code == 2 and "stop here" in err
     np.testing.assert_array_equal(seen["saveat_ts"], np.linspace(0.0, 0.5, 201))

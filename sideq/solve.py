@@ -44,6 +44,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sideq.data import as_real
 from sideq.errors import SideqInputError, SingularModelError
 from sideq.model import Model
 from sideq.status import Status, first_status, is_success, run_repr
@@ -754,11 +755,8 @@ def _as_real_array(a, name):
     refused rather than cast (or left to fail deep inside jax)."""
     if not isinstance(a, (jax.Array, int, float, complex)):  # (Python numbers stay weakly typed)
         a = np.asarray(a)
-        if a.dtype == object:
-            try:
-                a = a.astype(np.float64)
-            except (TypeError, ValueError):
-                raise SideqInputError(f"{name}: holds values that are not numbers; pass an array of floats") from None
+        if a.dtype == object:  # (numbers held as objects are cast, others refused: data.as_real)
+            a = as_real(a, f"{name}:")
     a = jnp.asarray(a) if isinstance(a, (int, float, complex)) else a
     if a.dtype.kind not in "biuf":
         what = "complex numbers" if a.dtype.kind == "c" else f"values of dtype {a.dtype}"

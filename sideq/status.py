@@ -6,6 +6,7 @@ The numeric codes are stable: they are what sweeps store on disk.
 from __future__ import annotations
 
 import enum
+import functools
 
 import numpy as np
 
@@ -125,7 +126,7 @@ def is_success(status):
     import jax.numpy as jnp
 
     status = jnp.asarray(status)
-    return (status == Status.CONVERGED) | (status == Status.UNVERIFIED) | (status == Status.NON_UNIQUE)
+    return functools.reduce(jnp.logical_or, [status == s for s in SUCCESS])
 
 
 def first_status(cases, default=Status.CONVERGED):

@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=200)
     args = parser.parse_args()
     jax.config.update("jax_enable_x64", args.dtype == "float64")
-    from sideq.reproduce import EXPERIMENTS, draw
+    from sideq.paper.reproduce import EXPERIMENTS, draw
 
     cfg = EXPERIMENTS["sigmoid"]
     x_np, _ = draw(cfg, 0)

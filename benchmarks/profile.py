@@ -25,7 +25,7 @@ import numpy as np
 import sideq
 from sideq import xla
 from sideq.dynamics import gradient_descent
-from sideq.reproduce import EXPERIMENTS, draw
+from sideq.paper.reproduce import EXPERIMENTS, draw
 from sideq.risk import empirical_objective
 
 

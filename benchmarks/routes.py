@@ -32,7 +32,7 @@ def main() -> None:
 
     import sideq
     from sideq.dynamics import gradient_descent
-    from sideq.reproduce import EXPERIMENTS, draw
+    from sideq.paper.reproduce import EXPERIMENTS, draw
     from sideq import xla
     from sideq.risk import empirical_objective
 

@@ -1,38 +1,52 @@
-"""sideq: deep equilibrium single-index models (Dandapanthula & Ramdas, 2025), in JAX.
+"""sideq: deep equilibrium models (Dandapanthula & Ramdas, 2025), in JAX.
+
+The public API is importable from here: ``sideq.solve``, ``sideq.descent``,
+``sideq.flow``, ``sideq.run_sweep``, ``sideq.deq`` and the rest of
+``__all__``.  Names load on first use (PEP 562), so ``import sideq`` and
+``sideq --help`` import no jax; the first name used imports its module.
 
 Precision is the caller's choice: this package never changes ``jax_enable_x64``.
 """
 
-from sideq.activations import ACTIVATIONS, Activation, activation, get_activation
-from sideq.data import Gaussian, Uniform, gaussian, load_data, sample, second_moment, uniform
-from sideq.errors import SideqInputError, SingularModelError
-from sideq.model import Model, linear, single_index
-from sideq.solve import (
-    BACKENDS, Equilibrium, WarmStart, equilibrium, predict_start, solve, uniqueness_margin, warm_start,
-)
-from sideq.risk import empirical_risk, population_risk, targets
-from sideq.status import Status
-from sideq import xla  # the XLA:CPU options of sideq's loops: sideq.xla.compiler_options("cpu")
-from sideq.train import descent
-from sideq.sweep import load_results, make_inits, run_sweep
-# The general DEQ and the gradient flow: ``sideq.deq`` and ``sideq.flow`` are
-# these functions; their modules stay importable by name (``from sideq.flow
-# import until_stop``, ``from sideq.deq import solve``).
-from sideq.deq import DEQ, DEQEquilibrium, DEQTrajectory, multi_index, multi_linear
-from sideq.deq import deq  # noqa: E402  (after the names above: it rebinds sideq.deq)
-from sideq.flow import flow  # noqa: E402  (it rebinds sideq.flow)
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.2.0"
 
-__all__ = [
-    "ACTIVATIONS", "Activation", "activation", "get_activation",
-    "SideqInputError", "SingularModelError",
-    "Model", "linear", "single_index",
-    "BACKENDS", "Equilibrium", "WarmStart", "equilibrium", "predict_start", "solve",
-    "uniqueness_margin", "warm_start",
-    "Status", "xla",
-    "Gaussian", "Uniform", "gaussian", "load_data", "sample", "second_moment", "uniform",
-    "empirical_risk", "population_risk", "targets",
-    "descent", "flow", "run_sweep", "make_inits", "load_results",
-    "deq", "DEQ", "DEQEquilibrium", "DEQTrajectory", "multi_linear", "multi_index",
-]
+# public name -> module that defines it (docs/design.md shows the layers)
+_EXPORTS = {
+    "sideq.activations": ("ACTIVATIONS", "Activation", "activation", "get_activation"),
+    "sideq.errors": ("SideqInputError", "SingularModelError"),
+    "sideq.model": ("Model", "linear", "single_index"),
+    "sideq.scalar": ("BACKENDS", "Equilibrium", "WarmStart", "equilibrium", "predict_start",
+                     "solve", "uniqueness_margin", "warm_start"),
+    "sideq.status": ("Status",),
+    "sideq.data": ("Gaussian", "Uniform", "gaussian", "load_data", "sample", "second_moment",
+                   "uniform"),
+    "sideq.risk": ("empirical_risk", "population_risk", "targets"),
+    "sideq.train": ("descent",),
+    "sideq.gradient_flow": ("flow",),
+    "sideq.sweep": ("load_results", "make_inits", "run_sweep"),
+    "sideq.general": ("deq", "DEQ", "DEQEquilibrium", "DEQTrajectory", "multi_linear",
+                      "multi_index"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+_SUBMODULES = ("xla",)  # sideq.xla: the XLA:CPU options of sideq's loops
+
+__all__ = [*_WHERE, *_SUBMODULES]
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        value = getattr(importlib.import_module(_WHERE[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"sideq.{name}")
+    else:
+        raise AttributeError(f"module 'sideq' has no attribute {name!r}")
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__():
+    return sorted([*globals(), *__all__])

@@ -8,7 +8,7 @@ the equilibrium is unique:
   Lipschitz constant is ``L = max(|slope_min|, |slope_max|)`` (Section 1.3).
   For ``F(y) = y − σ(ω)``, ``F'(y) = 1 − θ2 σ'(ω)`` lies between
   ``1 − θ2·slope_min`` and ``1 − θ2·slope_max``; the root is unique whenever both
-  have the same sign (see :func:`sideq.solve.uniqueness_margin`).
+  have the same sign (see :func:`sideq.scalar.uniqueness_margin`).
 * ``range_min``, ``range_max`` -- the closure of σ(ℝ) (``±inf`` when unbounded);
   every fixed point lies in it, which gives a bracket when nothing else does.
 * ``curvature_max`` -- ``sup |σ''|`` (``inf`` when σ' jumps, e.g. relu).  With
@@ -19,7 +19,7 @@ the equilibrium is unique:
   and σ' = h(σ) (sigmoid: σ' = σ(1 − σ); tanh: σ' = 1 − σ²), else None.  At an
   equilibrium y = σ(ω), so σ'(ω) = h(y): gradient descent's solver
   then needs no evaluation of σ at its answer (see
-  :func:`sideq.solve._solve_warm`).
+  :func:`sideq.scalar._solve_warm`).
 * ``differentiable``, ``monotone`` -- the assumptions 2(i) of Theorem 3.8.
 * ``affine`` -- σ is affine (the single-index DEQ is then a linear DEQ and the
   nonlinearity assumption 3 of Theorem 3.8 fails).
@@ -174,7 +174,7 @@ def activation(
 
     ``slope_bounds = (inf σ', sup σ')`` should be given when known: they prove
     that the equilibrium is unique where |θ2|·sup|σ'| < 1 or, for monotone σ,
-    θ2·sup σ' < 1 (:func:`sideq.solve.uniqueness_margin`).  If omitted they
+    θ2·sup σ' < 1 (:func:`sideq.scalar.uniqueness_margin`).  If omitted they
     are *estimated* on a grid of 200,001 points in ``[-search_radius,
     search_radius]``, with an :class:`~sideq.errors.EstimatedBoundsWarning`:
     a grid sees neither slopes outside that interval nor a kink or a steep
@@ -190,7 +190,7 @@ def activation(
     evaluation (correct, a little slower); an affine σ has curvature 0.
     ``slope_of_value`` is h with σ' = h(σ) (for tanh(2z): ``lambda y: 2 * (1 - y * y)``);
     with ``curvature_bound`` it lets gradient descent skip the evaluation of σ
-    at each solution (:func:`sideq.solve._solve_warm`).  Since a wrong h would
+    at each solution (:func:`sideq.scalar._solve_warm`).  Since a wrong h would
     bias every gradient, it is checked against σ' on 2,001 points of
     ``[-search_radius, search_radius]`` (to 1e-9 relative) and refused if it
     differs.

@@ -106,7 +106,7 @@ def bench_single_run(quick: bool) -> dict:
     import jax
 
     import sideq
-    from sideq.reproduce import EXPERIMENTS, draw
+    from sideq.paper.reproduce import EXPERIMENTS, draw
     from sideq.train import descent
     from sideq.xla import compiler_options
 
@@ -181,7 +181,7 @@ def bench_profile() -> dict:
     * σ evaluations per sample-step: the solver's iterations (recorded along
       the same 4000-epoch run), and none at the solution: for the sigmoid,
       gradient descent takes σ' there from y and bounds the residual from the
-      step (:func:`sideq.solve._solve_warm`; other σ need one more).  The
+      step (:func:`sideq.scalar._solve_warm`; other σ need one more).  The
       batch solver evaluates every sample in an epoch where its fallback runs:
       the second step, and (sigmoid) the residual it measures, two more per
       sample in those epochs (``batch_sigma_evaluations_per_sample_step``;
@@ -197,10 +197,10 @@ def bench_profile() -> dict:
     import jax.numpy as jnp
 
     import sideq
-    from sideq.reproduce import EXPERIMENTS, draw
+    from sideq.paper.reproduce import EXPERIMENTS, draw
     from sideq import xla
     from sideq.risk import empirical_objective
-    from sideq.solve import _one_evaluation, warm_start
+    from sideq.scalar import _one_evaluation, warm_start
 
     cfg = EXPERIMENTS["sigmoid"]
     x, theta0 = draw(cfg, 0)
@@ -279,7 +279,7 @@ def bench_sweep(K: int, epochs: int, *, risk: str = "empirical", dtype: str = "f
     import jax
 
     import sideq
-    from sideq.reproduce import EXPERIMENTS, draw
+    from sideq.paper.reproduce import EXPERIMENTS, draw
     from sideq.sweep import make_inits, run_sweep
 
     cfg = EXPERIMENTS["sigmoid"]
@@ -341,7 +341,7 @@ def bench_flow(K: int) -> dict:
 
     import sideq
     from sideq import xla
-    from sideq.flow import gradient_flow
+    from sideq.gradient_flow import gradient_flow
     from sideq.risk import initial_nodes_y0, population_objective
 
     model = sideq.linear()
@@ -422,7 +422,7 @@ def bench_exactness(epochs: int) -> dict:
 
     import sideq
     from sideq.dynamics import gradient_descent
-    from sideq.reproduce import EXPERIMENTS, draw
+    from sideq.paper.reproduce import EXPERIMENTS, draw
     from sideq.risk import _default_y0, empirical_objective
     from sideq.train import descent
 

@@ -282,7 +282,7 @@ def _add_run_flags(p, kind="descent"):
                            help="keep every M-th epoch of the history and the last (default: every epoch "
                                 "while that fits in 256 MiB, else the smallest M that does; the final state, "
                                 "min loss and first epoch each tolerance is met cover every epoch)")
-    if kind == "flow":  # (sideq.flow.flow stops on the gradient only)
+    if kind == "flow":  # (sideq.gradient_flow.flow stops on the gradient only)
         p.add_argument("--t1", type=float, default=50.0, help="end time of the flow (default 50)")
         p.add_argument("--gtol", type=float, default=1e-10,
                        help="stop at a steady state |grad R| <= gtol (default 1e-10)")
@@ -374,7 +374,7 @@ def cmd_descent(args) -> int:
 def cmd_flow(args) -> int:
     import numpy as np
 
-    from sideq.flow import flow, flow_summary, until_stop
+    from sideq.gradient_flow import flow, flow_summary, until_stop
 
     model = _model(args)
     xi = _floats(args.xi, "--xi")
@@ -511,7 +511,7 @@ def _emit(out: dict, as_json: bool):
 
 
 def cmd_reproduce(args) -> int:
-    from sideq.reproduce import reproduce
+    from sideq.paper.reproduce import reproduce
 
     if args.seeds < 0:
         raise CLIError(f"--seeds: must be >= 0, got {args.seeds}")
@@ -521,7 +521,7 @@ def cmd_reproduce(args) -> int:
     _writable_folder(args.out, "--out")
     code = reproduce(out=args.out, only=args.only, seed=args.seed, as_json=args.json, seeds=args.seeds)
     if args.extended:
-        from sideq.extended import run_all
+        from sideq.paper.extended import run_all
 
         t0 = time.perf_counter()
         ext = run_all(args.out, quick=args.quick)
@@ -538,7 +538,7 @@ def cmd_reproduce(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from sideq.verify import main as verify_main  # float64: see main()
+    from sideq.paper.verify import main as verify_main  # float64: see main()
 
     if args.plots is not None:
         _writable_folder(args.plots, "--plots")

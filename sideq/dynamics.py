@@ -3,7 +3,7 @@ r"""Training dynamics: gradient descent θ(t+1) = θ(t) − η∇R(θ(t)) (Secti
 Gradient descent is driven by optax (``optax.sgd(eta)`` by default; any
 ``optax.GradientTransformation``) and compiled once as a ``lax.scan``.  Each
 step warm-starts every equilibrium from a first-order prediction off the
-previous step's solution (:func:`sideq.solve.predict_start`), so the Newton
+previous step's solution (:func:`sideq.scalar.predict_start`), so the Newton
 solve usually finishes after one certified evaluation.
 
 The trajectory records the quantities the paper's results are about:
@@ -27,7 +27,7 @@ import optax
 
 from sideq.model import Model
 from sideq.risk import Evaluation
-from sideq.solve import continuation, warm_start
+from sideq.scalar import continuation, warm_start
 from sideq.status import Status, first_status, has_status, run_repr, status_flags  # (re-exported)
 
 __all__ = [
@@ -86,7 +86,7 @@ class Trajectory(NamedTuple):
       gap: (T+1,) |1 − θ2(t)| (Lemma 3.2).
       residual: (T+1,) worst |y − g(y)| over the samples or nodes (sigmoid,
         tanh: a bound on it from the Newton steps,
-        :func:`sideq.solve._newton_residual`).
+        :func:`sideq.scalar._newton_residual`).
       status: () :class:`~sideq.status.Status` code of the run's *end*: the
         failure that froze the run (DIVERGED, SINGULAR, SOLVER_FAILURE) if
         any; else NON_UNIQUE or UNVERIFIED if an equilibrium at the final θ is
@@ -290,7 +290,7 @@ def gradient_descent(
         keep = lambda old, new: jnp.where(frozen, old, new)  # noqa: E731
         new_theta = keep(theta, new_theta)
         # Next warm start: this step's solutions (the solver predicts from them
-        # to first order, sideq.solve.predict_start; where a solve failed, the
+        # to first order, sideq.scalar.predict_start; where a solve failed, the
         # NaN it left makes the next solve start cold).
         new_y = ev.warm
         new_opt_state = jax.tree_util.tree_map(keep, opt_state, new_opt_state)
@@ -317,7 +317,7 @@ def gradient_descent(
     # packed integers), one kernel launch each per iteration; unrolled by two,
     # the first epoch's outputs go to fresh buffers and half of those copies go.
     # Section 4.2 run: 14.2–14.5 → 13.1–13.6 ms, with the flags of
-    # sideq.solve._solve_warm returned in its step's slot.
+    # sideq.scalar._solve_warm returned in its step's slot.
     every = int(save_every) if history else 1
     if every < 1:
         raise ValueError(f"save_every: must be an integer >= 1, got {save_every!r}")

@@ -276,7 +276,7 @@ def deq(g: Callable, dim: int, *, solver: str = "anderson", tol: float | None = 
 
     Example::
 
-        from sideq.deq import deq, equilibrium
+        from sideq.general import deq, equilibrium
 
         model = deq(lambda p, x, y: jnp.tanh(p["A"] @ x + p["B"] @ y), dim=4)
         y = equilibrium(model, {"A": A, "B": B}, x)  # (4,), differentiable in p and x
@@ -565,7 +565,7 @@ def _concrete(a):
 def _check_model(model):
     if not isinstance(model, DEQ):
         raise SideqInputError(
-            f"model: expected a sideq.deq.DEQ (from deq, multi_linear or multi_index), got {type(model).__name__}"
+            f"model: expected a sideq.general.DEQ (from deq, multi_linear or multi_index), got {type(model).__name__}"
         )
 
 

@@ -59,7 +59,7 @@ from sideq.risk import (
     initial_nodes_y0,
     population_objective,
 )
-from sideq.solve import BACKENDS
+from sideq.scalar import BACKENDS
 from sideq.status import Status, has_status, run_repr, status_flags
 from sideq.train import check_maxiter, check_problem, check_theta0
 

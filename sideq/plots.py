@@ -1,6 +1,6 @@
 """Figures in the style of the paper's Section 4 (matplotlib; returns Figure objects).
 
-The panels of the paper (:mod:`sideq.reproduce`): each function draws one
+The panels of the paper (:mod:`sideq.paper.reproduce`): each function draws one
 panel and returns the ``Figure``; saving is the caller's business.  Symbols
 follow the paper: θ1, θ2, ξ, the solution line (αξ, 1 − α), the trivial point
 (0, 1), the target (ξ, 0).
@@ -222,7 +222,7 @@ def distance_curve(distance, *, ylabel, log=False, title=None, t=None, epochs=No
 
     ``log``: a log y-axis, with 1, 2, 5 × 10^k ticks labelled when the curve spans
     at most three decades.  (Figure 5b spans under one decade, about 2.2 to 0.5,
-    and :mod:`sideq.reproduce` draws it on a linear axis.)  On a log axis,
+    and :mod:`sideq.paper.reproduce` draws it on a linear axis.)  On a log axis,
     epochs at distance 0 are left out of the line, as in :func:`loss_curve`.
     ``t``, ``epochs``: the times or epochs of the rows (x-axis), as in :func:`loss_curve`.
     """
@@ -244,9 +244,9 @@ def distance_curve(distance, *, ylabel, log=False, title=None, t=None, epochs=No
 
 # ----------------------------------------------------------------------------
 # Statuses, target sets, and maps over a grid of θ(0) (shared with
-# sideq.extended's ext5 basin map).
+# sideq.paper.extended's ext5 basin map).
 
-DPI = 200  # the paper's figures (sideq.reproduce) are saved at 200 dpi
+DPI = 200  # the paper's figures (sideq.paper.reproduce) are saved at 200 dpi
 FORMATS = ("png", "pdf", "svg")
 
 # One colour per status, by name, so that a status keeps its colour in every
@@ -383,7 +383,7 @@ def basin_map(fig, ax, values, g1, g2, *, norm=None, cmap="viridis", cbar_label=
     possibly non-unique equilibrium are hatched cells, the union outlined (a
     lone cell is narrower than the hatch spacing); the target set is drawn
     with :func:`target_set`.  The basin maps of :func:`sweep` and of the
-    extended experiment ext5 (:func:`sideq.extended.exp_basin`).
+    extended experiment ext5 (:func:`sideq.paper.extended.exp_basin`).
 
     Args:
       fig, ax: the figure and axes to draw in.
@@ -1177,7 +1177,7 @@ def load_run(source) -> dict:
 
     Args:
       source: the ``.npz`` of ``sideq descent --save`` or ``sideq flow --save``,
-        a :class:`~sideq.dynamics.Trajectory` or :class:`~sideq.flow.FlowTrajectory`
+        a :class:`~sideq.dynamics.Trajectory` or :class:`~sideq.gradient_flow.FlowTrajectory`
         of one run, or a dict of its arrays (at least ``theta`` (T+1, p) and ``loss``).
 
     Returns:
@@ -1207,7 +1207,7 @@ def load_run(source) -> dict:
     elif hasattr(source, "_asdict"):  # a Trajectory / FlowTrajectory
         arrays = {k: np.asarray(v) for k, v in source._asdict().items() if v is not None}
         if "ts" in arrays and "t_final" in arrays and np.ndim(arrays["ts"]) == 1:  # a FlowTrajectory
-            from sideq.flow import until_stop
+            from sideq.gradient_flow import until_stop
 
             arrays = {k: np.asarray(v) for k, v in until_stop(source)._asdict().items() if v is not None}
     elif isinstance(source, Mapping):
@@ -1237,7 +1237,7 @@ def load_run(source) -> dict:
 
 
 def _is_flow(arrays):
-    """A gradient flow's arrays (:class:`~sideq.flow.FlowTrajectory`), not a descent's."""
+    """A gradient flow's arrays (:class:`~sideq.gradient_flow.FlowTrajectory`), not a descent's."""
     return any(k in arrays for k in ("ts", "t_final", "drift", "rejected"))
 
 
@@ -1333,7 +1333,7 @@ def run(source, *, model=None, xi=None, out=None, formats=("png",), name=None):
     Args:
       source: a run saved by ``sideq descent --save RUN.npz`` or ``sideq flow
         --save RUN.npz``, a :class:`~sideq.dynamics.Trajectory` or
-        :class:`~sideq.flow.FlowTrajectory` of one run, or a dict of its arrays.
+        :class:`~sideq.gradient_flow.FlowTrajectory` of one run, or a dict of its arrays.
       model: ``"linear"``, an activation name or a :class:`~sideq.model.Model`:
         the kind of DEQ (default: recovered from the run).
       xi: ξ (default: recovered from the run).

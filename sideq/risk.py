@@ -54,7 +54,7 @@ import numpy as np
 from sideq.data import Gaussian, Uniform, as_real
 from sideq.errors import SideqInputError
 from sideq.model import Model
-from sideq.solve import (BACKENDS, Continuation, Equilibrium, WarmStart, _concrete, _one_evaluation,
+from sideq.scalar import (BACKENDS, Continuation, Equilibrium, WarmStart, _concrete, _one_evaluation,
                          _solve_impl, _solve_steps, _solve_warm, default_tol, predict_start)
 from sideq.status import Status, has_status, is_success, status_bit
 
@@ -218,28 +218,28 @@ def _descent_terms(model: Model, theta, x, target, weights, y0, tol, maxiter, so
     first 100 (ninth session); on the H200 it gave 1.11e11 in float32 and
     1.63e10 in float64, slower than the route ``"auto"`` takes in both.
 
-    * ``"one"`` (:func:`sideq.solve._one_evaluation` only): one Newton step
+    * ``"one"`` (:func:`sideq.scalar._one_evaluation` only): one Newton step
       from each warm start in straight-line code
-      (:func:`sideq.solve._solve_steps` with one step), with σ' from y and the residual
+      (:func:`sideq.scalar._solve_steps` with one step), with σ' from y and the residual
       bounded from the step, then the reduction, whose statuses say whether
       every step was accepted; if not, the batch is solved again by
-      :func:`sideq.solve._solve_warm` from the same starts, and reduced again,
+      :func:`sideq.scalar._solve_warm` from the same starts, and reduced again,
       inside a loop of at most one iteration (6.5% of the Section 4.2 run's
       epochs).  One σ evaluation per sample, and four passes over the
       samples per epoch where ``"solve"`` makes five (XLA:CPU writes each as
       an array): the prediction, the step, the solutions, the reduction.
 
-    * ``"solve"``: the safeguarded Newton solver of :func:`sideq.solve.solve`
-      on the whole batch (:func:`sideq.solve._solve_warm`, the same iterates
+    * ``"solve"``: the safeguarded Newton solver of :func:`sideq.scalar.solve`
+      on the whole batch (:func:`sideq.scalar._solve_warm`, the same iterates
       as the vmapped solve), whose loop of at most one iteration skips the
       second Newton step wherever one step is certified; then the reduction.
       For the sigmoid and tanh that is one σ evaluation per sample in all: σ'
       at the root is a function of y, and the residual is bounded from the
-      step (:func:`sideq.solve._solve_warm`).
-      ``y0`` is a :class:`~sideq.solve.Continuation`, and so is the
+      step (:func:`sideq.scalar._solve_warm`).
+      ``y0`` is a :class:`~sideq.scalar.Continuation`, and so is the
       :class:`Evaluation`'s warm start.
     * ``"straight"``: two Newton steps from each warm start and σ at
-      the result (:func:`sideq.solve._solve_steps`: three σ evaluations in
+      the result (:func:`sideq.scalar._solve_steps`: three σ evaluations in
       straight-line code; two for the sigmoid and tanh, which need no σ at the
       result), then the reduction.  Where the two steps settle an
       equilibrium they are the first two steps of that same solver, accepted by
@@ -442,7 +442,7 @@ def _linear_risk(model: Model, theta, xi, dist):
     which equals eᵀE[XXᵀ]e + 2β eᵀE[X] + β² (with s = 1: e = φ − ξ, Eq. (5)).
     Where k = 0 (θ2 = 1/s, the singular hyperplane) the risk is NaN and so
     is every derivative of it: the NaN enters through a term that is zero,
-    with zero derivative, elsewhere (as :func:`sideq.solve._poison` does for
+    with zero derivative, elsewhere (as :func:`sideq.scalar._poison` does for
     the equilibria).  Differentiable to any order in θ, forward and reverse.
 
     The Equilibrium has one element (shape (1,)) and stands for the whole

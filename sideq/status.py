@@ -113,7 +113,7 @@ def name(code) -> str:
 
 def names(codes):
     """The names of status codes: a string for one code, a nested list for an
-    array (what the reprs of :class:`~sideq.solve.Equilibrium` and the
+    array (what the reprs of :class:`~sideq.scalar.Equilibrium` and the
     trajectories show)."""
     codes = np.asarray(codes)
     if codes.ndim == 0:

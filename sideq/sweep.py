@@ -87,7 +87,7 @@ from sideq.risk import (
     n_nodes,
     population_objective,
 )
-from sideq.solve import BACKENDS
+from sideq.scalar import BACKENDS
 from sideq.status import Status
 from sideq.train import check_problem, check_tolerances
 from sideq.xla import compiler_options

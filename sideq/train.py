@@ -29,7 +29,7 @@ from sideq.risk import (
     population_objective,
     targets,
 )
-from sideq.solve import BACKENDS, _concrete
+from sideq.scalar import BACKENDS, _concrete
 
 __all__ = ["descent", "check_theta0", "check_step_size", "check_problem", "history_stride", "HISTORY_BYTES"]
 
@@ -249,7 +249,7 @@ def summary(model: Model, traj: Trajectory) -> dict:
 
     ``max_residual`` is the worst |y − g_θ(x, y)| over the run; for the sigmoid
     and tanh, whose descent evaluates nothing at its solutions, it is the
-    bound of :func:`sideq.solve._newton_residual` (a few eps), not a
+    bound of :func:`sideq.scalar._newton_residual` (a few eps), not a
     measurement."""
     from sideq.status import Status
 

@@ -88,7 +88,7 @@ def test_callable_slope_of_value_is_checked():
     """A user's h is checked against σ' before use, and a wrong one is refused
     with a one-line error; a right one makes descent take one σ evaluation
     per sample and reach the θ of the same callable without it."""
-    from sideq.solve import _one_evaluation
+    from sideq.scalar import _one_evaluation
 
     right = sideq.activation(_tanh2, slope_bounds=(0.0, 2.0), range_bounds=(-1.0, 1.0),
                              curvature_bound=8 / (3 * math.sqrt(3)), slope_of_value=lambda y: 2 * (1 - y * y))

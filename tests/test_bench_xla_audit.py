@@ -21,13 +21,13 @@ import pytest
 
 import sideq
 import sideq.dynamics
-import sideq.flow
+import sideq.gradient_flow
 import sideq.risk
 import sideq.sweep
 import sideq.train
 from sideq import bench, xla
-from sideq.reproduce import EXPERIMENTS, draw
-from sideq.solve import _one_evaluation  # (sideq.solve is also a function)
+from sideq.paper.reproduce import EXPERIMENTS, draw
+from sideq.scalar import _one_evaluation  # (sideq.solve is also a function)
 from sideq.status import Status
 
 # What sideq.xla's docstring promises for the reassociated sums: fast math with
@@ -442,7 +442,7 @@ def test_flow_counts_from_a_fake_flow(monkeypatch):
         return FlowOut(theta=t0, status=jnp.where(near, 0, 1).astype(jnp.int32),
                        steps=jnp.where(near, 100, 1).astype(jnp.int32), drift=jnp.where(near, 3.0, 1.0))
 
-    monkeypatch.setattr(sys.modules["sideq.flow"], "gradient_flow", gradient_flow)
+    monkeypatch.setattr(sys.modules["sideq.gradient_flow"], "gradient_flow", gradient_flow)
     K = 40
     r = bench.bench_flow(K)
     assert r["converged"] == K // 10  # 10% near the singular line, status CONVERGED = 0

@@ -226,7 +226,7 @@ def test_reproduce_writes_figures_summary_and_claims(capsys, tmp_path):
     assert len(run["theta_final"]) == 2 and run["loss_final"] < 1e-10
     claims = {c["figure"]: c for c in summary["claims"]}
     assert set(claims) == {"fig1,fig2", "fig2"} and all(c["holds"] for c in summary["claims"])  # only fig2's
-    from sideq.reproduce import check_claims
+    from sideq.paper.reproduce import check_claims
 
     claims = {c["figure"]: c for c in check_claims(2, 0, ["fig3", "fig5"])}
     assert set(claims) == {"fig3", "fig3 (variant)", "fig4", "fig5", "fig5 (variant)"}

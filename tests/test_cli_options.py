@@ -354,8 +354,6 @@ def test_help_and_argument_errors_do_not_import_jax():
     assert proc.stdout.strip() == "[]"
 
 
-@pytest.mark.xfail(strict=True, reason="sideq/__init__.py imports jax (sideq.activations, sideq.data, ...) "
-                                       "before sideq.cli runs; a lazy __init__ would let `sideq --help` skip it")
 def test_sideq_help_does_not_import_jax():
     proc = subprocess.run([sys.executable, "-c", _NO_JAX, "package"], capture_output=True, text=True, env=ENV,
                           timeout=120)

@@ -22,7 +22,7 @@ from sideq import SideqInputError, Status
 
 # (the module itself: a top-level re-export of the function deq would rebind
 # the attribute sideq.deq, and `from sideq import deq` would give the function)
-D = importlib.import_module("sideq.deq")
+D = importlib.import_module("sideq.general")
 
 D_IN, N = 3, 4
 SOLVERS = D.SOLVERS
@@ -443,7 +443,7 @@ _OK = {"W1": np.ones((2, D_IN)), "W2": 0.1 * np.eye(2)}
     (lambda: D.solve(D.multi_linear(2), _OK, _LIN_X, y0=np.ones(3)), "y0:"),
     (lambda: D.solve(D.deq(lambda p, x, y: p @ x, 2), np.ones((3, D_IN)), _LIN_X), "it must return shape (2,)"),
     (lambda: D.solve(D.deq(lambda p, x, y: p @ y, 2), np.ones((2, 5)), _LIN_X), "g: g(params, x, y) failed"),
-    (lambda: D.solve("tanh", _OK, _LIN_X), "model: expected a sideq.deq.DEQ"),
+    (lambda: D.solve("tanh", _OK, _LIN_X), "model: expected a sideq.general.DEQ"),
     (lambda: D.deq(lambda p, x, y: y, 2, solver="gmres"), "solver: expected one of"),
     (lambda: D.deq(lambda p, x, y: y, 0), "dim:"),
     (lambda: D.multi_index("tanh", 2, solver="newton", ridge=1.0), "ridge: not a setting of the 'newton'"),

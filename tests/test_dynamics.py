@@ -9,7 +9,7 @@ import pytest
 import sideq
 from sideq.dynamics import distance_to_target, gradient_descent
 from sideq.risk import empirical_objective, population_objective, initial_nodes_y0
-from sideq.solve import _one_evaluation, predict_start
+from sideq.scalar import _one_evaluation, predict_start
 from sideq.status import Status
 from sideq.train import descent
 
@@ -336,7 +336,7 @@ def test_straight_line_route_matches_the_solver(name, d, bias, risk):
     straight-line pass alone), from a cold start and from NaN (the batch is
     solved again), both routes give the same risk, gradient, statuses and warm
     start, and the same as value_and_grad."""
-    from sideq.solve import _solve_steps, warm_start
+    from sideq.scalar import _solve_steps, warm_start
 
     rng = np.random.default_rng(10 + d)
     model, xi, x, straight, solve, one, dist = _objectives(name, d, bias, risk, rng)
@@ -365,7 +365,7 @@ def test_straight_line_route_solves_again_where_two_steps_do_not_settle():
     """sigmoid with θ2 = −50: F' is far from constant, two Newton steps from a
     cold start do not settle (the safe path's bisection is needed), so the
     straight-line route must fall back to the solver for the batch."""
-    from sideq.solve import _solve_steps, warm_start
+    from sideq.scalar import _solve_steps, warm_start
 
     x = jnp.asarray(X[:32])
     y = sideq.targets(SIG, jnp.asarray(XI), x)
@@ -446,7 +446,7 @@ def test_descent_warm_start_is_the_solutions(name):
     Eq. (1).  sigmoid (one σ evaluation per solve): y* itself and no
     sensitivity, which the next prediction takes from y* and θ; it predicts
     what the kept sensitivities predict, to rounding."""
-    from sideq.solve import Continuation, continuation, warm_start
+    from sideq.scalar import Continuation, continuation, warm_start
 
     model = sideq.single_index(name)
     x = jnp.asarray(X[:32])

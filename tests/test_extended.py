@@ -1,4 +1,4 @@
-"""The extended experiments' pieces (``sideq.extended``), each against a second route.
+"""The extended experiments' pieces (``sideq.paper.extended``), each against a second route.
 
 ``run_all(quick=True)`` takes longer than this suite's budget for one test
 (about a minute on 2 cores), so the pieces are tested instead; the smallest
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import sideq
-from sideq import extended
+from sideq.paper import extended
 
 
 def test_explicit_neuron_gradient_matches_finite_differences():
@@ -76,7 +76,7 @@ def test_corrected_limit_point_is_on_the_sphere_and_line_on_the_right_side():
 
 
 def test_limit_point_matches_the_flow():
-    from sideq.flow import flow
+    from sideq.gradient_flow import flow
 
     th0 = np.array([0.5, 1.3])
     tr = flow(sideq.linear(), th0, xi=[2.0], dist=sideq.uniform(0.0, 1.0, 1), t1=50.0, gtol=1e-11)
@@ -97,8 +97,8 @@ def test_step_size_threshold_pieces():
     assert out["lambda1"] == pytest.approx(2 * out["rho"] * out["gamma"] ** 2 / (1 + 0.125))
     assert out["threshold"] == pytest.approx(out["lambda1"] / (2 * out["lambda2"]))
     assert 0 < out["threshold"] < 1e-2
-    # a second route: sideq.theory's rho and fourth-moment sup over the same (printed) Theta
-    from sideq import theory as T
+    # a second route: sideq.paper.theory's rho and fourth-moment sup over the same (printed) Theta
+    from sideq.paper import theory as T
 
     t9 = T.theorem_3_9(sideq.single_index("sigmoid"), [2.0], sideq.uniform(0.0, 1.0, 1), delta2=0.5,
                        delta1=0.5, grid=9, region="printed")

@@ -1,4 +1,4 @@
-"""Audit tests for ``sideq.extended`` and ``experiments/`` (mutation audit, /tmp/audit_ext).
+"""Audit tests for ``sideq.paper.extended`` and ``experiments/`` (mutation audit, /tmp/audit_ext).
 
 Each test pins down numbers a researcher reads in an experiment's summary, against
 a second route: hand-built trajectories whose answers are known by construction
@@ -24,7 +24,7 @@ import pytest
 from scipy.special import expit
 
 import sideq
-from sideq import extended
+from sideq.paper import extended
 from sideq.dynamics import Trajectory
 from sideq.status import Status
 
@@ -121,8 +121,8 @@ def test_first_below_is_the_first_index_at_or_below_tol():  # H1 H2 H3
 
 def test_activations_summary_keys_on_hand_built_runs(tmp_path, monkeypatch, nosave):  # A1-A8 D5
     import sideq.train
-    from sideq.reproduce import EXPERIMENTS as PAPER
-    from sideq.reproduce import draw
+    from sideq.paper.reproduce import EXPERIMENTS as PAPER
+    from sideq.paper.reproduce import draw
 
     calls = []
     # tanh: not monotone (0.5 -> 0.52); softplus: strictly decreasing; sigmoid: flat
@@ -169,7 +169,7 @@ def test_activations_summary_keys_on_hand_built_runs(tmp_path, monkeypatch, nosa
 
 
 def test_flow_vs_descent_rows_on_hand_built_runs(tmp_path, monkeypatch, nosave):  # F1-F9
-    import sideq.flow
+    import sideq.gradient_flow
     import sideq.train
 
     starts = [(0.3, 0.2), (0.25, 1.5)]
@@ -195,7 +195,7 @@ def test_flow_vs_descent_rows_on_hand_built_runs(tmp_path, monkeypatch, nosave):
         th = np.array([s, lim + [0.5, 0.5], lim + [eta, 0.0]])
         return _traj(th, [1.0, 0.5, 0.1], [1.0, 0.4, 1e-9])
 
-    monkeypatch.setattr(sys.modules["sideq.flow"], "flow", fake_flow)
+    monkeypatch.setattr(sys.modules["sideq.gradient_flow"], "flow", fake_flow)
     monkeypatch.setattr(sideq.train, "descent", fake_descent)
     res = extended.run_one("flow_vs_descent", str(tmp_path), quick=True, starts=starts)
     assert res["settings"]["epochs"] == 200  # quick (README: full 600)
@@ -225,8 +225,8 @@ def test_flow_vs_descent_rows_on_hand_built_runs(tmp_path, monkeypatch, nosave):
 
 def test_population_vs_empirical_on_hand_built_runs(tmp_path, monkeypatch, nosave):  # P1-P6
     import sideq.train
-    from sideq.reproduce import EXPERIMENTS as PAPER
-    from sideq.reproduce import draw
+    from sideq.paper.reproduce import EXPERIMENTS as PAPER
+    from sideq.paper.reproduce import draw
 
     T, ns, seed = 6, [20, 40], 5
     th0 = draw(PAPER["sigmoid"], 0)[1]
@@ -418,7 +418,7 @@ def test_step_size_threshold_by_numpy_on_a_small_grid():  # S8 S11 (and the rest
 
 def test_step_size_summary_on_hand_built_sweep(tmp_path, monkeypatch, nosave):  # S1-S7 S9 S10 S12
     import sideq.sweep
-    import sideq.theory
+    import sideq.paper.theory
 
     radius, T = 0.5, 10
     etas = np.logspace(-2, 3, 6)  # 0.01 ... 1000
@@ -441,7 +441,7 @@ def test_step_size_summary_on_hand_built_sweep(tmp_path, monkeypatch, nosave):  
 
     monkeypatch.setattr(sideq.sweep, "run_sweep", fake_sweep)
     monkeypatch.setattr(extended, "step_size_threshold", fake_own)
-    monkeypatch.setattr(sideq.theory, "theorem_3_9", fake_t39)
+    monkeypatch.setattr(sideq.paper.theory, "theorem_3_9", fake_t39)
     res = extended.run_one("step_size", str(tmp_path), quick=True, n_inits=3, n_eta=6, eta_range=[1e-2, 1e3],
                            epochs=T)
     # starts: 3 points on the circle of radius 0.5 about (2, 0), angles 0, 2pi/3, 4pi/3; etas log-spaced
@@ -451,7 +451,7 @@ def test_step_size_summary_on_hand_built_sweep(tmp_path, monkeypatch, nosave):  
     np.testing.assert_allclose(seen["eta"], etas, rtol=1e-12)
     assert seen["epochs"] == T
     thr = res["theorem_3_9"]
-    assert thr["threshold"] == 0.5 and thr["lambda1"] == 0.2  # sideq.theory's, not the own estimate
+    assert thr["threshold"] == 0.5 and thr["lambda1"] == 0.2  # sideq.paper.theory's, not the own estimate
     assert thr["own_estimate"]["threshold"] == 0.7
     assert thr["own_vs_theory_threshold_rel_diff"] == pytest.approx(0.4)
     # by hand from the table above
@@ -496,8 +496,8 @@ def _fake_deq(monkeypatch, T_hit=3):
 
 
 def test_explicit_neuron_against_numpy_descent(tmp_path, monkeypatch, nosave):  # E1 E2 E3 E4 E5
-    from sideq.reproduce import EXPERIMENTS as PAPER
-    from sideq.reproduce import draw
+    from sideq.paper.reproduce import EXPERIMENTS as PAPER
+    from sideq.paper.reproduce import draw
 
     seen = _fake_deq(monkeypatch)
     T, eta = 40, 5.0

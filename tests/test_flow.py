@@ -17,11 +17,11 @@ import pytest
 from scipy.integrate import solve_ivp
 
 import sideq
-from sideq.flow import (
+from sideq.gradient_flow import (
     FlowTrajectory, _flow_population, flow, flow_summary, gradient_flow, until_stop, vector_field,
 )
 from sideq.risk import _default_y0, empirical_objective
-from sideq.solve import Equilibrium
+from sideq.scalar import Equilibrium
 from sideq.status import Status
 from sideq.train import descent
 

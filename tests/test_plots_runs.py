@@ -357,7 +357,7 @@ def test_failed_and_non_unique_runs_are_marked_on_the_distance_map():
 def test_ext5_draws_its_cells_with_the_shared_basin_map():
     """exp_basin's figure is sideq.plots.basin_map's (pixel-identical to before the
     move, checked once by hand); here: its outline helper is the shared one."""
-    from sideq import extended
+    from sideq.paper import extended
 
     assert extended._mask_outline is plots.cell_outline
     import inspect

@@ -4,7 +4,7 @@ One subprocess with ``JAX_ENABLE_X64=0`` (the suite's conftest turns x64 on,
 so in-process tests cannot see a library that flips the flag):
 
 * importing every sideq module, wrapping a callable activation (its bounds
-  are estimated under a scoped x64 switch) and calling ``sideq.theory`` (which
+  are estimated under a scoped x64 switch) and calling ``sideq.paper.theory`` (which
   computes in float64 under a scoped switch) leave ``jax_enable_x64`` off;
 * a float32 sweep (``run_sweep`` takes its dtype from the flag) with one
   diverging step size gives the float64 sweep's statuses, and its finite runs
@@ -31,12 +31,12 @@ SCRIPT = textwrap.dedent(
         importlib.import_module("sideq." + m.name)
     flags.append(bool(jax.config.jax_enable_x64))
     act = sideq.activation(lambda z: jnp.tanh(2 * z))
-    from sideq import theory as T
+    from sideq.paper import theory as T
     y = T.equilibria(sideq.single_index(act), np.array([[1.0]]), np.array([0.3]), np.array([[0.5]]))
     flags.append(bool(jax.config.jax_enable_x64))
 
     from sideq.sweep import run_sweep
-    from sideq.flow import flow
+    from sideq.gradient_flow import flow
     model, xi = sideq.single_index("sigmoid"), np.array([2.0])
     x = sideq.sample(sideq.uniform(0.0, 1.0, 1), jax.random.PRNGKey(0), 64)
     inits = np.array([[0.1, -0.05], [-0.2, 0.1], [0.5, 0.3]])
@@ -65,7 +65,7 @@ def test_float32_user_session_never_flips_x64(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["flags"] == [False] * 5  # before and after every step, and after the scoped float64 runs
-    assert out["y_dtype"] == "float64"  # sideq.theory computes in float64 all the same
+    assert out["y_dtype"] == "float64"  # sideq.paper.theory computes in float64 all the same
 
     s32, s64 = out["sweep32"], out["sweep64"]
     assert s32["dtype"] == "float32" and s64["dtype"] == "float64"

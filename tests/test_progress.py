@@ -4,7 +4,7 @@ nothing, so that a pipe or a log receives the results alone."""
 import json
 
 import sideq.progress as progress
-import sideq.verify as V
+import sideq.paper.verify as V
 
 
 def test_bar_on_a_terminal_only(monkeypatch, capsys):

@@ -678,7 +678,7 @@ def test_linear_objective_routes_and_equilibrium(law):
     equilibrium at the mean input, exact status, residual 0, no iterations),
     and n_nodes / initial_nodes_y0 give its length."""
     from sideq.risk import n_nodes, population_objective, initial_nodes_y0
-    from sideq.solve import Continuation, continuation
+    from sideq.scalar import Continuation, continuation
 
     make_law, xi = CLOSED_FORM_LAWS[law]
     dist, xi = make_law(), jnp.asarray(xi)
@@ -734,7 +734,7 @@ def test_linear_closed_form_singular_inside_jit(law, bias):
     risk is finite."""
     from sideq.dynamics import solve_failure
     from sideq.risk import initial_nodes_y0, population_objective
-    from sideq.solve import continuation
+    from sideq.scalar import continuation
     from sideq.status import has_status
 
     make_law, xi = CLOSED_FORM_LAWS[law]
@@ -783,7 +783,7 @@ def test_linear_descent_and_flow_through_the_closed_form():
     the objective) lands on the corrected Theorem 3.3 limit with w conserved
     (tests/test_flow.py and tests/test_dynamics.py check both in more cases)."""
     from sideq.dynamics import gradient_descent
-    from sideq.flow import gradient_flow
+    from sideq.gradient_flow import gradient_flow
     from sideq.risk import initial_nodes_y0, population_objective
 
     model, dist, xi = sideq.linear(bias=True), sideq.gaussian(MU3, COV3), jnp.asarray(XI3)

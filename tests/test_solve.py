@@ -558,7 +558,7 @@ _BATCH_CASES = [
 
 @functools.lru_cache(maxsize=None)
 def _batch_and_vmap(name):
-    from sideq.solve import _solve_impl, _solve_warm
+    from sideq.scalar import _solve_impl, _solve_warm
 
     model = sideq.linear() if name == "linear" else sideq.single_index(name)
     tol = 64 * 2.0**-52
@@ -580,7 +580,7 @@ def _assert_same_equilibria(a, b, model, theta2):
     least the measured one, and at most (|F'| + 6) eps above it.  (Where the
     fallback ran, both are measured, by differently fused code: an ulp or two
     apart.)"""
-    from sideq.solve import _one_evaluation
+    from sideq.scalar import _one_evaluation
 
     eps = float(jnp.finfo(jnp.float64).eps)
     one = _one_evaluation(model)
@@ -612,7 +612,7 @@ def test_batch_solve_is_the_vmapped_solve(name, theta):
     fallback and the safe path run for part of the batch: the same iterations
     and statuses, and the same numbers to an ulp (the same operations, fused
     differently)."""
-    from sideq.solve import WarmStart, warm_start
+    from sideq.scalar import WarmStart, warm_start
 
     model, batch, per_element = _batch_and_vmap(name)
     rng = np.random.default_rng(3)
@@ -639,7 +639,7 @@ def test_batch_solve_reports_unconverged_elements_and_vmaps():
     And vmapped over θ, with the fallback run for one θ and not the other,
     each row is the batch solve of that θ alone (the loop's flags come back
     only from the rows where it ran)."""
-    from sideq.solve import _solve_impl, _solve_warm, warm_start
+    from sideq.scalar import _solve_impl, _solve_warm, warm_start
 
     _solve_warm = jax.jit(_solve_warm, static_argnums=(0, 4, 5))  # one compilation for the four calls below
 
@@ -672,7 +672,7 @@ def test_continuation_predicts_as_the_warm_start_does():
     """predict_start from a Continuation (y', ∂y/∂a, θ') is the prediction from
     the WarmStart (y', ω', ∂y/∂a) of the same solutions, to rounding: the
     increment (θ − θ')·(x, 1, y') is a + θ2 y' − ω' with ω' = a' + θ2' y'."""
-    from sideq.solve import Continuation
+    from sideq.scalar import Continuation
 
     model = sideq.single_index("tanh", bias=True)
     x = jnp.asarray(np.random.default_rng(5).uniform(-1, 1, (30, 2)))
@@ -702,7 +702,7 @@ def test_newton_residual_bounds_the_measured_residual(name):
     away from the root (steps down to rounding), the measured |F(y1)| never
     exceeds it, and where the Taylor term dominates the bound comes within 3×
     of the measured residual somewhere (not vacuous)."""
-    from sideq.solve import _newton_residual
+    from sideq.scalar import _newton_residual
 
     model = sideq.single_index(name)
     rng = np.random.default_rng(11)
@@ -735,7 +735,7 @@ def test_unit_scale_acceptance_is_the_general_one(name):
     general test, on steps from 1e-300 to 1e300, ±inf and NaN."""
     import dataclasses
 
-    from sideq.solve import _acceptance, _step_end
+    from sideq.scalar import _acceptance, _step_end
 
     model = sideq.single_index(name)
     wide = sideq.single_index(dataclasses.replace(model.activation, range_min=-np.inf, range_max=np.inf))

@@ -267,7 +267,7 @@ def test_sweep_keeps_non_unique_history_beside_final_status(tanh_problem, tmp_pa
 def test_flow_status_is_the_end_and_counts_non_unique_rows():
     """Sigmoid (σ' ≤ 1/4): the bounds allow several roots where θ2 ≥ 4.  A
     flow from θ2(0) = 4.4 leaves that regime; its rows there are counted."""
-    from sideq.flow import flow, flow_summary, reached_rows
+    from sideq.gradient_flow import flow, flow_summary, reached_rows
 
     model = sideq.single_index("sigmoid")
     x = np.linspace(-1, 1, 16)[:, None]

@@ -1,4 +1,4 @@
-"""sideq.theory: the formulas of Section 3 against independent computations."""
+"""sideq.paper.theory: the formulas of Section 3 against independent computations."""
 
 import math
 
@@ -8,7 +8,7 @@ from scipy.integrate import quad
 from scipy.optimize import brentq
 
 import sideq
-from sideq import theory as T
+from sideq.paper import theory as T
 
 
 def test_conserved_w_and_limits_errata_example():
@@ -236,7 +236,7 @@ def test_eta0_terms():
 
 
 # ---------------------------------------------------------------------------
-# Theorem 3.8 / 3.9 expectations for Gaussian X in d > 1 (sideq.theory.gaussian_block).
+# Theorem 3.8 / 3.9 expectations for Gaussian X in d > 1 (sideq.paper.theory.gaussian_block).
 
 GAUSS_CASES = [
     (sideq.gaussian(0.0, np.diag([1.0, 0.01])), 2.0),  # cond 100, with the indicator

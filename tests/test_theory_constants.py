@@ -1,4 +1,4 @@
-"""sideq.theory / sideq.activations: tests for what a mutation audit left unprotected.
+"""sideq.paper.theory / sideq.activations: tests for what a mutation audit left unprotected.
 
 Every expected value comes from a second route: a closed form derived by hand
 (the derivation is in the comment), plain numpy/scipy (Gauss–Legendre and
@@ -16,7 +16,7 @@ from scipy.integrate import quad
 
 import sideq
 from sideq import SideqInputError
-from sideq import theory as T
+from sideq.paper import theory as T
 
 
 def _np_equilibria(sigma, t1, t2, u, iters=400):

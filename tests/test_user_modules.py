@@ -3,7 +3,7 @@
 Each test names the mutant(s) of /tmp/audit_user/mutants.py it kills.  Expected
 values come from closed forms, numpy/scipy, the paper's text, or hand-built
 inputs whose answer is known by construction -- never from the function under
-test.  The claim checks of sideq.reproduce are exercised on small synthetic
+test.  The claim checks of sideq.paper.reproduce are exercised on small synthetic
 trajectories (monkeypatched ``seed_runs``), so that each check is seen to FAIL
 on a seed that breaks its claim.
 """
@@ -17,7 +17,7 @@ import pytest
 from scipy.special import expit
 
 import sideq
-from sideq import reproduce
+from sideq.paper import reproduce
 from sideq.dynamics import Trajectory, distance_to_target
 from sideq.status import Status
 from sideq.train import descent, summary
@@ -378,7 +378,7 @@ def test_figure3_flow_variant_fails_on_a_seed_off_the_limit(monkeypatch):  # R10
     only that seed, must fail, although its end point is on the solution line."""
     import collections
 
-    import sideq.flow
+    import sideq.gradient_flow
 
     cfg = reproduce.EXPERIMENTS["linear_near_trivial"]
     base = 5
@@ -392,7 +392,7 @@ def test_figure3_flow_variant_fails_on_a_seed_off_the_limit(monkeypatch):  # R10
         end = jnp.stack([alpha * xi, 1 - alpha])
         return Flow(theta=jnp.stack([t0, end]), distance=jnp.zeros(2), drift=jnp.zeros(2))
 
-    monkeypatch.setattr(sys.modules["sideq.flow"], "gradient_flow", fake_flow)
+    monkeypatch.setattr(sys.modules["sideq.gradient_flow"], "gradient_flow", fake_flow)
     rec = reproduce._figure3_flow_variant(S, base)
     assert not rec["holds"] and rec["fraction"] == pytest.approx((S - 1) / S), rec
     # and with no seed off the limit the check holds

@@ -1,13 +1,13 @@
-"""sideq.verify: each check holds on its setting and fails when its prediction is perturbed.
+"""sideq.paper.verify: each check holds on its setting and fails when its prediction is perturbed.
 
-All simulations are shared through sideq.verify's cache (K = 4 starts per setting).
+All simulations are shared through sideq.paper.verify's cache (K = 4 starts per setting).
 """
 
 import json
 
 import numpy as np
 
-from sideq import verify as V
+from sideq.paper import verify as V
 
 K = 4
 GRID = 21

@@ -1,11 +1,11 @@
-"""Mutation audit of sideq/verify.py and sideq/cli.py: behaviour no other test pins.
+"""Mutation audit of sideq/paper/verify.py and sideq/cli.py: behaviour no other test pins.
 
 Each test names the mutant(s) of the audit (twelfth session) it kills.  The checks of
-sideq.verify are fed small synthetic trajectories (monkeypatched simulations), built
+sideq.paper.verify are fed small synthetic trajectories (monkeypatched simulations), built
 by hand so that the verdict is known by construction: a check is seen to FAIL on a
 trajectory that breaks its claim and to hold on one that just meets it.  Constants
 (λ_min, κ, w(0), limits) are worked out by hand from the settings, not taken from
-sideq.theory.  The command line is driven through ``sideq.cli.main`` with the heavy
+sideq.paper.theory.  The command line is driven through ``sideq.cli.main`` with the heavy
 work stubbed where only the plumbing is under test.
 """
 
@@ -19,7 +19,7 @@ import pytest
 
 import sideq
 from sideq import cli
-from sideq import verify as V
+from sideq.paper import verify as V
 
 # ---------------------------------------------------------------------------
 # Helpers: synthetic trajectories.
@@ -558,7 +558,7 @@ def test_descent_json_population_fields(capsys):  # C11, C12
 
 
 def test_flow_saves_201_times(monkeypatch, capsys):  # C13
-    import sideq.flow
+    import sideq.gradient_flow
 
     seen = {}
 
@@ -566,7 +566,7 @@ def test_flow_saves_201_times(monkeypatch, capsys):  # C13
         seen.update(kw)
         raise sideq.SideqInputError("stop here")
 
-    monkeypatch.setattr(sys.modules["sideq.flow"], "flow", fake_flow)
+    monkeypatch.setattr(sys.modules["sideq.gradient_flow"], "flow", fake_flow)
     code, _, err = run_cli(capsys, "flow", "--model", "linear", "--t1", "0.5", "--init=0.3,0.2", "--risk", "population")
     assert code == 2 and "stop here" in err
     np.testing.assert_array_equal(seen["saveat_ts"], np.linspace(0.0, 0.5, 201))
@@ -607,7 +607,7 @@ def test_emit_text_layout(capsys):  # C18
 
 
 def test_reproduce_passes_seeds_0_and_its_exit_code(monkeypatch, capsys, tmp_path):  # C20, C22
-    import sideq.reproduce
+    import sideq.paper.reproduce
 
     seen = {}
 
@@ -615,7 +615,7 @@ def test_reproduce_passes_seeds_0_and_its_exit_code(monkeypatch, capsys, tmp_pat
         seen.update(out=out, seeds=seeds, seed=seed)
         return 1
 
-    monkeypatch.setattr(sideq.reproduce, "reproduce", fake)
+    monkeypatch.setattr(sideq.paper.reproduce, "reproduce", fake)
     code, _, err = run_cli(capsys, "reproduce", "--out", str(tmp_path / "f"), "--seeds", "0", "--seed", "3")
     assert code == 1, err  # a claim that failed: the command's status
     assert seen == {"out": str(tmp_path / "f"), "seeds": 0, "seed": 3}

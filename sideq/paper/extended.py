@@ -132,8 +132,8 @@ def _configure(cfg, overrides, fixed=("xi",)):
 
 def _sigmoid_data(seed=0, n=1000):
     """Data x (n, 1) ~ Unif[0, 1] and θ(0) ~ N(0, 0.1²I), as ``sideq reproduce`` draws them."""
-    from sideq.reproduce import EXPERIMENTS as PAPER
-    from sideq.reproduce import draw
+    from sideq.paper.reproduce import EXPERIMENTS as PAPER
+    from sideq.paper.reproduce import draw
 
     cfg = dict(PAPER["sigmoid"], n=n)
     return draw(cfg, seed)
@@ -251,9 +251,9 @@ def exp_activations(out_dir, quick=False, **overrides):
 
 
 def limit_point(theta0, xi):
-    """Corrected Theorem 3.3 (ERRATA.md §2), from :mod:`sideq.theory`: the limit
+    """Corrected Theorem 3.3 (ERRATA.md §2), from :mod:`sideq.paper.theory`: the limit
     (αξ, 1 − α) and α = sign(1 − θ2(0)) ‖θ(0) − (0, 1)‖ / √(‖ξ‖² + 1)."""
-    from sideq.theory import theorem_3_3_limit_corrected
+    from sideq.paper.theory import theorem_3_3_limit_corrected
 
     lim = theorem_3_3_limit_corrected(theta0, xi)
     return lim, float(1 - lim[-1])
@@ -263,7 +263,7 @@ def exp_flow_vs_descent(out_dir, quick=False, **overrides):
     import matplotlib.pyplot as plt
 
     import sideq
-    from sideq.flow import flow
+    from sideq.gradient_flow import flow
     from sideq.train import descent
 
     cfg = dict(model="linear", xi=XI, risk="population, X ~ Unif[0, 1] (128 Gauss-Legendre nodes)",
@@ -642,7 +642,7 @@ def step_size_threshold(xi=XI, delta1=0.5, delta2=0.5, n_theta1=81, n_theta2=21,
     r"""Theorem 3.9's sufficient step size λ1/(2λ2), sigmoid DEQ, d = 1, X ~ Unif[0, 1].
 
     Method (an independent second route; :func:`exp_step_size` uses
-    ``sideq.theory.theorem_3_9`` and reports both):
+    ``sideq.paper.theory.theorem_3_9`` and reports both):
 
     * Assumption 1(ii) holds with α = 1 (X ∈ [0, 1], the indicator is 1) and
       β = E[X²] = 1/3.  Sigmoid: L = 1/4, |σ(0)| = 1/2.
@@ -702,7 +702,7 @@ def step_size_threshold(xi=XI, delta1=0.5, delta2=0.5, n_theta1=81, n_theta2=21,
                 init_radius_allowed_corrected=min(delta1 * abs(xi), delta2),  # ERRATA.md §5
                 method="grid over Theta (%dx%d), %d-node Gauss-Legendre; estimate, not a bound" % (
                     n_theta1, n_theta2, nodes),
-                source="sideq.extended.step_size_threshold")
+                source="sideq.paper.extended.step_size_threshold")
 
 
 def exp_step_size(out_dir, quick=False, **overrides):
@@ -720,9 +720,9 @@ def exp_step_size(out_dir, quick=False, **overrides):
     radius, n_init, n_eta = float(cfg["radius"]), int(cfg["n_inits"]), int(cfg["n_eta"])
     cfg["inits"] = f"{n_init} points on the circle of radius {radius} about (xi, 0)"
     t0 = time.perf_counter()
-    # Theorem 3.9's threshold from sideq.theory, and this module's own grid
+    # Theorem 3.9's threshold from sideq.paper.theory, and this module's own grid
     # estimate as a second route (they agree to ~1e-5).
-    from sideq import theory
+    from sideq.paper import theory
 
     thr = step_size_threshold(XI, delta1=cfg["delta1"], delta2=cfg["delta2"],
                               n_theta1=41 if quick else 81, n_theta2=11 if quick else 21)
@@ -733,7 +733,7 @@ def exp_step_size(out_dir, quick=False, **overrides):
     thr["own_vs_theory_threshold_rel_diff"] = abs(thr["threshold"] / float(t39.threshold) - 1)
     thr["own_estimate"] = dict(threshold=thr["threshold"], lambda1=thr["lambda1"], lambda2=thr["lambda2"])
     thr.update(lambda1=float(t39.lambda1), lambda2=float(t39.lambda2), threshold=float(t39.threshold),
-               source="sideq.theory.theorem_3_9 (grid + Nelder-Mead); own grid estimate in own_estimate")
+               source="sideq.paper.theory.theorem_3_9 (grid + Nelder-Mead); own grid estimate in own_estimate")
     dist = sideq.uniform(0.0, 1.0, 1, nodes=32)
     model = sideq.single_index("sigmoid")
     # local stability edge: 2 / lambda_max of the Hessian at the minimiser

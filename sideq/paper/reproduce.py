@@ -141,7 +141,7 @@ def check_claims(seeds: int = 32, base_seed: int = 0, figures=None) -> list[dict
         else:
             ok = loss[:, -1] <= 1e-6
             # Figure 4(b), "the learned function is close to the ground truth": how close, on [0, 1]
-            from sideq.theory import equilibria
+            from sideq.paper.theory import equilibria
 
             theta_T = np.asarray(traj.theta)[:, -1]
             grid = np.linspace(0.0, 1.0, 201)[:, None]
@@ -189,9 +189,9 @@ def _figure3_flow_variant(seeds: int, base_seed: int) -> dict:
 
     import sideq
     from sideq import xla
-    from sideq.flow import gradient_flow
+    from sideq.gradient_flow import gradient_flow
     from sideq.risk import initial_nodes_y0, population_objective
-    from sideq.theory import theorem_3_3_limit_corrected
+    from sideq.paper.theory import theorem_3_3_limit_corrected
 
     cfg = EXPERIMENTS["linear_near_trivial"]
     model, xi, law = sideq.linear(), jnp.asarray([cfg["xi"]]), sideq.uniform(0.0, 1.0, 1)

@@ -2,7 +2,7 @@ r"""Predictions and constants of Section 3 of the paper, as functions.
 
 Every function cites the result it implements.  Where the printed statement is
 wrong (see ERRATA.md) both the printed and the corrected prediction are given,
-side by side, so that :mod:`sideq.verify` can show the printed one failing.
+side by side, so that :mod:`sideq.paper.verify` can show the printed one failing.
 
 Notation: e = (0, …, 0, 1) ∈ ℝ^{d+1}, Σ₂ = E[XXᵀ], φ = θ1/(1 − θ2),
 w = ‖θ − e‖² (Theorem 3.1, Lemma 3.7), r = ‖θ − (ξ, 0)‖² (Theorem 3.8).
@@ -11,7 +11,7 @@ Results are float64 numpy numbers whatever the caller's ``jax_enable_x64``: the
 JAX parts run under a scoped ``jax.enable_x64`` (the global flag is never
 changed).  σ and σ' are :mod:`sideq.activations`' functions (σ' by
 ``jax.grad``); equilibria y_θ(x) come from the library's solver
-:func:`sideq.solve.solve` (safeguarded Newton on F(y) = y − σ(a + θ2 y), strictly
+:func:`sideq.scalar.solve` (safeguarded Newton on F(y) = y − σ(a + θ2 y), strictly
 increasing when |θ2| L < 1, the set Θ of Theorem 3.8), jitted and vmapped over
 θ; a grid search compiles once per shape (fixed-size chunks).  Expectations are
 quadrature sums: uniform X, and Gaussian X in d = 1, over the nodes of
@@ -44,7 +44,7 @@ import numpy as np
 
 from sideq.data import Uniform, second_moment
 from sideq.risk import _normal_rule, quadrature_rule
-from sideq.solve import solve
+from sideq.scalar import solve
 
 __all__ = [
     "Theorem38",
@@ -112,7 +112,7 @@ def sigma(model, z):
 
 @functools.partial(jax.jit, static_argnames=("model",))
 def _equilibria(model, theta1, theta2, x):
-    """y_θ(x) for θ1 (K, d), θ2 (K,), nodes x (N, d) -> (K, N): :func:`sideq.solve.solve`
+    """y_θ(x) for θ1 (K, d), θ2 (K,), nodes x (N, d) -> (K, N): :func:`sideq.scalar.solve`
     vmapped over θ (it vmaps over x itself); NaN where the solve did not converge."""
     def one(t1, t2):
         return solve(model, jnp.append(t1, t2), x).y  # (NaN where the solve failed)
@@ -121,7 +121,7 @@ def _equilibria(model, theta1, theta2, x):
 
 def equilibria(model, theta1, theta2, x):
     """y_θ(x) (Eq. (10)) for a batch: θ1 (K, d), θ2 (K,), x (N, d) -> y (K, N), float64
-    numpy, by the library's solver :func:`sideq.solve.solve` (NaN where it fails)."""
+    numpy, by the library's solver :func:`sideq.scalar.solve` (NaN where it fails)."""
     with _x64():
         return np.asarray(_equilibria(model, jnp.asarray(theta1, jnp.float64),
                                       jnp.asarray(theta2, jnp.float64), jnp.asarray(x, jnp.float64)))
@@ -193,7 +193,7 @@ def expectation_nodes(dist, alpha: float | None = None):
     d = mu.shape[0]
     if d > 1:
         raise ValueError(f"expectation_nodes: Gaussian X in d = {d} > 1 has no theta-independent rule here; "
-                         "use sideq.theory.gaussian_block (one quadrature axis along theta1, the rest exact)")
+                         "use sideq.paper.theory.gaussian_block (one quadrature axis along theta1, the rest exact)")
     s = float(S[0, 0])
     if alpha is None:
         z, w = quadrature_rule(dist)

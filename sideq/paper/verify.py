@@ -24,7 +24,7 @@ r(t) ≤ P q^t r(0) likewise use q_emp = max_t (r(t)/(P r(0)))^{1/t} and
 tightness = log q_emp / log q.
 
 Simulation: gradient flows are ``jax.vmap`` over
-:func:`sideq.flow.gradient_flow` (Dopri8, rtol = atol = 1e-12, population
+:func:`sideq.gradient_flow.gradient_flow` (Dopri8, rtol = atol = 1e-12, population
 risk by quadrature); gradient-descent trajectories are ``jax.vmap`` over
 :func:`sideq.dynamics.gradient_descent`; the step-size scan of Theorem 3.9
 uses :func:`sideq.sweep.run_sweep`; the step-size scan above η0 of Lemma 3.7
@@ -49,9 +49,9 @@ import numpy as np
 import sideq
 import sideq.sweep
 from sideq.progress import advance, bar
-from sideq import theory as T
+from sideq.paper import theory as T
 from sideq.dynamics import gradient_descent
-from sideq.flow import gradient_flow, reached_rows
+from sideq.gradient_flow import gradient_flow, reached_rows
 from sideq.risk import initial_nodes_y0, population_objective
 
 __all__ = ["format_table", "main", "run"]
@@ -422,7 +422,7 @@ def _gd_pairs(model, inits, etas, xi, dist, epochs, history=True):
 
 def check_theorem_3_6_eta0(name="unif1", K=8, perturb=1.0, variant="corrected", octaves=40, epochs=1000):
     """Theorem 3.6 and Lemma 3.7 (θ(t) ∈ Θ) at the step η = η0(θ(0)) computed
-    by :func:`sideq.theory.theorem_3_6_eta0`, from each start (the k = 0 runs
+    by :func:`sideq.paper.theory.theorem_3_6_eta0`, from each start (the k = 0 runs
     of :func:`eta0_scan`, with its ``octaves`` and ``epochs``), so within the
     theorem's hypotheses; the corrected rate (ERRATA.md §4) or the printed one.
     perturb scales −log q."""
@@ -761,7 +761,7 @@ def _linear_fd(name, K):
 def check_eq_3(name="unif1", K=8, variant="corrected", perturb=1.0):
     """Eq. (3), ∇R of the linear DEQ, against central differences of the
     quadrature risk.  printed: the θ1 block of the printed formula (it has no
-    θ2 component); corrected: ERRATA.md §1 (:func:`sideq.theory.linear_grad`).
+    θ2 component); corrected: ERRATA.md §1 (:func:`sideq.paper.theory.linear_grad`).
     perturb scales the formula."""
     s = _linear_fd(name, K)
     if variant == "printed":
@@ -937,7 +937,7 @@ def run(quick: bool = True, log=None) -> list[dict]:
     for n in gd:
         recs += [check_eq_8(n, K), check_lemma_3_5(n, K), check_lemma_3_7(n, K),
                  check_theorem_3_6(n, K, "printed"), check_theorem_3_6(n, K, "corrected")]
-    for n in gd:  # the step eta0 of Lemma 3.7, computed (sideq.theory.theorem_3_6_eta0)
+    for n in gd:  # the step eta0 of Lemma 3.7, computed (sideq.paper.theory.theorem_3_6_eta0)
         recs += [check_theorem_3_6_eta0(n, K), check_eq_7(n, K), check_eta0_tightness(n, K)]
     # Theorem 3.6 counterexample: a law with small E[XX^T] (X ~ Unif[0, 0.1]), every start at its
     # own certified step eta0(theta(0)), so within the theorem's hypotheses
@@ -949,7 +949,7 @@ def run(quick: bool = True, log=None) -> list[dict]:
         # the proofs' identities and bounds at points of Theta (expectations over the risk's nodes)
         recs += [check_eq_13(n, K), check_eq_15(n, K, "printed"), check_eq_15(n, K, "corrected"),
                  check_eq_18(n, K)]
-    # Gaussian X in d = 2 (rho by the quadrature of sideq.theory.gaussian_block): cond 100, isotropic
+    # Gaussian X in d = 2 (rho by the quadrature of sideq.paper.theory.gaussian_block): cond 100, isotropic
     # (full run only: ~5 s for rho, ~40 s for the flows; tests/test_verify.py checks the rho rows)
     for n in ([] if quick else ["softplus-gauss2", "softplus-gauss2iso"]):
         recs += [check_rho_positive(n, "printed", grid), check_rho_positive(n, "corrected", grid),

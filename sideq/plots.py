@@ -19,13 +19,18 @@ import glob
 import json
 import math
 import os
+import sys
 import zipfile
 from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
 
+from sideq.activations import get_activation
 from sideq.errors import SideqInputError, unwritable_folder
+from sideq.gradient_flow import until_stop
+from sideq.status import Status
+from sideq.sweep import load_results
 
 PANEL_SIZE = (3.4, 2.8)  # inches: one column of a two-column paper
 
@@ -35,7 +40,6 @@ def use_headless_backend():
     already imported (a notebook's inline backend, a desktop GUI) or
     ``MPLBACKEND`` set.  Switching backends once pyplot is up would close a
     notebook's figures and leave its cells blank."""
-    import sys
 
     import matplotlib
 
@@ -262,7 +266,6 @@ _FAILED_NAMES = ("DIVERGED", "SINGULAR", "SOLVER_FAILURE")
 
 
 def _status_member(code):
-    from sideq.status import Status
 
     try:
         return Status(int(code))
@@ -289,7 +292,6 @@ def status_color(code) -> str:
 
 def _failed(status):
     """Whether each run failed (a status of :data:`_FAILED_NAMES`)."""
-    from sideq.status import Status
 
     return np.isin(status, [int(s) for s in Status if s.name in _FAILED_NAMES])
 
@@ -297,7 +299,6 @@ def _failed(status):
 def _codes(status):
     """The status codes present in ``status``: :class:`~sideq.status.Status`
     order (by code), then any codes it does not name."""
-    from sideq.status import Status
 
     present = {int(c) for c in np.unique(status)}
     known = [int(s) for s in Status if int(s) in present]
@@ -503,7 +504,6 @@ def _sweep_folder(folder):
     summary = _read_json(os.path.join(folder, "summary.json"))
     settings = (summary or {}).get("settings") or (manifest or {}).get("settings") or {}
     if os.path.exists(results):
-        from sideq.sweep import load_results
 
         arrays = load_results(folder)
         n = len(np.asarray(arrays.get("status", [])))
@@ -662,7 +662,6 @@ def _target_kw(settings, pair):
     kw = dict(linear=linear, xi=np.asarray(xi, dtype=float), pair=pair, bias=bool(settings.get("bias", False)),
               color="k" if linear else "gold")  # (C1 is MAX_STEPS's colour in these figures)
     if not linear:
-        from sideq.activations import get_activation
 
         try:
             lip = float(get_activation(settings["model"]).lipschitz)
@@ -1046,7 +1045,6 @@ def _basin_figures(data, pair, suffix, where):
         nonunique = _on_grid(np.asarray(sub["non_unique_epochs"]) > 0, index, 0).astype(bool)
         nu_label = f"non-unique at some epoch ({int(nonunique.sum())})"
     else:
-        from sideq.status import Status
 
         nonunique = _on_grid(status == int(Status.NON_UNIQUE), index, 0).astype(bool)
         nu_label = None  # (basin_map's: "non-unique equilibrium (k)")
@@ -1207,7 +1205,6 @@ def load_run(source) -> dict:
     elif hasattr(source, "_asdict"):  # a Trajectory / FlowTrajectory
         arrays = {k: np.asarray(v) for k, v in source._asdict().items() if v is not None}
         if "ts" in arrays and "t_final" in arrays and np.ndim(arrays["ts"]) == 1:  # a FlowTrajectory
-            from sideq.gradient_flow import until_stop
 
             arrays = {k: np.asarray(v) for k, v in until_stop(source)._asdict().items() if v is not None}
     elif isinstance(source, Mapping):

@@ -31,6 +31,7 @@ scripts set ``jax_enable_x64`` at start-up anyway.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import functools
 import json
@@ -39,11 +40,21 @@ import os
 import sys
 import time
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
+import sideq
+from sideq import gradient_flow, sweep, train
+from sideq.activations import get_activation
 from sideq.errors import SideqInputError, unwritable_folder
-from sideq.progress import advance, bar
+from sideq.paper import theory
+from sideq.paper.reproduce import EXPERIMENTS as PAPER
+from sideq.paper.reproduce import draw
+from sideq.paper.theory import theorem_3_3_limit_corrected
+from sideq.plots import basin_map, use_headless_backend
 from sideq.plots import cell_outline as _mask_outline  # noqa: F401  (the basin map's, shared)
+from sideq.progress import advance, bar
 
 __all__ = [
     "run_all", "run_one", "EXPERIMENTS", "explicit_neuron_descent", "explicit_neuron_loss",
@@ -61,7 +72,6 @@ COL_W, FULL_W = 3.4, 7.0
 
 @contextlib.contextmanager
 def _x64():
-    import jax
 
     if jax.config.jax_enable_x64:
         yield
@@ -73,7 +83,6 @@ def _x64():
 def _rc():
     import matplotlib
 
-    from sideq.plots import use_headless_backend
 
     use_headless_backend()
     return matplotlib.rc_context({
@@ -132,8 +141,6 @@ def _configure(cfg, overrides, fixed=("xi",)):
 
 def _sigmoid_data(seed=0, n=1000):
     """Data x (n, 1) ~ Unif[0, 1] and θ(0) ~ N(0, 0.1²I), as ``sideq reproduce`` draws them."""
-    from sideq.paper.reproduce import EXPERIMENTS as PAPER
-    from sideq.paper.reproduce import draw
 
     cfg = dict(PAPER["sigmoid"], n=n)
     return draw(cfg, seed)
@@ -163,11 +170,8 @@ def _trajectory_axes(ax, theta, *, cmap="viridis", cbar_fig=None, label_cbar=Tru
 
 def exp_activations(out_dir, quick=False, **overrides):
     """Figures 4–5 with tanh and softplus in place of the sigmoid."""
-    import jax.numpy as jnp
     import matplotlib.pyplot as plt
 
-    import sideq
-    from sideq.train import descent, summary
 
     cfg = dict(xi=XI, n=1000, eta=0.1, epochs=1000 if quick else 4000, init="N(0, 0.1^2 I)", seed=0,
                activations=["tanh", "softplus", "sigmoid"])
@@ -182,10 +186,10 @@ def exp_activations(out_dir, quick=False, **overrides):
     trajs = {}
     for act in cfg["activations"]:
         model = sideq.single_index(act)
-        traj = descent(model, theta0, xi=[XI], x=x, eta=cfg["eta"], epochs=cfg["epochs"])
+        traj = train.descent(model, theta0, xi=[XI], x=x, eta=cfg["eta"], epochs=cfg["epochs"])
         trajs[act] = (model, traj)
         dist = np.asarray(traj.distance)
-        s = summary(model, traj)
+        s = train.summary(model, traj)
         s.update(
             distance_initial=float(dist[0]),
             distance_monotone=bool(np.all(np.diff(dist) <= 1e-12)),
@@ -253,7 +257,6 @@ def exp_activations(out_dir, quick=False, **overrides):
 def limit_point(theta0, xi):
     """Corrected Theorem 3.3 (ERRATA.md §2), from :mod:`sideq.paper.theory`: the limit
     (αξ, 1 − α) and α = sign(1 − θ2(0)) ‖θ(0) − (0, 1)‖ / √(‖ξ‖² + 1)."""
-    from sideq.paper.theory import theorem_3_3_limit_corrected
 
     lim = theorem_3_3_limit_corrected(theta0, xi)
     return lim, float(1 - lim[-1])
@@ -262,9 +265,6 @@ def limit_point(theta0, xi):
 def exp_flow_vs_descent(out_dir, quick=False, **overrides):
     import matplotlib.pyplot as plt
 
-    import sideq
-    from sideq.gradient_flow import flow
-    from sideq.train import descent
 
     cfg = dict(model="linear", xi=XI, risk="population, X ~ Unif[0, 1] (128 Gauss-Legendre nodes)",
                starts=[(0.3, 0.2), (-0.6, 0.4), (0.9, -0.4), (0.25, 1.5), (-0.7, 1.6), (0.5, 2.3)],
@@ -280,12 +280,12 @@ def exp_flow_vs_descent(out_dir, quick=False, **overrides):
     runs = []
     for s in starts:
         lim, alpha = limit_point(s, [XI])
-        fl = flow(model, np.asarray(s), xi=[XI], dist=dist, t1=cfg["flow_t1"],
+        fl = gradient_flow.flow(model, np.asarray(s), xi=[XI], dist=dist, t1=cfg["flow_t1"],
                   saveat_ts=np.linspace(0, cfg["flow_t1"], 3001), gtol=cfg["flow_gtol"], max_steps=8192)
         ths = np.asarray(fl.theta)
         gds = {}
         for eta in cfg["etas"]:
-            gd = descent(model, np.asarray(s), xi=[XI], dist=dist, eta=eta, epochs=cfg["epochs"])
+            gd = train.descent(model, np.asarray(s), xi=[XI], dist=dist, eta=eta, epochs=cfg["epochs"])
             gds[eta] = gd
         r0 = float(np.linalg.norm(np.asarray(s) - [0, 1]))
         row = dict(theta0=list(s), alpha=alpha, predicted_limit=lim.tolist(),
@@ -345,12 +345,8 @@ def exp_flow_vs_descent(out_dir, quick=False, **overrides):
 
 
 def exp_population_vs_empirical(out_dir, quick=False, **overrides):
-    import jax
-    import jax.numpy as jnp
     import matplotlib.pyplot as plt
 
-    import sideq
-    from sideq.train import descent
 
     cfg = dict(model="sigmoid", xi=XI, ns=[100, 1000, 10000], eta=0.1, epochs=1000 if quick else 4000,
                init="theta(0) of reproduce seed 0 (N(0, 0.1^2 I))", data_seed=1,
@@ -366,13 +362,13 @@ def exp_population_vs_empirical(out_dir, quick=False, **overrides):
     curves = {}
     dists = {}
     res = {}
-    pop = descent(model, theta0, xi=[XI], dist=dist, eta=cfg["eta"], epochs=T)
+    pop = train.descent(model, theta0, xi=[XI], dist=dist, eta=cfg["eta"], epochs=T)
     th_pop = np.asarray(pop.theta)
     curves["population"] = (np.asarray(pop.loss), None)
     for i, n in enumerate(cfg["ns"]):
         key = jax.random.PRNGKey(cfg["data_seed"] + i)
         x = np.asarray(sideq.sample(dist, key, n))
-        tr = descent(model, theta0, xi=[XI], x=x, eta=cfg["eta"], epochs=T)
+        tr = train.descent(model, theta0, xi=[XI], x=x, eta=cfg["eta"], epochs=T)
         th = np.asarray(tr.theta)
         R = np.asarray(pop_risk(jnp.asarray(th[ev])))
         Rhat = np.asarray(tr.loss)
@@ -442,10 +438,7 @@ def linear_gradient_closed_form(theta, xi, m2):
 def flow_field(model, thetas, xi=XI, dist=None):
     """−∇R(θ) at each row of ``thetas`` (K, 2), population risk: the gradient of
     Eq. (5) for the linear DEQ, implicit gradients otherwise."""
-    import jax
-    import jax.numpy as jnp
 
-    import sideq
 
     dist = sideq.uniform(0.0, 1.0, 1) if dist is None else dist
     xi_a = jnp.asarray([xi])
@@ -457,7 +450,6 @@ def exp_phase_portrait(out_dir, quick=False, **overrides):
     import matplotlib.pyplot as plt
     from matplotlib.colors import Normalize
 
-    import sideq
 
     cfg = dict(xi=XI, grid_points=60 if quick else 160, risk="population, Unif[0,1], 128 nodes",
                linear_box=[[-3, 3], [-2, 4]], sigmoid_box=[[-3, 7], [-4, 3.9]], singular_mask=0.04)
@@ -526,8 +518,6 @@ def exp_basin(out_dir, quick=False, **overrides):
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
 
-    import sideq
-    from sideq.sweep import make_inits, run_sweep
 
     cfg = dict(grid_points=30 if quick else 100, xi=XI, risk="population, Unif[0,1], 32 Gauss-Legendre nodes", dtol=1e-6,
                linear=dict(box=[[-3, 3], [-2, 4]], eta=0.1, epochs=400 if quick else 1000),
@@ -544,9 +534,9 @@ def exp_basin(out_dir, quick=False, **overrides):
         model = sideq.linear() if name == "linear" else sideq.single_index("sigmoid")
         (a1, b1), (a2, b2) = c["box"]
         spec = f"grid:{a1}/{b1},{a2}/{b2}"
-        inits = make_inits(spec, m * m, 2)  # theta2 = 1 is not a grid value for m = 30, 100
+        inits = sweep.make_inits(spec, m * m, 2)  # theta2 = 1 is not a grid value for m = 30, 100
         ts = time.perf_counter()
-        res = run_sweep(model, xi=[XI], inits=inits, eta=c["eta"], epochs=c["epochs"], dist=dist,
+        res = sweep.run_sweep(model, xi=[XI], inits=inits, eta=c["eta"], epochs=c["epochs"], dist=dist,
                         dtol=cfg["dtol"], progress=False)
         wall = time.perf_counter() - ts
         A = res.arrays
@@ -596,7 +586,6 @@ def exp_basin(out_dir, quick=False, **overrides):
                 (~reached)[np.abs(1 - th2) >= 0.5].mean())
     files = []
     with _rc():
-        from sideq.plots import basin_map
 
         fig, axs = plt.subplots(2, 2, figsize=(FULL_W, 5.6), constrained_layout=True)
         for col, name in enumerate(("linear", "sigmoid")):
@@ -660,10 +649,7 @@ def step_size_threshold(xi=XI, delta1=0.5, delta2=0.5, n_theta1=81, n_theta2=21,
     large, which changes no conclusion of the experiment (the threshold stays
     orders of magnitude below the step sizes that converge).
     """
-    import jax
-    import jax.numpy as jnp
 
-    import sideq
 
     L, s0 = 0.25, 0.5
     alpha = 1.0
@@ -706,12 +692,8 @@ def step_size_threshold(xi=XI, delta1=0.5, delta2=0.5, n_theta1=81, n_theta2=21,
 
 
 def exp_step_size(out_dir, quick=False, **overrides):
-    import jax
-    import jax.numpy as jnp
     import matplotlib.pyplot as plt
 
-    import sideq
-    from sideq.sweep import run_sweep
 
     cfg = dict(model="sigmoid", xi=XI, risk="population, Unif[0,1], 32 nodes",
                n_inits=6 if quick else 8, radius=0.5, n_eta=25 if quick else 49, eta_range=[1e-4, 1e2],
@@ -722,7 +704,6 @@ def exp_step_size(out_dir, quick=False, **overrides):
     t0 = time.perf_counter()
     # Theorem 3.9's threshold from sideq.paper.theory, and this module's own grid
     # estimate as a second route (they agree to ~1e-5).
-    from sideq.paper import theory
 
     thr = step_size_threshold(XI, delta1=cfg["delta1"], delta2=cfg["delta2"],
                               n_theta1=41 if quick else 81, n_theta2=11 if quick else 21)
@@ -743,7 +724,7 @@ def exp_step_size(out_dir, quick=False, **overrides):
     phis = np.linspace(0, 2 * np.pi, n_init, endpoint=False)
     inits = np.stack([XI + radius * np.cos(phis), radius * np.sin(phis)], 1)
     etas = np.logspace(np.log10(cfg["eta_range"][0]), np.log10(cfg["eta_range"][1]), n_eta)
-    res = run_sweep(model, xi=[XI], inits=inits, eta=etas, epochs=cfg["epochs"], dist=dist, progress=False)
+    res = sweep.run_sweep(model, xi=[XI], inits=inits, eta=etas, epochs=cfg["epochs"], dist=dist, progress=False)
     A = res.arrays
     D = np.asarray(A["distance_final"]).reshape(n_init, n_eta)
     st = np.asarray(A["status"]).reshape(n_init, n_eta)
@@ -806,9 +787,7 @@ def exp_step_size(out_dir, quick=False, **overrides):
 
 def explicit_neuron_loss(theta, x, y, act="sigmoid"):
     """Mean squared error of the explicit neuron σ(θᵀx): (1/n) Σ (σ(θᵀxᵢ) − yᵢ)²."""
-    import jax.numpy as jnp
 
-    from sideq.activations import get_activation
 
     s = get_activation(act)
     return jnp.mean((s(jnp.asarray(x) @ theta) - y) ** 2)
@@ -818,8 +797,6 @@ def explicit_neuron_loss(theta, x, y, act="sigmoid"):
 def explicit_neuron_descent(theta0, x, y, eta, epochs, act="sigmoid"):
     """Plain JAX gradient descent θ ← θ − η∇L on :func:`explicit_neuron_loss`;
     returns (θ(t) for t = 0..T, L(θ(t)))."""
-    import jax
-    import jax.numpy as jnp
 
     vg = jax.value_and_grad(explicit_neuron_loss)
 
@@ -833,11 +810,8 @@ def explicit_neuron_descent(theta0, x, y, eta, epochs, act="sigmoid"):
 
 
 def exp_explicit_neuron(out_dir, quick=False, **overrides):
-    import jax.numpy as jnp
     import matplotlib.pyplot as plt
 
-    import sideq
-    from sideq.train import descent
 
     cfg = dict(xi=XI, n=1000, eta=0.1, epochs=1000 if quick else 4000, seed=0,
                explicit_init="theta1(0) of the DEQ's theta(0)", activation="sigmoid")
@@ -846,7 +820,7 @@ def exp_explicit_neuron(out_dir, quick=False, **overrides):
     model = sideq.single_index("sigmoid")
     y = np.asarray(sideq.targets(model, jnp.asarray([XI]), jnp.asarray(x)))
     t0 = time.perf_counter()
-    deq = descent(model, theta0, xi=[XI], x=x, eta=cfg["eta"], epochs=cfg["epochs"])
+    deq = train.descent(model, theta0, xi=[XI], x=x, eta=cfg["eta"], epochs=cfg["epochs"])
     ths_e, loss_e = explicit_neuron_descent(jnp.asarray(theta0[:1]), jnp.asarray(x), jnp.asarray(y),
                                             jnp.asarray(cfg["eta"]), cfg["epochs"])
     ths_e, loss_e = np.asarray(ths_e), np.asarray(loss_e)
@@ -942,7 +916,6 @@ def run_all(out_dir, quick=False, only=None) -> dict:
 def script_main(name, argv=None, config=None):
     """``python experiments/NAME.py [--out DIR] [--quick]``: one experiment, JSON to stdout.
     ``config``: settings overrides (the script's CONFIG); ignored with ``--quick``."""
-    import argparse
 
     p = argparse.ArgumentParser(description=f"sideq extended experiment: {name}")
     p.add_argument("--out", default="figures/extended",

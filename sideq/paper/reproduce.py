@@ -13,13 +13,23 @@ time) to the output folder, and prints a table.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
+import sideq
+from sideq import gradient_flow, plots, train, xla
+from sideq.data import seed_keys, seeded_normal
+from sideq.errors import SideqInputError
+from sideq.paper.theory import equilibria, theorem_3_3_limit_corrected
 from sideq.progress import advance, bar
+from sideq.risk import initial_nodes_y0, population_objective
+from sideq.train import _descent_empirical
 
 EXPERIMENTS = {
     "linear": dict(figures=["fig1", "fig2"], model="linear", xi=2.0, n=1000, eta=0.01, epochs=200,
@@ -36,8 +46,6 @@ def draw(cfg: dict, seed: int):
     """Data x (n, 1) and θ(0) for one experiment; deterministic in ``seed``, with
     the keys of :func:`sideq.data.seed_keys` (``sideq descent --seed`` draws the
     same)."""
-    import sideq
-    from sideq.data import seed_keys, seeded_normal
 
     x = np.asarray(sideq.sample(sideq.uniform(0.0, 1.0, 1), seed_keys(seed)[0], cfg["n"]))
     theta0 = seeded_normal(seed, cfg["init_mean"], cfg["init_std"], 2)
@@ -45,17 +53,15 @@ def draw(cfg: dict, seed: int):
 
 
 def run_experiment(name: str, seed: int):
-    import sideq
-    from sideq.train import descent, summary
 
     cfg = EXPERIMENTS[name]
     model = sideq.linear() if cfg["model"] == "linear" else sideq.single_index(cfg["model"])
     x, theta0 = draw(cfg, seed)
     t0 = time.perf_counter()
-    traj = descent(model, theta0, xi=np.array([cfg["xi"]]), x=x, eta=cfg["eta"], epochs=cfg["epochs"])
+    traj = train.descent(model, theta0, xi=np.array([cfg["xi"]]), x=x, eta=cfg["eta"], epochs=cfg["epochs"])
     traj.theta.block_until_ready()
     wall = time.perf_counter() - t0
-    out = summary(model, traj)
+    out = train.summary(model, traj)
     out.update(settings=cfg, seed=seed, theta_initial=theta0.tolist(), wall_s=wall)
     return model, x, traj, out
 
@@ -63,13 +69,8 @@ def run_experiment(name: str, seed: int):
 def seed_runs(name: str, seeds: int, base_seed: int = 0, epochs: int | None = None,
               history: bool = True, dtol: float = 0.0):
     """The experiment for ``seeds`` seeds at once (data and θ(0) per seed), vmapped."""
-    import functools
 
-    import jax
-    import jax.numpy as jnp
 
-    import sideq
-    from sideq.train import _descent_empirical
 
     cfg = EXPERIMENTS[name]
     model = sideq.linear() if cfg["model"] == "linear" else sideq.single_index(cfg["model"])
@@ -141,7 +142,6 @@ def check_claims(seeds: int = 32, base_seed: int = 0, figures=None) -> list[dict
         else:
             ok = loss[:, -1] <= 1e-6
             # Figure 4(b), "the learned function is close to the ground truth": how close, on [0, 1]
-            from sideq.paper.theory import equilibria
 
             theta_T = np.asarray(traj.theta)[:, -1]
             grid = np.linspace(0.0, 1.0, 201)[:, None]
@@ -184,21 +184,14 @@ def _figure3_flow_variant(seeds: int, base_seed: int) -> dict:
     same θ(0) ~ N((0, 1), 0.1²I), population risk on Unif[0, 1].  Lemma 3.2 and the
     corrected Theorem 3.3 (ERRATA.md §2) say it lands on the solution line at
     α = sign(1 − θ2(0))‖θ(0) − (0, 1)‖/√(ξ² + 1)."""
-    import jax
-    import jax.numpy as jnp
 
-    import sideq
-    from sideq import xla
-    from sideq.gradient_flow import gradient_flow
-    from sideq.risk import initial_nodes_y0, population_objective
-    from sideq.paper.theory import theorem_3_3_limit_corrected
 
     cfg = EXPERIMENTS["linear_near_trivial"]
     model, xi, law = sideq.linear(), jnp.asarray([cfg["xi"]]), sideq.uniform(0.0, 1.0, 1)
     theta0 = np.stack([draw(cfg, base_seed + k)[1] for k in range(seeds)])
     objective = population_objective(model, xi, law)
     cold = lambda th: initial_nodes_y0(model, th, xi, law)  # noqa: E731
-    run = xla.jit(jax.vmap(lambda t0: gradient_flow(model, objective, t0, xi, cold_start=cold, t1=1e4,
+    run = xla.jit(jax.vmap(lambda t0: gradient_flow.gradient_flow(model, objective, t0, xi, cold_start=cold, t1=1e4,
                                                     gtol=1e-11, max_steps=16384)))
     tr = run(jnp.asarray(theta0))
     limit = np.stack([theorem_3_3_limit_corrected(t0, [cfg["xi"]]) for t0 in theta0])
@@ -225,10 +218,7 @@ def _save(fig, out, name):
 
 def draw_figures(name, model, x, traj, wanted, out):
     """Panels (a), (b) of the experiment's figures; returns {figure: [paths]}."""
-    import jax.numpy as jnp
 
-    import sideq
-    from sideq import plots
 
     cfg = EXPERIMENTS[name]
     xi = cfg["xi"]
@@ -287,12 +277,11 @@ def _run_state(r: dict) -> str:
 
 def reproduce(out: str = "figures", only: str | None = None, seed: int = 0, as_json: bool = False,
               seeds: int = 32) -> int:
-    from sideq.cli import CLIError
 
     wanted = FIGURES if not only else [f.strip() for f in only.split(",") if f.strip()]
     unknown = [f for f in wanted if f not in FIGURES]
     if unknown:
-        raise CLIError(f"--only: unknown figure(s) {', '.join(unknown)}; choose from {', '.join(FIGURES)}")
+        raise SideqInputError(f"--only: unknown figure(s) {', '.join(unknown)}; choose from {', '.join(FIGURES)}")
     os.makedirs(out, exist_ok=True)
     results = {}
     names = [name for name, cfg in EXPERIMENTS.items() if set(cfg["figures"]) & set(wanted)]

@@ -34,9 +34,8 @@ as the relative change between the grid minimum and the refined minimum.
 from __future__ import annotations
 
 import dataclasses
-import math
-
 import functools
+import math
 
 import jax
 import jax.numpy as jnp

@@ -266,7 +266,6 @@ _FAILED_NAMES = ("DIVERGED", "SINGULAR", "SOLVER_FAILURE")
 
 
 def _status_member(code):
-
     try:
         return Status(int(code))
     except ValueError:

@@ -72,7 +72,6 @@ COL_W, FULL_W = 3.4, 7.0
 
 @contextlib.contextmanager
 def _x64():
-
     if jax.config.jax_enable_x64:
         yield
     else:
@@ -82,7 +81,6 @@ def _x64():
 
 def _rc():
     import matplotlib
-
 
     use_headless_backend()
     return matplotlib.rc_context({
@@ -171,7 +169,6 @@ def _trajectory_axes(ax, theta, *, cmap="viridis", cbar_fig=None, label_cbar=Tru
 def exp_activations(out_dir, quick=False, **overrides):
     """Figures 4–5 with tanh and softplus in place of the sigmoid."""
     import matplotlib.pyplot as plt
-
 
     cfg = dict(xi=XI, n=1000, eta=0.1, epochs=1000 if quick else 4000, init="N(0, 0.1^2 I)", seed=0,
                activations=["tanh", "softplus", "sigmoid"])
@@ -265,7 +262,6 @@ def limit_point(theta0, xi):
 def exp_flow_vs_descent(out_dir, quick=False, **overrides):
     import matplotlib.pyplot as plt
 
-
     cfg = dict(model="linear", xi=XI, risk="population, X ~ Unif[0, 1] (128 Gauss-Legendre nodes)",
                starts=[(0.3, 0.2), (-0.6, 0.4), (0.9, -0.4), (0.25, 1.5), (-0.7, 1.6), (0.5, 2.3)],
                etas=[0.05, 0.2], epochs=200 if quick else 600, flow_t1=60.0, flow_gtol=1e-10)
@@ -346,7 +342,6 @@ def exp_flow_vs_descent(out_dir, quick=False, **overrides):
 
 def exp_population_vs_empirical(out_dir, quick=False, **overrides):
     import matplotlib.pyplot as plt
-
 
     cfg = dict(model="sigmoid", xi=XI, ns=[100, 1000, 10000], eta=0.1, epochs=1000 if quick else 4000,
                init="theta(0) of reproduce seed 0 (N(0, 0.1^2 I))", data_seed=1,
@@ -439,7 +434,6 @@ def flow_field(model, thetas, xi=XI, dist=None):
     """−∇R(θ) at each row of ``thetas`` (K, 2), population risk: the gradient of
     Eq. (5) for the linear DEQ, implicit gradients otherwise."""
 
-
     dist = sideq.uniform(0.0, 1.0, 1) if dist is None else dist
     xi_a = jnp.asarray([xi])
     g = jax.jit(jax.vmap(jax.grad(lambda th: sideq.population_risk(model, th, xi_a, dist))))
@@ -449,7 +443,6 @@ def flow_field(model, thetas, xi=XI, dist=None):
 def exp_phase_portrait(out_dir, quick=False, **overrides):
     import matplotlib.pyplot as plt
     from matplotlib.colors import Normalize
-
 
     cfg = dict(xi=XI, grid_points=60 if quick else 160, risk="population, Unif[0,1], 128 nodes",
                linear_box=[[-3, 3], [-2, 4]], sigmoid_box=[[-3, 7], [-4, 3.9]], singular_mask=0.04)
@@ -517,7 +510,6 @@ def exp_phase_portrait(out_dir, quick=False, **overrides):
 def exp_basin(out_dir, quick=False, **overrides):
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
-
 
     cfg = dict(grid_points=30 if quick else 100, xi=XI, risk="population, Unif[0,1], 32 Gauss-Legendre nodes", dtol=1e-6,
                linear=dict(box=[[-3, 3], [-2, 4]], eta=0.1, epochs=400 if quick else 1000),
@@ -650,7 +642,6 @@ def step_size_threshold(xi=XI, delta1=0.5, delta2=0.5, n_theta1=81, n_theta2=21,
     orders of magnitude below the step sizes that converge).
     """
 
-
     L, s0 = 0.25, 0.5
     alpha = 1.0
     M = (s0 + L * alpha * (1 + delta1) * abs(xi)) / (1 - L * delta2)
@@ -693,7 +684,6 @@ def step_size_threshold(xi=XI, delta1=0.5, delta2=0.5, n_theta1=81, n_theta2=21,
 
 def exp_step_size(out_dir, quick=False, **overrides):
     import matplotlib.pyplot as plt
-
 
     cfg = dict(model="sigmoid", xi=XI, risk="population, Unif[0,1], 32 nodes",
                n_inits=6 if quick else 8, radius=0.5, n_eta=25 if quick else 49, eta_range=[1e-4, 1e2],
@@ -788,7 +778,6 @@ def exp_step_size(out_dir, quick=False, **overrides):
 def explicit_neuron_loss(theta, x, y, act="sigmoid"):
     """Mean squared error of the explicit neuron σ(θᵀx): (1/n) Σ (σ(θᵀxᵢ) − yᵢ)²."""
 
-
     s = get_activation(act)
     return jnp.mean((s(jnp.asarray(x) @ theta) - y) ** 2)
 
@@ -811,7 +800,6 @@ def explicit_neuron_descent(theta0, x, y, eta, epochs, act="sigmoid"):
 
 def exp_explicit_neuron(out_dir, quick=False, **overrides):
     import matplotlib.pyplot as plt
-
 
     cfg = dict(xi=XI, n=1000, eta=0.1, epochs=1000 if quick else 4000, seed=0,
                explicit_init="theta1(0) of the DEQ's theta(0)", activation="sigmoid")

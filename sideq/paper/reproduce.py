@@ -53,7 +53,6 @@ def draw(cfg: dict, seed: int):
 
 
 def run_experiment(name: str, seed: int):
-
     cfg = EXPERIMENTS[name]
     model = sideq.linear() if cfg["model"] == "linear" else sideq.single_index(cfg["model"])
     x, theta0 = draw(cfg, seed)
@@ -69,8 +68,6 @@ def run_experiment(name: str, seed: int):
 def seed_runs(name: str, seeds: int, base_seed: int = 0, epochs: int | None = None,
               history: bool = True, dtol: float = 0.0):
     """The experiment for ``seeds`` seeds at once (data and θ(0) per seed), vmapped."""
-
-
 
     cfg = EXPERIMENTS[name]
     model = sideq.linear() if cfg["model"] == "linear" else sideq.single_index(cfg["model"])
@@ -185,7 +182,6 @@ def _figure3_flow_variant(seeds: int, base_seed: int) -> dict:
     corrected Theorem 3.3 (ERRATA.md §2) say it lands on the solution line at
     α = sign(1 − θ2(0))‖θ(0) − (0, 1)‖/√(ξ² + 1)."""
 
-
     cfg = EXPERIMENTS["linear_near_trivial"]
     model, xi, law = sideq.linear(), jnp.asarray([cfg["xi"]]), sideq.uniform(0.0, 1.0, 1)
     theta0 = np.stack([draw(cfg, base_seed + k)[1] for k in range(seeds)])
@@ -218,7 +214,6 @@ def _save(fig, out, name):
 
 def draw_figures(name, model, x, traj, wanted, out):
     """Panels (a), (b) of the experiment's figures; returns {figure: [paths]}."""
-
 
     cfg = EXPERIMENTS[name]
     xi = cfg["xi"]

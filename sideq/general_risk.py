@@ -38,8 +38,8 @@ Three routes (:data:`ROUTES`), chosen by :func:`population_risk` unless asked:
   6e-11.  ``nodes=`` on the law sets the nodes per axis.  The nodes do not
   depend on params, so ∇R is the weighted sum of the equilibria's gradients.
 * ``"monte_carlo"`` (larger d, or ``samples=`` given): the mean of
-  ‖y(xᵢ) − f(xᵢ)‖² over ``samples`` inputs drawn with the fixed key ``key``
-  (:func:`sideq.data.sample`), with its standard error s/√n
+  ‖y(xᵢ) − f(xᵢ)‖² over ``samples`` inputs (Unif[0, 1]^d or N(0, I) draws
+  with the fixed key ``key``, mapped onto the law), with its standard error s/√n
   (:func:`population_risk_estimate`).  The same samples at every params: a
   smooth, deterministic function of params (common random numbers).
 
@@ -52,7 +52,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import numbers
 from collections.abc import Mapping
 from typing import NamedTuple
 
@@ -61,7 +60,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sideq import general
-from sideq.data import Gaussian, Uniform, sample
+from sideq.data import Gaussian, Uniform
 from sideq.errors import SideqInputError, SingularModelError
 from sideq.status import Status, is_success
 

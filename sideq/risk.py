@@ -53,6 +53,9 @@ import numpy as np
 
 from sideq.data import Gaussian, Uniform, as_real
 from sideq.errors import SideqInputError
+from sideq.general import DEQ
+from sideq.general import empirical_risk as general_empirical_risk
+from sideq.general_risk import population_risk as general_population_risk
 from sideq.model import Model
 from sideq.scalar import (BACKENDS, Continuation, Equilibrium, WarmStart, _concrete, _one_evaluation,
                          _solve_impl, _solve_steps, _solve_warm, default_tol, predict_start)
@@ -642,7 +645,17 @@ def empirical_risk(model: Model, theta, x, y=None, *, xi=None, backend: str = "j
     ``x`` has shape (n, d) (or (n,) when d = 1); ``y`` shape (n,).  If ``y`` is
     None the targets are f(xᵢ) = σ(ξᵀxᵢ) and ``xi`` is required.  Differentiable
     in θ (implicit differentiation, Eq. (1)); jit-able with ``model`` static.
+
+    A :class:`~sideq.general.DEQ` ``model`` (k outputs) is handed to
+    :func:`sideq.general.empirical_risk`: ``theta`` is its params, ``y``
+    (n, k) or ``xi`` (k, d), and R̂ = (1/n) Σᵢ ‖y(xᵢ) − yᵢ‖²; its solver
+    settings are the model's, so ``backend``, ``tol``, ``maxiter`` stay unset.
     """
+    if isinstance(model, DEQ):
+        if (backend, tol, maxiter) != ("jaxopt", None, 100):
+            raise SideqInputError("backend/tol/maxiter: a sideq.general.DEQ carries its own solver settings; "
+                                  "set them on the model (sideq.deq(..., solver=, tol=, maxiter=))")
+        return general_empirical_risk(model, theta, x, y, xi=xi)
     _check_backend(backend)
     x = jnp.asarray(x)
     if x.ndim == 1:
@@ -711,7 +724,19 @@ def population_risk(model: Model, theta, xi, dist, *, backend: str = "jaxopt",
     also where θ1 ∥ ξ; jit-able with ``model`` static (``dist`` is a pytree).
     θ2 = 1 for the linear DEQ raises :class:`~sideq.errors.SingularModelError`
     here; inside jit the risk and its gradient are NaN.
+
+    A :class:`~sideq.general.DEQ` ``model`` (multi_linear or multi_index, k
+    outputs) is handed to :func:`sideq.general_risk.population_risk`:
+    ``theta`` is its params, ``xi`` is Ξ (k, d) and R = E[‖y(X) − f(X)‖²]
+    (Eq. (5) in closed form for multi_linear; ``quadrature=True`` takes the
+    quadrature there too).  Its solver settings are the model's, so
+    ``backend``, ``tol``, ``maxiter`` stay unset.
     """
+    if isinstance(model, DEQ):
+        if (backend, tol, maxiter) != ("jaxopt", None, 100):
+            raise SideqInputError("backend/tol/maxiter: a sideq.general.DEQ carries its own solver settings; "
+                                  "set them on the model (sideq.deq(..., solver=, tol=, maxiter=))")
+        return general_population_risk(model, theta, xi, dist, route="quadrature" if quadrature else None)
     _check_backend(backend)
     if not isinstance(dist, (Uniform, Gaussian)):
         raise SideqInputError(

@@ -41,11 +41,12 @@ import sys
 import time
 
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 
 import sideq
-from sideq import gradient_flow, sweep, train
+from sideq import general, gradient_flow, sweep, train
 from sideq.activations import get_activation
 from sideq.errors import SideqInputError, unwritable_folder
 from sideq.paper import theory
@@ -858,6 +859,104 @@ def exp_explicit_neuron(out_dir, quick=False, **overrides):
     return dict(settings=cfg, wall_s=time.perf_counter() - t0, files=files, results=res)
 
 
+# --------------------------------------------------------------------------- 9. multi-neuron rate against k
+
+
+def _multi_target(k, d, scale, seed):
+    """Ξ of shape (k, d) with N(0, scale²) entries, fixed by ``seed`` and k."""
+    return scale * np.random.default_rng([seed, k]).standard_normal((k, d))
+
+
+def _flat_hessian(fun, params):
+    """The Hessian of ``fun`` at the pytree ``params``, over the flattened leaves."""
+    flat, unravel = jax.flatten_util.ravel_pytree(params)
+    return jax.hessian(lambda v: fun(unravel(v)))(flat)
+
+
+def exp_multi_index_rate(out_dir, quick=False, **overrides):
+    r"""Gradient descent for the multi-neuron single-index DEQ y = tanh(W1x + W2y) ∈ ℝᵏ
+    (Section 5's multi-neuron DEQ) from near its target (Ξ, 0), for several k.
+
+    For each k: Ξ (k, d) drawn once, ``starts`` starts W1(0) = Ξ + r·N, W2(0) = r·N
+    (r = ``radius``), full-batch descent on R̂ over n samples X ~ Unif[−1, 1]^d.
+    Measured: the distance ‖(W1, W2) − (Ξ, 0)‖ and R̂ over epochs, the rate
+    −Δlog R̂ per epoch over the last half, the final distance.  Second route:
+    the local rate of descent at (Ξ, 0), −2 log|1 − ηλ_min(∇²R̂(Ξ, 0))| per epoch for
+    the loss (a quadratic model of R̂ at its minimum), from the Hessian by autodiff
+    through the Newton solver (jaxopt's Anderson differentiates in reverse mode only).
+    """
+    import matplotlib.pyplot as plt
+
+    cfg = dict(activation="tanh", d=2, n=128 if quick else 256, ks=[1, 2, 4] if quick else [1, 2, 3, 4, 6, 8],
+               starts=4 if quick else 8, radius=0.1, xi_scale=1.5, eta=0.5, epochs=400 if quick else 2000, seed=0)
+    cfg = _configure(cfg, overrides, fixed=())
+    d, n, eta, T = int(cfg["d"]), int(cfg["n"]), float(cfg["eta"]), int(cfg["epochs"])
+    x = jnp.asarray(sideq.sample(sideq.uniform(-1.0, 1.0, d), jax.random.PRNGKey(cfg["seed"]), n))
+    t0 = time.perf_counter()
+    rows, curves = [], {}
+    for k in cfg["ks"]:
+        k = int(k)
+        model = sideq.multi_index(cfg["activation"], k)
+        xi = jnp.asarray(_multi_target(k, d, cfg["xi_scale"], cfg["seed"]))
+        rng = np.random.default_rng([cfg["seed"], k, 1])
+        r = float(cfg["radius"])
+        p0 = {"W1": xi + r * rng.standard_normal((cfg["starts"], k, d)),
+              "W2": r * rng.standard_normal((cfg["starts"], k, k))}
+        tr = jax.vmap(lambda p: general.descent(model, p, x=x, xi=xi, eta=eta, epochs=T))(p0)
+        dist = np.sqrt(np.sum((np.asarray(tr.params["W1"]) - np.asarray(xi)) ** 2, axis=(-1, -2))
+                       + np.sum(np.asarray(tr.params["W2"]) ** 2, axis=(-1, -2)))
+        loss = np.asarray(tr.loss)
+        half = T // 2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rate = -(np.log(loss[:, -1]) - np.log(loss[:, half])) / (T - half)
+        star = {"W1": xi, "W2": jnp.zeros((k, k), xi.dtype)}
+        newton = sideq.multi_index(cfg["activation"], k, solver="newton")  # forward-mode differentiable
+        H = np.asarray(_flat_hessian(lambda p: general.empirical_risk(newton, p, x, xi=xi), star))
+        lam = np.linalg.eigvalsh(0.5 * (H + H.T))
+        lam_min, lam_max = float(lam[0]), float(lam[-1])
+        predicted = float(-2 * np.log(abs(1 - eta * lam_min))) if lam_min > 0 else 0.0
+        status = np.asarray(tr.status)
+        counts = {sideq.Status(int(v)).name.lower(): int(c) for v, c in zip(*np.unique(status, return_counts=True))}
+        rows.append(dict(k=k, params=k * d + k * k, rate_median=_f(np.median(rate)), rate_min=_f(rate.min()),
+                         rate_max=_f(rate.max()), rate_predicted=_f(predicted), hessian_min=_f(lam_min),
+                         hessian_max=_f(lam_max), eta_times_hessian_max=_f(eta * lam_max),
+                         distance_0_median=_f(np.median(dist[:, 0])), distance_final_median=_f(np.median(dist[:, -1])),
+                         loss_final_median=_f(np.median(loss[:, -1])), status_counts=counts))
+        curves[k] = (np.median(dist, axis=0), np.median(loss, axis=0))
+    files = []
+    with _rc():
+        fig, axs = plt.subplots(1, 3, figsize=(FULL_W, 2.5), constrained_layout=True)
+        colors = plt.cm.viridis(np.linspace(0, 0.9, len(curves)))
+        for c, (k, (dist, loss)) in zip(colors, curves.items()):
+            axs[0].semilogy(dist, color=c, label=f"k = {k}")
+            axs[1].semilogy(np.maximum(loss, 1e-300), color=c, label=f"k = {k}")
+        axs[0].set_xlabel("epoch $t$")
+        axs[0].set_ylabel(r"$\|(W_1, W_2) - (\Xi, 0)\|$ (median)")
+        axs[0].set_title("(a) distance to the target")
+        axs[0].legend(ncol=2)
+        axs[1].set_xlabel("epoch $t$")
+        axs[1].set_ylabel(r"$\hat R$ (median)")
+        axs[1].set_title("(b) training loss")
+        ks = [row["k"] for row in rows]
+        med = np.array([row["rate_median"] or np.nan for row in rows])
+        lo = np.array([row["rate_min"] or np.nan for row in rows])
+        hi = np.array([row["rate_max"] or np.nan for row in rows])
+        ax = axs[2]
+        ax.errorbar(ks, med, yerr=[med - lo, hi - med], fmt="o", color="C0", capsize=2,
+                    label=rf"measured, $-\Delta\log\hat R$ (min–max of {cfg['starts']})")
+        ax.plot(ks, [row["rate_predicted"] for row in rows], "s--", color="C3", mfc="none",
+                label=r"$-2\log|1-\eta\lambda_{\min}(\nabla^2\hat R)|$ at $(\Xi,0)$")
+        ax.set_yscale("log")
+        ax.set_xlabel("$k$ (neurons)")
+        ax.set_ylabel("rate per epoch")
+        ax.set_title("(c) rate against $k$")
+        ax.legend(fontsize=5.5)
+        fig.suptitle(rf"Multi-neuron DEQ $y=\tanh(W_1x+W_2y)$ near $(\Xi,0)$: $d={d}$, $n={n}$, "
+                     rf"$\eta={eta:g}$, {T} epochs", fontsize=9)
+        files += _save(fig, out_dir, "ext9_multi_index_rate")
+    return dict(settings=cfg, wall_s=time.perf_counter() - t0, files=files, results=rows)
+
+
 # --------------------------------------------------------------------------- driver
 
 EXPERIMENTS = {
@@ -868,6 +967,7 @@ EXPERIMENTS = {
     "basin": exp_basin,
     "step_size": exp_step_size,
     "explicit_neuron": exp_explicit_neuron,
+    "multi_index_rate": exp_multi_index_rate,
 }
 
 

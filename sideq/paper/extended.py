@@ -46,7 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import sideq
-from sideq import general, gradient_flow, sweep, train
+from sideq import general, general_risk, gradient_flow, sweep, train
 from sideq.activations import get_activation
 from sideq.errors import SideqInputError, unwritable_folder
 from sideq.paper import theory
@@ -859,6 +859,106 @@ def exp_explicit_neuron(out_dir, quick=False, **overrides):
     return dict(settings=cfg, wall_s=time.perf_counter() - t0, files=files, results=res)
 
 
+# --------------------------------------------------------------------------- 8. multi-output linear basins
+
+
+def multi_population_descent(model, params0, xi, dist, eta, epochs):
+    r"""Gradient descent W(t+1) = W(t) − η∇R(W(t)) on the population risk of a
+    multi-neuron DEQ (:func:`sideq.general_risk.population_objective`; Eq. (5)
+    with k outputs for multi_linear).  Returns the final params, the loss at
+    each epoch (T+1,) and the first epoch whose loss is not finite (−1 if
+    none); a run whose loss stops being finite keeps its params from then on.
+    Jit- and vmap-able over ``params0``."""
+    objective = general_risk.population_objective(model, xi, dist)
+    value_and_grad = jax.value_and_grad(objective)
+
+    def step(carry, t):
+        params, failed = carry
+        loss, grad = value_and_grad(params)
+        finite = [jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grad)]
+        bad = ~jnp.isfinite(loss) | ~jnp.all(jnp.stack(finite))
+        failed = jnp.where((failed < 0) & bad, t, failed)
+        moved = jax.tree_util.tree_map(lambda p, g: p - eta * g, params, grad)
+        params = jax.tree_util.tree_map(lambda new, old: jnp.where(failed >= 0, old, new), moved, params)
+        return (params, failed), loss
+
+    (params, failed), loss = jax.lax.scan(step, (params0, jnp.asarray(-1)), jnp.arange(epochs))
+    return params, jnp.append(loss, objective(params)), failed
+
+
+def exp_multi_linear_basins(out_dir, quick=False, **overrides):
+    r"""Basins of gradient descent for the multi-output linear DEQ y = W1x + W2y ∈ ℝ²
+    (k = 2, d = 1, X ~ Unif[0, 1], target Ξx with Ξ = (2, 1)ᵀ), over a grid of
+    W2(0) = diag(a, b) with W1(0) = (0.1, 0.1)ᵀ, on the population risk in
+    closed form.
+
+    The singular set {det(I − W2) = 0} is the lines a = 1 and b = 1 at t = 0.
+    For k = 1 (Lemma 3.2) gradient flow never crosses θ2 = 1; the map shows
+    where descent ends (the loss), whether det(I − W2) kept its sign from θ(0)
+    to θ(T), and the runs that failed (I − W2 singular on the way, or a loss
+    that stopped being finite).
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm
+
+    cfg = dict(xi=[2.0, 1.0], w1_0=[0.1, 0.1], box=[[-1.0, 3.0], [-1.0, 3.0]], grid_points=24 if quick else 60,
+               eta=0.05, epochs=1000 if quick else 2000)
+    cfg = _configure(cfg, overrides, fixed=())
+    m = int(cfg["grid_points"])
+    (a1, b1), (a2, b2) = cfg["box"]
+    ga, gb = np.linspace(a1, b1, m), np.linspace(a2, b2, m)
+    A, B = np.meshgrid(ga, gb, indexing="ij")
+    k = 2
+    model = sideq.multi_linear(k)
+    xi = jnp.asarray(cfg["xi"], dtype=jnp.float64).reshape(k, 1)
+    dist = sideq.uniform(0.0, 1.0, 1)
+    W2 = np.zeros((m * m, k, k))
+    W2[:, 0, 0], W2[:, 1, 1] = A.ravel(), B.ravel()
+    W1 = np.broadcast_to(np.asarray(cfg["w1_0"], dtype=float).reshape(k, 1), (m * m, k, 1))
+    p0 = {"W1": jnp.asarray(W1), "W2": jnp.asarray(W2)}
+    t0 = time.perf_counter()
+    run = jax.jit(jax.vmap(lambda p: multi_population_descent(model, p, xi, dist, cfg["eta"], cfg["epochs"])))
+    params, loss, failed = run(p0)
+    loss, failed = np.asarray(loss), np.asarray(failed)
+    wall = time.perf_counter() - t0
+    eye = np.eye(k)
+    det0 = np.linalg.det(eye - W2)
+    detT = np.linalg.det(eye - np.asarray(params["W2"]))
+    bad = (failed >= 0) | ~np.isfinite(loss[:, -1])
+    crossed = ~bad & (np.sign(detT) != np.sign(det0))
+    final = np.where(bad, np.nan, np.maximum(loss[:, -1], 1e-16))
+    reached = ~bad & (loss[:, -1] <= 1e-10)
+    res = dict(runs=m * m, wall_s=wall, failed=int(bad.sum()), crossed_singular_set=int(crossed.sum()),
+               reached_loss_1e_10=int(reached.sum()), fraction_reached_1e_10=float(reached.mean()),
+               final_loss_quantiles_not_failed=(np.quantile(loss[~bad, -1], [0, 0.05, 0.5, 0.95, 1]).tolist()
+                                                if (~bad).any() else None),
+               fraction_failed_near_singular=_f(bad[np.min(np.abs(1 - np.stack([A.ravel(), B.ravel()])), axis=0) < 0.1].mean()))
+    files = []
+    with _rc():
+        fig, axs = plt.subplots(1, 2, figsize=(FULL_W, 2.9), constrained_layout=True)
+        labels = dict(xlabel=r"$a = (W_2(0))_{11}$", ylabel=r"$b = (W_2(0))_{22}$")
+        ax = axs[0]
+        basin_map(fig, ax, final.reshape(m, m), ga, gb, norm=LogNorm(1e-16, max(1.0, np.nanmax(final))),
+                  cbar_label=r"$R(W(T))$", failed=bad.reshape(m, m), **labels)
+        ax.set_title(f"(a) final population risk, {cfg['epochs']} epochs")
+        if not bad.any() and ax.get_legend() is not None:  # (nothing failed: no marks to explain)
+            ax.get_legend().remove()
+        ax = axs[1]
+        side = np.where(bad, np.nan, np.sign(detT)).reshape(m, m)
+        basin_map(fig, ax, side, ga, gb, cmap="coolwarm", failed=bad.reshape(m, m),
+                  nonunique=crossed.reshape(m, m), nonunique_label=f"det changed sign ({int(crossed.sum())})",
+                  **labels)
+        ax.set_title(r"(b) sign of $\det(I - W_2(T))$ (blue $-$, red $+$)")
+        for ax in axs:
+            ax.axvline(1.0, color="k", ls="--", lw=0.8)
+            ax.axhline(1.0, color="k", ls="--", lw=0.8)
+        fig.suptitle(rf"Multi-output linear DEQ, $k=2$, $d=1$, $\Xi=({cfg['xi'][0]:g},{cfg['xi'][1]:g})^\top$, "
+                     rf"$W_1(0)=({cfg['w1_0'][0]:g},{cfg['w1_0'][1]:g})^\top$, $\eta={cfg['eta']:g}$; "
+                     r"dashed: $\det(I-W_2(0))=0$", fontsize=8)
+        files += _save(fig, out_dir, "ext8_multi_linear_basins")
+    return dict(settings=cfg, wall_s=time.perf_counter() - t0, files=files, results=res)
+
+
 # --------------------------------------------------------------------------- 9. multi-neuron rate against k
 
 
@@ -967,6 +1067,7 @@ EXPERIMENTS = {
     "basin": exp_basin,
     "step_size": exp_step_size,
     "explicit_neuron": exp_explicit_neuron,
+    "multi_linear_basins": exp_multi_linear_basins,
     "multi_index_rate": exp_multi_index_rate,
 }
 

@@ -92,7 +92,8 @@ from sideq.status import Status, first_status, is_success, run_repr
 
 __all__ = [
     "DEQ", "DEQEquilibrium", "DEQTrajectory", "SOLVERS", "deq", "multi_linear", "multi_index",
-    "solve", "equilibrium", "target", "empirical_risk", "descent", "default_tol",
+    "solve", "equilibrium", "target", "empirical_risk", "descent", "default_tol", "from_scalar_api",
+    "descent_from_scalar_api",
 ]
 
 SOLVERS = ("anderson", "fixed_point", "newton", "broyden")
@@ -979,3 +980,94 @@ def descent(model: DEQ, params0, *, x, y=None, xi=None, eta=0.1, epochs: int,
     return _descent_jit(model, params0, x, y, xi, jnp.asarray(eta, dtype), jnp.asarray(gtol, dtype),
                         jnp.asarray(ltol, dtype), jnp.asarray(divergence, dtype),
                         epochs=int(epochs), optimizer=optimizer)
+
+
+# ----------------------------------------------------------------------------
+# The top-level API: sideq.solve, sideq.equilibrium and sideq.descent given a DEQ.
+
+#: ``maxiter`` of sideq.solve / sideq.descent for the scalar models (their default).
+SCALAR_MAXITER = 100
+
+
+def from_scalar_api(model: DEQ, *, entry: str, backend: str = "jaxopt", tol: float | None = None,
+                    maxiter: int = SCALAR_MAXITER) -> DEQ:
+    r"""``model`` with the keywords of the scalar models' ``sideq.solve`` /
+    ``sideq.equilibrium`` / ``sideq.descent`` applied, for those functions
+    given a :class:`DEQ`.
+
+    ``tol`` (not None) becomes the DEQ's residual tolerance; ``maxiter``, where
+    it is not the scalar default (100), the DEQ's iteration limit (the DEQ's
+    own, 256 unless set, stays otherwise); ``backend`` has no counterpart (a
+    DEQ's solver is chosen when it is built) and must be left at
+    ``"jaxopt"``.
+
+    Args:
+      model: a :class:`DEQ`.
+      entry: the public name called (for the error message).
+      backend, tol, maxiter: as given to that function.
+
+    Returns:
+      A :class:`DEQ` (``model`` itself when nothing changes).
+
+    Raises:
+      SideqInputError: a keyword with no meaning for a DEQ, or a bad value.
+    """
+    _check_model(model)
+    if backend != "jaxopt":
+        raise SideqInputError(
+            f"backend: {entry} of a DEQ takes no backend (got {backend!r}); a DEQ's solver is chosen when it "
+            f"is built, e.g. sideq.deq(g, k, solver=...) with one of {', '.join(SOLVERS)}"
+        )
+    changes = {}
+    if tol is not None:
+        if isinstance(tol, bool) or not (isinstance(tol, numbers.Real) and math.isfinite(tol) and tol > 0):
+            raise SideqInputError(f"tol: expected a number > 0 (the residual tolerance of the DEQ), got {tol!r}")
+        changes["tol"] = float(tol)
+    if isinstance(maxiter, bool) or not isinstance(maxiter, (int, np.integer)) or maxiter < 1:
+        raise SideqInputError(f"maxiter: expected an integer >= 1 (the DEQ solver's limit), got {maxiter!r}")
+    if int(maxiter) != SCALAR_MAXITER:
+        changes["maxiter"] = int(maxiter)
+    return dataclasses.replace(model, **changes) if changes else model
+
+
+def descent_from_scalar_api(model: DEQ, params0, *, xi, x=None, y=None, dist=None, eta=0.1, epochs: int = 100,
+                            optimizer=None, backend: str = "jaxopt", gtol: float = 0.0, ltol: float = 0.0,
+                            dtol: float = 0.0, maxiter: int = SCALAR_MAXITER, save_every=None) -> DEQTrajectory:
+    r"""``sideq.descent`` (:func:`sideq.train.descent`) given a :class:`DEQ`:
+    :func:`descent` on the empirical risk, the scalar keywords mapped.
+
+    ``xi`` (k, d) gives the targets f(x) of :func:`target`, or is None with
+    ``y`` (n, k); ``backend``, ``tol`` and ``maxiter`` as in
+    :func:`from_scalar_api`.  ``dtol`` (a distance to the scalar model's
+    target θ) has no counterpart and must be 0; ``save_every`` must be None or
+    1 (a DEQ's descent records every epoch); ``dist`` (the population risk)
+    is not available for a DEQ: pass data x.
+
+    Returns:
+      A :class:`DEQTrajectory`.
+    """
+    _check_model(model)
+    if dist is not None:
+        raise SideqInputError(
+            "dist: sideq.descent of a DEQ runs on data only; pass x (n, d) with y (n, k) or xi (k, d), "
+            "e.g. x = sideq.sample(dist, n)"
+        )
+    if x is None:
+        raise SideqInputError("x: no data given; sideq.descent of a DEQ needs inputs x of shape (n, d)")
+    try:
+        dtol_value = float(dtol)
+    except (TypeError, ValueError):
+        dtol_value = math.nan
+    if dtol_value != 0:
+        raise SideqInputError(
+            f"dtol: a DEQ has no target parameters to measure a distance to (got {dtol!r}); "
+            "leave dtol at 0 and use gtol or ltol"
+        )
+    if save_every is not None and not (isinstance(save_every, (int, np.integer)) and not isinstance(save_every, bool)
+                                       and save_every == 1):
+        raise SideqInputError(
+            f"save_every: sideq.descent of a DEQ records every epoch (got {save_every!r}); leave it out"
+        )
+    model = from_scalar_api(model, entry="sideq.descent", backend=backend, maxiter=maxiter)
+    return descent(model, params0, x=x, y=y, xi=xi, eta=eta, epochs=epochs, optimizer=optimizer, gtol=gtol,
+                   ltol=ltol)

@@ -44,6 +44,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sideq import general
 from sideq.data import as_real
 from sideq.errors import SideqInputError, SingularModelError
 from sideq.model import Model
@@ -848,6 +849,10 @@ def solve(model: Model, theta, x, *, y0=None, backend: str = "jaxopt", tol: floa
       tol: relative step tolerance (default 64 machine epsilons of the dtype).
       maxiter: iteration limit.
 
+    A :class:`sideq.general.DEQ` as ``model`` (``theta`` its params pytree)
+    gives :func:`sideq.general.solve`'s :class:`~sideq.general.DEQEquilibrium`,
+    ``tol`` and ``maxiter`` mapped by :func:`sideq.general.from_scalar_api`.
+
     Returns an :class:`Equilibrium` ``(y, residual, iterations, margin, status,
     omega, sensitivity)`` (ω = a + θ2 y and ∂y/∂a at the solution, for warm starts);
     ``y`` is differentiable in θ and x by implicit differentiation (Eq. (1)).
@@ -862,6 +867,9 @@ def solve(model: Model, theta, x, *, y0=None, backend: str = "jaxopt", tol: floa
     raises :class:`~sideq.errors.SingularModelError`; inside jit it gives NaN and
     ``Status.SINGULAR``.
     """
+    if isinstance(model, general.DEQ):  # (a general DEQ: sideq.general.solve, the keywords mapped)
+        model = general.from_scalar_api(model, entry="sideq.solve", backend=backend, tol=tol, maxiter=maxiter)
+        return general.solve(model, theta, x, y0=y0)
     theta, x, y0, batched, tol, start = _prepare(model, theta, x, y0, backend, tol, maxiter)
     if start == "default":
         y0 = _default_start(model, theta, x)
@@ -892,8 +900,13 @@ def equilibrium(model: Model, theta, x, **kwargs):
     finite wrong number; a root that may not be unique (NON_UNIQUE: non-contractive
     θ2; UNVERIFIED: estimated slope bounds) is returned as found, with a
     warning when called outside jit.  Use :func:`solve`
-    for the diagnostics.  Keyword arguments as for :func:`solve`.
+    for the diagnostics.  Keyword arguments as for :func:`solve`.  A
+    :class:`sideq.general.DEQ` gives :func:`sideq.general.equilibrium` (no warnings).
     """
+    if isinstance(model, general.DEQ):
+        y0 = kwargs.pop("y0", None)
+        model = general.from_scalar_api(model, entry="sideq.equilibrium", **kwargs)
+        return general.equilibrium(model, theta, x, y0=y0)
     sol = solve(model, theta, x, **kwargs)
     status_c = _concrete(sol.status)
     for unproven in (Status.NON_UNIQUE, Status.UNVERIFIED):

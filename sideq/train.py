@@ -20,6 +20,7 @@ from sideq import xla
 from sideq.data import Gaussian, Uniform, as_real
 from sideq.dynamics import Trajectory, gradient_descent
 from sideq.errors import SideqInputError, SingularModelError
+from sideq.general import DEQ, descent_from_scalar_api
 from sideq.model import Model
 from sideq.risk import (
     _check_xi,
@@ -214,7 +215,17 @@ def descent(
     online quantities cover every epoch whatever the stride: ``loss_min``,
     ``first_met`` (per tolerance), ``steps``, the status and the non-unique
     counts.  Returns a :class:`~sideq.dynamics.Trajectory`.
+
+    A :class:`sideq.general.DEQ` as ``model`` (``theta0`` its params pytree,
+    ``xi`` its (k, d) target or None with ``y`` (n, k)) runs
+    :func:`sideq.general.descent` and returns its
+    :class:`~sideq.general.DEQTrajectory` (the keywords mapped by
+    :func:`sideq.general.descent_from_scalar_api`).
     """
+    if isinstance(model, DEQ):
+        return descent_from_scalar_api(
+            model, theta0, xi=xi, x=x, y=y, dist=dist, eta=eta, epochs=epochs, optimizer=optimizer,
+            backend=backend, gtol=gtol, ltol=ltol, dtol=dtol, maxiter=maxiter, save_every=save_every)
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
         raise SideqInputError(f"epochs: must be an integer >= 1, got {epochs!r}")
     if backend not in BACKENDS:

@@ -25,7 +25,6 @@ import re
 import sys
 import time
 
-MODELS = ["linear", "sigmoid", "tanh", "softplus", "relu", "leaky_relu", "gelu"]
 
 
 class CLIError(Exception):
@@ -135,8 +134,9 @@ def _check_save(path) -> None:
 def _model(args):
     import sideq
 
-    if args.model not in MODELS:
-        raise CLIError(f"--model: unknown model {args.model!r}; choose one of {', '.join(MODELS)}")
+    models = ["linear", *sideq.ACTIVATIONS]  # (a new activation is a new --model, nothing to add here)
+    if args.model not in models:
+        raise CLIError(f"--model: unknown model {args.model!r}; choose one of {', '.join(models)}")
     if args.model == "linear":
         return sideq.linear(bias=args.bias)
     return sideq.single_index(args.model, bias=args.bias)
@@ -242,7 +242,8 @@ def _data(args, model, xi):
 
 def _add_run_flags(p, kind="descent"):
     sweep = kind == "sweep"
-    p.add_argument("--model", default="sigmoid", help=f"one of {', '.join(MODELS)} (default sigmoid)")
+    p.add_argument("--model", default="sigmoid", help="linear, or the single-index DEQ of an activation in sideq.ACTIVATIONS: "
+                   "sigmoid, tanh, softplus, relu, ... (default sigmoid)")
     p.add_argument("--xi", default="2", help="target xi, comma list; its length is d (default 2)")
     p.add_argument("--bias", action="store_true", help="add a bias b: theta = (theta1, b, theta2)")
     p.add_argument("--data", default="uniform",

@@ -31,15 +31,18 @@ Three routes (:data:`ROUTES`), chosen by :func:`population_risk` unless asked:
   Eq. (1)).  Unif(∏[lᵢ, hᵢ]): Gauss–Legendre per axis, 128, 64, 24 nodes per
   axis for d = 1, 2, 3 (the scalar library's rule).  N(μ, Σ): x = μ + S z
   with S Sᵀ = Σ and z on a tensor grid of the composite Gauss–Legendre rule
-  for N(0, 1) (12-node panels on [−9, 9], as in :mod:`sideq.risk`), 144, 144,
-  48 nodes per axis for d = 1, 2, 3.  Composite rather than Gauss–Hermite: for
+  for N(0, 1) (12-node panels on [−9, 9], as in :mod:`sideq.risk`; on
+  [−6, 6] in d = 3, dropping the mass 2e-9 beyond), 144, 144, 48 nodes per
+  axis for d = 1, 2, 3 (rounded up to whole panels).  Composite rather than Gauss–Hermite: for
   E[(tanh(aZ + c) − tanh(bZ))²] with a = 2, b = 1.5 Gauss–Hermite with 96
   nodes is off by 4e-6, the composite rule with 96 by 1e-8 and with 144 by
   6e-11.  ``nodes=`` on the law sets the nodes per axis.  The nodes do not
   depend on params, so ∇R is the weighted sum of the equilibria's gradients.
 * ``"monte_carlo"`` (larger d, or ``samples=`` given): the mean of
-  ‖y(xᵢ) − f(xᵢ)‖² over ``samples`` inputs (Unif[0, 1]^d or N(0, I) draws
-  with the fixed key ``key``, mapped onto the law), with its standard error s/√n
+  ‖y(xᵢ) − f(xᵢ)‖² over ``samples`` inputs xᵢ = low + (high − low)·uᵢ with
+  u = ``jax.random.uniform(PRNGKey(key), (samples, d))``, or xᵢ = μ + S zᵢ with
+  z = ``jax.random.normal(PRNGKey(key), (samples, d))`` (in the params'
+  dtype), and its standard error s/√n
   (:func:`population_risk_estimate`).  The same samples at every params: a
   smooth, deterministic function of params (common random numbers).
 
@@ -70,12 +73,17 @@ __all__ = [
 ]
 
 ROUTES = ("closed_form", "quadrature", "monte_carlo")
-MAX_NODES = 2**17  # the most equilibria a quadrature rule may ask for
+MAX_NODES = 2**18  # the most equilibria a quadrature rule may ask for
 DEFAULT_SAMPLES = 2**15  # Monte Carlo inputs where no quadrature rule applies
 _UNIFORM_NODES = {1: 128, 2: 64, 3: 24}  # Gauss–Legendre nodes per axis
 _GAUSS_NODES = {1: 144, 2: 144, 3: 48}  # composite rule for N(0, 1), nodes per axis
 _PANEL_NODES = 12
-_NORMAL_HALF_WIDTH = 9.0  # P(|Z| > 9) = 2e-19
+# the composite rule's interval [-L, L] per d: P(|Z| > 9) = 2e-19; in d = 3 the
+# 48 nodes go to [-6, 6] (P(|Z| > 6) = 2e-9), whose narrower panels resolve a
+# steep σ better: relative errors 7e-10 and 7.5e-7 against 1.4e-6 and 1.3e-5
+# on [-9, 9], for two tanh models with k = 2 (rows of W1 of norm up to 0.9
+# and 2.4), measured against 120 nodes per axis on [-7, 7]
+_NORMAL_HALF_WIDTH = {1: 9.0, 2: 9.0, 3: 6.0}
 
 
 class RiskEstimate(NamedTuple):
@@ -114,12 +122,13 @@ class _Plan:
 # Rules.
 
 
-def _normal_rule(n):
-    """(z, w) with Σ w h(z) ≈ E[h(Z)], Z ~ N(0, 1): ceil(n/12) panels of 12
-    Gauss–Legendre nodes on [−9, 9], weights times the density."""
+def _normal_rule(n, half_width):
+    """(z, w) with Σ w h(z) ≈ E[h(Z) 1{|Z| ≤ L}], Z ~ N(0, 1), L = ``half_width``:
+    ceil(n/12) panels of 12 Gauss–Legendre nodes on [−L, L], weights times
+    the density."""
     panels = max(1, math.ceil(n / _PANEL_NODES))
     t, wt = np.polynomial.legendre.leggauss(_PANEL_NODES)
-    edges = np.linspace(-_NORMAL_HALF_WIDTH, _NORMAL_HALF_WIDTH, panels + 1)
+    edges = np.linspace(-half_width, half_width, panels + 1)
     half = (edges[1:] - edges[:-1]) / 2
     mid = (edges[1:] + edges[:-1]) / 2
     z = (mid[:, None] + half[:, None] * t[None, :]).ravel()
@@ -127,18 +136,18 @@ def _normal_rule(n):
     return z, w
 
 
-def _axis_rule(kind, n):
+def _axis_rule(kind, d, n):
     """The 1-D rule (t, w) of the law class ``kind``: t on [0, 1] (Uniform) or in z (Gaussian)."""
     if kind is Uniform:
         t, w = np.polynomial.legendre.leggauss(n)
         return (t + 1) / 2, w / 2
-    return _normal_rule(n)
+    return _normal_rule(n, _NORMAL_HALF_WIDTH.get(d, 6.0))
 
 
 def _tensor_rule(kind, d, n):
     """Standard nodes (N, d) and weights (N,) of the tensor rule with ``n``
     nodes per axis for the law class ``kind`` in ``d`` dimensions, numpy float64."""
-    t, w = _axis_rule(kind, n)
+    t, w = _axis_rule(kind, d, n)
     grids = np.meshgrid(*([t] * d), indexing="ij")
     nodes = np.stack([g.ravel() for g in grids], axis=1)
     weights = np.ones(1)
@@ -147,20 +156,21 @@ def _tensor_rule(kind, d, n):
     return nodes, weights
 
 
-def _inputs(dist, standard, dtype):
-    """Map standard nodes or draws to x: lo + t (hi − lo) or μ + S z (traceable)."""
-    standard = jnp.asarray(standard, dtype)
+def _affine_map(dist, dtype):
+    """(shift (d,), scale (d, d)) with x = shift + scale·t for the standard
+    point t: lo + diag(hi − lo) t on [0, 1]^d, or μ + S z (traceable).  Both
+    laws reach the compiled programs as these two arrays, so they share them."""
     if isinstance(dist, Uniform):
         lo, hi = jnp.asarray(dist.low, dtype), jnp.asarray(dist.high, dtype)
-        return lo + standard * (hi - lo)
-    return jnp.asarray(dist.mean, dtype) + standard @ jnp.asarray(dist.cov_sqrt, dtype).T
+        return lo, jnp.diag(hi - lo)
+    return jnp.asarray(dist.mean, dtype), jnp.asarray(dist.cov_sqrt, dtype)
 
 
 def _law_moments(dist, dtype):
-    """(E[X], L) with L Lᵀ = Cov(X); for Unif, L is diagonal, given as its diagonal."""
+    """(E[X], L) with L Lᵀ = Cov(X), L (d, d) (diagonal for Unif)."""
     if isinstance(dist, Uniform):
         lo, hi = jnp.asarray(dist.low, dtype), jnp.asarray(dist.high, dtype)
-        return (lo + hi) / 2, (hi - lo) / math.sqrt(12.0)
+        return (lo + hi) / 2, jnp.diag((hi - lo) / math.sqrt(12.0))
     return jnp.asarray(dist.mean, dtype), jnp.asarray(dist.cov_sqrt, dtype)
 
 
@@ -172,7 +182,7 @@ def _leaf_sum(tree):
     return sum(jnp.sum(leaf) for leaf in jax.tree_util.tree_leaves(tree))
 
 
-def _closed_form(model, params, xi, dist, plan=None):
+def _closed_form(model, params, xi, mean, chol):
     """(R, 0) for multi_linear by Eq. (5) with k outputs (module docstring)."""
     W1 = params["W1"]
     dtype = W1.dtype
@@ -180,8 +190,7 @@ def _closed_form(model, params, xi, dist, plan=None):
     singular = model.proof(params) == Status.SINGULAR
     system = jnp.where(singular, eye, eye - params["W2"])
     error = jnp.linalg.solve(system, W1) - xi  # A − Ξ, (k, d)
-    mean, chol = _law_moments(dist, dtype)
-    spread = error * chol[None, :] if isinstance(dist, Uniform) else error @ chol  # (A − Ξ) L
+    spread = error @ chol  # (A − Ξ) L
     mean_error = error @ mean  # E[y(X) − f(X)]
     if model.bias:
         mean_error = mean_error + jnp.linalg.solve(system, params["b"])
@@ -202,12 +211,12 @@ def _squared_errors(model, params, xi, x):
     return r * jnp.where(jnp.all(is_success(sol.status)), 1, jnp.nan).astype(r.dtype)
 
 
-def _weighted(model, params, xi, dist, standard, weights, sampled):
+def _weighted(model, params, xi, shift, scale, standard, weights, sampled):
     """(Σ wᵢ ‖y(xᵢ) − f(xᵢ)‖², standard error) at x = the standard nodes or
     draws mapped onto ``dist``.  The quadrature (``sampled`` = 0, stderr 0) and
     Monte Carlo (``sampled`` = 1, wᵢ = 1/n, stderr s/√n) share this program,
     so equal N compiles once."""
-    r = _squared_errors(model, params, xi, _inputs(dist, standard, weights.dtype))
+    r = _squared_errors(model, params, xi, shift + standard @ scale.T)
     value = weights @ r
     n = r.shape[0]
     spread = weights @ (r - jax.lax.stop_gradient(value)) ** 2 / max(n - 1, 1)  # s²/n for wᵢ = 1/n
@@ -216,34 +225,35 @@ def _weighted(model, params, xi, dist, standard, weights, sampled):
     return value, stderr
 
 
-_closed_form_jit = jax.jit(_closed_form, static_argnames=("model", "plan"))
+_closed_form_jit = jax.jit(_closed_form, static_argnames=("model",))
 _weighted_jit = jax.jit(_weighted, static_argnames=("model",))
 
 
 @functools.lru_cache(maxsize=16)
 def _standard_points(plan: _Plan, uniform_law: bool, d: int, dtype_name: str):
     """(standard nodes or draws (N, d), weights (N,), sampled) for ``plan``,
-    made once per plan (as arrays passed to the compiled program, never as
-    constants inside it)."""
+    made once per plan and passed to the compiled program as arguments (a
+    constant inside it would be folded by XLA at every compile).  Concrete
+    even when called under a trace, so they can be cached."""
     dtype = jnp.dtype(dtype_name)
-    if plan.route == "quadrature":
-        kind = Uniform if uniform_law else Gaussian
-        nodes, w = _tensor_rule(kind, d, plan.per_axis)
-        return jnp.asarray(nodes, dtype), jnp.asarray(w, dtype), jnp.zeros((), dtype)
-    key = jax.random.PRNGKey(plan.key)
-    draw = jax.random.uniform if uniform_law else jax.random.normal
-    n = plan.samples
-    return draw(key, (n, d), dtype), jnp.full((n,), 1.0 / n, dtype), jnp.ones((), dtype)
+    with jax.ensure_compile_time_eval():
+        if plan.route == "quadrature":
+            kind = Uniform if uniform_law else Gaussian
+            nodes, w = _tensor_rule(kind, d, plan.per_axis)
+            return jnp.asarray(nodes, dtype), jnp.asarray(w, dtype), jnp.zeros((), dtype)
+        key = jax.random.PRNGKey(plan.key)
+        draw = jax.random.uniform if uniform_law else jax.random.normal
+        n = plan.samples
+        return draw(key, (n, d), dtype), jnp.full((n,), 1.0 / n, dtype), jnp.ones((), dtype)
 
 
 def _evaluate(model, plan, params, xi, dist):
     """(value, stderr) by ``plan`` (traceable: dist, params and xi may be traced)."""
-    if plan.route == "closed_form":
-        return _closed_form_jit(model, params, xi, dist)
     dtype = jnp.result_type(params["W1"])
+    if plan.route == "closed_form":
+        return _closed_form_jit(model, params, xi, *_law_moments(dist, dtype))
     standard, w, sampled = _standard_points(plan, isinstance(dist, Uniform), dist.d, jnp.dtype(dtype).name)
-    return _weighted_jit(model, params, xi, dist, standard, w, sampled)
-
+    return _weighted_jit(model, params, xi, *_affine_map(dist, dtype), standard, w, sampled)
 
 
 # ----------------------------------------------------------------------------
@@ -371,6 +381,8 @@ def _plan(model, dist, route, samples, key) -> _Plan:
         return _Plan("monte_carlo", samples=DEFAULT_SAMPLES, key=key)
     defaults = _UNIFORM_NODES if isinstance(dist, Uniform) else _GAUSS_NODES
     per_axis = dist.nodes or defaults.get(dist.d, 0)
+    if isinstance(dist, Gaussian):  # (whole panels of the composite rule)
+        per_axis = _PANEL_NODES * math.ceil(per_axis / _PANEL_NODES)
     if per_axis == 0 or per_axis**dist.d > MAX_NODES:
         raise SideqInputError(
             f"dist: a tensor rule in d = {dist.d} with {per_axis or 'the default'} nodes per axis exceeds "

@@ -4,13 +4,17 @@ The options change how XLA vectorizes and in which order it sums, not what is
 computed: σ and exp must come out bit for bit the same, NaN and ∞ must still
 propagate and be detected, and a descent run compiled with XLA's defaults must
 give the same trajectory (the second route).  An override the user sets must be
-honoured or refused in one line.
+honoured or refused in one line: every documented spelling of a setting is
+read as documented, only the CPU gets the options, a caller's copy of them is
+its own, and ``xla.jit`` compiles with the options in force for the default
+backend (a spy on ``jax.jit`` is the second route).
 """
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import XLA_FAST_MATH, fake_cpuinfo, no_file
 
 import sideq
 from sideq import xla
@@ -111,3 +115,75 @@ def test_jit_wrapper_passes_static_arguments_through():
     assert float(power(jnp.asarray(3.0), k=3)) == 27.0
     assert power.__name__ == "power"
     assert "stablehlo" in power.lower(jnp.asarray(3.0), k=2).as_text()
+
+
+@pytest.mark.parametrize("value", ["", "auto", "AUTO", " Auto "])
+@pytest.mark.parametrize("flags,expected", [({"sse2", "avx512f"}, 512), ({"sse2", "avx2"}, None)])
+def test_width_auto_spellings_detect(monkeypatch, value, flags, expected):
+    monkeypatch.setenv(xla.ENV, value)
+    monkeypatch.setattr(xla, "_cpu_flags", lambda: frozenset(flags))
+    assert xla.cpu_vector_width() == expected
+
+
+@pytest.mark.parametrize("value,expected", [
+    ("", True), ("TRUE", True), ("yes", True), (" On ", True),
+    ("false", False), ("No", False), ("OFF", False), (" 0 ", False),
+])
+def test_reassociate_every_documented_spelling(monkeypatch, value, expected):
+    monkeypatch.setenv(xla.ENV_REASSOCIATE, value)
+    assert xla.cpu_reassociate() is expected
+
+
+@pytest.mark.parametrize("platform", ["gpu", "tpu", "cuda", "rocm", "METAL"])
+def test_only_the_cpu_gets_options(monkeypatch, platform):
+    monkeypatch.setenv(xla.ENV, "512")
+    monkeypatch.setenv(xla.ENV_REASSOCIATE, "1")
+    assert xla.compiler_options(platform) is None
+    assert xla.compiler_options("cpu") == {**XLA_FAST_MATH, "xla_cpu_prefer_vector_width": 512}
+
+
+def test_options_do_not_leak_between_calls(monkeypatch):
+    """A width chosen once must not stick to later calls (nor to the module's table)."""
+    monkeypatch.setenv(xla.ENV_REASSOCIATE, "1")
+    monkeypatch.setenv(xla.ENV, "512")
+    first = xla.compiler_options("cpu")
+    first["mutated_by_the_caller"] = True  # a caller's dict is its own
+    monkeypatch.setenv(xla.ENV, "auto")
+    monkeypatch.setattr(xla, "_cpu_flags", lambda: frozenset({"sse2", "avx2"}))
+    assert xla.compiler_options("cpu") == XLA_FAST_MATH
+    monkeypatch.setenv(xla.ENV, "256")
+    assert xla.compiler_options("cpu") == {**XLA_FAST_MATH, "xla_cpu_prefer_vector_width": 256}
+
+
+def test_cpu_flags_read_from_cpuinfo(monkeypatch):
+    text = ("processor\t: 0\nvendor_id\t: GenuineX\nmodel name\t: Some: CPU\n"
+            "flags\t\t: fpu sse2 avx2 avx512f avx512bw\nbugs\t\t: spectre_v1\n"
+            "processor\t: 1\nflags\t\t: fpu\n")
+    monkeypatch.setattr(xla, "open", fake_cpuinfo(text), raising=False)
+    assert xla._cpu_flags.__wrapped__() == frozenset({"fpu", "sse2", "avx2", "avx512f", "avx512bw"})
+    monkeypatch.setattr(xla, "open", no_file, raising=False)
+    assert xla._cpu_flags.__wrapped__() == frozenset()  # no /proc: nothing claimed
+
+
+def test_jit_compiles_with_the_options_of_the_default_backend(monkeypatch):
+    """The options reach jax.jit (a spy on jax.jit is the second route), and a
+    non-CPU backend gets XLA's defaults."""
+    seen = []
+    real_jit = jax.jit
+
+    def spy(fun, **kwargs):
+        seen.append(kwargs.get("compiler_options"))
+        return real_jit(fun, **kwargs)
+
+    monkeypatch.setenv(xla.ENV, "512")
+    monkeypatch.setenv(xla.ENV_REASSOCIATE, "1")
+    monkeypatch.setattr(jax, "jit", spy)
+    f = xla.jit(lambda v: v + 1.0)
+    monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
+    f._jitted()
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    f._jitted()
+    assert seen == [{**XLA_FAST_MATH, "xla_cpu_prefer_vector_width": 512}, None]
+    monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
+    assert "stablehlo" in f.lower(jnp.asarray(1.0)).as_text()
+    assert len(seen) == 2  # .lower() goes through the jit of the options in force, not a bare one

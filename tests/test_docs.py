@@ -1,7 +1,7 @@
 """The docs site's structure, checked without building it (mkdocs is not a test
 dependency; .ci/run builds the site with ``mkdocs build --strict`` after the
-suite).  Fails fast where that build would: a module without its API page, a
-page missing from the nav, a repository file the site includes gone."""
+suite).  Fails fast where that build would: an API page of a module that is gone,
+a page missing from the nav, a repository file the site includes gone."""
 
 from __future__ import annotations
 
@@ -13,32 +13,23 @@ DOCS = ROOT / "docs"
 CONFIG = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
 
 
-def _modules():
-    """Every public module of the library and of the paper application."""
-    for path in sorted((ROOT / "sideq").rglob("*.py")):
-        rel = path.relative_to(ROOT).with_suffix("")
-        if any(part.startswith("_") for part in rel.parts):
-            continue
-        yield ".".join(rel.parts)
-
-
 def _nav_pages():
     return set(re.findall(r"^\s*-\s*(?:[^:\n]+:\s*)?([\w./-]+\.(?:md|ipynb))\s*$", CONFIG, re.M))
 
 
-def test_every_module_has_an_api_page_in_the_nav():
-    modules = list(_modules())
-    assert "sideq.scalar" in modules and "sideq.paper.theory" in modules  # the walk finds both layers
-    nav = _nav_pages()
-    missing = []
-    for module in modules:
-        page = Path("api", *module.split(".")[1:]).with_suffix(".md").as_posix()
-        text = (DOCS / page).read_text(encoding="utf-8") if (DOCS / page).is_file() else ""
-        if f"::: {module}" not in text or page not in nav:
-            missing.append(f"{module} -> docs/{page}")
-    assert not missing, (
-        "modules without an API page (docs/api/..., `::: module`, listed in mkdocs.yml nav): " + ", ".join(missing)
-    )
+def test_every_api_page_documents_a_module_that_exists():
+    # (a module without a page of its own gets a generated one: docs/_hooks/site.py)
+    pages = sorted(p for p in (DOCS / "api").rglob("*.md") if p.name != "index.md")
+    assert any(p.name == "scalar.md" for p in pages)  # the walk finds the pages
+    stale = []
+    for page in pages:
+        targets = re.findall(r"^::: (\S+)", page.read_text(encoding="utf-8"), re.M)
+        for module in targets:
+            if not (ROOT / Path(*module.split("."))).with_suffix(".py").is_file():
+                stale.append(f"{page.relative_to(ROOT)}: {module}")
+        if not targets:
+            stale.append(f"{page.relative_to(ROOT)}: no '::: module'")
+    assert not stale, f"API pages of modules that do not exist: {stale}"
 
 
 def test_every_page_in_the_nav_exists():

@@ -11,6 +11,12 @@ place in the site: a file under docs/ or one of the pages below becomes a
 link to it, a repository file that is not in the site becomes plain text
 (there is no repository URL to send it to), and anything else is left for
 mkdocs' link check, so a broken link in a root file fails ``--strict``.
+
+Two kinds of page join the nav by themselves, so that a file added by
+someone else is never missing from the site: every notebook (in the
+Notebooks section) and every module of the package without a page in
+docs/api/ (a generated ``::: module`` page, in the API reference).  A page
+of :data:`PENDING` joins once its source exists.
 """
 
 from __future__ import annotations
@@ -35,6 +41,11 @@ PAGES = {
     "notebooks/index.md": "notebooks/README.md",
 }
 NOTEBOOKS = "notebooks"  # every notebooks/*.ipynb is the page notebooks/NAME.ipynb
+# site path -> (nav section, title, repository path): pages of files being written elsewhere
+PENDING = {
+    "paper/multi-neuron.md": ("The paper", "Multi-neuron DEQs", "MULTI_NEURON.md"),
+}
+API_SECTIONS = {"sideq.paper": "Paper application", "sideq": "Library"}  # package -> its section of the API reference
 
 _LINK = re.compile(r"(!?\[[^\]\n]*\])\(([^)\s]+)\)")
 _REF = re.compile(r"^(\s*\[[^\]\n]+\]:\s*)(\S+)", re.M)
@@ -45,24 +56,70 @@ EXPORTS_MARKER = "<!-- sideq-exports -->"
 
 def _sources() -> dict[str, str]:
     pages = dict(PAGES)
+    pages.update({site: repo for site, (_, _, repo) in PENDING.items() if (ROOT / repo).is_file()})
     for nb in sorted((ROOT / NOTEBOOKS).glob("*.ipynb")):
         rel = nb.relative_to(ROOT).as_posix()
         pages[rel] = rel
     return pages
 
 
+def _section(nav, title):
+    """The list of the nav section ``title`` (searched at any depth), or None."""
+    for entry in nav or []:
+        if isinstance(entry, dict):
+            for key, value in entry.items():
+                if isinstance(value, list):
+                    if key == title:
+                        return value
+                    found = _section(value, title)
+                    if found is not None:
+                        return found
+    return None
+
+
+def _named(nav) -> set[str]:
+    """Every page path the nav names."""
+    out = set()
+    for entry in nav or []:
+        values = entry.values() if isinstance(entry, dict) else [entry]
+        for value in values:
+            out |= _named(value) if isinstance(value, list) else {value}
+    return out
+
+
+def api_pages() -> dict[str, str]:
+    """site path -> module, for every public module of the package that has no
+    page of its own in docs/api/ (``sideq/paper/multi.py`` -> ``api/paper/multi.md``)."""
+    out = {}
+    for path in sorted((ROOT / "sideq").rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        if any(part.startswith("_") for part in parts):
+            continue
+        page = posixpath.join("api", *parts[1:]) + ".md"
+        if not (ROOT / "docs" / page).is_file():
+            out[page] = ".".join(parts)
+    return out
+
+
 def on_config(config):
-    """Every notebook in the nav's Notebooks section: those it does not name
-    are appended, titled by their file name (01_quickstart -> Quickstart)."""
-    for entry in config.nav or []:
-        if isinstance(entry, dict) and isinstance(entry.get("Notebooks"), list):
-            section = entry["Notebooks"]
-            named = {v for item in section for v in (item.values() if isinstance(item, dict) else [item])}
-            for nb in sorted((ROOT / NOTEBOOKS).glob("*.ipynb")):
-                rel = nb.relative_to(ROOT).as_posix()
-                if rel not in named:
-                    title = re.sub(r"^\d+_", "", nb.stem).replace("_", " ").capitalize()
-                    section.append({title: rel})
+    """Every notebook, every module's API page and every existing PENDING page
+    in the nav: those it does not name are appended to their section
+    (notebooks titled by their file name, 01_quickstart -> Quickstart)."""
+    named = _named(config.nav)
+    notebooks = _section(config.nav, "Notebooks")
+    for nb in sorted((ROOT / NOTEBOOKS).glob("*.ipynb")):
+        rel = nb.relative_to(ROOT).as_posix()
+        if notebooks is not None and rel not in named:
+            notebooks.append({re.sub(r"^\d+_", "", nb.stem).replace("_", " ").capitalize(): rel})
+    for page, module in api_pages().items():
+        package = module.rsplit(".", 1)[0]
+        section = _section(config.nav, API_SECTIONS.get(package, "Library"))
+        if section is not None and page not in named:
+            section.append({module: page})
+    for page, (title, label, repo) in PENDING.items():
+        section = _section(config.nav, title)
+        if section is not None and page not in named and (ROOT / repo).is_file():
+            section.append({label: page})
     return config
 
 
@@ -80,6 +137,9 @@ def on_files(files, config):
             )
         else:
             files.append(File.generated(config, site_path, abs_src_path=str(source)))
+    for page, module in api_pages().items():
+        if files.get_file_from_path(page) is None:
+            files.append(File.generated(config, page, content=f"::: {module}\n"))
     return files
 
 
@@ -107,8 +167,8 @@ def exports_table() -> str:
 def on_page_markdown(markdown, page, config, files):
     if EXPORTS_MARKER in markdown:
         markdown = markdown.replace(EXPORTS_MARKER, exports_table())
-    repo_path = PAGES.get(page.file.src_uri)
-    if repo_path is None:
+    repo_path = _sources().get(page.file.src_uri)
+    if repo_path is None or not repo_path.endswith(".md"):
         return markdown
     site_of = {repo: site for site, repo in _sources().items()}
     here = posixpath.dirname(page.file.src_uri)

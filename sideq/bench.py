@@ -12,6 +12,7 @@ call (compile time reported separately).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -197,8 +198,8 @@ def bench_profile() -> dict:
     import jax.numpy as jnp
 
     import sideq
-    from sideq.paper.reproduce import EXPERIMENTS, draw
     from sideq import xla
+    from sideq.paper.reproduce import EXPERIMENTS, draw
     from sideq.risk import empirical_objective
     from sideq.scalar import _one_evaluation, warm_start
 
@@ -525,6 +526,494 @@ def bench_startup(repeats: int = 5, *, run=None, clock=time.perf_counter) -> dic
     }
 
 
+# ----------------------------------------------------------------------------
+# General DEQs (sideq.general): the Section 4.2 run through sideq.deq, and a
+# multi-neuron training step against torchdeq (benchmarks/peer_torchdeq.py).
+
+
+def bench_deq_section42(quick: bool) -> dict:
+    """The Section 4.2 run with the model written as a general DEQ,
+    ``sideq.deq(lambda p, x, y: σ(p[:d] @ x + p[d] * y), dim=1, solver="anderson")``
+    (params a flat θ = (θ1, θ2)), through :func:`sideq.general.descent`, against
+    the scalar path (:func:`sideq.train.descent`) on the same data and θ(0):
+    wall time of the whole run after compilation, best of several timed in
+    turns, and the largest difference of θ(T).  Raises AssertionError where
+    θ(T) differs by more than 1e-8 (float64)."""
+    import jax
+    import jax.numpy as jnp
+
+    import sideq
+    from sideq import general
+    from sideq.paper.reproduce import EXPERIMENTS, draw
+    from sideq.status import Status
+    from sideq.train import descent
+
+    cfg = EXPERIMENTS["sigmoid"]
+    x, theta0 = draw(cfg, 0)
+    d = x.shape[1]
+    epochs = 400 if quick else cfg["epochs"]
+    scalar_model = sideq.single_index("sigmoid")
+    xi = np.array([cfg["xi"]])
+    y = 1.0 / (1.0 + np.exp(-cfg["xi"] * x[:, 0]))  # f(x) = σ(ξx), (n,)
+
+    def g(p, x, y):
+        return jax.nn.sigmoid(p[:d] @ x + p[d] * y)
+
+    model = sideq.deq(g, dim=1, solver="anderson")
+    scalar = lambda: descent(scalar_model, theta0, xi=xi, x=x, eta=cfg["eta"], epochs=epochs).theta  # noqa: E731
+    deq = lambda: general.descent(model, jnp.asarray(theta0), x=x, y=y, eta=cfg["eta"], epochs=epochs)  # noqa: E731
+    first = {}
+    for key, fn in (("scalar", scalar), ("deq", deq)):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn())
+        first[key] = time.perf_counter() - t0
+    t_scalar, t_deq = np.inf, np.inf
+    for _ in range(2 if quick else 4):  # (in turns: a busy spell slows both or neither)
+        t, theta_scalar = _best(lambda: scalar().block_until_ready(), 1)
+        t_scalar = min(t_scalar, t)
+        t, tr = _best(lambda: jax.block_until_ready(deq()), 1)
+        t_deq = min(t_deq, t)
+    theta_deq = np.asarray(tr.params)[-1]
+    gap = float(np.max(np.abs(np.asarray(theta_scalar)[-1] - theta_deq)))
+    if not gap <= 1e-8:  # (a NaN fails)
+        raise AssertionError(f"sideq.deq and the scalar path disagree on theta(T) by {gap:.3g}")
+    return {
+        "name": f"section 4.2 run through sideq.deq(..., dim=1, solver='anderson') ({epochs} epochs, float64)",
+        "epochs": epochs,
+        "scalar_run_s": t_scalar,
+        "deq_run_s": t_deq,
+        "deq_over_scalar": t_deq / t_scalar,
+        "deq_s_per_epoch": t_deq / epochs,
+        "theta_difference": gap,
+        "deq_status": Status(int(tr.status)).name,  # (UNVERIFIED: a general g proves no uniqueness)
+        "deq_compile_s": max(first["deq"] - t_deq, 0.0),
+    }
+
+
+DEQ_STEP = dict(k=64, d=32, n=1000, w2_norm=0.5, tol=1e-6, eta=0.01, seed=0)
+
+
+def deq_problem(k: int, d: int, n: int, *, w2_norm: float = 0.5, seed: int = 0) -> dict:
+    """The multi-neuron problem of :func:`bench_deq_step`, numpy float32:
+    x (n, d) ~ N(0, I), targets t = tanh(Ξx) with Ξ ~ N(0, 1/d) (k, d), θ(0):
+    W1 ~ N(0, 1/d) (k, d) and W2 (k, k) Gaussian scaled to spectral norm
+    ``w2_norm`` (y ↦ tanh(W1x + W2y) is then a contraction)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d))
+    xi = rng.standard_normal((k, d)) / np.sqrt(d)
+    W1 = rng.standard_normal((k, d)) / np.sqrt(d)
+    W2 = rng.standard_normal((k, k))
+    W2 = w2_norm * W2 / np.linalg.norm(W2, 2)
+    f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
+    x = f32(x)
+    return {"x": x, "t": f32(np.tanh(x.astype(np.float64) @ f32(xi).T.astype(np.float64))), "xi": f32(xi),
+            "W1": f32(W1), "W2": f32(W2)}
+
+
+def deq_reference(problem: dict, params: dict | None = None) -> dict:
+    """R̂, ∇R̂ and the fixed points of the problem in float64 numpy, by a route
+    of its own: fixed-point iteration to |Δy| ≤ 1e-14 (a contraction), then
+    per sample the k × k system of Eq. (1), (I − diag(σ')W2)ᵀu = ∂R̂/∂y, by
+    LU; ∇_{W1} = Σ (σ'⊙u) xᵀ, ∇_{W2} = Σ (σ'⊙u) yᵀ.  ``params`` default θ(0)."""
+    params = problem if params is None else params
+    x, t = np.asarray(problem["x"], np.float64), np.asarray(problem["t"], np.float64)
+    W1, W2 = np.asarray(params["W1"], np.float64), np.asarray(params["W2"], np.float64)
+    inj = x @ W1.T
+    y = np.zeros_like(t)
+    for _ in range(10_000):
+        y_new = np.tanh(inj + y @ W2.T)
+        done = np.max(np.abs(y_new - y)) <= 1e-14
+        y = y_new
+        if done:
+            break
+    n, k = t.shape
+    slope = 1.0 - np.tanh(inj + y @ W2.T) ** 2
+    dy = 2.0 * (y - t) / n
+    a_t = np.eye(k)[None] - (slope[:, :, None] * W2[None]).transpose(0, 2, 1)  # (I − diag(σ')W2)ᵀ
+    u = np.linalg.solve(a_t, dy[:, :, None])[:, :, 0]
+    v = slope * u
+    return {"loss": float(np.mean(np.sum((y - t) ** 2, axis=1))), "W1": v.T @ x, "W2": v.T @ y, "y": y}
+
+
+def _rel(a, b) -> float:
+    """max |a − b| / max |b| (b the reference)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+
+
+def _worst_rel_residual(problem, params, y) -> float:
+    """maxᵢ ‖g(yᵢ) − yᵢ‖₂ / ‖g(yᵢ)‖₂ in float64 (torchdeq's 'rel' measure)."""
+    x = np.asarray(problem["x"], np.float64)
+    y = np.asarray(y, np.float64)
+    gy = np.tanh(x @ np.asarray(params["W1"], np.float64).T + y @ np.asarray(params["W2"], np.float64).T)
+    return float(np.max(np.linalg.norm(gy - y, axis=1) / np.linalg.norm(gy, axis=1)))
+
+
+def deq_sideq_step(model, problem: dict, eta: float):
+    """sideq's training step written with the library's building blocks:
+    :func:`sideq.general.solve` from the previous step's fixed points (the
+    model's solver; Eq. (1) by its dense LU backward) under
+    ``jax.value_and_grad``, then θ ← θ − η∇R̂, compiled as one function (one
+    compilation per model and shapes, shared by every caller).  Traced and
+    run with x64 off: jax.grad through a float32 ``general.solve`` under x64
+    fails in jaxopt's Anderson, whose backward is traced outside the solve's
+    own float32 scope.
+    Returns ``step(params, y_warm) -> (params, y, loss, grads, iterations)``."""
+    import jax
+    import jax.numpy as jnp
+
+    fn = _compiled_deq_steps()[0]
+    x, t = jnp.asarray(problem["x"], jnp.float32), jnp.asarray(problem["t"], jnp.float32)
+
+    def step(params, y_warm):
+        with jax.enable_x64(False):
+            return fn(model, params, y_warm, x, t, jnp.float32(eta))
+
+    return step
+
+
+def deq_floor_step(problem: dict, eta: float, tol: float, maxiter: int = 256):
+    """The algorithm of torchdeq's fixed-point solver written bare in JAX: the
+    batch iterated y ← tanh(W1x + W2y) until maxᵢ‖g(yᵢ) − yᵢ‖₂/‖g(yᵢ)‖₂ < tol
+    (the injection W1x once per step), the adjoint u ← (σ'⊙u)W2 + ∂R̂/∂y
+    iterated to the same relative tolerance, the gradient and the update;
+    no statuses, no checks.  Not a sideq route: it bounds what an
+    implementation of that algorithm can do on the machine.
+    Returns ``step(params, y_warm) -> (params, y, loss, grads, iterations)``."""
+    import jax.numpy as jnp
+
+    fn = _compiled_deq_steps()[1]
+    x, t = jnp.asarray(problem["x"]), jnp.asarray(problem["t"])
+    eta = jnp.asarray(eta, x.dtype)
+    return lambda params, y_warm: fn(params, y_warm, x, t, eta, tol=float(tol), maxiter=int(maxiter))
+
+
+@functools.cache
+def _compiled_deq_steps():
+    """The jitted functions behind :func:`deq_sideq_step` and :func:`deq_floor_step`."""
+    import jax
+    import jax.numpy as jnp
+
+    from sideq import general
+
+    def sideq_step(model, params, y_warm, x, t, eta):
+        def risk(params):
+            sol = general.solve(model, params, x, y0=y_warm, margin=False)
+            return jnp.mean(jnp.sum((sol.y - t) ** 2, axis=-1)), sol
+
+        (loss, sol), grads = jax.value_and_grad(risk, has_aux=True)(params)
+        new = jax.tree_util.tree_map(lambda p, g: p - eta * g, params, grads)
+        return new, jax.lax.stop_gradient(sol.y), loss, grads, jnp.max(sol.iterations)
+
+    def floor_step(params, y_warm, x, t, eta, *, tol, maxiter):
+        n = x.shape[0]
+
+        def iterate(f, z0):
+            def cond(c):
+                z, fz, it = c
+                rel = jnp.linalg.norm(fz - z, axis=1) / (jnp.linalg.norm(fz, axis=1) + 1e-9)
+                return (jnp.max(rel) >= tol) & (it < maxiter)
+
+            _, fz, it = jax.lax.while_loop(cond, lambda c: (c[1], f(c[1]), c[2] + 1), (z0, f(z0), 1))
+            return fz, it
+
+        W1, W2 = params["W1"], params["W2"]
+        inj = x @ W1.T
+        y, iterations = iterate(lambda z: jnp.tanh(inj + z @ W2.T), y_warm)
+        slope = 1.0 - y * y  # (σ' = 1 − tanh², at y = g(y) to the tolerance)
+        dy = 2.0 * (y - t) / n
+        u, _ = iterate(lambda u: (slope * u) @ W2 + dy, jnp.zeros_like(dy))
+        v = slope * u
+        grads = {"W1": v.T @ x, "W2": v.T @ y}
+        loss = jnp.mean(jnp.sum((y - t) ** 2, axis=1))
+        new = {key: params[key] - eta * grads[key] for key in ("W1", "W2")}
+        return new, y, loss, grads, iterations
+
+    return (jax.jit(sideq_step, static_argnames=("model",)),
+            jax.jit(floor_step, static_argnames=("tol", "maxiter")))
+
+
+def load_peer():
+    """``benchmarks/peer_torchdeq.py`` of this source tree as a module, and
+    None; or None and why it cannot be used (the file is missing, as in an
+    installed copy of sideq, or torch/torchdeq do not import or run)."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks",
+                        "peer_torchdeq.py")
+    if not os.path.isfile(path):
+        return None, f"{path} not found (it is in a source checkout of sideq, not in an installed copy)"
+    spec = importlib.util.spec_from_file_location("sideq_bench_peer_torchdeq", path)
+    peer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(peer)  # (imports numpy only; torch on first use)
+    reason = peer.available()
+    return (None, reason) if reason else (peer, None)
+
+
+class _JaxLoop:
+    """T steps of a compiled ``step(params, y_warm)`` from θ(0), warm-started
+    across steps (the first from zeros), one Python call per step."""
+
+    def __init__(self, step, problem):
+        self.step, self.problem = step, problem
+
+    def run(self, steps):
+        import jax
+        import jax.numpy as jnp
+
+        params = {key: jnp.asarray(self.problem[key]) for key in ("W1", "W2")}
+        y = jnp.zeros(self.problem["t"].shape, jnp.float32)
+        losses, iterations = [], []
+        for _ in range(steps):
+            params, y, loss, _, it = self.step(params, y)
+            losses.append(loss)
+            iterations.append(it)
+        jax.block_until_ready((params, losses))
+        return {"params": {k: np.asarray(v) for k, v in params.items()},
+                "loss0": float(losses[0]), "max_iterations": int(np.max(np.asarray(iterations)))}
+
+
+class _DescentLoop:
+    """:func:`sideq.general.descent` for T epochs from θ(0): one compiled scan,
+    each epoch warm-started from the previous one's fixed points (it also
+    measures θ(T), a (T+1)-th pass)."""
+
+    def __init__(self, model, problem, eta):
+        self.model, self.problem, self.eta = model, problem, eta
+
+    def run(self, steps):
+        import jax
+
+        from sideq import general
+        from sideq.status import Status
+
+        p = self.problem
+        tr = general.descent(self.model, {"W1": p["W1"], "W2": p["W2"]}, x=p["x"], y=p["t"], eta=self.eta,
+                             epochs=steps)
+        jax.block_until_ready(tr)
+        return {"params": {k: np.asarray(v)[steps] for k, v in tr.params.items()},
+                "params1": {k: np.asarray(v)[1] for k, v in tr.params.items()},
+                "loss0": float(tr.loss[0]), "status": Status(int(tr.status)).name}
+
+
+class _TorchLoop:
+    """T torchdeq steps from θ(0) (``peer.run_steps``), torch limited to
+    ``threads`` threads while they run."""
+
+    def __init__(self, peer, problem, threads, **settings):
+        self.peer, self.problem, self.threads, self.settings = peer, problem, threads, settings
+
+    def run(self, steps):
+        return self.peer.run_steps(self.problem, steps, threads=self.threads, **self.settings)
+
+
+def _timed_run(loop, steps):
+    t0 = time.perf_counter()
+    out = loop.run(steps)
+    out["s_per_step"] = (time.perf_counter() - t0) / steps
+    return out
+
+
+def _torch_label(settings, threads):
+    f, b = settings["f_solver"], settings["b_solver"]
+    extra = ""
+    if settings.get("f_kwargs"):
+        extra = " (" + ", ".join(f"{k}={v}" for k, v in settings["f_kwargs"].items()) + ")"
+    if f == "simple_fixed_point_iter":
+        extra = f" ({settings['fixed_iterations'][0]} iterations)"
+    return f"torchdeq {f}{extra} / {b}, {threads} thread" + ("" if threads == 1 else "s")
+
+
+SIDEQ_DEQ_ROUTES = ("sideq_descent", "sideq_solve", "jax_floor")
+
+
+def bench_deq_step(quick: bool, *, problem: dict | None = None, steps: int | None = None,
+                   runs: int | None = None, select_steps: int | None = None, peer=None,
+                   routes: tuple = SIDEQ_DEQ_ROUTES) -> dict:
+    """A multi-neuron DEQ training step, sideq against torchdeq on the same
+    machine in the same process: y = tanh(W1x + W2y), k = 64, d = 32,
+    n = 1000 (:data:`DEQ_STEP`, :func:`deq_problem`), float32, tolerance 1e-6,
+    SGD with η = 0.01.  A step = the forward solve of the n fixed points
+    (warm-started from the previous step's), the implicit backward (Eq. (1))
+    and the update.
+
+    Routes, each a run of ``steps`` steps from θ(0), timed as a whole
+    (seconds per step = wall ÷ steps), ``runs`` runs each in turns after a
+    first, untimed run (compilation, warm-up); the median is reported:
+
+    * ``sideq_descent``: :func:`sideq.general.descent` of
+      ``multi_index("tanh", 64, tol=1e-6)`` (the library's training loop);
+    * ``sideq_solve``: :func:`deq_sideq_step`, the model's Anderson solve and
+      dense backward, one call per step;
+    * ``jax_floor``: :func:`deq_floor_step`, torchdeq's fixed-point algorithm
+      written bare in JAX;
+    * ``torch_anderson``: torchdeq's Anderson forward and backward with
+      sideq's Anderson settings (history 5, ridge 1e-10);
+    * ``torch_fastest``: the fastest of several torchdeq solver pairs and
+      thread counts on a short run (``torch.candidates``), among those whose
+      every step met the tolerance.
+
+    Before any time: loss and gradient at θ(0) from a cold start, every route
+    against a float64 reference (:func:`deq_reference`); more than 1e-4
+    relative raises AssertionError.  With torch or torchdeq missing, the
+    torch routes are left out and ``torch_skipped`` says why.
+    ``problem``, ``steps``, ``runs``, ``select_steps``, ``peer`` and
+    ``routes`` (sideq's routes to run) are there for the tests.
+    """
+    import jax
+
+    # float32 throughout, x64 off while JAX traces (``sideq bench`` runs with
+    # x64 on; jax.grad through a float32 general.solve under x64 fails in
+    # jaxopt's Anderson, whose backward is traced outside the solve's own
+    # float32 scope).
+    with jax.enable_x64(False):
+        return _deq_step(quick, problem, steps, runs, select_steps, peer, tuple(routes))
+
+
+def _torch_routes(peer, problem, eta, tol, select_steps):
+    """torchdeq's Anderson (sideq's settings) and its fastest configuration
+    here: a short run of each candidate, the fastest whose every step met
+    the tolerance.  Returns ({name: (label, loop, settings)}, info)."""
+    default_threads = peer.default_threads()
+    threads = sorted({1, default_threads})
+    base = dict(eta=eta, tol=tol)
+    anderson = dict(f_solver="anderson", b_solver="anderson", f_kwargs={"m": 5, "lam": 1e-10})
+    fixed = dict(f_solver="fixed_point_iter", b_solver="fixed_point_iter")
+    candidates = [(settings, th) for th in threads for settings in (
+        fixed, dict(anderson, b_solver="fixed_point_iter"), dict(f_solver="broyden", b_solver="fixed_point_iter"))]
+    for th in threads:  # (torch's first steps in a process, and in a thread count, run slow)
+        _TorchLoop(peer, problem, th, **fixed, **base).run(1)
+    trials = []
+    for settings, th in candidates:
+        trials.append((settings, th, _timed_run(_TorchLoop(peer, problem, th, **settings, **base), select_steps)))
+    # simple_fixed_point_iter has no stopping test: it runs as many forward
+    # iterations as fixed_point_iter needed on the same steps (its backward
+    # stays fixed_point_iter: as the backward solver it fails in torchdeq
+    # 0.1.0, which passes it a function without its tau argument).
+    count = max(o["max_iterations"] for s, _, o in trials if s["f_solver"] == "fixed_point_iter")
+    simple = dict(f_solver="simple_fixed_point_iter", b_solver="fixed_point_iter", fixed_iterations=(count, None))
+    for th in threads:
+        trials.append((simple, th, _timed_run(_TorchLoop(peer, problem, th, **simple, **base), select_steps)))
+    met = [tr for tr in trials if tr[2]["worst_residual_rel"] < tol]
+    fastest, fastest_threads, _ = min(met or trials, key=lambda tr: tr[2]["s_per_step"])
+    anderson_threads = min((tr for tr in trials if tr[0]["f_solver"] == "anderson"),
+                           key=lambda tr: tr[2]["s_per_step"])[1]
+    chosen = {}
+    for name, settings, th in (("torch_anderson", anderson, anderson_threads),
+                               ("torch_fastest", fastest, fastest_threads)):
+        chosen[name] = (_torch_label(settings, th), _TorchLoop(peer, problem, th, **settings, **base), settings)
+    info = dict(peer.versions(), default_threads=default_threads, candidates={
+        _torch_label(s, th): {"s_per_step": o["s_per_step"], "worst_residual_rel": o["worst_residual_rel"],
+                              "max_forward_iterations": o["max_iterations"]} for s, th, o in trials})
+    return chosen, info
+
+
+def _deq_step(quick, problem, steps, runs, select_steps, peer, sideq_routes):
+    import jax.numpy as jnp
+
+    from sideq import general
+
+    cfg = DEQ_STEP
+    eta, tol = cfg["eta"], cfg["tol"]
+    if problem is None:
+        problem = deq_problem(cfg["k"], cfg["d"], cfg["n"], w2_norm=cfg["w2_norm"], seed=cfg["seed"])
+    n, k = problem["t"].shape
+    d = problem["x"].shape[1]
+    steps = steps or (5 if quick else 10)
+    runs = runs or (2 if quick else 3)
+    select_steps = select_steps or (3 if quick else 5)
+    skipped = None
+    if peer is None:
+        peer, skipped = load_peer()
+
+    model = general.multi_index("tanh", k, tol=tol)
+    steppers = {"sideq_solve": deq_sideq_step(model, problem, eta), "jax_floor": deq_floor_step(problem, eta, tol)}
+    available = {
+        "sideq_descent": ("sideq.general.descent (the library's training loop)", _DescentLoop(model, problem, eta)),
+        "sideq_solve": ("sideq.general.solve + jax.value_and_grad (Anderson, dense LU backward)",
+                        _JaxLoop(steppers["sideq_solve"], problem)),
+        "jax_floor": ("bare JAX: fixed-point forward and adjoint (not sideq: the floor)",
+                      _JaxLoop(steppers["jax_floor"], problem)),
+    }
+    labels = {name: available[name][0] for name in sideq_routes}
+    loops = {name: available[name][1] for name in sideq_routes}
+
+    # Agreement at θ(0), cold start, before any time.
+    ref = deq_reference(problem)
+    zeros = jnp.zeros((n, k), jnp.float32)
+    theta0 = {key: jnp.asarray(problem[key]) for key in ("W1", "W2")}
+    agreement = {}
+
+    def check(name, loss, grads, y=None):
+        entry = {"loss_rel": abs(loss - ref["loss"]) / abs(ref["loss"]),
+                 "grad_rel": max(_rel(grads["W1"], ref["W1"]), _rel(grads["W2"], ref["W2"]))}
+        if y is not None:
+            entry["worst_residual_rel"] = _worst_rel_residual(problem, problem, y)
+        agreement[name] = entry
+        if not (entry["loss_rel"] <= 1e-4 and entry["grad_rel"] <= 1e-4):  # (a NaN fails)
+            raise AssertionError(f"{name}: loss or gradient at theta(0) off the float64 reference: {entry}")
+
+    first = {}
+    for name in sideq_routes:
+        t0 = time.perf_counter()
+        if name == "sideq_descent":
+            # (θ(1) = θ(0) − η∇R̂(θ(0)): the gradient, to the rounding of θ)
+            one = loops[name].run(steps)
+            grads = {key: (np.asarray(problem[key], np.float64) - one["params1"][key]) / eta for key in ("W1", "W2")}
+            check(name, one["loss0"], grads)
+        else:
+            _, y, loss, grads, _ = steppers[name](theta0, zeros)
+            check(name, float(loss), {key: np.asarray(v) for key, v in grads.items()}, np.asarray(y))
+        first[name] = time.perf_counter() - t0  # (compilation, mostly)
+
+    torch_info = None
+    if peer is not None:
+        chosen, torch_info = _torch_routes(peer, problem, eta, tol, select_steps)
+        for name, (label, loop, settings) in chosen.items():
+            labels[name], loops[name] = label, loop
+            loss, grads, y = peer.TorchStep(problem, **settings, eta=eta, tol=tol).loss_and_grad()
+            check(name, loss, grads, y)
+
+    # The timed runs, in turns, after one untimed run of each.
+    for loop in loops.values():
+        loop.run(steps)
+    per_step = {name: [] for name in loops}
+    last = {}
+    for _ in range(runs):
+        for name, loop in loops.items():
+            last[name] = _timed_run(loop, steps)
+            per_step[name].append(last[name]["s_per_step"])
+    median = {name: float(np.median(v)) for name, v in per_step.items()}
+    reference = sideq_routes[0]
+    table = {}
+    for name in loops:
+        entry = {"route": labels[name], "s_per_step": median[name], "s_per_step_each": per_step[name],
+                 f"theta_T_rel_to_{reference}": max(_rel(last[name]["params"][key], last[reference]["params"][key])
+                                                    for key in ("W1", "W2"))}
+        if name in first:
+            entry["first_call_s"] = first[name]
+        for key in ("max_iterations", "worst_residual_rel", "status"):
+            if key in last[name]:
+                entry[key] = last[name][key]
+        table[name] = entry
+    out = {
+        "name": (f"multi-neuron DEQ training step (tanh, k={k}, d={d}, n={n}, ||W2||_2={cfg['w2_norm']}, "
+                 f"tol {tol:g}, float32, eta {eta:g}; {steps} steps a run, median of {runs} runs)"),
+        "machine": f"{cpu_name()}, {os.cpu_count()} cores",
+        "routes": table,
+        "agreement_at_theta0": agreement,
+    }
+    for torch_name in ("torch_fastest", "torch_anderson"):
+        for name in sideq_routes:
+            if torch_name in median:
+                out[f"ratio_{torch_name}_over_{name}"] = median[torch_name] / median[name]
+    if torch_info is not None:
+        out["torch"] = torch_info
+    else:
+        out["torch_skipped"] = skipped
+    return out
+
+
 def run(quick: bool = False) -> dict:
     results = [bench_startup(3 if quick else 5), bench_single_run(quick), bench_profile(),
                bench_exactness(400 if quick else 4000)]
@@ -541,6 +1030,8 @@ def run(quick: bool = False) -> dict:
         results.append(bench_sweep(1000, 1000, risk="population", dtype="float32"))
         results.append(bench_flow(1000))
         results.append(bench_memory(10**6))
+    # Last, so that the figures above are timed as before: general DEQs.
+    results += [bench_deq_section42(quick), bench_deq_step(quick)]
     return {"machine": machine(), "results": results}
 
 

@@ -9,7 +9,9 @@ memory does not grow with the number of runs K and nothing recompiles.
 
 * DEQs: ``run_sweep`` also takes a :class:`sideq.general.DEQ` (any
   y = g(params, x, y), y ∈ ℝ^k, params a pytree); each run is then
-  :func:`sideq.general.descent` on the empirical risk, vmapped over the
+  :func:`sideq.general.descent` on the empirical risk (with ``dist``, for
+  multi_linear and multi_index, the same descent on
+  :func:`sideq.general_risk.population_objective`), vmapped over the
   leading K axis of the params' leaves, with the same chunks, devices, files,
   resume, statuses, progress and summary.  results.npz keeps each params leaf
   under its path: ``theta0/W1``, ``theta_final/W1`` (:func:`params_from_results`).

@@ -50,6 +50,8 @@ def check_problem(model: Model, xi, x, y, dist, dtype, *, targets_now: bool = Tr
         raise SideqInputError(
             f"model: expected sideq.linear() or sideq.single_index(...), got {type(model).__name__}"
         )
+    if xi is None:
+        raise SideqInputError("xi: the target f(x) = σ(ξᵀx) needs ξ, shape (d,); pass xi=...")
     if (x is None) == (dist is None):
         raise SideqInputError("x/dist: give exactly one: data x (empirical risk) or a law dist (population risk)")
     if dist is not None:
@@ -181,7 +183,7 @@ def descent(
     model: Model,
     theta0,
     *,
-    xi,
+    xi=None,
     x=None,
     y=None,
     dist=None,

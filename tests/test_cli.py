@@ -1,4 +1,10 @@
-"""The command line as a user runs it: output, exit codes, one-line errors."""
+"""The command line as a user runs it: output, exit codes, one-line errors.
+
+Most commands run for real on tiny problems and are compared with the library
+called from Python; where only the plumbing is under test (the flags reaching
+the library, the exit status of a failed claim, an interrupt), the heavy work
+is replaced by a stand-in that records what it was given.
+"""
 
 import json
 import os
@@ -7,18 +13,12 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import run_cli, verify_record
 
 import sideq
+from sideq import cli
 from sideq.cli import main
-
-
-def run_cli(capsys, *argv):
-    try:
-        code = main(list(argv))
-    except SystemExit as stop:  # (argparse's own errors exit)
-        code = stop.code
-    out, err = capsys.readouterr()
-    return code, out, err
+from sideq.paper import verify as V
 
 
 def test_descent_json_fields_and_agreement_with_library(capsys, tmp_path):
@@ -241,3 +241,146 @@ def test_reproduce_writes_figures_summary_and_claims(capsys, tmp_path):
     assert code == 0, err
     rec = json.loads(text)
     assert rec["theta_initial"] == run["theta_initial"] and rec["theta_final"] == run["theta_final"]
+
+
+# ---------------------------------------------------------------------------
+# Parsing, messages and plumbing (stand-ins for the heavy work where only that is
+# under test).
+
+
+def test_no_command_prints_help_and_exits_0(capsys):
+    code, out, _ = run_cli(capsys)
+    assert code == 0 and "usage: sideq" in out
+
+
+def test_negative_values_rewrites_only_options_that_take_a_value():
+    p = cli.build_parser()
+    assert cli._negative_values(p, ["descent", "--init", "-.1,0.2"]) == ["descent", "--init=-.1,0.2"]
+    assert cli._negative_values(p, ["descent", "--init", "-0.1,0.2", "--xi", "-2,1"]) == [
+        "descent", "--init=-0.1,0.2", "--xi=-2,1"]
+    # --json takes no value: the token after it is left alone; a non-number is left alone
+    assert cli._negative_values(p, ["descent", "--json", "-0.5"]) == ["descent", "--json", "-0.5"]
+    assert cli._negative_values(p, ["descent", "--init", "-x"]) == ["descent", "--init", "-x"]
+
+
+def test_as_flag_names_the_commands_flag():
+    assert cli._as_flag("out_dir: cannot write", {"--out"}) == "--out: cannot write"
+    assert cli._as_flag("theta0: bad", {"--init"}) == "--init: bad"
+    assert cli._as_flag("cpu_devices: must be >= 1", {"--cpu-devices"}) == "--cpu-devices: must be >= 1"
+    # no such flag on this command, or not a name before the colon: unchanged
+    assert cli._as_flag("gtol: bad", {"--eta"}) == "gtol: bad"
+    assert cli._as_flag("file 'a': missing", {"--file 'a'"}) == "file 'a': missing"
+    assert cli._as_flag("no colon", {"--no"}) == "no colon"
+
+
+def test_emit_text_layout(capsys):
+    cli._emit({"a": 3.14159265358979, "long_key": [1.0 / 3, 2, "x"], "d": {"k": 1}, "s": "text", "n": None}, False)
+    assert capsys.readouterr().out.splitlines() == [
+        "       a: 3.14159", "long_key: [0.333333, 2, x]", '       d: {"k": 1}', "       s: text", "       n: None"]
+
+
+def test_interrupt_and_os_errors_exit_codes(monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_verify", interrupted)
+    code, _, err = run_cli(capsys, "verify")
+    assert code == 130 and err == "sideq verify: interrupted\n"
+
+    def disk_full(args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cli, "cmd_verify", disk_full)
+    code, _, err = run_cli(capsys, "verify")
+    assert code == 2 and err == "sideq verify: error: [Errno 28] No space left on device\n"
+
+
+def test_verify_command_passes_flags_and_exit_code(monkeypatch, capsys):
+    seen = []
+
+    def fake_run(quick, log=None):
+        seen.append(quick)
+        return [verify_record(True, True), verify_record(False, True)]
+
+    monkeypatch.setattr(V, "run", fake_run)
+    code, out, _ = run_cli(capsys, "verify", "--quick", "--json")
+    assert code == 1 and [r["holds"] for r in json.loads(out)] == [True, False]
+    monkeypatch.setattr(V, "run", lambda quick, log=None: seen.append(quick) or [verify_record(True, True)])
+    code, out, _ = run_cli(capsys, "verify")
+    assert code == 0 and "1 records in" in out and seen == [True, False]
+
+
+def test_descent_json_population_fields(capsys):
+    code, out, err = run_cli(capsys, "descent", "--model", "linear", "--risk", "population", "--eta", "0.05",
+                             "--epochs", "3", "--init=0.3,0.2", "--json")
+    assert code == 0, err
+    rec = json.loads(out)
+    assert rec["n"] is None and rec["eta"] == 0.05 and rec["risk"] == "population" and rec["data"] == "uniform"
+    assert rec["dtype"] == "float64" and rec["theta_initial"] == [0.3, 0.2]
+    # one population descent step by hand: R = (phi - 2)^2/3, phi = t1/(1 - t2), grad = (2/(1-t2)) (v/3, phi v/3)
+    t1, t2 = 0.3, 0.2
+    for _ in range(3):
+        phi = t1 / (1 - t2)
+        v = phi - 2.0
+        t1, t2 = t1 - 0.05 * 2 * v / 3 / (1 - t2), t2 - 0.05 * 2 * phi * v / 3 / (1 - t2)
+    np.testing.assert_allclose(rec["theta_final"], [t1, t2], rtol=1e-12)
+
+
+def test_flow_saves_201_times(monkeypatch, capsys):
+    import sideq.gradient_flow
+
+    seen = {}
+
+    def fake_flow(model, theta0, **kw):
+        seen.update(kw)
+        raise sideq.SideqInputError("stop here")
+
+    monkeypatch.setattr(sys.modules["sideq.gradient_flow"], "flow", fake_flow)
+    code, _, err = run_cli(capsys, "flow", "--model", "linear", "--t1", "0.5", "--init=0.3,0.2", "--risk", "population")
+    assert code == 2 and "stop here" in err
+    np.testing.assert_array_equal(seen["saveat_ts"], np.linspace(0.0, 0.5, 201))
+    assert seen["t1"] == 0.5
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["flow", "--t1", "inf"], "sideq flow: error: --t1: the end time must be a finite number > 0, got inf"),
+    (["flow", "--t1", "0"], "sideq flow: error: --t1: the end time must be a finite number > 0, got 0.0"),
+    (["sweep", "--eta", "0.1,0", "--inits", "2", "--epochs", "2"],
+     "sideq sweep: error: --eta: every step size must be > 0, got 0.1,0"),
+    (["sweep", "--inits", "0", "--epochs", "2"], "sideq sweep: error: --inits: must be >= 1, got 0"),
+    (["sweep", "--cpu-devices", "0", "--inits", "2"], "sideq sweep: error: --cpu-devices: must be >= 1, got 0"),
+    (["descent", "--risk", "population", "--data", "DATAFILE", "--epochs", "2"],
+     "sideq descent: error: --risk population needs --data uniform or gaussian"),
+])
+def test_bad_flags_of_flow_sweep_and_descent_are_one_line(capsys, tmp_path, argv, needle):
+    path = tmp_path / "d.csv"
+    path.write_text("x,y\n0.1,0.2\n0.3,0.4\n")
+    argv = [str(path) if a == "DATAFILE" else a for a in argv]
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2 and err.startswith(needle) and len(err.strip().splitlines()) == 1, err
+    assert not out
+
+
+def test_save_refuses_a_folder_named_npz(capsys, tmp_path):
+    folder = tmp_path / "run.npz"
+    folder.mkdir()
+    code, _, err = run_cli(capsys, "descent", "--epochs", "2", "--save", str(folder))
+    assert code == 2 and err == f"sideq descent: error: --save: {str(folder)!r} is a folder; give a file name ending in .npz\n"
+    assert list(folder.iterdir()) == []
+
+
+def test_reproduce_passes_seeds_0_and_its_exit_code(monkeypatch, capsys, tmp_path):
+    import sideq.paper.reproduce
+
+    seen = {}
+
+    def fake(out, only, seed, as_json, seeds):
+        seen.update(out=out, seeds=seeds, seed=seed)
+        return 1
+
+    monkeypatch.setattr(sideq.paper.reproduce, "reproduce", fake)
+    code, _, err = run_cli(capsys, "reproduce", "--out", str(tmp_path / "f"), "--seeds", "0", "--seed", "3")
+    assert code == 1, err  # a claim that failed: the command's status
+    assert seen == {"out": str(tmp_path / "f"), "seeds": 0, "seed": 3}
+    code, _, err = run_cli(capsys, "reproduce", "--out", str(tmp_path / "f"), "--seeds", "-1")
+    assert code == 2 and "--seeds: must be >= 0, got -1" in err

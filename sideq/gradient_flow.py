@@ -37,21 +37,34 @@ rows are integrator states, not values of the dense interpolant (whose error is
 Nothing is projected or renormalised: w(t) = ‖θ(t) − (0,…,0,1)‖² is *not*
 enforced, so its drift |w(t) − w(0)| measures the integration error for the
 linear DEQ (Theorem 3.1 says it is exactly zero for the flow).
+
+General DEQs
+------------
+:func:`deq_gradient_flow` runs the same integration (the same solver,
+controller, stops and status rules) for a :class:`sideq.general.DEQ`, whose θ
+is a params pytree, integrated as its flat vector (``ravel_pytree``), with R̂
+of :func:`sideq.general.empirical_risk` or R of
+:func:`sideq.general_risk.population_risk`.  For
+:func:`sideq.general.multi_linear` the k × k matrix
+W1W1ᵀ + bbᵀ + (I − W2)(I − W2)ᵀ is conserved (:func:`multi_linear_invariant`,
+Theorem 3.1 for k outputs).
 """
 
 from __future__ import annotations
 
+import collections
 import math
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.flatten_util import ravel_pytree
 
-from sideq import xla
+from sideq import general, general_risk, xla
 from sideq.dynamics import distance_to_target, solve_failure, w_distance
-from sideq.errors import SideqInputError
+from sideq.errors import SideqInputError, SingularModelError
 from sideq.model import Model
 from sideq.risk import (
     _default_y0,
@@ -60,12 +73,13 @@ from sideq.risk import (
     population_objective,
 )
 from sideq.scalar import BACKENDS
-from sideq.status import Status, has_status, run_repr, status_flags
+from sideq.status import Status, first_status, has_status, run_repr, status_flags
 from sideq.train import check_maxiter, check_problem, check_theta0
 
 __all__ = [
-    "FlowTrajectory", "gradient_flow", "vector_field", "default_flow_tol", "flow", "flow_summary",
-    "until_stop", "reached_rows", "PROBE",
+    "FlowTrajectory", "DEQFlowTrajectory", "gradient_flow", "deq_gradient_flow", "deq_empirical_objective",
+    "deq_population_objective", "vector_field", "default_flow_tol", "flow", "flow_summary", "until_stop",
+    "reached_rows", "multi_linear_invariant", "PROBE",
 ]
 
 # Relative length of the probe step used to tell a stall at the edge of a
@@ -220,6 +234,48 @@ def gradient_flow(
     nothing is checked: use :func:`flow` for validated single runs.
     """
     theta0 = jnp.asarray(theta0)
+    value_and_grad = jax.value_and_grad(_risk_fn(objective, cold_start), has_aux=True)
+    f = vector_field(objective, cold_start)
+    run = _integrate(f, theta0, t1=t1, saveat_ts=saveat_ts, rtol=rtol, atol=atol, gtol=gtol,
+                     max_steps=max_steps, solver=solver, divergence=divergence)
+    theta = run.theta
+
+    def diagnostics(th):
+        (loss, eq), grad = value_and_grad(th)
+        flags = status_flags(eq.status)
+        code = solve_failure(eq.status, loss, grad, flags=flags)
+        code = jnp.where(jnp.all(jnp.isfinite(th)), code, Status.DIVERGED)
+        return (loss, jnp.linalg.norm(grad), distance_to_target(model, th, xi), w_distance(th),
+                jnp.abs(1 - th[-1]), jnp.max(eq.residual), code,
+                has_status(flags, Status.NON_UNIQUE), has_status(flags, Status.UNVERIFIED), grad)
+
+    loss, gnorm, dist, w, gap, resid, codes, non_unique, unverified, grads = jax.vmap(diagnostics)(theta)
+    drift = jnp.abs(w - w_distance(theta0))
+    end = _flow_end(run, f, codes, non_unique, unverified, gnorm[-1], grads[-1])
+    return FlowTrajectory(run.ts, theta, loss, gnorm, dist, w, drift, gap, resid, run.t_final, *end)
+
+
+class _Run(NamedTuple):
+    """The integration of θ' = f(θ) (see :func:`_integrate`)."""
+
+    sol: diffrax.Solution
+    ts: jax.Array  # (K+1,) requested times, then t_final
+    theta: jax.Array  # (K+1, p) θ at those rows
+    t_final: jax.Array  # ()
+    reached: jax.Array  # (K+1,) rows the flow integrated to
+
+
+def _integrate(f, theta0, *, t1, saveat_ts, rtol, atol, gtol, max_steps, solver, divergence,
+               hold_unsaved: bool = False) -> _Run:
+    """Integrate θ' = f(t, θ, None) from θ(0) = ``theta0`` (a flat vector) with
+    the steady-state and divergence stops of :func:`gradient_flow`; rows at the
+    requested times (those after the stop hold the final state), then t_final.
+
+    ``hold_unsaved``: a flow that never accepts a step (∇R not finite at θ(0))
+    ends at t_final = 0 without saving its t = 0 row, which diffrax leaves as
+    inf; with this flag such rows hold the final state, θ(0), instead.  (Steps
+    with non-finite values are rejected, so a non-finite saved row is always
+    an unsaved one.)"""
     dtype = theta0.dtype
     tol = default_flow_tol(dtype)
     rtol = jnp.asarray(tol if rtol is None else rtol, dtype)
@@ -229,9 +285,6 @@ def gradient_flow(
     t1 = jnp.asarray(t1, dtype)
     t0 = jnp.zeros((), dtype)
     solver = diffrax.Dopri8() if solver is None else solver
-
-    value_and_grad = jax.value_and_grad(_risk_fn(objective, cold_start), has_aux=True)
-    f = vector_field(objective, cold_start)
 
     def steady(t, theta, args, **kwargs):
         return jnp.linalg.norm(f(t, theta, args)) <= gtol
@@ -261,22 +314,19 @@ def gradient_flow(
     # Rows after the stop were never reached (diffrax fills them with inf): they
     # hold the final state (at rest to within gtol after a steady state).
     reached = ts <= t_final
-    rows = jnp.where(reached[:, None], ys, theta_final[None, :])
+    saved = reached & jnp.all(jnp.isfinite(ys), axis=1) if hold_unsaved else reached
+    rows = jnp.where(saved[:, None], ys, theta_final[None, :])
     theta = jnp.concatenate([rows, theta_final[None]])
     ts_out = jnp.concatenate([ts, t_final[None]])
+    return _Run(sol, ts_out, theta, t_final, jnp.concatenate([reached, jnp.ones((1,), bool)]))
 
-    def diagnostics(th):
-        (loss, eq), grad = value_and_grad(th)
-        flags = status_flags(eq.status)
-        code = solve_failure(eq.status, loss, grad, flags=flags)
-        code = jnp.where(jnp.all(jnp.isfinite(th)), code, Status.DIVERGED)
-        return (loss, jnp.linalg.norm(grad), distance_to_target(model, th, xi), w_distance(th),
-                jnp.abs(1 - th[-1]), jnp.max(eq.residual), code,
-                has_status(flags, Status.NON_UNIQUE), has_status(flags, Status.UNVERIFIED), grad)
 
-    loss, gnorm, dist, w, gap, resid, codes, non_unique, unverified, grads = jax.vmap(diagnostics)(theta)
-    drift = jnp.abs(w - w_distance(theta0))
-
+def _flow_end(run: _Run, f, codes, non_unique, unverified, gnorm_final, grad_final):
+    """(status, steps, rejected, non_unique_rows, non_unique_t_first,
+    non_unique_t_last) of a flow, from the per-row failure ``codes`` and
+    non-unique / unverified flags (see :func:`gradient_flow` for the rules)."""
+    sol, theta_final, t_final = run.sol, run.theta[-1], run.t_final
+    dtype = theta_final.dtype
     failed = codes != Status.CONVERGED
     fail_code = codes[jnp.argmax(failed)]
     result = sol.result
@@ -284,9 +334,9 @@ def gradient_flow(
     event = result == diffrax.RESULTS.event_occurred
     limit = (result == diffrax.RESULTS.successful) | (result == diffrax.RESULTS.max_steps_reached)
     # A stall at the edge of a non-finite region ends at max_steps: probe ahead.
-    f_final = -grads[-1]
+    f_final = -grad_final
     step = PROBE * (1 + jnp.linalg.norm(theta_final)) / jnp.maximum(
-        gnorm[-1], jnp.finfo(dtype).tiny)
+        gnorm_final, jnp.finfo(dtype).tiny)
     probe_ok = jnp.all(jnp.isfinite(f(t_final, theta_final + step * f_final, None)))
     stalled = (result == diffrax.RESULTS.max_steps_reached) & ~probe_ok
     # The status of the flow's end: a failure at any recorded row, else the
@@ -300,17 +350,162 @@ def gradient_flow(
     ).astype(jnp.int32)
     # The history in the non-unique regime, over the rows the flow reached
     # (the requested times up to t_final, and t_final).
-    seen = non_unique & jnp.concatenate([reached, jnp.ones((1,), bool)])
+    seen = non_unique & run.reached
     anyseen = jnp.any(seen)
     stats = sol.stats
-    return FlowTrajectory(
-        ts_out, theta, loss, gnorm, dist, w, drift, gap, resid, t_final, status,
+    return (
+        status,
         jnp.asarray(stats["num_accepted_steps"], jnp.int32),
         jnp.asarray(stats["num_rejected_steps"], jnp.int32),
         jnp.sum(seen).astype(jnp.int32),
-        jnp.where(anyseen, jnp.min(jnp.where(seen, ts_out, jnp.inf)), jnp.nan),
-        jnp.where(anyseen, jnp.max(jnp.where(seen, ts_out, -jnp.inf)), jnp.nan),
+        jnp.where(anyseen, jnp.min(jnp.where(seen, run.ts, jnp.inf)), jnp.nan),
+        jnp.where(anyseen, jnp.max(jnp.where(seen, run.ts, -jnp.inf)), jnp.nan),
     )
+
+
+# ----------------------------------------------------------------------------
+# General DEQs y = g(params, x, y) (sideq.general): the same flow on a params pytree.
+
+
+class DEQFlowTrajectory(NamedTuple):
+    """A gradient-flow run of a :class:`sideq.general.DEQ` (batched under vmap: a
+    leading run axis everywhere).
+
+    The rows, the stop and the status fields are those of :class:`FlowTrajectory`
+    (requested times, then the stop time ``t_final``; rows after the stop hold
+    the final state); θ is the params pytree, each leaf stacked over the rows:
+    ``params["W1"]`` has shape (K+1, k, d) for :func:`sideq.general.multi_linear`.
+    """
+
+    ts: jax.Array  # (K+1,)   requested times, then t_final
+    params: Any  # pytree, leaves (K+1, ...)   θ(t)
+    loss: jax.Array  # (K+1,)   R(θ(t))
+    grad_norm: jax.Array  # (K+1,)   ‖∇R(θ(t))‖ over all leaves
+    residual: jax.Array  # (K+1,)   worst ‖y − g(y)‖∞ over the samples (NaN for a population risk)
+    t_final: jax.Array  # ()       stop time: the steady-state time, or t1
+    status: jax.Array  # ()       sideq.Status code of the flow's end (see gradient_flow)
+    steps: jax.Array  # ()       accepted integrator steps
+    rejected: jax.Array  # ()       rejected integrator steps
+    non_unique_rows: jax.Array  # ()  reached rows whose equilibria were possibly non-unique
+    non_unique_t_first: jax.Array  # ()  the first such row's time, NaN if none
+    non_unique_t_last: jax.Array  # ()  the last such row's time, NaN if none
+
+    def __repr__(self) -> str:
+        if any(isinstance(v, jax.core.Tracer) for v in jax.tree_util.tree_leaves(self)):
+            return tuple.__repr__(self)
+        shapes = jax.tree_util.tree_map(_Shape, self.params)
+        rest = run_repr(_DEQFlowRest(*(v for f, v in zip(self._fields, self) if f != "params")),
+                        "DEQFlowTrajectory")
+        return f"DEQFlowTrajectory(params={shapes!r}, " + rest[len("DEQFlowTrajectory("):]
+
+
+_DEQFlowRest = collections.namedtuple("_DEQFlowRest", [f for f in DEQFlowTrajectory._fields if f != "params"])
+
+
+class _Shape:
+    """Shows an array as its dtype and shape."""
+
+    def __init__(self, value):
+        self.text = f"<{np.asarray(value).dtype}{list(np.shape(value))}>"
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def deq_empirical_objective(model: general.DEQ, x, y):
+    r"""``objective(params) -> (R̂, (statuses, residual))`` for :func:`deq_gradient_flow`:
+    R̂ = (1/n) Σᵢ ‖y_θ(xᵢ) − yᵢ‖² as :func:`sideq.general.empirical_risk`, the
+    equilibria solved cold (from zero) by :func:`sideq.general.solve`, with their
+    statuses (n,) and the worst residual ‖y − g(y)‖∞.  ``x`` (n, d), ``y`` (n, k)."""
+
+    def objective(params):
+        sol = general.solve(model, params, x, margin=False)
+        return jnp.mean(jnp.sum((sol.y - y) ** 2, axis=-1)), (sol.status, jnp.max(sol.residual))
+
+    return objective
+
+
+def deq_population_objective(model: general.DEQ, xi, dist):
+    r"""``objective(params) -> (R, (statuses, residual))`` for :func:`deq_gradient_flow`:
+    R = E‖y_θ(X) − f(X)‖² by :func:`sideq.general_risk.population_objective`
+    (closed form for multi_linear, Eq. (5) with k outputs; quadrature otherwise).
+    The status is :meth:`sideq.general.DEQ.proof` (SINGULAR, NON_UNIQUE,
+    UNVERIFIED or CONVERGED); a failed solve at a node makes R NaN (DIVERGED);
+    the residual is NaN (the solves are inside R)."""
+    risk = general_risk.population_objective(model, xi, dist)
+
+    def objective(params):
+        loss = risk(params)
+        return loss, (model.proof(params)[None], jnp.full((), jnp.nan, loss.dtype))
+
+    return objective
+
+
+def deq_gradient_flow(
+    objective: Callable,
+    params0,
+    *,
+    t1,
+    saveat_ts=None,
+    rtol=None,
+    atol=None,
+    gtol=0.0,
+    max_steps: int = 4096,
+    solver: diffrax.AbstractSolver | None = None,
+    divergence=1e8,
+) -> DEQFlowTrajectory:
+    r"""Integrate θ'(t) = −∇R(θ(t)), θ(0) = ``params0``, for a DEQ whose θ is a
+    pytree (Section 2; Section 5's multi-neuron DEQs).
+
+    The same integration as :func:`gradient_flow` (Dopri8, steps clipped onto
+    the saved times, the steady-state stop ‖∇R‖ ≤ ``gtol``, the divergence stop,
+    the stall probe and the status rules) on the flat vector of the params
+    (``jax.flatten_util.ravel_pytree``: ‖∇R‖ and max|θ| are over all leaves).
+
+    Args:
+      objective: ``objective(params) -> (risk, (statuses, residual))``, e.g.
+        :func:`deq_empirical_objective` or :func:`deq_population_objective`;
+        ``statuses`` are the equilibria's :class:`~sideq.status.Status` codes.
+      params0: θ(0), a pytree of floating arrays.
+      t1, saveat_ts, rtol, atol, gtol, max_steps, solver, divergence: as for
+        :func:`gradient_flow`.
+
+    Returns a :class:`DEQFlowTrajectory`.  A failed solve at a recorded row
+    (SINGULAR, SOLVER_FAILURE, DIVERGED for a non-finite risk or gradient)
+    ends the run with that status; nothing raises, so under ``jax.vmap`` over
+    ``params0`` one failing run leaves the others alone.  Pure and
+    jit/vmap-able; nothing is checked: use :func:`flow` for validated runs.
+    """
+    theta0, unravel = ravel_pytree(params0)
+
+    def flat_objective(theta, y0):
+        del y0  # (the equilibria start cold, inside the objective)
+        return objective(unravel(theta))
+
+    def cold_start(theta):
+        return jnp.zeros((), theta.dtype)
+
+    value_and_grad = jax.value_and_grad(_risk_fn(flat_objective, cold_start), has_aux=True)
+    f = vector_field(flat_objective, cold_start)
+    run = _integrate(f, theta0, t1=t1, saveat_ts=saveat_ts, rtol=rtol, atol=atol, gtol=gtol,
+                     max_steps=max_steps, solver=solver, divergence=divergence, hold_unsaved=True)
+
+    def diagnostics(th):
+        (loss, (statuses, residual)), grad = value_and_grad(th)
+        flags = status_flags(statuses)
+        finite = jnp.isfinite(loss) & jnp.all(jnp.isfinite(grad))
+        code = first_status([
+            (has_status(flags, Status.SINGULAR), Status.SINGULAR),
+            (has_status(flags, Status.SOLVER_FAILURE, Status.MAX_STEPS), Status.SOLVER_FAILURE),
+            (has_status(flags, Status.DIVERGED) | ~finite | ~jnp.all(jnp.isfinite(th)), Status.DIVERGED),
+        ])
+        return (loss, jnp.linalg.norm(grad), residual, code, has_status(flags, Status.NON_UNIQUE),
+                has_status(flags, Status.UNVERIFIED), grad)
+
+    loss, gnorm, resid, codes, non_unique, unverified, grads = jax.vmap(diagnostics)(run.theta)
+    end = _flow_end(run, f, codes, non_unique, unverified, gnorm[-1], grads[-1])
+    return DEQFlowTrajectory(run.ts, jax.vmap(unravel)(run.theta), loss, gnorm, resid, run.t_final, *end)
+
 
 
 # ----------------------------------------------------------------------------
@@ -337,6 +532,83 @@ def _flow_population(model, theta0, dist, xi, t1, ts, rtol, atol, gtol, *, max_s
         model, objective, theta0, xi, cold_start=lambda th: initial_nodes_y0(model, th, xi, dist),
         t1=t1, saveat_ts=ts, rtol=rtol, atol=atol, gtol=gtol, max_steps=max_steps, solver=solver,
     )
+
+
+_DEQ_STATIC = ("model", "max_steps", "solver")
+
+
+@xla.jit(static_argnames=_DEQ_STATIC)  # sideq.xla: the CPU options of sideq's loops
+def _deq_flow_empirical(model, params0, x, y, t1, ts, rtol, atol, gtol, *, max_steps, solver):
+    return deq_gradient_flow(deq_empirical_objective(model, x, y), params0, t1=t1, saveat_ts=ts, rtol=rtol,
+                             atol=atol, gtol=gtol, max_steps=max_steps, solver=solver)
+
+
+@xla.jit(static_argnames=_DEQ_STATIC)  # sideq.xla: the CPU options of sideq's loops
+def _deq_flow_population(model, params0, dist, xi, t1, ts, rtol, atol, gtol, *, max_steps, solver):
+    return deq_gradient_flow(deq_population_objective(model, xi, dist), params0, t1=t1, saveat_ts=ts,
+                             rtol=rtol, atol=atol, gtol=gtol, max_steps=max_steps, solver=solver)
+
+
+def _check_real(params0):
+    """Every concrete leaf of θ(0) real numbers (a one-line error naming the leaf)."""
+    for path, leaf in jax.tree_util.tree_leaves_with_path(params0):
+        if isinstance(leaf, jax.core.Tracer):
+            continue
+        try:
+            dtype = np.asarray(leaf).dtype
+        except Exception:  # (ragged lists and other non-arrays)
+            dtype = np.dtype(object)
+        if dtype.kind not in "biuf":
+            raise SideqInputError(
+                f"theta0{jax.tree_util.keystr(path)}: expected real numbers, got {type(leaf).__name__} of {dtype}"
+            )
+
+
+def _deq_params(model: general.DEQ, params0, dtype):
+    """θ(0) of a DEQ (checked), every leaf cast to ``dtype`` (a leaf is a
+    trained parameter); a concrete multi_linear start with I − W2 singular is
+    refused."""
+    params = jax.tree_util.tree_map(lambda v: jnp.asarray(v, dtype), params0)
+    if not jax.tree_util.tree_leaves(params):
+        raise SideqInputError("theta0: the params pytree has no arrays; pass the DEQ's parameters")
+    if model.kind == "multi_linear" and not isinstance(params["W2"], jax.core.Tracer):
+        if int(model.proof(params)) == Status.SINGULAR:
+            raise SingularModelError(
+                "theta0['W2']: I - W2 is singular, so the linear DEQ has no unique equilibrium "
+                "(the flow cannot start); choose W2 without the eigenvalue 1"
+            )
+    return params
+
+
+def _deq_flow(model, params0, *, xi, x, y, dist, t1, ts, rtol, atol, gtol, max_steps, solver):
+    """:func:`flow` for a :class:`sideq.general.DEQ` (arguments already checked
+    but for the problem and the params)."""
+    if (x is None) == (dist is None):
+        raise SideqInputError("x/dist: give exactly one: data x (empirical risk) or a law dist (population risk)")
+    dtype = jnp.result_type(float)
+    _check_real(params0)
+    # The checks of sideq.general / sideq.general_risk at the boundary, traced
+    # abstractly (no compile, nothing solved): one-line errors naming the argument.
+    if dist is not None:
+        if y is not None:
+            raise SideqInputError(
+                "y: targets are only used with data x; the population risk uses f(x) = Xi x (or sigma(Xi x))"
+            )
+        jax.eval_shape(lambda: general_risk.population_risk(model, params0, xi, dist))
+    else:
+        jax.eval_shape(lambda: general.empirical_risk(model, params0, x, y, xi=xi))
+    params0 = _deq_params(model, params0, dtype)
+    static = dict(max_steps=int(max_steps), solver=solver)
+    t1 = jnp.asarray(t1, dtype)
+    ts = None if ts is None else jnp.asarray(ts, dtype)
+    tols = [jnp.asarray(v, dtype) for v in (rtol, atol, gtol)]
+    if dist is not None:
+        return _deq_flow_population(model, params0, dist, jnp.asarray(xi, dtype), t1, ts, *tols, **static)
+    x = jnp.asarray(x, dtype)
+    if y is None:
+        y = general.target(model, jnp.asarray(xi, dtype), x)
+    y = jnp.reshape(jnp.asarray(y, dtype), (x.shape[0], model.dim))
+    return _deq_flow_empirical(model, params0, x, y, t1, ts, *tols, **static)
 
 
 def _positive(name, value, *, allow_zero=False):
@@ -372,10 +644,10 @@ def _check_saveat(saveat_ts, t1):
 
 
 def flow(
-    model: Model,
+    model: Model | general.DEQ,
     theta0,
     *,
-    xi,
+    xi=None,
     x=None,
     y=None,
     dist=None,
@@ -388,7 +660,7 @@ def flow(
     solver: diffrax.AbstractSolver | None = None,
     backend: str = "jaxopt",
     maxiter: int = 100,
-) -> FlowTrajectory:
+) -> FlowTrajectory | DEQFlowTrajectory:
     r"""Gradient flow θ'(t) = −∇R(θ(t)) from ``theta0`` up to ``t1`` (Section 2; for the
     linear DEQ, Eq. (4) with the gradient of ERRATA.md §1).
 
@@ -399,9 +671,28 @@ def flow(
     result is always the stop time (a steady state ‖∇R‖ ≤ ``gtol``, or t1).
     See :func:`gradient_flow` for the other arguments and the status codes.
 
+    A :class:`sideq.general.DEQ` (``sideq.deq``, ``multi_linear``,
+    ``multi_index``; Section 5) flows its params pytree: ``theta0`` is the
+    params dict, ``xi`` is Ξ of shape (k, d) (targets f(x) = Ξx or σ(Ξx)), ``y``
+    (n, k) targets instead of ``xi`` (required for a general ``sideq.deq``),
+    ``dist`` the law of X for the population risk of
+    :mod:`sideq.general_risk` (multi_linear and multi_index only); the
+    equilibria use the model's own solver and ``maxiter`` (``backend`` and
+    ``maxiter`` here are for the scalar models).  It returns a
+    :class:`DEQFlowTrajectory` (``traj.params["W1"]`` of shape (K+1, k, d))
+    with the stop and status fields of :class:`FlowTrajectory`; see
+    :func:`deq_gradient_flow`.  ``jax.vmap`` over ``theta0`` batches runs: a
+    failed run (a singular I − W2, say) ends with its status and leaves the
+    others alone.
+
     Compiled once per static configuration (model, solver, sizes,
     ``max_steps``, backend): other θ(0), t1, tolerances or data of the same
     shape reuse the compiled flow.
+
+    Raises :class:`~sideq.errors.SideqInputError` (one line, naming the
+    argument) on bad input, :class:`~sideq.errors.SingularModelError` for a
+    start on the singular set (θ2(0) = 1 for the linear DEQ, I − W2(0) singular
+    for multi_linear).
 
     Example (Theorem 3.3: the linear flow lands on the solution line)::
 
@@ -409,6 +700,13 @@ def flow(
                                dist=sideq.uniform(0, 1, 1), gtol=1e-10)
         traj.theta[-1]   # (2α, 1 − α), α = ‖(0.5, 0.9) − (0, 1)‖/√5 ≈ 0.228
         traj.status      # Status.CONVERGED; traj.t_final ≈ 0.4
+
+    Example (two outputs; W1W1ᵀ + (I − W2)(I − W2)ᵀ stays constant)::
+
+        model = sideq.multi_linear(2)
+        params0 = {"W1": 0.5 * jnp.eye(2), "W2": 0.3 * jnp.ones((2, 2))}
+        traj = sideq.flow(model, params0, xi=jnp.eye(2), dist=sideq.uniform(0, 1, 2), gtol=1e-10)
+        traj.params["W1"].shape   # (2, 2, 2): θ(0) and θ(t_final)
     """
     if backend not in BACKENDS:
         raise SideqInputError(f"backend: expected one of {BACKENDS}, got {backend!r}")
@@ -426,6 +724,17 @@ def flow(
     rtol = _positive("rtol", tol if rtol is None else rtol)
     atol = _positive("atol", tol if atol is None else atol)
     ts = _check_saveat(saveat_ts, t1)
+    if isinstance(model, general.DEQ):
+        if backend != "jaxopt" or maxiter != 100:
+            raise SideqInputError(
+                "backend/maxiter: set a sideq.general DEQ's solver and maxiter where it is built "
+                "(sideq.deq(g, k, solver=..., maxiter=...)); flow's backend and maxiter are for "
+                "sideq.linear / sideq.single_index"
+            )
+        return _deq_flow(model, theta0, xi=xi, x=x, y=y, dist=dist, t1=t1, ts=ts, rtol=rtol, atol=atol,
+                         gtol=gtol, max_steps=max_steps, solver=solver)
+    if xi is None and isinstance(model, Model):
+        raise SideqInputError(f"xi: the target direction is required for {model.name}; pass xi of shape (d,)")
     xi, d, x, y, dist = check_problem(model, xi, x, y, dist, dtype)
     theta0 = check_theta0(model, theta0, d)
     static = dict(max_steps=int(max_steps), solver=solver, backend=backend, maxiter=int(maxiter))
@@ -445,35 +754,68 @@ def reached_rows(ts) -> np.ndarray:
     return np.append(ts[:-1] < ts[-1], True)
 
 
-def until_stop(traj: FlowTrajectory) -> FlowTrajectory:
+def until_stop(traj: FlowTrajectory | DEQFlowTrajectory) -> FlowTrajectory | DEQFlowTrajectory:
     """The rows of one flow that it reached, in time order, as numpy arrays.
 
-    A :class:`FlowTrajectory` has fixed-size rows (so that it jits and vmaps):
-    the requested times, including those after the stop, then the stop time
-    ``t_final``, so its ``ts`` can end with a step back in time.  This keeps the
-    requested times before ``t_final`` and the final row: ``ts`` increases and
-    every row was integrated to (``sideq flow --save`` writes these rows).
-    Not for a batch of flows (their stop times differ); index one run first.
+    A :class:`FlowTrajectory` (or :class:`DEQFlowTrajectory`) has fixed-size
+    rows (so that it jits and vmaps): the requested times, including those
+    after the stop, then the stop time ``t_final``, so its ``ts`` can end with
+    a step back in time.  This keeps the requested times before ``t_final`` and
+    the final row: ``ts`` increases and every row was integrated to
+    (``sideq flow --save`` writes these rows).  Not for a batch of flows (their
+    stop times differ); index one run first.
     """
     ts = np.asarray(traj.ts)
     if ts.ndim != 1:
         raise SideqInputError(f"traj: until_stop takes one flow, got ts of shape {ts.shape}; index a run first")
     keep = reached_rows(ts)
+    if isinstance(traj, DEQFlowTrajectory):
+        return DEQFlowTrajectory(*(
+            jax.tree_util.tree_map(lambda leaf: np.asarray(leaf)[keep], v) if field == "params"
+            else np.asarray(v)[keep] if np.ndim(v) else np.asarray(v)
+            for field, v in zip(traj._fields, traj)))
     return FlowTrajectory(*(np.asarray(v)[keep] if np.ndim(v) else np.asarray(v) for v in traj))
 
 
-def flow_summary(model: Model, traj: FlowTrajectory) -> dict:
+def multi_linear_invariant(params):
+    r"""Q = W1 W1ᵀ + b bᵀ + (I − W2)(I − W2)ᵀ (k × k) of a
+    :func:`sideq.general.multi_linear` params dict, stacked leaves allowed
+    (leading axes are kept): constant along the gradient flow of any risk
+    that depends on params only through A = (I − W2)⁻¹[W1 b].
+
+    This is Theorem 3.1 for k outputs (for k = 1, Q = ‖θ1‖² + b² + (1 − θ2)²,
+    the conserved w of Eq. (8)).  Proof: with B = I − W2 and G = ∂R/∂A, the
+    flow is W̃1' = −B⁻ᵀG (W̃1 = [W1 b]) and B' = −W2' = B⁻ᵀG Aᵀ, so
+    (W̃1W̃1ᵀ)' = −B⁻ᵀG W̃1ᵀ − W̃1 Gᵀ B⁻¹ and, as B A = W̃1,
+    (BBᵀ)' = B⁻ᵀG W̃1ᵀ + W̃1 Gᵀ B⁻¹: the two cancel.  Both the empirical risk
+    and the population risk of the multi-neuron linear DEQ are functions of A.
+    """
+    W1 = np.asarray(params["W1"])
+    B = np.eye(W1.shape[-2]) - np.asarray(params["W2"])
+    Q = W1 @ np.swapaxes(W1, -1, -2) + B @ np.swapaxes(B, -1, -2)
+    if "b" in params:
+        b = np.asarray(params["b"])
+        Q = Q + b[..., :, None] * b[..., None, :]
+    return Q
+
+
+def flow_summary(model: Model | general.DEQ, traj: FlowTrajectory | DEQFlowTrajectory) -> dict:
     """JSON-ready summary of a flow (cf. :func:`sideq.train.summary`).
 
     Adds ``t_final`` (the stop time), ``rejected`` steps and, for the linear DEQ,
     ``conservation_drift`` = max over the recorded rows of |w(t) − w(0)|, the
-    integration error of the conservation law of Theorem 3.1.
+    integration error of the conservation law of Theorem 3.1 (for
+    :func:`sideq.general.multi_linear`, the largest entry of |Q(t) − Q(0)| with
+    Q from :func:`multi_linear_invariant`).  A DEQ flow has ``params_final``
+    (its leaves as nested lists) in place of ``theta_final`` and no distance.
     """
 
     def num(v):
         v = float(v)
         return v if math.isfinite(v) else None
 
+    if isinstance(traj, DEQFlowTrajectory):
+        return _deq_flow_summary(model, traj, num)
     out = {
         "model": model.name,
         "theta_final": [float(v) for v in np.asarray(traj.theta[-1])],
@@ -490,4 +832,27 @@ def flow_summary(model: Model, traj: FlowTrajectory) -> dict:
                non_unique_t_last=num(traj.non_unique_t_last))
     if model.is_linear:
         out["conservation_drift"] = num(np.max(np.asarray(traj.drift)))
+    return out
+
+
+def _deq_flow_summary(model: general.DEQ, traj: DEQFlowTrajectory, num) -> dict:
+    residual = np.asarray(traj.residual)
+    finite = residual[np.isfinite(residual)]
+    out = {
+        "model": model.name,
+        "params_final": jax.tree_util.tree_map(lambda v: np.asarray(v[-1]).tolist(), traj.params),
+        "loss_final": num(traj.loss[-1]),
+        "grad_norm_final": num(traj.grad_norm[-1]),
+        "status": Status(int(traj.status)).name.lower(),
+        "steps": int(traj.steps),
+        "rejected": int(traj.rejected),
+        "t_final": float(traj.t_final),
+        "max_residual": num(finite.max()) if finite.size else None,
+        "non_unique_rows": int(traj.non_unique_rows),
+        "non_unique_t_first": num(traj.non_unique_t_first),
+        "non_unique_t_last": num(traj.non_unique_t_last),
+    }
+    if getattr(model, "kind", None) == "multi_linear":
+        Q = multi_linear_invariant(traj.params)
+        out["conservation_drift"] = num(np.max(np.abs(Q - Q[0])))
     return out

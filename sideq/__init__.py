@@ -26,7 +26,7 @@ _EXPORTS = {
                    "uniform"),
     "sideq.risk": ("empirical_risk", "population_risk", "targets"),
     "sideq.train": ("descent",),
-    "sideq.gradient_flow": ("flow",),
+    "sideq.gradient_flow": ("flow", "DEQFlowTrajectory"),
     "sideq.sweep": ("load_results", "make_inits", "params_from_results", "run_sweep"),
     "sideq.general": ("deq", "DEQ", "DEQEquilibrium", "DEQTrajectory", "multi_linear",
                       "multi_index"),

@@ -204,7 +204,7 @@ def test_figure3_flow_variant_fails_on_a_seed_off_the_limit(monkeypatch):
     only that seed, must fail, although its end point is on the solution line."""
     import collections
 
-    import sideq.gradient_flow
+    import sideq.gradient_flow  # noqa: F401  (loaded, for sys.modules below)
 
     cfg = reproduce.EXPERIMENTS["linear_near_trivial"]
     base = 5

@@ -77,9 +77,9 @@ import dataclasses
 import functools
 import math
 import numbers
+import warnings
 from collections.abc import Mapping
 from typing import Any, Callable, NamedTuple
-import warnings
 
 import jax
 import jax.numpy as jnp
@@ -861,16 +861,401 @@ class _TrajectoryRest(NamedTuple):
     steps: Any
 
 
-def _step_failure(status, loss, grad):
-    """Failure code of one epoch: the solves' worst failure (an iteration limit
-    counts as SOLVER_FAILURE), DIVERGED for a non-finite risk or gradient."""
-    leaves = jax.tree_util.tree_leaves(grad)
-    finite = jnp.isfinite(loss) & jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in leaves]))
-    return first_status([
-        (jnp.any(status == Status.SINGULAR), Status.SINGULAR),
-        (jnp.any((status == Status.SOLVER_FAILURE) | (status == Status.MAX_STEPS)), Status.SOLVER_FAILURE),
-        (jnp.any(status == Status.DIVERGED) | ~finite, Status.DIVERGED),
+# ----------------------------------------------------------------------------
+# Gradient descent's solver: warm-started Newton on the whole batch.
+#
+# Within a run a vector over the samples is a tuple of k arrays of shape (n,),
+# one per output, and a k×k matrix per sample a tuple of k such tuples: every
+# operation is elementwise on arrays of one shape (under vmap, (runs, n)), which
+# XLA:CPU fuses into loops that vectorize.  (Stacked as (k, n) and (k, k, n),
+# the same steps split into about fifty fusions per pass, each intermediate a
+# trip through memory.)  XLA:CPU fuses no sibling outputs, so each output of a
+# pass recomputes what it needs; Cramer's rule keeps that short for k ≤ 4.
+
+_CRAMER_K = 4  # k up to this: the Newton steps by Cramer's rule (cofactors)
+_UNROLL_K = 8  # k up to this: elimination written out entry by entry; beyond, LAPACK
+_UNROLL_KM = 64  # matrix-vector products written out up to this many entries
+_CERTIFIED_STEPS = 2  # Newton steps of the straight-line pass ("certified" route)
+_MEASURED_STEPS = 1  # the same for the routes that measure their residual
+_EXTRA_STEPS = 8  # measured Newton steps of the fallback before the model's solver
+
+
+def descent_route(model: DEQ) -> str:
+    r"""How :func:`descent` solves for ``model`` each epoch (every route starts
+    from the previous epoch's roots and falls back, for the samples it leaves
+    unsolved, to measured Newton steps and then to the model's own solver):
+
+    * ``"certified"``: :func:`multi_index` with σ' a function of σ's value
+      (``Activation.slope_of_value``: tanh, sigmoid) and sup|σ''| finite: a
+      first-order prediction from the previous roots (Eq. (1)), two Newton
+      steps, and a bound on the residual from Taylor's theorem (no evaluation
+      of σ at the answer); the backward pass takes σ' at a root from its value.
+    * ``"linear"``: :func:`multi_linear`: one Newton step (exact for a linear
+      g) and the measured residual.
+    * ``"index"``: :func:`multi_index` with another σ: one Newton step and the
+      measured residual.
+    * ``"general"``: :func:`deq`: the same, the Jacobian by forward mode.
+    """
+    if model.kind == "general":
+        return "general"
+    if model.kind == "multi_linear":
+        return "linear"
+    act = model.activation
+    if act.slope_of_value is not None and not act.estimated and math.isfinite(act.curvature_max):
+        return "certified"
+    return "index"
+
+
+def _rows(a):
+    """The rows of a (m, ...) array as a tuple."""
+    return tuple(a[i] for i in range(a.shape[0]))
+
+
+def _mv(w, v):
+    """w (k, m) times the vector v (a tuple of m arrays): a tuple of k arrays."""
+    k, m = w.shape
+    if k * m > _UNROLL_KM:
+        return _rows(jnp.tensordot(w, jnp.stack(v), axes=1))
+    return tuple(sum(w[i, j] * v[j] for j in range(m)) for i in range(k))
+
+
+def _vmax(v):
+    """The largest component, elementwise over the samples (NaN wins)."""
+    return functools.reduce(jnp.maximum, v)
+
+
+def _jacobian(slope, W2):
+    """I − diag(slope) W2 for every sample: a tuple of tuples (k ≤ _UNROLL_K),
+    else an array (k, k, n)."""
+    k = len(slope)
+    if k > _UNROLL_K:
+        return jnp.eye(k, dtype=slope[0].dtype)[:, :, None] - jnp.stack(slope)[:, None, :] * W2[:, :, None]
+    return tuple(tuple((1.0 if i == j else 0.0) - slope[i] * W2[i, j] for j in range(k)) for i in range(k))
+
+
+def _transpose(J):
+    return jnp.swapaxes(J, 0, 1) if isinstance(J, jax.Array) else tuple(zip(*J))
+
+
+def _cramer(J, b):
+    """u with J u = b by Cramer's rule, the cofactors from memoized Laplace
+    expansions: no pivoting, so for the Newton steps only, whose result is
+    checked (see :func:`_certified_residual`)."""
+    k = len(b)
+    memo = {}
+
+    def det(rows, cols):
+        if not rows:
+            return 1.0
+        if (rows, cols) not in memo:
+            r0, rest = rows[0], rows[1:]
+            total = 0.0
+            for idx, c in enumerate(cols):
+                term = J[r0][c] * det(rest, cols[:idx] + cols[idx + 1:])
+                total = total + term if idx % 2 == 0 else total - term
+            memo[rows, cols] = total
+        return memo[rows, cols]
+
+    full = tuple(range(k))
+    d = det(full, full)
+    out = []
+    for i in range(k):
+        cols = full[:i] + full[i + 1:]
+        num = 0.0
+        for r in range(k):
+            term = b[r] * det(full[:r] + full[r + 1:], cols)
+            num = num + term if (r + i) % 2 == 0 else num - term
+        out.append(num / d)
+    return tuple(out)
+
+
+def _eliminate(J, b):
+    """u with J u = b: Gaussian elimination with partial pivoting written out
+    entry by entry (row swaps as selects)."""
+    k = len(b)
+    m = [list(row) for row in J]
+    r = list(b)
+    for c in range(k):
+        for i in range(c + 1, k):  # (the largest |m[i][c]|, i ≥ c, ends in row c)
+            swap = jnp.abs(m[i][c]) > jnp.abs(m[c][c])
+            for j in range(c, k):
+                m[c][j], m[i][j] = jnp.where(swap, m[i][j], m[c][j]), jnp.where(swap, m[c][j], m[i][j])
+            r[c], r[i] = jnp.where(swap, r[i], r[c]), jnp.where(swap, r[c], r[i])
+        for i in range(c + 1, k):
+            f = m[i][c] / m[c][c]
+            for j in range(c + 1, k):
+                m[i][j] = m[i][j] - f * m[c][j]
+            r[i] = r[i] - f * r[c]
+    u = [None] * k
+    for i in reversed(range(k)):
+        acc = r[i]
+        for j in range(i + 1, k):
+            acc = acc - m[i][j] * u[j]
+        u[i] = acc / m[i][i]
+    return tuple(u)
+
+
+def _solve(J, b, *, checked=False):
+    """u with J u = b for every sample (a singular J gives inf or NaN, never an
+    error): LAPACK's LU for an array J; for k ≤ _CRAMER_K and a ``checked``
+    result, Cramer's rule; else pivoted elimination."""
+    if isinstance(J, jax.Array):
+        u = jnp.linalg.solve(jnp.moveaxis(J, -1, 0), jnp.stack(b, axis=-1)[..., None])[..., 0]
+        return _rows(jnp.moveaxis(u, -1, 0))
+    if checked and len(b) <= _CRAMER_K:
+        return _cramer(J, b)
+    return _eliminate(J, b)
+
+
+def _vmap_samples(f, params, x, y):
+    """f(params, x, y) over the samples, x and y tuples; out (k, n)."""
+    return jax.vmap(f, in_axes=(None, 1, 1), out_axes=-1)(params, jnp.stack(x), jnp.stack(y))
+
+
+def _pre_activation(model, params, x, y):
+    """W1 x + W2 y (+ b), a tuple of k arrays."""
+    z = tuple(a + c for a, c in zip(_mv(params["W1"], x), _mv(params["W2"], y)))
+    return tuple(zi + params["b"][i] for i, zi in enumerate(z)) if model.bias else z
+
+
+def _g_vec(model, params, x, y):
+    """g(params, x, y) for every sample, a tuple of k arrays."""
+    if model.kind == "general":
+        return _rows(_vmap_samples(model.g, params, x, y))
+    z = _pre_activation(model, params, x, y)
+    return z if model.activation is None else tuple(model.activation(zi) for zi in z)
+
+
+def _evaluate(model, params, x, y, route):
+    """F = y − g(y), the Jacobian I − ∂g/∂y and, for the built-in families,
+    σ' at W1x + W2y (+ b) (ones for the linear one), at every sample."""
+    k = model.dim
+    if route == "general":
+        eye = jnp.eye(k, dtype=y[0].dtype)
+
+        def one(params, x, y):
+            def F(y):
+                return y - model.g(params, x, y)
+
+            return jax.vmap(lambda v: jax.jvp(F, (y,), (v,)), out_axes=(None, 1))(eye)
+
+        F, J = jax.vmap(one, in_axes=(None, 1, 1), out_axes=(-1, -1))(params, jnp.stack(x), jnp.stack(y))
+        return _rows(F), (J if k > _UNROLL_K else tuple(_rows(row) for row in _rows(J))), None
+    z = _pre_activation(model, params, x, y)
+    act = model.activation
+    if act is None:
+        t, slope = z, tuple(jnp.ones_like(zi) for zi in z)
+    elif route == "certified":
+        t = tuple(act(zi) for zi in z)
+        slope = tuple(act.slope_of_value(ti) for ti in t)
+    else:
+        t, slope = zip(*(jax.jvp(act.fn, (zi,), (jnp.ones_like(zi),)) for zi in z))
+    return tuple(a - c for a, c in zip(y, t)), _jacobian(slope, params["W2"]), slope
+
+
+def _predict(model, params, params_prev, x, y):
+    r"""The roots at ``params`` to first order from the roots y at
+    ``params_prev``: y + (I − ∂g/∂y)⁻¹ ∂g/∂θ·Δθ (Eq. (1)), σ' at the old roots
+    from their values (σ(z) = y there): no evaluation of σ."""
+    slope = tuple(model.activation.slope_of_value(yi) for yi in y)
+    dz = tuple(a + c for a, c in zip(_mv(params["W1"] - params_prev["W1"], x),
+                                     _mv(params["W2"] - params_prev["W2"], y)))
+    if model.bias:
+        dz = tuple(v + (params["b"][i] - params_prev["b"][i]) for i, v in enumerate(dz))
+    step = _solve(_jacobian(slope, params_prev["W2"]), tuple(a * c for a, c in zip(slope, dz)), checked=True)
+    return tuple(a + c for a, c in zip(y, step))
+
+
+def _certified_residual(model, params, x, y_start, F, J, slope, step, y):
+    r"""A bound on ‖y − g(y)‖∞ per sample after the Newton step y = y_start −
+    ``step`` of the ``"certified"`` route, without evaluating σ at y.
+
+    With J the Jacobian and F the residual at y_start, Taylor's theorem gives
+    F(y)ᵢ = ρᵢ − ½ σ''(ξᵢ) Δᵢ², ρ = F − J·step, Δ = W2 (y − y_start): so
+    |F(y)ᵢ| ≤ |ρᵢ| + ½ sup|σ''| (|W2| |step|)ᵢ², ρ computed here (the step
+    itself may come from any solve).  Rounding adds, in units of eps:
+    (d + k + 2)·σ'ᵢ·(|W1||x| + |W2||y_start| + |b|)ᵢ for W1x + W2y + b summed
+    in floating point (through σ', at y_start and again in a measurement at
+    y), 4(1 + |yᵢ|) for σ, the subtraction and σ' from σ's value,
+    (k + 2)(|Fᵢ| + ‖J‖∞‖step‖∞) for ρ, and ‖J‖∞(‖y‖∞ + ‖step‖∞) for the
+    rounding of y; ‖J‖∞ ≤ 1 + Lip(σ)‖W2‖∞.  The residual a measurement at y
+    reports and the exact one both stay below the bound
+    (``tests/test_deq.py`` checks it on random steps)."""
+    act = model.activation
+    W1, W2 = params["W1"], params["W2"]
+    k, d = W1.shape
+    eps = float(jnp.finfo(y[0].dtype).eps)
+    aW2 = jnp.abs(W2)
+    a_step = tuple(jnp.abs(v) for v in step)
+    delta = _mv(aW2, a_step)
+    size = tuple(a + c for a, c in zip(_mv(jnp.abs(W1), tuple(jnp.abs(v) for v in x)),
+                                       _mv(aW2, tuple(jnp.abs(v) for v in y_start))))
+    if model.bias:
+        size = tuple(v + jnp.abs(params["b"][i]) for i, v in enumerate(size))
+    Js = tuple(sum(J[i][j] * step[j] for j in range(k)) for i in range(k))
+    norm_j = 1 + act.lipschitz * jnp.max(jnp.sum(aW2, axis=1))
+    spread = norm_j * (_vmax(tuple(jnp.abs(v) for v in y)) + (k + 3) * _vmax(a_step))
+    bound = tuple(
+        jnp.abs(F[i] - Js[i]) + 0.5 * act.curvature_max * delta[i] ** 2
+        + eps * ((d + k + 2) * jnp.abs(slope[i]) * size[i] + 4 * (1 + jnp.abs(y[i])) + (k + 2) * jnp.abs(F[i])
+                 + spread)
+        for i in range(k))
+    return _vmax(bound)
+
+
+def _met(residual, y, tol):
+    """The success test ‖y − g(y)‖∞ ≤ tol·(1 + ‖y‖∞) per sample (False for
+    NaN or a non-finite y)."""
+    y_max = _vmax(tuple(jnp.abs(v) for v in y))
+    return (residual <= tol * (1 + y_max)) & jnp.isfinite(y_max)
+
+
+def _at_most_once(pending, body, state):
+    """``body(state)`` if ``pending(state)``, in a loop of at most one
+    iteration: under vmap a ``cond`` becomes a select and runs always, this
+    runs only when some element of the batch is pending.  (What ``body``
+    computes from loop-invariant values alone XLA hoists out of the loop:
+    ``body`` must read its inputs from ``state``.)"""
+    def cond(carry):
+        return ~carry[0] & pending(carry[1])
+
+    return jax.lax.while_loop(cond, lambda carry: (jnp.bool_(True), body(carry[1])), (jnp.bool_(False), state))[1]
+
+
+def _model_solver(model, params, x, start, tol):
+    """The model's own solver (:func:`deq`'s ``solver``) for every sample."""
+    run = _run_jaxopt if model.solver in ("anderson", "fixed_point") else _run_optimistix
+    y, _ = jax.vmap(lambda x, y0: run(model, params, x, y0, tol), in_axes=(1, 1), out_axes=(-1, 0))(
+        jnp.stack(x), jnp.stack(start))
+    return _rows(y)
+
+
+def _fallback(model, params, x, start, state, route, tol):
+    """For the samples not yet solved (``pending``): Newton steps with the
+    residual measured before each (at most ``_EXTRA_STEPS``), then the model's
+    solver from ``start`` for those still pending.  Samples already solved
+    keep their values.  Returns (y, residual, pending)."""
+
+    def newton_active(st):
+        return jnp.any(st[2]) & (st[3] < _EXTRA_STEPS)
+
+    def newton(st):
+        y, residual, pending, it = st
+        F, J, _ = _evaluate(model, params, x, y, route)
+        r = _vmax(tuple(jnp.abs(v) for v in F))
+        met = pending & _met(r, y, tol)
+        residual = jnp.where(met, r, residual)
+        pending = pending & ~met
+        step = _solve(J, F)
+        y = tuple(jnp.where(pending, a - c, a) for a, c in zip(y, step))
+        return y, residual, pending, it + 1
+
+    y, residual, pending, _ = jax.lax.while_loop(newton_active, newton, (*state, jnp.int32(0)))
+
+    def solver(st):
+        y, residual, pending = st
+        # (the start read from the loop's state: see _at_most_once)
+        y_s = _model_solver(model, params, x, tuple(jnp.where(pending, a, c) for a, c in zip(start, y)), tol)
+        r = _vmax(tuple(jnp.abs(a - c) for a, c in zip(y_s, _g_vec(model, params, x, y_s))))
+        y = tuple(jnp.where(pending, a, c) for a, c in zip(y_s, y))
+        residual = jnp.where(pending, r, residual)
+        return y, residual, pending & ~_met(r, y_s, tol)
+
+    return _at_most_once(lambda st: jnp.any(st[2]), solver, (y, residual, pending))
+
+
+def _epoch_solve(model, params, params_prev, x, y_prev, active, tol):
+    r"""The roots at ``params`` from the previous epoch's y_prev at
+    ``params_prev`` (tuples of k arrays (n,)), for gradient descent.  Returns
+    (y, residual, code): y NaN where not solved, the residual per sample (a
+    bound on the ``"certified"`` route, else measured), and the epoch's
+    failure code (CONVERGED if none).  An inactive run (``active`` False:
+    frozen by a failure) never enters the fallback."""
+    route = descent_route(model)
+    start = tuple(jnp.where(jnp.isfinite(v), v, 0) for v in y_prev)  # (a failed warm start: cold)
+    if route == "certified":
+        act = model.activation
+        start = tuple(jnp.clip(v, act.range_min, act.range_max) for v in start)  # (the roots lie in σ's range)
+        y0 = _predict(model, params, params_prev, x, start)
+        y = tuple(jnp.clip(jnp.where(jnp.isfinite(a), a, c), act.range_min, act.range_max)
+                  for a, c in zip(y0, start))
+        for i in range(_CERTIFIED_STEPS):
+            if i:  # (the iterates materialized: see the section's comment)
+                y = jax.lax.optimization_barrier(y)
+            F, J, slope = _evaluate(model, params, x, y, route)
+            y_start, step = y, _solve(J, F, checked=True)
+            y = tuple(a - c for a, c in zip(y, step))
+        residual = _certified_residual(model, params, x, y_start, F, J, slope, step, y)
+    else:
+        y = start
+        for _ in range(_MEASURED_STEPS):
+            F, J, _ = _evaluate(model, params, x, y, route)
+            y = tuple(a - c for a, c in zip(y, _solve(J, F)))
+        residual = _vmax(tuple(jnp.abs(a - c) for a, c in zip(y, _g_vec(model, params, x, y))))
+    singular = (model.proof(params) == Status.SINGULAR) if model.kind == "multi_linear" else jnp.bool_(False)
+    pending = active & ~singular & ~_met(residual, y, tol)
+    y, residual, pending = _at_most_once(
+        lambda st: jnp.any(st[2]), lambda st: _fallback(model, params, x, start, st, route, tol),
+        (y, residual, pending))
+    failed = singular | ~_met(residual, y, tol)
+    finite = jnp.isfinite(_vmax(y)) & jnp.isfinite(residual)
+    code = first_status([
+        (singular, Status.SINGULAR), (jnp.any(failed & finite), Status.SOLVER_FAILURE),
+        (jnp.any(failed), Status.DIVERGED),
     ])
+    return tuple(jnp.where(failed, jnp.nan, v) for v in y), residual, code
+
+
+def _sample_sums(sums, maxes=()):
+    """Σ over the samples (the last axis) of each array in ``sums`` and the
+    max of each in ``maxes``, as one variadic reduction (one fusion)."""
+    ops = (*sums, *maxes)
+    inits = tuple(jnp.zeros((), a.dtype) for a in sums) + tuple(jnp.full((), -jnp.inf, a.dtype) for a in maxes)
+
+    def combine(a, b):
+        return tuple(u + v for u, v in zip(a[:len(sums)], b[:len(sums)])) + tuple(
+            jnp.maximum(u, v) for u, v in zip(a[len(sums):], b[len(sums):]))
+
+    return jax.lax.reduce(ops, inits, combine, (ops[0].ndim - 1,))
+
+
+def _loss_and_grad(model, params, x, f, y, residual, route):
+    r"""R̂ = (1/n) Σᵢ ‖yᵢ − fᵢ‖², ∇R̂ by Eq. (1), and the worst residual, at
+    the roots y (tuples of k arrays (n,)): uᵢ = (I − ∂g/∂y)⁻ᵀ ∂R̂/∂yᵢ per
+    sample, then Σᵢ (∂g/∂θ)ᵀ uᵢ.  On the ``"certified"`` route σ' at a root
+    is h(y) (σ(z) = y there): the Jacobian with no evaluation of σ.  NaN
+    roots give a NaN risk and gradient."""
+    k = model.dim
+    n = y[0].shape[-1]
+    r = tuple(a - c for a, c in zip(y, f))
+    ybar = tuple((2 / n) * v for v in r)
+    if route == "certified":
+        slope = tuple(model.activation.slope_of_value(v) for v in y)
+        J = _jacobian(slope, params["W2"])
+    else:
+        _, J, slope = _evaluate(model, params, x, y, route)
+    u = _solve(_transpose(J), ybar)
+    sq = sum(v * v for v in r)
+    if route == "general":
+        loss, worst = _sample_sums((sq,), (residual,))
+        _, pullback = jax.vjp(lambda p: _vmap_samples(model.g, p, x, y), params)
+        return loss / n, pullback(jnp.stack(u))[0], worst
+    w = tuple(a * c for a, c in zip(slope, u))
+    d = len(x)
+    if k * (d + k + 1) > _UNROLL_KM:
+        loss, worst = _sample_sums((sq,), (residual,))
+        ws = jnp.stack(w)
+        parts = {"W1": ws @ jnp.stack(x).T, "W2": ws @ jnp.stack(y).T, "b": jnp.sum(ws, axis=-1)}
+    else:
+        outer = [w[i] * v for i in range(k) for v in (*x, *y)]
+        sums = _sample_sums((sq, *outer, *(w if model.bias else ())), (residual,))
+        loss, worst = sums[0], sums[-1]
+        grid = jnp.reshape(jnp.stack(sums[1:1 + len(outer)], axis=-1), sums[0].shape + (k, d + k))
+        parts = {"W1": grid[..., :d], "W2": grid[..., d:]}
+        if model.bias:
+            parts["b"] = jnp.stack(sums[1 + len(outer):-1], axis=-1)
+    grad = jax.tree_util.tree_map_with_path(lambda path, _: parts[path[0].key], params)
+    return loss / n, grad, worst
 
 
 def _tree_norm(tree):
@@ -881,24 +1266,26 @@ def _tree_norm(tree):
 def _descent_jit(model, params0, x, y, xi, eta, gtol, ltol, divergence, *, epochs, optimizer):
     if y is None:
         y = model.target(xi, x)
+    xs, fs = _rows(x.T), _rows(y.T)  # (vectors over the samples: see _evaluate)
+    tol = model.tol_for(x.dtype)
+    route = descent_route(model)
     opt = optax.sgd(eta) if optimizer is None else optimizer
-    value_and_grad = jax.value_and_grad(
-        lambda p, y0: _risk_and_solution(model, p, x, y, y0), has_aux=True)
-
-    def measure(params, y_warm):
-        (loss, sol), grad = value_and_grad(params, y_warm)
-        return loss, grad, sol
 
     def reached(loss, gnorm):
         return ((gtol > 0) & (gnorm <= gtol)) | ((ltol > 0) & (loss <= ltol))
 
     def step(carry, t):
-        params, opt_state, y_warm, fail_code, fail_step, hit, _ = carry
-        loss, grad, sol = measure(params, y_warm)
+        params, params_prev, opt_state, y_prev, fail_code, fail_step, hit, frozen_row = carry
+        active = fail_step < 0
+        y_now, residual, code = _epoch_solve(model, params, params_prev, xs, y_prev, active, tol)
+        loss, grad, residual = _loss_and_grad(model, params, xs, fs, y_now, residual, route)
         gnorm = _tree_norm(grad)
-        hit = jnp.where((hit < 0) & (fail_step < 0) & reached(loss, gnorm), t, hit)
-        code = _step_failure(sol.status, loss, grad)
-        failed_now = (fail_step < 0) & (code != Status.CONVERGED)
+        # (a frozen run repeats the row of the epoch that froze it)
+        loss, gnorm, residual = (jnp.where(active, new, old) for new, old in zip((loss, gnorm, residual), frozen_row))
+        hit = jnp.where((hit < 0) & active & reached(loss, gnorm), t, hit)
+        finite = jnp.isfinite(loss) & jnp.isfinite(gnorm)
+        code = jnp.where((code == Status.CONVERGED) & ~finite, jnp.int32(Status.DIVERGED), code)
+        failed_now = active & (code != Status.CONVERGED)
         fail_code = jnp.where(failed_now, code, fail_code)
         fail_step = jnp.where(failed_now, t, fail_step)
         # (the pass at t = T measures θ(T) and takes no step)
@@ -914,21 +1301,22 @@ def _descent_jit(model, params0, x, y, xi, eta, gtol, ltol, divergence, *, epoch
         keep = lambda old, new: jnp.where(frozen, old, new)  # noqa: E731
         new_params = jax.tree_util.tree_map(keep, params, new_params)
         new_opt_state = jax.tree_util.tree_map(keep, opt_state, new_opt_state)
-        unproven = jnp.stack([jnp.any(sol.status == Status.NON_UNIQUE), jnp.any(sol.status == Status.UNVERIFIED)])
-        # (warm start: this epoch's solutions; where one failed its NaN restarts it cold)
-        carry = (new_params, new_opt_state, jax.lax.stop_gradient(sol.y), fail_code, fail_step, hit, unproven)
-        return carry, (params, loss, gnorm, jnp.max(sol.residual))
+        carry = (new_params, params, new_opt_state, y_now, fail_code, fail_step, hit, (loss, gnorm, residual))
+        return carry, (params, loss, gnorm, residual)
 
     # T + 1 passes of one loop body, the last measuring θ(T) only: one copy of
     # the solve and its gradient in the compiled program, not two.
-    y0 = jnp.zeros(x.shape[:-1] + (model.dim,), x.dtype)
-    init = (params0, opt.init(params0), y0, jnp.int32(Status.CONVERGED), jnp.int32(-1), jnp.int32(-1),
-            jnp.zeros(2, bool))
-    (_, _, _, fail_code, fail_step, hit, unproven), (params_all, loss, gnorm, residual) = jax.lax.scan(
+    y0 = tuple(jnp.zeros(x.shape[0], x.dtype) for _ in range(model.dim))
+    nan = jnp.full((), jnp.nan, x.dtype)
+    init = (params0, params0, opt.init(params0), y0, jnp.int32(Status.CONVERGED), jnp.int32(-1),
+            jnp.int32(-1), (nan, nan, nan))
+    (_, _, _, _, fail_code, fail_step, hit, _), (params_all, loss, gnorm, residual) = jax.lax.scan(
         step, init, jnp.arange(epochs + 1, dtype=jnp.int32))
+    # uniqueness at θ(T), the run's end (a failure takes priority)
+    proof = model.proof(jax.tree_util.tree_map(lambda a: a[-1], params_all))
     status = first_status([
-        (fail_step >= 0, fail_code), (unproven[0], Status.NON_UNIQUE), (unproven[1], Status.UNVERIFIED),
-        (hit >= 0, Status.CONVERGED),
+        (fail_step >= 0, fail_code), (proof == Status.NON_UNIQUE, Status.NON_UNIQUE),
+        (proof == Status.UNVERIFIED, Status.UNVERIFIED), (hit >= 0, Status.CONVERGED),
     ], default=Status.MAX_STEPS)
     steps = jnp.where(hit >= 0, hit, epochs).astype(jnp.int32)
     return DEQTrajectory(params_all, loss, gnorm, residual, status.astype(jnp.int32),

@@ -568,7 +568,7 @@ def bench_deq_section42(quick: bool) -> dict:
         jax.block_until_ready(fn())
         first[key] = time.perf_counter() - t0
     t_scalar, t_deq = np.inf, np.inf
-    for _ in range(2 if quick else 4):  # (in turns: a busy spell slows both or neither)
+    for _ in range(2 if quick else 3):  # (in turns: a busy spell slows both or neither)
         t, theta_scalar = _best(lambda: scalar().block_until_ready(), 1)
         t_scalar = min(t_scalar, t)
         t, tr = _best(lambda: jax.block_until_ready(deq()), 1)
@@ -839,7 +839,8 @@ def bench_deq_step(quick: bool, *, problem: dict | None = None, steps: int | Non
 
     Routes, each a run of ``steps`` steps from θ(0), timed as a whole
     (seconds per step = wall ÷ steps), ``runs`` runs each in turns after a
-    first, untimed run (compilation, warm-up); the median is reported:
+    first, untimed run (compilation, warm-up); the median is reported (and
+    the best), and the ratios are of medians:
 
     * ``sideq_descent``: :func:`sideq.general.descent` of
       ``multi_index("tanh", 64, tol=1e-6)`` (the library's training loop);
@@ -853,7 +854,8 @@ def bench_deq_step(quick: bool, *, problem: dict | None = None, steps: int | Non
       thread counts on a short run (``torch.candidates``), among those whose
       every step met the tolerance.
 
-    Before any time: loss and gradient at θ(0) from a cold start, every route
+    ``ratio_A_over_B`` is A's median seconds per step ÷ B's (above 1: B is
+    faster).  Before any time: loss and gradient at θ(0) from a cold start, every route
     against a float64 reference (:func:`deq_reference`); more than 1e-4
     relative raises AssertionError.  With torch or torchdeq missing, the
     torch routes are left out and ``torch_skipped`` says why.
@@ -920,7 +922,7 @@ def _deq_step(quick, problem, steps, runs, select_steps, peer, sideq_routes):
     n, k = problem["t"].shape
     d = problem["x"].shape[1]
     steps = steps or (5 if quick else 10)
-    runs = runs or (2 if quick else 3)
+    runs = runs or (2 if quick else 5)
     select_steps = select_steps or (3 if quick else 5)
     skipped = None
     if peer is None:
@@ -987,7 +989,8 @@ def _deq_step(quick, problem, steps, runs, select_steps, peer, sideq_routes):
     reference = sideq_routes[0]
     table = {}
     for name in loops:
-        entry = {"route": labels[name], "s_per_step": median[name], "s_per_step_each": per_step[name],
+        entry = {"route": labels[name], "s_per_step": median[name], "s_per_step_best": min(per_step[name]),
+                 "s_per_step_each": per_step[name],
                  f"theta_T_rel_to_{reference}": max(_rel(last[name]["params"][key], last[reference]["params"][key])
                                                     for key in ("W1", "W2"))}
         if name in first:

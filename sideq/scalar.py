@@ -37,8 +37,8 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import NamedTuple
 import warnings
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -100,7 +100,7 @@ def continuation(y0, theta, *, sensitivity: bool = True) -> Continuation:
     """A :class:`Continuation` from points ``y0`` alone at θ: the prediction at
     θ is ``y0`` itself (θ − θ' = 0).  ``sensitivity=False`` leaves it to be
     taken from the solutions (None), as gradient descent does for σ with
-    ``slope_of_value`` (:func:`_one_evaluation`)."""
+    ``slope_of_value`` (:func:`one_evaluation`)."""
     y0 = jnp.asarray(y0)
     return Continuation(y0, jnp.zeros_like(y0) if sensitivity else None, jnp.asarray(theta))
 
@@ -266,10 +266,18 @@ def _acceptance(model: Model, theta2, dtype, tol):
     return accept
 
 
-def _one_evaluation(model: Model) -> bool:
-    """Whether :func:`_solve_warm` can skip the evaluation of σ at its answer:
+def one_evaluation(model: Model) -> bool:
+    """Whether :func:`solve_warm` can skip the evaluation of σ at its answer:
     σ' is a function of σ's value (``Activation.slope_of_value``) and σ'' is
-    bounded (:func:`_newton_residual`)."""
+    bounded (:func:`_newton_residual`).
+
+    Args:
+      model: the scalar model.
+
+    Returns:
+      True for the sigmoid and tanh with their exact bounds (one σ evaluation
+      per element and epoch in gradient descent), False otherwise.
+    """
     act = model.activation
     return (act.slope_of_value is not None and math.isfinite(act.curvature_max) and not model.is_linear
             and not act.estimated)
@@ -306,7 +314,7 @@ def _step_end(model: Model, y_start, step, accept):
     Where σ's range lies in [−1, 1] (sigmoid, tanh) the start point does too, so
     the scale max(1, |y_start|) is 1 and y_start − step is finite exactly where
     the step is: the test reads the step alone, the same numbers with one array
-    where there were two (the fallback's test, :func:`_solve_warm`, is then a
+    where there were two (the fallback's test, :func:`solve_warm`, is then a
     reduction over the step only)."""
     y_fast = y_start - step
     if _unit_range(model):
@@ -460,6 +468,10 @@ def _scalar_linear_solve(matvec, b):
 
 @functools.lru_cache(maxsize=None)
 def _jaxopt_solver(model: Model, tol: float, maxiter: int):
+    # (Imported here, as optimistix in _optimistix_solve: a backend's library
+    # is loaded when that backend first solves.  Gradient descent and the
+    # sweeps solve with solve_warm and need neither; each takes a second or
+    # more to import.  docs/design.md lists these exceptions.)
     with warnings.catch_warnings():  # jaxopt warns at import that it is unmaintained
         warnings.simplefilter("ignore", DeprecationWarning)
         from jaxopt.implicit_diff import custom_root
@@ -481,7 +493,7 @@ def _jaxopt_solver(model: Model, tol: float, maxiter: int):
 
 
 def _optimistix_solve(model: Model, a, theta2, y0, tol, maxiter):
-    import optimistix as optx
+    import optimistix as optx  # (the backend's library, loaded on first use: see _jaxopt_solver)
 
     y0 = jnp.clip(y0, model.activation.range_min, model.activation.range_max)
     lo, hi, direction, _ = _bracket(model, a, theta2, y0, model.residual_at(a, theta2, y0))
@@ -505,10 +517,26 @@ def _optimistix_solve(model: Model, a, theta2, y0, tol, maxiter):
     return sol.value, sol.stats["num_steps"].astype(jnp.int32), converged
 
 
-def _solve_impl(model: Model, theta, x, y0, backend: str, tol: float, maxiter: int) -> Equilibrium:
-    """One equilibrium; ``y0`` is a start point, or a :class:`WarmStart` (or
-    :class:`Equilibrium`) from a nearby θ, whose first-order prediction
-    (:func:`predict_start`) is then the start."""
+def solve_unchecked(model: Model, theta, x, y0, backend: str, tol: float, maxiter: int) -> Equilibrium:
+    """One equilibrium of y = g_θ(x, y) (Eq. (2) or (10)) without the checks
+    of :func:`solve`, for callers that checked θ and x already (the risks of
+    :mod:`sideq.risk`, vmapped over the samples); jit- and vmap-able, and
+    differentiable in θ and x by Eq. (1).
+
+    Args:
+      model: the scalar model.
+      theta: (p,) θ.
+      x: one input (d,).
+      y0: a start point, or a :class:`WarmStart` (or :class:`Equilibrium`)
+        from a nearby θ, whose first-order prediction (:func:`predict_start`)
+        is then the start.
+      backend, tol, maxiter: as for :func:`solve` (static).
+
+    Returns:
+      The :class:`Equilibrium`.  A failed solve is flagged by its status;
+      its y is NaN only where the linear DEQ is singular (:func:`solve`
+      makes every failure NaN, at the boundary).
+    """
     theta, x, y0 = _start(model, theta, x, y0)
     a, theta2 = model.offset(theta, x), theta[-1]
     if backend == "jaxopt":
@@ -518,19 +546,27 @@ def _solve_impl(model: Model, theta, x, y0, backend: str, tol: float, maxiter: i
     return _equilibrium(model, theta, x, a, theta2, y, it, converged, tol)
 
 
-def _solve_steps(model: Model, theta, x, y0, tol: float, steps: int = 2):
+def solve_steps(model: Model, theta, x, y0, tol: float, steps: int = 2):
     """(Equilibrium, settled): the first ``steps`` (1 or 2) Newton steps of
     :func:`_newton` (:func:`_first_step`, :func:`_second_step`), in
     straight-line code with no loop, and the equilibrium's fields at the last
-    iterate.  Where ``settled``, the result is the one :func:`_solve_impl`
+    iterate.  Where ``settled``, the result is the one :func:`solve_unchecked`
     gives (the same steps, accepted by the same tests; with one evaluation,
-    :func:`_one_evaluation`, the fields of :func:`_solve_warm`: σ' from y and
+    :func:`one_evaluation`, the fields of :func:`solve_warm`: σ' from y and
     the residual bounded from the last step, so two σ evaluations in all for
     two steps, one for one).  Elsewhere its status is MAX_STEPS (with one
     evaluation, SOLVER_FAILURE where a step is not a number) and the caller
     must solve again (:func:`sideq.risk._descent_terms` does, for the whole
     batch).  One step needs one evaluation (``route="one"``).  Not
-    differentiable; for the closed-form gradient of gradient descent."""
+    differentiable; for the closed-form gradient of gradient descent.
+
+    Args:
+      model, theta, x, y0, tol: as for :func:`solve_unchecked` (one input x).
+      steps: 1 or 2 Newton steps (static).
+
+    Returns:
+      ``(Equilibrium, settled)``, settled a bool per element.
+    """
     theta, x, y0 = _start(model, theta, x, y0)
     a, theta2 = model.offset(theta, x), theta[-1]
     accept = _acceptance(model, theta2, y0.dtype, tol)
@@ -540,7 +576,7 @@ def _solve_steps(model: Model, theta, x, y0, tol: float, steps: int = 2):
         y, settled, evaluations, last = _second_step(model, a, theta2, y, settled, jnp.abs(step), accept)
     # (y is the end of the last Newton step, of size |last|: with one
     # evaluation, its residual is bounded from it, :func:`_newton_residual`.)
-    residual = _newton_residual(model, theta2, last, y) if _one_evaluation(model) else None
+    residual = _newton_residual(model, theta2, last, y) if one_evaluation(model) else None
     return _equilibrium(model, theta, x, a, theta2, y, evaluations, settled, tol, residual), settled
 
 
@@ -577,7 +613,7 @@ def _at_most_once(body, state, settled):
     return tuple(out), worst < 0
 
 
-def _solve_warm(model: Model, theta, x, previous, tol: float, maxiter: int) -> tuple[Equilibrium, jax.Array]:
+def solve_warm(model: Model, theta, x, previous, tol: float, maxiter: int) -> tuple[Equilibrium, jax.Array]:
     r"""The equilibria of a whole batch ``x`` (n, d) from a warm start: the
     iteration of :func:`_newton` with the same numbers, written on the batch
     rather than vmapped over its elements, and not differentiable (for the
@@ -594,7 +630,7 @@ def _solve_warm(model: Model, theta, x, previous, tol: float, maxiter: int) -> t
     the convergence flags in the slot of the step, which it no longer needs,
     so that no array of flags is written in the epochs where it does not.
 
-    *One evaluation* (:func:`_one_evaluation`: sigmoid, tanh): where every
+    *One evaluation* (:func:`one_evaluation`: sigmoid, tanh): where every
     first step is accepted, σ is not evaluated at the answer y.  At a root,
     σ'(ω) = h(y) (``Activation.slope_of_value``: y(1 − y) for the sigmoid),
     which gives the IFT margin and the sensitivity of Eq. (1) to rounding, and
@@ -610,6 +646,12 @@ def _solve_warm(model: Model, theta, x, previous, tol: float, maxiter: int) -> t
     points to within the residual, and the array the residual is computed from,
     so that a caller keeping it (gradient descent's next warm start) keeps an
     array already written instead of a copy of y.  With one evaluation, g is y.
+
+    Args:
+      model, theta, tol, maxiter: as for :func:`solve_unchecked`.
+      x: the batch (n, d).
+      previous: the warm start: a :class:`WarmStart`, a :class:`Continuation`,
+        an :class:`Equilibrium`, or start points y0 (n,).
     """
     previous = warm_start(previous)  # (a WarmStart, a Continuation, an Equilibrium, or points y0)
     theta, x, _ = _start(model, theta, x, previous.y)
@@ -631,7 +673,7 @@ def _solve_warm(model: Model, theta, x, previous, tol: float, maxiter: int) -> t
 
     if maxiter < 2:
         return result(y1, jnp.ones(n, jnp.int32), settled)
-    one_evaluation = _one_evaluation(model)
+    one_eval = one_evaluation(model)
 
     def fallback(state, ran):
         y, step, _ = state
@@ -661,7 +703,7 @@ def _solve_warm(model: Model, theta, x, previous, tol: float, maxiter: int) -> t
         # one reduction over the flags.
         (y, it, done), _ = _at_most_once(safe, (y, jnp.zeros(n, jnp.int32), done), done)
         it = it + evaluations
-        if one_evaluation:
+        if one_eval:
             # (The step's slot, no longer needed, returns r = |F(y)|, measured
             # here in the epochs that run this loop, with the convergence flags
             # as its sign: −(r + the smallest normal number) where not
@@ -675,7 +717,7 @@ def _solve_warm(model: Model, theta, x, previous, tol: float, maxiter: int) -> t
         return y, jnp.where(done, 0, 1).astype(step.dtype), it
 
     (y, last, iterations), ran = _at_most_once(fallback, (y1, step, jnp.ones(n, jnp.int32)), settled)
-    if one_evaluation:
+    if one_eval:
         # Where the loop did not run, every first step was accepted and |F(y)|
         # is bounded from it (:func:`_newton_residual`): one σ evaluation per
         # element in all.
@@ -740,14 +782,31 @@ def _poison(y, bad, theta, x):
     return jnp.where(bad, 0, y) + (nan_or_zero * (jnp.sum(theta) + x_sum)).astype(jnp.result_type(y))
 
 
-_solve_jit = jax.jit(_solve_impl, static_argnames=("model", "backend", "tol", "maxiter"))
+_solve_jit = jax.jit(solve_unchecked, static_argnames=("model", "backend", "tol", "maxiter"))
 
 
-def _concrete(a):
-    """The value of ``a`` as numpy if it is concrete (not traced), else None."""
+def concrete(a):
+    """The value of ``a`` as numpy if it is concrete (not traced), else None:
+    the checks at the public boundary look at values only outside jit.
+
+    Args:
+      a: an array, a number or a tracer.
+
+    Returns:
+      ``np.asarray(a)``, or None for a tracer.
+    """
     if isinstance(a, jax.core.Tracer):
         return None
     return np.asarray(a)
+
+
+# The names these functions had when they were private, for the callers that
+# still use them (sideq.risk, sideq.bench and tests).
+_one_evaluation = one_evaluation
+_solve_impl = solve_unchecked
+_solve_steps = solve_steps
+_solve_warm = solve_warm
+_concrete = concrete
 
 
 def _as_real_array(a, name):
@@ -808,7 +867,7 @@ def _prepare(model: Model, theta, x, y0, backend, tol, maxiter):
             f"(d = {d}{' with bias' if model.bias else ''}); expected x of shape ({d},) "
             f"or (n, {d}){other}"
         )
-    theta_c, x_c = _concrete(theta), _concrete(x)
+    theta_c, x_c = concrete(theta), concrete(x)
     if theta_c is not None and not np.all(np.isfinite(theta_c)):
         raise SideqInputError(f"theta: contains non-finite values {theta_c.tolist()}; pass finite numbers")
     if x_c is not None and not np.all(np.isfinite(x_c)):
@@ -908,7 +967,7 @@ def equilibrium(model: Model, theta, x, **kwargs):
         model = general.from_scalar_api(model, entry="sideq.equilibrium", **kwargs)
         return general.equilibrium(model, theta, x, y0=y0)
     sol = solve(model, theta, x, **kwargs)
-    status_c = _concrete(sol.status)
+    status_c = concrete(sol.status)
     for unproven in (Status.NON_UNIQUE, Status.UNVERIFIED):
         if status_c is not None and np.any(status_c == unproven):
             warnings.warn(f"equilibrium: {unproven.message}", RuntimeWarning, stacklevel=2)

@@ -30,9 +30,10 @@ from sideq.risk import (
     population_objective,
     targets,
 )
-from sideq.scalar import BACKENDS, _concrete
+from sideq.scalar import BACKENDS, concrete
+from sideq.status import Status
 
-__all__ = ["descent", "check_theta0", "check_step_size", "check_problem", "history_stride", "HISTORY_BYTES"]
+__all__ = ["descent", "descent_empirical", "check_theta0", "check_step_size", "check_problem", "history_stride", "HISTORY_BYTES"]
 
 
 def check_problem(model: Model, xi, x, y, dist, dtype, *, targets_now: bool = True):
@@ -127,7 +128,7 @@ def check_maxiter(maxiter):
 
 
 def check_step_size(eta):
-    eta_c = _concrete(eta)  # (numpy: no eager jax dispatch)
+    eta_c = concrete(eta)  # (numpy: no eager jax dispatch)
     if eta_c is not None and not (np.all(np.isfinite(eta_c)) and np.all(eta_c > 0)):
         raise SideqInputError(f"eta: the step size must be a positive number, got {eta_c.tolist()}")
 
@@ -135,6 +136,10 @@ def check_step_size(eta):
 @xla.jit(static_argnames=("model", "epochs", "optimizer", "backend", "maxiter", "history", "save_every"))
 def _descent_empirical(model, theta0, x, y, xi, eta, tols, *, epochs, optimizer, backend, maxiter,
                        history=True, save_every=1):
+    """Gradient descent on the empirical risk R̂ (Section 2), compiled: the
+    unchecked core of :func:`descent` (published as :data:`descent_empirical`;
+    its programs are named ``jit__descent_empirical``, which is what the
+    persistent compilation cache files them under)."""
     if y is None:  # the default targets f(x) = σ(ξᵀx)
         y = targets(model, xi, x)
     objective = empirical_objective(model, x, y, backend=backend, maxiter=maxiter)
@@ -156,6 +161,14 @@ def _descent_population(model, theta0, dist, xi, eta, tols, *, epochs, optimizer
         epochs=epochs, optimizer=opt, gtol=tols[0], ltol=tols[1], dtol=tols[2], save_every=save_every,
     )
 
+
+#: :func:`descent` on data without its checks, compiled once per static
+#: configuration and vmap-able over runs: ``descent_empirical(model, theta0,
+#: x, y, xi, eta, tols, *, epochs, optimizer, backend, maxiter, history=True,
+#: save_every=1)`` with ``y`` None for the targets f(x) = σ(ξᵀx) and ``tols``
+#: the array (gtol, ltol, dtol); returns a :class:`~sideq.dynamics.Trajectory`
+#: (``sideq.paper.reproduce`` runs its seeds with it).
+descent_empirical = _descent_empirical
 
 #: The memory a descent's history may take unless told otherwise (bytes).
 HISTORY_BYTES = 256 * 2**20
@@ -264,8 +277,6 @@ def summary(model: Model, traj: Trajectory) -> dict:
     and tanh, whose descent evaluates nothing at its solutions, it is the
     bound of :func:`sideq.scalar._newton_residual` (a few eps), not a
     measurement."""
-    from sideq.status import Status
-
     status = int(traj.status)
     out = {
         "model": model.name,

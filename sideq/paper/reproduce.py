@@ -29,7 +29,6 @@ from sideq.errors import SideqInputError
 from sideq.paper.theory import equilibria, theorem_3_3_limit_corrected
 from sideq.progress import advance, bar
 from sideq.risk import initial_nodes_y0, population_objective
-from sideq.train import _descent_empirical
 
 EXPERIMENTS = {
     "linear": dict(figures=["fig1", "fig2"], model="linear", xi=2.0, n=1000, eta=0.01, epochs=200,
@@ -77,7 +76,7 @@ def seed_runs(name: str, seeds: int, base_seed: int = 0, epochs: int | None = No
     xi = jnp.asarray([cfg["xi"]])
     y = jax.vmap(lambda xs: sideq.targets(model, xi, xs))(x)
     run = functools.partial(
-        _descent_empirical, model, epochs=epochs or cfg["epochs"], optimizer=None, backend="jaxopt",
+        train.descent_empirical, model, epochs=epochs or cfg["epochs"], optimizer=None, backend="jaxopt",
         maxiter=100, history=history,
     )
     tols = jnp.asarray([0.0, 0.0, dtol])

@@ -30,8 +30,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
-from typing import Callable
 import warnings
+from typing import Callable
 
 import jax
 import jax.numpy as jnp

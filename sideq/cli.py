@@ -12,6 +12,13 @@ turns it on; ``import sideq`` and ``main(argv)`` called from Python leave the
 process's JAX configuration alone.  Nothing here imports JAX before a command
 runs: ``--help`` and argument errors stay quick (where ``sideq/__init__.py``
 does not import it first).
+
+Imports: at module top only the standard library and :mod:`sideq.errors`
+(which needs neither numpy nor JAX).  numpy, JAX and the rest of the library
+are imported inside the functions that run a command, and only there: the
+one exception, beside matplotlib, to imports at module top
+(``docs/design.md``); ``tests/test_cli_options.py`` checks that ``--help``
+and argument errors import no JAX.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import re
 import sys
 import time
 
+from sideq.errors import SideqInputError, unwritable_folder
 
 
 class CLIError(Exception):
@@ -113,8 +121,6 @@ def _array(text: str, flag: str):
 def _writable_folder(folder: str, flag: str) -> None:
     """Create ``folder`` if needed and check that a file can be written there,
     before any work is done; else a one-line error naming ``flag``."""
-    from sideq.errors import unwritable_folder
-
     problem = unwritable_folder(folder)
     if problem:
         raise CLIError(f"{flag}: {problem}")
@@ -413,8 +419,6 @@ def _split_cpu(requested):
     Only possible before JAX starts its backends; the default quietly keeps
     what exists when that has happened (as when ``main`` is called from Python
     after other JAX work)."""
-    import os
-
     import jax
 
     if requested is not None and requested < 1:
@@ -556,7 +560,6 @@ def cmd_plot(args) -> int:
     """``sideq plot PATH``: the figures of a sweep's folder (finished or not) or of a
     run saved with ``--save`` (:func:`sideq.plots.draw`); prints the paths written."""
     from sideq import plots
-    from sideq.errors import SideqInputError
 
     formats = [f.strip().lower() for f in args.format.split(",")]
     if any(f not in plots.FORMATS for f in formats):
@@ -632,8 +635,6 @@ def _use_compilation_cache(folder: str) -> None:
     each).  A folder that cannot be written leaves the cache off, with one
     line on stderr: the run goes on."""
     import jax
-
-    from sideq.errors import unwritable_folder
 
     problem = unwritable_folder(folder)
     if problem:
@@ -749,8 +750,6 @@ def main(argv=None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 0
-    from sideq.errors import SideqInputError
-
     import jax
 
     folder = _compilation_cache(args, owns_process)

@@ -7,6 +7,7 @@ the fix.  The CLI prints ``str(err)`` and exits non-zero without a traceback.
 from __future__ import annotations
 
 import os
+import tempfile
 
 
 class SideqInputError(ValueError):
@@ -26,8 +27,6 @@ def unwritable_folder(folder: str) -> str | None:
     """None if ``folder`` is, or can be made, a folder a file can be written in
     (it is created); else what is wrong and the fix, in one line.  Entry points
     call it before any work, so that a bad output path costs no run."""
-    import tempfile
-
     folder = folder or "."
     if os.path.exists(folder) and not os.path.isdir(folder):
         return f"{folder!r} is a file, not a folder; choose a folder to write into"

@@ -7,6 +7,8 @@ from __future__ import annotations
 import contextlib
 import sys
 
+from tqdm import tqdm
+
 __all__ = ["bar", "make", "advance", "on_terminal"]
 
 
@@ -20,8 +22,6 @@ def make(total: int | None, desc: str, unit: str = "it", initial: int = 0, show:
     a terminal, else None.  The caller closes it."""
     if not (show and on_terminal()):
         return None
-    from tqdm import tqdm
-
     return tqdm(total=total, desc=desc, unit=unit, initial=initial, file=sys.stderr, dynamic_ncols=True,
                 smoothing=0.1)
 

@@ -1,6 +1,9 @@
 """Per-run and per-solve status codes (int32 under jit/vmap; failure is data).
 
-The numeric codes are stable: they are what sweeps store on disk.
+The numeric codes are stable: they are what sweeps store on disk.  The
+helpers that combine statuses inside compiled code (:func:`worst`,
+:func:`first_status`, :func:`status_flags`, ...) work on jax arrays, so this
+module imports jax like the rest of the library.
 """
 
 from __future__ import annotations
@@ -8,6 +11,8 @@ from __future__ import annotations
 import enum
 import functools
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 __all__ = ["Status", "SUCCESS", "describe", "worst", "name", "names", "is_success", "run_repr"]
@@ -87,15 +92,11 @@ for _r, _s in enumerate(_SEVERITY):
 
 def severity(status):
     """Rank of a status code (array-friendly, works on jax arrays); higher is worse."""
-    import jax.numpy as jnp
-
     return jnp.asarray(_RANK)[status]
 
 
 def worst(statuses):
     """The worst status among ``statuses`` (jax or numpy integer array)."""
-    import jax.numpy as jnp
-
     ranks = severity(jnp.ravel(jnp.asarray(statuses)))
     return jnp.asarray(np.array(_SEVERITY, np.int32))[jnp.max(ranks)]
 
@@ -123,8 +124,6 @@ def names(codes):
 
 def is_success(status):
     """Whether a solve's status returns a root (:data:`SUCCESS`), elementwise."""
-    import jax.numpy as jnp
-
     status = jnp.asarray(status)
     return functools.reduce(jnp.logical_or, [status == s for s in SUCCESS])
 
@@ -137,8 +136,6 @@ def first_status(cases, default=Status.CONVERGED):
     XLA's CPU backend runs element by element; on a per-sample status that one
     fusion cost more than the σ evaluations of a whole solve.
     """
-    import jax.numpy as jnp
-
     out = jnp.int32(default)
     for condition, code in reversed(cases):
         out = jnp.where(condition, jnp.int32(code), out)
@@ -148,17 +145,12 @@ def first_status(cases, default=Status.CONVERGED):
 def status_bit(status):
     """1 << code, elementwise (int32): OR-ing these over equilibria gives the
     mask of :func:`status_flags`."""
-    import jax.numpy as jnp
-
     return jnp.left_shift(jnp.int32(1), jnp.asarray(status).astype(jnp.int32))
 
 
 def status_flags(sol_status):
     """The set of statuses among the equilibria, as a bit mask (bit k: code k
     occurs), from a single reduction."""
-    import jax
-    import jax.numpy as jnp
-
     return jax.lax.reduce(status_bit(jnp.ravel(sol_status)), jnp.int32(0), jax.lax.bitwise_or, (0,))
 
 
@@ -172,8 +164,6 @@ def run_repr(run, kind: str) -> str:
     """The repr of a run (a trajectory, an equilibrium): statuses by name,
     scalars by value, arrays by dtype and shape (a trajectory's rows would
     flood a notebook)."""
-    import jax
-
     if any(isinstance(v, jax.core.Tracer) for v in run):  # (inside jit: the plain tuple's repr)
         return tuple.__repr__(run)
     parts = []

@@ -731,6 +731,8 @@ def _batch_fun(jfn, n_nodes):
 def _extremum(fun, region, grid, sign, n_start=3):
     """sign=+1: inf, −1: sup of fun over the region: grid, then Nelder–Mead
     (on the projection onto the region) from the ``n_start`` best grid points."""
+    # (scipy is not a dependency of sideq, and takes about a second to import:
+    # loaded here, by the one search that needs it.)
     from scipy.optimize import minimize
 
     p = region[1] + 1 if region[0] == "box" else len(region[1])

@@ -158,7 +158,7 @@ def parse_init(text: str, p: int, seed: int):
     from sideq.data import seeded_normal
 
     if text.startswith("normal:"):
-        from sideq.sweep import normal_spec  # one parser for the specs of runs and sweeps
+        from sideq.sweep_inits import normal_spec  # one parser for the specs of runs and sweeps
 
         mean, std = normal_spec(text, p, flag="--init")
         return seeded_normal(seed, mean, std, p)

@@ -33,7 +33,7 @@ import sideq.sweep
 import sideq.train
 from sideq import bench, xla
 from sideq.paper.reproduce import EXPERIMENTS, draw
-from sideq.scalar import _one_evaluation
+from sideq.scalar import one_evaluation
 from sideq.status import Status
 from sideq.train import descent
 
@@ -345,7 +345,7 @@ def fake_sweep(monkeypatch, clock):
         # the summary run_sweep writes, made by its own code from runs with these statuses
         status = np.concatenate([np.full(c, Status[name.upper()]) for name, c in STATUS_COUNTS.items()])
         arrays = {k: np.zeros(status.size) for k in ("loss_final", "distance_final", "steps", "non_unique_epochs")}
-        summary = sideq.sweep._summarize(dict(arrays, status=status.astype(np.int32)),
+        summary = sideq.sweep.summarize(dict(arrays, status=status.astype(np.int32)),
                                          {"K": status.size, "n_eta": 1}, 1.0, status.size, 1)
         assert summary["status_counts"] == STATUS_COUNTS
         return types.SimpleNamespace(summary=summary)
@@ -445,7 +445,7 @@ def test_profile_counts_from_known_iterations(monkeypatch):
     # (the per-epoch means come back in float32: jnp.mean of the int32 counts)
     assert r["solver_iterations_mean"] == pytest.approx(1 + 1 / (n * E), rel=1e-6, abs=0)
     assert r["epochs_needing_a_second_evaluation_share"] == pytest.approx(1 / E, rel=1e-12, abs=0)
-    one = _one_evaluation(sideq.single_index("sigmoid"))
+    one = one_evaluation(sideq.single_index("sigmoid"))
     assert one  # the sigmoid takes σ' at the solution from y (bench_profile's docstring)
     assert r["sigma_evaluations_per_sample_step"] == pytest.approx(1 + 1 / (n * E), rel=1e-6, abs=0)
     assert r["batch_sigma_evaluations_per_sample_step"] == pytest.approx(1 + 2 / E, rel=1e-12, abs=0)

@@ -1,7 +1,8 @@
-"""Laws of X (uniform, gaussian), sampling, E[XXᵀ] and load_data.
+"""Laws of X (uniform, gaussian), the shared quadrature rules, sampling,
+E[XXᵀ] and load_data.
 
-References are analytic moments and numpy-written files; nothing here reuses
-sideq to build an expected value.
+References are analytic moments, scipy and numpy-written files; nothing here
+reuses sideq to build an expected value.
 """
 
 import math
@@ -12,7 +13,6 @@ import numpy as np
 import pytest
 
 import sideq
-
 
 
 def _raises(prefix, fn, exc=sideq.SideqInputError):
@@ -148,11 +148,70 @@ def test_sample_moments_vs_second_moment(law):
 
 
 # ---------------------------------------------------------------------------
+# The shared quadrature rules.
+
+
+def test_gauss_legendre_and_product_rules_integrate_polynomials():
+    t, w = sideq.data.gauss_legendre_rule(5)  # exact to degree 9 on [0, 1]
+    for k in range(10):
+        assert float(w @ t**k) == pytest.approx(1 / (k + 1), rel=1e-14)
+    x, wx = sideq.data.product_rule(t, w, 3)
+    assert x.shape == (125, 3) and wx.shape == (125,)
+    # ∫ over [0, 1]³ of t1² t2 t3⁴ = (1/3)(1/2)(1/5)
+    assert float(wx @ (x[:, 0] ** 2 * x[:, 1] * x[:, 2] ** 4)) == pytest.approx(1 / 30, rel=1e-14)
+
+
+def test_normal_rule_moments_and_truncation():
+    from scipy.special import ndtr
+
+    z, w = sideq.data.normal_rule(144)
+    assert z.shape == (144,) and np.allclose(z, -z[::-1], atol=0)  # symmetric about 0
+    assert float(w @ z**2) == pytest.approx(1.0, rel=1e-13)
+    assert float(w @ z**4) == pytest.approx(3.0, rel=1e-13)
+    assert float(w @ np.cos(z)) == pytest.approx(math.exp(-0.5), rel=1e-13)
+    assert sideq.data.normal_rule(133)[0].shape == (144,)  # whole panels of 12
+    z, w = sideq.data.normal_rule(48, -0.5, 2.0)  # E[1{-0.5 ≤ Z ≤ 2}] = Φ(2) − Φ(−0.5)
+    assert float(w.sum()) == pytest.approx(ndtr(2.0) - ndtr(-0.5), rel=1e-13)
+
+
+def test_check_law_and_describe():
+    msg = _raises("dist:", lambda: sideq.data.check_law({"low": 0.0}))
+    assert "\n" not in msg and "dict" in msg
+    assert sideq.data.describe(sideq.uniform(0.0, 1.0, 2, nodes=8)) == {
+        "law": "uniform", "nodes": 8, "law_params": {"low": [0.0, 0.0], "high": [1.0, 1.0]}}
+    assert sideq.data.describe(sideq.gaussian([1.0, 0.0], 2.0)) == {
+        "law": "gaussian", "nodes": 0, "law_params": {"mean": [1.0, 0.0], "cov": [[2.0, 0.0], [0.0, 2.0]]}}
+
+
+# ---------------------------------------------------------------------------
 # load_data.
 
 RNG = np.random.default_rng(0)
 X2 = RNG.normal(size=(6, 2))
 Y6 = RNG.normal(size=6)
+
+
+@pytest.mark.parametrize("law", ["uniform", "gaussian"])
+def test_builtin_laws_moments_and_tensor_rules(law):
+    """moments() and the tensor rule (standard rule mapped by affine) of the two
+    laws give the analytic E[X] and E[XXᵀ]."""
+    if law == "uniform":
+        dist, mean = sideq.uniform([-1.0, 0.5], [2.0, 3.0]), np.array([0.5, 1.75])
+        M = np.array([[1.0, 0.875], [0.875, 3.0625 + 6.25 / 12]])
+    else:
+        dist, mean = sideq.gaussian([1.0, -2.0], [[2.0, 0.6], [0.6, 1.0]]), np.array([1.0, -2.0])
+        M = np.array([[3.0, -1.4], [-1.4, 5.0]])
+    m, L = dist.moments()
+    L = np.diag(L) if L.ndim == 1 else L
+    np.testing.assert_allclose(m, mean, rtol=1e-15)
+    np.testing.assert_allclose(np.outer(m, m) + L @ L.T, M, rtol=1e-14)
+    x, w = dist.tensor_rule()
+    np.testing.assert_allclose(w @ x, mean, rtol=1e-13)
+    np.testing.assert_allclose((x * w[:, None]).T @ x, M, rtol=1e-12)
+    shift, scale = dist.affine()
+    t, wt = dist.standard_rule()
+    np.testing.assert_array_equal(wt, w)
+    np.testing.assert_allclose(shift + (t * scale if scale.ndim == 1 else t @ scale.T), x, rtol=1e-15, atol=1e-15)
 
 
 def test_load_npy_shapes(tmp_path):

@@ -2,10 +2,11 @@ r"""Risks with the squared loss ℓ(y, ŷ) = (ŷ − y)² (Sections 3.1.1 and 3.
 
 * empirical risk  R̂(θ) = (1/n) Σᵢ (y_θ(xᵢ) − yᵢ)²
 * population risk R(θ, ξ) = E[(y_θ(X) − f(X))²], f(x) = σ(ξᵀx) (ξᵀx for the linear DEQ),
-  computed exactly, not by Monte Carlo.
+  computed from the law of X (:mod:`sideq.data`'s protocol: the risk uses the
+  law's members, never its class).
 
-Linear DEQ (:attr:`~sideq.model.Model.is_linear`), X ~ Unif(box) or N(μ, Σ),
-any d: Eq. (5) in closed form (:func:`_linear_risk`).  The equilibrium
+Linear DEQ (:attr:`~sideq.model.Model.is_linear`), any law, any d: Eq. (5)
+in closed form (:func:`_linear_risk`) from the law's ``moments()``.  The equilibrium
 y_θ(x) = (θ1ᵀx + b)/(1 − θ2) is affine in x, so with φ = θ1/(1 − θ2) and
 β = b/(1 − θ2) (β = 0 without a bias)
 
@@ -24,37 +25,49 @@ y_θ(x) = (s(θ1ᵀx + b) + c)/(1 − sθ2) and f(x) = s ξᵀx + c.
 :func:`initial_nodes_y0`, :func:`n_nodes`) takes the quadrature below for the
 linear DEQ too: the second, independent route of the tests.
 
-Single-index DEQ (and the linear DEQ with ``quadrature=True``), by quadrature,
-one equilibrium solved per node:
+Single-index DEQ (and the linear DEQ with ``quadrature=True``), one
+equilibrium solved per node, by the first of these the law has:
 
-* X ~ Unif(box): tensor Gauss–Legendre rule (d ≤ 5).  For d = 1 the default
+* A projected rule (:func:`sideq.data.has_projection`; X ~ N(μ, Σ), any d):
+  y_θ(x) depends on x only through u = θ1ᵀx + b and f only through v = ξᵀx,
+  so R = E[(Y(u) − f(v))²] over the bivariate normal (u, v), integrated by a
+  tensor rule in two standard normal coordinates (composite Gauss–Legendre
+  against the normal density, 144 × 144 nodes by default; see
+  :func:`sideq.data.normal_rule` and :meth:`sideq.data.Gaussian.project`).
+  The rule is exact in d; it stays smooth where θ1 ∥ ξ (the law of (u, v) is
+  degenerate, e.g. at the optimum (ξ, 0)).
+* A tensor rule (``tensor_rule()``, or ``standard_rule()`` mapped by
+  ``affine`` for a location–scale law; X ~ Unif(box): Gauss–Legendre,
+  128, 64, 24, 12, 8 nodes per axis for d = 1..5).  For d = 1 the default
   128 nodes integrate the paper's risks to rounding error; for the linear DEQ
   the integrand is a quadratic polynomial, integrated exactly.
-* X ~ N(μ, Σ), any d: y_θ(x) depends on x only through u = θ1ᵀx + b and f only
-  through v = ξᵀx, so R = E[(Y(u) − f(v))²] over the bivariate normal (u, v).
-  With S Sᵀ = Σ, p = Sᵀθ1, q = Sᵀξ, e = q/‖q‖:
-  v = ξᵀμ + ‖q‖ z1,  u = θ1ᵀμ + b + (pᵀe) z1 + ‖p − (pᵀe)e‖ z2,  z ~ N(0, I₂),
-  and a tensor rule in (z1, z2) does the rest (composite Gauss–Legendre
-  against the normal density, 144 × 144 nodes by default; see :func:`_normal_rule`).  The rule is
-  exact in d; it stays smooth where θ1 ∥ ξ (the law of (u, v) is degenerate,
-  e.g. at the optimum (ξ, 0)): the quadrature is even in c2 = ‖p⊥‖, and
-  c2 = sqrt(‖p⊥‖² + ε²) with ε = 4·eps·‖q‖ keeps its derivative finite at
-  p⊥ = 0 while changing R by O(ε²).
+* Otherwise (a law with no rule, or Unif in d > 5 without ``nodes``), a
+  fixed-sample Monte Carlo: the mean over the law's
+  ``sample(PRNGKey(0), DEFAULT_SAMPLES)`` (for a location–scale law, its
+  ``standard_sample`` mapped by ``affine``), the same inputs at every θ, so a
+  smooth deterministic function of θ, and the draws
+  :func:`sideq.general_risk.population_risk` takes for the same law.  Its
+  error is a sampling error of order s/√n (s² the variance of the squared
+  error): :func:`sideq.general_risk.population_risk_estimate` for
+  ``multi_index(σ, 1)`` on the same law reports it.
+
+On the last two routes the nodes do not move with θ, so the gradient is
+taken in closed form (Eq. (1)) and descent's step in one pass.
 """
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sideq.data import Gaussian, Uniform, as_real
+from sideq.data import UNIFORM_NODES, as_real, check_law, has_projection, is_location_scale
 from sideq.errors import SideqInputError
 from sideq.general import DEQ
 from sideq.general import empirical_risk as general_empirical_risk
+from sideq.general_risk import DEFAULT_SAMPLES
 from sideq.general_risk import population_risk as general_population_risk
 from sideq.model import Model
 from sideq.scalar import (BACKENDS, Continuation, Equilibrium, WarmStart, _concrete, _one_evaluation,
@@ -66,10 +79,7 @@ __all__ = [
     "empirical_objective", "population_objective",
 ]
 
-_UNIFORM_NODES = {1: 128, 2: 64, 3: 24, 4: 12, 5: 8}
-_GAUSS_NODES = 144  # per axis: 12 panels x 12 Gauss-Legendre nodes on [-9, 9]
-_PANEL_NODES = 12
-_NORMAL_HALF_WIDTH = 9.0  # P(|Z| > 9) = 2e-19
+_UNIFORM_NODES = UNIFORM_NODES  # (sideq.cli reads this name: the d with a default uniform rule)
 
 
 def targets(model: Model, xi, x):
@@ -78,57 +88,58 @@ def targets(model: Model, xi, x):
     return model.activation(model.as_inputs(x, xi.shape[-1] if xi.ndim else 1) @ xi)
 
 
-def _uniform_rule(dist: Uniform):
-    d = dist.d
-    n = dist.nodes or _UNIFORM_NODES.get(d)
-    if n is None:
-        raise SideqInputError(
-            f"dist: the tensor Gauss-Legendre rule for Unif in d = {d} needs nodes**d points; "
-            "pass sideq.uniform(..., nodes=k) with k**d affordable, or use the empirical risk"
-        )
-    z, w = np.polynomial.legendre.leggauss(n)
-    grids = np.meshgrid(*([z] * d), indexing="ij")
-    nodes01 = (np.stack([g.ravel() for g in grids], axis=1) + 1) / 2  # on [0, 1]^d
-    weights = np.ones(1)
-    for _ in range(d):
-        weights = np.multiply.outer(weights, w / 2).ravel()
-    return nodes01, weights
-
-
-def _normal_rule(n, lo=-_NORMAL_HALF_WIDTH, hi=_NORMAL_HALF_WIDTH):
-    """Nodes and weights for E[h(Z)], Z ~ N(0, 1): composite Gauss–Legendre with
-    ``ceil(n/12)`` panels of 12 nodes on [lo, hi] (default [−9, 9]), weights
-    times the density.  With ``lo``, ``hi`` it integrates E[h(Z) 1{lo ≤ Z ≤ hi}].
-
-    Composite rather than Gauss–Hermite: a steep σ(ξᵀx) (large ‖ξ‖ or ‖θ1‖) has
-    complex singularities close to the real axis, where Gauss–Hermite converges
-    slowly (64 nodes: 2e-2 relative error for ξ = 6) while short panels converge
-    geometrically.  The default rule is symmetric about 0.
-    """
-    panels = max(1, math.ceil(n / _PANEL_NODES))
-    t, wt = np.polynomial.legendre.leggauss(_PANEL_NODES)
-    edges = np.linspace(lo, hi, panels + 1)
-    half = (edges[1:] - edges[:-1]) / 2
-    mid = (edges[1:] + edges[:-1]) / 2
-    z = (mid[:, None] + half[:, None] * t[None, :]).ravel()
-    w = (half[:, None] * wt[None, :]).ravel() * np.exp(-z**2 / 2) / math.sqrt(2 * math.pi)
-    return z, w
+def _no_rule(dist):
+    return SideqInputError(
+        f"dist: {type(dist).__name__} in d = {dist.d} has no quadrature rule (a tensor rule needs nodes**d "
+        "points); give the law nodes=k with k**d affordable, or use the empirical risk"
+    )
 
 
 def quadrature_rule(dist):
     """Nodes and weights (numpy, float64) of the rule used for ``dist``.
 
-    Uniform: ``(x (N, d), w (N,))`` on the box.  Gaussian: the 1-D rule
-    ``(z (n,), w (n,))`` for N(0, 1) used on each of the two axes.
+    A law with a projected rule (Gaussian): the 1-D rule ``(z (n,), w (n,))``
+    for N(0, 1) used on each of the two axes.  Otherwise its tensor rule
+    ``(x (N, d), w (N,))`` (Uniform: on the box).  A law with no rule (whose
+    risk is a Monte Carlo) raises :class:`~sideq.errors.SideqInputError`.
     """
-    if isinstance(dist, Uniform):
-        nodes01, w = _uniform_rule(dist)
-        return dist.low + nodes01 * (dist.high - dist.low), w
-    if isinstance(dist, Gaussian):
-        return _normal_rule(dist.nodes or _GAUSS_NODES)
-    raise SideqInputError(
-        f"dist: expected sideq.uniform(...) or sideq.gaussian(...), got {type(dist).__name__}"
-    )
+    check_law(dist)
+    if has_projection(dist):
+        return dist.projected_rule()
+    rule = dist.tensor_rule()
+    if rule is None:
+        raise _no_rule(dist)
+    return rule
+
+
+def _fixed_rule(dist, dtype):
+    """(x (N, d), w (N,)) in ``dtype``: the nodes of a law without a projected
+    rule (its tensor rule, else a fixed Monte Carlo sample with wᵢ = 1/N; see
+    the module docstring).  Traceable where the law's arrays are traced; the
+    standard nodes and draws are concrete."""
+    if is_location_scale(dist):
+        with jax.ensure_compile_time_eval():
+            rule = dist.standard_rule()
+            if rule is None:
+                t = dist.standard_sample(jax.random.PRNGKey(0), DEFAULT_SAMPLES, dtype)
+                w = jnp.full((DEFAULT_SAMPLES,), 1.0 / DEFAULT_SAMPLES, dtype)
+            else:
+                t, w = jnp.asarray(rule[0], dtype), jnp.asarray(rule[1], dtype)
+        shift, scale = dist.affine(dtype)
+        x = shift + t * scale if jnp.ndim(scale) == 1 else shift + t @ scale.T
+        return x, w
+    rule = dist.tensor_rule()
+    if rule is None:
+        with jax.ensure_compile_time_eval():
+            x = dist.sample(jax.random.PRNGKey(0), DEFAULT_SAMPLES, dtype)
+            return x, jnp.full((DEFAULT_SAMPLES,), 1.0 / DEFAULT_SAMPLES, dtype)
+    return jnp.asarray(rule[0], dtype), jnp.asarray(rule[1], dtype)
+
+
+def _n_fixed(dist) -> int:
+    """The number of nodes of :func:`_fixed_rule` (without building the draws)."""
+    rule = dist.standard_rule() if is_location_scale(dist) else dist.tensor_rule()
+    return DEFAULT_SAMPLES if rule is None else len(rule[1])
 
 
 def _solve_batch(model, theta, x, y0, backend, tol, maxiter) -> Equilibrium:
@@ -363,50 +374,34 @@ def empirical_objective(model: Model, x, y, *, backend="jaxopt", tol=None, maxit
     return objective
 
 
-def _uniform_nodes(model, theta, xi, dist: Uniform):
-    """(nodes x, weights, targets f(x)) of the uniform rule, in θ's dtype."""
-    nodes01, w = _uniform_rule(dist)
+def _rule_nodes(model, theta, xi, dist):
+    """(nodes x, weights, targets f(x)) of :func:`_fixed_rule`, in θ's dtype."""
     dtype = jnp.result_type(theta)
-    lo, hi = jnp.asarray(dist.low, dtype), jnp.asarray(dist.high, dtype)
-    x = lo + jnp.asarray(nodes01, dtype) * (hi - lo)
-    return x, jnp.asarray(w, dtype), targets(model, jnp.asarray(xi, dtype), x)
+    x, w = _fixed_rule(dist, dtype)
+    return x, w, targets(model, jnp.asarray(xi, dtype), x)
 
 
-def _population_uniform_solve(model, theta, xi, dist: Uniform, y0, backend, tol, maxiter):
-    """Equilibria at the nodes of the uniform rule: (nodes, weights, targets f, Equilibrium)."""
-    x, w, f = _uniform_nodes(model, theta, xi, dist)
+def _population_nodes_solve(model, theta, xi, dist, y0, backend, tol, maxiter):
+    """Equilibria at the fixed nodes: (nodes, weights, targets f, Equilibrium)."""
+    x, w, f = _rule_nodes(model, theta, xi, dist)
     return x, w, f, _solve_batch(model, theta, x, y0, backend, tol, maxiter)
 
 
-def _population_uniform(model, theta, xi, dist: Uniform, y0, backend, tol, maxiter):
-    _, w, f, sol = _population_uniform_solve(model, theta, xi, dist, y0, backend, tol, maxiter)
+def _population_nodes(model, theta, xi, dist, y0, backend, tol, maxiter):
+    _, w, f, sol = _population_nodes_solve(model, theta, xi, dist, y0, backend, tol, maxiter)
     return jnp.sum(w * (sol.y - f) ** 2), sol
 
 
-def _gaussian_uv(model, theta, xi, dist: Gaussian, z):
-    """Nodes (u_jk, v_j) of the 2-D rule for (u, v) = (θ1ᵀX + b, ξᵀX)."""
-    dtype = jnp.result_type(theta)
-    S = jnp.asarray(dist.cov_sqrt, dtype)
-    mu = jnp.asarray(dist.mean, dtype)
-    xi = jnp.asarray(xi, dtype)
+def _projected_uv(model, theta, xi, dist, z):
+    """Nodes (u_jk, v_j) of the law's 2-D rule for (u, v) = (θ1ᵀX + b, ξᵀX), in θ's dtype."""
     theta1, b, _ = model.split(theta)
-    p, q = S.T @ theta1, S.T @ xi
-    qn = jnp.sqrt(q @ q)
-    e = q / qn
-    c1 = p @ e
-    p_perp = p - c1 * e
-    eps = 4 * jnp.finfo(dtype).eps * qn
-    c2 = jnp.sqrt(p_perp @ p_perp + eps**2)
-    z = jnp.asarray(z, dtype)
-    u = theta1 @ mu + b + c1 * z[:, None] + c2 * z[None, :]
-    v = xi @ mu + qn * z
-    return u, v
+    return dist.project(theta1, b, xi, z, jnp.result_type(theta))
 
 
-def _population_gaussian(model, theta, xi, dist: Gaussian, y0, backend, tol, maxiter):
-    z, w = _normal_rule(dist.nodes or _GAUSS_NODES)
+def _population_projected(model, theta, xi, dist, y0, backend, tol, maxiter):
+    z, w = dist.projected_rule()
     dtype = jnp.result_type(theta)
-    u, v = _gaussian_uv(model, theta, xi, dist, z)
+    u, v = _projected_uv(model, theta, xi, dist, z)
     # y_θ(x) = Y(u): the same DEQ in one dimension with θ = (1, θ2) and input u.
     reduced = Model(model.activation, False, model.kind)
     theta_r = jnp.stack([jnp.ones((), dtype), theta[-1]])
@@ -420,17 +415,6 @@ def _population_gaussian(model, theta, xi, dist: Gaussian, y0, backend, tol, max
 def _closed_form(model: Model, quadrature: bool) -> bool:
     """Whether the population risk of ``model`` is taken in closed form (Eq. (5))."""
     return model.is_linear and not quadrature
-
-
-def _law_moments(dist, dtype):
-    """(E[X] (d,), L) with L Lᵀ = Cov(X), in ``dtype``: for Unif(∏[lᵢ, hᵢ]) L is
-    diagonal, returned as its diagonal (hᵢ − lᵢ)/√12 (d,); for N(μ, Σ) it is
-    the law's ``cov_sqrt`` (d, d).  Traceable: a law passed into jit has
-    traced arrays."""
-    if isinstance(dist, Uniform):
-        lo, hi = jnp.asarray(dist.low, dtype), jnp.asarray(dist.high, dtype)
-        return (lo + hi) / 2, (hi - lo) / math.sqrt(12.0)
-    return jnp.asarray(dist.mean, dtype), jnp.asarray(dist.cov_sqrt, dtype)
 
 
 def _linear_risk(model: Model, theta, xi, dist):
@@ -465,7 +449,7 @@ def _linear_risk(model: Model, theta, xi, dist):
     dtype = jnp.result_type(theta)
     theta = jnp.asarray(theta, dtype)
     xi = jnp.asarray(xi, dtype)
-    mean, chol = _law_moments(dist, dtype)
+    mean, chol = dist.moments(dtype)  # (L = chol: (d,) for a diagonal L, else (d, d))
     s = model.activation.slope_max
     c = model.activation(jnp.zeros((), dtype))
     theta1, b, theta2 = model.split(theta)
@@ -474,7 +458,7 @@ def _linear_risk(model: Model, theta, xi, dist):
     k_safe = jnp.where(singular, jnp.ones((), dtype), k)
     e = s * theta1 / k_safe - s * xi
     beta = (s * b + c) / k_safe - c
-    spread = chol * e if isinstance(dist, Uniform) else chol.T @ e
+    spread = chol * e if jnp.ndim(chol) == 1 else chol.T @ e
     mean_error = mean @ e + beta  # E[y_θ(X) − f(X)]
     risk = spread @ spread + mean_error * mean_error
     nan_or_zero = jnp.where(singular, jnp.nan, 0).astype(dtype)
@@ -521,12 +505,13 @@ def n_nodes(dist, model: Model | None = None, *, quadrature: bool = False) -> in
 
     1 for the linear DEQ in closed form (``model`` given, linear, and not
     ``quadrature``); otherwise the number of quadrature nodes of ``dist``
-    (also when ``model`` is None)."""
+    (also when ``model`` is None), or of Monte Carlo inputs for a law with no
+    rule."""
     if model is not None and _closed_form(model, quadrature):
         return 1
-    if isinstance(dist, Uniform):
-        return len(_uniform_rule(dist)[1])
-    return len(_normal_rule(dist.nodes or _GAUSS_NODES)[0]) ** 2
+    if has_projection(dist):
+        return len(dist.projected_rule()[0]) ** 2
+    return _n_fixed(dist)
 
 
 def population_objective(model: Model, xi, dist, *, backend="jaxopt", tol=None, maxiter=100, route="auto",
@@ -541,21 +526,21 @@ def population_objective(model: Model, xi, dist, *, backend="jaxopt", tol=None, 
     ``objective.descent_terms`` gives a descent step's terms from it, for any
     backend.
 
-    Otherwise by quadrature: ``y0`` has shape ``(n_nodes(dist),)``, one warm
-    start per quadrature node.  For a uniform law ``objective.value_and_grad``
-    gives the gradient in closed form and ``objective.descent_terms`` a descent
-    step's terms, as for :func:`empirical_objective` (the Gaussian rule's nodes
-    move with θ, so there the gradient is taken by implicit differentiation).
+    Otherwise by quadrature (or, for a law with no rule, a fixed Monte Carlo
+    sample): ``y0`` has shape ``(n_nodes(dist),)``, one warm start per node.
+    Where the nodes are fixed (every law without a projected rule, e.g. the
+    uniform) ``objective.value_and_grad`` gives the gradient in closed form and
+    ``objective.descent_terms`` a descent step's terms, as for
+    :func:`empirical_objective` (the projected rule's nodes move with θ, so
+    there the gradient is taken by implicit differentiation).
     ``quadrature=True`` takes this route for the linear DEQ too (tests).
     """
-    if not isinstance(dist, (Uniform, Gaussian)):
-        raise SideqInputError(
-            f"dist: expected sideq.uniform(...) or sideq.gaussian(...), got {type(dist).__name__}"
-        )
+    check_law(dist)
     _check_route(route, model)
     if _closed_form(model, quadrature):
         return _linear_objective(model, xi, dist)
-    impl = _population_uniform if isinstance(dist, Uniform) else _population_gaussian
+    projected = has_projection(dist)
+    impl = _population_projected if projected else _population_nodes
 
     def tol_for(theta):
         return default_tol(jnp.result_type(theta)) if tol is None else tol
@@ -563,9 +548,9 @@ def population_objective(model: Model, xi, dist, *, backend="jaxopt", tol=None, 
     def objective(theta, y0):
         return impl(model, theta, xi, dist, y0, backend, tol_for(theta), maxiter)
 
-    if isinstance(dist, Uniform):
+    if not projected:
         def value_and_grad(theta, y0):
-            x, w, f, sol = _population_uniform_solve(
+            x, w, f, sol = _population_nodes_solve(
                 model, theta, xi, dist, y0, backend, tol_for(theta), maxiter)
             loss, grad = _closed_form_gradient(model, theta, x, f, w, sol)
             return (loss, sol), grad
@@ -573,7 +558,7 @@ def population_objective(model: Model, xi, dist, *, backend="jaxopt", tol=None, 
         objective.value_and_grad = value_and_grad
         if backend == "jaxopt" and maxiter >= 2:
             def descent_terms(theta, y0):
-                x, w, f = _uniform_nodes(model, theta, xi, dist)
+                x, w, f = _rule_nodes(model, theta, xi, dist)
                 tol_ = tol_for(theta)
                 solve = lambda th, start: _solve_batch(model, th, x, start, backend, tol_, maxiter)  # noqa: E731
                 return _descent_terms(model, theta, x, f, w, y0, tol_, maxiter, solve, route)
@@ -590,15 +575,15 @@ def initial_nodes_y0(model: Model, theta, xi, dist, *, quadrature: bool = False)
     objective does not use it)."""
     dtype = jnp.result_type(theta)
     if _closed_form(model, quadrature):
-        mean, _ = _law_moments(dist, dtype)
+        mean, _ = dist.moments(dtype)
         return jnp.reshape(_default_y0(model, jnp.asarray(theta, dtype), mean), (1,))
-    if isinstance(dist, Uniform):
-        nodes01, _ = _uniform_rule(dist)
-        x = jnp.asarray(dist.low + nodes01 * (dist.high - dist.low), dtype)
-        return _default_y0(model, theta, x)
-    z, _ = _normal_rule(dist.nodes or _GAUSS_NODES)
-    u, _ = _gaussian_uv(model, theta, xi, dist, z)
-    return model.activation(u.reshape(-1))
+    if has_projection(dist):
+        z, _ = dist.projected_rule()
+        u, _ = _projected_uv(model, theta, xi, dist, z)
+        return model.activation(u.reshape(-1))
+    rule = dist.tensor_rule()
+    x = _fixed_rule(dist, dtype)[0] if rule is None else jnp.asarray(rule[0], dtype)
+    return _default_y0(model, theta, x)
 
 
 # ----------------------------------------------------------------------------
@@ -714,7 +699,9 @@ def population_risk(model: Model, theta, xi, dist, *, backend: str = "jaxopt",
                     tol: float | None = None, maxiter: int = 100, quadrature: bool = False):
     r"""R(θ, ξ) = E[(y_θ(X) − f(X))²] (see the module docstring).
 
-    ``dist`` is ``sideq.uniform(low, high, d)`` or ``sideq.gaussian(mean, cov)``.
+    ``dist`` is a law of X: ``sideq.uniform(low, high, d)``,
+    ``sideq.gaussian(mean, cov)`` or any object with :mod:`sideq.data`'s
+    protocol (a law with no quadrature rule gets a fixed-sample Monte Carlo).
     For the linear DEQ it is Eq. (5) in closed form,
     (φ − ξ)ᵀE[XXᵀ](φ − ξ) with φ = θ1/(1 − θ2) (plus 2β(φ − ξ)ᵀE[X] + β²,
     β = b/(1 − θ2), with a bias), from the first two moments of X; no
@@ -738,15 +725,13 @@ def population_risk(model: Model, theta, xi, dist, *, backend: str = "jaxopt",
                                   "set them on the model (sideq.deq(..., solver=, tol=, maxiter=))")
         return general_population_risk(model, theta, xi, dist, route="quadrature" if quadrature else None)
     _check_backend(backend)
-    if not isinstance(dist, (Uniform, Gaussian)):
-        raise SideqInputError(
-            f"dist: expected sideq.uniform(...) or sideq.gaussian(...), got {type(dist).__name__}"
-        )
+    check_law(dist)
     xi = _check_xi(xi, dist.d)
     theta = _check_model_theta(model, theta, dist.d, "the law of X")
     xc = _concrete(xi)
-    if isinstance(dist, Gaussian) and xc is not None:
-        q = np.asarray(dist.cov_sqrt).T @ xc
+    if has_projection(dist) and xc is not None:  # (the projected rule divides by ‖Lᵀξ‖)
+        chol = dist.moments()[1]
+        q = chol * xc if chol.ndim == 1 else chol.T @ xc
         if float(q @ q) == 0.0:
             raise SideqInputError("xi: xi' cov xi = 0, so the target is constant under this law; choose another xi or cov")
     dtype = jnp.result_type(theta, xi)

@@ -811,3 +811,19 @@ def test_linear_descent_and_flow_through_the_closed_form():
         alpha = math.copysign(r, 1 - theta0[1]) / math.sqrt(5.0)
         np.testing.assert_allclose(np.asarray(traj.theta[-1]), [2 * alpha, 1 - alpha], rtol=0, atol=1e-9)
         assert float(np.max(np.asarray(traj.drift))) <= 1e-11
+
+
+def test_uniform_beyond_its_rules_is_a_fixed_monte_carlo():
+    """Unif in d > 5 without nodes has no tensor rule: the scalar models' risk
+    takes the fixed-sample Monte Carlo (DEFAULT_SAMPLES inputs) of the law
+    protocol, and quadrature_rule refuses it in one line; nodes= gives a rule."""
+    from sideq.general_risk import DEFAULT_SAMPLES
+    from sideq.risk import n_nodes, quadrature_rule
+
+    six = sideq.uniform(0.0, 1.0, 6)
+    assert n_nodes(six) == n_nodes(six, sideq.single_index("tanh")) == DEFAULT_SAMPLES
+    assert n_nodes(six, sideq.linear()) == 1  # (Eq. (5) from the moments)
+    _raises("dist:", lambda: quadrature_rule(six))
+    x, w = quadrature_rule(sideq.uniform(0.0, 1.0, 6, nodes=2))
+    assert x.shape == (64, 6) and float(w.sum()) == pytest.approx(1.0, rel=1e-15)
+    assert float(w @ x[:, 0] ** 3) == pytest.approx(0.25, rel=1e-14)  # 2 Gauss-Legendre nodes: exact to degree 3

@@ -42,7 +42,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from sideq.data import Uniform, second_moment
-from sideq.risk import _normal_rule, quadrature_rule
+from sideq.data import normal_rule as _normal_rule
+from sideq.risk import quadrature_rule
 from sideq.scalar import solve
 
 __all__ = [

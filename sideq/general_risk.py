@@ -13,8 +13,11 @@ the scalar library's risks, Section 2).
 
 Three routes (:data:`ROUTES`), chosen by :func:`population_risk` unless asked:
 
-* ``"closed_form"`` (:func:`~sideq.general.multi_linear`, X ~ Unif(box) or
-  N(μ, Σ), any d): the equilibrium y = (I − W2)⁻¹(W1 x + b) is affine in x, so
+The law of X enters through :mod:`sideq.data`'s protocol only (its members,
+never its class), so a new law in :mod:`sideq.data` works here unchanged.
+
+* ``"closed_form"`` (:func:`~sideq.general.multi_linear`, any law, any d,
+  from the law's ``moments()``): the equilibrium y = (I − W2)⁻¹(W1 x + b) is affine in x, so
   with A = (I − W2)⁻¹W1, β = (I − W2)⁻¹b (β = 0 without a bias), M = E[XXᵀ]
   and μ = E[X] (Eq. (5) with k outputs)
 
@@ -26,15 +29,17 @@ Three routes (:data:`ROUTES`), chosen by :func:`population_risk` unless asked:
   its derivatives are NaN; with concrete params the public functions raise
   :class:`~sideq.errors.SingularModelError` instead, as
   :func:`sideq.risk.population_risk` does for θ2 = 1.
-* ``"quadrature"`` (d ≤ 3, at most :data:`MAX_NODES` nodes): a tensor rule
-  in x, one equilibrium solved at every node (:func:`sideq.general.solve`
-  under ``vmap``, differentiable by Eq. (1)).  Unif(∏[lᵢ, hᵢ]):
-  Gauss–Legendre per axis, 128, 64, 24 nodes per axis for d = 1, 2, 3 (the
-  scalar library's rule).  N(μ, Σ): x = μ + S z with S Sᵀ = Σ and z on a
-  tensor grid of the composite Gauss–Legendre rule for N(0, 1) (12-node
-  panels on [−9, 9], as in :mod:`sideq.risk`; on [−6, 6] in d = 3, dropping
-  the mass 2e-9 beyond), 144, 144, 48 nodes per axis for d = 1, 2, 3
-  (rounded up to whole panels).  Composite rather than Gauss–Hermite: for
+* ``"quadrature"`` (d ≤ 3 or the law's ``nodes`` given, at most
+  :data:`MAX_NODES` nodes): the law's tensor rule in x, one equilibrium
+  solved at every node (:func:`sideq.general.solve` under ``vmap``,
+  differentiable by Eq. (1)).  A location–scale law's rule is its standard
+  rule mapped by x = shift + scale·t inside the compiled program.
+  Unif(∏[lᵢ, hᵢ]): Gauss–Legendre per axis, 128, 64, 24 nodes per axis for
+  d = 1, 2, 3 (the scalar library's rule).  N(μ, Σ): x = μ + S z with
+  S Sᵀ = Σ and z on a tensor grid of the composite Gauss–Legendre rule for
+  N(0, 1) (:func:`sideq.data.normal_rule`: 12-node panels on [−9, 9]; on
+  [−6, 6] in d = 3, dropping the mass 2e-9 beyond), 144, 144, 48 nodes per
+  axis for d = 1, 2, 3 (rounded up to whole panels).  Composite rather than Gauss–Hermite: for
   E[(tanh(aZ + c) − tanh(bZ))²] with a = 2, b = 1.5 Gauss–Hermite with 96
   nodes is off by 4e-6, the composite rule with 96 by 1e-8 and with 144 by
   6e-11.  The error grows with the steepness of σ(W1 x): in d = 3 the
@@ -42,11 +47,13 @@ Three routes (:data:`ROUTES`), chosen by :func:`population_risk` unless asked:
   W1 of norm 2.1 and 2.4; ``nodes=`` on the law sets the nodes per axis.
   The nodes do not depend on params, so ∇R is the weighted sum of the
   equilibria's gradients.
-* ``"monte_carlo"`` (larger d, or ``samples=`` given): the mean of
-  ‖y(xᵢ) − f(xᵢ)‖² over ``samples`` inputs xᵢ = low + (high − low)·uᵢ with
-  u = ``jax.random.uniform(PRNGKey(key), (samples, d))``, or xᵢ = μ + S zᵢ with
-  z = ``jax.random.normal(PRNGKey(key), (samples, d))`` (in the params'
-  dtype), and its standard error s/√n
+* ``"monte_carlo"`` (larger d, a law with no tensor rule, or ``samples=``
+  given): the mean of ‖y(xᵢ) − f(xᵢ)‖² over ``samples`` inputs, the law's
+  ``sample(PRNGKey(key), samples, dtype)`` in the params' dtype (for a
+  location–scale law its ``standard_sample`` mapped by the affine map:
+  xᵢ = low + (high − low)·uᵢ with u = ``jax.random.uniform(PRNGKey(key),
+  (samples, d))``, or xᵢ = μ + S zᵢ with z = ``jax.random.normal(...)``),
+  and its standard error s/√n
   (:func:`population_risk_estimate`).  The same samples at every params: a
   smooth, deterministic function of params (common random numbers).
 
@@ -58,7 +65,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from collections.abc import Mapping
 from typing import NamedTuple
 
@@ -67,7 +73,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sideq import general
-from sideq.data import Gaussian, Uniform
+from sideq.data import check_law, is_location_scale
 from sideq.errors import SideqInputError, SingularModelError
 from sideq.status import Status, is_success
 
@@ -79,15 +85,7 @@ __all__ = [
 ROUTES = ("closed_form", "quadrature", "monte_carlo")
 MAX_NODES = 2**18  # the most equilibria a quadrature rule may ask for
 DEFAULT_SAMPLES = 2**15  # Monte Carlo inputs where no quadrature rule applies
-_UNIFORM_NODES = {1: 128, 2: 64, 3: 24}  # Gauss–Legendre nodes per axis
-_GAUSS_NODES = {1: 144, 2: 144, 3: 48}  # composite rule for N(0, 1), nodes per axis
-_PANEL_NODES = 12
-# the composite rule's interval [-L, L] per d: P(|Z| > 9) = 2e-19; in d = 3 the
-# 48 nodes go to [-6, 6] (P(|Z| > 6) = 2e-9), whose narrower panels resolve a
-# steep σ better: relative errors 7e-10 and 7.5e-7 against 1.4e-6 and 1.3e-5
-# on [-9, 9], for two tanh models with k = 2 (rows of W1 of norm up to 0.9
-# and 2.4), measured against 120 nodes per axis on [-7, 7]
-_NORMAL_HALF_WIDTH = {1: 9.0, 2: 9.0, 3: 6.0}
+QUADRATURE_DIMS = 3  # by default the tensor rule up to this d (the laws' rules: sideq.data)
 
 
 class RiskEstimate(NamedTuple):
@@ -112,70 +110,67 @@ class _Plan:
     """The static part of a risk evaluation: the route and its size."""
 
     route: str
-    per_axis: int = 0  # quadrature nodes per axis
+    nodes: int = 0  # quadrature nodes
     samples: int = 0  # Monte Carlo inputs
     key: int = 0  # Monte Carlo seed
 
-    def n_nodes(self, d: int) -> int:
-        if self.route == "quadrature":
-            return self.per_axis**d
-        return self.samples if self.route == "monte_carlo" else 0
+    @property
+    def n_nodes(self) -> int:
+        return {"quadrature": self.nodes, "monte_carlo": self.samples}.get(self.route, 0)
 
 
 # ----------------------------------------------------------------------------
-# Rules.
+# The law's points.
 
 
-def _normal_rule(n, half_width):
-    """(z, w) with Σ w h(z) ≈ E[h(Z) 1{|Z| ≤ L}], Z ~ N(0, 1), L = ``half_width``:
-    ceil(n/12) panels of 12 Gauss–Legendre nodes on [−L, L], weights times
-    the density."""
-    panels = max(1, math.ceil(n / _PANEL_NODES))
-    t, wt = np.polynomial.legendre.leggauss(_PANEL_NODES)
-    edges = np.linspace(-half_width, half_width, panels + 1)
-    half = (edges[1:] - edges[:-1]) / 2
-    mid = (edges[1:] + edges[:-1]) / 2
-    z = (mid[:, None] + half[:, None] * t[None, :]).ravel()
-    w = (half[:, None] * wt[None, :]).ravel() * np.exp(-z**2 / 2) / math.sqrt(2 * math.pi)
-    return z, w
+class _Static:
+    """A location–scale law keyed by what its standard rule and draws depend on
+    (its class and static fields: the pytree structure, d and nodes), for the
+    caches below; the arrays do not enter."""
+
+    def __init__(self, dist):
+        leaves, treedef = jax.tree_util.tree_flatten(dist)
+        self.key = (type(dist), treedef, dist.d, getattr(dist, "nodes", 0))
+        if any(isinstance(leaf, jax.core.Tracer) for leaf in leaves):
+            # (a law traced by jit: kept with zeros for its arrays, which the
+            # standard rule and draws do not read, so that no tracer is cached)
+            dist = treedef.unflatten([np.zeros(np.shape(leaf), leaf.dtype) for leaf in leaves])
+        self.dist = dist
+
+    def __hash__(self):
+        return hash(self.key)
+
+    def __eq__(self, other):
+        return isinstance(other, _Static) and self.key == other.key
 
 
-def _axis_rule(kind, d, n):
-    """The 1-D rule (t, w) of the law class ``kind``: t on [0, 1] (Uniform) or in z (Gaussian)."""
-    if kind is Uniform:
-        t, w = np.polynomial.legendre.leggauss(n)
-        return (t + 1) / 2, w / 2
-    return _normal_rule(n, _NORMAL_HALF_WIDTH.get(d, 6.0))
+@functools.lru_cache(maxsize=16)
+def _standard_rule(law: _Static):
+    return law.dist.standard_rule()
 
 
-def _tensor_rule(kind, d, n):
-    """Standard nodes (N, d) and weights (N,) of the tensor rule with ``n``
-    nodes per axis for the law class ``kind`` in ``d`` dimensions, numpy float64."""
-    t, w = _axis_rule(kind, d, n)
-    grids = np.meshgrid(*([t] * d), indexing="ij")
-    nodes = np.stack([g.ravel() for g in grids], axis=1)
-    weights = np.ones(1)
-    for _ in range(d):
-        weights = np.multiply.outer(weights, w).ravel()
-    return nodes, weights
+def _tensor_rule(dist):
+    """The rule the quadrature route uses, or None: a location–scale law's
+    standard rule (cached), else its tensor rule in x."""
+    return _standard_rule(_Static(dist)) if is_location_scale(dist) else dist.tensor_rule()
 
 
 def _affine_map(dist, dtype):
     """(shift (d,), scale (d, d)) with x = shift + scale·t for the standard
-    point t: lo + diag(hi − lo) t on [0, 1]^d, or μ + S z (traceable).  Both
-    laws reach the compiled programs as these two arrays, so they share them."""
-    if isinstance(dist, Uniform):
-        lo, hi = jnp.asarray(dist.low, dtype), jnp.asarray(dist.high, dtype)
-        return lo, jnp.diag(hi - lo)
-    return jnp.asarray(dist.mean, dtype), jnp.asarray(dist.cov_sqrt, dtype)
+    point t (traceable): the law's ``affine`` (a diagonal scale as a matrix),
+    or (0, I) for a law without the location–scale form, whose points are in
+    x already.  Every law reaches the compiled programs as these two arrays,
+    so they share them."""
+    if not is_location_scale(dist):
+        return jnp.zeros((dist.d,), dtype), jnp.eye(dist.d, dtype=dtype)
+    shift, scale = dist.affine(dtype)
+    return shift, jnp.diag(scale) if jnp.ndim(scale) == 1 else scale
 
 
 def _law_moments(dist, dtype):
-    """(E[X], L) with L Lᵀ = Cov(X), L (d, d) (diagonal for Unif)."""
-    if isinstance(dist, Uniform):
-        lo, hi = jnp.asarray(dist.low, dtype), jnp.asarray(dist.high, dtype)
-        return (lo + hi) / 2, jnp.diag((hi - lo) / math.sqrt(12.0))
-    return jnp.asarray(dist.mean, dtype), jnp.asarray(dist.cov_sqrt, dtype)
+    """(E[X], L) with L Lᵀ = Cov(X), L (d, d) (a diagonal L as a matrix)."""
+    mean, chol = dist.moments(dtype)
+    return mean, jnp.diag(chol) if jnp.ndim(chol) == 1 else chol
 
 
 # ----------------------------------------------------------------------------
@@ -233,22 +228,27 @@ _closed_form_jit = jax.jit(_closed_form, static_argnames=("model",))
 _weighted_jit = jax.jit(_weighted, static_argnames=("model",))
 
 
-@functools.lru_cache(maxsize=16)
-def _standard_points(plan: _Plan, uniform_law: bool, d: int, dtype_name: str):
-    """(standard nodes or draws (N, d), weights (N,), sampled) for ``plan``,
-    made once per plan and passed to the compiled program as arguments (a
-    constant inside it would be folded by XLA at every compile).  Concrete
-    even when called under a trace, so they can be cached."""
-    dtype = jnp.dtype(dtype_name)
+def _points(plan: _Plan, dist, dtype):
+    """(nodes or draws (N, d), weights (N,), sampled) for ``plan``: the rule's
+    nodes or the law's draws (standard ones for a location–scale law), in
+    ``dtype``, passed to the compiled program as arguments (a constant inside
+    it would be folded by XLA at every compile)."""
     with jax.ensure_compile_time_eval():
         if plan.route == "quadrature":
-            kind = Uniform if uniform_law else Gaussian
-            nodes, w = _tensor_rule(kind, d, plan.per_axis)
+            nodes, w = _tensor_rule(dist)
             return jnp.asarray(nodes, dtype), jnp.asarray(w, dtype), jnp.zeros((), dtype)
         key = jax.random.PRNGKey(plan.key)
-        draw = jax.random.uniform if uniform_law else jax.random.normal
         n = plan.samples
-        return draw(key, (n, d), dtype), jnp.full((n,), 1.0 / n, dtype), jnp.ones((), dtype)
+        draw = dist.standard_sample if is_location_scale(dist) else dist.sample
+        return draw(key, n, dtype), jnp.full((n,), 1.0 / n, dtype), jnp.ones((), dtype)
+
+
+@functools.lru_cache(maxsize=16)
+def _standard_points(plan: _Plan, law: _Static, dtype_name: str):
+    """:func:`_points` of a location–scale law, made once per plan and law
+    class: they depend on neither the law's arrays nor params, so they are
+    concrete even when called under a trace, and can be cached."""
+    return _points(plan, law.dist, jnp.dtype(dtype_name))
 
 
 def _evaluate(model, plan, params, xi, dist):
@@ -256,8 +256,11 @@ def _evaluate(model, plan, params, xi, dist):
     dtype = jnp.result_type(params["W1"])
     if plan.route == "closed_form":
         return _closed_form_jit(model, params, xi, *_law_moments(dist, dtype))
-    standard, w, sampled = _standard_points(plan, isinstance(dist, Uniform), dist.d, jnp.dtype(dtype).name)
-    return _weighted_jit(model, params, xi, *_affine_map(dist, dtype), standard, w, sampled)
+    if is_location_scale(dist):
+        points = _standard_points(plan, _Static(dist), jnp.dtype(dtype).name)
+    else:
+        points = _points(plan, dist, dtype)
+    return _weighted_jit(model, params, xi, *_affine_map(dist, dtype), *points)
 
 
 # ----------------------------------------------------------------------------
@@ -278,10 +281,7 @@ def _check_model_dist(model, dist):
             f"model: {model.name!r} is a general DEQ with no target f(x); the population risk needs "
             "sideq.general.multi_linear(k) or multi_index(sigma, k)"
         )
-    if not isinstance(dist, (Uniform, Gaussian)):
-        raise SideqInputError(
-            f"dist: expected sideq.uniform(...) or sideq.gaussian(...), got {type(dist).__name__}"
-        )
+    check_law(dist)
 
 
 def _check_xi(model, xi, d):
@@ -370,10 +370,13 @@ def _plan(model, dist, route, samples, key) -> _Plan:
         return _Plan("monte_carlo", samples=samples, key=key)
     if route is not None and route not in ROUTES:
         raise SideqInputError(f"route: expected one of {ROUTES} (or None to choose), got {route!r}")
+    asked = getattr(dist, "nodes", 0)  # nodes per axis given to the law (0: its default)
     if route is None:
         if model.kind == "multi_linear":
             return _Plan("closed_form")
-        route = "quadrature" if dist.nodes or dist.d in _UNIFORM_NODES else "monte_carlo"
+        route = "quadrature" if asked or dist.d <= QUADRATURE_DIMS else "monte_carlo"
+        if route == "quadrature" and asked**dist.d <= MAX_NODES and _tensor_rule(dist) is None:
+            route = "monte_carlo"  # (a law with no rule)
     if route == "closed_form":
         if model.kind != "multi_linear":
             raise SideqInputError(
@@ -383,16 +386,20 @@ def _plan(model, dist, route, samples, key) -> _Plan:
         return _Plan("closed_form")
     if route == "monte_carlo":
         return _Plan("monte_carlo", samples=DEFAULT_SAMPLES, key=key)
-    defaults = _UNIFORM_NODES if isinstance(dist, Uniform) else _GAUSS_NODES
-    per_axis = dist.nodes or defaults.get(dist.d, 0)
-    if isinstance(dist, Gaussian):  # (whole panels of the composite rule)
-        per_axis = _PANEL_NODES * math.ceil(per_axis / _PANEL_NODES)
-    if per_axis == 0 or per_axis**dist.d > MAX_NODES:
+    # (the nodes asked for are checked before the rule is built: n**d nodes)
+    rule = None if asked**dist.d > MAX_NODES else _tensor_rule(dist)
+    if rule is None and asked**dist.d <= MAX_NODES:
         raise SideqInputError(
-            f"dist: a tensor rule in d = {dist.d} with {per_axis or 'the default'} nodes per axis exceeds "
+            f"dist: {type(dist).__name__} has no tensor rule in d = {dist.d} (no default nodes per axis there); "
+            f"pass a law with nodes=n (n**d <= {MAX_NODES}) or samples=N for Monte Carlo"
+        )
+    count = MAX_NODES + 1 if rule is None else len(rule[1])
+    if count > MAX_NODES:
+        raise SideqInputError(
+            f"dist: a tensor rule in d = {dist.d} with {asked or 'the default'} nodes per axis exceeds "
             f"{MAX_NODES} equilibria; pass a law with nodes=n (n**d <= {MAX_NODES}) or samples=N for Monte Carlo"
         )
-    return _Plan("quadrature", per_axis=per_axis)
+    return _Plan("quadrature", nodes=count)
 
 
 def _checked(model, params, xi, dist, route, samples, key):
@@ -420,7 +427,7 @@ def route_for(model, dist, *, samples: int | None = None, route: str | None = No
 def n_nodes(model, dist, *, samples: int | None = None, route: str | None = None) -> int:
     """The number of equilibria one evaluation solves (0 for the closed form)."""
     _check_model_dist(model, dist)
-    return _plan(model, dist, route, samples, 0).n_nodes(dist.d)
+    return _plan(model, dist, route, samples, 0).n_nodes
 
 
 def population_risk_estimate(model, params, xi, dist, *, samples: int | None = None, key: int = 0,
@@ -431,13 +438,16 @@ def population_risk_estimate(model, params, xi, dist, *, samples: int | None = N
       model: :func:`sideq.general.multi_linear` or :func:`sideq.general.multi_index`.
       params: ``{"W1": (k, d), "W2": (k, k)}`` (+ ``"b": (k,)`` with a bias).
       xi: Ξ, shape (k, d): the target f(x) = Ξx or σ(Ξx).
-      dist: ``sideq.uniform(low, high, d)`` or ``sideq.gaussian(mean, cov)``.
+      dist: a law of X: ``sideq.uniform(low, high, d)``,
+        ``sideq.gaussian(mean, cov)`` or any object with :mod:`sideq.data`'s
+        protocol.
       samples: Monte Carlo with this many inputs (≥ 2) instead of the
         closed form or the quadrature.
       key: the Monte Carlo seed (an integer; the same samples at every params).
       route: ``"closed_form"``, ``"quadrature"`` or ``"monte_carlo"`` to force
         a route (None: the closed form for multi_linear, the quadrature for
-        d ≤ 3, else Monte Carlo with :data:`DEFAULT_SAMPLES` inputs).
+        d ≤ 3 or a law given ``nodes``, else, or for a law with no tensor
+        rule, Monte Carlo with :data:`DEFAULT_SAMPLES` inputs).
 
     Returns:
       A :class:`RiskEstimate` ``(value, stderr, n_nodes, route)``; ``stderr``
@@ -450,7 +460,7 @@ def population_risk_estimate(model, params, xi, dist, *, samples: int | None = N
     """
     plan, params, xi = _checked(model, params, xi, dist, route, samples, key)
     value, stderr = _evaluate(model, plan, params, xi, dist)
-    return RiskEstimate(value, stderr, plan.n_nodes(dist.d), plan.route)
+    return RiskEstimate(value, stderr, plan.n_nodes, plan.route)
 
 
 def population_risk(model, params, xi, dist, *, samples: int | None = None, key: int = 0,
@@ -494,5 +504,5 @@ def population_objective(model, xi, dist, *, samples: int | None = None, key: in
 
     objective.estimate = estimate
     objective.route = plan.route
-    objective.n_nodes = plan.n_nodes(dist.d)
+    objective.n_nodes = plan.n_nodes
     return objective

@@ -198,6 +198,13 @@ def test_routes_chosen():
     assert general_risk.n_nodes(TANH, sideq.gaussian(0.0, 1.0, 4)) == general_risk.DEFAULT_SAMPLES
     assert general_risk.route_for(TANH, LAWS["uniform"](), samples=100) == "monte_carlo"
     assert general_risk.route_for(LINEAR, LAWS["uniform"](), route="quadrature") == "quadrature"
+    # a forced quadrature takes the law's own rule where it has one (Unif: 12 per axis
+    # in d = 4), and where it has none is refused in one line naming the law
+    assert general_risk.n_nodes(TANH, sideq.uniform(0, 1, 4), route="quadrature") == 12**4
+    assert general_risk.n_nodes(TANH, sideq.gaussian(0.0, 1.0, 4, nodes=5), route="quadrature") == 12**4
+    with pytest.raises(SideqInputError) as err:
+        general_risk.route_for(TANH, sideq.gaussian(0.0, 1.0, 4), route="quadrature")
+    assert "Gaussian has no tensor rule in d = 4" in _one_line(err, "dist:")
 
 
 def test_sideq_risks_dispatch_a_deq():

@@ -1,10 +1,11 @@
-"""Laws of X (uniform, gaussian), the shared quadrature rules, sampling,
-E[XXᵀ] and load_data.
+"""Laws of X (uniform, gaussian, and a law written here from the protocol),
+the shared quadrature rules, sampling, E[XXᵀ] and load_data.
 
-References are analytic moments, scipy and numpy-written files; nothing here
-reuses sideq to build an expected value.
+References are analytic moments, scipy, numpy Monte Carlo and numpy-written
+files; nothing here reuses sideq to build an expected value.
 """
 
+import dataclasses
 import math
 
 import jax
@@ -13,6 +14,8 @@ import numpy as np
 import pytest
 
 import sideq
+from sideq import general, general_risk
+from sideq.data import as_array
 
 
 def _raises(prefix, fn, exc=sideq.SideqInputError):
@@ -181,14 +184,8 @@ def test_check_law_and_describe():
         "law": "uniform", "nodes": 8, "law_params": {"low": [0.0, 0.0], "high": [1.0, 1.0]}}
     assert sideq.data.describe(sideq.gaussian([1.0, 0.0], 2.0)) == {
         "law": "gaussian", "nodes": 0, "law_params": {"mean": [1.0, 0.0], "cov": [[2.0, 0.0], [0.0, 2.0]]}}
-
-
-# ---------------------------------------------------------------------------
-# load_data.
-
-RNG = np.random.default_rng(0)
-X2 = RNG.normal(size=(6, 2))
-Y6 = RNG.normal(size=6)
+    assert sideq.data.describe(LAPLACE) == {
+        "law": "laplace", "nodes": 0, "law_params": {"loc": [0.3, -0.2], "scale": [0.5, 0.8]}}
 
 
 @pytest.mark.parametrize("law", ["uniform", "gaussian"])
@@ -212,6 +209,152 @@ def test_builtin_laws_moments_and_tensor_rules(law):
     t, wt = dist.standard_rule()
     np.testing.assert_array_equal(wt, w)
     np.testing.assert_allclose(shift + (t * scale if scale.ndim == 1 else t @ scale.T), x, rtol=1e-15, atol=1e-15)
+
+
+# ---------------------------------------------------------------------------
+# A new law, written here from the protocol of sideq.data alone: the risks,
+# the scalar models' and the multi-neuron DEQs', take it without a change.
+
+LAGUERRE = 12  # Gauss–Laguerre nodes per half-axis: 24 nodes per axis, 576 in d = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class Laplace:
+    """X with independent coordinates Xᵢ ~ Laplace(locᵢ, scaleᵢ) (density
+    e^{−|x − loc|/b}/(2b)); ``rule=False`` leaves it without a tensor rule."""
+
+    loc: np.ndarray
+    scale: np.ndarray
+    rule: bool = True
+
+    @property
+    def d(self):
+        return int(np.shape(self.loc)[0])
+
+    def moments(self, dtype=None):  # Var Xᵢ = 2bᵢ²
+        return as_array(self.loc, dtype), as_array(self.scale, dtype) * math.sqrt(2.0)
+
+    def sample(self, key, n, dtype):
+        t = jax.random.laplace(key, (n, self.d), dtype)
+        return jnp.asarray(self.loc, dtype) + jnp.asarray(self.scale, dtype) * t
+
+    def tensor_rule(self):
+        if not self.rule:
+            return None
+        # E[h(T)], T ~ Laplace(0, 1): ½∫₀^∞ (h(s) + h(−s)) e^{−s} ds by Gauss–Laguerre
+        s, ws = np.polynomial.laguerre.laggauss(LAGUERRE)
+        t, w = np.concatenate([-s, s]), np.concatenate([ws, ws]) / 2
+        grids = np.meshgrid(*([t] * self.d), indexing="ij")
+        nodes = np.stack([g.ravel() for g in grids], axis=1)
+        weights = np.ones(1)
+        for _ in range(self.d):
+            weights = np.multiply.outer(weights, w).ravel()
+        return self.loc + nodes * self.scale, weights
+
+
+jax.tree_util.register_dataclass(Laplace, data_fields=["loc", "scale"], meta_fields=["rule"])
+LOC, SCALE = np.array([0.3, -0.2]), np.array([0.5, 0.8])
+LAPLACE = Laplace(LOC, SCALE)
+M2 = np.outer(LOC, LOC) + np.diag(2 * SCALE**2)  # E[XXᵀ], analytic
+
+
+def _numpy_laplace(n, seed=5):
+    return np.random.default_rng(seed).laplace(LOC, SCALE, size=(n, 2))
+
+
+def _mean_se(r):
+    return float(r.mean()), float(r.std(ddof=1) / math.sqrt(r.size))
+
+
+def test_new_law_moments_sampling_and_rule():
+    np.testing.assert_allclose(sideq.second_moment(LAPLACE), M2, rtol=1e-15)  # from moments()
+    x, w = LAPLACE.tensor_rule()
+    np.testing.assert_allclose(w @ x, LOC, rtol=1e-13)  # exact for polynomials
+    np.testing.assert_allclose((x * w[:, None]).T @ x, M2, rtol=1e-13)
+    draws = np.asarray(sideq.sample(LAPLACE, jax.random.PRNGKey(1), 40_000))
+    assert draws.shape == (40_000, 2) and draws.dtype == np.float64
+    for j in range(2):  # E|Xⱼ − locⱼ| = bⱼ
+        m, se = _mean_se(np.abs(draws[:, j] - LOC[j]))
+        assert abs(m - SCALE[j]) < 4 * se
+
+
+def test_new_law_linear_risk_against_eq5():
+    """The linear DEQ's risk from the law's moments equals Eq. (5) written
+    out in numpy with the analytic E[XXᵀ] and E[X]."""
+    theta, xi = np.array([0.3, -0.2, 0.1, 0.4]), np.array([1.0, -0.5])
+    closed = float(sideq.population_risk(sideq.linear(bias=True), theta, xi, LAPLACE))
+    e, beta = theta[:2] / (1 - theta[3]) - xi, theta[2] / (1 - theta[3])
+    assert closed == pytest.approx(e @ M2 @ e + 2 * beta * e @ LOC + beta**2, rel=1e-14)
+
+
+def _numpy_tanh_errors(theta, xi, x):
+    """(y_θ(x) − tanh(ξᵀx))² with y = tanh(θ1ᵀx + θ2 y) by fixed-point iteration (|θ2| < 1)."""
+    a, y = x @ theta[:-1], np.zeros(len(x))
+    for _ in range(80):
+        y = np.tanh(a + theta[-1] * y)
+    return (y - np.tanh(x @ xi)) ** 2
+
+
+def test_new_law_single_index_risk_against_monte_carlo_and_fallback():
+    """The single-index DEQ's risk by the law's tensor rule matches a numpy
+    Monte Carlo within 4 standard errors; without the rule the risk is the
+    fixed-sample Monte Carlo of the law's own draws (equal to numpy on those
+    draws), and matches the rule's value within 4 of its standard errors.
+    The law goes into jit as an argument (a pytree)."""
+    model, theta, xi = sideq.single_index("tanh"), np.array([0.9, -0.6, 0.3]), np.array([0.8, 0.5])
+    risk = jax.jit(lambda law: sideq.population_risk(model, theta, xi, law))
+    quad = float(risk(LAPLACE))
+    assert sideq.risk.n_nodes(LAPLACE, model) == (2 * LAGUERRE) ** 2
+    m, se = _mean_se(_numpy_tanh_errors(theta, xi, _numpy_laplace(40_000)))
+    assert abs(quad - m) < 4 * se, (quad, m, se)
+    bare = Laplace(LOC, SCALE, rule=False)
+    n = general_risk.DEFAULT_SAMPLES
+    assert sideq.risk.n_nodes(bare, model) == n
+    mc = float(risk(bare))
+    draws = np.asarray(bare.sample(jax.random.PRNGKey(0), n, jnp.float64))
+    m, se = _mean_se(_numpy_tanh_errors(theta, xi, draws))
+    assert mc == pytest.approx(m, rel=1e-12)
+    assert abs(mc - quad) < 4 * se, (mc, quad, se)
+    _raises("dist:", lambda: sideq.risk.quadrature_rule(bare))
+
+
+def test_new_law_multi_index_risk_routes():
+    """multi_index on the new law: the quadrature route (the law's rule)
+    matches a numpy Monte Carlo and the Monte Carlo route within 4 standard
+    errors; without a rule the default route is Monte Carlo; multi_linear's
+    closed form (the law's moments) equals Eq. (5) in numpy."""
+    k = 2
+    rng = np.random.default_rng(3)
+    params = {"W1": rng.normal(size=(k, 2)), "W2": 0.3 * rng.normal(size=(k, k))}
+    xi = rng.normal(size=(k, 2))
+    model = general.multi_index("tanh", k, solver="fixed_point")
+    quad = general_risk.population_risk_estimate(model, params, xi, LAPLACE)
+    assert quad.route == "quadrature" and quad.n_nodes == (2 * LAGUERRE) ** 2
+    x = _numpy_laplace(20_000)
+    y = np.zeros((len(x), k))
+    for _ in range(80):
+        y = np.tanh(x @ params["W1"].T + y @ params["W2"].T)
+    m, se = _mean_se(np.sum((y - np.tanh(x @ xi.T)) ** 2, axis=1))
+    assert abs(float(quad.value) - m) < 4 * se, (float(quad.value), m, se)
+    mc = general_risk.population_risk_estimate(model, params, xi, LAPLACE, samples=quad.n_nodes, key=1)
+    assert mc.route == "monte_carlo" and abs(float(mc.value) - float(quad.value)) < 4 * float(mc.stderr)
+    bare = Laplace(LOC, SCALE, rule=False)
+    assert general_risk.route_for(model, bare) == "monte_carlo"
+    assert general_risk.n_nodes(model, bare) == general_risk.DEFAULT_SAMPLES
+    with pytest.raises(sideq.SideqInputError, match="^dist: Laplace has no tensor rule"):
+        general_risk.population_risk(model, params, xi, bare, route="quadrature")
+    linear = general.multi_linear(k)
+    closed = float(general_risk.population_risk(linear, params, xi, LAPLACE))
+    A = np.linalg.solve(np.eye(k) - params["W2"], params["W1"]) - xi  # Eq. (5), numpy
+    assert closed == pytest.approx(np.trace(A @ M2 @ A.T), rel=1e-13)
+
+
+# ---------------------------------------------------------------------------
+# load_data.
+
+RNG = np.random.default_rng(0)
+X2 = RNG.normal(size=(6, 2))
+Y6 = RNG.normal(size=6)
 
 
 def test_load_npy_shapes(tmp_path):

@@ -203,103 +203,14 @@ def gradient_descent(
     dtype = theta0.dtype
     if optimizer is None:
         optimizer = optax.sgd(eta)
-    # The objectives of sideq.risk give a step's terms, the gradient in closed
-    # form (Eq. (1)), from one pass over the samples (descent_terms); any other
-    # objective is differentiated implicitly through its equilibria.
-    measure = getattr(objective, "descent_terms", None)
-    # The warm start carried from step to step: descent_terms takes and gives a
-    # Continuation (the solutions, their sensitivity and θ); autodiff of any
-    # other objective, the WarmStart of its Equilibrium.
-    y0 = jnp.asarray(y0, dtype)
-    if measure is not None:
-        # (with the sensitivity array, or None where the objective's σ gives it
-        # from the solutions: the structure its descent_terms carries)
-        start = continuation(y0, theta0, sensitivity=getattr(measure, "carries_sensitivity", True))
-    else:
-        start = warm_start(y0)
-        value_and_grad = getattr(objective, "value_and_grad", None) or jax.value_and_grad(
-            objective, has_aux=True)
-
-        def measure(theta, y_warm):
-            (loss, sol), grad = value_and_grad(theta, y_warm)
-            return Evaluation(loss, grad, warm_start(sol), status_flags(sol.status), jnp.max(sol.residual))
-
-    def diagnostics(theta, loss, grad, residual):
-        return (
-            theta,
-            loss,
-            jnp.linalg.norm(grad),
-            distance_to_target(model, theta, xi),
-            w_distance(theta),
-            jnp.abs(1 - theta[-1]),
-            residual,
-        )
-
+    measure, start = _measure_and_start(objective, theta0, y0, dtype)
+    tols = (gtol, ltol, dtol)
     # With history, an epoch records one packed row (θ, ∇R, R, worst residual):
     # one write per epoch instead of seven, and the rest of its diagnostics
     # follow from those rows after the loop (each write is a kernel launch of
     # its own, which on CPU costs as much as a pass over a thousand samples).
     p = theta0.shape[-1]
-
-    def record(theta, ev: Evaluation):
-        return jnp.concatenate([theta, ev.grad.astype(dtype), jnp.stack([ev.loss, ev.residual]).astype(dtype)])
-
-    def unpack(rows):
-        return jax.vmap(diagnostics)(rows[:, :p], rows[:, 2 * p], rows[:, p:2 * p], rows[:, 2 * p + 1])
-
-    def reached(row):
-        # Which tolerance is met, (gtol, ltol, dtol).  A tolerance of 0 is off
-        # (an exact 0.0 risk must not count as reached in one evaluation order
-        # and not in another).
-        _, loss, gnorm, dist = row[:4]
-        return ((gtol > 0) & (gnorm <= gtol), (ltol > 0) & (loss <= ltol), (dtol > 0) & (dist <= dtol))
-
-    def first_hits(hits, met, t, ok=True):
-        return [jnp.where((h < 0) & m & ok, t, h) for h, m in zip(hits, met)]
-
-    def count_non_unique(flags, t, fail_step, nu_count, nu_first, nu_last):
-        # Epoch t counts while the run is not frozen by a failure.
-        now = has_status(flags, Status.NON_UNIQUE) & (fail_step < 0)
-        return (nu_count + now.astype(jnp.int32), jnp.where(now & (nu_first < 0), t, nu_first),
-                jnp.where(now, t, nu_last))
-
-    def step(carry, t, keep_row=True):
-        # ``marks`` packs the run's eight integers (failure code and step, the
-        # count, first and last epoch in the non-unique regime, the first
-        # epoch each tolerance was met): updated as one array they are one
-        # kernel per epoch, not eight.
-        theta, opt_state, y_warm, marks, loss_min = carry
-        fail_code, fail_step, nu_count, nu_first, nu_last, *hits = (marks[i] for i in range(8))
-        ev = measure(theta, y_warm)
-        row = diagnostics(theta, ev.loss, ev.grad, ev.residual)
-        hits = first_hits(hits, reached(row), t)
-        loss_min = jnp.where(fail_step < 0, jnp.fmin(loss_min, ev.loss), loss_min)
-        flags, grad = ev.flags, ev.grad
-        nu_count, nu_first, nu_last = count_non_unique(flags, t, fail_step, nu_count, nu_first, nu_last)
-        code = solve_failure(None, ev.loss, grad, flags=flags)
-        failed_now = (fail_step < 0) & (code != Status.CONVERGED)
-        fail_code = jnp.where(failed_now, code, fail_code)
-        fail_step = jnp.where(failed_now, t, fail_step)
-        updates, new_opt_state = optimizer.update(grad, opt_state, theta)
-        new_theta = optax.apply_updates(theta, updates)
-        blown = ~_all_finite(new_theta) | (_max_abs(new_theta) > divergence)
-        blown_now = (fail_step < 0) & blown
-        fail_code = jnp.where(blown_now, Status.DIVERGED, fail_code)
-        fail_step = jnp.where(blown_now, t + 1, fail_step)
-        frozen = fail_step >= 0
-        keep = lambda old, new: jnp.where(frozen, old, new)  # noqa: E731
-        new_theta = keep(theta, new_theta)
-        # Next warm start: this step's solutions (the solver predicts from them
-        # to first order, sideq.scalar.predict_start; where a solve failed, the
-        # NaN it left makes the next solve start cold).
-        new_y = ev.warm
-        new_opt_state = jax.tree_util.tree_map(keep, opt_state, new_opt_state)
-        marks = jnp.stack([fail_code, fail_step, nu_count, nu_first, nu_last, *hits]).astype(jnp.int32)
-        carry = (new_theta, new_opt_state, new_y, marks, loss_min)
-        return carry, (record(theta, ev) if history and keep_row else None)
-
-    def unrecorded(carry, t):
-        return step(carry, t, keep_row=False)
+    step = functools.partial(_descent_step, model, xi, measure, optimizer, tols, divergence, history, dtype)
 
     init = (
         theta0,
@@ -308,50 +219,185 @@ def gradient_descent(
         jnp.asarray([Status.CONVERGED, -1, 0, -1, -1, -1, -1, -1], jnp.int32),
         jnp.asarray(jnp.inf, dtype),
     )
+    first = None
     if not history:
         ev_0 = measure(theta0, init[2])
-        first = diagnostics(theta0, ev_0.loss, ev_0.grad, ev_0.residual)
-    # Two epochs per iteration of the compiled loop: the loop's state lives in
-    # fixed buffers, so XLA copies the values that are read after their
-    # successor is written (θ into the warm start's θ', the epoch counter, the
-    # packed integers), one kernel launch each per iteration; unrolled by two,
-    # the first epoch's outputs go to fresh buffers and half of those copies go.
-    # Section 4.2 run: 14.2–14.5 → 13.1–13.6 ms, with the flags of
-    # sideq.scalar._solve_warm returned in its step's slot.
+        first = _diagnostics(model, xi, theta0, ev_0.loss, ev_0.grad, ev_0.residual)
     every = int(save_every) if history else 1
     if every < 1:
         raise ValueError(f"save_every: must be an integer >= 1, got {save_every!r}")
+    carry, hist, blocks = _scan_epochs(step, init, epochs, every)
+    return _trajectory(model, xi, measure, carry, hist, first, epochs, every, blocks, tols, dtype, p)
+
+
+def _descent_step(model, xi, measure, optimizer, tols, divergence, history, dtype, carry, t, keep_row=True):
+    """One epoch t of gradient descent, the body of the compiled loop:
+    measure θ(t) (R, ∇R, the equilibria's statuses, the worst residual),
+    update the online quantities and the failure marks, and take the step
+    θ(t+1) = θ(t) − η∇R (through ``optimizer``), frozen at the first failure.
+    Returns the next carry and the epoch's packed row (:func:`_record`; None
+    without history or where ``keep_row`` is off)."""
+    # ``marks`` packs the run's eight integers (failure code and step, the
+    # count, first and last epoch in the non-unique regime, the first
+    # epoch each tolerance was met): updated as one array they are one
+    # kernel per epoch, not eight.
+    theta, opt_state, y_warm, marks, loss_min = carry
+    fail_code, fail_step, nu_count, nu_first, nu_last, *hits = (marks[i] for i in range(8))
+    ev = measure(theta, y_warm)
+    row = _diagnostics(model, xi, theta, ev.loss, ev.grad, ev.residual)
+    hits = _first_hits(hits, _reached(row, tols), t)
+    loss_min = jnp.where(fail_step < 0, jnp.fmin(loss_min, ev.loss), loss_min)
+    flags, grad = ev.flags, ev.grad
+    nu_count, nu_first, nu_last = _count_non_unique(flags, t, fail_step, nu_count, nu_first, nu_last)
+    code = solve_failure(None, ev.loss, grad, flags=flags)
+    failed_now = (fail_step < 0) & (code != Status.CONVERGED)
+    fail_code = jnp.where(failed_now, code, fail_code)
+    fail_step = jnp.where(failed_now, t, fail_step)
+    updates, new_opt_state = optimizer.update(grad, opt_state, theta)
+    new_theta = optax.apply_updates(theta, updates)
+    blown = ~_all_finite(new_theta) | (_max_abs(new_theta) > divergence)
+    blown_now = (fail_step < 0) & blown
+    fail_code = jnp.where(blown_now, Status.DIVERGED, fail_code)
+    fail_step = jnp.where(blown_now, t + 1, fail_step)
+    frozen = fail_step >= 0
+    keep = lambda old, new: jnp.where(frozen, old, new)  # noqa: E731
+    new_theta = keep(theta, new_theta)
+    # Next warm start: this step's solutions (the solver predicts from them
+    # to first order, sideq.scalar.predict_start; where a solve failed, the
+    # NaN it left makes the next solve start cold).
+    new_y = ev.warm
+    new_opt_state = jax.tree_util.tree_map(keep, opt_state, new_opt_state)
+    marks = jnp.stack([fail_code, fail_step, nu_count, nu_first, nu_last, *hits]).astype(jnp.int32)
+    carry = (new_theta, new_opt_state, new_y, marks, loss_min)
+    return carry, (_record(theta, ev, dtype) if history and keep_row else None)
+
+
+def _measure_and_start(objective, theta0, y0, dtype):
+    """``(measure, start)``: a step's evaluation ``measure(theta, warm) ->
+    Evaluation`` and the warm start at θ(0) that it carries from step to step.
+
+    The objectives of sideq.risk give a step's terms, the gradient in closed
+    form (Eq. (1)), from one pass over the samples (``descent_terms``, which
+    takes and gives a Continuation: the solutions, their sensitivity and θ);
+    any other objective is differentiated implicitly through its equilibria,
+    and carries the WarmStart of its Equilibrium."""
+    measure = getattr(objective, "descent_terms", None)
+    y0 = jnp.asarray(y0, dtype)
+    if measure is not None:
+        # (with the sensitivity array, or None where the objective's σ gives it
+        # from the solutions: the structure its descent_terms carries)
+        return measure, continuation(y0, theta0, sensitivity=getattr(measure, "carries_sensitivity", True))
+    start = warm_start(y0)
+    value_and_grad = getattr(objective, "value_and_grad", None) or jax.value_and_grad(objective, has_aux=True)
+
+    def measure(theta, y_warm):
+        (loss, sol), grad = value_and_grad(theta, y_warm)
+        return Evaluation(loss, grad, warm_start(sol), status_flags(sol.status), jnp.max(sol.residual))
+
+    return measure, start
+
+
+def _diagnostics(model, xi, theta, loss, grad, residual):
+    """One row of a trajectory: (θ, R, ‖∇R‖, distance, w, |1 − θ2|, residual)."""
+    return (
+        theta,
+        loss,
+        jnp.linalg.norm(grad),
+        distance_to_target(model, theta, xi),
+        w_distance(theta),
+        jnp.abs(1 - theta[-1]),
+        residual,
+    )
+
+
+def _record(theta, ev: Evaluation, dtype):
+    """The packed row an epoch writes: (θ, ∇R, R, worst residual)."""
+    return jnp.concatenate([theta, ev.grad.astype(dtype), jnp.stack([ev.loss, ev.residual]).astype(dtype)])
+
+
+def _unpack(model, xi, rows, p):
+    """The rows of :func:`_diagnostics` from the packed rows of :func:`_record`."""
+    diagnostics = functools.partial(_diagnostics, model, xi)
+    return jax.vmap(diagnostics)(rows[:, :p], rows[:, 2 * p], rows[:, p:2 * p], rows[:, 2 * p + 1])
+
+
+def _reached(row, tols):
+    """Which tolerance a row of :func:`_diagnostics` meets, (gtol, ltol, dtol).
+    A tolerance of 0 is off (an exact 0.0 risk must not count as reached in
+    one evaluation order and not in another)."""
+    gtol, ltol, dtol = tols
+    _, loss, gnorm, dist = row[:4]
+    return ((gtol > 0) & (gnorm <= gtol), (ltol > 0) & (loss <= ltol), (dtol > 0) & (dist <= dtol))
+
+
+def _first_hits(hits, met, t, ok=True):
+    """The first epoch each tolerance was met (−1: not yet), with epoch ``t``."""
+    return [jnp.where((h < 0) & m & ok, t, h) for h, m in zip(hits, met)]
+
+
+def _count_non_unique(flags, t, fail_step, nu_count, nu_first, nu_last):
+    """The count, first and last epoch in the non-unique regime, with epoch
+    ``t``; an epoch counts while the run is not frozen by a failure."""
+    now = has_status(flags, Status.NON_UNIQUE) & (fail_step < 0)
+    return (nu_count + now.astype(jnp.int32), jnp.where(now & (nu_first < 0), t, nu_first),
+            jnp.where(now, t, nu_last))
+
+
+def _scan_epochs(step, init, epochs, every):
+    """The compiled loop over the epochs 0..T−1: ``(carry, hist, blocks)``,
+    hist a row at the first epoch of each block of ``every`` epochs (every
+    epoch when ``every`` is 1), blocks the number of rows.
+
+    Two epochs per iteration of the compiled loop: the loop's state lives in
+    fixed buffers, so XLA copies the values that are read after their
+    successor is written (θ into the warm start's θ', the epoch counter, the
+    packed integers), one kernel launch each per iteration; unrolled by two,
+    the first epoch's outputs go to fresh buffers and half of those copies go.
+    Section 4.2 run: 14.2–14.5 → 13.1–13.6 ms, with the flags of
+    sideq.scalar.solve_warm returned in its step's slot."""
     blocks = epochs // every  # whole blocks of m epochs, a row at the first of each
     if every == 1:
         carry, hist = jax.lax.scan(step, init, jnp.arange(epochs, dtype=jnp.int32), unroll=_UNROLL)
-    else:
-        # A row at the first epoch of each block of m, the block's other
-        # epochs unrecorded, then the epochs past the last whole block.
-        def block(carry, t0):
-            carry, row = step(carry, t0)
-            carry, _ = jax.lax.scan(unrecorded, carry, t0 + 1 + jnp.arange(every - 1, dtype=jnp.int32),
-                                    unroll=_UNROLL)
-            return carry, row
+        return carry, hist, blocks
 
-        carry, hist = jax.lax.scan(block, init, every * jnp.arange(blocks, dtype=jnp.int32))
-        if epochs > blocks * every:  # a last, shorter block
-            carry, row = step(carry, jnp.int32(blocks * every))
-            hist = jnp.concatenate([hist, row[None]])
-            carry, _ = jax.lax.scan(unrecorded, carry, jnp.arange(blocks * every + 1, epochs, dtype=jnp.int32),
-                                    unroll=_UNROLL)
-            blocks += 1
+    def unrecorded(carry, t):
+        return step(carry, t, keep_row=False)
+
+    # A row at the first epoch of each block of m, the block's other
+    # epochs unrecorded, then the epochs past the last whole block.
+    def block(carry, t0):
+        carry, row = step(carry, t0)
+        carry, _ = jax.lax.scan(unrecorded, carry, t0 + 1 + jnp.arange(every - 1, dtype=jnp.int32),
+                                unroll=_UNROLL)
+        return carry, row
+
+    carry, hist = jax.lax.scan(block, init, every * jnp.arange(blocks, dtype=jnp.int32))
+    if epochs > blocks * every:  # a last, shorter block
+        carry, row = step(carry, jnp.int32(blocks * every))
+        hist = jnp.concatenate([hist, row[None]])
+        carry, _ = jax.lax.scan(unrecorded, carry, jnp.arange(blocks * every + 1, epochs, dtype=jnp.int32),
+                                unroll=_UNROLL)
+        blocks += 1
+    return carry, hist, blocks
+
+
+def _trajectory(model, xi, measure, carry, hist, first, epochs, every, blocks, tols, dtype, p) -> Trajectory:
+    """The :class:`Trajectory` from the loop's final carry and rows: θ(T)
+    measured once more, its row, the online quantities and the status of
+    the run's end.  ``hist`` None (no history): the rows are θ(0)'s
+    (``first``) and θ(T)'s."""
     theta_T, _, y_T, marks, loss_min = carry
     fail_code, fail_step, nu_count, nu_first, nu_last, *hits = (marks[i] for i in range(8))
     ev_T = measure(theta_T, y_T)
-    last = diagnostics(theta_T, ev_T.loss, ev_T.grad, ev_T.residual)
-    hits = first_hits(hits, reached(last), epochs, fail_step < 0)
+    last = _diagnostics(model, xi, theta_T, ev_T.loss, ev_T.grad, ev_T.residual)
+    hits = _first_hits(hits, _reached(last, tols), epochs, fail_step < 0)
     loss_min = jnp.where(fail_step < 0, jnp.fmin(loss_min, ev_T.loss), loss_min)
-    nu_count, nu_first, nu_last = count_non_unique(ev_T.flags, epochs, fail_step, nu_count, nu_first, nu_last)
-    if history:
-        rows = unpack(jnp.concatenate([hist, record(theta_T, ev_T)[None]]))
+    nu_count, nu_first, nu_last = _count_non_unique(ev_T.flags, epochs, fail_step, nu_count, nu_first, nu_last)
+    if first is None:
+        rows = _unpack(model, xi, jnp.concatenate([hist, _record(theta_T, ev_T, dtype)[None]]), p)
         t_rows = jnp.append(every * jnp.arange(blocks, dtype=jnp.int32), jnp.int32(epochs))
     else:
-        rows = (jnp.stack([f, l]) for f, l in zip(first, last))
+        rows = (jnp.stack([f, lst]) for f, lst in zip(first, last))
         t_rows = jnp.asarray([0, epochs], jnp.int32)
     theta, loss, gnorm, dist, w, gap, resid = rows
     first_met = jnp.stack(hits).astype(jnp.int32)

@@ -660,10 +660,7 @@ def solve_warm(model: Model, theta, x, previous, tol: float, maxiter: int) -> tu
     eps = _EPS[theta.dtype.name]
     accept = _acceptance(model, theta2, theta.dtype, tol)
 
-    def start(theta):  # (the offset and the predicted start, from θ and the warm start)
-        return model.offset(theta, x), predict_start(model, theta, x, previous)
-
-    a, y0 = start(theta)
+    a, y0 = _offset_and_start(model, x, previous, theta)
     y1, settled, step = _first_step(model, a, theta2, y0, accept)
     n = jnp.shape(y1)
 
@@ -674,48 +671,7 @@ def solve_warm(model: Model, theta, x, previous, tol: float, maxiter: int) -> tu
     if maxiter < 2:
         return result(y1, jnp.ones(n, jnp.int32), settled)
     one_eval = one_evaluation(model)
-
-    def fallback(state, ran):
-        y, step, _ = state
-        # (The selects on ``ran``, no-ops, keep the recomputation inside the
-        # loop, and the acceptance test's constants too: as operands of the
-        # loop they would be written out every epoch, one kernel each.  A NaN
-        # start in the rows of a vmapped batch whose loop does not run would
-        # send them into the safe path, for nothing: ``ran`` is false there.)
-        theta_ = jnp.where(ran, jnp.nan, theta)
-        step_ = jnp.where(ran, jnp.nan, step)
-        a_, y0_ = start(theta_)
-        theta2_ = theta_[-1]
-        accept_ = _acceptance(model, theta2_, theta.dtype, tol)
-        _, done = _step_end(model, _start_point(model, y0_), step_, accept_)
-        y, done, evaluations, prev = _second_step(model, a_, theta2_, y, done, jnp.abs(step_), accept_)
-
-        def safe(inner, ran):
-            y, _, done = inner
-            theta__ = jnp.where(ran, jnp.nan, theta_)  # (the same no-op selects, one level down)
-            theta2__ = theta__[-1]
-            accept__ = _acceptance(model, theta2__, theta.dtype, tol)
-            return _safe_path(model, model.offset(theta__, x), theta2__, y, done, prev, accept__, eps, maxiter - 2)
-
-        # The safe path, in a loop of at most one iteration too: where the
-        # second step settles every element (most epochs that need it), its
-        # set-up (the bracket's arrays, the offset, its loop's first test) costs
-        # one reduction over the flags.
-        (y, it, done), _ = _at_most_once(safe, (y, jnp.zeros(n, jnp.int32), done), done)
-        it = it + evaluations
-        if one_eval:
-            # (The step's slot, no longer needed, returns r = |F(y)|, measured
-            # here in the epochs that run this loop, with the convergence flags
-            # as its sign: −(r + the smallest normal number) where not
-            # converged, so that no signed zero is needed.  Arrays of flags or
-            # residuals in the loop's state would be one more kernel per call,
-            # to write their initial values; the count of evaluations, unused
-            # by gradient descent, is then dropped from the loop.)
-            r = jnp.abs(model.residual_at(a_, theta2_, y))
-            return y, jnp.where(done, r, -(r + jnp.finfo(r.dtype).tiny)), it
-        # (The step's slot returns the convergence flags, 0 where converged.)
-        return y, jnp.where(done, 0, 1).astype(step.dtype), it
-
+    fallback = functools.partial(_warm_fallback, model, theta, x, previous, tol, maxiter, eps, one_eval)
     (y, last, iterations), ran = _at_most_once(fallback, (y1, step, jnp.ones(n, jnp.int32)), settled)
     if one_eval:
         # Where the loop did not run, every first step was accepted and |F(y)|
@@ -725,6 +681,61 @@ def solve_warm(model: Model, theta, x, previous, tol: float, maxiter: int) -> tu
         return result(y, iterations, ~(ran & (last < 0)), residual)
     # Every step was accepted where the loop did not run.
     return result(y, iterations, ~ran | (last == 0))
+
+
+def _offset_and_start(model: Model, x, previous, theta):
+    """The offset a = θ1ᵀx + b and the start predicted from the warm start
+    ``previous`` (:func:`predict_start`), at θ."""
+    return model.offset(theta, x), predict_start(model, theta, x, previous)
+
+
+def _warm_fallback(model: Model, theta, x, previous, tol, maxiter, eps, one_eval, state, ran):
+    """The body of :func:`solve_warm`'s loop of at most one iteration, run
+    where some first Newton step was not accepted: the second step, then the
+    safe path (in a loop of at most one iteration too).  ``state`` is (y,
+    the first step, iterations); returns (y, the step's slot: the residual
+    with the convergence flags as its sign under one evaluation, else the
+    flags, and the iterations)."""
+    y, step, _ = state
+    n = jnp.shape(y)
+    # (The selects on ``ran``, no-ops, keep the recomputation inside the
+    # loop, and the acceptance test's constants too: as operands of the
+    # loop they would be written out every epoch, one kernel each.  A NaN
+    # start in the rows of a vmapped batch whose loop does not run would
+    # send them into the safe path, for nothing: ``ran`` is false there.)
+    theta_ = jnp.where(ran, jnp.nan, theta)
+    step_ = jnp.where(ran, jnp.nan, step)
+    a_, y0_ = _offset_and_start(model, x, previous, theta_)
+    theta2_ = theta_[-1]
+    accept_ = _acceptance(model, theta2_, theta.dtype, tol)
+    _, done = _step_end(model, _start_point(model, y0_), step_, accept_)
+    y, done, evaluations, prev = _second_step(model, a_, theta2_, y, done, jnp.abs(step_), accept_)
+
+    def safe(inner, ran):
+        y, _, done = inner
+        theta__ = jnp.where(ran, jnp.nan, theta_)  # (the same no-op selects, one level down)
+        theta2__ = theta__[-1]
+        accept__ = _acceptance(model, theta2__, theta.dtype, tol)
+        return _safe_path(model, model.offset(theta__, x), theta2__, y, done, prev, accept__, eps, maxiter - 2)
+
+    # The safe path, in a loop of at most one iteration too: where the
+    # second step settles every element (most epochs that need it), its
+    # set-up (the bracket's arrays, the offset, its loop's first test) costs
+    # one reduction over the flags.
+    (y, it, done), _ = _at_most_once(safe, (y, jnp.zeros(n, jnp.int32), done), done)
+    it = it + evaluations
+    if one_eval:
+        # (The step's slot, no longer needed, returns r = |F(y)|, measured
+        # here in the epochs that run this loop, with the convergence flags
+        # as its sign: −(r + the smallest normal number) where not
+        # converged, so that no signed zero is needed.  Arrays of flags or
+        # residuals in the loop's state would be one more kernel per call,
+        # to write their initial values; the count of evaluations, unused
+        # by gradient descent, is then dropped from the loop.)
+        r = jnp.abs(model.residual_at(a_, theta2_, y))
+        return y, jnp.where(done, r, -(r + jnp.finfo(r.dtype).tiny)), it
+    # (The step's slot returns the convergence flags, 0 where converged.)
+    return y, jnp.where(done, 0, 1).astype(step.dtype), it
 
 
 def _start(model: Model, theta, x, y0):

@@ -218,17 +218,16 @@ def _data_and_law(args, model, xi):
     import numpy as np
 
     import sideq
-    from sideq.data import seed_keys
-    from sideq.risk import _UNIFORM_NODES  # (the default tensor Gauss-Legendre rules, by d)
+    from sideq.data import UNIFORM_NODES, seed_keys  # (UNIFORM_NODES: the default Gauss-Legendre rules, by d)
 
     d = len(xi)
     if args.n < 1:
         raise CLIError(f"--n: the number of samples must be >= 1, got {args.n}")
     law = _law(args, d)
-    if args.data == "uniform" and args.risk == "population" and d not in _UNIFORM_NODES:
+    if args.data == "uniform" and args.risk == "population" and d not in UNIFORM_NODES:
         raise CLIError(
             f"--risk population: with --data uniform the quadrature grows like k**d, and --xi gives "
-            f"d = {d} > {max(_UNIFORM_NODES)}; use --risk empirical or --data gaussian"
+            f"d = {d} > {max(UNIFORM_NODES)}; use --risk empirical or --data gaussian"
         )
     if law is None:
         if args.risk == "population":

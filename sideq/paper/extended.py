@@ -508,6 +508,67 @@ def exp_phase_portrait(out_dir, quick=False, **overrides):
 # --------------------------------------------------------------------------- 5. basin / rate maps
 
 
+def _basin_runs(name, c, m, dist, dtol):
+    """Experiment 5's sweep of one model over the m × m grid of θ(0) in
+    ``c["box"]`` (population risk of ``dist``): ``(basin, stats)``, the maps
+    the figure draws (final distance, epochs to ``dtol``, failed, non-unique
+    at some epoch, reached) and the numbers of the summary."""
+    model = sideq.linear() if name == "linear" else sideq.single_index("sigmoid")
+    (a1, b1), (a2, b2) = c["box"]
+    spec = f"grid:{a1}/{b1},{a2}/{b2}"
+    inits = sweep.make_inits(spec, m * m, 2)  # theta2 = 1 is not a grid value for m = 30, 100
+    ts = time.perf_counter()
+    res = sweep.run_sweep(model, xi=[XI], inits=inits, eta=c["eta"], epochs=c["epochs"], dist=dist,
+                          dtol=dtol, progress=False)
+    wall = time.perf_counter() - ts
+    A = res.arrays
+    status = np.asarray(A["status"])
+    dfin = np.asarray(A["distance_final"])
+    steps = np.asarray(A["steps"])
+    names = {int(s): s.name.lower() for s in sideq.Status}
+    counts = {names[int(k)]: int(v) for k, v in zip(*np.unique(status, return_counts=True))}
+    failed = np.isin(status, [int(sideq.Status.DIVERGED), int(sideq.Status.SINGULAR),
+                              int(sideq.Status.SOLVER_FAILURE)])
+    # The runs that passed through the non-unique regime at some epoch
+    # (their status is that of their end, which may be CONVERGED).
+    nonuniq = np.asarray(A["non_unique_epochs"]) > 0
+    # Reached the target: ``steps`` is the first epoch with distance <= dtol
+    # (= epochs if never), whatever the status.  A run that met dtol only
+    # at theta(T) has steps = epochs, hence the distance_final test;
+    # failed runs do not count.
+    reached = ~failed & ((steps < c["epochs"]) | ((dtol > 0) & (dfin <= dtol)))
+    basin = dict(D=dfin.reshape(m, m), S=steps.reshape(m, m), failed=failed.reshape(m, m),
+                 nonuniq=nonuniq.reshape(m, m), reached=reached.reshape(m, m), box=c["box"])
+    ok = reached
+    stats = dict(
+        runs=len(status), wall_s=wall, runs_per_s=len(status) / wall, status_counts=counts,
+        reached_1e_6=int(reached.sum()), fraction_reached_1e_6=float(reached.mean()),
+        non_unique_reached_1e_6=int((reached & nonuniq).sum()),
+        epochs_to_1e_6_max_non_unique=(int(steps[reached & nonuniq].max()) if (reached & nonuniq).any()
+                                       else None),
+        not_reached_not_failed=int((~reached & ~failed).sum()), failed=int(failed.sum()),
+        epochs_to_1e_6_quantiles=(np.quantile(steps[ok], [0, 0.05, 0.5, 0.95, 1]).tolist() if ok.any() else None),
+        final_distance_quantiles_not_failed=(np.quantile(dfin[~failed & np.isfinite(dfin)],
+                                                         [0, 0.05, 0.5, 0.95, 1]).tolist()),
+    )
+    if name == "linear":
+        th2 = np.asarray(A["theta0"])[:, 1]
+        for band in (0.05, 0.2, 0.5):
+            near = np.abs(1 - th2) < band
+            stats[f"fraction_failed_within_{band}_of_theta2_1"] = _f(failed[near].mean()) if near.any() else None
+        stats["fraction_failed_farther_than_0.5"] = _f(failed[np.abs(1 - th2) >= 0.5].mean())
+        e = np.array([0.0, 1.0])
+        r0 = np.linalg.norm(np.asarray(A["theta0"]) - e, axis=1)
+        rT = np.linalg.norm(np.asarray(A["theta_final"]) - e, axis=1)
+        thrown = rT > 2 * r0
+        stats["fraction_thrown_to_a_sphere_2x_larger"] = _f(thrown.mean())
+        stats["theta2_0_range_of_thrown_runs"] = ([_f(th2[thrown].min()), _f(th2[thrown].max())]
+                                                  if thrown.any() else None)
+        stats["fraction_not_reached_with_abs_1_minus_theta2_0_ge_0.5"] = _f(
+            (~reached)[np.abs(1 - th2) >= 0.5].mean())
+    return basin, stats
+
+
 def exp_basin(out_dir, quick=False, **overrides):
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
@@ -523,60 +584,7 @@ def exp_basin(out_dir, quick=False, **overrides):
     out = dict(settings=cfg)
     maps = {}
     for name in ("linear", "sigmoid"):
-        c = cfg[name]
-        model = sideq.linear() if name == "linear" else sideq.single_index("sigmoid")
-        (a1, b1), (a2, b2) = c["box"]
-        spec = f"grid:{a1}/{b1},{a2}/{b2}"
-        inits = sweep.make_inits(spec, m * m, 2)  # theta2 = 1 is not a grid value for m = 30, 100
-        ts = time.perf_counter()
-        res = sweep.run_sweep(model, xi=[XI], inits=inits, eta=c["eta"], epochs=c["epochs"], dist=dist,
-                        dtol=cfg["dtol"], progress=False)
-        wall = time.perf_counter() - ts
-        A = res.arrays
-        status = np.asarray(A["status"])
-        dfin = np.asarray(A["distance_final"])
-        steps = np.asarray(A["steps"])
-        names = {int(s): s.name.lower() for s in sideq.Status}
-        counts = {names[int(k)]: int(v) for k, v in zip(*np.unique(status, return_counts=True))}
-        failed = np.isin(status, [int(sideq.Status.DIVERGED), int(sideq.Status.SINGULAR),
-                                  int(sideq.Status.SOLVER_FAILURE)])
-        # The runs that passed through the non-unique regime at some epoch
-        # (their status is that of their end, which may be CONVERGED).
-        nonuniq = np.asarray(A["non_unique_epochs"]) > 0
-        # Reached the target: ``steps`` is the first epoch with distance <= dtol
-        # (= epochs if never), whatever the status.  A run that met dtol only
-        # at theta(T) has steps = epochs, hence the distance_final test;
-        # failed runs do not count.
-        reached = ~failed & ((steps < c["epochs"]) | ((cfg["dtol"] > 0) & (dfin <= cfg["dtol"])))
-        maps[name] = dict(D=dfin.reshape(m, m), S=steps.reshape(m, m), failed=failed.reshape(m, m),
-                          nonuniq=nonuniq.reshape(m, m), reached=reached.reshape(m, m), box=c["box"])
-        ok = reached
-        out[name] = dict(
-            runs=len(status), wall_s=wall, runs_per_s=len(status) / wall, status_counts=counts,
-            reached_1e_6=int(reached.sum()), fraction_reached_1e_6=float(reached.mean()),
-            non_unique_reached_1e_6=int((reached & nonuniq).sum()),
-            epochs_to_1e_6_max_non_unique=(int(steps[reached & nonuniq].max()) if (reached & nonuniq).any()
-                                           else None),
-            not_reached_not_failed=int((~reached & ~failed).sum()), failed=int(failed.sum()),
-            epochs_to_1e_6_quantiles=(np.quantile(steps[ok], [0, 0.05, 0.5, 0.95, 1]).tolist() if ok.any() else None),
-            final_distance_quantiles_not_failed=(np.quantile(dfin[~failed & np.isfinite(dfin)],
-                                                             [0, 0.05, 0.5, 0.95, 1]).tolist()),
-        )
-        if name == "linear":
-            th2 = np.asarray(A["theta0"])[:, 1]
-            for band in (0.05, 0.2, 0.5):
-                near = np.abs(1 - th2) < band
-                out[name][f"fraction_failed_within_{band}_of_theta2_1"] = _f(failed[near].mean()) if near.any() else None
-            out[name]["fraction_failed_farther_than_0.5"] = _f(failed[np.abs(1 - th2) >= 0.5].mean())
-            e = np.array([0.0, 1.0])
-            r0 = np.linalg.norm(np.asarray(A["theta0"]) - e, axis=1)
-            rT = np.linalg.norm(np.asarray(A["theta_final"]) - e, axis=1)
-            thrown = rT > 2 * r0
-            out[name]["fraction_thrown_to_a_sphere_2x_larger"] = _f(thrown.mean())
-            out[name]["theta2_0_range_of_thrown_runs"] = ([_f(th2[thrown].min()), _f(th2[thrown].max())]
-                                                          if thrown.any() else None)
-            out[name]["fraction_not_reached_with_abs_1_minus_theta2_0_ge_0.5"] = _f(
-                (~reached)[np.abs(1 - th2) >= 0.5].mean())
+        maps[name], out[name] = _basin_runs(name, cfg[name], m, dist, cfg["dtol"])
     files = []
     with _rc():
 

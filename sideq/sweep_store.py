@@ -99,7 +99,7 @@ def field_name(prefix, name):
 
 
 def params_from_results(arrays: Mapping, which: str = "theta_final", like=None):
-    r"""The params of a DEQ sweep (:func:`run_sweep` with a
+    r"""The params of a DEQ sweep (:func:`~sideq.sweep.run_sweep` with a
     :class:`~sideq.general.DEQ`) back as a pytree whose leaves have a leading
     run axis N.
 

@@ -16,7 +16,7 @@ increasing when |θ2| L < 1, the set Θ of Theorem 3.8), jitted and vmapped over
 θ; a grid search compiles once per shape (fixed-size chunks).  Expectations are
 quadrature sums: uniform X, and Gaussian X in d = 1, over the nodes of
 :func:`expectation_nodes` (the risk's tensor Gauss–Legendre rule; composite
-Gauss–Legendre panels of :func:`sideq.risk._normal_rule`, restricted to
+Gauss–Legendre panels of :func:`sideq.data.normal_rule`, restricted to
 [−α, α] when the indicator 1{‖X‖ ≤ α} of Theorem 3.8 is present); Gaussian X in
 d > 1 by the reduction of :func:`gaussian_block` (one quadrature dimension along
 θ1, the rest in closed form).  No Monte Carlo anywhere.
@@ -41,8 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sideq.data import Uniform, second_moment
-from sideq.data import normal_rule as _normal_rule
+from sideq.data import Uniform, normal_rule, second_moment
 from sideq.risk import quadrature_rule
 from sideq.scalar import solve
 
@@ -199,7 +198,7 @@ def expectation_nodes(dist, alpha: float | None = None):
         z, w = quadrature_rule(dist)
         return (mu[0] + s * z)[:, None], np.asarray(w, float)
     lo, hi = (-alpha - mu[0]) / s, (alpha - mu[0]) / s  # z-interval
-    z, w = _normal_rule(24 * 12, max(lo, -9.0), min(hi, 9.0))  # 24 panels of 12 nodes
+    z, w = normal_rule(24 * 12, max(lo, -9.0), min(hi, 9.0))  # 24 panels of 12 nodes
     return (mu[0] + s * z)[:, None], w
 
 
@@ -208,13 +207,13 @@ GAUSS_BLOCK_NODES = 576  # 48 panels of 12 Gauss–Legendre nodes
 
 def _gaussian_rule(n, truncated):
     """The outer 1-D rule of :func:`gaussian_block`: nodes and weights for
-    E[h(Z)], Z ~ N(0, 1) (no indicator: :func:`sideq.risk._normal_rule` on
+    E[h(Z)], Z ~ N(0, 1) (no indicator: :func:`sideq.data.normal_rule` on
     [−9, 9]); or, with the indicator, plain composite Gauss–Legendre on
-    t ∈ [−π/2, π/2] (the same panels: ``_normal_rule``'s weights divided by
+    t ∈ [−π/2, π/2] (the same panels: ``normal_rule``'s weights divided by
     the density, which is ≥ 0.29 there)."""
     if not truncated:
-        return _normal_rule(n)
-    t, w = _normal_rule(n, -math.pi / 2, math.pi / 2)
+        return normal_rule(n)
+    t, w = normal_rule(n, -math.pi / 2, math.pi / 2)
     return t, w * math.sqrt(2 * math.pi) * np.exp(t**2 / 2)
 
 
@@ -290,7 +289,7 @@ def gaussian_block(model, theta1, theta2, dist, alpha=None, *, n=GAUSS_BLOCK_NOD
       E[XXᵀ] = Σ + μμᵀ, E[yX] = E[y E[X | s]], E[y²] and
       E[(‖X‖² + y²)²] (E‖X‖⁴ = (tr Σ + ‖μ‖²)² + 2 tr Σ² + 4μᵀΣμ,
       E[‖X‖² | s] = ‖E[X | s]‖² + tr Cov[X | s]) are 1-D integrals over s,
-      done with :func:`sideq.risk._normal_rule` (``n`` nodes on [−9, 9]);
+      done with :func:`sideq.data.normal_rule` (``n`` nodes on [−9, 9]);
     * with the indicator 1{‖X‖ ≤ α}, d = 2: X = s e + W f (f ⊥ e), the disk is
       |s| ≤ α, |W| ≤ √(α² − s²), and W | s is normal, so P, E[W 1], E[W² 1]
       given s are truncated-normal moments (Φ, φ).  s = α sin t removes the

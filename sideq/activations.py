@@ -19,7 +19,7 @@ the equilibrium is unique:
   and σ' = h(σ) (sigmoid: σ' = σ(1 − σ); tanh: σ' = 1 − σ²), else None.  At an
   equilibrium y = σ(ω), so σ'(ω) = h(y): gradient descent's solver
   then needs no evaluation of σ at its answer (see
-  :func:`sideq.scalar._solve_warm`).
+  :func:`sideq.scalar.solve_warm`).
 * ``differentiable``, ``monotone`` -- the assumptions 2(i) of Theorem 3.8.
 * ``affine`` -- σ is affine (the single-index DEQ is then a linear DEQ and the
   nonlinearity assumption 3 of Theorem 3.8 fails).
@@ -190,7 +190,7 @@ def activation(
     evaluation (correct, a little slower); an affine σ has curvature 0.
     ``slope_of_value`` is h with σ' = h(σ) (for tanh(2z): ``lambda y: 2 * (1 - y * y)``);
     with ``curvature_bound`` it lets gradient descent skip the evaluation of σ
-    at each solution (:func:`sideq.scalar._solve_warm`).  Since a wrong h would
+    at each solution (:func:`sideq.scalar.solve_warm`).  Since a wrong h would
     bias every gradient, it is checked against σ' on 2,001 points of
     ``[-search_radius, search_radius]`` (to 1e-9 relative) and refused if it
     differs.

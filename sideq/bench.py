@@ -182,7 +182,7 @@ def bench_profile() -> dict:
     * σ evaluations per sample-step: the solver's iterations (recorded along
       the same 4000-epoch run), and none at the solution: for the sigmoid,
       gradient descent takes σ' there from y and bounds the residual from the
-      step (:func:`sideq.scalar._solve_warm`; other σ need one more).  The
+      step (:func:`sideq.scalar.solve_warm`; other σ need one more).  The
       batch solver evaluates every sample in an epoch where its fallback runs:
       the second step, and (sigmoid) the residual it measures, two more per
       sample in those epochs (``batch_sigma_evaluations_per_sample_step``;
@@ -201,7 +201,7 @@ def bench_profile() -> dict:
     from sideq import xla
     from sideq.paper.reproduce import EXPERIMENTS, draw
     from sideq.risk import empirical_objective
-    from sideq.scalar import _one_evaluation, warm_start
+    from sideq.scalar import one_evaluation, warm_start
 
     cfg = EXPERIMENTS["sigmoid"]
     x, theta0 = draw(cfg, 0)
@@ -254,7 +254,7 @@ def bench_profile() -> dict:
         fn(th).block_until_ready()
         t, theta_floor = _best(lambda: fn(th).block_until_ready(), 5)
         floors[evals] = (t, float(np.max(np.abs(np.asarray(theta_floor) - np.asarray(theta_T)))))
-    share, one = float(np.mean(max_it > 1)), _one_evaluation(model)
+    share, one = float(np.mean(max_it > 1)), one_evaluation(model)
     return {
         "name": "profile of the section 4.2 run: sigma evaluations and the compute floor",
         "solver_iterations_mean": float(mean_it.mean()),
@@ -424,7 +424,7 @@ def bench_exactness(epochs: int) -> dict:
     import sideq
     from sideq.dynamics import gradient_descent
     from sideq.paper.reproduce import EXPERIMENTS, draw
-    from sideq.risk import _default_y0, empirical_objective
+    from sideq.risk import default_y0, empirical_objective
     from sideq.train import descent
 
     cfg = EXPERIMENTS["sigmoid"]
@@ -434,8 +434,8 @@ def bench_exactness(epochs: int) -> dict:
     fast = np.asarray(descent(model, theta0, xi=xi, x=x, eta=cfg["eta"], epochs=epochs).theta[-1])
     xj = jnp.asarray(x)
     obj = empirical_objective(model, xj, sideq.targets(model, jnp.asarray(xi), xj))
-    cold = lambda th, y0: obj(th, _default_y0(model, th, xj))  # noqa: E731
-    run_cold = jax.jit(lambda th: gradient_descent(model, cold, th, _default_y0(model, th, xj), jnp.asarray(xi),
+    cold = lambda th, y0: obj(th, default_y0(model, th, xj))  # noqa: E731
+    run_cold = jax.jit(lambda th: gradient_descent(model, cold, th, default_y0(model, th, xj), jnp.asarray(xi),
                                                    epochs=epochs, optimizer=optax.sgd(cfg["eta"]),
                                                    history=False).theta[-1])
     exact = np.asarray(run_cold(jnp.asarray(theta0)))

@@ -67,7 +67,7 @@ from sideq.dynamics import distance_to_target, solve_failure, w_distance
 from sideq.errors import SideqInputError, SingularModelError
 from sideq.model import Model
 from sideq.risk import (
-    _default_y0,
+    default_y0,
     empirical_objective,
     initial_nodes_y0,
     population_objective,
@@ -202,7 +202,7 @@ def gradient_flow(
       theta0: θ(0), shape (p,).
       xi: target ξ (for the distance diagnostics).
       cold_start: ``theta -> y0``, the equilibrium solver's start at each
-        evaluation, e.g. ``lambda th: sideq.risk._default_y0(model, th, x)`` or
+        evaluation, e.g. ``lambda th: sideq.risk.default_y0(model, th, x)`` or
         ``lambda th: sideq.risk.initial_nodes_y0(model, th, xi, dist)``.
       t1: end time (traced: a sweep over t1 does not recompile).
       saveat_ts: times (K,) in [0, t1], non-decreasing, at which to record the
@@ -519,7 +519,7 @@ def _flow_empirical(model, theta0, x, y, xi, t1, ts, rtol, atol, gtol, *, max_st
                     backend, maxiter):
     objective = empirical_objective(model, x, y, backend=backend, maxiter=maxiter)
     return gradient_flow(
-        model, objective, theta0, xi, cold_start=lambda th: _default_y0(model, th, x),
+        model, objective, theta0, xi, cold_start=lambda th: default_y0(model, th, x),
         t1=t1, saveat_ts=ts, rtol=rtol, atol=atol, gtol=gtol, max_steps=max_steps, solver=solver,
     )
 

@@ -70,8 +70,8 @@ from sideq.general import empirical_risk as general_empirical_risk
 from sideq.general_risk import DEFAULT_SAMPLES
 from sideq.general_risk import population_risk as general_population_risk
 from sideq.model import Model
-from sideq.scalar import (BACKENDS, Continuation, Equilibrium, WarmStart, _concrete, _one_evaluation,
-                         _solve_impl, _solve_steps, _solve_warm, default_tol, predict_start)
+from sideq.scalar import (BACKENDS, Continuation, Equilibrium, WarmStart, concrete, default_tol, one_evaluation,
+                          predict_start, solve_steps, solve_unchecked, solve_warm)
 from sideq.status import Status, has_status, is_success, status_bit
 
 __all__ = [
@@ -143,10 +143,12 @@ def _n_fixed(dist) -> int:
 
 
 def _solve_batch(model, theta, x, y0, backend, tol, maxiter) -> Equilibrium:
-    return jax.vmap(lambda xi_, y0_: _solve_impl(model, theta, xi_, y0_, backend, tol, maxiter))(x, y0)
+    return jax.vmap(lambda xi_, y0_: solve_unchecked(model, theta, xi_, y0_, backend, tol, maxiter))(x, y0)
 
 
-def _default_y0(model, theta, x):
+def default_y0(model, theta, x):
+    """A cold start for the equilibria at ``x``: y0 = σ(θ1ᵀx + b), the map's value
+    at y = 0 (one step of fixed-point iteration from 0)."""
     theta1, b, _ = model.split(theta)
     return model.activation(x @ theta1 + b)
 
@@ -232,7 +234,7 @@ def _descent_terms(model: Model, theta, x, target, weights, y0, tol, maxiter, so
     first 100 (ninth session); on the H200 it gave 1.11e11 in float32 and
     1.63e10 in float64, slower than the route ``"auto"`` takes in both.
 
-    * ``"one"`` (:func:`sideq.scalar._one_evaluation` only): one Newton step
+    * ``"one"`` (:func:`sideq.scalar.one_evaluation` only): one Newton step
       from each warm start in straight-line code
       (:func:`sideq.scalar._solve_steps` with one step), with σ' from y and the residual
       bounded from the step, then the reduction, whose statuses say whether
@@ -273,27 +275,27 @@ def _descent_terms(model: Model, theta, x, target, weights, y0, tol, maxiter, so
       epochs (1.4–1.6× there).
     """
 
-    one_evaluation = _one_evaluation(model)
+    one_step = one_evaluation(model)
 
     def evaluate(sol, g=None):
         # The next warm start: the solutions, or g_θ(x, y) there (the same to
-        # within the residual) where the solve gives it (_solve_warm).
+        # within the residual) where the solve gives it (solve_warm).
         loss, grad, flags, residual = _closed_form_gradient(model, theta, x, target, weights, sol,
                                                             summary=True)
         # With one σ evaluation per solve (sigmoid, tanh) the next prediction
         # takes the sensitivity from the solutions (_sensitivity_of), where a
         # kept array would cost a pass to write it and one to read it.
-        warm = Continuation(sol.y if g is None else g, None if one_evaluation else sol.sensitivity, theta)
+        warm = Continuation(sol.y if g is None else g, None if one_step else sol.sensitivity, theta)
         return Evaluation(loss, grad, warm, flags, residual)
 
     def by_solve(y0):
-        return evaluate(*_solve_warm(model, theta, x, y0, tol, maxiter))
+        return evaluate(*solve_warm(model, theta, x, y0, tol, maxiter))
 
     def straight(y0, one=False):
         if isinstance(y0, (WarmStart, Continuation, Equilibrium)):  # predict on the batch, solve from points
             y0 = predict_start(model, theta, x, y0)
         steps = 1 if one else 2
-        sol, _ = jax.vmap(lambda x_, y0_: _solve_steps(model, theta, x_, y0_, tol, steps))(x, y0)
+        sol, _ = jax.vmap(lambda x_, y0_: solve_steps(model, theta, x_, y0_, tol, steps))(x, y0)
 
         def again(state):
             _, ran = state
@@ -302,7 +304,7 @@ def _descent_terms(model: Model, theta, x, target, weights, y0, tol, maxiter, so
             # time: a = θ1ᵀx + b alone is a pass over the batch.)
             theta_, start = jax.tree_util.tree_map(lambda v: jnp.where(ran, jnp.nan, v), (theta, y0))
             if one:
-                return evaluate(*_solve_warm(model, theta_, x, start, tol, maxiter)), jnp.ones((), bool)
+                return evaluate(*solve_warm(model, theta_, x, start, tol, maxiter)), jnp.ones((), bool)
             return evaluate(solve(theta_, start)), jnp.ones((), bool)
 
         def unsettled(state):
@@ -326,7 +328,7 @@ ROUTES = ("auto", "solve", "straight", "one")
 def _check_route(route, model: Model):
     if route not in ROUTES:
         raise SideqInputError(f"route: expected one of {ROUTES}, got {route!r}")
-    if route == "one" and not _one_evaluation(model):
+    if route == "one" and not one_evaluation(model):
         raise SideqInputError(
             f"route: 'one' needs a sigma whose slope is a function of its value (slope_of_value) and a "
             f"curvature bound, as sigmoid and tanh have; {model.activation.name!r} has not: use 'auto'"
@@ -369,7 +371,7 @@ def empirical_objective(model: Model, x, y, *, backend="jaxopt", tol=None, maxit
             solve = lambda th, start: _solve_batch(model, th, x, start, backend, tol, maxiter)  # noqa: E731
             return _descent_terms(model, theta, jnp.asarray(x), y, 1.0 / n, y0, tol, maxiter, solve, route)
 
-        descent_terms.carries_sensitivity = not _one_evaluation(model)  # (the Continuation it takes)
+        descent_terms.carries_sensitivity = not one_evaluation(model)  # (the Continuation it takes)
         objective.descent_terms = descent_terms
     return objective
 
@@ -563,7 +565,7 @@ def population_objective(model: Model, xi, dist, *, backend="jaxopt", tol=None, 
                 solve = lambda th, start: _solve_batch(model, th, x, start, backend, tol_, maxiter)  # noqa: E731
                 return _descent_terms(model, theta, x, f, w, y0, tol_, maxiter, solve, route)
 
-            descent_terms.carries_sensitivity = not _one_evaluation(model)
+            descent_terms.carries_sensitivity = not one_evaluation(model)
             objective.descent_terms = descent_terms
     return objective
 
@@ -576,14 +578,14 @@ def initial_nodes_y0(model: Model, theta, xi, dist, *, quadrature: bool = False)
     dtype = jnp.result_type(theta)
     if _closed_form(model, quadrature):
         mean, _ = dist.moments(dtype)
-        return jnp.reshape(_default_y0(model, jnp.asarray(theta, dtype), mean), (1,))
+        return jnp.reshape(default_y0(model, jnp.asarray(theta, dtype), mean), (1,))
     if has_projection(dist):
         z, _ = dist.projected_rule()
         u, _ = _projected_uv(model, theta, xi, dist, z)
         return model.activation(u.reshape(-1))
     rule = dist.tensor_rule()
     x = _fixed_rule(dist, dtype)[0] if rule is None else jnp.asarray(rule[0], dtype)
-    return _default_y0(model, theta, x)
+    return default_y0(model, theta, x)
 
 
 # ----------------------------------------------------------------------------
@@ -604,7 +606,7 @@ def _check_model_theta(model, theta, d, what):
             f"theta: expected shape ({p},) for {what} of dimension d = {d}"
             f"{' with bias' if model.bias else ''}, got {theta.shape}"
         )
-    tc = _concrete(theta)
+    tc = concrete(theta)
     if tc is not None:
         if not np.all(np.isfinite(tc)):
             raise SideqInputError(f"theta: contains non-finite values {tc.tolist()}; pass finite numbers")
@@ -651,7 +653,7 @@ def empirical_risk(model: Model, theta, x, y=None, *, xi=None, backend: str = "j
     if n == 0:
         raise SideqInputError("x: no samples (n = 0); pass at least one input")
     theta = _check_model_theta(model, theta, d, "x")
-    xc = _concrete(x)
+    xc = concrete(x)
     if xc is not None and not np.all(np.isfinite(xc)):
         raise SideqInputError("x: contains NaN or inf; remove those samples")
     if y is None:
@@ -662,13 +664,13 @@ def empirical_risk(model: Model, theta, x, y=None, *, xi=None, backend: str = "j
     y = jnp.asarray(y)
     if y.shape != (n,):
         raise SideqInputError(f"y: expected shape ({n},) to match x, got {y.shape}")
-    yc = _concrete(y)
+    yc = concrete(y)
     if yc is not None and not np.all(np.isfinite(yc)):
         raise SideqInputError("y: contains NaN or inf; remove those samples")
     dtype = jnp.result_type(theta, x, y)
     theta, x, y = (a.astype(dtype) for a in (theta, x, y))
     objective = empirical_objective(model, x, y, backend=backend, tol=tol, maxiter=int(maxiter))
-    return _nan_unless_solved(*objective(theta, _default_y0(model, theta, x)))
+    return _nan_unless_solved(*objective(theta, default_y0(model, theta, x)))
 
 
 def _nan_unless_solved(risk, sol: Equilibrium):
@@ -687,7 +689,7 @@ def _check_xi(xi, d):
             xi_arr = as_real(xi_arr, "xi:")
     if xi_arr.shape != (d,):
         raise SideqInputError(f"xi: expected shape ({d},) to match the inputs, got {xi_arr.shape}")
-    xc = _concrete(xi_arr)
+    xc = concrete(xi_arr)
     if xc is not None and not np.all(np.isfinite(xc)):
         raise SideqInputError(f"xi: contains non-finite values {xc.tolist()}")
     if xc is not None and not np.any(xc != 0):
@@ -728,7 +730,7 @@ def population_risk(model: Model, theta, xi, dist, *, backend: str = "jaxopt",
     check_law(dist)
     xi = _check_xi(xi, dist.d)
     theta = _check_model_theta(model, theta, dist.d, "the law of X")
-    xc = _concrete(xi)
+    xc = concrete(xi)
     if has_projection(dist) and xc is not None:  # (the projected rule divides by ‖Lᵀξ‖)
         chol = dist.moments()[1]
         q = chol * xc if chol.ndim == 1 else chol.T @ xc

@@ -97,7 +97,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
 from sideq import sweep_chunks, sweep_store
-from sideq.data import Gaussian, Uniform
+from sideq.data import check_law, describe
 from sideq.errors import SideqInputError
 from sideq.general import DEQ
 from sideq.general_risk import n_nodes as deq_n_nodes
@@ -187,11 +187,7 @@ class _Progress:
 
 def _law_description(dist):
     """The population risk's law in a sweep's settings (JSON, every number)."""
-    return {
-        "risk": "population", "law": type(dist).__name__.lower(), "nodes": int(dist.nodes),
-        "law_params": {f: np.asarray(getattr(dist, f)).tolist()
-                       for f in (("low", "high") if isinstance(dist, Uniform) else ("mean", "cov"))},
-    }
+    return {"risk": "population", **describe(dist)}
 
 
 def _check_problem(model, xi, x, y, dist, dtype):
@@ -252,8 +248,7 @@ def _check_deq_problem(model: DEQ, xi, x, y, dist, dtype):
             raise SideqInputError(
                 f"dist: {model.name} is a general DEQ with no target f; the population risk needs "
                 "sideq.general.multi_linear(k) or multi_index(sigma, k) (or pass data x and targets y)")
-        if not isinstance(dist, (Uniform, Gaussian)):
-            raise SideqInputError(f"dist: expected sideq.uniform(...) or sideq.gaussian(...), got {type(dist).__name__}")
+        check_law(dist)
         if y is not None:
             raise SideqInputError("y: targets are only used with data x; the population risk uses f(x) from xi")
         d, k = dist.d, model.dim

@@ -30,7 +30,7 @@ from jax.sharding import PartitionSpec as P
 from sideq.dynamics import gradient_descent
 from sideq.general import descent as deq_descent
 from sideq.general_risk import population_objective as deq_population_objective
-from sideq.risk import _default_y0, empirical_objective, initial_nodes_y0, population_objective
+from sideq.risk import default_y0, empirical_objective, initial_nodes_y0, population_objective
 from sideq.status import Status
 from sideq.xla import compiler_options
 
@@ -80,7 +80,7 @@ def _one_run(model, risk, epochs, backend, maxiter, theta0, eta, data, xi, tols)
     if risk == "empirical":
         x, y = data
         objective = empirical_objective(model, x, y, backend=backend, maxiter=maxiter)
-        y0 = _default_y0(model, theta0, x)
+        y0 = default_y0(model, theta0, x)
     else:
         objective = population_objective(model, xi, data, backend=backend, maxiter=maxiter)
         y0 = initial_nodes_y0(model, theta0, xi, data)

@@ -17,14 +17,14 @@ import numpy as np
 import optax
 
 from sideq import xla
-from sideq.data import Gaussian, Uniform, as_real
+from sideq.data import as_real, check_law
 from sideq.dynamics import Trajectory, gradient_descent
 from sideq.errors import SideqInputError, SingularModelError
 from sideq.general import DEQ, descent_from_scalar_api
 from sideq.model import Model
 from sideq.risk import (
     _check_xi,
-    _default_y0,
+    default_y0,
     empirical_objective,
     initial_nodes_y0,
     population_objective,
@@ -56,10 +56,7 @@ def check_problem(model: Model, xi, x, y, dist, dtype, *, targets_now: bool = Tr
     if (x is None) == (dist is None):
         raise SideqInputError("x/dist: give exactly one: data x (empirical risk) or a law dist (population risk)")
     if dist is not None:
-        if not isinstance(dist, (Uniform, Gaussian)):
-            raise SideqInputError(
-                f"dist: expected sideq.uniform(...) or sideq.gaussian(...), got {type(dist).__name__}"
-            )
+        check_law(dist)
         if y is not None:
             raise SideqInputError("y: targets are only used with data x; the population risk uses f(x) = sigma(xi'x)")
         return _check_xi(xi, dist.d).astype(dtype), dist.d, None, None, dist
@@ -145,7 +142,7 @@ def _descent_empirical(model, theta0, x, y, xi, eta, tols, *, epochs, optimizer,
     objective = empirical_objective(model, x, y, backend=backend, maxiter=maxiter)
     opt = optax.sgd(eta) if optimizer is None else optimizer
     return gradient_descent(
-        model, objective, theta0, _default_y0(model, theta0, x), xi,
+        model, objective, theta0, default_y0(model, theta0, x), xi,
         epochs=epochs, optimizer=opt, gtol=tols[0], ltol=tols[1], dtol=tols[2], history=history,
         save_every=save_every,
     )

@@ -20,7 +20,7 @@ import sideq
 from sideq.gradient_flow import (
     FlowTrajectory, _flow_population, flow, flow_summary, gradient_flow, until_stop, vector_field,
 )
-from sideq.risk import _default_y0, empirical_objective
+from sideq.risk import default_y0, empirical_objective
 from sideq.scalar import Equilibrium
 from sideq.status import Status
 from sideq.train import descent
@@ -132,7 +132,7 @@ def test_vector_field_is_eq4_and_supports_forward_mode():
     1/(1 − θ2)²; the proof of Theorem 3.3 has the right gradient (used here)."""
     x = jnp.asarray(X3)
     obj = empirical_objective(LIN, x, x @ jnp.asarray(XI3))
-    f = jax.jit(vector_field(obj, lambda th: _default_y0(LIN, th, x)))
+    f = jax.jit(vector_field(obj, lambda th: default_y0(LIN, th, x)))
     for theta in STARTS_3:
         theta = np.array(theta)
         np.testing.assert_allclose(np.asarray(f(0.0, theta, None)), eq4_field(theta, XI3, M3),
@@ -308,7 +308,7 @@ def test_vmapped_flow_equals_single_runs():
     @sideq.xla.jit  # compiled like flow() itself (sideq.xla), so the two can agree to rounding
     @jax.vmap
     def batch(theta0):
-        return gradient_flow(LIN, objective, theta0, xi, cold_start=lambda th: _default_y0(LIN, th, x),
+        return gradient_flow(LIN, objective, theta0, xi, cold_start=lambda th: default_y0(LIN, th, x),
                              t1=500.0, saveat_ts=ts, gtol=GTOL)
 
     starts = np.array(STARTS_3[:3])

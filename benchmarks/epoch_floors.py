@@ -9,15 +9,13 @@ a solver); the point is the throughput, in sample-steps per second, of C runs
 vmapped, against which ``benchmarks/routes.py`` and ``benchmarks/gpu.py`` read.
 
   V1  two Newton steps from the first-order prediction and sigma at the result
-      (three evaluations), warm-start carry (y, omega, s): sideq's straight-line
-      route before the ninth session
+      (three evaluations), warm-start carry (y, omega, s)
   V2  V1 with the carry (y, s) and omega recomputed from the previous theta
   V3  one Newton step, sigma at the result (two evaluations)
   V4  V1 inside a loop of at most one iteration that is never entered
   V5  one Newton step and no sigma at the result: sigma' there is y(1 - y) and
       the residual a bound from the step; carry (y, theta), s recomputed from
-      them (one evaluation): the shape of sideq's solver route since the ninth
-      session
+      them (one evaluation): the shape of sideq's solver route
 """
 
 from __future__ import annotations

@@ -185,8 +185,7 @@ def bench_profile() -> dict:
       step (:func:`sideq.scalar.solve_warm`; other σ need one more).  The
       batch solver evaluates every sample in an epoch where its fallback runs:
       the second step, and (sigmoid) the residual it measures, two more per
-      sample in those epochs (``batch_sigma_evaluations_per_sample_step``;
-      before the ninth session 2 + the share);
+      sample in those epochs (``batch_sigma_evaluations_per_sample_step``);
     * share of epochs in which some sample needed more than the certified step;
     * the floor: the same gradient-descent arithmetic written bare (one fused
       Newton step from the first-order prediction, σ' reused, no statuses, no

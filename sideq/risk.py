@@ -224,15 +224,11 @@ def _descent_terms(model: Model, theta, x, target, weights, y0, tol, maxiter, so
     ``"straight"`` for float64 when JAX's default backend is an accelerator
     and ``"solve"`` otherwise (decided when the step is traced;
     ``jax.lax.platform_dependent`` would trace and compile both routes,
-    doubling the compile time on CPU), as measured on an H200
-    (``benchmarks/routes.py``, 32768 Section 4.2 runs, thirteenth session in
-    BENCHMARKS.md): in float64 the straight-line route gave 3.99e10
-    sample-steps/s against 2.53e10 for ``"solve"``, in float32 8.8e10
-    against 1.39e11, for reasons not established.  ``"one"`` is taken only
-    when asked for: on two CPU cores it was 5–12% faster than ``"solve"``
-    over 4000 epochs, 5% slower over 1000 and 20–35% slower over a sweep's
-    first 100 (ninth session); on the H200 it gave 1.11e11 in float32 and
-    1.63e10 in float64, slower than the route ``"auto"`` takes in both.
+    doubling the compile time on CPU): on a GPU the straight-line route is
+    the faster in float64 and the slower in float32 (``benchmarks/routes.py``;
+    the figures are in BENCHMARKS.md).  ``"one"`` is taken only when asked
+    for: on CPU it wins over long runs and loses over a sweep's first epochs,
+    and on a GPU it is slower than the route ``"auto"`` takes.
 
     * ``"one"`` (:func:`sideq.scalar.one_evaluation` only): one Newton step
       from each warm start in straight-line code
@@ -265,14 +261,10 @@ def _descent_terms(model: Model, theta, x, target, weights, y0, tol, maxiter, so
       (on the Section 4.2 problem it never ran, in either precision).  A loop
       between the first step and the reduction, as the solver has, makes each
       iterate a round trip through memory; without one a GPU can fuse the pass
-      into a kernel that reads and writes the warm start only (a hand-written
-      epoch of this shape ran at 1.38e11 sample-steps/s in float32 on the
-      H200, which the straight-line route does not reach).  XLA:CPU makes no
-      kernel with several outputs, so on CPU this code splits into ~30 kernels
-      and loses to the solver's loop in steady state (0.6–0.7× on one core;
-      0.74× for 64 runs of 4000 epochs on two cores in the ninth session), but
-      not in a sweep's first 100 epochs, where the solver's loop runs in most
-      epochs (1.4–1.6× there).
+      into a kernel that reads and writes the warm start only.  XLA:CPU makes
+      no kernel with several outputs, so on CPU this code splits into ~30
+      kernels and loses to the solver's loop in steady state, but not in a
+      sweep's first epochs, where the solver's loop runs in most epochs.
     """
 
     one_step = one_evaluation(model)

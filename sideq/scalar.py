@@ -237,9 +237,9 @@ def _acceptance(model: Model, theta2, dtype, tol):
     division), which a long step (a cold start of the linear DEQ, certified by
     M2 = 0) would leave in y − s; for a short one it is a few eps^(5/4)·scale,
     about 1e-4 ulp in float64 and below 0.1 ulp in float32 (in float16 or
-    bfloat16 it would approach an ulp: sideq does not run in those).  (A cap of √eps, as before the sixth
-    session, refused steps that the Taylor bound certifies: on the Section 4.2
-    run 418 of 4000 epochs needed a second evaluation somewhere, against 258.)
+    bfloat16 it would approach an ulp: sideq does not run in those).  (A cap of √eps would refuse steps that the Taylor bound certifies: on the
+    Section 4.2 run, 418 of 4000 epochs would need a second evaluation
+    somewhere, against 258.)
     A *negligible* step
     |s| ≤ tol·scale is accepted too.  A step that is not a number is not
     accepted (comparisons with NaN are false).

@@ -16,11 +16,9 @@ backends get XLA's defaults.
   instructions (bit for bit the same values: ``tests/test_xla.py``); only the
   order of summation and the rounding of a·b + c change, by an ulp or so.
 
-On the 2-core AMD EPYC of BENCHMARKS.md the Section 4.2 run took 0.040 s with
-XLA's defaults, 0.029 s with 512-bit vectors and 0.021 s with both (the fifth
-session's code; the seventh session's step takes 0.030 s and 0.013 s); the
-1000-start gradient flow of the linear DEQ 2.8 s with XLA's defaults and 2.5 s
-with both, with the same θ to the last bit.  sideq compiles its descent runs,
+Both options make the Section 4.2 run about twice as fast on the 2-core
+AMD EPYC of BENCHMARKS.md, with the same θ to the last ulps (``sideq bench``
+times it both ways).  sideq compiles its descent runs,
 sweep chunks and gradient flows (``sideq.train``, ``sideq.sweep``,
 ``sideq.flow``) with them.
 

@@ -453,8 +453,8 @@ def test_certified_newton_step_is_the_root(act, a, theta2, ref):
 
 def test_a_certified_step_longer_than_sqrt_eps_is_exact(ref):
     """Section 4.2's sigmoid near its optimum (θ2 = 0.27): Taylor's bound
-    certifies a Newton step of 1e-7, longer than √eps (the cap before the
-    sixth session; now eps^(1/4)).  One evaluation, and the brentq root to a
+    certifies a Newton step of 1e-7, longer than √eps (the cap is
+    eps^(1/4)).  One evaluation, and the brentq root to a
     few ulps; the step's own rounding is ~1e-7 ulp."""
     a, theta2 = 1.6, 0.27
     y_ref = ref.brent_root(ref.act["sigmoid"][0], a, theta2)

@@ -82,25 +82,31 @@ def main() -> None:
             (r * r, r * s * x, r * s * y, res, bad.astype(jnp.int32)),
             (zero, zero, zero, zero, jnp.zeros((), jnp.int32)),
             lambda u, v: (u[0] + v[0], u[1] + v[1], u[2] + v[2], jnp.maximum(u[3], v[3]), u[4] + v[4]),
-            (0,))
+            (0,),
+        )
         grad = 2 * jnp.stack([g1, g2]) / n
-        new = ((y, s, theta) if variant == "V2" else (y, None, theta) if variant == "V5"
-               else (y, a + theta2 * y, s))
+        new = (y, s, theta) if variant == "V2" else (y, None, theta) if variant == "V5" else (y, a + theta2 * y, s)
         if variant == "V4":
+
             def body(state):
                 *c, g, _ = state
                 return (*c, g, jnp.ones((), bool))
 
-            *new, grad, _ = jax.lax.while_loop(lambda st: ~st[-1] & (n_bad > 0), body,
-                                               (*new, grad, jnp.zeros((), bool)))
+            *new, grad, _ = jax.lax.while_loop(
+                lambda st: ~st[-1] & (n_bad > 0), body, (*new, grad, jnp.zeros((), bool))
+            )
             new = tuple(new)
         return theta - eta * grad, new
 
     def run(theta0, variant):
         y0 = jax.nn.sigmoid(theta0[0] * x)
-        carry = ((y0, jnp.zeros_like(x), theta0) if variant == "V2"
-                 else (y0, None, theta0) if variant == "V5"
-                 else (y0, theta0[0] * x + theta0[1] * y0, jnp.zeros_like(x)))
+        carry = (
+            (y0, jnp.zeros_like(x), theta0)
+            if variant == "V2"
+            else (y0, None, theta0)
+            if variant == "V5"
+            else (y0, theta0[0] * x + theta0[1] * y0, jnp.zeros_like(x))
+        )
 
         def step(c, _):
             return epoch(*c, variant), None
@@ -118,8 +124,11 @@ def main() -> None:
             t0 = time.perf_counter()
             jax.block_until_ready(fn(inits))
             best = min(best, time.perf_counter() - t0)
-        print(f"{jax.devices()[0].device_kind} {args.dtype} C={args.C} x {args.epochs} epochs, {variant}: "
-              f"{steps / best:.3g} sample-steps/s ({best:.3f} s)", flush=True)
+        print(
+            f"{jax.devices()[0].device_kind} {args.dtype} C={args.C} x {args.epochs} epochs, {variant}: "
+            f"{steps / best:.3g} sample-steps/s ({best:.3f} s)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

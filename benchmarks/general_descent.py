@@ -28,7 +28,6 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import sideq  # noqa: E402
@@ -75,8 +74,13 @@ def time_general(K: int, n: int, epochs: int, eta: float = 0.1):
     wall = time.perf_counter() - t0
     status = np.asarray(status)
     return {
-        "route": general.descent_route(model), "K": K, "n": n, "epochs": epochs, "wall_s": wall,
-        "compile_s": compile_s, "sample_steps_per_s": K * n * epochs / wall,
+        "route": general.descent_route(model),
+        "K": K,
+        "n": n,
+        "epochs": epochs,
+        "wall_s": wall,
+        "compile_s": compile_s,
+        "sample_steps_per_s": K * n * epochs / wall,
         "statuses": {Status(int(s)).name.lower(): int(np.sum(status == s)) for s in np.unique(status)},
         "max_residual": float(np.nanmax(np.asarray(residual))),
         "loss_final_median": float(np.nanmedian(np.asarray(loss))),
@@ -99,8 +103,14 @@ def time_scalar(K: int, n: int, epochs: int, eta: float = 0.1):
     t0 = time.perf_counter()
     run()
     wall = time.perf_counter() - t0
-    return {"K": K, "n": n, "epochs": epochs, "wall_s": wall, "compile_s": max(first - wall, 0.0),
-            "sample_steps_per_s": K * n * epochs / wall}
+    return {
+        "K": K,
+        "n": n,
+        "epochs": epochs,
+        "wall_s": wall,
+        "compile_s": max(first - wall, 0.0),
+        "sample_steps_per_s": K * n * epochs / wall,
+    }
 
 
 def main() -> None:
@@ -123,16 +133,22 @@ def main() -> None:
         return
     g = out["general"]
     print(f"machine: {out['machine']} (after: {out['machine_after'].rsplit(', ', 1)[-1]})")
-    print(f"general DEQ multi_index(tanh, k=4), d=2, route {g['route']}: K={g['K']} n={g['n']} "
-          f"epochs={g['epochs']}: {g['wall_s']:.2f} s (compile {g['compile_s']:.1f} s), "
-          f"{g['sample_steps_per_s']:.3g} sample-steps/s; statuses {g['statuses']}, "
-          f"max residual {g['max_residual']:.2g}")
+    print(
+        f"general DEQ multi_index(tanh, k=4), d=2, route {g['route']}: K={g['K']} n={g['n']} "
+        f"epochs={g['epochs']}: {g['wall_s']:.2f} s (compile {g['compile_s']:.1f} s), "
+        f"{g['sample_steps_per_s']:.3g} sample-steps/s; statuses {g['statuses']}, "
+        f"max residual {g['max_residual']:.2g}"
+    )
     if "scalar" in out:
         s = out["scalar"]
-        print(f"scalar single_index(tanh), d=2: K={s['K']} n={s['n']} epochs={s['epochs']}: {s['wall_s']:.2f} s, "
-              f"{s['sample_steps_per_s']:.3g} sample-steps/s (scalar / general = {out['ratio_scalar_over_general']:.1f})")
-    print(f"general, 1000 inits x 1000 epochs x n={args.n}: {out['general_1000_inits_1000_epochs_s']:.1f} s "
-          f"(from K={g['K']}, {g['epochs']} epochs)")
+        print(
+            f"scalar single_index(tanh), d=2: K={s['K']} n={s['n']} epochs={s['epochs']}: {s['wall_s']:.2f} s, "
+            f"{s['sample_steps_per_s']:.3g} sample-steps/s (scalar / general = {out['ratio_scalar_over_general']:.1f})"
+        )
+    print(
+        f"general, 1000 inits x 1000 epochs x n={args.n}: {out['general_1000_inits_1000_epochs_s']:.1f} s "
+        f"(from K={g['K']}, {g['epochs']} epochs)"
+    )
 
 
 if __name__ == "__main__":

@@ -29,8 +29,11 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     parser.add_argument("--Ks", default="32768,1048576")
     parser.add_argument("--chunk", type=int, default=32768)
-    parser.add_argument("--only", default="float32:empirical,float64:empirical,float32:population,"
-                        "float64:population", help="dtype:risk pairs, in order")
+    parser.add_argument(
+        "--only",
+        default="float32:empirical,float64:empirical,float32:population,float64:population",
+        help="dtype:risk pairs, in order",
+    )
     args = parser.parse_args()
     if jax.default_backend() == "cpu":
         raise SystemExit("benchmarks/gpu.py: no GPU visible to JAX (jax.default_backend() == 'cpu')")
@@ -40,8 +43,11 @@ def main() -> None:
         for i, K in enumerate(map(int, args.Ks.split(","))):
             r = bench_sweep(K, args.epochs, risk=risk, dtype=dtype, chunk=min(args.chunk, K), warmup=i == 0)
             compile_s = "" if r["compile_s"] is None else f", compile {r['compile_s']:.1f} s"
-            print(f"{r['name']}, chunk {r['chunk']}: {r['sample_steps_per_s']:.3g} sample-steps/s "
-                  f"({r['wall_s']:.2f} s{compile_s}; failed runs {r['failed_runs']})", flush=True)
+            print(
+                f"{r['name']}, chunk {r['chunk']}: {r['sample_steps_per_s']:.3g} sample-steps/s "
+                f"({r['wall_s']:.2f} s{compile_s}; failed runs {r['failed_runs']})",
+                flush=True,
+            )
             report["results"].append(r)
             if args.out:
                 with open(args.out, "w") as fh:

@@ -75,9 +75,19 @@ class TorchStep:
       warm: start each forward solve from the previous step's fixed points.
     """
 
-    def __init__(self, problem: dict, *, f_solver: str, b_solver: str, eta: float, tol: float,
-                 maxiter: int = 256, f_kwargs: dict | None = None, fixed_iterations=(None, None),
-                 warm: bool = True):
+    def __init__(
+        self,
+        problem: dict,
+        *,
+        f_solver: str,
+        b_solver: str,
+        eta: float,
+        tol: float,
+        maxiter: int = 256,
+        f_kwargs: dict | None = None,
+        fixed_iterations=(None, None),
+        warm: bool = True,
+    ):
         import torch
         import torchdeq
 
@@ -88,10 +98,16 @@ class TorchStep:
         self.W2 = torch.tensor(np.asarray(problem["W2"], np.float32), requires_grad=True)
         f_iter, b_iter = fixed_iterations
         self.deq = torchdeq.get_deq(
-            f_solver=f_solver, b_solver=b_solver, ift=True,
+            f_solver=f_solver,
+            b_solver=b_solver,
+            ift=True,
             f_max_iter=f_iter if f_solver == "simple_fixed_point_iter" else maxiter,
             b_max_iter=b_iter if b_solver == "simple_fixed_point_iter" else maxiter,
-            f_tol=tol, b_tol=tol, f_stop_mode="rel", b_stop_mode="rel")
+            f_tol=tol,
+            b_tol=tol,
+            f_stop_mode="rel",
+            b_stop_mode="rel",
+        )
         self.f_kwargs = dict(f_kwargs or {})
         self.eta, self.warm = float(eta), bool(warm)
         self.z = torch.zeros(self.t.shape)
@@ -121,8 +137,11 @@ class TorchStep:
             self.W1 -= self.eta * self.W1.grad
             self.W2 -= self.eta * self.W2.grad
         self.z = z.detach()
-        return {"loss": float(loss.detach()), "forward_iterations": int(info["nstep"].max()),
-                "residual_rel": float(info["rel_lowest"].max())}
+        return {
+            "loss": float(loss.detach()),
+            "forward_iterations": int(info["nstep"].max()),
+            "residual_rel": float(info["rel_lowest"].max()),
+        }
 
     def loss_and_grad(self, z0=None):
         """R̂ and ∇R̂ at the present θ, no update; forward solve from ``z0``
@@ -162,6 +181,9 @@ def run_steps(problem: dict, steps: int, *, threads: int, **settings) -> dict:
         infos = [stepper.step() for _ in range(steps)]
     finally:
         torch.set_num_threads(saved)
-    return {"params": stepper.params(), "loss0": infos[0]["loss"],
-            "max_iterations": max(i["forward_iterations"] for i in infos),
-            "worst_residual_rel": max(i["residual_rel"] for i in infos)}
+    return {
+        "params": stepper.params(),
+        "loss0": infos[0]["loss"],
+        "max_iterations": max(i["forward_iterations"] for i in infos),
+        "worst_residual_rel": max(i["residual_rel"] for i in infos),
+    }

@@ -49,8 +49,9 @@ def main() -> None:
 
         def one(th0):
             y0 = model.activation(xj[:, 0] * th0[0])
-            return gradient_descent(model, objective, th0, y0, xi, epochs=args.epochs, eta=cfg["eta"],
-                                    history=False).theta
+            return gradient_descent(
+                model, objective, th0, y0, xi, epochs=args.epochs, eta=cfg["eta"], history=False
+            ).theta
 
         K = 1 if args.what == "single" else args.K
         rng = np.random.default_rng(1)
@@ -79,9 +80,11 @@ def main() -> None:
                 total[ev.name] += ev.duration_ns
                 calls[ev.name] += 1
     steps = K * args.epochs * x.shape[0]
-    print(f"{args.what}: K={K} x {args.epochs} epochs x n={x.shape[0]}: {wall:.3f} s without the "
-          f"profiler, {wall / steps * 1e9:.2f} ns per sample-step; kernels under the profiler: "
-          f"{sum(total.values()) / steps:.2f} ns per sample-step")
+    print(
+        f"{args.what}: K={K} x {args.epochs} epochs x n={x.shape[0]}: {wall:.3f} s without the "
+        f"profiler, {wall / steps * 1e9:.2f} ns per sample-step; kernels under the profiler: "
+        f"{sum(total.values()) / steps:.2f} ns per sample-step"
+    )
     for name, ns in sorted(total.items(), key=lambda kv: -kv[1])[: args.top]:
         print(f"{ns / steps:8.3f} ns/sample-step  {calls[name] / args.epochs:5.2f} calls/epoch  {name}")
 

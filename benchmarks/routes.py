@@ -31,9 +31,9 @@ def main() -> None:
     jax.config.update("jax_enable_x64", args.dtype == "float64")
 
     import sideq
+    from sideq import xla
     from sideq.dynamics import gradient_descent
     from sideq.paper.reproduce import EXPERIMENTS, draw
-    from sideq import xla
     from sideq.risk import empirical_objective
 
     cfg = EXPERIMENTS["sigmoid"]
@@ -47,9 +47,22 @@ def main() -> None:
     routes = ("straight", "solve", "one")
     for route in routes:
         objective = empirical_objective(model, xj, sideq.targets(model, xi, xj), route=route)
-        fn = xla.jit(jax.vmap(lambda t: gradient_descent(
-            model, objective, t, model.activation(xj[:, 0] * t[0]), xi, epochs=args.epochs,
-            eta=cfg["eta"], history=False).theta))
+        fn = xla.jit(
+            jax.vmap(
+                lambda t: (
+                    gradient_descent(
+                        model,
+                        objective,
+                        t,
+                        model.activation(xj[:, 0] * t[0]),
+                        xi,
+                        epochs=args.epochs,
+                        eta=cfg["eta"],
+                        history=False,
+                    ).theta
+                )
+            )
+        )
         jax.block_until_ready(fn(inits))
         best = np.inf
         for _ in range(3):
@@ -57,8 +70,11 @@ def main() -> None:
             theta = jax.block_until_ready(fn(inits))
             best = min(best, time.perf_counter() - t0)
         thetas.append(np.asarray(theta))
-        print(f"{jax.devices()[0].device_kind} {args.dtype} K={args.K} x {args.epochs} epochs, "
-              f"route={route}: {steps / best:.3g} sample-steps/s ({best:.3f} s)", flush=True)
+        print(
+            f"{jax.devices()[0].device_kind} {args.dtype} K={args.K} x {args.epochs} epochs, "
+            f"route={route}: {steps / best:.3g} sample-steps/s ({best:.3f} s)",
+            flush=True,
+        )
     for route, theta in zip(routes, thetas):
         if route != "solve":
             print(f"max |theta({route}) - theta(solve)| = {np.max(np.abs(theta - thetas[1])):.2e}")

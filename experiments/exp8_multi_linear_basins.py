@@ -17,8 +17,7 @@ jax.config.update("jax_enable_x64", True)  # entry point: float64 for the figure
 from sideq.paper.extended import script_main  # noqa: E402
 
 # X ~ Unif[0, 1], y = W1 x + W2 y in R^2; W2(0) = diag(a, b) over the box, W1(0) fixed.
-CONFIG = dict(xi=[2.0, 1.0], w1_0=[0.1, 0.1], box=[[-1.0, 3.0], [-1.0, 3.0]], grid_points=60, eta=0.05,
-              epochs=2000)
+CONFIG = dict(xi=[2.0, 1.0], w1_0=[0.1, 0.1], box=[[-1.0, 3.0], [-1.0, 3.0]], grid_points=60, eta=0.05, epochs=2000)
 
 if __name__ == "__main__":
     sys.exit(script_main("multi_linear_basins", config=CONFIG))

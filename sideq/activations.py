@@ -141,17 +141,26 @@ def _tanh_slope(y):
 ACTIVATIONS: dict[str, Activation] = {
     a.name: a
     for a in [
-        Activation("sigmoid", jax.nn.sigmoid, 0.0, 0.25, 0.0, 1.0, _SIGMOID_CURVATURE,
-                   slope_of_value=_sigmoid_slope),
+        Activation("sigmoid", jax.nn.sigmoid, 0.0, 0.25, 0.0, 1.0, _SIGMOID_CURVATURE, slope_of_value=_sigmoid_slope),
         Activation("tanh", jnp.tanh, 0.0, 1.0, -1.0, 1.0, _TANH_CURVATURE, slope_of_value=_tanh_slope),
         Activation("softplus", jax.nn.softplus, 0.0, 1.0, 0.0, math.inf, 0.25),
         Activation("relu", jax.nn.relu, 0.0, 1.0, 0.0, math.inf, differentiable=False),
         Activation(
-            "leaky_relu", _leaky_relu, LEAKY_RELU_SLOPE, 1.0, -math.inf, math.inf,
+            "leaky_relu",
+            _leaky_relu,
+            LEAKY_RELU_SLOPE,
+            1.0,
+            -math.inf,
+            math.inf,
             differentiable=False,
         ),
         Activation(
-            "gelu", _gelu, _GELU_SLOPE_MIN, _GELU_SLOPE_MAX, _GELU_RANGE_MIN, math.inf,
+            "gelu",
+            _gelu,
+            _GELU_SLOPE_MIN,
+            _GELU_SLOPE_MAX,
+            _GELU_RANGE_MIN,
+            math.inf,
             _GELU_CURVATURE,
         ),
         Activation("identity", _identity, 1.0, 1.0, curvature_max=0.0, affine=True),
@@ -196,9 +205,7 @@ def activation(
     differs.
     """
     if not callable(fn):
-        raise SideqInputError(
-            f"activation: expected a callable or one of {sorted(ACTIVATIONS)}, got {fn!r}"
-        )
+        raise SideqInputError(f"activation: expected a callable or one of {sorted(ACTIVATIONS)}, got {fn!r}")
     estimated = slope_bounds is None
     label = name or getattr(fn, "__name__", "custom")
     if estimated:
@@ -215,7 +222,8 @@ def activation(
             "slopes outside that interval or between its points (kinks, steep narrow parts), so "
             "uniqueness of the equilibrium is not claimed (Status.UNVERIFIED); pass "
             "slope_bounds=(inf sigma', sup sigma') to prove it",
-            EstimatedBoundsWarning, stacklevel=_caller_level(),
+            EstimatedBoundsWarning,
+            stacklevel=_caller_level(),
         )
     lo, hi = map(float, slope_bounds)
     if not lo <= hi:
@@ -236,8 +244,16 @@ def activation(
     if slope_of_value is not None:
         _check_slope_of_value(fn, slope_of_value, search_radius)
     return Activation(
-        label, fn, lo, hi, float(rlo), float(rhi),
-        curvature, differentiable=differentiable, affine=affine, estimated=estimated,
+        label,
+        fn,
+        lo,
+        hi,
+        float(rlo),
+        float(rhi),
+        curvature,
+        differentiable=differentiable,
+        affine=affine,
+        estimated=estimated,
         slope_of_value=slope_of_value,
     )
 

@@ -156,8 +156,11 @@ def bench_single_run(quick: bool) -> dict:
         gap = float(np.max(np.abs(np.asarray(theta_T) - np.asarray(theta_default))))
         if not gap <= 1e-12:  # (a NaN fails)
             raise AssertionError(f"sideq's XLA options and XLA's defaults disagree on theta by {gap:.3g}")
-        default_xla = {"sideq_run_s": t_default, "speedup_per_epoch": base_per_epoch * epochs / t_default,
-                       "theta_difference": gap}
+        default_xla = {
+            "sideq_run_s": t_default,
+            "speedup_per_epoch": base_per_epoch * epochs / t_default,
+            "theta_difference": gap,
+        }
     return {
         "name": "section 4.2 single run (sigmoid, n=1000, 4000 epochs, float64)",
         "agreement_after_3_epochs": agree,
@@ -217,6 +220,7 @@ def bench_profile() -> dict:
             theta, warm = carry
             (_, sol), g = vg(theta, warm)
             return (theta - eta * g, warm_start(sol)), (jnp.mean(sol.iterations), jnp.max(sol.iterations))
+
         w0 = warm_start(model.activation(xj[:, 0] * theta[0]))
         return jax.lax.scan(step, (theta, w0), None, length=epochs)
 
@@ -242,8 +246,10 @@ def bench_profile() -> dict:
                 r = 2 * (y1 - y) * kk
                 g = jnp.stack([jnp.mean(r * x1), jnp.mean(r * y1)])
                 return (th - eta * g, th, y1, kk), None
+
             y_init = jax.nn.sigmoid(theta[0] * x1)
             return jax.lax.scan(step, (theta, theta, y_init, jnp.zeros_like(x1)), None, length=epochs)[0][0]
+
         return run
 
     th = jnp.asarray(theta0)
@@ -266,8 +272,15 @@ def bench_profile() -> dict:
     }
 
 
-def bench_sweep(K: int, epochs: int, *, risk: str = "empirical", dtype: str = "float64",
-                chunk: int | None = None, warmup: bool = True) -> dict:
+def bench_sweep(
+    K: int,
+    epochs: int,
+    *,
+    risk: str = "empirical",
+    dtype: str = "float64",
+    chunk: int | None = None,
+    warmup: bool = True,
+) -> dict:
     """Sweep throughput on the Section 4.2 problem: K inits × epochs × n sample-steps per second.
 
     The first call compiles; the timed call reuses the compiled chunk function.
@@ -290,8 +303,16 @@ def bench_sweep(K: int, epochs: int, *, risk: str = "empirical", dtype: str = "f
     with jax.enable_x64(dtype == "float64"):
         kw = dict(x=x) if risk == "empirical" else dict(dist=sideq.uniform(0.0, 1.0, 1))
         n = x.shape[0] if risk == "empirical" else 128
-        run = lambda: run_sweep(model, xi=xi, inits=inits, eta=cfg["eta"], epochs=epochs,  # noqa: E731
-                                chunk=chunk, progress=False, **kw)
+        run = lambda: run_sweep(
+            model,
+            xi=xi,
+            inits=inits,
+            eta=cfg["eta"],
+            epochs=epochs,  # noqa: E731
+            chunk=chunk,
+            progress=False,
+            **kw,
+        )
         first = None
         if warmup:
             t0 = time.perf_counter()
@@ -300,8 +321,13 @@ def bench_sweep(K: int, epochs: int, *, risk: str = "empirical", dtype: str = "f
         t_run, res = _best(run, 1)
     return {
         "name": f"sweep K={K} x {epochs} epochs, {risk} risk (n={n}), {dtype}",
-        "K": K, "epochs": epochs, "n": n, "dtype": dtype, "risk": risk,
-        "wall_s": t_run, "compile_s": None if first is None else max(first - t_run, 0.0),
+        "K": K,
+        "epochs": epochs,
+        "n": n,
+        "dtype": dtype,
+        "risk": risk,
+        "wall_s": t_run,
+        "compile_s": None if first is None else max(first - t_run, 0.0),
         "chunk": chunk,
         "runs_per_s": K / t_run,
         "sample_steps_per_s": K * epochs * n / t_run,
@@ -328,7 +354,9 @@ def bench_sweep_devices(K: int, epochs: int) -> dict:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     r = json.loads(out.stdout.strip().splitlines()[-1])
-    r["name"] = f"sweep K={K} x {epochs} epochs, empirical risk (n=1000), float64, one CPU device per core ({r['devices']})"
+    r["name"] = (
+        f"sweep K={K} x {epochs} epochs, empirical risk (n=1000), float64, one CPU device per core ({r['devices']})"
+    )
     return r
 
 
@@ -353,8 +381,13 @@ def bench_flow(K: int) -> dict:
     objective = population_objective(model, xi, dist)
     cold = lambda th: initial_nodes_y0(model, th, xi, dist)  # noqa: E731
     ts = jnp.concatenate([jnp.zeros(1), jnp.geomspace(1e-9, 1e3, 40)])
-    fn = xla.jit(jax.vmap(lambda t0: gradient_flow(model, objective, t0, xi, cold_start=cold, t1=1e3,
-                                                   saveat_ts=ts, gtol=1e-10, max_steps=8192)))
+    fn = xla.jit(
+        jax.vmap(
+            lambda t0: gradient_flow(
+                model, objective, t0, xi, cold_start=cold, t1=1e3, saveat_ts=ts, gtol=1e-10, max_steps=8192
+            )
+        )
+    )
     th = jnp.asarray(theta0)
     t0 = time.perf_counter()
     fn(th).theta.block_until_ready()
@@ -363,7 +396,9 @@ def bench_flow(K: int) -> dict:
     status = np.asarray(tr.status)
     return {
         "name": f"gradient flow to a steady state, linear DEQ, {K} starts (10% at |1-theta2(0)| = 1e-2)",
-        "K": K, "wall_s": t_run, "compile_s": max(first - t_run, 0.0),
+        "K": K,
+        "wall_s": t_run,
+        "compile_s": max(first - t_run, 0.0),
         "converged": int(np.sum(status == 0)),
         "steps_median": float(np.median(np.asarray(tr.steps))),
         "steps_max": int(np.max(np.asarray(tr.steps))),
@@ -393,14 +428,23 @@ def bench_memory(K: int) -> dict:
         "print(samples[0], max(samples), rss(), res.summary['wall_s'])\n"
     )
     with tempfile.TemporaryDirectory() as tmp:
-        out = subprocess.run([sys.executable, "-c", code, os.path.join(tmp, "sweep")],
-                             capture_output=True, text=True, check=True,
-                             env=dict(os.environ, JAX_ENABLE_X64="1"))  # float64 in the child
+        out = subprocess.run(
+            [sys.executable, "-c", code, os.path.join(tmp, "sweep")],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=dict(os.environ, JAX_ENABLE_X64="1"),
+        )  # float64 in the child
     first, peak, end, wall = map(float, out.stdout.split())
     return {
         "name": f"memory of a {K:.0e}-run sweep streamed to disk (linear, population, 8 nodes, 20 epochs)",
-        "K": K, "rss_first_chunk_mb": first, "rss_peak_mb": peak, "rss_end_mb": end,
-        "growth_mb": peak - first, "inits_array_mb": K * 2 * 8 / 2**20, "wall_s": wall,
+        "K": K,
+        "rss_first_chunk_mb": first,
+        "rss_peak_mb": peak,
+        "rss_end_mb": end,
+        "growth_mb": peak - first,
+        "inits_array_mb": K * 2 * 8 / 2**20,
+        "wall_s": wall,
     }
 
 
@@ -434,15 +478,33 @@ def bench_exactness(epochs: int) -> dict:
     xj = jnp.asarray(x)
     obj = empirical_objective(model, xj, sideq.targets(model, jnp.asarray(xi), xj))
     cold = lambda th, y0: obj(th, default_y0(model, th, xj))  # noqa: E731
-    run_cold = jax.jit(lambda th: gradient_descent(model, cold, th, default_y0(model, th, xj), jnp.asarray(xi),
-                                                   epochs=epochs, optimizer=optax.sgd(cfg["eta"]),
-                                                   history=False).theta[-1])
+    run_cold = jax.jit(
+        lambda th: gradient_descent(
+            model,
+            cold,
+            th,
+            default_y0(model, th, xj),
+            jnp.asarray(xi),
+            epochs=epochs,
+            optimizer=optax.sgd(cfg["eta"]),
+            history=False,
+        ).theta[-1]
+    )
     exact = np.asarray(run_cold(jnp.asarray(theta0)))
-    bisect = np.asarray(descent(model, theta0, xi=xi, x=x, eta=cfg["eta"], epochs=epochs,
-                                backend="optimistix").theta[-1])
+    bisect = np.asarray(
+        descent(model, theta0, xi=xi, x=x, eta=cfg["eta"], epochs=epochs, backend="optimistix").theta[-1]
+    )
     with jax.enable_x64(False):
-        single = np.asarray(descent(model, theta0.astype(np.float32), xi=xi.astype(np.float32),
-                                    x=x.astype(np.float32), eta=cfg["eta"], epochs=epochs).theta[-1])
+        single = np.asarray(
+            descent(
+                model,
+                theta0.astype(np.float32),
+                xi=xi.astype(np.float32),
+                x=x.astype(np.float32),
+                eta=cfg["eta"],
+                epochs=epochs,
+            ).theta[-1]
+        )
     out = {
         "name": f"exactness of the fast paths (Section 4.2 problem, {epochs} epochs)",
         "warm_vs_cold_start_max_abs": float(np.max(np.abs(fast - exact))),
@@ -468,8 +530,12 @@ def sideq_command() -> list[str]:
 
 
 def _spread(times) -> dict:
-    return {"median": float(np.median(times)), "min": float(np.min(times)), "max": float(np.max(times)),
-            "each": [float(t) for t in times]}
+    return {
+        "median": float(np.median(times)),
+        "min": float(np.min(times)),
+        "max": float(np.max(times)),
+        "each": [float(t) for t in times],
+    }
 
 
 def bench_startup(repeats: int = 5, *, run=None, clock=time.perf_counter) -> dict:
@@ -512,8 +578,7 @@ def bench_startup(repeats: int = 5, *, run=None, clock=time.perf_counter) -> dic
             warm.pop("wall_s", None)
             if warm != cold:
                 diff = sorted(k for k in set(cold) | set(warm) if cold.get(k) != warm.get(k))
-                raise AssertionError(f"a warm (cached) sideq descent printed other numbers than the cold one: "
-                                     f"{diff}")
+                raise AssertionError(f"a warm (cached) sideq descent printed other numbers than the cold one: {diff}")
     return {
         "name": f"start-up of the sideq command, process start included ({repeats} of each, in turns)",
         "command": " ".join(["sideq", *STARTUP_DESCENT]),
@@ -605,8 +670,13 @@ def deq_problem(k: int, d: int, n: int, *, w2_norm: float = 0.5, seed: int = 0) 
     W2 = w2_norm * W2 / np.linalg.norm(W2, 2)
     f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
     x = f32(x)
-    return {"x": x, "t": f32(np.tanh(x.astype(np.float64) @ f32(xi).T.astype(np.float64))), "xi": f32(xi),
-            "W1": f32(W1), "W2": f32(W2)}
+    return {
+        "x": x,
+        "t": f32(np.tanh(x.astype(np.float64) @ f32(xi).T.astype(np.float64))),
+        "xi": f32(xi),
+        "W1": f32(W1),
+        "W2": f32(W2),
+    }
 
 
 def deq_reference(problem: dict, params: dict | None = None) -> dict:
@@ -728,8 +798,7 @@ def _compiled_deq_steps():
         new = {key: params[key] - eta * grads[key] for key in ("W1", "W2")}
         return new, y, loss, grads, iterations
 
-    return (jax.jit(sideq_step, static_argnames=("model",)),
-            jax.jit(floor_step, static_argnames=("tol", "maxiter")))
+    return (jax.jit(sideq_step, static_argnames=("model",)), jax.jit(floor_step, static_argnames=("tol", "maxiter")))
 
 
 def load_peer():
@@ -738,8 +807,7 @@ def load_peer():
     installed copy of sideq, or torch/torchdeq do not import or run)."""
     import importlib.util
 
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks",
-                        "peer_torchdeq.py")
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "peer_torchdeq.py")
     if not os.path.isfile(path):
         return None, f"{path} not found (it is in a source checkout of sideq, not in an installed copy)"
     spec = importlib.util.spec_from_file_location("sideq_bench_peer_torchdeq", path)
@@ -768,8 +836,11 @@ class _JaxLoop:
             losses.append(loss)
             iterations.append(it)
         jax.block_until_ready((params, losses))
-        return {"params": {k: np.asarray(v) for k, v in params.items()},
-                "loss0": float(losses[0]), "max_iterations": int(np.max(np.asarray(iterations)))}
+        return {
+            "params": {k: np.asarray(v) for k, v in params.items()},
+            "loss0": float(losses[0]),
+            "max_iterations": int(np.max(np.asarray(iterations))),
+        }
 
 
 class _DescentLoop:
@@ -787,12 +858,14 @@ class _DescentLoop:
         from sideq.status import Status
 
         p = self.problem
-        tr = general.descent(self.model, {"W1": p["W1"], "W2": p["W2"]}, x=p["x"], y=p["t"], eta=self.eta,
-                             epochs=steps)
+        tr = general.descent(self.model, {"W1": p["W1"], "W2": p["W2"]}, x=p["x"], y=p["t"], eta=self.eta, epochs=steps)
         jax.block_until_ready(tr)
-        return {"params": {k: np.asarray(v)[steps] for k, v in tr.params.items()},
-                "params1": {k: np.asarray(v)[1] for k, v in tr.params.items()},
-                "loss0": float(tr.loss[0]), "status": Status(int(tr.status)).name}
+        return {
+            "params": {k: np.asarray(v)[steps] for k, v in tr.params.items()},
+            "params1": {k: np.asarray(v)[1] for k, v in tr.params.items()},
+            "loss0": float(tr.loss[0]),
+            "status": Status(int(tr.status)).name,
+        }
 
 
 class _TorchLoop:
@@ -826,9 +899,16 @@ def _torch_label(settings, threads):
 SIDEQ_DEQ_ROUTES = ("sideq_descent", "sideq_solve", "jax_floor")
 
 
-def bench_deq_step(quick: bool, *, problem: dict | None = None, steps: int | None = None,
-                   runs: int | None = None, select_steps: int | None = None, peer=None,
-                   routes: tuple = SIDEQ_DEQ_ROUTES) -> dict:
+def bench_deq_step(
+    quick: bool,
+    *,
+    problem: dict | None = None,
+    steps: int | None = None,
+    runs: int | None = None,
+    select_steps: int | None = None,
+    peer=None,
+    routes: tuple = SIDEQ_DEQ_ROUTES,
+) -> dict:
     """A multi-neuron DEQ training step, sideq against torchdeq on the same
     machine in the same process: y = tanh(W1x + W2y), k = 64, d = 32,
     n = 1000 (:data:`DEQ_STEP`, :func:`deq_problem`), float32, tolerance 1e-6,
@@ -880,8 +960,15 @@ def _torch_routes(peer, problem, eta, tol, select_steps):
     base = dict(eta=eta, tol=tol)
     anderson = dict(f_solver="anderson", b_solver="anderson", f_kwargs={"m": 5, "lam": 1e-10})
     fixed = dict(f_solver="fixed_point_iter", b_solver="fixed_point_iter")
-    candidates = [(settings, th) for th in threads for settings in (
-        fixed, dict(anderson, b_solver="fixed_point_iter"), dict(f_solver="broyden", b_solver="fixed_point_iter"))]
+    candidates = [
+        (settings, th)
+        for th in threads
+        for settings in (
+            fixed,
+            dict(anderson, b_solver="fixed_point_iter"),
+            dict(f_solver="broyden", b_solver="fixed_point_iter"),
+        )
+    ]
     for th in threads:  # (torch's first steps in a process, and in a thread count, run slow)
         _TorchLoop(peer, problem, th, **fixed, **base).run(1)
     trials = []
@@ -897,15 +984,27 @@ def _torch_routes(peer, problem, eta, tol, select_steps):
         trials.append((simple, th, _timed_run(_TorchLoop(peer, problem, th, **simple, **base), select_steps)))
     met = [tr for tr in trials if tr[2]["worst_residual_rel"] < tol]
     fastest, fastest_threads, _ = min(met or trials, key=lambda tr: tr[2]["s_per_step"])
-    anderson_threads = min((tr for tr in trials if tr[0]["f_solver"] == "anderson"),
-                           key=lambda tr: tr[2]["s_per_step"])[1]
+    anderson_threads = min(
+        (tr for tr in trials if tr[0]["f_solver"] == "anderson"), key=lambda tr: tr[2]["s_per_step"]
+    )[1]
     chosen = {}
-    for name, settings, th in (("torch_anderson", anderson, anderson_threads),
-                               ("torch_fastest", fastest, fastest_threads)):
+    for name, settings, th in (
+        ("torch_anderson", anderson, anderson_threads),
+        ("torch_fastest", fastest, fastest_threads),
+    ):
         chosen[name] = (_torch_label(settings, th), _TorchLoop(peer, problem, th, **settings, **base), settings)
-    info = dict(peer.versions(), default_threads=default_threads, candidates={
-        _torch_label(s, th): {"s_per_step": o["s_per_step"], "worst_residual_rel": o["worst_residual_rel"],
-                              "max_forward_iterations": o["max_iterations"]} for s, th, o in trials})
+    info = dict(
+        peer.versions(),
+        default_threads=default_threads,
+        candidates={
+            _torch_label(s, th): {
+                "s_per_step": o["s_per_step"],
+                "worst_residual_rel": o["worst_residual_rel"],
+                "max_forward_iterations": o["max_iterations"],
+            }
+            for s, th, o in trials
+        },
+    )
     return chosen, info
 
 
@@ -931,10 +1030,14 @@ def _deq_step(quick, problem, steps, runs, select_steps, peer, sideq_routes):
     steppers = {"sideq_solve": deq_sideq_step(model, problem, eta), "jax_floor": deq_floor_step(problem, eta, tol)}
     available = {
         "sideq_descent": ("sideq.general.descent (the library's training loop)", _DescentLoop(model, problem, eta)),
-        "sideq_solve": ("sideq.general.solve + jax.value_and_grad (Anderson, dense LU backward)",
-                        _JaxLoop(steppers["sideq_solve"], problem)),
-        "jax_floor": ("bare JAX: fixed-point forward and adjoint (not sideq: the floor)",
-                      _JaxLoop(steppers["jax_floor"], problem)),
+        "sideq_solve": (
+            "sideq.general.solve + jax.value_and_grad (Anderson, dense LU backward)",
+            _JaxLoop(steppers["sideq_solve"], problem),
+        ),
+        "jax_floor": (
+            "bare JAX: fixed-point forward and adjoint (not sideq: the floor)",
+            _JaxLoop(steppers["jax_floor"], problem),
+        ),
     }
     labels = {name: available[name][0] for name in sideq_routes}
     loops = {name: available[name][1] for name in sideq_routes}
@@ -946,8 +1049,10 @@ def _deq_step(quick, problem, steps, runs, select_steps, peer, sideq_routes):
     agreement = {}
 
     def check(name, loss, grads, y=None):
-        entry = {"loss_rel": abs(loss - ref["loss"]) / abs(ref["loss"]),
-                 "grad_rel": max(_rel(grads["W1"], ref["W1"]), _rel(grads["W2"], ref["W2"]))}
+        entry = {
+            "loss_rel": abs(loss - ref["loss"]) / abs(ref["loss"]),
+            "grad_rel": max(_rel(grads["W1"], ref["W1"]), _rel(grads["W2"], ref["W2"])),
+        }
         if y is not None:
             entry["worst_residual_rel"] = _worst_rel_residual(problem, problem, y)
         agreement[name] = entry
@@ -988,10 +1093,15 @@ def _deq_step(quick, problem, steps, runs, select_steps, peer, sideq_routes):
     reference = sideq_routes[0]
     table = {}
     for name in loops:
-        entry = {"route": labels[name], "s_per_step": median[name], "s_per_step_best": min(per_step[name]),
-                 "s_per_step_each": per_step[name],
-                 f"theta_T_rel_to_{reference}": max(_rel(last[name]["params"][key], last[reference]["params"][key])
-                                                    for key in ("W1", "W2"))}
+        entry = {
+            "route": labels[name],
+            "s_per_step": median[name],
+            "s_per_step_best": min(per_step[name]),
+            "s_per_step_each": per_step[name],
+            f"theta_T_rel_to_{reference}": max(
+                _rel(last[name]["params"][key], last[reference]["params"][key]) for key in ("W1", "W2")
+            ),
+        }
         if name in first:
             entry["first_call_s"] = first[name]
         for key in ("max_iterations", "worst_residual_rel", "status"):
@@ -999,8 +1109,10 @@ def _deq_step(quick, problem, steps, runs, select_steps, peer, sideq_routes):
                 entry[key] = last[name][key]
         table[name] = entry
     out = {
-        "name": (f"multi-neuron DEQ training step (tanh, k={k}, d={d}, n={n}, ||W2||_2={cfg['w2_norm']}, "
-                 f"tol {tol:g}, float32, eta {eta:g}; {steps} steps a run, median of {runs} runs)"),
+        "name": (
+            f"multi-neuron DEQ training step (tanh, k={k}, d={d}, n={n}, ||W2||_2={cfg['w2_norm']}, "
+            f"tol {tol:g}, float32, eta {eta:g}; {steps} steps a run, median of {runs} runs)"
+        ),
         "machine": f"{cpu_name()}, {os.cpu_count()} cores",
         "routes": table,
         "agreement_at_theta0": agreement,
@@ -1017,8 +1129,12 @@ def _deq_step(quick, problem, steps, runs, select_steps, peer, sideq_routes):
 
 
 def run(quick: bool = False) -> dict:
-    results = [bench_startup(3 if quick else 5), bench_single_run(quick), bench_profile(),
-               bench_exactness(400 if quick else 4000)]
+    results = [
+        bench_startup(3 if quick else 5),
+        bench_single_run(quick),
+        bench_profile(),
+        bench_exactness(400 if quick else 4000),
+    ]
     if quick:
         results += [bench_sweep(100, 400), bench_flow(100)]
     else:
@@ -1044,8 +1160,10 @@ def main(quick: bool, as_json: bool) -> int:
         return 0
     m = report["machine"]
     options = m.get("xla_options") or {}
-    print(f"machine: {m['cpu']} ({m['cores']} cores), jax {m['jax']} on {m['backend']}; XLA options: "
-          + (", ".join(f"{k}={v}" for k, v in options.items()) or "XLA's defaults"))
+    print(
+        f"machine: {m['cpu']} ({m['cores']} cores), jax {m['jax']} on {m['backend']}; XLA options: "
+        + (", ".join(f"{k}={v}" for k, v in options.items()) or "XLA's defaults")
+    )
 
     def show(key, value, indent):
         if isinstance(value, dict):

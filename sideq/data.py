@@ -68,10 +68,28 @@ import numpy as np
 from sideq.errors import SideqInputError
 
 __all__ = [
-    "Uniform", "Gaussian", "uniform", "gaussian", "sample", "seed_keys", "seeded_normal", "second_moment",
-    "load_data", "check_law", "is_location_scale", "has_projection", "as_array", "describe",
-    "gauss_legendre_rule", "normal_rule", "product_rule",
-    "UNIFORM_NODES", "GAUSS_NODES", "GAUSS_TENSOR_NODES", "PANEL_NODES", "NORMAL_HALF_WIDTH",
+    "Uniform",
+    "Gaussian",
+    "uniform",
+    "gaussian",
+    "sample",
+    "seed_keys",
+    "seeded_normal",
+    "second_moment",
+    "load_data",
+    "check_law",
+    "is_location_scale",
+    "has_projection",
+    "as_array",
+    "describe",
+    "gauss_legendre_rule",
+    "normal_rule",
+    "product_rule",
+    "UNIFORM_NODES",
+    "GAUSS_NODES",
+    "GAUSS_TENSOR_NODES",
+    "PANEL_NODES",
+    "NORMAL_HALF_WIDTH",
 ]
 
 # Gauss–Legendre nodes per axis of the uniform law's tensor rule, by d.  For
@@ -128,7 +146,7 @@ def normal_rule(n: int, lo: float = -NORMAL_HALF_WIDTH, hi: float = NORMAL_HALF_
     half = (edges[1:] - edges[:-1]) / 2
     mid = (edges[1:] + edges[:-1]) / 2
     z = (mid[:, None] + half[:, None] * t[None, :]).ravel()
-    w = (half[:, None] * wt[None, :]).ravel() * np.exp(-z**2 / 2) / math.sqrt(2 * math.pi)
+    w = (half[:, None] * wt[None, :]).ravel() * np.exp(-(z**2) / 2) / math.sqrt(2 * math.pi)
     return z, w
 
 
@@ -298,9 +316,7 @@ class Gaussian:
 
 
 jax.tree_util.register_dataclass(Uniform, data_fields=["low", "high"], meta_fields=["nodes"])
-jax.tree_util.register_dataclass(
-    Gaussian, data_fields=["mean", "cov", "cov_sqrt"], meta_fields=["nodes"]
-)
+jax.tree_util.register_dataclass(Gaussian, data_fields=["mean", "cov", "cov_sqrt"], meta_fields=["nodes"])
 
 
 # ----------------------------------------------------------------------------
@@ -340,8 +356,9 @@ def describe(dist) -> dict:
         params = {f: np.asarray(getattr(dist, f)).tolist() for f in fields}
     else:  # the pytree's named leaves
         leaves = jax.tree_util.tree_flatten_with_path(dist)[0]
-        params = {getattr(path[0], "name", str(path[0])): np.asarray(leaf).tolist()
-                  for path, leaf in leaves if len(path) == 1}
+        params = {
+            getattr(path[0], "name", str(path[0])): np.asarray(leaf).tolist() for path, leaf in leaves if len(path) == 1
+        }
     return {"law": type(dist).__name__.lower(), "nodes": int(getattr(dist, "nodes", 0)), "law_params": params}
 
 
@@ -405,9 +422,7 @@ def gaussian(mean=0.0, cov=1.0, d: int | None = None, *, nodes: int = 0) -> Gaus
         raise SideqInputError("cov: must be symmetric; pass (C + C.T) / 2")
     lam, vec = np.linalg.eigh(cov_arr)
     if lam.min() < -1e-12 * max(lam.max(), 1e-300):
-        raise SideqInputError(
-            f"cov: must be positive semidefinite, smallest eigenvalue is {lam.min():.3g}"
-        )
+        raise SideqInputError(f"cov: must be positive semidefinite, smallest eigenvalue is {lam.min():.3g}")
     sqrt = vec * np.sqrt(np.clip(lam, 0, None))  # S = V Λ^{1/2}, S Sᵀ = cov
     return Gaussian(mu, cov_arr, sqrt, int(nodes))
 
@@ -466,8 +481,10 @@ def _read_csv(path):
     width = len(header or rows[0])
     k = next((i for i, r in enumerate(rows) if len(r) != width), None)
     if k is not None:
-        raise SideqInputError(f"data: {path} has rows of different lengths (data row {k + 1} has {len(rows[k])} "
-                              f"columns, expected {width}); fix the file")
+        raise SideqInputError(
+            f"data: {path} has rows of different lengths (data row {k + 1} has {len(rows[k])} "
+            f"columns, expected {width}); fix the file"
+        )
     try:
         data = np.array([[float(c) for c in r] for r in rows], dtype=np.float64)
     except ValueError as err:
@@ -519,7 +536,9 @@ def load_data(path, *, d: int | None = None):
         elif ext == ".npy":
             with open(path, "rb") as fh:
                 if fh.read(6) != b"\x93NUMPY":
-                    raise SideqInputError(f"data: {path} is not a .npy file (no NumPy header); write it with numpy.save")
+                    raise SideqInputError(
+                        f"data: {path} is not a .npy file (no NumPy header); write it with numpy.save"
+                    )
             try:
                 x = as_real(np.load(path), f"data: x in {path}")
             except ValueError as err:
@@ -537,7 +556,9 @@ def load_data(path, *, d: int | None = None):
     except SideqInputError:
         raise
     except (OSError, EOFError, ValueError, TypeError) as err:
-        raise SideqInputError(f"data: cannot read {path} as {ext} ({type(err).__name__}: {err}); check the file") from None
+        raise SideqInputError(
+            f"data: cannot read {path} as {ext} ({type(err).__name__}: {err}); check the file"
+        ) from None
     except Exception as err:  # zipfile.BadZipFile and friends from np.load
         raise SideqInputError(f"data: cannot read {path} as {ext} ({type(err).__name__}); check the file") from None
     if x.ndim == 1:
@@ -549,10 +570,7 @@ def load_data(path, *, d: int | None = None):
     if x.shape[0] == 0:
         raise SideqInputError(f"data: {path} holds no samples; give a file with at least one row")
     if d is not None and x.shape[1] != int(d):
-        raise SideqInputError(
-            f"data: {path} has x of dimension {x.shape[1]} but xi has length {d}; "
-            "make them agree"
-        )
+        raise SideqInputError(f"data: {path} has x of dimension {x.shape[1]} but xi has length {d}; make them agree")
     if not np.all(np.isfinite(x)):
         raise SideqInputError(f"data: x in {path} contains NaN or inf; remove those rows")
     if y is not None:

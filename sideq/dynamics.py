@@ -31,8 +31,13 @@ from sideq.scalar import continuation, warm_start
 from sideq.status import Status, first_status, has_status, run_repr, status_flags  # (re-exported)
 
 __all__ = [
-    "Trajectory", "gradient_descent", "distance_to_target", "w_distance", "solve_failure",
-    "status_flags", "has_status",
+    "Trajectory",
+    "gradient_descent",
+    "distance_to_target",
+    "w_distance",
+    "solve_failure",
+    "status_flags",
+    "has_status",
 ]
 
 
@@ -48,9 +53,13 @@ def solve_failure(sol_status, loss, grad, *, flags=None):
     singular = has_status(flags, Status.SINGULAR)
     solver = has_status(flags, Status.SOLVER_FAILURE, Status.MAX_STEPS)
     bad = ~(jnp.isfinite(loss) & _all_finite(grad))
-    return first_status([
-        (singular, Status.SINGULAR), (solver, Status.SOLVER_FAILURE), (bad, Status.DIVERGED),
-    ])
+    return first_status(
+        [
+            (singular, Status.SINGULAR),
+            (solver, Status.SOLVER_FAILURE),
+            (bad, Status.DIVERGED),
+        ]
+    )
 
 
 def _all_finite(v):
@@ -318,7 +327,7 @@ def _record(theta, ev: Evaluation, dtype):
 def _unpack(model, xi, rows, p):
     """The rows of :func:`_diagnostics` from the packed rows of :func:`_record`."""
     diagnostics = functools.partial(_diagnostics, model, xi)
-    return jax.vmap(diagnostics)(rows[:, :p], rows[:, 2 * p], rows[:, p:2 * p], rows[:, 2 * p + 1])
+    return jax.vmap(diagnostics)(rows[:, :p], rows[:, 2 * p], rows[:, p : 2 * p], rows[:, 2 * p + 1])
 
 
 def _reached(row, tols):
@@ -339,8 +348,7 @@ def _count_non_unique(flags, t, fail_step, nu_count, nu_first, nu_last):
     """The count, first and last epoch in the non-unique regime, with epoch
     ``t``; an epoch counts while the run is not frozen by a failure."""
     now = has_status(flags, Status.NON_UNIQUE) & (fail_step < 0)
-    return (nu_count + now.astype(jnp.int32), jnp.where(now & (nu_first < 0), t, nu_first),
-            jnp.where(now, t, nu_last))
+    return (nu_count + now.astype(jnp.int32), jnp.where(now & (nu_first < 0), t, nu_first), jnp.where(now, t, nu_last))
 
 
 def _scan_epochs(step, init, epochs, every):
@@ -367,16 +375,16 @@ def _scan_epochs(step, init, epochs, every):
     # epochs unrecorded, then the epochs past the last whole block.
     def block(carry, t0):
         carry, row = step(carry, t0)
-        carry, _ = jax.lax.scan(unrecorded, carry, t0 + 1 + jnp.arange(every - 1, dtype=jnp.int32),
-                                unroll=_UNROLL)
+        carry, _ = jax.lax.scan(unrecorded, carry, t0 + 1 + jnp.arange(every - 1, dtype=jnp.int32), unroll=_UNROLL)
         return carry, row
 
     carry, hist = jax.lax.scan(block, init, every * jnp.arange(blocks, dtype=jnp.int32))
     if epochs > blocks * every:  # a last, shorter block
         carry, row = step(carry, jnp.int32(blocks * every))
         hist = jnp.concatenate([hist, row[None]])
-        carry, _ = jax.lax.scan(unrecorded, carry, jnp.arange(blocks * every + 1, epochs, dtype=jnp.int32),
-                                unroll=_UNROLL)
+        carry, _ = jax.lax.scan(
+            unrecorded, carry, jnp.arange(blocks * every + 1, epochs, dtype=jnp.int32), unroll=_UNROLL
+        )
         blocks += 1
     return carry, hist, blocks
 
@@ -406,9 +414,30 @@ def _trajectory(model, xi, measure, carry, hist, first, epochs, every, blocks, t
     steps = jnp.where(hit >= 0, hit, epochs).astype(jnp.int32)
     # The status of the run's end: its equilibria at θ(T) (a failure at any
     # epoch froze the run, so θ(T) is the state it failed in).
-    status = first_status([
-        (fail_step >= 0, fail_code), (has_status(ev_T.flags, Status.NON_UNIQUE), Status.NON_UNIQUE),
-        (has_status(ev_T.flags, Status.UNVERIFIED), Status.UNVERIFIED), (hit >= 0, Status.CONVERGED),
-    ], default=Status.MAX_STEPS)
-    return Trajectory(theta, loss, gnorm, dist, w, gap, resid, status, fail_step, steps,
-                      nu_count, nu_first, nu_last, t_rows, loss_min, first_met)
+    status = first_status(
+        [
+            (fail_step >= 0, fail_code),
+            (has_status(ev_T.flags, Status.NON_UNIQUE), Status.NON_UNIQUE),
+            (has_status(ev_T.flags, Status.UNVERIFIED), Status.UNVERIFIED),
+            (hit >= 0, Status.CONVERGED),
+        ],
+        default=Status.MAX_STEPS,
+    )
+    return Trajectory(
+        theta,
+        loss,
+        gnorm,
+        dist,
+        w,
+        gap,
+        resid,
+        status,
+        fail_step,
+        steps,
+        nu_count,
+        nu_first,
+        nu_last,
+        t_rows,
+        loss_min,
+        first_met,
+    )

@@ -78,8 +78,15 @@ from sideq.errors import SideqInputError, SingularModelError
 from sideq.status import Status, is_success
 
 __all__ = [
-    "ROUTES", "MAX_NODES", "DEFAULT_SAMPLES", "RiskEstimate", "population_risk",
-    "population_risk_estimate", "population_objective", "route_for", "n_nodes",
+    "ROUTES",
+    "MAX_NODES",
+    "DEFAULT_SAMPLES",
+    "RiskEstimate",
+    "population_risk",
+    "population_risk_estimate",
+    "population_objective",
+    "route_for",
+    "n_nodes",
 ]
 
 ROUTES = ("closed_form", "quadrature", "monte_carlo")
@@ -430,8 +437,9 @@ def n_nodes(model, dist, *, samples: int | None = None, route: str | None = None
     return _plan(model, dist, route, samples, 0).n_nodes
 
 
-def population_risk_estimate(model, params, xi, dist, *, samples: int | None = None, key: int = 0,
-                             route: str | None = None) -> RiskEstimate:
+def population_risk_estimate(
+    model, params, xi, dist, *, samples: int | None = None, key: int = 0, route: str | None = None
+) -> RiskEstimate:
     r"""R(params) = E[‖y_params(X) − f(X)‖²] with its standard error and route.
 
     Args:
@@ -463,8 +471,7 @@ def population_risk_estimate(model, params, xi, dist, *, samples: int | None = N
     return RiskEstimate(value, stderr, plan.n_nodes, plan.route)
 
 
-def population_risk(model, params, xi, dist, *, samples: int | None = None, key: int = 0,
-                    route: str | None = None):
+def population_risk(model, params, xi, dist, *, samples: int | None = None, key: int = 0, route: str | None = None):
     r"""R(params) = E[‖y_params(X) − f(X)‖²], summed over the k outputs (the
     population version of :func:`sideq.general.empirical_risk`; Section 2,
     Eq. (5) for :func:`~sideq.general.multi_linear`).
@@ -479,8 +486,7 @@ def population_risk(model, params, xi, dist, *, samples: int | None = None, key:
     return _evaluate(model, plan, params, xi, dist)[0]
 
 
-def population_objective(model, xi, dist, *, samples: int | None = None, key: int = 0,
-                         route: str | None = None):
+def population_objective(model, xi, dist, *, samples: int | None = None, key: int = 0, route: str | None = None):
     """``objective(params) -> R(params)`` for jit, grad and ODE solvers (checked
     once here, not at each call).
 

@@ -77,9 +77,20 @@ from sideq.status import Status, first_status, has_status, run_repr, status_flag
 from sideq.train import check_maxiter, check_problem, check_theta0
 
 __all__ = [
-    "FlowTrajectory", "DEQFlowTrajectory", "gradient_flow", "deq_gradient_flow", "deq_empirical_objective",
-    "deq_population_objective", "vector_field", "default_flow_tol", "flow", "flow_summary", "until_stop",
-    "reached_rows", "multi_linear_invariant", "PROBE",
+    "FlowTrajectory",
+    "DEQFlowTrajectory",
+    "gradient_flow",
+    "deq_gradient_flow",
+    "deq_empirical_objective",
+    "deq_population_objective",
+    "vector_field",
+    "default_flow_tol",
+    "flow",
+    "flow_summary",
+    "until_stop",
+    "reached_rows",
+    "multi_linear_invariant",
+    "PROBE",
 ]
 
 # Relative length of the probe step used to tell a stall at the edge of a
@@ -236,8 +247,18 @@ def gradient_flow(
     theta0 = jnp.asarray(theta0)
     value_and_grad = jax.value_and_grad(_risk_fn(objective, cold_start), has_aux=True)
     f = vector_field(objective, cold_start)
-    run = _integrate(f, theta0, t1=t1, saveat_ts=saveat_ts, rtol=rtol, atol=atol, gtol=gtol,
-                     max_steps=max_steps, solver=solver, divergence=divergence)
+    run = _integrate(
+        f,
+        theta0,
+        t1=t1,
+        saveat_ts=saveat_ts,
+        rtol=rtol,
+        atol=atol,
+        gtol=gtol,
+        max_steps=max_steps,
+        solver=solver,
+        divergence=divergence,
+    )
     theta = run.theta
 
     def diagnostics(th):
@@ -245,9 +266,18 @@ def gradient_flow(
         flags = status_flags(eq.status)
         code = solve_failure(eq.status, loss, grad, flags=flags)
         code = jnp.where(jnp.all(jnp.isfinite(th)), code, Status.DIVERGED)
-        return (loss, jnp.linalg.norm(grad), distance_to_target(model, th, xi), w_distance(th),
-                jnp.abs(1 - th[-1]), jnp.max(eq.residual), code,
-                has_status(flags, Status.NON_UNIQUE), has_status(flags, Status.UNVERIFIED), grad)
+        return (
+            loss,
+            jnp.linalg.norm(grad),
+            distance_to_target(model, th, xi),
+            w_distance(th),
+            jnp.abs(1 - th[-1]),
+            jnp.max(eq.residual),
+            code,
+            has_status(flags, Status.NON_UNIQUE),
+            has_status(flags, Status.UNVERIFIED),
+            grad,
+        )
 
     loss, gnorm, dist, w, gap, resid, codes, non_unique, unverified, grads = jax.vmap(diagnostics)(theta)
     drift = jnp.abs(w - w_distance(theta0))
@@ -265,8 +295,9 @@ class _Run(NamedTuple):
     reached: jax.Array  # (K+1,) rows the flow integrated to
 
 
-def _integrate(f, theta0, *, t1, saveat_ts, rtol, atol, gtol, max_steps, solver, divergence,
-               hold_unsaved: bool = False) -> _Run:
+def _integrate(
+    f, theta0, *, t1, saveat_ts, rtol, atol, gtol, max_steps, solver, divergence, hold_unsaved: bool = False
+) -> _Run:
     """Integrate θ' = f(t, θ, None) from θ(0) = ``theta0`` (a flat vector) with
     the steady-state and divergence stops of :func:`gradient_flow`; rows at the
     requested times (those after the stop hold the final state), then t_final.
@@ -301,7 +332,12 @@ def _integrate(f, theta0, *, t1, saveat_ts, rtol, atol, gtol, max_steps, solver,
         first = diffrax.SubSaveAt(ts=ts)
         controller = diffrax.ClipStepSizeController(controller, step_ts=ts)
     sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(f), solver, t0, t1, None, theta0,
+        diffrax.ODETerm(f),
+        solver,
+        t0,
+        t1,
+        None,
+        theta0,
         saveat=diffrax.SaveAt(subs=[first, diffrax.SubSaveAt(t1=True)]),
         stepsize_controller=controller,
         event=diffrax.Event([steady, blown]),
@@ -335,17 +371,30 @@ def _flow_end(run: _Run, f, codes, non_unique, unverified, gnorm_final, grad_fin
     limit = (result == diffrax.RESULTS.successful) | (result == diffrax.RESULTS.max_steps_reached)
     # A stall at the edge of a non-finite region ends at max_steps: probe ahead.
     f_final = -grad_final
-    step = PROBE * (1 + jnp.linalg.norm(theta_final)) / jnp.maximum(
-        gnorm_final, jnp.finfo(dtype).tiny)
+    step = PROBE * (1 + jnp.linalg.norm(theta_final)) / jnp.maximum(gnorm_final, jnp.finfo(dtype).tiny)
     probe_ok = jnp.all(jnp.isfinite(f(t_final, theta_final + step * f_final, None)))
     stalled = (result == diffrax.RESULTS.max_steps_reached) & ~probe_ok
     # The status of the flow's end: a failure at any recorded row, else the
     # equilibria at θ(t_final) (the last row), then how the integration ended.
     status = jnp.select(
-        [jnp.any(failed), event & blown_hit, stalled, ~(event | limit), non_unique[-1], unverified[-1],
-         event & steady_hit],
-        [fail_code, Status.DIVERGED, Status.DIVERGED, Status.SOLVER_FAILURE, Status.NON_UNIQUE,
-         Status.UNVERIFIED, Status.CONVERGED],
+        [
+            jnp.any(failed),
+            event & blown_hit,
+            stalled,
+            ~(event | limit),
+            non_unique[-1],
+            unverified[-1],
+            event & steady_hit,
+        ],
+        [
+            fail_code,
+            Status.DIVERGED,
+            Status.DIVERGED,
+            Status.SOLVER_FAILURE,
+            Status.NON_UNIQUE,
+            Status.UNVERIFIED,
+            Status.CONVERGED,
+        ],
         Status.MAX_STEPS,
     ).astype(jnp.int32)
     # The history in the non-unique regime, over the rows the flow reached
@@ -394,9 +443,8 @@ class DEQFlowTrajectory(NamedTuple):
         if any(isinstance(v, jax.core.Tracer) for v in jax.tree_util.tree_leaves(self)):
             return tuple.__repr__(self)
         shapes = jax.tree_util.tree_map(_Shape, self.params)
-        rest = run_repr(_DEQFlowRest(*(v for f, v in zip(self._fields, self) if f != "params")),
-                        "DEQFlowTrajectory")
-        return f"DEQFlowTrajectory(params={shapes!r}, " + rest[len("DEQFlowTrajectory("):]
+        rest = run_repr(_DEQFlowRest(*(v for f, v in zip(self._fields, self) if f != "params")), "DEQFlowTrajectory")
+        return f"DEQFlowTrajectory(params={shapes!r}, " + rest[len("DEQFlowTrajectory(") :]
 
 
 _DEQFlowRest = collections.namedtuple("_DEQFlowRest", [f for f in DEQFlowTrajectory._fields if f != "params"])
@@ -487,25 +535,44 @@ def deq_gradient_flow(
 
     value_and_grad = jax.value_and_grad(_risk_fn(flat_objective, cold_start), has_aux=True)
     f = vector_field(flat_objective, cold_start)
-    run = _integrate(f, theta0, t1=t1, saveat_ts=saveat_ts, rtol=rtol, atol=atol, gtol=gtol,
-                     max_steps=max_steps, solver=solver, divergence=divergence, hold_unsaved=True)
+    run = _integrate(
+        f,
+        theta0,
+        t1=t1,
+        saveat_ts=saveat_ts,
+        rtol=rtol,
+        atol=atol,
+        gtol=gtol,
+        max_steps=max_steps,
+        solver=solver,
+        divergence=divergence,
+        hold_unsaved=True,
+    )
 
     def diagnostics(th):
         (loss, (statuses, residual)), grad = value_and_grad(th)
         flags = status_flags(statuses)
         finite = jnp.isfinite(loss) & jnp.all(jnp.isfinite(grad))
-        code = first_status([
-            (has_status(flags, Status.SINGULAR), Status.SINGULAR),
-            (has_status(flags, Status.SOLVER_FAILURE, Status.MAX_STEPS), Status.SOLVER_FAILURE),
-            (has_status(flags, Status.DIVERGED) | ~finite | ~jnp.all(jnp.isfinite(th)), Status.DIVERGED),
-        ])
-        return (loss, jnp.linalg.norm(grad), residual, code, has_status(flags, Status.NON_UNIQUE),
-                has_status(flags, Status.UNVERIFIED), grad)
+        code = first_status(
+            [
+                (has_status(flags, Status.SINGULAR), Status.SINGULAR),
+                (has_status(flags, Status.SOLVER_FAILURE, Status.MAX_STEPS), Status.SOLVER_FAILURE),
+                (has_status(flags, Status.DIVERGED) | ~finite | ~jnp.all(jnp.isfinite(th)), Status.DIVERGED),
+            ]
+        )
+        return (
+            loss,
+            jnp.linalg.norm(grad),
+            residual,
+            code,
+            has_status(flags, Status.NON_UNIQUE),
+            has_status(flags, Status.UNVERIFIED),
+            grad,
+        )
 
     loss, gnorm, resid, codes, non_unique, unverified, grads = jax.vmap(diagnostics)(run.theta)
     end = _flow_end(run, f, codes, non_unique, unverified, gnorm[-1], grads[-1])
     return DEQFlowTrajectory(run.ts, jax.vmap(unravel)(run.theta), loss, gnorm, resid, run.t_final, *end)
-
 
 
 # ----------------------------------------------------------------------------
@@ -515,22 +582,40 @@ _STATIC = ("model", "max_steps", "solver", "backend", "maxiter")
 
 
 @xla.jit(static_argnames=_STATIC)  # sideq.xla: the CPU options of sideq's loops
-def _flow_empirical(model, theta0, x, y, xi, t1, ts, rtol, atol, gtol, *, max_steps, solver,
-                    backend, maxiter):
+def _flow_empirical(model, theta0, x, y, xi, t1, ts, rtol, atol, gtol, *, max_steps, solver, backend, maxiter):
     objective = empirical_objective(model, x, y, backend=backend, maxiter=maxiter)
     return gradient_flow(
-        model, objective, theta0, xi, cold_start=lambda th: default_y0(model, th, x),
-        t1=t1, saveat_ts=ts, rtol=rtol, atol=atol, gtol=gtol, max_steps=max_steps, solver=solver,
+        model,
+        objective,
+        theta0,
+        xi,
+        cold_start=lambda th: default_y0(model, th, x),
+        t1=t1,
+        saveat_ts=ts,
+        rtol=rtol,
+        atol=atol,
+        gtol=gtol,
+        max_steps=max_steps,
+        solver=solver,
     )
 
 
 @xla.jit(static_argnames=_STATIC)  # sideq.xla: the CPU options of sideq's loops
-def _flow_population(model, theta0, dist, xi, t1, ts, rtol, atol, gtol, *, max_steps, solver,
-                     backend, maxiter):
+def _flow_population(model, theta0, dist, xi, t1, ts, rtol, atol, gtol, *, max_steps, solver, backend, maxiter):
     objective = population_objective(model, xi, dist, backend=backend, maxiter=maxiter)
     return gradient_flow(
-        model, objective, theta0, xi, cold_start=lambda th: initial_nodes_y0(model, th, xi, dist),
-        t1=t1, saveat_ts=ts, rtol=rtol, atol=atol, gtol=gtol, max_steps=max_steps, solver=solver,
+        model,
+        objective,
+        theta0,
+        xi,
+        cold_start=lambda th: initial_nodes_y0(model, th, xi, dist),
+        t1=t1,
+        saveat_ts=ts,
+        rtol=rtol,
+        atol=atol,
+        gtol=gtol,
+        max_steps=max_steps,
+        solver=solver,
     )
 
 
@@ -539,14 +624,32 @@ _DEQ_STATIC = ("model", "max_steps", "solver")
 
 @xla.jit(static_argnames=_DEQ_STATIC)  # sideq.xla: the CPU options of sideq's loops
 def _deq_flow_empirical(model, params0, x, y, t1, ts, rtol, atol, gtol, *, max_steps, solver):
-    return deq_gradient_flow(deq_empirical_objective(model, x, y), params0, t1=t1, saveat_ts=ts, rtol=rtol,
-                             atol=atol, gtol=gtol, max_steps=max_steps, solver=solver)
+    return deq_gradient_flow(
+        deq_empirical_objective(model, x, y),
+        params0,
+        t1=t1,
+        saveat_ts=ts,
+        rtol=rtol,
+        atol=atol,
+        gtol=gtol,
+        max_steps=max_steps,
+        solver=solver,
+    )
 
 
 @xla.jit(static_argnames=_DEQ_STATIC)  # sideq.xla: the CPU options of sideq's loops
 def _deq_flow_population(model, params0, dist, xi, t1, ts, rtol, atol, gtol, *, max_steps, solver):
-    return deq_gradient_flow(deq_population_objective(model, xi, dist), params0, t1=t1, saveat_ts=ts,
-                             rtol=rtol, atol=atol, gtol=gtol, max_steps=max_steps, solver=solver)
+    return deq_gradient_flow(
+        deq_population_objective(model, xi, dist),
+        params0,
+        t1=t1,
+        saveat_ts=ts,
+        rtol=rtol,
+        atol=atol,
+        gtol=gtol,
+        max_steps=max_steps,
+        solver=solver,
+    )
 
 
 def _check_real(params0):
@@ -731,8 +834,21 @@ def flow(
                 "(sideq.deq(g, k, solver=..., maxiter=...)); flow's backend and maxiter are for "
                 "sideq.linear / sideq.single_index"
             )
-        return _deq_flow(model, theta0, xi=xi, x=x, y=y, dist=dist, t1=t1, ts=ts, rtol=rtol, atol=atol,
-                         gtol=gtol, max_steps=max_steps, solver=solver)
+        return _deq_flow(
+            model,
+            theta0,
+            xi=xi,
+            x=x,
+            y=y,
+            dist=dist,
+            t1=t1,
+            ts=ts,
+            rtol=rtol,
+            atol=atol,
+            gtol=gtol,
+            max_steps=max_steps,
+            solver=solver,
+        )
     if xi is None and isinstance(model, Model):
         raise SideqInputError(f"xi: the target direction is required for {model.name}; pass xi of shape (d,)")
     xi, d, x, y, dist = check_problem(model, xi, x, y, dist, dtype)
@@ -770,10 +886,16 @@ def until_stop(traj: FlowTrajectory | DEQFlowTrajectory) -> FlowTrajectory | DEQ
         raise SideqInputError(f"traj: until_stop takes one flow, got ts of shape {ts.shape}; index a run first")
     keep = reached_rows(ts)
     if isinstance(traj, DEQFlowTrajectory):
-        return DEQFlowTrajectory(*(
-            jax.tree_util.tree_map(lambda leaf: np.asarray(leaf)[keep], v) if field == "params"
-            else np.asarray(v)[keep] if np.ndim(v) else np.asarray(v)
-            for field, v in zip(traj._fields, traj)))
+        return DEQFlowTrajectory(
+            *(
+                jax.tree_util.tree_map(lambda leaf: np.asarray(leaf)[keep], v)
+                if field == "params"
+                else np.asarray(v)[keep]
+                if np.ndim(v)
+                else np.asarray(v)
+                for field, v in zip(traj._fields, traj)
+            )
+        )
     return FlowTrajectory(*(np.asarray(v)[keep] if np.ndim(v) else np.asarray(v) for v in traj))
 
 
@@ -828,8 +950,11 @@ def flow_summary(model: Model | general.DEQ, traj: FlowTrajectory | DEQFlowTraje
         "t_final": float(traj.t_final),
         "max_residual": num(np.nanmax(np.asarray(traj.residual))),
     }
-    out.update(non_unique_rows=int(traj.non_unique_rows), non_unique_t_first=num(traj.non_unique_t_first),
-               non_unique_t_last=num(traj.non_unique_t_last))
+    out.update(
+        non_unique_rows=int(traj.non_unique_rows),
+        non_unique_t_first=num(traj.non_unique_t_first),
+        non_unique_t_last=num(traj.non_unique_t_last),
+    )
     if model.is_linear:
         out["conservation_drift"] = num(np.max(np.asarray(traj.drift)))
     return out

@@ -111,8 +111,7 @@ def _positive(values):
     return np.where(values > 0, values, np.nan)
 
 
-def loss_curve(loss, *, title=None, label="empirical risk", t=None, epochs=None,
-               ylabel=r"$\hat R(\theta(t))$"):
+def loss_curve(loss, *, title=None, label="empirical risk", t=None, epochs=None, ylabel=r"$\hat R(\theta(t))$"):
     """Loss over epochs on a log scale (panel (a) of Figures 1 and 4).
 
     Epochs where the loss is 0 (or not positive) are left out of the line (a
@@ -148,15 +147,17 @@ def learned_function(x_grid, y_learned, y_true, *, x_data=None, y_data=None, tru
         if x_data.ndim > 2 or (x_data.ndim == 2 and x_data.shape[1] != 1) or len(x_data) != len(y_data):
             raise SideqInputError(
                 f"learned_function: x_data has shape {x_data.shape} and y_data {len(y_data)} values; "
-                "pass n inputs of one feature, shape (n,) or (n, 1), with n targets")
+                "pass n inputs of one feature, shape (n,) or (n, 1), with n targets"
+            )
         x_data = np.ravel(x_data)
     fig, ax = _figure()
     if x_data is not None:
         n = len(x_data)
         shown = np.argsort(x_data)[np.unique(np.linspace(0, n - 1, min(n, 40)).round().astype(int))]
         label = "training data" if len(shown) == n else f"training data ({len(shown)} of {n})"
-        ax.plot(x_data[shown], y_data[shown], "o", ms=3.5, mfc="white", mec="C0", mew=0.9, ls="none",
-                label=label, zorder=4)
+        ax.plot(
+            x_data[shown], y_data[shown], "o", ms=3.5, mfc="white", mec="C0", mew=0.9, ls="none", label=label, zorder=4
+        )
     ax.plot(x_grid, y_true, color="k", lw=1.6, alpha=0.75, label=true_label, zorder=2)
     ax.plot(x_grid, y_learned, color="C3", lw=1.4, ls="--", label=r"learned $y_\theta(x)$", zorder=3)
     ax.legend(fontsize=7, loc="upper left")
@@ -205,12 +206,12 @@ def trajectory(theta, *, xi, linear, title=None, t=None, epochs=None):
     lo, hi = lo - pad, hi + pad
     if xi is not None and linear:
         alphas = np.linspace(-10, 10, 2001)
-        ax.plot(alphas * xi, 1 - alphas, color="C3", lw=1, ls="--",
-                label=r"solutions $(\alpha\xi, 1-\alpha)$", zorder=1)
+        ax.plot(
+            alphas * xi, 1 - alphas, color="C3", lw=1, ls="--", label=r"solutions $(\alpha\xi, 1-\alpha)$", zorder=1
+        )
         ax.plot(0, 1, marker="X", color="C1", ms=8, ls="none", label=r"trivial $(0, 1)$", zorder=5)
     elif xi is not None:
-        ax.plot(xi, 0, marker="*", color="C3", ms=11, ls="none", label=rf"target $(\xi, 0) = ({xi:g}, 0)$",
-                zorder=5)
+        ax.plot(xi, 0, marker="*", color="C3", ms=11, ls="none", label=rf"target $(\xi, 0) = ({xi:g}, 0)$", zorder=5)
     ax.set_xlim(lo[0], hi[0])
     ax.set_ylim(lo[1], hi[1])
     ax.set_xlabel(r"$\theta_1$")
@@ -256,8 +257,13 @@ FORMATS = ("png", "pdf", "svg")
 # One colour per status, by name, so that a status keeps its colour in every
 # figure (codes this version does not know get a spare colour).
 _STATUS_COLORS = {
-    "CONVERGED": "C2", "UNVERIFIED": "C9", "NON_UNIQUE": "C0", "MAX_STEPS": "C1",
-    "SOLVER_FAILURE": "C7", "DIVERGED": "C3", "SINGULAR": "C4",
+    "CONVERGED": "C2",
+    "UNVERIFIED": "C9",
+    "NON_UNIQUE": "C0",
+    "MAX_STEPS": "C1",
+    "SOLVER_FAILURE": "C7",
+    "DIVERGED": "C3",
+    "SINGULAR": "C4",
 }
 _SPARE_COLORS = ("C5", "C6", "C8", "k")
 _MOST_RINGS = 2000  # runs ringed as "non-unique at some epoch" in the final-theta figure, at most
@@ -304,8 +310,9 @@ def _codes(status):
     return known + sorted(present - set(known))
 
 
-def target_set(ax, *, linear, xi, pair=(0, -1), bias=False, lipschitz=None, alpha=(-5.0, 5.0),
-               edge_label=None, color="C1"):
+def target_set(
+    ax, *, linear, xi, pair=(0, -1), bias=False, lipschitz=None, alpha=(-5.0, 5.0), edge_label=None, color="C1"
+):
     r"""The paper's target set in the plane of the coordinates ``pair`` of θ.
 
     Single-index DEQ (Section 3.2): the global minimiser θ* = (ξ, [0,] 0) (a
@@ -340,8 +347,7 @@ def target_set(ax, *, linear, xi, pair=(0, -1), bias=False, lipschitz=None, alph
             line(1, color="k", lw=0.8, ls="--", label=r"$\theta_2=1$")
     else:
         star = np.concatenate([xi, [0.0] * int(bias), [0.0]])
-        ax.plot(star[i], star[j], "*", color=color, mec="k", mew=0.4, ms=10, ls="none",
-                label=rf"$(\xi{tail},0)$")
+        ax.plot(star[i], star[j], "*", color=color, mec="k", mew=0.4, ms=10, ls="none", label=rf"$(\xi{tail},0)$")
         if lipschitz and line is not None:
             extra = {} if edge_label is None else {"label": edge_label}
             line(1 / lipschitz, color="k", lw=0.8, ls=":", **extra)
@@ -373,9 +379,27 @@ def cell_outline(mask, extent):
     return segs
 
 
-def basin_map(fig, ax, values, g1, g2, *, norm=None, cmap="viridis", cbar_label=None, failed=None,
-              failed_label=None, nonunique=None, nonunique_label=None, target=None, handles=(),
-              xlabel=r"$\theta_1(0)$", ylabel=r"$\theta_2(0)$", legend_loc="lower left", legend_fontsize=5.5):
+def basin_map(
+    fig,
+    ax,
+    values,
+    g1,
+    g2,
+    *,
+    norm=None,
+    cmap="viridis",
+    cbar_label=None,
+    failed=None,
+    failed_label=None,
+    nonunique=None,
+    nonunique_label=None,
+    target=None,
+    handles=(),
+    xlabel=r"$\theta_1(0)$",
+    ylabel=r"$\theta_2(0)$",
+    legend_loc="lower left",
+    legend_fontsize=5.5,
+):
     r"""A map over a grid of initializations θ(0) = (g1[i], g2[j]): one cell per run.
 
     Cells are coloured by ``values`` (NaN: white); diverged or failed runs are
@@ -410,23 +434,41 @@ def basin_map(fig, ax, values, g1, g2, *, norm=None, cmap="viridis", cbar_label=
     h2 = (g2[-1] - g2[0]) / max(len(g2) - 1, 1)
     G1, G2 = np.meshgrid(g1, g2, indexing="ij")
     cm = (plt.get_cmap(cmap) if isinstance(cmap, str) else cmap).with_extremes(bad="white")
-    im = ax.imshow(np.asarray(values).T, origin="lower", extent=ext, aspect="auto", cmap=cm, norm=norm,
-                   interpolation="nearest")
+    im = ax.imshow(
+        np.asarray(values).T, origin="lower", extent=ext, aspect="auto", cmap=cm, norm=norm, interpolation="nearest"
+    )
     if cbar_label is not None:
         cb = fig.colorbar(im, ax=ax, pad=0.02)
         cb.set_label(cbar_label)
     if failed is not None and np.any(failed):
         failed = np.asarray(failed, bool)
-        ax.plot(G1[failed], G2[failed], "x", color="red", ms=4, mew=1.0, ls="none",
-                label=failed_label or f"diverged / failed ({int(failed.sum())})", zorder=6)
+        ax.plot(
+            G1[failed],
+            G2[failed],
+            "x",
+            color="red",
+            ms=4,
+            mew=1.0,
+            ls="none",
+            label=failed_label or f"diverged / failed ({int(failed.sum())})",
+            zorder=6,
+        )
     if nonunique is not None and np.any(nonunique):
         nonunique = np.asarray(nonunique, bool)
         cells = [Rectangle((u - h1 / 2, v - h2 / 2), h1, h2) for u, v in zip(G1[nonunique], G2[nonunique])]
-        ax.add_collection(PatchCollection(cells, facecolor="none", edgecolor="k", linewidth=0,
-                                          hatch="//////", zorder=5))
+        ax.add_collection(
+            PatchCollection(cells, facecolor="none", edgecolor="k", linewidth=0, hatch="//////", zorder=5)
+        )
         ax.add_collection(LineCollection(cell_outline(nonunique, ext), colors="k", linewidths=0.6, zorder=5))
-        ax.fill([], [], facecolor="none", edgecolor="k", lw=0.6, hatch="//////",
-                label=nonunique_label or f"non-unique equilibrium ({int(nonunique.sum())})")
+        ax.fill(
+            [],
+            [],
+            facecolor="none",
+            edgecolor="k",
+            lw=0.6,
+            hatch="//////",
+            label=nonunique_label or f"non-unique equilibrium ({int(nonunique.sum())})",
+        )
     if target is not None:
         target_set(ax, **target)
     ax.set_xlim(ext[0], ext[1])
@@ -479,7 +521,7 @@ def _partial_chunks(folder, manifest):
     chunk, total = int(manifest["chunk"]), int(manifest["settings"]["runs"])
     found = []
     for path in glob.glob(os.path.join(folder, "chunks", "chunk_*.npz")):
-        stem = os.path.basename(path)[len("chunk_"):-len(".npz")]
+        stem = os.path.basename(path)[len("chunk_") : -len(".npz")]
         if not stem.isdigit():
             continue
         i = int(stem)
@@ -503,7 +545,6 @@ def _sweep_folder(folder):
     summary = _read_json(os.path.join(folder, "summary.json"))
     settings = (summary or {}).get("settings") or (manifest or {}).get("settings") or {}
     if os.path.exists(results):
-
         arrays = load_results(folder)
         n = len(np.asarray(arrays.get("status", [])))
         return arrays, settings, n, np.arange(n)
@@ -511,17 +552,20 @@ def _sweep_folder(folder):
         what = "is empty" if not os.listdir(folder) else "holds no sweep (no manifest.json or results.npz)"
         raise SideqInputError(
             f"source: the folder {folder!r} {what}; give the --out DIR of `sideq sweep` "
-            "(or run_sweep's out_dir), or a saved run RUN.npz")
+            "(or run_sweep's out_dir), or a saved run RUN.npz"
+        )
     try:
         total = int(manifest["settings"]["runs"])
         chunks = _partial_chunks(folder, manifest)
     except (KeyError, TypeError, ValueError):
-        raise SideqInputError(f"source: cannot read the sweep's manifest.json in {folder!r}; "
-                              "it was not written by sideq sweep") from None
+        raise SideqInputError(
+            f"source: cannot read the sweep's manifest.json in {folder!r}; it was not written by sideq sweep"
+        ) from None
     if not chunks:
         raise SideqInputError(
             f"source: the sweep in {folder!r} has no finished chunk yet (0 of {total} runs); "
-            "plot it once its first chunk is written")
+            "plot it once its first chunk is written"
+        )
     common = [k for k in chunks[0] if all(k in c for c in chunks)]
     arrays = {k: np.concatenate([c[k] for c in chunks]) for k in common}
     return arrays, settings, total, arrays.pop("run")
@@ -551,8 +595,10 @@ def load_sweep(source, *, settings=None) -> SweepData:
             path = os.path.dirname(path) or "."
         if not os.path.isdir(path):
             raise SideqInputError(
-                f"source: {path!r} is not a folder" + ("" if os.path.exists(path) else " (it does not exist)")
-                + "; give the --out DIR of `sideq sweep` (or run_sweep's out_dir)")
+                f"source: {path!r} is not a folder"
+                + ("" if os.path.exists(path) else " (it does not exist)")
+                + "; give the --out DIR of `sideq sweep` (or run_sweep's out_dir)"
+            )
         arrays, found, total, run = _sweep_folder(path)
         settings = dict(found, **(settings or {}))
     elif hasattr(source, "summary") and hasattr(source, "arrays"):  # a SweepResult
@@ -563,17 +609,20 @@ def load_sweep(source, *, settings=None) -> SweepData:
         settings = dict(settings or {})
     else:
         raise SideqInputError(
-            f"source: expected a sweep folder, a SweepResult or a dict of per-run arrays, got "
-            f"{type(source).__name__}")
+            f"source: expected a sweep folder, a SweepResult or a dict of per-run arrays, got {type(source).__name__}"
+        )
     for key in ("theta_final", "status"):
         if key not in arrays:
-            raise SideqInputError(f"source: the sweep's arrays have no {key!r} (they have {sorted(arrays)}); "
-                                  "pass the arrays of sideq.sweep.run_sweep / load_results")
+            raise SideqInputError(
+                f"source: the sweep's arrays have no {key!r} (they have {sorted(arrays)}); "
+                "pass the arrays of sideq.sweep.run_sweep / load_results"
+            )
     theta = np.asarray(arrays["theta_final"])
     status = np.asarray(arrays["status"])
     if theta.ndim != 2 or status.ndim != 1 or theta.shape[0] != status.shape[0]:
         raise SideqInputError(
-            f"source: theta_final has shape {theta.shape} and status {status.shape}; expected (N, p) and (N,)")
+            f"source: theta_final has shape {theta.shape} and status {status.shape}; expected (N, p) and (N,)"
+        )
     if status.dtype.kind not in "iu":
         if not np.all(np.isfinite(status)) or np.any(status != np.round(status)):
             raise SideqInputError("source: status holds non-integer values; pass sideq.Status codes")
@@ -581,8 +630,10 @@ def load_sweep(source, *, settings=None) -> SweepData:
     n = status.shape[0]
     for key, value in arrays.items():
         if np.ndim(value) == 0 or np.shape(value)[0] != n:
-            raise SideqInputError(f"source: {key} has shape {np.shape(value)}, but there are {n} runs "
-                                  "(theta_final, status); pass one row per run")
+            raise SideqInputError(
+                f"source: {key} has shape {np.shape(value)}, but there are {n} runs "
+                "(theta_final, status); pass one row per run"
+            )
     if total is None:
         total, run = n, np.arange(n)
     return SweepData(arrays, settings, n, max(int(total), n), run)
@@ -592,8 +643,9 @@ def _check_formats(formats):
     formats = (formats,) if isinstance(formats, str) else tuple(formats)
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
-        raise SideqInputError(f"formats: unknown format {bad[0] if bad else formats!r}; "
-                              f"choose from {', '.join(FORMATS)}")
+        raise SideqInputError(
+            f"formats: unknown format {bad[0] if bad else formats!r}; choose from {', '.join(FORMATS)}"
+        )
     return formats
 
 
@@ -648,7 +700,8 @@ def _check_pair(pair, p):
     if not (-p <= i < p and -p <= j < p) or i % p == j % p:
         raise SideqInputError(
             f"pair: {pair!r} is not two different indices of theta, which has p = {p} entries "
-            f"(0..{p - 1}; theta2 is {p - 1} or -1)")
+            f"(0..{p - 1}; theta2 is {p - 1} or -1)"
+        )
     return (i % p, j % p)
 
 
@@ -658,10 +711,14 @@ def _target_kw(settings, pair):
     if xi is None or settings.get("model") is None:
         return None
     linear = settings.get("kind") == "linear" or settings.get("model") == "linear"
-    kw = dict(linear=linear, xi=np.asarray(xi, dtype=float), pair=pair, bias=bool(settings.get("bias", False)),
-              color="k" if linear else "gold")  # (C1 is MAX_STEPS's colour in these figures)
+    kw = dict(
+        linear=linear,
+        xi=np.asarray(xi, dtype=float),
+        pair=pair,
+        bias=bool(settings.get("bias", False)),
+        color="k" if linear else "gold",
+    )  # (C1 is MAX_STEPS's colour in these figures)
     if not linear:
-
         try:
             lip = float(get_activation(settings["model"]).lipschitz)
         except Exception:  # (an activation this version does not know: no line)
@@ -716,8 +773,7 @@ def _title(data, what, eta=None, runs=None):
         parts.append(rf"{etas.size} values of $\eta$")
     if s.get("epochs") is not None:
         parts.append(f"$T={int(s['epochs'])}$")
-    count = (f"{data.runs} runs" if data.runs == data.total else
-             f"{data.runs} of {data.total} runs (unfinished)")
+    count = f"{data.runs} runs" if data.runs == data.total else f"{data.runs} of {data.total} runs (unfinished)"
     if runs is not None:
         count = f"{runs} runs (of {count})"
     return f"{what}: {count}\n{', '.join(parts)}" if parts else f"{what}: {count}"
@@ -795,26 +851,63 @@ def _theta_figure(data, pair):
         keep = inside & (status == code)
         label = f"{status_label(code)} ({counts[code]})"
         if keep.any() or counts[code]:
-            handles[code] = ax.scatter(xy[keep, 0], xy[keep, 1], s=size, color=status_color(code), lw=0,
-                                       alpha=0.8, label=label, rasterized=n > 5000, zorder=3)
+            handles[code] = ax.scatter(
+                xy[keep, 0],
+                xy[keep, 1],
+                s=size,
+                color=status_color(code),
+                lw=0,
+                alpha=0.8,
+                label=label,
+                rasterized=n > 5000,
+                zorder=3,
+            )
         for (k, sgn), marker in arrows.items():
             far = outside & (status == code) & (axis == k) & (sign == sgn)
             if far.any():
-                ax.scatter(edge[far, 0], edge[far, 1], s=max(size, 4) * 3, marker=marker, color=status_color(code),
-                           lw=0, alpha=0.8, zorder=3, clip_on=False)
+                ax.scatter(
+                    edge[far, 0],
+                    edge[far, 1],
+                    s=max(size, 4) * 3,
+                    marker=marker,
+                    color=status_color(code),
+                    lw=0,
+                    alpha=0.8,
+                    zorder=3,
+                    clip_on=False,
+                )
     legend = [handles[c] for c in codes if c in handles]
     if "non_unique_epochs" in data.arrays:
         visited = inside & (np.asarray(data.arrays["non_unique_epochs"]) > 0)
         total = int(np.sum(np.asarray(data.arrays["non_unique_epochs"]) > 0))
         if 0 < total <= _MOST_RINGS:
-            legend.append(ax.scatter(xy[visited, 0], xy[visited, 1], s=4 * size + 8, facecolors="none",
-                                     edgecolors="k", linewidths=0.4, rasterized=n > 5000, zorder=4,
-                                     label=f"non-unique at some epoch ({total})"))
+            legend.append(
+                ax.scatter(
+                    xy[visited, 0],
+                    xy[visited, 1],
+                    s=4 * size + 8,
+                    facecolors="none",
+                    edgecolors="k",
+                    linewidths=0.4,
+                    rasterized=n > 5000,
+                    zorder=4,
+                    label=f"non-unique at some epoch ({total})",
+                )
+            )
         elif total:  # (so many rings would hide the points)
             legend.append(_legend_note(f"{total} non-unique at some epoch (not ringed)"))
     if outside.any():
-        legend.append(Line2D([], [], ls="none", marker=">", color="0.4", ms=5,
-                             label=f"{int(outside.sum())} beyond the view (on its edge)"))
+        legend.append(
+            Line2D(
+                [],
+                [],
+                ls="none",
+                marker=">",
+                color="0.4",
+                ms=5,
+                label=f"{int(outside.sum())} beyond the view (on its edge)",
+            )
+        )
     if (~finite).any():
         legend.append(_legend_note(f"{int((~finite).sum())} not finite (not drawn)"))
     if target is not None:
@@ -848,8 +941,17 @@ def _stacked_hist(ax, groups, edges):
         if not len(values):
             continue
         counts, _ = np.histogram(values, bins=edges)
-        patches.append(ax.stairs(bottom + counts, edges, baseline=bottom.copy(), fill=True, alpha=0.9,
-                                 color=status_color(code), label=f"{status_label(code)} ({len(values)})"))
+        patches.append(
+            ax.stairs(
+                bottom + counts,
+                edges,
+                baseline=bottom.copy(),
+                fill=True,
+                alpha=0.9,
+                color=status_color(code),
+                label=f"{status_label(code)} ({len(values)})",
+            )
+        )
         bottom = bottom + counts
     if patches:
         ax.set_ylim(0, 1.05 * max(bottom.max(), 1))
@@ -874,15 +976,18 @@ def _log_hist_figure(data, field, xlabel, what):
     if shown.any():
         lo, hi = values[shown].min(), values[shown].max()
         if hi <= lo * 1.001:
-            lo, hi = lo / 10 ** 0.25, hi * 10 ** 0.25
+            lo, hi = lo / 10**0.25, hi * 10**0.25
         edges = np.geomspace(lo, hi, 41)
         handles = _stacked_hist(ax, [(c, values[shown & (status == c)]) for c in _codes(status)], edges)
         ax.set_xscale("log")
     else:
         handles = []
         _empty_axes(ax, "no run has a positive finite value")
-    for count, text in ((np.sum(finite & (values == 0)), "at 0"), (np.sum(finite & (values < 0)), "below 0"),
-                        (np.sum(~finite), "not finite")):
+    for count, text in (
+        (np.sum(finite & (values == 0)), "at 0"),
+        (np.sum(finite & (values < 0)), "below 0"),
+        (np.sum(~finite), "not finite"),
+    ):
         if count:
             handles.append(_legend_note(f"{int(count)} {text} (not drawn)"))
     if handles:
@@ -1006,7 +1111,7 @@ def _whole_grid(data, where, pair, grid):
     if np.any(cols - k1 != offset) or np.any(rows != k2) or offset < 0 or offset + len(g1) > m:
         return grid
     whole = np.full((m, m), -1)
-    whole[offset:offset + len(g1)] = index
+    whole[offset : offset + len(g1)] = index
     return g1[0] + (g1[1] - g1[0]) * (np.arange(m) - offset), g2, whole
 
 
@@ -1044,7 +1149,6 @@ def _basin_figures(data, pair, suffix, where):
         nonunique = _on_grid(np.asarray(sub["non_unique_epochs"]) > 0, index, 0).astype(bool)
         nu_label = f"non-unique at some epoch ({int(nonunique.sum())})"
     else:
-
         nonunique = _on_grid(status == int(Status.NON_UNIQUE), index, 0).astype(bool)
         nu_label = None  # (basin_map's: "non-unique equilibrium (k)")
     out = []
@@ -1056,12 +1160,24 @@ def _basin_figures(data, pair, suffix, where):
     values = _on_grid(np.array([position[int(c)] for c in status]), index)
     cmap = ListedColormap([status_color(c) for c in codes])
     norm = BoundaryNorm(np.arange(len(codes) + 1) - 0.5, len(codes))
-    patches = [Patch(facecolor=status_color(c), label=f"{status_label(c)} ({int(np.sum(status == c))})")
-               for c in codes]
-    basin_map(fig, ax, values, g1, g2, norm=norm, cmap=cmap,
-              nonunique=nonunique if "non_unique_epochs" in sub else None, nonunique_label=nu_label,
-              target=target, handles=patches + notes, xlabel=xlabel, ylabel=ylabel, legend_loc="best",
-              legend_fontsize=6)
+    patches = [Patch(facecolor=status_color(c), label=f"{status_label(c)} ({int(np.sum(status == c))})") for c in codes]
+    basin_map(
+        fig,
+        ax,
+        values,
+        g1,
+        g2,
+        norm=norm,
+        cmap=cmap,
+        nonunique=nonunique if "non_unique_epochs" in sub else None,
+        nonunique_label=nu_label,
+        target=target,
+        handles=patches + notes,
+        xlabel=xlabel,
+        ylabel=ylabel,
+        legend_loc="best",
+        legend_fontsize=6,
+    )
     ax.set_title(_title(data, r"final status over $\theta(0)$", **subset), fontsize=8)
     out.append((f"sweep_basin_status{suffix}", fig))
 
@@ -1080,9 +1196,24 @@ def _basin_figures(data, pair, suffix, where):
             what = "the target set"
         else:
             what = "solution line" if target["linear"] else rf"$(\xi{',0' if target['bias'] else ''},0)$"
-        basin_map(fig, ax, D, g1, g2, norm=norm, cbar_label=f"final distance to {what}", failed=failed,
-                  nonunique=nonunique, nonunique_label=nu_label, target=target, handles=notes,
-                  xlabel=xlabel, ylabel=ylabel, legend_loc="best", legend_fontsize=6)
+        basin_map(
+            fig,
+            ax,
+            D,
+            g1,
+            g2,
+            norm=norm,
+            cbar_label=f"final distance to {what}",
+            failed=failed,
+            nonunique=nonunique,
+            nonunique_label=nu_label,
+            target=target,
+            handles=notes,
+            xlabel=xlabel,
+            ylabel=ylabel,
+            legend_loc="best",
+            legend_fontsize=6,
+        )
         ax.set_title(_title(data, r"final distance over $\theta(0)$", **subset), fontsize=8)
         out.append((f"sweep_basin_distance{suffix}", fig))
     return out
@@ -1144,8 +1275,7 @@ def sweep(source, *, pair=None, out=None, formats=("png",), settings=None):
     named = [("sweep_theta_final", _theta_figure(data, pair))]
     if "loss_final" in data.arrays:
         risk = r"R(\theta(T))" if population else r"\hat R(\theta(T))"
-        named.append(("sweep_loss_final", _log_hist_figure(data, "loss_final", f"final risk ${risk}$",
-                                                           "final risk")))
+        named.append(("sweep_loss_final", _log_hist_figure(data, "loss_final", f"final risk ${risk}$", "final risk")))
     if "distance_final" in data.arrays:
         if s.get("xi") is None:
             label = "final distance to the target set"
@@ -1186,8 +1316,10 @@ def load_run(source) -> dict:
         path = os.fspath(source)
         if not os.path.isfile(path):
             raise SideqInputError(
-                f"source: {path!r} " + ("is a folder" if os.path.isdir(path) else "does not exist")
-                + "; give a run saved by `sideq descent --save RUN.npz` or `sideq flow --save RUN.npz`")
+                f"source: {path!r} "
+                + ("is a folder" if os.path.isdir(path) else "does not exist")
+                + "; give a run saved by `sideq descent --save RUN.npz` or `sideq flow --save RUN.npz`"
+            )
         try:
             with np.load(path, allow_pickle=False) as f:
                 arrays = {}
@@ -1200,26 +1332,31 @@ def load_run(source) -> dict:
             raise SideqInputError(
                 f"source: {path!r} is neither a sweep's folder nor a saved run (it is not an .npz file); "
                 "give a run saved by `sideq descent --save RUN.npz` or `sideq flow --save RUN.npz`, "
-                "or a sweep's --out DIR") from None
+                "or a sweep's --out DIR"
+            ) from None
     elif hasattr(source, "_asdict"):  # a Trajectory / FlowTrajectory
         arrays = {k: np.asarray(v) for k, v in source._asdict().items() if v is not None}
         if "ts" in arrays and "t_final" in arrays and np.ndim(arrays["ts"]) == 1:  # a FlowTrajectory
-
             arrays = {k: np.asarray(v) for k, v in until_stop(source)._asdict().items() if v is not None}
     elif isinstance(source, Mapping):
         arrays = {k: np.asarray(v) for k, v in source.items()}
     else:
-        raise SideqInputError(f"source: expected a saved run (.npz), a trajectory or a dict of arrays, "
-                              f"got {type(source).__name__}")
+        raise SideqInputError(
+            f"source: expected a saved run (.npz), a trajectory or a dict of arrays, got {type(source).__name__}"
+        )
     if _is_flow(arrays) and "ts" in arrays:
         arrays["t"] = arrays["ts"]
     theta = arrays.get("theta")
     if theta is None or "loss" not in arrays:
-        hint = (" (it holds a sweep's results: pass its folder to sideq.plots.sweep / `sideq plot DIR`)"
-                if "theta_final" in arrays else "")
+        hint = (
+            " (it holds a sweep's results: pass its folder to sideq.plots.sweep / `sideq plot DIR`)"
+            if "theta_final" in arrays
+            else ""
+        )
         raise SideqInputError(
             f"source: the arrays {sorted(arrays)[:8]} are neither a saved run (theta and loss, as "
-            f"`sideq descent --save` writes) nor a sweep's results{hint}")
+            f"`sideq descent --save` writes) nor a sweep's results{hint}"
+        )
     if theta.ndim != 2 or theta.shape[0] < 1 or theta.shape[1] < 2:
         raise SideqInputError(f"source: theta has shape {theta.shape}; a run's is (T+1, p), one row per epoch")
     for key in ("loss", "distance", "t"):
@@ -1227,8 +1364,10 @@ def load_run(source) -> dict:
             if key == "t" and not _is_flow(arrays):  # (a descent's epochs of the rows, if any)
                 del arrays["t"]
                 continue
-            raise SideqInputError(f"source: {key} has shape {np.shape(arrays[key])}, theta {theta.shape}; "
-                                  "a run has one value per row of theta")
+            raise SideqInputError(
+                f"source: {key} has shape {np.shape(arrays[key])}, theta {theta.shape}; "
+                "a run has one value per row of theta"
+            )
     return arrays
 
 
@@ -1241,7 +1380,7 @@ def _fit_point(theta, distance):
     """θ* with ‖θ(t) − θ*‖ = distance(t) on every row, or None (least squares on
     ‖θ(t)‖² − 2θ(t)ᵀθ* + ‖θ*‖² = distance(t)², checked on every row)."""
     A = np.concatenate([2 * theta, -np.ones((len(theta), 1))], axis=1)
-    b = np.sum(theta ** 2, axis=1) - distance ** 2
+    b = np.sum(theta**2, axis=1) - distance**2
     sol, _, rank, _ = np.linalg.lstsq(A, b, rcond=None)
     if rank < A.shape[1]:
         return None
@@ -1259,7 +1398,7 @@ def _fit_line(theta, distance, bias):
     u[:, -1] -= 1.0
     iu = np.triu_indices(p)
     A = np.stack([u[:, i] * u[:, j] * (1 if i == j else 2) for i, j in zip(*iu)], axis=1)
-    b = np.sum(u ** 2, axis=1) - distance ** 2
+    b = np.sum(u**2, axis=1) - distance**2
     sol, _, rank, _ = np.linalg.lstsq(A, b, rcond=None)
     if rank < A.shape[1]:
         return None
@@ -1275,7 +1414,7 @@ def _fit_line(theta, distance, bias):
     err = np.abs(np.linalg.norm(u - np.outer(u @ line, line), axis=1) - distance)
     if np.max(err) > 1e-6 * (1 + np.max(distance)) or (bias and abs(v[-2]) > 1e-6 * (1 + np.max(np.abs(v)))):
         return None
-    return v[:p - 1 - int(bias)]
+    return v[: p - 1 - int(bias)]
 
 
 def _run_target(arrays, model, xi):
@@ -1346,8 +1485,11 @@ def run(source, *, model=None, xi=None, out=None, formats=("png",), name=None):
     arrays = load_run(source)
     out = _check_out(out)
     if name is None:
-        name = (os.path.splitext(os.path.basename(os.fspath(source)))[0]
-                if isinstance(source, (str, os.PathLike)) else "run")
+        name = (
+            os.path.splitext(os.path.basename(os.fspath(source)))[0]
+            if isinstance(source, (str, os.PathLike))
+            else "run"
+        )
     theta = np.asarray(arrays["theta"], dtype=float)
     flow = _is_flow(arrays)
     t = np.asarray(arrays["t"], dtype=float) if flow and "t" in arrays else None
@@ -1367,11 +1509,13 @@ def run(source, *, model=None, xi=None, out=None, formats=("png",), name=None):
             ylabel = rf"$\|\theta(t) - ({xi_vec[0]:g}, 0)\|_2$"  # (Figure 5b's)
         else:
             ylabel = r"$\|\theta(t) - \theta^*\|_2$"
-        named.append((f"{name}_distance",
-                      distance_curve(dist, ylabel=ylabel, log=log, t=t, epochs=epochs, title=title)))
+        named.append(
+            (f"{name}_distance", distance_curve(dist, ylabel=ylabel, log=log, t=t, epochs=epochs, title=title))
+        )
     draw_xi = None if xi_vec is None or linear is None else float(xi_vec[0])
-    named.append((f"{name}_trajectory", trajectory(theta, xi=draw_xi, linear=bool(linear), t=t, epochs=epochs,
-                                                           title=title)))
+    named.append(
+        (f"{name}_trajectory", trajectory(theta, xi=draw_xi, linear=bool(linear), t=t, epochs=epochs, title=title))
+    )
     return _finish(named, out, formats)
 
 
@@ -1405,11 +1549,14 @@ def draw(path, *, out, pair=None, formats=("png",)):
     """
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise SideqInputError(f"source: {path!r} does not exist; give a sweep's folder (sideq sweep --out DIR) "
-                              "or a saved run (sideq descent/flow --save RUN.npz)")
+        raise SideqInputError(
+            f"source: {path!r} does not exist; give a sweep's folder (sideq sweep --out DIR) "
+            "or a saved run (sideq descent/flow --save RUN.npz)"
+        )
     if os.path.isdir(path) or os.path.basename(path) == "results.npz":
         return sweep(path, pair=pair, out=out, formats=formats)
     if pair is not None:
-        raise SideqInputError(f"pair: {pair!r} is for a sweep's figures; a saved run is drawn in the "
-                              "(theta1, theta2) plane; drop it")
+        raise SideqInputError(
+            f"pair: {pair!r} is for a sweep's figures; a saved run is drawn in the (theta1, theta2) plane; drop it"
+        )
     return run(path, out=out, formats=formats)

@@ -22,8 +22,7 @@ def make(total: int | None, desc: str, unit: str = "it", initial: int = 0, show:
     a terminal, else None.  The caller closes it."""
     if not (show and on_terminal()):
         return None
-    return tqdm(total=total, desc=desc, unit=unit, initial=initial, file=sys.stderr, dynamic_ncols=True,
-                smoothing=0.1)
+    return tqdm(total=total, desc=desc, unit=unit, initial=initial, file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
 
 
 @contextlib.contextmanager

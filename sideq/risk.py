@@ -70,13 +70,28 @@ from sideq.general import empirical_risk as general_empirical_risk
 from sideq.general_risk import DEFAULT_SAMPLES
 from sideq.general_risk import population_risk as general_population_risk
 from sideq.model import Model
-from sideq.scalar import (BACKENDS, Continuation, Equilibrium, WarmStart, concrete, default_tol, one_evaluation,
-                          predict_start, solve_steps, solve_unchecked, solve_warm)
+from sideq.scalar import (
+    BACKENDS,
+    Continuation,
+    Equilibrium,
+    WarmStart,
+    concrete,
+    default_tol,
+    one_evaluation,
+    predict_start,
+    solve_steps,
+    solve_unchecked,
+    solve_warm,
+)
 from sideq.status import Status, has_status, is_success, status_bit
 
 __all__ = [
-    "targets", "empirical_risk", "population_risk", "quadrature_rule",
-    "empirical_objective", "population_objective",
+    "targets",
+    "empirical_risk",
+    "population_risk",
+    "quadrature_rule",
+    "empirical_objective",
+    "population_objective",
 ]
 
 _UNIFORM_NODES = UNIFORM_NODES  # (sideq.cli reads this name: the d with a default uniform rule)
@@ -272,8 +287,7 @@ def _descent_terms(model: Model, theta, x, target, weights, y0, tol, maxiter, so
     def evaluate(sol, g=None):
         # The next warm start: the solutions, or g_θ(x, y) there (the same to
         # within the residual) where the solve gives it (solve_warm).
-        loss, grad, flags, residual = _closed_form_gradient(model, theta, x, target, weights, sol,
-                                                            summary=True)
+        loss, grad, flags, residual = _closed_form_gradient(model, theta, x, target, weights, sol, summary=True)
         # With one σ evaluation per solve (sigmoid, tanh) the next prediction
         # takes the sensitivity from the solutions (_sensitivity_of), where a
         # kept array would cost a pass to write it and one to read it.
@@ -359,6 +373,7 @@ def empirical_objective(model: Model, x, y, *, backend="jaxopt", tol=None, maxit
 
     objective.value_and_grad = value_and_grad
     if backend == "jaxopt" and maxiter >= 2:
+
         def descent_terms(theta, y0):
             solve = lambda th, start: _solve_batch(model, th, x, start, backend, tol, maxiter)  # noqa: E731
             return _descent_terms(model, theta, jnp.asarray(x), y, 1.0 / n, y0, tol, maxiter, solve, route)
@@ -508,8 +523,9 @@ def n_nodes(dist, model: Model | None = None, *, quadrature: bool = False) -> in
     return _n_fixed(dist)
 
 
-def population_objective(model: Model, xi, dist, *, backend="jaxopt", tol=None, maxiter=100, route="auto",
-                         quadrature: bool = False):
+def population_objective(
+    model: Model, xi, dist, *, backend="jaxopt", tol=None, maxiter=100, route="auto", quadrature: bool = False
+):
     """``objective(theta, y0) -> (R(θ, ξ), Equilibrium)`` for jit/grad/scan (no checks).
 
     Linear DEQ (unless ``quadrature``): Eq. (5) in closed form under either law
@@ -543,14 +559,15 @@ def population_objective(model: Model, xi, dist, *, backend="jaxopt", tol=None, 
         return impl(model, theta, xi, dist, y0, backend, tol_for(theta), maxiter)
 
     if not projected:
+
         def value_and_grad(theta, y0):
-            x, w, f, sol = _population_nodes_solve(
-                model, theta, xi, dist, y0, backend, tol_for(theta), maxiter)
+            x, w, f, sol = _population_nodes_solve(model, theta, xi, dist, y0, backend, tol_for(theta), maxiter)
             loss, grad = _closed_form_gradient(model, theta, x, f, w, sol)
             return (loss, sol), grad
 
         objective.value_and_grad = value_and_grad
         if backend == "jaxopt" and maxiter >= 2:
+
             def descent_terms(theta, y0):
                 x, w, f = _rule_nodes(model, theta, xi, dist)
                 tol_ = tol_for(theta)
@@ -586,9 +603,7 @@ def initial_nodes_y0(model: Model, theta, xi, dist, *, quadrature: bool = False)
 
 def _check_model_theta(model, theta, d, what):
     if not isinstance(model, Model):
-        raise SideqInputError(
-            f"model: expected sideq.linear() or sideq.single_index(...), got {type(model).__name__}"
-        )
+        raise SideqInputError(f"model: expected sideq.linear() or sideq.single_index(...), got {type(model).__name__}")
     theta = jnp.asarray(theta)
     if not jnp.issubdtype(theta.dtype, jnp.floating):
         theta = theta.astype(jnp.result_type(float))
@@ -606,8 +621,7 @@ def _check_model_theta(model, theta, d, what):
             from sideq.errors import SingularModelError
 
             raise SingularModelError(
-                f"theta: theta2 = {float(tc[-1])!r} makes the linear DEQ singular "
-                "(1 - dg/dy = 0); choose theta2 != 1"
+                f"theta: theta2 = {float(tc[-1])!r} makes the linear DEQ singular (1 - dg/dy = 0); choose theta2 != 1"
             )
     return theta
 
@@ -617,8 +631,9 @@ def _check_backend(backend):
         raise SideqInputError(f"backend: expected one of {BACKENDS}, got {backend!r}")
 
 
-def empirical_risk(model: Model, theta, x, y=None, *, xi=None, backend: str = "jaxopt",
-                   tol: float | None = None, maxiter: int = 100):
+def empirical_risk(
+    model: Model, theta, x, y=None, *, xi=None, backend: str = "jaxopt", tol: float | None = None, maxiter: int = 100
+):
     r"""R̂(θ) = (1/n) Σᵢ (y_θ(xᵢ) − yᵢ)² on arrays.
 
     ``x`` has shape (n, d) (or (n,) when d = 1); ``y`` shape (n,).  If ``y`` is
@@ -632,8 +647,10 @@ def empirical_risk(model: Model, theta, x, y=None, *, xi=None, backend: str = "j
     """
     if isinstance(model, DEQ):
         if (backend, tol, maxiter) != ("jaxopt", None, 100):
-            raise SideqInputError("backend/tol/maxiter: a sideq.general.DEQ carries its own solver settings; "
-                                  "set them on the model (sideq.deq(..., solver=, tol=, maxiter=))")
+            raise SideqInputError(
+                "backend/tol/maxiter: a sideq.general.DEQ carries its own solver settings; "
+                "set them on the model (sideq.deq(..., solver=, tol=, maxiter=))"
+            )
         return general_empirical_risk(model, theta, x, y, xi=xi)
     _check_backend(backend)
     x = jnp.asarray(x)
@@ -689,8 +706,17 @@ def _check_xi(xi, d):
     return xi_arr
 
 
-def population_risk(model: Model, theta, xi, dist, *, backend: str = "jaxopt",
-                    tol: float | None = None, maxiter: int = 100, quadrature: bool = False):
+def population_risk(
+    model: Model,
+    theta,
+    xi,
+    dist,
+    *,
+    backend: str = "jaxopt",
+    tol: float | None = None,
+    maxiter: int = 100,
+    quadrature: bool = False,
+):
     r"""R(θ, ξ) = E[(y_θ(X) − f(X))²] (see the module docstring).
 
     ``dist`` is a law of X: ``sideq.uniform(low, high, d)``,
@@ -715,8 +741,10 @@ def population_risk(model: Model, theta, xi, dist, *, backend: str = "jaxopt",
     """
     if isinstance(model, DEQ):
         if (backend, tol, maxiter) != ("jaxopt", None, 100):
-            raise SideqInputError("backend/tol/maxiter: a sideq.general.DEQ carries its own solver settings; "
-                                  "set them on the model (sideq.deq(..., solver=, tol=, maxiter=))")
+            raise SideqInputError(
+                "backend/tol/maxiter: a sideq.general.DEQ carries its own solver settings; "
+                "set them on the model (sideq.deq(..., solver=, tol=, maxiter=))"
+            )
         return general_population_risk(model, theta, xi, dist, route="quadrature" if quadrature else None)
     _check_backend(backend)
     check_law(dist)
@@ -727,9 +755,12 @@ def population_risk(model: Model, theta, xi, dist, *, backend: str = "jaxopt",
         chol = dist.moments()[1]
         q = chol * xc if chol.ndim == 1 else chol.T @ xc
         if float(q @ q) == 0.0:
-            raise SideqInputError("xi: xi' cov xi = 0, so the target is constant under this law; choose another xi or cov")
+            raise SideqInputError(
+                "xi: xi' cov xi = 0, so the target is constant under this law; choose another xi or cov"
+            )
     dtype = jnp.result_type(theta, xi)
     theta, xi = theta.astype(dtype), xi.astype(dtype)
-    objective = population_objective(model, xi, dist, backend=backend, tol=tol, maxiter=int(maxiter),
-                                     quadrature=quadrature)
+    objective = population_objective(
+        model, xi, dist, backend=backend, tol=tol, maxiter=int(maxiter), quadrature=quadrature
+    )
     return _nan_unless_solved(*objective(theta, initial_nodes_y0(model, theta, xi, dist, quadrature=quadrature)))

@@ -51,8 +51,17 @@ from sideq.model import Model
 from sideq.status import Status, first_status, is_success, run_repr
 
 __all__ = [
-    "Equilibrium", "WarmStart", "warm_start", "Continuation", "continuation", "predict_start", "solve",
-    "equilibrium", "uniqueness_margin", "BACKENDS", "default_tol",
+    "Equilibrium",
+    "WarmStart",
+    "warm_start",
+    "Continuation",
+    "continuation",
+    "predict_start",
+    "solve",
+    "equilibrium",
+    "uniqueness_margin",
+    "BACKENDS",
+    "default_tol",
 ]
 
 BACKENDS = ("jaxopt", "optimistix")
@@ -205,8 +214,12 @@ def _bracket(model: Model, a, theta2, y0, F0):
     return lo, hi, direction, unique
 
 
-_EPS = {"float64": float(np.finfo(np.float64).eps), "float32": float(np.finfo(np.float32).eps),
-        "float16": float(np.finfo(np.float16).eps), "bfloat16": 2.0**-7}
+_EPS = {
+    "float64": float(np.finfo(np.float64).eps),
+    "float32": float(np.finfo(np.float32).eps),
+    "float16": float(np.finfo(np.float16).eps),
+    "bfloat16": 2.0**-7,
+}
 _NEWTON_ONLY = 6  # iterations of pure (bracketed) Newton before alternating with bisection
 _CERTIFIED_ULPS = 2.0  # the one-step error bound must be below this many eps·max(1, |y|)
 
@@ -279,8 +292,12 @@ def one_evaluation(model: Model) -> bool:
       per element and epoch in gradient descent), False otherwise.
     """
     act = model.activation
-    return (act.slope_of_value is not None and math.isfinite(act.curvature_max) and not model.is_linear
-            and not act.estimated)
+    return (
+        act.slope_of_value is not None
+        and math.isfinite(act.curvature_max)
+        and not model.is_linear
+        and not act.estimated
+    )
 
 
 def _newton_residual(model: Model, theta2, step, y):
@@ -295,8 +312,7 @@ def _newton_residual(model: Model, theta2, step, y):
     At a certified step (:func:`_acceptance`) this is a few eps."""
     eps = _EPS[y.dtype.name]
     scale = 1 if _unit_range(model) else jnp.maximum(1, jnp.abs(y))
-    return (0.5 * theta2**2 * model.activation.curvature_max * step**2
-            + (_slope_sup(model, theta2) + 4) * eps * scale)
+    return 0.5 * theta2**2 * model.activation.curvature_max * step**2 + (_slope_sup(model, theta2) + 4) * eps * scale
 
 
 def _start_point(model: Model, y0):
@@ -357,8 +373,7 @@ def _second_step(model: Model, a, theta2, y, settled, prev, accept):
     y_new = y - s_k
     moved = ~settled & jnp.isfinite(y_new)
     evaluations = jnp.where(settled, 1, 2).astype(jnp.int32)
-    return (jnp.where(moved, y_new, y), settled | (ok & moved), evaluations,
-            jnp.where(moved, size, prev))
+    return (jnp.where(moved, y_new, y), settled | (ok & moved), evaluations, jnp.where(moved, size, prev))
 
 
 def _newton(model: Model, a, theta2, y0, tol, maxiter):
@@ -410,8 +425,10 @@ def _newton(model: Model, a, theta2, y0, tol, maxiter):
         return y, done, it + evaluations, True
 
     y, done, evaluations, _ = jax.lax.while_loop(
-        lambda st: (~st[3]) & ~jnp.all(st[1]), fallback,
-        (y1, fast, jnp.ones(jnp.shape(y1), jnp.int32), jnp.zeros((), bool)))
+        lambda st: (~st[3]) & ~jnp.all(st[1]),
+        fallback,
+        (y1, fast, jnp.ones(jnp.shape(y1), jnp.int32), jnp.zeros((), bool)),
+    )
     return y, evaluations, done
 
 
@@ -510,8 +527,13 @@ def _optimistix_solve(model: Model, a, theta2, y0, tol, maxiter):
 
     solver = optx.Bisection(rtol=tol, atol=tol, flip=False)
     sol = optx.root_find(
-        fn, solver, jnp.clip(jax.lax.stop_gradient(y0), lo, hi), args=(a, theta2),
-        options={"lower": lo, "upper": hi}, max_steps=maxiter, throw=False,
+        fn,
+        solver,
+        jnp.clip(jax.lax.stop_gradient(y0), lo, hi),
+        args=(a, theta2),
+        options={"lower": lo, "upper": hi},
+        max_steps=maxiter,
+        throw=False,
     )
     converged = sol.result == optx.RESULTS.successful
     return sol.value, sol.stats["num_steps"].astype(jnp.int32), converged
@@ -590,8 +612,9 @@ def _unsettled(settled):
     the variadic reduction with it.)"""
     bad = jnp.where(settled, 0, 1).astype(jnp.int32)
     zero = jnp.zeros((), jnp.int32)
-    return jax.lax.reduce((bad, bad), (zero, zero),
-                          lambda u, v: (u[0] + v[0], jnp.maximum(u[1], v[1])), (settled.ndim - 1,))
+    return jax.lax.reduce(
+        (bad, bad), (zero, zero), lambda u, v: (u[0] + v[0], jnp.maximum(u[1], v[1])), (settled.ndim - 1,)
+    )
 
 
 def _at_most_once(body, state, settled):
@@ -604,12 +627,14 @@ def _at_most_once(body, state, settled):
     code out of a loop, to run always, so what the body recomputes must depend
     on the loop's state.  It is false on entry for every row of a vmapped batch
     too, also those whose loop does not run."""
+
     def step(st):
         *inner, (_, worst) = st
         return (*body(tuple(inner), worst < 0), (jnp.zeros((), jnp.int32), -jnp.ones((), jnp.int32)))
 
-    *out, (_, worst) = jax.lax.while_loop(lambda st: (st[-1][0] > 0) | (st[-1][1] > 0), step,
-                                          (*state, _unsettled(settled)))
+    *out, (_, worst) = jax.lax.while_loop(
+        lambda st: (st[-1][0] > 0) | (st[-1][1] > 0), step, (*state, _unsettled(settled))
+    )
     return tuple(out), worst < 0
 
 
@@ -769,10 +794,15 @@ def _equilibrium(model: Model, theta, x, a, theta2, y, it, converged, tol, resid
     # Uniqueness is claimed only from exact slope bounds; estimated ones
     # (sideq.activation without slope_bounds) leave it unproven.
     proven = Status.UNVERIFIED if model.activation.estimated else Status.CONVERGED
-    status = first_status([
-        (singular, Status.SINGULAR), (missed, Status.SOLVER_FAILURE),
-        (~converged, Status.MAX_STEPS), (~unique, Status.NON_UNIQUE),
-    ], default=proven)
+    status = first_status(
+        [
+            (singular, Status.SINGULAR),
+            (missed, Status.SOLVER_FAILURE),
+            (~converged, Status.MAX_STEPS),
+            (~unique, Status.NON_UNIQUE),
+        ],
+        default=proven,
+    )
     if model.is_linear:  # (singular is a constant False otherwise: skip a useless reduction)
         y = _poison(y, singular, theta, x)
     omega = jax.lax.stop_gradient(a + theta2 * y)
@@ -838,9 +868,7 @@ def _as_real_array(a, name):
 def _prepare(model: Model, theta, x, y0, backend, tol, maxiter):
     """Check arguments at the Python boundary; returns arrays, batch flag and tol."""
     if not isinstance(model, Model):
-        raise SideqInputError(
-            f"model: expected sideq.linear() or sideq.single_index(...), got {type(model).__name__}"
-        )
+        raise SideqInputError(f"model: expected sideq.linear() or sideq.single_index(...), got {type(model).__name__}")
     if backend not in BACKENDS:
         raise SideqInputError(f"backend: expected one of {BACKENDS}, got {backend!r}")
     if int(maxiter) < 1:
@@ -871,8 +899,7 @@ def _prepare(model: Model, theta, x, y0, backend, tol, maxiter):
         batched = True
     else:
         d_x = {0: 1, 2: x.shape[-1] if x.ndim == 2 else None}.get(x.ndim)
-        other = (f", or theta of {d_x + 1 + int(model.bias)} entries for this x"
-                 if d_x is not None and d_x >= 1 else "")
+        other = f", or theta of {d_x + 1 + int(model.bias)} entries for this x" if d_x is not None and d_x >= 1 else ""
         raise SideqInputError(
             f"x: shape {x.shape} does not match theta of shape {theta.shape} "
             f"(d = {d}{' with bias' if model.bias else ''}); expected x of shape ({d},) "
@@ -893,8 +920,9 @@ def _prepare(model: Model, theta, x, y0, backend, tol, maxiter):
         y0 = jnp.zeros(x.shape[:-1], dtype)
         start = "default"
     elif isinstance(y0, (WarmStart, Equilibrium)):
-        y0 = WarmStart(*(jnp.broadcast_to(jnp.asarray(v, dtype), x.shape[:-1])
-                         for v in (y0.y, y0.omega, y0.sensitivity)))
+        y0 = WarmStart(
+            *(jnp.broadcast_to(jnp.asarray(v, dtype), x.shape[:-1]) for v in (y0.y, y0.omega, y0.sensitivity))
+        )
         start = "given"
     else:
         y0 = jnp.broadcast_to(jnp.asarray(y0, dtype), x.shape[:-1])
@@ -903,8 +931,9 @@ def _prepare(model: Model, theta, x, y0, backend, tol, maxiter):
     return theta, x, y0, batched, tol, start
 
 
-def solve(model: Model, theta, x, *, y0=None, backend: str = "jaxopt", tol: float | None = None,
-          maxiter: int = 100) -> Equilibrium:
+def solve(
+    model: Model, theta, x, *, y0=None, backend: str = "jaxopt", tol: float | None = None, maxiter: int = 100
+) -> Equilibrium:
     r"""Solve y = g_θ(x, y) and return the root with diagnostics.
 
     Args:

@@ -125,8 +125,16 @@ from sideq.sweep_store import (
 from sideq.train import check_problem, check_tolerances
 
 __all__ = [
-    "make_inits", "run_sweep", "load_results", "params_from_results", "SweepResult", "default_chunk",
-    "initialize_distributed", "FIELDS", "DEQ_FIELDS", "normal_spec",
+    "make_inits",
+    "run_sweep",
+    "load_results",
+    "params_from_results",
+    "SweepResult",
+    "default_chunk",
+    "initialize_distributed",
+    "FIELDS",
+    "DEQ_FIELDS",
+    "normal_spec",
 ]
 
 # The summary, under the name tests/test_sweep.py and tests/test_bench.py use.
@@ -149,7 +157,6 @@ class SweepResult(NamedTuple):
 
     summary: dict
     arrays: Mapping
-
 
 
 # ----------------------------------------------------------------------------
@@ -242,12 +249,14 @@ def _check_deq_problem(model: DEQ, xi, x, y, dist, dtype):
     or a one-line error naming the argument."""
     if (x is None) == (dist is None):
         raise SideqInputError(
-            "x/dist: give exactly one: data x (n, d) (empirical risk) or a law dist (population risk)")
+            "x/dist: give exactly one: data x (n, d) (empirical risk) or a law dist (population risk)"
+        )
     if dist is not None:
         if model.kind == "general":
             raise SideqInputError(
                 f"dist: {model.name} is a general DEQ with no target f; the population risk needs "
-                "sideq.general.multi_linear(k) or multi_index(sigma, k) (or pass data x and targets y)")
+                "sideq.general.multi_linear(k) or multi_index(sigma, k) (or pass data x and targets y)"
+            )
         check_law(dist)
         if y is not None:
             raise SideqInputError("y: targets are only used with data x; the population risk uses f(x) from xi")
@@ -258,8 +267,9 @@ def _check_deq_problem(model: DEQ, xi, x, y, dist, dtype):
         if k == 1 and xi.shape == (d,):
             xi = xi[None]
         if xi.shape != (k, d):
-            raise SideqInputError(f"xi: expected shape ({k}, {d}) (k, d) for {model.name} and a law in d = {d}, "
-                                  f"got {xi.shape}")
+            raise SideqInputError(
+                f"xi: expected shape ({k}, {d}) (k, d) for {model.name} and a law in d = {d}, got {xi.shape}"
+            )
         if not np.all(np.isfinite(xi)):
             raise SideqInputError("xi: contains NaN or inf; pass finite numbers")
         desc = {**_law_description(dist), "route": deq_route_for(model, dist), "n_nodes": deq_n_nodes(model, dist)}
@@ -275,7 +285,8 @@ def _check_deq_problem(model: DEQ, xi, x, y, dist, dtype):
     if (y is None) == (xi is None):
         raise SideqInputError(
             "y/xi: give exactly one: targets y of shape (n, k), or xi of shape (k, d) for f(x) = xi x "
-            "(multi_linear) or sigma(xi x) (multi_index)")
+            "(multi_linear) or sigma(xi x) (multi_index)"
+        )
     if xi is not None:
         if model.kind == "general":
             raise SideqInputError(f"xi: {model.name} is a general DEQ with no target f; pass targets y (n, k)")
@@ -293,7 +304,8 @@ def _check_deq_problem(model: DEQ, xi, x, y, dist, dtype):
         y = y[:, None]
     if y.shape != (n, k):
         raise SideqInputError(
-            f"y: expected shape ({n}, {k}) to match x{' (or (n,) for k = 1)' if k == 1 else ''}, got {y.shape}")
+            f"y: expected shape ({n}, {k}) to match x{' (or (n,) for k = 1)' if k == 1 else ''}, got {y.shape}"
+        )
     if not np.all(np.isfinite(y)):
         raise SideqInputError("y: contains NaN or inf; remove those samples")
     desc = {"risk": "empirical", "n": n, "data_sha": digest(x.astype(dtype), y.astype(dtype))}
@@ -309,7 +321,8 @@ def _check_deq_inits(model: DEQ, inits, d, dtype):
     if not leaves:
         raise SideqInputError(
             "inits: expected the params of K runs, a pytree whose leaves have a leading K axis "
-            f"(see sideq.sweep.make_inits(spec, K, around=params)), got {type(inits).__name__}")
+            f"(see sideq.sweep.make_inits(spec, K, around=params)), got {type(inits).__name__}"
+        )
     names = leaf_names(inits)
     arrays, first = [], None
     for path, leaf in leaves:
@@ -322,7 +335,8 @@ def _check_deq_inits(model: DEQ, inits, d, dtype):
         elif arr.shape[0] != first[1]:
             raise SideqInputError(
                 f"{where}: has {arr.shape[0]} runs on its leading axis but {first[0]} has {first[1]}; "
-                "every leaf needs the same K")
+                "every leaf needs the same K"
+            )
         bad = ~np.all(np.isfinite(arr.reshape(arr.shape[0], -1)), axis=1)
         if np.any(bad):
             raise SideqInputError(f"{where}: run {int(np.flatnonzero(bad)[0])} is not finite; pass finite numbers")
@@ -340,23 +354,33 @@ def _check_deq_inits(model: DEQ, inits, d, dtype):
             text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise SideqInputError(
                 f"inits: g(params, x, y) failed for one run's params (each leaf without its leading K axis), "
-                f"x of shape ({d},) and y of shape ({k},) ({type(err).__name__}: {text})") from None
+                f"x of shape ({d},) and y of shape ({k},) ({type(err).__name__}: {text})"
+            ) from None
         if getattr(out, "shape", None) != (k,):
             raise SideqInputError(
                 f"inits: g(params, x, y) returned {getattr(out, 'shape', type(out).__name__)} for one run's "
-                f"params; it must return shape ({k},) (dim = {k})")
+                f"params; it must return shape ({k},) (dim = {k})"
+            )
     return params0, names, K
 
 
 def _deq_settings(model: DEQ, d, names, shapes):
     """The model's part of a DEQ sweep's settings (JSON: compared on resume)."""
+
     def plain(v):
         return v if isinstance(v, (bool, int, float, str)) or v is None else repr(v)
 
     return {
-        "model": model.name, "kind": model.kind, "dim": model.dim, "d": d, "solver": model.solver,
-        "tol": model.tol, "maxiter": model.maxiter, "options": {k: plain(v) for k, v in model.options},
-        "activation": None if model.activation is None else model.activation.name, "bias": model.bias,
+        "model": model.name,
+        "kind": model.kind,
+        "dim": model.dim,
+        "d": d,
+        "solver": model.solver,
+        "tol": model.tol,
+        "maxiter": model.maxiter,
+        "options": {k: plain(v) for k, v in model.options},
+        "activation": None if model.activation is None else model.activation.name,
+        "bias": model.bias,
         "params": {name: list(shape) for name, shape in zip(names, shapes)},
         "p": int(sum(math.prod(s) for s in shapes)),
     }
@@ -421,7 +445,8 @@ def _check_options(is_deq, epochs, backend, maxiter, gtol, ltol, dtol, resume, o
             if value is not None:
                 raise SideqInputError(
                     f"{name}: a DEQ carries its own solver and iteration limit (sideq.general.deq(..., "
-                    f"solver=..., maxiter=...)); leave {name} unset, got {value!r}")
+                    f"solver=..., maxiter=...)); leave {name} unset, got {value!r}"
+                )
     else:
         backend = "jaxopt" if backend is None else backend
         maxiter = 100 if maxiter is None else maxiter
@@ -437,7 +462,8 @@ def _check_options(is_deq, epochs, backend, maxiter, gtol, ltol, dtol, resume, o
     tols = check_tolerances(gtol=gtol, ltol=ltol, dtol=dtol)
     if is_deq and tols[2] != 0:
         raise SideqInputError(
-            f"dtol: a DEQ sweep measures no distance to a target set; use gtol or ltol, got dtol = {dtol!r}")
+            f"dtol: a DEQ sweep measures no distance to a target set; use gtol or ltol, got dtol = {dtol!r}"
+        )
     if resume and out_dir is None:
         raise SideqInputError("resume: needs out_dir, the folder of the sweep to continue")
     return epochs, backend, maxiter, tols
@@ -474,10 +500,22 @@ def _plan_scalar(model, xi, x, y, dist, inits, eta, pair_eta, epochs, backend, m
     p = model.n_params(d)
     inits, etas = _check_runs(inits, eta, pair_eta, p, dtype)
     model_settings = {"model": model.name, "kind": model.kind, "bias": model.bias, "p": p}
-    call = functools.partial(sweep_chunks.scalar_call, model, risk, epochs, backend, maxiter, data, xi_j, tols,
-                             dtype)
-    return _Plan(inits, etas, inits.shape[0], None, scalar_layout(p, dtype), model_settings, problem, xi_j, p,
-                 n_eq, digest(inits), risk == "population", call)
+    call = functools.partial(sweep_chunks.scalar_call, model, risk, epochs, backend, maxiter, data, xi_j, tols, dtype)
+    return _Plan(
+        inits,
+        etas,
+        inits.shape[0],
+        None,
+        scalar_layout(p, dtype),
+        model_settings,
+        problem,
+        xi_j,
+        p,
+        n_eq,
+        digest(inits),
+        risk == "population",
+        call,
+    )
 
 
 def _plan_deq(model, xi, x, y, dist, inits, eta, pair_eta, epochs, tols, dtype) -> _Plan:
@@ -495,8 +533,21 @@ def _plan_deq(model, xi, x, y, dist, inits, eta, pair_eta, epochs, tols, dtype) 
         call = functools.partial(sweep_chunks.deq_population_call, model, epochs, xi_j, dist, tols, dtype)
     else:
         call = functools.partial(sweep_chunks.deq_call, model, epochs, xj, yj, xi_j, tols, dtype)
-    return _Plan(inits, etas, K, names, layout, model_settings, problem, xi_j, model_settings["p"], n_eq,
-                 inits_sha, population, call)
+    return _Plan(
+        inits,
+        etas,
+        K,
+        names,
+        layout,
+        model_settings,
+        problem,
+        xi_j,
+        model_settings["p"],
+        n_eq,
+        inits_sha,
+        population,
+        call,
+    )
 
 
 def _settings(plan: _Plan, epochs, tols, solver, dtype, paired, n_runs) -> dict:
@@ -506,11 +557,20 @@ def _settings(plan: _Plan, epochs, tols, solver, dtype, paired, n_runs) -> dict:
     E = plan.etas.shape[0]
     return {
         **plan.model_settings,
-        "xi": None if plan.xi is None else np.asarray(plan.xi, np.float64).tolist(), **plan.problem,
-        "epochs": epochs, "gtol": tols[0], "ltol": tols[1], "dtol": tols[2],
-        **({} if solver is None else {"backend": solver[0], "maxiter": solver[1]}), "dtype": np.dtype(dtype).name,
-        "K": plan.K, "n_eta": E, "eta_mode": "paired" if paired else "product",
-        "eta": plan.etas.tolist() if E <= 16 else None, "inits_sha": plan.inits_sha, "eta_sha": digest(plan.etas),
+        "xi": None if plan.xi is None else np.asarray(plan.xi, np.float64).tolist(),
+        **plan.problem,
+        "epochs": epochs,
+        "gtol": tols[0],
+        "ltol": tols[1],
+        "dtol": tols[2],
+        **({} if solver is None else {"backend": solver[0], "maxiter": solver[1]}),
+        "dtype": np.dtype(dtype).name,
+        "K": plan.K,
+        "n_eta": E,
+        "eta_mode": "paired" if paired else "product",
+        "eta": plan.etas.tolist() if E <= 16 else None,
+        "inits_sha": plan.inits_sha,
+        "eta_sha": digest(plan.etas),
         "runs": n_runs,
     }
 
@@ -527,9 +587,7 @@ def _chunk_size(chunk, plan: _Plan, n_runs, epochs, n_dev, platform, is_deq) -> 
         chunk = per_device * n_dev
     chunk = _flag(chunk, "chunk")
     if chunk < 1 or chunk % n_dev:
-        raise SideqInputError(
-            f"chunk: must be a positive multiple of the number of devices ({n_dev}), got {chunk}"
-        )
+        raise SideqInputError(f"chunk: must be a positive multiple of the number of devices ({n_dev}), got {chunk}")
     return chunk
 
 
@@ -577,8 +635,7 @@ def _compute(chunks: _Chunks, i, call, mesh, names):
     return out
 
 
-def _run_chunks(chunks: _Chunks, done_mask, call, mesh, names, fields, out_dir, writer, fingerprint, prog,
-                already):
+def _run_chunks(chunks: _Chunks, done_mask, call, mesh, names, fields, out_dir, writer, fingerprint, prog, already):
     """Compute the chunks not done yet, one after the other: each kept in
     memory (no ``out_dir``) or written to its file (by process 0), and the
     progress after each.  Returns (the chunks kept in memory, runs computed)."""
@@ -720,8 +777,7 @@ def run_sweep(
     if distributed:
         initialize_distributed()
     is_deq = isinstance(model, DEQ)
-    epochs, backend, maxiter, tols = _check_options(is_deq, epochs, backend, maxiter, gtol, ltol, dtol, resume,
-                                                    out_dir)
+    epochs, backend, maxiter, tols = _check_options(is_deq, epochs, backend, maxiter, gtol, ltol, dtol, resume, out_dir)
     dtype = jnp.result_type(float)
     if is_deq:
         plan = _plan_deq(model, xi, x, y, dist, inits, eta, pair_eta, epochs, tols, dtype)
@@ -744,8 +800,7 @@ def run_sweep(
     finished = writer and summary_path is not None and resume and os.path.exists(summary_path)
     chunk, finished = (int(v) for v in _from_process_0([chunk, finished]))  # hosts agree
     chunks = _Chunks(plan.inits, plan.etas, n_runs, paired, chunk)
-    fingerprint = digest(np.frombuffer(json.dumps(settings, sort_keys=True).encode(), np.uint8),
-                         np.array([chunk]))
+    fingerprint = digest(np.frombuffer(json.dumps(settings, sort_keys=True).encode(), np.uint8), np.array([chunk]))
     if finished:
         if not writer:
             return SweepResult({}, {})
@@ -756,10 +811,17 @@ def run_sweep(
     if out_dir is not None and writer:
         os.makedirs(os.path.join(out_dir, "chunks"), exist_ok=True)
         if manifest is None:
-            _write_json(os.path.join(out_dir, "manifest.json"), {
-                "format": sweep_store.FORMAT, "fingerprint": fingerprint, "chunk": chunk,
-                "n_chunks": chunks.count, "devices": n_dev, "settings": settings,
-            })
+            _write_json(
+                os.path.join(out_dir, "manifest.json"),
+                {
+                    "format": sweep_store.FORMAT,
+                    "fingerprint": fingerprint,
+                    "chunk": chunk,
+                    "n_chunks": chunks.count,
+                    "devices": n_dev,
+                    "settings": settings,
+                },
+            )
     # Which chunks are left (decided by process 0 and shared, so all hosts agree).
     done_mask = np.zeros(chunks.count, bool)
     if out_dir is not None and writer:
@@ -770,8 +832,9 @@ def run_sweep(
     call = plan.call(mesh)
     already = sum(chunks.size(i) for i in range(chunks.count) if done_mask[i])
     prog = _Progress(progress if writer else False, n_runs, already)
-    memory, computed = _run_chunks(chunks, done_mask, call, mesh, plan.names, fields, out_dir, writer,
-                                   fingerprint, prog, already)
+    memory, computed = _run_chunks(
+        chunks, done_mask, call, mesh, plan.names, fields, out_dir, writer, fingerprint, prog, already
+    )
     # (the devices the runs were sharded over: the mesh's, not merely those available)
     n_devices = int(mesh.devices.size)
     if out_dir is None:
@@ -782,7 +845,6 @@ def run_sweep(
         return SweepResult(summary, arrays)
     if not writer:
         return SweepResult({}, {})
-    summary, lazy = _finish_on_disk(out_dir, plan.layout, chunks, fingerprint, settings, t_start, computed,
-                                    n_devices)
+    summary, lazy = _finish_on_disk(out_dir, plan.layout, chunks, fingerprint, settings, t_start, computed, n_devices)
     prog(n_runs, computed, final=True)
     return SweepResult(summary, lazy)

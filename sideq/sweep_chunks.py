@@ -38,8 +38,14 @@ if not hasattr(jax, "shard_map"):  # jax < 0.7
     from jax.experimental.shard_map import shard_map as _experimental_shard_map
 
 __all__ = [
-    "default_chunk", "chunk_fn", "deq_chunk_fn", "deq_population_chunk_fn", "scalar_call", "deq_call",
-    "deq_population_call", "run_chunk",
+    "default_chunk",
+    "chunk_fn",
+    "deq_chunk_fn",
+    "deq_population_chunk_fn",
+    "scalar_call",
+    "deq_call",
+    "deq_population_call",
+    "run_chunk",
 ]
 
 _DEQ_DIVERGENCE = 1e8  # a parameter beyond this counts as DIVERGED (sideq.general.descent's default)
@@ -85,13 +91,28 @@ def _one_run(model, risk, epochs, backend, maxiter, theta0, eta, data, xi, tols)
         objective = population_objective(model, xi, data, backend=backend, maxiter=maxiter)
         y0 = initial_nodes_y0(model, theta0, xi, data)
     traj = gradient_descent(
-        model, objective, theta0, y0, xi, epochs=epochs, optimizer=optax.sgd(eta),
-        gtol=tols[0], ltol=tols[1], dtol=tols[2], history=False,
+        model,
+        objective,
+        theta0,
+        y0,
+        xi,
+        epochs=epochs,
+        optimizer=optax.sgd(eta),
+        gtol=tols[0],
+        ltol=tols[1],
+        dtol=tols[2],
+        history=False,
     )
     return dict(
-        theta_final=traj.theta[-1], loss_final=traj.loss[-1], grad_norm_final=traj.grad_norm[-1],
-        distance_final=traj.distance[-1], status=traj.status, fail_step=traj.fail_step,
-        steps=traj.steps, non_unique_epochs=traj.non_unique_epochs, non_unique_first=traj.non_unique_first,
+        theta_final=traj.theta[-1],
+        loss_final=traj.loss[-1],
+        grad_norm_final=traj.grad_norm[-1],
+        distance_final=traj.distance[-1],
+        status=traj.status,
+        fail_step=traj.fail_step,
+        steps=traj.steps,
+        non_unique_epochs=traj.non_unique_epochs,
+        non_unique_first=traj.non_unique_first,
         non_unique_last=traj.non_unique_last,
     )
 
@@ -100,8 +121,7 @@ def chunk_fn(model, risk, epochs, backend, maxiter, mesh):
     """The jitted chunk: (theta0 (C, p), eta (C,), data, xi, tols) -> per-run dict,
     compiled with :func:`sideq.xla.compiler_options` for the mesh's platform."""
     options = compiler_options(mesh.devices.flat[0].platform)
-    return _chunk_fn_cached(model, risk, epochs, backend, maxiter, mesh,
-                            tuple(sorted((options or {}).items())))
+    return _chunk_fn_cached(model, risk, epochs, backend, maxiter, mesh, tuple(sorted((options or {}).items())))
 
 
 @functools.lru_cache(maxsize=32)
@@ -121,9 +141,13 @@ def _one_deq_run(model, epochs, params0, eta, data, tols):
     x, y, xi = data
     traj = deq_descent(model, params0, x=x, y=y, xi=xi, eta=eta, epochs=epochs, gtol=tols[0], ltol=tols[1])
     return dict(
-        theta_final=jax.tree_util.tree_map(lambda a: a[-1], traj.params), loss_final=traj.loss[-1],
-        grad_norm_final=traj.grad_norm[-1], residual_final=traj.residual[-1], status=traj.status,
-        fail_step=traj.fail_step, steps=traj.steps,
+        theta_final=jax.tree_util.tree_map(lambda a: a[-1], traj.params),
+        loss_final=traj.loss[-1],
+        grad_norm_final=traj.grad_norm[-1],
+        residual_final=traj.residual[-1],
+        status=traj.status,
+        fail_step=traj.fail_step,
+        steps=traj.steps,
     )
 
 
@@ -145,8 +169,12 @@ def _deq_chunk_fn_cached(model, epochs, mesh, options):
     # the devices' runs, one all-reduce per iteration).
     one = jax.vmap(functools.partial(_one_deq_run, model, epochs), in_axes=(0, 0, None, None))
     runs, replicated = NamedSharding(mesh, P("runs")), NamedSharding(mesh, P())
-    return jax.jit(one, in_shardings=(runs, runs, replicated, replicated), out_shardings=runs,
-                   compiler_options=dict(options) or None)
+    return jax.jit(
+        one,
+        in_shardings=(runs, runs, replicated, replicated),
+        out_shardings=runs,
+        compiler_options=dict(options) or None,
+    )
 
 
 def _one_deq_population_run(model, epochs, params0, eta, xi, dist, tols):
@@ -174,16 +202,25 @@ def _one_deq_population_run(model, epochs, params0, eta, xi, dist, tols):
         proof = model.proof(params)
         reached = ((gtol > 0) & (gnorm <= gtol)) | ((ltol > 0) & (loss <= ltol))
         hit = jnp.where((hit < 0) & (fail_step < 0) & reached, t, hit)
-        code = jnp.where(proof == Status.SINGULAR, jnp.int32(Status.SINGULAR),
-                         jnp.where(jnp.isfinite(loss) & jnp.isfinite(gnorm), ok, no_root))
+        code = jnp.where(
+            proof == Status.SINGULAR,
+            jnp.int32(Status.SINGULAR),
+            jnp.where(jnp.isfinite(loss) & jnp.isfinite(gnorm), ok, no_root),
+        )
         failed_now = (fail_step < 0) & (code != ok)
         fail_code = jnp.where(failed_now, code, fail_code)
         fail_step = jnp.where(failed_now, t, fail_step)
         last = t == epochs  # (the pass at t = T measures θ(T) and takes no step)
         updates, new_state = opt.update(grad, opt_state, params)
         new_params = optax.apply_updates(params, updates)
-        blown = ~jnp.all(jnp.stack([jnp.all(jnp.isfinite(v) & (jnp.abs(v) <= _DEQ_DIVERGENCE))
-                                    for v in jax.tree_util.tree_leaves(new_params)]))
+        blown = ~jnp.all(
+            jnp.stack(
+                [
+                    jnp.all(jnp.isfinite(v) & (jnp.abs(v) <= _DEQ_DIVERGENCE))
+                    for v in jax.tree_util.tree_leaves(new_params)
+                ]
+            )
+        )
         blown_now = (fail_step < 0) & blown & ~last
         fail_code = jnp.where(blown_now, jnp.int32(Status.DIVERGED), fail_code)
         fail_step = jnp.where(blown_now, t + 1, fail_step)
@@ -196,13 +233,25 @@ def _one_deq_population_run(model, epochs, params0, eta, xi, dist, tols):
 
     init = (params0, opt.init(params0), ok, jnp.int32(-1), jnp.int32(-1), jnp.zeros(2, bool))
     (params, _, fail_code, fail_step, hit, unproven), (loss, gnorm) = jax.lax.scan(
-        step, init, jnp.arange(epochs + 1, dtype=jnp.int32))
-    status = jnp.where(fail_step >= 0, fail_code,
-                       jnp.where(unproven[0], jnp.int32(Status.NON_UNIQUE),
-                                 jnp.where(unproven[1], jnp.int32(Status.UNVERIFIED),
-                                           jnp.where(hit >= 0, ok, jnp.int32(Status.MAX_STEPS)))))
-    return dict(theta_final=params, loss_final=loss[-1], grad_norm_final=gnorm[-1], status=status,
-                fail_step=fail_step, steps=jnp.where(hit >= 0, hit, epochs).astype(jnp.int32))
+        step, init, jnp.arange(epochs + 1, dtype=jnp.int32)
+    )
+    status = jnp.where(
+        fail_step >= 0,
+        fail_code,
+        jnp.where(
+            unproven[0],
+            jnp.int32(Status.NON_UNIQUE),
+            jnp.where(unproven[1], jnp.int32(Status.UNVERIFIED), jnp.where(hit >= 0, ok, jnp.int32(Status.MAX_STEPS))),
+        ),
+    )
+    return dict(
+        theta_final=params,
+        loss_final=loss[-1],
+        grad_norm_final=gnorm[-1],
+        status=status,
+        fail_step=fail_step,
+        steps=jnp.where(hit >= 0, hit, epochs).astype(jnp.int32),
+    )
 
 
 def deq_population_chunk_fn(model, epochs, mesh):
@@ -217,8 +266,12 @@ def deq_population_chunk_fn(model, epochs, mesh):
 def _deq_population_chunk_fn_cached(model, epochs, mesh, options):
     one = jax.vmap(functools.partial(_one_deq_population_run, model, epochs), in_axes=(0, 0, None, None, None))
     runs, replicated = NamedSharding(mesh, P("runs")), NamedSharding(mesh, P())
-    return jax.jit(one, in_shardings=(runs, runs, replicated, replicated, replicated), out_shardings=runs,
-                   compiler_options=dict(options) or None)
+    return jax.jit(
+        one,
+        in_shardings=(runs, runs, replicated, replicated, replicated),
+        out_shardings=runs,
+        compiler_options=dict(options) or None,
+    )
 
 
 # ----------------------------------------------------------------------------

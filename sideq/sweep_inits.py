@@ -62,8 +62,17 @@ def normal_spec(spec: str, p: int, *, flag: str = "--init-dist") -> tuple[np.nda
     return mean, std
 
 
-def make_inits(spec: str, K: int, p: int | None = None, seed: int = 0, *, model=None, d: int | None = None,
-               around=None, flag: str = "--init-dist"):
+def make_inits(
+    spec: str,
+    K: int,
+    p: int | None = None,
+    seed: int = 0,
+    *,
+    model=None,
+    d: int | None = None,
+    around=None,
+    flag: str = "--init-dist",
+):
     r"""K initializations θ(0): flat θ ∈ ℝᵖ as a float64 array of shape (K, p), or
     the params pytree of a DEQ (:mod:`sideq.general`) with every leaf stacked
     on a leading K axis.
@@ -116,8 +125,7 @@ def make_inits(spec: str, K: int, p: int | None = None, seed: int = 0, *, model=
     if model is None and around is None:
         return _draw(spec, K, p, seed, flag)
     if p is not None:
-        raise SideqInputError(
-            f"p: give p for flat theta, or model=/around= for params, not both (got p = {p!r})")
+        raise SideqInputError(f"p: give p for flat theta, or model=/around= for params, not both (got p = {p!r})")
     if isinstance(model, Model):
         d = _positive(d, "d", "the number of inputs")
         p = model.n_params(d)
@@ -125,8 +133,9 @@ def make_inits(spec: str, K: int, p: int | None = None, seed: int = 0, *, model=
             return _draw(spec, K, p, seed, flag)
         center = np.asarray(around, np.float64)
         if center.shape != (p,):
-            raise SideqInputError(f"around: expected shape ({p},) (flat theta of {model.name} with d = {d}), "
-                                  f"got {center.shape}")
+            raise SideqInputError(
+                f"around: expected shape ({p},) (flat theta of {model.name} with d = {d}), got {center.shape}"
+            )
         return _finite_tree(center, "around") + _draw(spec, K, p, seed, flag)
     template = _init_template(model, d, around)
     leaves, treedef = jax.tree_util.tree_flatten(template)
@@ -146,6 +155,7 @@ def _positive(v, name, what):
 
 def _finite_tree(tree, what):
     """``tree`` with float64 numpy leaves, or a one-line error naming the leaf."""
+
     def one(path, leaf):
         arr = np.asarray(leaf)
         if arr.dtype.kind not in "biuf":
@@ -168,8 +178,13 @@ def _builtin_layout(model: DEQ, d: int) -> dict:
 
 
 def _layout_text(layout, lead=""):
-    return "{" + ", ".join(f"{key!r}: {(lead,) + shape if lead else shape}".replace("'K'", "K")
-                           for key, shape in layout.items()) + "}"
+    return (
+        "{"
+        + ", ".join(
+            f"{key!r}: {(lead,) + shape if lead else shape}".replace("'K'", "K") for key, shape in layout.items()
+        )
+        + "}"
+    )
 
 
 def _init_template(model, d, around):
@@ -177,12 +192,14 @@ def _init_template(model, d, around):
     if model is not None and not isinstance(model, DEQ):
         raise SideqInputError(
             f"model: expected a sideq.general.DEQ or a scalar model (sideq.linear(), sideq.single_index(...)), "
-            f"got {type(model).__name__}")
+            f"got {type(model).__name__}"
+        )
     if around is None:
         if model.kind == "general":
             raise SideqInputError(
                 f"around: {model.name} is a general DEQ, whose params have no fixed layout; "
-                "pass around=params (a pytree), the centre of the draws")
+                "pass around=params (a pytree), the centre of the draws"
+            )
         d = _positive(d, "d", "the number of inputs")
         return {key: np.zeros(shape) for key, shape in _builtin_layout(model, d).items()}
     if not jax.tree_util.tree_leaves(around):
@@ -191,7 +208,8 @@ def _init_template(model, d, around):
         if not isinstance(around, Mapping) or "W1" not in around or np.ndim(around["W1"]) != 2:
             raise SideqInputError(
                 f"around: expected a dict {_layout_text(_builtin_layout(model, d or 1))} for {model.name} "
-                "(W1 of shape (k, d))")
+                "(W1 of shape (k, d))"
+            )
         d_around = int(np.shape(around["W1"])[1])
         if d is not None and _positive(d, "d", "the number of inputs") != d_around:
             raise SideqInputError(f"d: {d} but around['W1'] has d = {d_around} columns; give one or the other")
@@ -216,8 +234,10 @@ def check_layout(model, tree, d, what, lead=True):
     where = f"{model.name} with d = {d}"
     if not isinstance(tree, Mapping):
         raise SideqInputError(
-            f"{what}: expected a dict {shown} for {where}" + (" (one row per run; see make_inits)" if lead else "")
-            + f", got {type(tree).__name__}")
+            f"{what}: expected a dict {shown} for {where}"
+            + (" (one row per run; see make_inits)" if lead else "")
+            + f", got {type(tree).__name__}"
+        )
     for key, shape in layout.items():
         full = ("K",) + shape if lead else shape
         full_text = "(" + ", ".join(map(str, full)) + (",)" if len(full) == 1 else ")")

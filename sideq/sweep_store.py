@@ -28,18 +28,47 @@ from sideq.errors import SideqInputError
 from sideq.status import Status
 
 __all__ = [
-    "FORMAT", "FIELDS", "DEQ_FIELDS", "DEQ_POPULATION_FIELDS", "params_from_results", "load_results",
-    "leaf_names", "field_name", "digest", "atomic_write", "write_json", "chunk_path", "read_chunk",
-    "write_chunk", "finished_chunks", "remove_chunks", "write_results", "gather_chunks", "scalar_layout",
-    "deq_layout", "summarize", "LazyNpz", "read_manifest",
+    "FORMAT",
+    "FIELDS",
+    "DEQ_FIELDS",
+    "DEQ_POPULATION_FIELDS",
+    "params_from_results",
+    "load_results",
+    "leaf_names",
+    "field_name",
+    "digest",
+    "atomic_write",
+    "write_json",
+    "chunk_path",
+    "read_chunk",
+    "write_chunk",
+    "finished_chunks",
+    "remove_chunks",
+    "write_results",
+    "gather_chunks",
+    "scalar_layout",
+    "deq_layout",
+    "summarize",
+    "LazyNpz",
+    "read_manifest",
 ]
 
 FORMAT = "sideq-sweep-2"  # (2: the non-unique history fields; a run's status is its end)
 
 # Per-run arrays of results.npz, in this order; (N,) or (N, p) with N runs.
 FIELDS = (
-    "theta0", "eta", "theta_final", "loss_final", "grad_norm_final", "distance_final",
-    "status", "fail_step", "steps", "non_unique_epochs", "non_unique_first", "non_unique_last",
+    "theta0",
+    "eta",
+    "theta_final",
+    "loss_final",
+    "grad_norm_final",
+    "distance_final",
+    "status",
+    "fail_step",
+    "steps",
+    "non_unique_epochs",
+    "non_unique_first",
+    "non_unique_last",
 )
 # Per-run arrays of a DEQ sweep (sideq.general): each params leaf is stored
 # twice, as "theta0/NAME" before "eta" and "theta_final/NAME" after it (NAME:
@@ -74,14 +103,21 @@ def leaf_names(tree, what="inits") -> list[str]:
     for path, _ in jax.tree_util.tree_flatten_with_path(tree)[0]:
         parts = []
         for key in path:
-            part = (key.key if isinstance(key, (jax.tree_util.DictKey, jax.tree_util.FlattenedIndexKey))
-                    else key.idx if isinstance(key, jax.tree_util.SequenceKey)
-                    else key.name if isinstance(key, jax.tree_util.GetAttrKey) else key)
+            part = (
+                key.key
+                if isinstance(key, (jax.tree_util.DictKey, jax.tree_util.FlattenedIndexKey))
+                else key.idx
+                if isinstance(key, jax.tree_util.SequenceKey)
+                else key.name
+                if isinstance(key, jax.tree_util.GetAttrKey)
+                else key
+            )
             part = str(part)
             if not part or "/" in part:
                 raise SideqInputError(
                     f"{what}{jax.tree_util.keystr(path)}: the key {part!r} cannot name a leaf in results.npz "
-                    "(empty or holding '/'); rename it")
+                    "(empty or holding '/'); rename it"
+                )
             parts.append(part)
         names.append("/".join(parts))
     seen = set()
@@ -130,7 +166,8 @@ def params_from_results(arrays: Mapping, which: str = "theta_final", like=None):
         missing = [n for n in names if field_name(which, n) not in keys]
         if missing or len(names) != len(keys):
             raise SideqInputError(
-                f"like: its leaves {names} do not match the sweep's {[k[len(which) + 1:] for k in keys]}")
+                f"like: its leaves {names} do not match the sweep's {[k[len(which) + 1 :] for k in keys]}"
+            )
         treedef = jax.tree_util.tree_structure(like)
         return jax.tree_util.tree_unflatten(treedef, [np.asarray(arrays[field_name(which, n)]) for n in names])
     if keys == [which]:
@@ -206,8 +243,7 @@ def read_manifest(out_dir, resume, settings, chunk, n_devices):
         stale = [f for f in ("results.npz", "summary.json") if os.path.exists(os.path.join(out_dir, f))]
         if stale:
             raise SideqInputError(
-                f"out_dir: {out_dir!r} holds {' and '.join(stale)} but no manifest.json; "
-                "choose a new or empty folder"
+                f"out_dir: {out_dir!r} holds {' and '.join(stale)} but no manifest.json; choose a new or empty folder"
             )
     if manifest is not None:
         old = manifest.get("settings", {})
@@ -215,8 +251,12 @@ def read_manifest(out_dir, resume, settings, chunk, n_devices):
         if chunk is not None and int(chunk) != manifest.get("chunk"):
             diff.append("chunk")
         if manifest.get("format") != FORMAT or diff:
-            shown = ", ".join(f"{k}: {old.get(k)!r} -> {settings.get(k)!r}" if k != "chunk"
-                              else f"chunk: {manifest.get('chunk')} -> {chunk}" for k in diff[:4])
+            shown = ", ".join(
+                f"{k}: {old.get(k)!r} -> {settings.get(k)!r}"
+                if k != "chunk"
+                else f"chunk: {manifest.get('chunk')} -> {chunk}"
+                for k in diff[:4]
+            )
             raise SideqInputError(
                 f"resume: settings differ from {manifest_path} ({shown or 'format'}); rerun with the "
                 "sweep's original settings, or choose a new out_dir"
@@ -226,7 +266,9 @@ def read_manifest(out_dir, resume, settings, chunk, n_devices):
             warnings.warn(
                 f"resume: the sweep in {out_dir!r} started on {manifest.get('devices')} device(s), "
                 f"this run has {n_devices}: the results agree to rounding, not bit for bit, with an "
-                "uninterrupted run", RuntimeWarning, stacklevel=3,  # (run_sweep's caller)
+                "uninterrupted run",
+                RuntimeWarning,
+                stacklevel=3,  # (run_sweep's caller)
             )
     return manifest, chunk
 
@@ -252,6 +294,7 @@ def read_chunk(path, fingerprint, fields=FIELDS, required=FIELDS):
 def write_chunk(out_dir, i, fingerprint, arrays):
     """Chunk ``i``'s per-run ``arrays`` (a dict, in the file's order) to its
     file, atomically, with the sweep's ``fingerprint``."""
+
     def write(fh):
         np.savez(fh, fingerprint=np.array(fingerprint), **arrays)
 
@@ -304,8 +347,11 @@ def write_results(path, n_runs, layout, n_chunks, chunk, read):
         with zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
             for name, shape, dtype in layout:
                 with zf.open(_zip_info(name + ".npy"), "w", force_zip64=True) as f:
-                    header = {"descr": np.lib.format.dtype_to_descr(dtype),
-                              "fortran_order": False, "shape": (n_runs,) + tuple(shape)}
+                    header = {
+                        "descr": np.lib.format.dtype_to_descr(dtype),
+                        "fortran_order": False,
+                        "shape": (n_runs,) + tuple(shape),
+                    }
                     np.lib.format.write_array_header_1_0(f, header)
                     for i in range(n_chunks):
                         arr = read(i, name)
@@ -335,15 +381,21 @@ def gather_chunks(out_dir, n_runs, layout, n_chunks, chunk, fingerprint):
 def scalar_layout(p, dtype):
     """results.npz of a sweep of a scalar model: (name, shape of one run's
     value, dtype) of each field of :data:`FIELDS`, θ of p entries."""
-    return [(k, (p,) if k in ("theta0", "theta_final") else (),
-             np.dtype(np.int32) if k in _INT_FIELDS else np.dtype(dtype)) for k in FIELDS]
+    return [
+        (k, (p,) if k in ("theta0", "theta_final") else (), np.dtype(np.int32) if k in _INT_FIELDS else np.dtype(dtype))
+        for k in FIELDS
+    ]
 
 
 def deq_layout(names, shapes, dtype, fields=DEQ_FIELDS):
     """results.npz of a DEQ sweep: theta0/NAME..., eta, theta_final/NAME..., ``fields``."""
     theta = lambda prefix: [(field_name(prefix, n), s, np.dtype(dtype)) for n, s in zip(names, shapes)]  # noqa: E731
-    return (theta("theta0") + [("eta", (), np.dtype(dtype))] + theta("theta_final")
-            + [(k, (), np.dtype(np.int32) if k in _INT_FIELDS else np.dtype(dtype)) for k in fields])
+    return (
+        theta("theta0")
+        + [("eta", (), np.dtype(dtype))]
+        + theta("theta_final")
+        + [(k, (), np.dtype(np.int32) if k in _INT_FIELDS else np.dtype(dtype)) for k in fields]
+    )
 
 
 # ----------------------------------------------------------------------------
@@ -399,14 +451,16 @@ def summarize(arrays, settings, wall_s, runs_computed, n_devices):
     summary["loss_final"] = _quantiles(np.asarray(arrays["loss_final"])[ok])
     if "distance_final" in arrays:  # (the scalar models' distance to the target set)
         summary["distance_final"] = _quantiles(np.asarray(arrays["distance_final"])[ok])
-    summary.update({
-        "steps": _quantiles(np.asarray(arrays["steps"])[ok]),
-        "wall_s": wall_s,
-        "runs_computed": int(runs_computed),
-        "runs_per_s": (runs_computed / wall_s) if wall_s > 0 and runs_computed else None,
-        "devices": n_devices,
-        "settings": settings,
-    })
+    summary.update(
+        {
+            "steps": _quantiles(np.asarray(arrays["steps"])[ok]),
+            "wall_s": wall_s,
+            "runs_computed": int(runs_computed),
+            "runs_per_s": (runs_computed / wall_s) if wall_s > 0 and runs_computed else None,
+            "devices": n_devices,
+            "settings": settings,
+        }
+    )
     return summary
 
 
@@ -446,8 +500,11 @@ def load_results(out_dir) -> dict:
     (N,): :func:`params_from_results` gives the params back as a pytree."""
     path = os.path.join(os.fspath(out_dir), "results.npz")
     if not os.path.exists(path):
-        hint = (" (the sweep has not finished; run it again with resume=True / --resume)"
-                if os.path.exists(os.path.join(os.fspath(out_dir), "manifest.json")) else "")
+        hint = (
+            " (the sweep has not finished; run it again with resume=True / --resume)"
+            if os.path.exists(os.path.join(os.fspath(out_dir), "manifest.json"))
+            else ""
+        )
         raise SideqInputError(f"out_dir: no results.npz in {os.fspath(out_dir)!r}{hint}")
     with np.load(path) as f:
         return {k: f[k] for k in f.files}

@@ -33,7 +33,15 @@ from sideq.risk import (
 from sideq.scalar import BACKENDS, concrete
 from sideq.status import Status
 
-__all__ = ["descent", "descent_empirical", "check_theta0", "check_step_size", "check_problem", "history_stride", "HISTORY_BYTES"]
+__all__ = [
+    "descent",
+    "descent_empirical",
+    "check_theta0",
+    "check_step_size",
+    "check_problem",
+    "history_stride",
+    "HISTORY_BYTES",
+]
 
 
 def check_problem(model: Model, xi, x, y, dist, dtype, *, targets_now: bool = True):
@@ -48,9 +56,7 @@ def check_problem(model: Model, xi, x, y, dist, dtype, *, targets_now: bool = Tr
     ``x`` a numpy array.
     """
     if not isinstance(model, Model):
-        raise SideqInputError(
-            f"model: expected sideq.linear() or sideq.single_index(...), got {type(model).__name__}"
-        )
+        raise SideqInputError(f"model: expected sideq.linear() or sideq.single_index(...), got {type(model).__name__}")
     if xi is None:
         raise SideqInputError("xi: the target f(x) = σ(ξᵀx) needs ξ, shape (d,); pass xi=...")
     if (x is None) == (dist is None):
@@ -90,9 +96,7 @@ def check_theta0(model: Model, theta0, d: int):
     arr = np.asarray(theta0, dtype=np.float64)
     if arr.shape != (p,):
         names = "theta1 (d values), b, theta2" if model.bias else "theta1 (d values), theta2"
-        raise SideqInputError(
-            f"theta0: expected {p} values ({names}) for d = {d}, got shape {arr.shape}"
-        )
+        raise SideqInputError(f"theta0: expected {p} values ({names}) for d = {d}, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
         raise SideqInputError(f"theta0: contains non-finite values {arr.tolist()}; pass finite numbers")
     if model.is_linear and model.activation.slope_max * arr[-1] == 1.0:
@@ -131,8 +135,9 @@ def check_step_size(eta):
 
 
 @xla.jit(static_argnames=("model", "epochs", "optimizer", "backend", "maxiter", "history", "save_every"))
-def _descent_empirical(model, theta0, x, y, xi, eta, tols, *, epochs, optimizer, backend, maxiter,
-                       history=True, save_every=1):
+def _descent_empirical(
+    model, theta0, x, y, xi, eta, tols, *, epochs, optimizer, backend, maxiter, history=True, save_every=1
+):
     """Gradient descent on the empirical risk R̂ (Section 2), compiled: the
     unchecked core of :func:`descent` (published as :data:`descent_empirical`;
     its programs are named ``jit__descent_empirical``, which is what the
@@ -142,20 +147,37 @@ def _descent_empirical(model, theta0, x, y, xi, eta, tols, *, epochs, optimizer,
     objective = empirical_objective(model, x, y, backend=backend, maxiter=maxiter)
     opt = optax.sgd(eta) if optimizer is None else optimizer
     return gradient_descent(
-        model, objective, theta0, default_y0(model, theta0, x), xi,
-        epochs=epochs, optimizer=opt, gtol=tols[0], ltol=tols[1], dtol=tols[2], history=history,
+        model,
+        objective,
+        theta0,
+        default_y0(model, theta0, x),
+        xi,
+        epochs=epochs,
+        optimizer=opt,
+        gtol=tols[0],
+        ltol=tols[1],
+        dtol=tols[2],
+        history=history,
         save_every=save_every,
     )
 
 
 @xla.jit(static_argnames=("model", "epochs", "optimizer", "backend", "maxiter", "save_every"))
-def _descent_population(model, theta0, dist, xi, eta, tols, *, epochs, optimizer, backend, maxiter,
-                        save_every=1):
+def _descent_population(model, theta0, dist, xi, eta, tols, *, epochs, optimizer, backend, maxiter, save_every=1):
     objective = population_objective(model, xi, dist, backend=backend, maxiter=maxiter)
     opt = optax.sgd(eta) if optimizer is None else optimizer
     return gradient_descent(
-        model, objective, theta0, initial_nodes_y0(model, theta0, xi, dist), xi,
-        epochs=epochs, optimizer=opt, gtol=tols[0], ltol=tols[1], dtol=tols[2], save_every=save_every,
+        model,
+        objective,
+        theta0,
+        initial_nodes_y0(model, theta0, xi, dist),
+        xi,
+        epochs=epochs,
+        optimizer=opt,
+        gtol=tols[0],
+        ltol=tols[1],
+        dtol=tols[2],
+        save_every=save_every,
     )
 
 
@@ -185,7 +207,9 @@ def history_stride(epochs: int, p: int, itemsize: int = 8, budget: int | None = 
 def check_save_every(save_every, epochs: int) -> int:
     """``save_every``: an integer >= 1 (not above ``epochs``), or a one-line error."""
     if isinstance(save_every, bool) or not isinstance(save_every, (int, np.integer)) or save_every < 1:
-        raise SideqInputError(f"save_every: must be an integer >= 1 (leave it out for the automatic stride), got {save_every!r}")
+        raise SideqInputError(
+            f"save_every: must be an integer >= 1 (leave it out for the automatic stride), got {save_every!r}"
+        )
     return int(min(save_every, epochs))
 
 
@@ -236,8 +260,22 @@ def descent(
     """
     if isinstance(model, DEQ):
         return descent_from_scalar_api(
-            model, theta0, xi=xi, x=x, y=y, dist=dist, eta=eta, epochs=epochs, optimizer=optimizer,
-            backend=backend, gtol=gtol, ltol=ltol, dtol=dtol, maxiter=maxiter, save_every=save_every)
+            model,
+            theta0,
+            xi=xi,
+            x=x,
+            y=y,
+            dist=dist,
+            eta=eta,
+            epochs=epochs,
+            optimizer=optimizer,
+            backend=backend,
+            gtol=gtol,
+            ltol=ltol,
+            dtol=dtol,
+            maxiter=maxiter,
+            save_every=save_every,
+        )
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
         raise SideqInputError(f"epochs: must be an integer >= 1, got {epochs!r}")
     if backend not in BACKENDS:
@@ -246,9 +284,7 @@ def descent(
     if optimizer is None:
         check_step_size(eta)
     elif not isinstance(optimizer, optax.GradientTransformation):
-        raise SideqInputError(
-            f"optimizer: expected an optax.GradientTransformation, got {type(optimizer).__name__}"
-        )
+        raise SideqInputError(f"optimizer: expected an optax.GradientTransformation, got {type(optimizer).__name__}")
     dtype = jnp.result_type(float)
     xi, d, x, y, dist = check_problem(model, xi, x, y, dist, dtype, targets_now=False)
     theta0 = check_theta0(model, theta0, d)
@@ -256,10 +292,12 @@ def descent(
     eta = np.asarray(eta if optimizer is None else 0.0, dtype)
     tols = np.asarray(check_tolerances(gtol=gtol, ltol=ltol, dtol=dtol), dtype)
     p = model.n_params(d)
-    save_every = (history_stride(epochs, p, np.dtype(dtype).itemsize) if save_every is None
-                  else check_save_every(save_every, epochs))
-    static = dict(epochs=int(epochs), optimizer=optimizer, backend=backend, maxiter=int(maxiter),
-                  save_every=save_every)
+    save_every = (
+        history_stride(epochs, p, np.dtype(dtype).itemsize)
+        if save_every is None
+        else check_save_every(save_every, epochs)
+    )
+    static = dict(epochs=int(epochs), optimizer=optimizer, backend=backend, maxiter=int(maxiter), save_every=save_every)
     if dist is not None:
         return _descent_population(model, theta0, dist, xi, eta, tols, **static)
     return _descent_empirical(model, theta0, x, y, xi, eta, tols, **static)
@@ -288,8 +326,11 @@ def summary(model: Model, traj: Trajectory) -> dict:
     }
     if int(traj.fail_step) >= 0:
         out["fail_step"] = int(traj.fail_step)
-    out.update(non_unique_epochs=int(traj.non_unique_epochs), non_unique_first=int(traj.non_unique_first),
-               non_unique_last=int(traj.non_unique_last))
+    out.update(
+        non_unique_epochs=int(traj.non_unique_epochs),
+        non_unique_first=int(traj.non_unique_first),
+        non_unique_last=int(traj.non_unique_last),
+    )
     if traj.loss_min is not None:  # (the online quantities, over every epoch)
         loss_min = float(traj.loss_min)
         out["loss_min"] = loss_min if math.isfinite(loss_min) else None

@@ -37,8 +37,7 @@ NP_ACTIVATIONS = {
     "tanh": (np.tanh, lambda z: 1.0 - np.tanh(z) ** 2),
     "softplus": (lambda z: np.logaddexp(0.0, z), expit),
     "relu": (lambda z: np.maximum(z, 0.0), lambda z: (np.asarray(z) > 0).astype(float)),
-    "leaky_relu": (lambda z: np.where(z >= 0, z, 0.01 * z),
-                   lambda z: np.where(np.asarray(z) >= 0, 1.0, 0.01)),
+    "leaky_relu": (lambda z: np.where(z >= 0, z, 0.01 * z), lambda z: np.where(np.asarray(z) >= 0, 1.0, 0.01)),
     "gelu": (_gelu, _gelu_d),
     "identity": (lambda z: z, lambda z: np.ones_like(np.asarray(z, float))),
     "linear": (lambda z: z, lambda z: np.ones_like(np.asarray(z, float))),
@@ -83,5 +82,7 @@ def closed_form_grads(dsigma, theta, x, y, bias):
 def ref():
     """Namespace of the independent numpy/scipy references above."""
     return types.SimpleNamespace(
-        act=NP_ACTIVATIONS, brent_root=brent_root, closed_form_grads=closed_form_grads,
+        act=NP_ACTIVATIONS,
+        brent_root=brent_root,
+        closed_form_grads=closed_form_grads,
     )

@@ -31,8 +31,10 @@ def test_lipschitz_of_a_decreasing_activation():
 def test_slope_of_value_check_refuses_near_misses_and_nan():
     # tanh: sigma' = 1 - sigma^2 exactly; the check is to 1e-9 relative on [-20, 20]
     sideq.activation(jnp.tanh, slope_of_value=lambda y: 1 - y * y)  # accepted
-    for bad in (lambda y: (1 - y * y) * (1 + 1e-6),  # a 1e-6 relative error
-                lambda y: jnp.where(jnp.abs(y) > 0.9, 0.0, 1 - y * y),  # wrong only for |z| > 1.47
-                lambda y: jnp.nan * y):  # not a number at all
+    for bad in (
+        lambda y: (1 - y * y) * (1 + 1e-6),  # a 1e-6 relative error
+        lambda y: jnp.where(jnp.abs(y) > 0.9, 0.0, 1 - y * y),  # wrong only for |z| > 1.47
+        lambda y: jnp.nan * y,
+    ):  # not a number at all
         with pytest.raises(SideqInputError, match="^activation: slope_of_value"):
             sideq.activation(jnp.tanh, slope_of_value=bad)

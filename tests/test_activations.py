@@ -80,8 +80,7 @@ def test_slope_of_value_is_the_slope(name):
         assert act.slope_of_value is None
         return
     values, slopes = _grid(name)
-    np.testing.assert_allclose(np.asarray(act.slope_of_value(jnp.asarray(values))), slopes,
-                               rtol=1e-12, atol=2.3e-16)
+    np.testing.assert_allclose(np.asarray(act.slope_of_value(jnp.asarray(values))), slopes, rtol=1e-12, atol=2.3e-16)
 
 
 def test_callable_slope_of_value_is_checked():
@@ -90,18 +89,26 @@ def test_callable_slope_of_value_is_checked():
     per sample and reach the θ of the same callable without it."""
     from sideq.scalar import _one_evaluation
 
-    right = sideq.activation(_tanh2, slope_bounds=(0.0, 2.0), range_bounds=(-1.0, 1.0),
-                             curvature_bound=8 / (3 * math.sqrt(3)), slope_of_value=lambda y: 2 * (1 - y * y))
-    plain = sideq.activation(_tanh2, slope_bounds=(0.0, 2.0), range_bounds=(-1.0, 1.0),
-                             curvature_bound=8 / (3 * math.sqrt(3)))
+    right = sideq.activation(
+        _tanh2,
+        slope_bounds=(0.0, 2.0),
+        range_bounds=(-1.0, 1.0),
+        curvature_bound=8 / (3 * math.sqrt(3)),
+        slope_of_value=lambda y: 2 * (1 - y * y),
+    )
+    plain = sideq.activation(
+        _tanh2, slope_bounds=(0.0, 2.0), range_bounds=(-1.0, 1.0), curvature_bound=8 / (3 * math.sqrt(3))
+    )
     assert _one_evaluation(sideq.single_index(right)) and not _one_evaluation(sideq.single_index(plain))
     with pytest.raises(SideqInputError, match="^activation: slope_of_value"):
         sideq.activation(_tanh2, slope_of_value=lambda y: 1 - y * y)  # tanh's, not tanh(2z)'s
     with pytest.raises(SideqInputError, match="^activation: slope_of_value"):
         sideq.activation(_tanh2, slope_of_value=0.5)
     x = jnp.asarray(np.random.default_rng(2).uniform(-1, 1, (16, 1)))
-    runs = [descent(sideq.single_index(act), [0.3, 0.2], xi=[0.8], x=x, eta=0.2, epochs=60).theta[-1]
-            for act in (right, plain)]
+    runs = [
+        descent(sideq.single_index(act), [0.3, 0.2], xi=[0.8], x=x, eta=0.2, epochs=60).theta[-1]
+        for act in (right, plain)
+    ]
     np.testing.assert_allclose(np.asarray(runs[0]), np.asarray(runs[1]), rtol=1e-13, atol=1e-15)
 
 
@@ -144,21 +151,23 @@ def test_gelu_constants_closed_form():
     r2 = math.sqrt(2.0)
     assert float(dg(r2)) == pytest.approx(gelu.slope_max, rel=1e-15)
     assert float(dg(-r2)) == pytest.approx(gelu.slope_min, rel=1e-14)
-    res = minimize_scalar(lambda z: z * ndtr(z), bounds=(-2.0, 0.0), method="bounded",
-                          options={"xatol": 1e-10})
+    res = minimize_scalar(lambda z: z * ndtr(z), bounds=(-2.0, 0.0), method="bounded", options={"xatol": 1e-10})
     assert gelu.range_min == pytest.approx(res.fun, abs=1e-15)
     assert gelu.range_min <= res.fun  # a valid (not too high) lower bound
 
 
-@pytest.mark.parametrize("name, monotone, affine, meets", [
-    ("sigmoid", True, False, True),
-    ("tanh", True, False, True),
-    ("softplus", True, False, True),
-    ("relu", True, False, False),        # not differentiable at 0
-    ("leaky_relu", True, False, False),  # not differentiable at 0
-    ("gelu", False, False, False),       # σ' < 0 on z < -0.75...
-    ("identity", True, True, False),     # affine: assumption 3 fails
-])
+@pytest.mark.parametrize(
+    "name, monotone, affine, meets",
+    [
+        ("sigmoid", True, False, True),
+        ("tanh", True, False, True),
+        ("softplus", True, False, True),
+        ("relu", True, False, False),  # not differentiable at 0
+        ("leaky_relu", True, False, False),  # not differentiable at 0
+        ("gelu", False, False, False),  # σ' < 0 on z < -0.75...
+        ("identity", True, True, False),  # affine: assumption 3 fails
+    ],
+)
 def test_corollary_3_1_flags(name, monotone, affine, meets):
     act = ACTIVATIONS[name]
     assert act.monotone is monotone
@@ -214,6 +223,7 @@ def test_activation_rejects_bad_callables():
 
 # -- a user callable end to end -------------------------------------------------
 
+
 def _tanh2(z):
     return jnp.tanh(2 * z)
 
@@ -246,8 +256,7 @@ def test_user_callable_end_to_end(backend, ref):
     assert abs(y_ref - _np_tanh2(a + theta[-1] * float(sol.y))) <= 1e-12
 
     # Eq. (1) gradient through the user callable
-    g = jax.grad(lambda t: sideq.equilibrium(model, t, jnp.asarray(x), backend=backend))(
-        jnp.asarray(theta))
+    g = jax.grad(lambda t: sideq.equilibrium(model, t, jnp.asarray(x), backend=backend))(jnp.asarray(theta))
     g_ref, _ = ref.closed_form_grads(_np_dtanh2, theta, x, y_ref, bias=True)
     np.testing.assert_allclose(np.asarray(g), g_ref, rtol=1e-9, atol=1e-14)
 

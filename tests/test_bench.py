@@ -50,8 +50,9 @@ def test_baseline_matches_sideq_descent():
     y = 1.0 / (1.0 + np.exp(-2.0 * x))
     theta0 = np.array([0.3, -0.7])
     ref = bench.baseline_run(theta0, x, y, 0.1, 3)
-    mine = np.asarray(descent(sideq.single_index("sigmoid"), theta0, xi=np.array([2.0]),
-                              x=x[:, None], eta=0.1, epochs=3).theta[-1])
+    mine = np.asarray(
+        descent(sideq.single_index("sigmoid"), theta0, xi=np.array([2.0]), x=x[:, None], eta=0.1, epochs=3).theta[-1]
+    )
     np.testing.assert_allclose(mine, ref, rtol=0, atol=1e-14)
     # and it is not a copy of the initial point: three steps moved θ
     assert np.max(np.abs(ref - theta0)) > 1e-3
@@ -65,8 +66,7 @@ def test_baseline_gradient_against_finite_differences():
     from scipy.optimize import brentq
 
     def risk(th):
-        ys = [brentq(lambda v: v - 1 / (1 + np.exp(-(th[0] * xi + th[1] * v))), 0.0, 1.0, xtol=1e-15)
-              for xi in x]
+        ys = [brentq(lambda v: v - 1 / (1 + np.exp(-(th[0] * xi + th[1] * v))), 0.0, 1.0, xtol=1e-15) for xi in x]
         return np.mean((np.array(ys) - y) ** 2)
 
     h = 1e-6
@@ -159,8 +159,7 @@ class FakeRuns:
     ``check_delta`` after the exactness check's epochs and ``default_delta``
     under XLA's default options."""
 
-    def __init__(self, clock, *, base_costs, run_costs, default_costs, compile_s,
-                 check_delta=0.0, default_delta=0.0):
+    def __init__(self, clock, *, base_costs, run_costs, default_costs, compile_s, check_delta=0.0, default_delta=0.0):
         self.clock, self.compile_s = clock, compile_s
         self.base_costs, self.run_costs, self.default_costs = list(base_costs), list(run_costs), list(default_costs)
         self.check_delta, self.default_delta = check_delta, default_delta
@@ -183,8 +182,9 @@ class FakeRuns:
             traj = traj + self.check_delta
         elif defaults:
             traj = traj + self.default_delta
-            self.clock.advance(self.default_costs[self.default_runs] + (0.0 if defaults in self.compiled
-                                                                        else self.compile_s))
+            self.clock.advance(
+                self.default_costs[self.default_runs] + (0.0 if defaults in self.compiled else self.compile_s)
+            )
             self.default_runs += 1
         else:
             self.clock.advance(self.run_costs[self.timed_runs] + (0.0 if self.timed_runs else self.compile_s))
@@ -204,6 +204,7 @@ def small_single(monkeypatch, clock):
         monkeypatch.setattr(bench, "baseline_run", fake.baseline_run)
         monkeypatch.setattr(sideq.train, "descent", fake.descent)
         return fake
+
     return make
 
 
@@ -214,8 +215,7 @@ def test_single_run_figures_from_a_known_clock(small_single, quick):
     base = [0.30, 0.20, 0.25, 0.40]  # seconds per epoch, per timing (minimum in the middle)
     runs = [0.50, 0.70, 0.45, 0.60, 0.80, 0.90, 0.65, 0.75]  # warm-up then one per turn
     default = [0.90, 1.20, 0.95, 0.85, 1.00, 1.10, 0.99, 1.30]
-    fake = small_single(base_costs=base, run_costs=runs, default_costs=default, compile_s=7.0,
-                        default_delta=4e-13)
+    fake = small_single(base_costs=base, run_costs=runs, default_costs=default, compile_s=7.0, default_delta=4e-13)
     r = bench.bench_single_run(quick)
     timed = 3 if quick else 4  # "3 or 4 baseline timings", in turns with sideq's
     assert fake.check_epochs == [3] and fake.base_epochs[0] == 3  # agreement after 3 epochs
@@ -228,7 +228,7 @@ def test_single_run_figures_from_a_known_clock(small_single, quick):
     assert r["baseline_s_per_epoch_each"] == approx(base[:timed])
     assert r["baseline_s_per_epoch"] == approx(min(base[:timed]))
     assert r["baseline_extrapolated_run_s"] == approx(min(base[:timed]) * E)
-    best = min(runs[1:1 + turns])
+    best = min(runs[1 : 1 + turns])
     assert r["sideq_run_s"] == approx(best)
     assert r["sideq_s_per_epoch"] == approx(best / E)
     assert r["sideq_compile_s"] == approx(7.0 + runs[0] - best)
@@ -239,8 +239,8 @@ def test_single_run_figures_from_a_known_clock(small_single, quick):
     d = r["with_xla_defaults"]
     repeats = 3 if quick else 7
     assert fake.default_runs == 1 + repeats
-    assert d["sideq_run_s"] == approx(min(default[1:1 + repeats]))
-    assert d["speedup_per_epoch"] == approx(min(base[:timed]) / (min(default[1:1 + repeats]) / E))
+    assert d["sideq_run_s"] == approx(min(default[1 : 1 + repeats]))
+    assert d["speedup_per_epoch"] == approx(min(base[:timed]) / (min(default[1 : 1 + repeats]) / E))
     assert d["theta_difference"] == pytest.approx(4e-13, rel=1e-2, abs=0)
     json.dumps(r)  # the report is JSON
 
@@ -257,8 +257,7 @@ def test_single_run_without_options_skips_the_side_by_side(small_single, monkeyp
 @pytest.mark.parametrize("delta,raises", [(4e-11, False), (3e-10, True), (np.nan, True)])
 def test_single_run_exactness_check(small_single, delta, raises):
     """Documented: the baseline and sideq agree to 1e-10 on θ before any time is reported."""
-    small_single(base_costs=[0.1] * 3, run_costs=[0.1] * 4, default_costs=[0.1] * 4, compile_s=1.0,
-                 check_delta=delta)
+    small_single(base_costs=[0.1] * 3, run_costs=[0.1] * 4, default_costs=[0.1] * 4, compile_s=1.0, check_delta=delta)
     if raises:
         with pytest.raises(AssertionError, match="disagree after 3 epochs"):
             bench.bench_single_run(True)
@@ -269,8 +268,7 @@ def test_single_run_exactness_check(small_single, delta, raises):
 @pytest.mark.parametrize("delta,raises", [(4e-13, False), (3e-12, True), (np.nan, True)])
 def test_single_run_xla_defaults_check(small_single, delta, raises):
     """BENCHMARKS.md: sideq's options vs XLA's defaults on θ, tolerance 1e-12."""
-    small_single(base_costs=[0.1] * 3, run_costs=[0.1] * 4, default_costs=[0.1] * 4, compile_s=1.0,
-                 default_delta=delta)
+    small_single(base_costs=[0.1] * 3, run_costs=[0.1] * 4, default_costs=[0.1] * 4, compile_s=1.0, default_delta=delta)
     if raises:
         with pytest.raises(AssertionError, match="XLA's defaults disagree"):
             bench.bench_single_run(True)
@@ -307,6 +305,7 @@ def fake_routes(monkeypatch):
     def run(cold=0.0, bisect=0.0, rel=0.0):
         state.update(cold=cold, bisect=bisect, rel=rel)
         return bench.bench_exactness(5), state
+
     return run
 
 
@@ -330,8 +329,15 @@ def test_exactness_tolerances_are_the_documented_ones(fake_routes, which, value)
 # bench_sweep and bench_flow, with fakes of the runs
 
 
-STATUS_COUNTS = {"converged": 3, "max_steps": 2, "diverged": 1, "singular": 4, "non_unique": 6, "solver_failure": 5,
-                 "unverified": 2}
+STATUS_COUNTS = {
+    "converged": 3,
+    "max_steps": 2,
+    "diverged": 1,
+    "singular": 4,
+    "non_unique": 6,
+    "solver_failure": 5,
+    "unverified": 2,
+}
 
 
 @pytest.fixture
@@ -339,14 +345,16 @@ def fake_sweep(monkeypatch, clock):
     calls = []
 
     def run_sweep(model, *, xi, inits, eta, epochs, chunk, progress, **kw):
-        calls.append(dict(kw, inits=inits, eta=eta, epochs=epochs, chunk=chunk,
-                          x64=bool(jnp.asarray(1.0).dtype == jnp.float64)))
+        calls.append(
+            dict(kw, inits=inits, eta=eta, epochs=epochs, chunk=chunk, x64=bool(jnp.asarray(1.0).dtype == jnp.float64))
+        )
         clock.advance(5.0 if len(calls) == 1 else 2.0)  # compile + run, then run
         # the summary run_sweep writes, made by its own code from runs with these statuses
         status = np.concatenate([np.full(c, Status[name.upper()]) for name, c in STATUS_COUNTS.items()])
         arrays = {k: np.zeros(status.size) for k in ("loss_final", "distance_final", "steps", "non_unique_epochs")}
-        summary = sideq.sweep.summarize(dict(arrays, status=status.astype(np.int32)),
-                                         {"K": status.size, "n_eta": 1}, 1.0, status.size, 1)
+        summary = sideq.sweep.summarize(
+            dict(arrays, status=status.astype(np.int32)), {"K": status.size, "n_eta": 1}, 1.0, status.size, 1
+        )
         assert summary["status_counts"] == STATUS_COUNTS
         return types.SimpleNamespace(summary=summary)
 
@@ -393,10 +401,15 @@ class FlowOut(NamedTuple):
 def test_flow_counts_from_a_fake_flow(monkeypatch):
     """The docstring's 10% of starts at |1 - θ2(0)| = 1e-2 converge in the fake,
     which also gives them 100 steps (1 for the others) and a drift of 3 (1)."""
+
     def gradient_flow(model, objective, t0, xi, **kw):
         near = jnp.abs(jnp.abs(1.0 - t0[1]) - 1e-2) < 1e-9
-        return FlowOut(theta=t0, status=jnp.where(near, 0, 1).astype(jnp.int32),
-                       steps=jnp.where(near, 100, 1).astype(jnp.int32), drift=jnp.where(near, 3.0, 1.0))
+        return FlowOut(
+            theta=t0,
+            status=jnp.where(near, 0, 1).astype(jnp.int32),
+            steps=jnp.where(near, 100, 1).astype(jnp.int32),
+            drift=jnp.where(near, 3.0, 1.0),
+        )
 
     monkeypatch.setattr(sys.modules["sideq.gradient_flow"], "gradient_flow", gradient_flow)
     K = 40
@@ -473,6 +486,7 @@ def test_memory_figures_are_resident_megabytes():
     assert 0 < r["rss_first_chunk_mb"] <= r["rss_peak_mb"] <= peak_kernel_mb * 1.01
     assert r["growth_mb"] == pytest.approx(r["rss_peak_mb"] - r["rss_first_chunk_mb"])
     from sideq.sweep import make_inits
+
     inits = make_inits("normal:0,0.5", K, 2, seed=0)
     assert inits.dtype == np.float64 and r["inits_array_mb"] == pytest.approx(inits.nbytes / 2**20)
 
@@ -483,22 +497,44 @@ def test_memory_figures_are_resident_megabytes():
 
 def test_quick_run_is_wired_as_documented(monkeypatch):
     calls = []
-    for name in ("bench_startup", "bench_single_run", "bench_profile", "bench_exactness", "bench_sweep",
-                 "bench_flow", "bench_deq_section42", "bench_deq_step"):
+    for name in (
+        "bench_startup",
+        "bench_single_run",
+        "bench_profile",
+        "bench_exactness",
+        "bench_sweep",
+        "bench_flow",
+        "bench_deq_section42",
+        "bench_deq_step",
+    ):
         monkeypatch.setattr(bench, name, lambda *a, _name=name, **k: calls.append((_name, a, k)) or {"name": _name})
     monkeypatch.setattr(bench, "machine", lambda: {"cpu": "fake"})
     report = bench.run(quick=True)
     # BENCHMARKS.md: `sideq bench --quick` times 3 starts of each kind and checks exactness over 400 epochs;
     # the general DEQs' two sections come last, so that the figures before them are timed as before
-    assert calls == [("bench_startup", (3,), {}), ("bench_single_run", (True,), {}), ("bench_profile", (), {}),
-                     ("bench_exactness", (400,), {}), ("bench_sweep", (100, 400), {}), ("bench_flow", (100,), {}),
-                     ("bench_deq_section42", (True,), {}), ("bench_deq_step", (True,), {})]
+    assert calls == [
+        ("bench_startup", (3,), {}),
+        ("bench_single_run", (True,), {}),
+        ("bench_profile", (), {}),
+        ("bench_exactness", (400,), {}),
+        ("bench_sweep", (100, 400), {}),
+        ("bench_flow", (100,), {}),
+        ("bench_deq_section42", (True,), {}),
+        ("bench_deq_step", (True,), {}),
+    ]
     assert report == {"machine": {"cpu": "fake"}, "results": [{"name": c[0]} for c in calls]}
 
 
-REPORT = {"machine": {"cpu": "Fake CPU", "cores": 2, "jax": "0", "backend": "cpu",
-                      "xla_options": {"xla_cpu_prefer_vector_width": 512}},
-          "results": [{"name": "first", "xla_options": {"a": 1}, "speed": 1234.5678, "nested": {"k": 3}}]}
+REPORT = {
+    "machine": {
+        "cpu": "Fake CPU",
+        "cores": 2,
+        "jax": "0",
+        "backend": "cpu",
+        "xla_options": {"xla_cpu_prefer_vector_width": 512},
+    },
+    "results": [{"name": "first", "xla_options": {"a": 1}, "speed": 1234.5678, "nested": {"k": 3}}],
+}
 
 
 def test_main_json_and_text(monkeypatch, capsys):
@@ -513,8 +549,9 @@ def test_main_json_and_text(monkeypatch, capsys):
 
 
 def test_cpu_name_from_cpuinfo(monkeypatch):
-    monkeypatch.setattr(bench, "open", fake_cpuinfo("processor\t: 0\nmodel name\t: Fake: CPU 9 \nflags\t: x\n"),
-                        raising=False)
+    monkeypatch.setattr(
+        bench, "open", fake_cpuinfo("processor\t: 0\nmodel name\t: Fake: CPU 9 \nflags\t: x\n"), raising=False
+    )
     assert bench.cpu_name() == "Fake: CPU 9"
     monkeypatch.setattr(bench, "open", no_file, raising=False)
     assert bench.cpu_name()  # falls back to the platform module

@@ -61,8 +61,9 @@ def test_sideq_step_gradient_equals_unrolled_backprop(problem, unrolled):
 def test_floor_step_gradient_equals_unrolled_backprop(problem, unrolled):
     loss_u, grads_u = unrolled
     step = bench.deq_floor_step(problem, ETA, 1e-6)
-    _, _, loss, grads, _ = step({key: jnp.asarray(problem[key]) for key in ("W1", "W2")},
-                                jnp.zeros((N, K), jnp.float32))
+    _, _, loss, grads, _ = step(
+        {key: jnp.asarray(problem[key]) for key in ("W1", "W2")}, jnp.zeros((N, K), jnp.float32)
+    )
     assert abs(float(loss) - loss_u) <= 1e-6 * loss_u
     for key in ("W1", "W2"):
         assert _rel(grads[key], grads_u[key]) <= 1e-5, key
@@ -78,7 +79,9 @@ def test_reference_gradient_against_finite_differences(problem, unrolled):
             plus, minus = {k: v.copy() for k, v in base.items()}, {k: v.copy() for k, v in base.items()}
             plus[key][idx] += h
             minus[key][idx] -= h
-            fd[idx] = (bench.deq_reference(problem, plus)["loss"] - bench.deq_reference(problem, minus)["loss"]) / (2 * h)
+            fd[idx] = (bench.deq_reference(problem, plus)["loss"] - bench.deq_reference(problem, minus)["loss"]) / (
+                2 * h
+            )
         assert _rel(ref[key], fd) <= 1e-7, key
         assert _rel(ref[key], unrolled[1][key]) <= 1e-5, key  # (float32 against float64)
     y = ref["y"]
@@ -91,9 +94,11 @@ def test_torch_step_gradient_equals_unrolled_backprop(problem, unrolled):
     if peer is None:
         pytest.skip(reason)
     loss_u, grads_u = unrolled
-    for settings in (dict(f_solver="fixed_point_iter", b_solver="fixed_point_iter"),
-                     dict(f_solver="anderson", b_solver="anderson", f_kwargs={"m": 4, "lam": 1e-10}),
-                     dict(f_solver="simple_fixed_point_iter", b_solver="fixed_point_iter", fixed_iterations=(40, None))):
+    for settings in (
+        dict(f_solver="fixed_point_iter", b_solver="fixed_point_iter"),
+        dict(f_solver="anderson", b_solver="anderson", f_kwargs={"m": 4, "lam": 1e-10}),
+        dict(f_solver="simple_fixed_point_iter", b_solver="fixed_point_iter", fixed_iterations=(40, None)),
+    ):
         stepper = peer.TorchStep(problem, eta=ETA, tol=1e-6, **settings)
         loss, grads, _ = stepper.loss_and_grad()
         assert abs(loss - loss_u) <= 1e-6 * loss_u, settings
@@ -119,8 +124,10 @@ def test_deq_section_output(problem, monkeypatch, capsys):
     assert r["torch_skipped"] == reason and not any(key.startswith("ratio_") for key in r)
     json.dumps(r)  # (sideq bench --json)
 
-    report = {"machine": {"cpu": "cpu", "cores": 2, "jax": jax.__version__, "backend": "cpu", "xla_options": None},
-              "results": [r]}
+    report = {
+        "machine": {"cpu": "cpu", "cores": 2, "jax": jax.__version__, "backend": "cpu", "xla_options": None},
+        "results": [r],
+    }
     monkeypatch.setattr(bench, "run", lambda quick: report)
     assert bench.main(quick=True, as_json=False) == 0
     lines = capsys.readouterr().out.splitlines()

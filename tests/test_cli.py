@@ -23,13 +23,40 @@ from sideq.paper import verify as V
 
 def test_descent_json_fields_and_agreement_with_library(capsys, tmp_path):
     save = tmp_path / "run.npz"
-    code, out, err = run_cli(capsys, "descent", "--model", "linear", "--init=-0.1,0.2", "--eta", "0.01",
-                             "--epochs", "5e1", "--n", "200", "--json", "--save", str(save))
+    code, out, err = run_cli(
+        capsys,
+        "descent",
+        "--model",
+        "linear",
+        "--init=-0.1,0.2",
+        "--eta",
+        "0.01",
+        "--epochs",
+        "5e1",
+        "--n",
+        "200",
+        "--json",
+        "--save",
+        str(save),
+    )
     assert code == 0, err
     rec = json.loads(out)
     # `--init -0.1,0.2` (no '=') is the same run
-    code, out2, err = run_cli(capsys, "descent", "--model", "linear", "--init", "-0.1,0.2", "--eta", "0.01",
-                              "--epochs", "5e1", "--n", "200", "--json")
+    code, out2, err = run_cli(
+        capsys,
+        "descent",
+        "--model",
+        "linear",
+        "--init",
+        "-0.1,0.2",
+        "--eta",
+        "0.01",
+        "--epochs",
+        "5e1",
+        "--n",
+        "200",
+        "--json",
+    )
     assert code == 0, err
     assert json.loads(out2)["theta_final"] == rec["theta_final"]
     for key in ("theta_final", "loss_final", "status", "steps", "wall_s"):
@@ -49,20 +76,60 @@ def test_descent_json_fields_and_agreement_with_library(capsys, tmp_path):
 def test_descent_population_and_data_file(capsys, tmp_path):
     from sideq.train import descent
 
-    code, out, _ = run_cli(capsys, "descent", "--model", "tanh", "--xi", "1,-0.5", "--risk", "population",
-                           "--data", "gaussian", "--init=0.1,0.1,0.0", "--epochs", "20", "--json")
+    code, out, _ = run_cli(
+        capsys,
+        "descent",
+        "--model",
+        "tanh",
+        "--xi",
+        "1,-0.5",
+        "--risk",
+        "population",
+        "--data",
+        "gaussian",
+        "--init=0.1,0.1,0.0",
+        "--epochs",
+        "20",
+        "--json",
+    )
     assert code == 0
     # the run of `descent` on N(0, I_2)'s population risk
-    traj = descent(sideq.single_index("tanh"), np.array([0.1, 0.1, 0.0]), xi=np.array([1.0, -0.5]),
-                   dist=sideq.gaussian(0.0, 1.0, 2), eta=0.1, epochs=20)
+    traj = descent(
+        sideq.single_index("tanh"),
+        np.array([0.1, 0.1, 0.0]),
+        xi=np.array([1.0, -0.5]),
+        dist=sideq.gaussian(0.0, 1.0, 2),
+        eta=0.1,
+        epochs=20,
+    )
     np.testing.assert_allclose(json.loads(out)["theta_final"], np.asarray(traj.theta[-1]), rtol=1e-13)
     # --bias and --backend reach the library
-    code, out, _ = run_cli(capsys, "descent", "--model", "tanh", "--bias", "--backend", "optimistix",
-                           "--init=0.2,0.1,-0.3", "--epochs", "15", "--n", "40", "--json")
+    code, out, _ = run_cli(
+        capsys,
+        "descent",
+        "--model",
+        "tanh",
+        "--bias",
+        "--backend",
+        "optimistix",
+        "--init=0.2,0.1,-0.3",
+        "--epochs",
+        "15",
+        "--n",
+        "40",
+        "--json",
+    )
     assert code == 0
     x40 = sideq.sample(sideq.uniform(0.0, 1.0, 1), sideq.data.seed_keys(0)[0], 40)
-    traj = descent(sideq.single_index("tanh", bias=True), np.array([0.2, 0.1, -0.3]), xi=np.array([2.0]),
-                   x=x40, eta=0.1, epochs=15, backend="optimistix")
+    traj = descent(
+        sideq.single_index("tanh", bias=True),
+        np.array([0.2, 0.1, -0.3]),
+        xi=np.array([2.0]),
+        x=x40,
+        eta=0.1,
+        epochs=15,
+        backend="optimistix",
+    )
     np.testing.assert_allclose(json.loads(out)["theta_final"], np.asarray(traj.theta[-1]), rtol=1e-13)
     # a data file's y column is the target (here not the default sigma(2x))
     path = tmp_path / "d.csv"
@@ -71,8 +138,9 @@ def test_descent_population_and_data_file(capsys, tmp_path):
     np.savetxt(path, np.c_[x, y], delimiter=",", header="x,y", comments="")
     code, out, _ = run_cli(capsys, "descent", "--data", str(path), "--epochs", "10", "--init=0.1,-0.2", "--json")
     assert code == 0 and json.loads(out)["n"] == 30
-    traj = descent(sideq.single_index("sigmoid"), np.array([0.1, -0.2]), xi=np.array([2.0]), x=x[:, None],
-                   y=y, eta=0.1, epochs=10)
+    traj = descent(
+        sideq.single_index("sigmoid"), np.array([0.1, -0.2]), xi=np.array([2.0]), x=x[:, None], y=y, eta=0.1, epochs=10
+    )
     np.testing.assert_allclose(json.loads(out)["theta_final"], np.asarray(traj.theta[-1]), rtol=1e-13)
 
 
@@ -130,29 +198,67 @@ def test_entry_point_x32_subprocess(tmp_path):
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     proc = subprocess.run(
         [sys.executable, "-m", "sideq.cli", "descent", "--x32", "--epochs", "20", "--n", "50", "--json"],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     rec = json.loads(proc.stdout)
     assert rec["dtype"] == "float32"
-    bad = subprocess.run([sys.executable, "-m", "sideq.cli", "descent", "--model", "nope"],
-                         capture_output=True, text=True, env=env, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "-m", "sideq.cli", "descent", "--model", "nope"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
 
 
 def test_sweep_and_flow_commands(capsys, tmp_path):
     out = tmp_path / "sw"
-    code, text, err = run_cli(capsys, "sweep", "--model", "linear", "--inits", "9", "--init-dist",
-                              "grid:-1/1,-0.5/0.5", "--eta", "0.01,0.02", "--epochs", "30", "--n", "50",
-                              "--out", str(out), "--json", "--no-progress", "--resume")
+    code, text, err = run_cli(
+        capsys,
+        "sweep",
+        "--model",
+        "linear",
+        "--inits",
+        "9",
+        "--init-dist",
+        "grid:-1/1,-0.5/0.5",
+        "--eta",
+        "0.01,0.02",
+        "--epochs",
+        "30",
+        "--n",
+        "50",
+        "--out",
+        str(out),
+        "--json",
+        "--no-progress",
+        "--resume",
+    )
     assert code == 0, err
     assert "nothing to resume" in err  # (a new folder: --resume starts the sweep, and says so)
     summary = json.loads(text)
     assert summary["runs"] == 18 and sum(summary["status_counts"].values()) == 18
     res = np.load(out / "results.npz")
     assert res["theta_final"].shape == (18, 2)
-    code, text, err = run_cli(capsys, "flow", "--model", "linear", "--init=0.3,0.2", "--t1", "5",
-                              "--risk", "population", "--json", "--save", str(tmp_path / "f.npz"))
+    code, text, err = run_cli(
+        capsys,
+        "flow",
+        "--model",
+        "linear",
+        "--init=0.3,0.2",
+        "--t1",
+        "5",
+        "--risk",
+        "population",
+        "--json",
+        "--save",
+        str(tmp_path / "f.npz"),
+    )
     assert code == 0, err
     rec = json.loads(text)
     assert rec["conservation_drift"] <= 1e-10 and rec["status"] == "converged"
@@ -193,9 +299,26 @@ def test_unwritable_outputs_fail_before_any_work(capsys, tmp_path):
 def test_sweep_on_two_cpu_devices_subprocess(tmp_path):
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     proc = subprocess.run(
-        [sys.executable, "-m", "sideq.cli", "sweep", "--inits", "8", "--epochs", "5", "--n", "20",
-         "--cpu-devices", "2", "--no-progress", "--json"],
-        capture_output=True, text=True, env=env, timeout=180,
+        [
+            sys.executable,
+            "-m",
+            "sideq.cli",
+            "sweep",
+            "--inits",
+            "8",
+            "--epochs",
+            "5",
+            "--n",
+            "20",
+            "--cpu-devices",
+            "2",
+            "--no-progress",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["devices"] == 2
@@ -204,9 +327,24 @@ def test_sweep_on_two_cpu_devices_subprocess(tmp_path):
 def test_sweep_uses_one_cpu_device_per_core_by_default(tmp_path):
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     proc = subprocess.run(
-        [sys.executable, "-m", "sideq.cli", "sweep", "--inits", "4", "--epochs", "3", "--n", "10",
-         "--no-progress", "--json"],
-        capture_output=True, text=True, env=env, timeout=180,
+        [
+            sys.executable,
+            "-m",
+            "sideq.cli",
+            "sweep",
+            "--inits",
+            "4",
+            "--epochs",
+            "3",
+            "--n",
+            "10",
+            "--no-progress",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["devices"] == len(os.sched_getaffinity(0))
@@ -236,8 +374,9 @@ def test_reproduce_writes_figures_summary_and_claims(capsys, tmp_path):
     code, _, err = run_cli(capsys, "reproduce", "--out", str(out), "--only", "fig9")
     assert code == 2 and "--only" in err
     # `sideq descent --seed S` draws the data and theta(0) of `reproduce --seed S`: the same run
-    code, text, err = run_cli(capsys, "descent", "--model", "linear", "--xi", "2", "--eta", "0.01",
-                              "--epochs", "200", "--json")
+    code, text, err = run_cli(
+        capsys, "descent", "--model", "linear", "--xi", "2", "--eta", "0.01", "--epochs", "200", "--json"
+    )
     assert code == 0, err
     rec = json.loads(text)
     assert rec["theta_initial"] == run["theta_initial"] and rec["theta_final"] == run["theta_final"]
@@ -257,7 +396,10 @@ def test_negative_values_rewrites_only_options_that_take_a_value():
     p = cli.build_parser()
     assert cli._negative_values(p, ["descent", "--init", "-.1,0.2"]) == ["descent", "--init=-.1,0.2"]
     assert cli._negative_values(p, ["descent", "--init", "-0.1,0.2", "--xi", "-2,1"]) == [
-        "descent", "--init=-0.1,0.2", "--xi=-2,1"]
+        "descent",
+        "--init=-0.1,0.2",
+        "--xi=-2,1",
+    ]
     # --json takes no value: the token after it is left alone; a non-number is left alone
     assert cli._negative_values(p, ["descent", "--json", "-0.5"]) == ["descent", "--json", "-0.5"]
     assert cli._negative_values(p, ["descent", "--init", "-x"]) == ["descent", "--init", "-x"]
@@ -276,7 +418,12 @@ def test_as_flag_names_the_commands_flag():
 def test_emit_text_layout(capsys):
     cli._emit({"a": 3.14159265358979, "long_key": [1.0 / 3, 2, "x"], "d": {"k": 1}, "s": "text", "n": None}, False)
     assert capsys.readouterr().out.splitlines() == [
-        "       a: 3.14159", "long_key: [0.333333, 2, x]", '       d: {"k": 1}', "       s: text", "       n: None"]
+        "       a: 3.14159",
+        "long_key: [0.333333, 2, x]",
+        '       d: {"k": 1}',
+        "       s: text",
+        "       n: None",
+    ]
 
 
 def test_interrupt_and_os_errors_exit_codes(monkeypatch, capsys):
@@ -311,8 +458,20 @@ def test_verify_command_passes_flags_and_exit_code(monkeypatch, capsys):
 
 
 def test_descent_json_population_fields(capsys):
-    code, out, err = run_cli(capsys, "descent", "--model", "linear", "--risk", "population", "--eta", "0.05",
-                             "--epochs", "3", "--init=0.3,0.2", "--json")
+    code, out, err = run_cli(
+        capsys,
+        "descent",
+        "--model",
+        "linear",
+        "--risk",
+        "population",
+        "--eta",
+        "0.05",
+        "--epochs",
+        "3",
+        "--init=0.3,0.2",
+        "--json",
+    )
     assert code == 0, err
     rec = json.loads(out)
     assert rec["n"] is None and rec["eta"] == 0.05 and rec["risk"] == "population" and rec["data"] == "uniform"
@@ -342,16 +501,23 @@ def test_flow_saves_201_times(monkeypatch, capsys):
     assert seen["t1"] == 0.5
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["flow", "--t1", "inf"], "sideq flow: error: --t1: the end time must be a finite number > 0, got inf"),
-    (["flow", "--t1", "0"], "sideq flow: error: --t1: the end time must be a finite number > 0, got 0.0"),
-    (["sweep", "--eta", "0.1,0", "--inits", "2", "--epochs", "2"],
-     "sideq sweep: error: --eta: every step size must be > 0, got 0.1,0"),
-    (["sweep", "--inits", "0", "--epochs", "2"], "sideq sweep: error: --inits: must be >= 1, got 0"),
-    (["sweep", "--cpu-devices", "0", "--inits", "2"], "sideq sweep: error: --cpu-devices: must be >= 1, got 0"),
-    (["descent", "--risk", "population", "--data", "DATAFILE", "--epochs", "2"],
-     "sideq descent: error: --risk population needs --data uniform or gaussian"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["flow", "--t1", "inf"], "sideq flow: error: --t1: the end time must be a finite number > 0, got inf"),
+        (["flow", "--t1", "0"], "sideq flow: error: --t1: the end time must be a finite number > 0, got 0.0"),
+        (
+            ["sweep", "--eta", "0.1,0", "--inits", "2", "--epochs", "2"],
+            "sideq sweep: error: --eta: every step size must be > 0, got 0.1,0",
+        ),
+        (["sweep", "--inits", "0", "--epochs", "2"], "sideq sweep: error: --inits: must be >= 1, got 0"),
+        (["sweep", "--cpu-devices", "0", "--inits", "2"], "sideq sweep: error: --cpu-devices: must be >= 1, got 0"),
+        (
+            ["descent", "--risk", "population", "--data", "DATAFILE", "--epochs", "2"],
+            "sideq descent: error: --risk population needs --data uniform or gaussian",
+        ),
+    ],
+)
 def test_bad_flags_of_flow_sweep_and_descent_are_one_line(capsys, tmp_path, argv, needle):
     path = tmp_path / "d.csv"
     path.write_text("x,y\n0.1,0.2\n0.3,0.4\n")
@@ -365,7 +531,10 @@ def test_save_refuses_a_folder_named_npz(capsys, tmp_path):
     folder = tmp_path / "run.npz"
     folder.mkdir()
     code, _, err = run_cli(capsys, "descent", "--epochs", "2", "--save", str(folder))
-    assert code == 2 and err == f"sideq descent: error: --save: {str(folder)!r} is a folder; give a file name ending in .npz\n"
+    assert (
+        code == 2
+        and err == f"sideq descent: error: --save: {str(folder)!r} is a folder; give a file name ending in .npz\n"
+    )
     assert list(folder.iterdir()) == []
 
 

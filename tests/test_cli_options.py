@@ -43,14 +43,32 @@ def numbers(record):
 # The law of X: --mean/--cov (gaussian), --low/--high (uniform)
 
 MEAN, COV = [0.2, -0.1], [[1.5, 0.3], [0.3, 0.8]]
-GAUSS = ("descent", "--model", "tanh", "--xi", "1,-0.5", "--risk", "population", "--data", "gaussian",
-         "--init=0.1,0.1,0.0", "--epochs", "20")
+GAUSS = (
+    "descent",
+    "--model",
+    "tanh",
+    "--xi",
+    "1,-0.5",
+    "--risk",
+    "population",
+    "--data",
+    "gaussian",
+    "--init=0.1,0.1,0.0",
+    "--epochs",
+    "20",
+)
 
 
 def test_gaussian_mean_and_cov_are_the_library_law(capsys, tmp_path):
     rec = run_json(capsys, *GAUSS, "--mean", "0.2,-0.1", "--cov", "1.5,0.3;0.3,0.8")
-    traj = descent(sideq.single_index("tanh"), np.array([0.1, 0.1, 0.0]), xi=np.array([1.0, -0.5]),
-                   dist=sideq.gaussian(np.array(MEAN), np.array(COV)), eta=0.1, epochs=20)
+    traj = descent(
+        sideq.single_index("tanh"),
+        np.array([0.1, 0.1, 0.0]),
+        xi=np.array([1.0, -0.5]),
+        dist=sideq.gaussian(np.array(MEAN), np.array(COV)),
+        eta=0.1,
+        epochs=20,
+    )
     np.testing.assert_allclose(rec["loss_final"], float(traj.loss[-1]), rtol=1e-13)
     np.testing.assert_allclose(rec["theta_final"], np.asarray(traj.theta[-1]), rtol=1e-13)
     assert rec["law"] == {"name": "gaussian", "mean": MEAN, "cov": COV}
@@ -65,15 +83,27 @@ def test_gaussian_mean_and_cov_are_the_library_law(capsys, tmp_path):
     assert numbers(from_files) == numbers(rec)
     # the record repeats the run: its numbers, written back as flags
     law = rec["law"]
-    again = run_json(capsys, *GAUSS, "--mean", ",".join(map(repr, law["mean"])),
-                     "--cov", ";".join(",".join(map(repr, row)) for row in law["cov"]))
+    again = run_json(
+        capsys,
+        *GAUSS,
+        "--mean",
+        ",".join(map(repr, law["mean"])),
+        "--cov",
+        ";".join(",".join(map(repr, row)) for row in law["cov"]),
+    )
     assert numbers(again) == numbers(rec)
     # a diagonal given as d numbers is the matrix with them on its diagonal
     diag = run_json(capsys, *GAUSS, "--cov", "1.5,0.8")
     full = run_json(capsys, *GAUSS, "--cov", "1.5,0;0,0.8")
     assert numbers(diag) == numbers(full) and diag["law"]["cov"] == [[1.5, 0.0], [0.0, 0.8]]
-    traj = descent(sideq.single_index("tanh"), np.array([0.1, 0.1, 0.0]), xi=np.array([1.0, -0.5]),
-                   dist=sideq.gaussian(0.0, np.diag([1.5, 0.8])), eta=0.1, epochs=20)
+    traj = descent(
+        sideq.single_index("tanh"),
+        np.array([0.1, 0.1, 0.0]),
+        xi=np.array([1.0, -0.5]),
+        dist=sideq.gaussian(0.0, np.diag([1.5, 0.8])),
+        eta=0.1,
+        epochs=20,
+    )
     np.testing.assert_allclose(diag["theta_final"], np.asarray(traj.theta[-1]), rtol=1e-13)
 
 
@@ -85,8 +115,7 @@ UNIF = (*RUN, "--low", "0.5", "--high", "1.5")
 def unif_run():
     """The library's run of UNIF without tolerances: its data and full history."""
     x = sideq.sample(sideq.uniform(0.5, 1.5, 1), seed_keys(0)[0], 30)
-    traj = descent(sideq.single_index("sigmoid"), np.array([0.1, 0.2]), xi=np.array([2.0]), x=x,
-                   eta=0.5, epochs=40)
+    traj = descent(sideq.single_index("sigmoid"), np.array([0.1, 0.2]), xi=np.array([2.0]), x=x, eta=0.5, epochs=40)
     return x, traj
 
 
@@ -110,8 +139,9 @@ def test_descent_tolerances_set_steps_as_the_library_does(capsys, unif_run, name
     expected = int(np.argmax(history <= tol))  # the first epoch at or under tol
     assert history[11] > tol >= history[12] and expected == 12
     rec = run_json(capsys, *UNIF, f"--{name}", repr(tol))
-    lib = descent(sideq.single_index("sigmoid"), np.array([0.1, 0.2]), xi=np.array([2.0]), x=x, eta=0.5,
-                  epochs=40, **{name: tol})
+    lib = descent(
+        sideq.single_index("sigmoid"), np.array([0.1, 0.2]), xi=np.array([2.0]), x=x, eta=0.5, epochs=40, **{name: tol}
+    )
     assert rec["steps"] == int(lib.steps) == expected and rec["status"] == "converged"
     assert rec[name] == tol and rec["steps"] < rec["epochs"] == 40
 
@@ -123,15 +153,39 @@ def test_sweep_ltol_reaches_run_sweep(capsys, tmp_path, unif_run):
     grid = "grid:0.1/0.3,0.2/0.4"
     inits = make_inits(grid, 4, 2)
     model = sideq.single_index("sigmoid")
-    losses = np.array([np.asarray(descent(model, th, xi=np.array([2.0]), x=x, eta=0.5, epochs=40).loss)
-                       for th in inits])
+    losses = np.array(
+        [np.asarray(descent(model, th, xi=np.array([2.0]), x=x, eta=0.5, epochs=40).loss) for th in inits]
+    )
     tol = float(np.median(losses[:, 20]))
     assert np.min(np.abs(losses - tol)) > 1e-9 * tol  # (no epoch within rounding of tol)
     expected = np.where(np.any(losses <= tol, axis=1), np.argmax(losses <= tol, axis=1), 40)
     assert len(set(expected.tolist())) > 1  # (the runs meet it at different epochs)
-    code, out, err = run_cli(capsys, "sweep", "--low", "0.5", "--high", "1.5", "--n", "30", "--eta", "0.5",
-                             "--epochs", "40", "--inits", "4", "--init-dist", grid, "--ltol", repr(tol),
-                             "--dtol", "0", "--out", str(tmp_path / "sw"), "--no-progress", "--json")
+    code, out, err = run_cli(
+        capsys,
+        "sweep",
+        "--low",
+        "0.5",
+        "--high",
+        "1.5",
+        "--n",
+        "30",
+        "--eta",
+        "0.5",
+        "--epochs",
+        "40",
+        "--inits",
+        "4",
+        "--init-dist",
+        grid,
+        "--ltol",
+        repr(tol),
+        "--dtol",
+        "0",
+        "--out",
+        str(tmp_path / "sw"),
+        "--no-progress",
+        "--json",
+    )
     assert code == 0, err
     summary = json.loads(out)
     assert summary["settings"]["ltol"] == tol and summary["law"]["low"] == [0.5]
@@ -144,15 +198,21 @@ def test_sweep_ltol_reaches_run_sweep(capsys, tmp_path, unif_run):
 @pytest.mark.parametrize(
     "argv, needle",
     [
-        (["--data", "gaussian", "--mean", "1,2,3"], "--mean: expected a scalar or shape (1,), got shape (3,) "
-                                                    "(d = 1, the length of --xi)"),
+        (
+            ["--data", "gaussian", "--mean", "1,2,3"],
+            "--mean: expected a scalar or shape (1,), got shape (3,) (d = 1, the length of --xi)",
+        ),
         (["--data", "gaussian", "--mean", "nan"], "--mean: contains non-finite values"),
         (["--data", "gaussian", "--xi", "1,1", "--cov", "1,2;3,1"], "--cov: must be symmetric"),
         (["--data", "gaussian", "--xi", "1,1", "--cov", "1,2;2,1"], "--cov: must be positive semidefinite"),
-        (["--data", "gaussian", "--xi", "1,1", "--cov", "1,0,0"],
-         "--cov: expected a scalar or shape (2,), got shape (3,)"),
-        (["--data", "gaussian", "--xi", "1,1", "--cov", "1,0,0;0,1,0"],
-         "--cov: expected a scalar, shape (2,) or (2, 2), got (2, 3)"),
+        (
+            ["--data", "gaussian", "--xi", "1,1", "--cov", "1,0,0"],
+            "--cov: expected a scalar or shape (2,), got shape (3,)",
+        ),
+        (
+            ["--data", "gaussian", "--xi", "1,1", "--cov", "1,0,0;0,1,0"],
+            "--cov: expected a scalar, shape (2,) or (2, 2), got (2, 3)",
+        ),
         (["--data", "gaussian", "--cov", "1,2;3"], "--cov: the rows of '1,2;3' have [2, 1] numbers"),
         (["--data", "gaussian", "--cov", "abc"], "--cov: expected a number, d numbers joined by commas"),
         (["--data", "gaussian", "--cov", "1;"], "--cov: expected a number"),
@@ -298,8 +358,11 @@ def test_the_sideq_command_turns_the_cache_on_unless_told_not_to(monkeypatch, ca
     monkeypatch.setenv("SIDEQ_CACHE_DIR", str(tmp_path / "c"))
     enabled = jax.config.jax_enable_compilation_cache
     try:
-        for argv, folder in [(["descent"], str(tmp_path / "c")), (["--no-cache", "descent"], None),
-                             (["descent", "--no-cache"], None)]:
+        for argv, folder in [
+            (["descent"], str(tmp_path / "c")),
+            (["--no-cache", "descent"], None),
+            (["descent", "--no-cache"], None),
+        ]:
             used.clear()
             jax.config.update("jax_enable_compilation_cache", True)
             monkeypatch.setattr(sys, "argv", ["sideq", *argv, "--eta", "0"])
@@ -348,15 +411,15 @@ print(sorted(m for m in sys.modules if m == "jax" or m.startswith(("jax.", "jaxl
 
 
 def test_help_and_argument_errors_do_not_import_jax():
-    proc = subprocess.run([sys.executable, "-c", _NO_JAX, "bare"], capture_output=True, text=True, env=ENV,
-                          timeout=120)
+    proc = subprocess.run([sys.executable, "-c", _NO_JAX, "bare"], capture_output=True, text=True, env=ENV, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
 
 
 def test_sideq_help_does_not_import_jax():
-    proc = subprocess.run([sys.executable, "-c", _NO_JAX, "package"], capture_output=True, text=True, env=ENV,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", _NO_JAX, "package"], capture_output=True, text=True, env=ENV, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
 
@@ -406,7 +469,7 @@ def test_bench_startup_medians_ranges_and_fresh_folders():
     warms = [f for k, _, f in fake.calls if k == "warm"]
     assert len(set(colds)) == 3 and warms == colds  # a new folder per cold call; the warm one reuses it
     descent_cmd = fake.calls[1][1]
-    assert descent_cmd[-len(bench.STARTUP_DESCENT):] == list(bench.STARTUP_DESCENT)
+    assert descent_cmd[-len(bench.STARTUP_DESCENT) :] == list(bench.STARTUP_DESCENT)
     assert r["cache_entries_after_cold"] == 1 and not os.path.exists(colds[0])  # (a temporary folder)
 
 

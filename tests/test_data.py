@@ -52,10 +52,16 @@ def test_gaussian_constructor_cov_forms():
     np.testing.assert_allclose(g.cov_sqrt @ g.cov_sqrt.T, np.outer(v, v), rtol=0, atol=1e-14)
 
 
-@pytest.mark.parametrize("case,prefix", [
-    ("high-equal", "high:"), ("high-below", "high:"), ("low-shape", "low:"), ("low-nan", "low:"),
-    ("d-zero", "d:"),
-])
+@pytest.mark.parametrize(
+    "case,prefix",
+    [
+        ("high-equal", "high:"),
+        ("high-below", "high:"),
+        ("low-shape", "low:"),
+        ("low-nan", "low:"),
+        ("d-zero", "d:"),
+    ],
+)
 def test_uniform_bad_input(case, prefix):
     call = {
         "high-equal": lambda: sideq.uniform(1.0, 1.0, 1),
@@ -67,10 +73,17 @@ def test_uniform_bad_input(case, prefix):
     _raises(prefix, call)
 
 
-@pytest.mark.parametrize("case,prefix", [
-    ("nonsymmetric", "cov:"), ("not-psd", "cov:"), ("nan", "cov:"), ("shape", "cov:"),
-    ("diag-negative", "cov:"), ("mean-inf", "mean:"),
-])
+@pytest.mark.parametrize(
+    "case,prefix",
+    [
+        ("nonsymmetric", "cov:"),
+        ("not-psd", "cov:"),
+        ("nan", "cov:"),
+        ("shape", "cov:"),
+        ("diag-negative", "cov:"),
+        ("mean-inf", "mean:"),
+    ],
+)
 def test_gaussian_bad_input(case, prefix):
     call = {
         "nonsymmetric": lambda: sideq.gaussian([0.0, 0.0], [[1.0, 0.5], [0.2, 1.0]]),
@@ -91,8 +104,7 @@ def test_negative_nodes_rejected(law):
 
 
 def test_non_distribution_rejected():
-    for fn in [lambda: sideq.sample({"low": 0.0}, jax.random.PRNGKey(0), 3),
-               lambda: sideq.second_moment(np.eye(2))]:
+    for fn in [lambda: sideq.sample({"low": 0.0}, jax.random.PRNGKey(0), 3), lambda: sideq.second_moment(np.eye(2))]:
         _raises("dist:", fn)
     _raises("n:", lambda: sideq.sample(sideq.uniform(), jax.random.PRNGKey(0), 0))
 
@@ -125,10 +137,10 @@ def test_second_moment_analytic():
     np.testing.assert_allclose(sideq.second_moment(sideq.uniform(0.0, 1.0, 1)), [[1 / 3]], rtol=1e-15)
     mu = np.array([1.0, -2.0])
     C = np.array([[2.0, 0.6], [0.6, 1.0]])
-    np.testing.assert_allclose(sideq.second_moment(sideq.gaussian(mu, C)),
-                               [[3.0, -1.4], [-1.4, 5.0]], rtol=1e-15)
-    np.testing.assert_allclose(sideq.second_moment(sideq.gaussian(mu, [2.0, 1.0])),
-                               [[3.0, -2.0], [-2.0, 5.0]], rtol=1e-15)
+    np.testing.assert_allclose(sideq.second_moment(sideq.gaussian(mu, C)), [[3.0, -1.4], [-1.4, 5.0]], rtol=1e-15)
+    np.testing.assert_allclose(
+        sideq.second_moment(sideq.gaussian(mu, [2.0, 1.0])), [[3.0, -2.0], [-2.0, 5.0]], rtol=1e-15
+    )
 
 
 @pytest.mark.parametrize("law", ["uniform", "gaussian"])
@@ -181,11 +193,20 @@ def test_check_law_and_describe():
     msg = _raises("dist:", lambda: sideq.data.check_law({"low": 0.0}))
     assert "\n" not in msg and "dict" in msg
     assert sideq.data.describe(sideq.uniform(0.0, 1.0, 2, nodes=8)) == {
-        "law": "uniform", "nodes": 8, "law_params": {"low": [0.0, 0.0], "high": [1.0, 1.0]}}
+        "law": "uniform",
+        "nodes": 8,
+        "law_params": {"low": [0.0, 0.0], "high": [1.0, 1.0]},
+    }
     assert sideq.data.describe(sideq.gaussian([1.0, 0.0], 2.0)) == {
-        "law": "gaussian", "nodes": 0, "law_params": {"mean": [1.0, 0.0], "cov": [[2.0, 0.0], [0.0, 2.0]]}}
+        "law": "gaussian",
+        "nodes": 0,
+        "law_params": {"mean": [1.0, 0.0], "cov": [[2.0, 0.0], [0.0, 2.0]]},
+    }
     assert sideq.data.describe(LAPLACE) == {
-        "law": "laplace", "nodes": 0, "law_params": {"loc": [0.3, -0.2], "scale": [0.5, 0.8]}}
+        "law": "laplace",
+        "nodes": 0,
+        "law_params": {"loc": [0.3, -0.2], "scale": [0.5, 0.8]},
+    }
 
 
 @pytest.mark.parametrize("law", ["uniform", "gaussian"])
@@ -445,8 +466,21 @@ def _bad_files(tmp_path):
     }
 
 
-BAD = ["missing", "empty-csv", "header-only-csv", "empty-array-npy", "nan-x", "inf-y", "non-numeric",
-       "nan-y-npz", "y-length", "npz-without-x", "wrong-d", "three-d", "extension"]
+BAD = [
+    "missing",
+    "empty-csv",
+    "header-only-csv",
+    "empty-array-npy",
+    "nan-x",
+    "inf-y",
+    "non-numeric",
+    "nan-y-npz",
+    "y-length",
+    "npz-without-x",
+    "wrong-d",
+    "three-d",
+    "extension",
+]
 
 
 @pytest.mark.parametrize("case", BAD)

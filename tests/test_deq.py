@@ -64,12 +64,14 @@ _LIN_B = _rng.normal(size=_K_LIN)
 _LIN_X = _rng.normal(size=(N, D_IN))
 # rows: contractive (ρ = 0.5); ρ(W2) = 1.5 (I − W2 nonsingular, fixed-point
 # iteration diverges); an eigenvalue exactly 1 (I − W2 singular); contractive.
-_LIN_W2 = np.stack([
-    _w2_with_eigenvalues([0.5, 0.3, -0.2, 0.1], _rng),
-    _w2_with_eigenvalues([1.5, 0.3, -0.2, 0.1], _rng),
-    _w2_with_eigenvalues([1.0, 0.3, -0.2, 0.1], _rng),
-    _random_w2(_K_LIN, 0.7, _rng),
-])
+_LIN_W2 = np.stack(
+    [
+        _w2_with_eigenvalues([0.5, 0.3, -0.2, 0.1], _rng),
+        _w2_with_eigenvalues([1.5, 0.3, -0.2, 0.1], _rng),
+        _w2_with_eigenvalues([1.0, 0.3, -0.2, 0.1], _rng),
+        _random_w2(_K_LIN, 0.7, _rng),
+    ]
+)
 _CONTRACTIVE = np.array([True, False, False, True])
 
 
@@ -157,7 +159,8 @@ def _gradient_routes(model, params, x, c, v):
         return jnp.sum(y_unrolled(p, x) * c)
 
     out = {
-        "y": D.equilibrium(model, params, x), "y_unrolled": y_unrolled(params, x),
+        "y": D.equilibrium(model, params, x),
+        "y_unrolled": y_unrolled(params, x),
         "grad": jax.grad(loss, argnums=(0, 1))(params, x),
         "grad_unrolled": jax.grad(loss_unrolled, argnums=(0, 1))(params, x),
         "along": jax.vmap(lambda s: loss_unrolled(_shifted(params, v, s), x))(_SHIFTS),
@@ -199,8 +202,11 @@ def test_gradient_matches_unrolled_and_finite_differences(k, solver):
 # ---------------------------------------------------------------------------
 
 _FAMILIES = ("linear", "sigmoid", "tanh")
-_SCALAR_MODELS = {"linear": sideq.linear(), "sigmoid": sideq.single_index("sigmoid"),
-                  "tanh": sideq.single_index("tanh")}
+_SCALAR_MODELS = {
+    "linear": sideq.linear(),
+    "sigmoid": sideq.single_index("sigmoid"),
+    "tanh": sideq.single_index("tanh"),
+}
 
 
 def _scalar_g(p, x, y):
@@ -213,13 +219,24 @@ def _scalar_g(p, x, y):
 
 # (family, θ2, contractive: |θ2|·Lip(σ) < 1); θ2 beyond the contraction only
 # where the root is unique (θ2 ≠ 1 linear, θ2 < 0 monotone σ)
-_ROWS = [("linear", 0.6, True), ("linear", -0.5, True), ("linear", 1.5, False), ("linear", -3.0, False),
-         ("sigmoid", 2.5, True), ("sigmoid", -6.0, False), ("tanh", -0.7, True), ("tanh", -2.5, False)]
+_ROWS = [
+    ("linear", 0.6, True),
+    ("linear", -0.5, True),
+    ("linear", 1.5, False),
+    ("linear", -3.0, False),
+    ("sigmoid", 2.5, True),
+    ("sigmoid", -6.0, False),
+    ("tanh", -0.7, True),
+    ("tanh", -2.5, False),
+]
 _rng_s = np.random.default_rng(7)
 _S_X = _rng_s.normal(size=(5, D_IN))
 _S_Y = _rng_s.normal(size=5)
-_S_PARAMS = {"theta1": _rng_s.normal(size=(len(_ROWS), D_IN)), "theta2": np.array([t for _, t, _ in _ROWS]),
-             "pick": np.eye(3)[[_FAMILIES.index(f) for f, _, _ in _ROWS]]}
+_S_PARAMS = {
+    "theta1": _rng_s.normal(size=(len(_ROWS), D_IN)),
+    "theta2": np.array([t for _, t, _ in _ROWS]),
+    "pick": np.eye(3)[[_FAMILIES.index(f) for f, _, _ in _ROWS]],
+}
 _S_V = _unit_direction(_S_PARAMS, _rng_s)
 
 
@@ -284,6 +301,7 @@ def test_k1_deq_reproduces_the_scalar_path_unrolled_and_finite_differences(solve
 # Statuses: what is proven, and the margin
 # ---------------------------------------------------------------------------
 
+
 def test_multi_index_status_is_converged_only_inside_the_contraction():
     rng = np.random.default_rng(11)
     k = 4
@@ -304,8 +322,9 @@ def test_multi_index_status_is_converged_only_inside_the_contraction():
         z = _LIN_X @ w1.T + y[r] @ w2s[r].T
         for i in range(N):
             jac = (1 - np.tanh(z[i]) ** 2)[:, None] * w2s[r]
-            np.testing.assert_allclose(sol.margin[r, i], np.linalg.svd(np.eye(k) - jac, compute_uv=False)[-1],
-                                       rtol=1e-12)
+            np.testing.assert_allclose(
+                sol.margin[r, i], np.linalg.svd(np.eye(k) - jac, compute_uv=False)[-1], rtol=1e-12
+            )
 
 
 def test_proofs_of_uniqueness():
@@ -320,8 +339,7 @@ def test_proofs_of_uniqueness():
     assert D.multi_index(estimated, 3).proof(w) == Status.UNVERIFIED
     general = D.deq(lambda p, x, y: jnp.tanh(p["W2"] @ y), 3)
     assert general.proof(w) == Status.UNVERIFIED
-    certified = D.deq(lambda p, x, y: jnp.tanh(p["W2"] @ y), 3,
-                      certify=lambda p: jnp.linalg.norm(p["W2"], 2) < 1)
+    certified = D.deq(lambda p, x, y: jnp.tanh(p["W2"] @ y), 3, certify=lambda p: jnp.linalg.norm(p["W2"], 2) < 1)
     assert certified.proof(w) == Status.CONVERGED
     assert D.multi_linear(3).proof(w) == Status.CONVERGED
     xi = rng.normal(size=(3, D_IN))
@@ -361,8 +379,7 @@ def test_empirical_risk_is_the_mean_squared_error_of_the_equilibria():
 
 @functools.lru_cache(maxsize=None)
 def _descent_runs():
-    run = jax.vmap(lambda eta: D.descent(_TR_MODEL, _TR_P0, x=_TR_X, xi=_TR_XI, eta=eta, epochs=_T,
-                                         ltol=_TR_LTOL))
+    run = jax.vmap(lambda eta: D.descent(_TR_MODEL, _TR_P0, x=_TR_X, xi=_TR_XI, eta=eta, epochs=_T, ltol=_TR_LTOL))
     return jax.jit(run, compiler_options=FAST)(_TR_ETAS)
 
 
@@ -397,6 +414,7 @@ def test_descent_steps_are_sgd_and_a_diverging_run_stays_alone():
 # Precision, jit, the spec
 # ---------------------------------------------------------------------------
 
+
 def test_float32_stays_float32():
     rng = np.random.default_rng(31)
     k = 4
@@ -430,33 +448,42 @@ def test_spec_is_hashable_static_and_equal_by_value():
 _OK = {"W1": np.ones((2, D_IN)), "W2": 0.1 * np.eye(2)}
 
 
-@pytest.mark.parametrize("call,needle", [
-    (lambda: D.solve(D.multi_linear(2), {"W1": _OK["W1"]}, _LIN_X), "missing key 'W2'"),
-    (lambda: D.solve(D.multi_linear(2), {**_OK, "W2": np.ones((2, 3))}, _LIN_X), "params['W2']: expected shape (2, 2)"),
-    (lambda: D.solve(D.multi_linear(2), {**_OK, "W1": np.ones((2, 5))}, _LIN_X), "params['W1']: expected shape (2, 3)"),
-    (lambda: D.solve(D.multi_linear(2, bias=True), _OK, _LIN_X), "missing key 'b'"),
-    (lambda: D.solve(D.multi_linear(2), {**_OK, "c": 1.0}, _LIN_X), "unexpected key 'c'"),
-    (lambda: D.solve(D.multi_linear(2), {**_OK, "W2": np.ones((3, 2, 2))}, _LIN_X), "jax.vmap"),
-    (lambda: D.solve(D.multi_linear(2), [1.0], _LIN_X), "expected a dict"),
-    (lambda: D.solve(D.multi_linear(2), {**_OK, "W2": np.full((2, 2), np.nan)}, _LIN_X), "NaN"),
-    (lambda: D.solve(D.multi_linear(2), _OK, np.ones((2, 2, 3))), "x: expected one input"),
-    (lambda: D.solve(D.multi_linear(2), _OK, _LIN_X, y0=np.ones(3)), "y0:"),
-    (lambda: D.solve(D.deq(lambda p, x, y: p @ x, 2), np.ones((3, D_IN)), _LIN_X), "it must return shape (2,)"),
-    (lambda: D.solve(D.deq(lambda p, x, y: p @ y, 2), np.ones((2, 5)), _LIN_X), "g: g(params, x, y) failed"),
-    (lambda: D.solve("tanh", _OK, _LIN_X), "model: expected a sideq.general.DEQ"),
-    (lambda: D.deq(lambda p, x, y: y, 2, solver="gmres"), "solver: expected one of"),
-    (lambda: D.deq(lambda p, x, y: y, 0), "dim:"),
-    (lambda: D.multi_index("tanh", 2, solver="newton", ridge=1.0), "ridge: not a setting of the 'newton'"),
-    (lambda: D.multi_index("tanh", 2, history_size=1), "history_size"),
-    (lambda: D.multi_index("tanh", 2, tol=-1.0), "tol:"),
-    (lambda: D.multi_index("nope", 2), "activation: unknown name"),
-    (lambda: D.empirical_risk(D.multi_linear(2), _OK, _LIN_X, np.ones((N, 3))), "y: expected shape (4, 2)"),
-    (lambda: D.empirical_risk(D.multi_linear(2), _OK, _LIN_X), "y: no targets"),
-    (lambda: D.empirical_risk(D.multi_linear(2), _OK, _LIN_X, xi=np.ones(D_IN)), "xi: expected shape (2, 3)"),
-    (lambda: D.target(D.deq(lambda p, x, y: y, 2), np.ones((2, D_IN)), _LIN_X), "no target"),
-    (lambda: D.descent(D.multi_linear(2), _OK, x=_LIN_X, xi=np.ones((2, D_IN)), epochs=-1), "epochs:"),
-    (lambda: D.descent(D.multi_linear(2), _OK, x=_LIN_X, xi=np.ones((2, D_IN)), epochs=2, eta=0.0), "eta:"),
-])
+@pytest.mark.parametrize(
+    "call,needle",
+    [
+        (lambda: D.solve(D.multi_linear(2), {"W1": _OK["W1"]}, _LIN_X), "missing key 'W2'"),
+        (
+            lambda: D.solve(D.multi_linear(2), {**_OK, "W2": np.ones((2, 3))}, _LIN_X),
+            "params['W2']: expected shape (2, 2)",
+        ),
+        (
+            lambda: D.solve(D.multi_linear(2), {**_OK, "W1": np.ones((2, 5))}, _LIN_X),
+            "params['W1']: expected shape (2, 3)",
+        ),
+        (lambda: D.solve(D.multi_linear(2, bias=True), _OK, _LIN_X), "missing key 'b'"),
+        (lambda: D.solve(D.multi_linear(2), {**_OK, "c": 1.0}, _LIN_X), "unexpected key 'c'"),
+        (lambda: D.solve(D.multi_linear(2), {**_OK, "W2": np.ones((3, 2, 2))}, _LIN_X), "jax.vmap"),
+        (lambda: D.solve(D.multi_linear(2), [1.0], _LIN_X), "expected a dict"),
+        (lambda: D.solve(D.multi_linear(2), {**_OK, "W2": np.full((2, 2), np.nan)}, _LIN_X), "NaN"),
+        (lambda: D.solve(D.multi_linear(2), _OK, np.ones((2, 2, 3))), "x: expected one input"),
+        (lambda: D.solve(D.multi_linear(2), _OK, _LIN_X, y0=np.ones(3)), "y0:"),
+        (lambda: D.solve(D.deq(lambda p, x, y: p @ x, 2), np.ones((3, D_IN)), _LIN_X), "it must return shape (2,)"),
+        (lambda: D.solve(D.deq(lambda p, x, y: p @ y, 2), np.ones((2, 5)), _LIN_X), "g: g(params, x, y) failed"),
+        (lambda: D.solve("tanh", _OK, _LIN_X), "model: expected a sideq.general.DEQ"),
+        (lambda: D.deq(lambda p, x, y: y, 2, solver="gmres"), "solver: expected one of"),
+        (lambda: D.deq(lambda p, x, y: y, 0), "dim:"),
+        (lambda: D.multi_index("tanh", 2, solver="newton", ridge=1.0), "ridge: not a setting of the 'newton'"),
+        (lambda: D.multi_index("tanh", 2, history_size=1), "history_size"),
+        (lambda: D.multi_index("tanh", 2, tol=-1.0), "tol:"),
+        (lambda: D.multi_index("nope", 2), "activation: unknown name"),
+        (lambda: D.empirical_risk(D.multi_linear(2), _OK, _LIN_X, np.ones((N, 3))), "y: expected shape (4, 2)"),
+        (lambda: D.empirical_risk(D.multi_linear(2), _OK, _LIN_X), "y: no targets"),
+        (lambda: D.empirical_risk(D.multi_linear(2), _OK, _LIN_X, xi=np.ones(D_IN)), "xi: expected shape (2, 3)"),
+        (lambda: D.target(D.deq(lambda p, x, y: y, 2), np.ones((2, D_IN)), _LIN_X), "no target"),
+        (lambda: D.descent(D.multi_linear(2), _OK, x=_LIN_X, xi=np.ones((2, D_IN)), epochs=-1), "epochs:"),
+        (lambda: D.descent(D.multi_linear(2), _OK, x=_LIN_X, xi=np.ones((2, D_IN)), epochs=2, eta=0.0), "eta:"),
+    ],
+)
 def test_bad_input_is_a_one_line_error(call, needle):
     with pytest.raises(SideqInputError) as err:
         call()

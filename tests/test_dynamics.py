@@ -8,7 +8,7 @@ import pytest
 
 import sideq
 from sideq.dynamics import distance_to_target, gradient_descent
-from sideq.risk import empirical_objective, population_objective, initial_nodes_y0
+from sideq.risk import empirical_objective, initial_nodes_y0, population_objective
 from sideq.scalar import _one_evaluation, predict_start
 from sideq.status import Status
 from sideq.train import descent
@@ -24,8 +24,7 @@ def _closed_linear_grad(theta, x, y):
     t1, t2 = theta
     pred = t1 * x[:, 0] / (1 - t2)
     r = pred - y
-    return np.array([np.mean(2 * r * x[:, 0] / (1 - t2)),
-                     np.mean(2 * r * t1 * x[:, 0] / (1 - t2) ** 2)])
+    return np.array([np.mean(2 * r * x[:, 0] / (1 - t2)), np.mean(2 * r * t1 * x[:, 0] / (1 - t2) ** 2)])
 
 
 def test_descent_matches_hand_written_linear_steps():
@@ -56,8 +55,9 @@ def test_descent_with_explicit_targets_matches_hand_written_steps():
     ys = 1 / (1 + np.exp(-2 * X[:, 0])) + rng.normal(0.0, 0.05, X.shape[0])
     a = descent(SIG, np.array([0.1, -0.2]), xi=XI, x=X, y=ys, eta=0.1, epochs=5)
     b = descent(SIG, np.array([0.1, -0.2]), xi=XI, x=X, eta=0.1, epochs=5)
-    assert float(a.loss[0]) == pytest.approx(float(sideq.empirical_risk(SIG, np.array([0.1, -0.2]), X, y=ys)),
-                                             rel=1e-13)
+    assert float(a.loss[0]) == pytest.approx(
+        float(sideq.empirical_risk(SIG, np.array([0.1, -0.2]), X, y=ys)), rel=1e-13
+    )
     assert abs(float(a.loss[0]) - float(b.loss[0])) > 1e-4
 
 
@@ -121,8 +121,7 @@ def test_eq8_exact_identity_linear(risk):
 
 
 def test_linear_descent_lands_on_solution_line():
-    traj = descent(LIN, np.array([0.1, 0.2]), xi=XI, dist=sideq.uniform(0.0, 1.0, 1),
-                   eta=0.05, epochs=3000, gtol=1e-10)
+    traj = descent(LIN, np.array([0.1, 0.2]), xi=XI, dist=sideq.uniform(0.0, 1.0, 1), eta=0.05, epochs=3000, gtol=1e-10)
     theta = np.asarray(traj.theta[-1])
     alpha = 1 - theta[1]
     np.testing.assert_allclose(theta[0], alpha * 2.0, rtol=1e-8)
@@ -165,8 +164,9 @@ def test_vmapped_runs_equal_single_runs_and_divergence_is_isolated():
     objective = empirical_objective(LIN, x, y)
 
     def run(theta0, eta):
-        return gradient_descent(LIN, objective, theta0, x[:, 0] * theta0[0], jnp.asarray(XI),
-                                epochs=30, optimizer=optax.sgd(eta))
+        return gradient_descent(
+            LIN, objective, theta0, x[:, 0] * theta0[0], jnp.asarray(XI), epochs=30, optimizer=optax.sgd(eta)
+        )
 
     thetas = jnp.array([[0.2, 0.3], [0.1, -0.5], [0.2, 0.3]])
     etas = jnp.array([0.02, 0.05, 1e8])  # the last one blows up
@@ -341,13 +341,18 @@ def test_straight_line_route_matches_the_solver(name, d, bias, risk):
     rng = np.random.default_rng(10 + d)
     model, xi, x, straight, solve, one, dist = _objectives(name, d, bias, risk, rng)
     theta = jnp.asarray(np.r_[rng.normal(0.0, 0.5, model.n_params(d) - 1), 0.3])
-    cold = (model.activation(x @ theta[:d]) if dist is None else initial_nodes_y0(model, theta, xi, dist))
+    cold = model.activation(x @ theta[:d]) if dist is None else initial_nodes_y0(model, theta, xi, dist)
     near = theta + 1e-3 * jnp.asarray(rng.normal(size=theta.shape))
     (_, sol_near), _ = solve.value_and_grad(near, cold)
     warm = warm_start(sol_near)
-    terms = jax.jit(lambda y0: (straight.descent_terms(theta, y0), solve.descent_terms(theta, y0),
-                                solve.value_and_grad(theta, y0),
-                                None if one is None else one.descent_terms(theta, y0)))
+    terms = jax.jit(
+        lambda y0: (
+            straight.descent_terms(theta, y0),
+            solve.descent_terms(theta, y0),
+            solve.value_and_grad(theta, y0),
+            None if one is None else one.descent_terms(theta, y0),
+        )
+    )
     for y0 in (warm, warm_start(cold), warm_start(jnp.full_like(cold, jnp.nan))):
         a, b, ((loss, _), grad), c = terms(y0)
         _assert_same_terms(a, b)
@@ -399,8 +404,9 @@ def test_descent_by_every_route(risk):
     eta = jnp.asarray([0.1, 0.1, 1e12])
 
     def runs(obj):
-        return jax.jit(jax.vmap(lambda t, e: gradient_descent(
-            SIG, obj, t, y0(t), XI, epochs=200, eta=e, history=False)))(theta0, eta)
+        return jax.jit(
+            jax.vmap(lambda t, e: gradient_descent(SIG, obj, t, y0(t), XI, epochs=200, eta=e, history=False))
+        )(theta0, eta)
 
     a, b, c = (runs(obj) for obj in objs)
     for other in (a, c):
@@ -421,8 +427,10 @@ def test_descent_carries_what_the_objective_takes():
     assert not objective.descent_terms.carries_sensitivity
     theta0 = jnp.asarray([0.2, -0.3])
     y0 = SIG.activation(x[:, 0] * theta0[0])
-    runs = [gradient_descent(m, objective, theta0, y0, XI, epochs=20, eta=0.1, history=False).theta
-            for m in (SIG, sideq.single_index("softplus"))]
+    runs = [
+        gradient_descent(m, objective, theta0, y0, XI, epochs=20, eta=0.1, history=False).theta
+        for m in (SIG, sideq.single_index("softplus"))
+    ]
     np.testing.assert_array_equal(np.asarray(runs[0]), np.asarray(runs[1]))
 
 

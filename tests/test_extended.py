@@ -61,8 +61,9 @@ def test_explicit_neuron_descent_is_plain_gradient_descent():
     rng = np.random.default_rng(1)
     x = rng.random((40, 1))
     y = 1 / (1 + np.exp(-2 * x[:, 0]))
-    ths, losses = extended.explicit_neuron_descent(jnp.asarray([0.1]), jnp.asarray(x), jnp.asarray(y),
-                                                   jnp.asarray(0.5), 3)
+    ths, losses = extended.explicit_neuron_descent(
+        jnp.asarray([0.1]), jnp.asarray(x), jnp.asarray(y), jnp.asarray(0.5), 3
+    )
     ths, losses = np.asarray(ths), np.asarray(losses)
     assert ths.shape == (4, 1) and losses.shape == (4,)
     t = np.array([0.1])
@@ -125,8 +126,15 @@ def test_step_size_threshold_pieces():
     # a second route: sideq.paper.theory's rho and fourth-moment sup over the same (printed) Theta
     from sideq.paper import theory as T
 
-    t9 = T.theorem_3_9(sideq.single_index("sigmoid"), [2.0], sideq.uniform(0.0, 1.0, 1), delta2=0.5,
-                       delta1=0.5, grid=9, region="printed")
+    t9 = T.theorem_3_9(
+        sideq.single_index("sigmoid"),
+        [2.0],
+        sideq.uniform(0.0, 1.0, 1),
+        delta2=0.5,
+        delta1=0.5,
+        grid=9,
+        region="printed",
+    )
     assert out["rho"] == pytest.approx(t9.t38.rho, rel=1e-2)
     assert out["sup_fourth_moment"] == pytest.approx(t9.moment4, rel=1e-2)
     assert out["threshold"] == pytest.approx(t9.threshold, rel=2e-2)
@@ -160,7 +168,8 @@ def test_mask_outline_is_the_boundary_of_the_cells():
     m[1, 1] = True  # one cell: its four sides
     segs = extended._mask_outline(m, [0, 3, 0, 3])
     assert sorted(tuple(map(tuple, s)) for s in np.asarray(segs).tolist()) == sorted(
-        [((1, 1), (1, 2)), ((2, 1), (2, 2)), ((1, 1), (2, 1)), ((1, 2), (2, 2))])
+        [((1, 1), (1, 2)), ((2, 1), (2, 2)), ((1, 1), (2, 1)), ((1, 2), (2, 2))]
+    )
     m[0, 0] = m[1, 0] = True  # an L of three cells (one at the box's corner): perimeter 8
     assert len(extended._mask_outline(m, [0, 3, 0, 3])) == 8
 
@@ -231,9 +240,18 @@ def _traj(theta, loss, distance, status=Status.MAX_STEPS, steps=None):
     theta, loss, distance = np.asarray(theta, float), np.asarray(loss, float), np.asarray(distance, float)
     n = len(loss)
     z = jnp.zeros(n)
-    return Trajectory(theta=jnp.asarray(theta), loss=jnp.asarray(loss), grad_norm=z, distance=jnp.asarray(distance),
-                      w=z, gap=z, residual=z, status=jnp.asarray(int(status)), fail_step=jnp.asarray(-1),
-                      steps=jnp.asarray(n - 1 if steps is None else steps))
+    return Trajectory(
+        theta=jnp.asarray(theta),
+        loss=jnp.asarray(loss),
+        grad_norm=z,
+        distance=jnp.asarray(distance),
+        w=z,
+        gap=z,
+        residual=z,
+        status=jnp.asarray(int(status)),
+        fail_step=jnp.asarray(-1),
+        steps=jnp.asarray(n - 1 if steps is None else steps),
+    )
 
 
 def _pad(prefix, n):
@@ -272,14 +290,24 @@ def test_activations_summary_keys_on_hand_built_runs(tmp_path, monkeypatch, nosa
 
     calls = []
     # tanh: not monotone (0.5 -> 0.52); softplus: strictly decreasing; sigmoid: flat
-    dist = {"tanh": [2.0, 1.0, 0.5, 0.52, 0.1, 0.05, 0.01, 0.005],
-            "softplus": [2.0, 1.5, 1.0, 0.2, 0.09],
-            "sigmoid": [2.0]}
+    dist = {
+        "tanh": [2.0, 1.0, 0.5, 0.52, 0.1, 0.05, 0.01, 0.005],
+        "softplus": [2.0, 1.5, 1.0, 0.2, 0.09],
+        "sigmoid": [2.0],
+    }
     loss = [1.0, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 5e-7]
 
     def fake(model, theta0, *, xi, x, eta, epochs, **kw):
-        calls.append(dict(model=model.name, theta0=np.asarray(theta0), x=np.asarray(x), eta=eta, epochs=epochs,
-                          xi=list(np.asarray(xi, float))))
+        calls.append(
+            dict(
+                model=model.name,
+                theta0=np.asarray(theta0),
+                x=np.asarray(x),
+                eta=eta,
+                epochs=epochs,
+                xi=list(np.asarray(xi, float)),
+            )
+        )
         n = epochs + 1
         d = dist[model.name]
         d = np.asarray(d + list(np.linspace(d[-1], d[-1] * 0.9, n - len(d) + 1)[1:]))  # keeps decreasing
@@ -331,8 +359,12 @@ def test_flow_vs_descent_rows_on_hand_built_runs(tmp_path, monkeypatch, nosave):
         flow_calls.append(dict(s=s, t1=t1, gtol=gtol))
         lim = lims[s][1]
         th = np.array([s, lim + [0.3, 0.1], lim + ferr[s]])
-        return types.SimpleNamespace(theta=jnp.asarray(th), status=jnp.asarray(int(Status.CONVERGED)),
-                                     drift=jnp.asarray([0.0, 3e-15, 1e-15]), t_final=jnp.asarray(7.5))
+        return types.SimpleNamespace(
+            theta=jnp.asarray(th),
+            status=jnp.asarray(int(Status.CONVERGED)),
+            drift=jnp.asarray([0.0, 3e-15, 1e-15]),
+            t_final=jnp.asarray(7.5),
+        )
 
     def fake_descent(model, theta0, *, xi, dist, eta, epochs, **kw):
         s = tuple(float(v) for v in theta0)
@@ -377,7 +409,7 @@ def test_population_vs_empirical_on_hand_built_runs(tmp_path, monkeypatch, nosav
     T, ns, seed = 6, [20, 40], 5
     th0 = draw(PAPER["sigmoid"], 0)[1]
     t = np.arange(T + 1)[:, None] / T
-    paths = {None: th0 + t * [1.0, 0.4], 20: th0 + t * [1.3, 0.2], 40: th0 + t * [0.8, 0.6] + (t ** 2) * [0.1, 0]}
+    paths = {None: th0 + t * [1.0, 0.4], 20: th0 + t * [1.3, 0.2], 40: th0 + t * [0.8, 0.6] + (t**2) * [0.1, 0]}
     losses = {n: 0.05 * 0.5 ** np.arange(T + 1) * (1 + (n or 0) / 100) for n in paths}
     got = {}
 
@@ -387,8 +419,9 @@ def test_population_vs_empirical_on_hand_built_runs(tmp_path, monkeypatch, nosav
         return _traj(paths[n], losses[n], np.zeros(T + 1))
 
     monkeypatch.setattr(sideq.train, "descent", fake)
-    res = extended.run_one("population_vs_empirical", str(tmp_path), quick=True, ns=ns, epochs=T,
-                           evaluated_epochs=4, data_seed=seed)["results"]
+    res = extended.run_one(
+        "population_vs_empirical", str(tmp_path), quick=True, ns=ns, epochs=T, evaluated_epochs=4, data_seed=seed
+    )["results"]
     for n, g in got.items():  # theta(0) of reproduce seed 0, eta 0.1, T epochs
         np.testing.assert_array_equal(g["theta0"], th0)
         assert g["eta"] == 0.1 and g["epochs"] == T
@@ -471,13 +504,21 @@ def test_basin_summary_on_hand_built_sweeps(tmp_path, monkeypatch, nosave):
         else:
             status, steps, dfin, fin = [C] * 16, [100 + r for r in range(16)], [1e-8] * 16, inits.copy()
         non_unique = (np.asarray(status) == N) * 7  # (the runs that passed through the regime: 2 and 6)
-        return types.SimpleNamespace(arrays=dict(status=np.asarray(status), distance_final=np.asarray(dfin, float),
-                                                 steps=np.asarray(steps), theta0=inits, theta_final=fin,
-                                                 non_unique_epochs=non_unique))
+        return types.SimpleNamespace(
+            arrays=dict(
+                status=np.asarray(status),
+                distance_final=np.asarray(dfin, float),
+                steps=np.asarray(steps),
+                theta0=inits,
+                theta_final=fin,
+                non_unique_epochs=non_unique,
+            )
+        )
 
     monkeypatch.setattr(sideq.sweep, "run_sweep", fake)
-    res = extended.run_one("basin", str(tmp_path), quick=True, grid_points=m,
-                           linear=dict(box=[[-3, 3], [0.4, 1.9]], eta=0.1, epochs=400))
+    res = extended.run_one(
+        "basin", str(tmp_path), quick=True, grid_points=m, linear=dict(box=[[-3, 3], [0.4, 1.9]], eta=0.1, epochs=400)
+    )
     lin_inits = calls["linear"]["inits"]
     g1, g2 = np.linspace(-3, 3, 4), np.linspace(0.4, 1.9, 4)
     np.testing.assert_allclose(lin_inits, np.stack(np.meshgrid(g1, g2, indexing="ij"), -1).reshape(-1, 2))
@@ -516,9 +557,16 @@ def test_basin_quick_settings_reach_the_sweeps(tmp_path, monkeypatch, nosave):
         inits = np.asarray(inits)
         calls[model.name] = (inits, eta, epochs, list(np.asarray(xi, float)))
         k = len(inits)
-        return types.SimpleNamespace(arrays=dict(status=np.zeros(k, int), distance_final=np.full(k, 1e-8),
-                                                 steps=np.full(k, 5), theta0=inits, theta_final=inits,
-                                                 non_unique_epochs=np.zeros(k, int)))
+        return types.SimpleNamespace(
+            arrays=dict(
+                status=np.zeros(k, int),
+                distance_final=np.full(k, 1e-8),
+                steps=np.full(k, 5),
+                theta0=inits,
+                theta_final=inits,
+                non_unique_epochs=np.zeros(k, int),
+            )
+        )
 
     monkeypatch.setattr(sideq.sweep, "run_sweep", fake)
     res = extended.run_one("basin", str(tmp_path), quick=True, grid_points=2)
@@ -550,11 +598,11 @@ def test_step_size_threshold_by_numpy_on_a_small_grid():
     for t1 in (-3.0, 0.0, 3.0):
         for t2 in (-2.0, 0.0, 2.0):
             y = _np_equilibrium(t1, t2, XQ)
-            A = np.array([[WQ @ XQ ** 2, WQ @ (XQ * y)], [WQ @ (XQ * y), WQ @ y ** 2]])
+            A = np.array([[WQ @ XQ**2, WQ @ (XQ * y)], [WQ @ (XQ * y), WQ @ y**2]])
             rho = min(rho, np.linalg.eigvalsh(A)[0])
-            S = max(S, WQ @ (XQ ** 2 + y ** 2) ** 2)
-    lam1 = 2 * rho * gamma ** 2 / (1 + L * d2)
-    lam2 = 4 * L ** 2 * (L / (1 - L * d2)) ** 2 * S
+            S = max(S, WQ @ (XQ**2 + y**2) ** 2)
+    lam1 = 2 * rho * gamma**2 / (1 + L * d2)
+    lam2 = 4 * L**2 * (L / (1 - L * d2)) ** 2 * S
     assert out["gamma"] == pytest.approx(gamma, rel=1e-12)
     assert out["rho"] == pytest.approx(rho, rel=1e-8)
     assert out["sup_fourth_moment"] == pytest.approx(S, rel=1e-10)
@@ -563,15 +611,15 @@ def test_step_size_threshold_by_numpy_on_a_small_grid():
 
 
 def test_step_size_summary_on_hand_built_sweep(tmp_path, monkeypatch, nosave):
-    import sideq.sweep
     import sideq.paper.theory
+    import sideq.sweep
 
     radius, T = 0.5, 10
     etas = np.logspace(-2, 3, 6)  # 0.01 ... 1000
     F = np.nan
-    ratio = np.array([[0.993, 0.93, 1e-7, 1e-4, 0.5, 2.0],
-                      [0.993, 0.93, 1e-8, 1e-9, 0.3, F],
-                      [0.993, 0.93, 1e-7, 5e-4, 1.5, 0.9]])
+    ratio = np.array(
+        [[0.993, 0.93, 1e-7, 1e-4, 0.5, 2.0], [0.993, 0.93, 1e-8, 1e-9, 0.3, F], [0.993, 0.93, 1e-7, 5e-4, 1.5, 0.9]]
+    )
     status = np.where(np.isnan(ratio), int(Status.DIVERGED), int(Status.MAX_STEPS))
     seen = {}
 
@@ -588,12 +636,10 @@ def test_step_size_summary_on_hand_built_sweep(tmp_path, monkeypatch, nosave):
     monkeypatch.setattr(sideq.sweep, "run_sweep", fake_sweep)
     monkeypatch.setattr(extended, "step_size_threshold", fake_own)
     monkeypatch.setattr(sideq.paper.theory, "theorem_3_9", fake_t39)
-    res = extended.run_one("step_size", str(tmp_path), quick=True, n_inits=3, n_eta=6, eta_range=[1e-2, 1e3],
-                           epochs=T)
+    res = extended.run_one("step_size", str(tmp_path), quick=True, n_inits=3, n_eta=6, eta_range=[1e-2, 1e3], epochs=T)
     # starts: 3 points on the circle of radius 0.5 about (2, 0), angles 0, 2pi/3, 4pi/3; etas log-spaced
     phi = 2 * np.pi * np.arange(3) / 3
-    np.testing.assert_allclose(seen["inits"], np.stack([2 + radius * np.cos(phi), radius * np.sin(phi)], 1),
-                               atol=1e-15)
+    np.testing.assert_allclose(seen["inits"], np.stack([2 + radius * np.cos(phi), radius * np.sin(phi)], 1), atol=1e-15)
     np.testing.assert_allclose(seen["eta"], etas, rtol=1e-12)
     assert seen["epochs"] == T
     thr = res["theorem_3_9"]
@@ -616,7 +662,7 @@ def test_step_size_summary_on_hand_built_sweep(tmp_path, monkeypatch, nosave):
     s = expit(2 * XQ)
     ds = s * (1 - s)
     v = np.stack([XQ, s])
-    H = 2 * (v * ds ** 2 * WQ) @ v.T
+    H = 2 * (v * ds**2 * WQ) @ v.T
     ev = np.linalg.eigvalsh(H)
     np.testing.assert_allclose(res["hessian_eigenvalues_at_target"], ev, rtol=1e-8)
     assert res["stability_edge_2_over_lmax"] == pytest.approx(2 / ev[-1], rel=1e-8)
@@ -691,8 +737,15 @@ def spy(monkeypatch):
     calls = []
 
     def spy_exp(out_dir, quick=False, **overrides):
-        calls.append(dict(out_dir=out_dir, quick=quick, overrides=overrides, x64=bool(jax.config.jax_enable_x64),
-                          dtype=str(jnp.zeros(()).dtype)))
+        calls.append(
+            dict(
+                out_dir=out_dir,
+                quick=quick,
+                overrides=overrides,
+                x64=bool(jax.config.jax_enable_x64),
+                dtype=str(jnp.zeros(()).dtype),
+            )
+        )
         return dict(settings=dict(overrides), files=[])
 
     def forbidden(out_dir, quick=False, **overrides):
@@ -738,20 +791,41 @@ def test_script_main_config_applies_without_quick_only(tmp_path, spy, capsys, mo
 
 
 SCRIPTS = {
-    "exp1_activations.py": ("activations", dict(n=1000, eta=0.1, epochs=4000, seed=0,
-                                                activations=["tanh", "softplus", "sigmoid"])),
-    "exp2_flow_vs_descent.py": ("flow_vs_descent", dict(
-        starts=[(0.3, 0.2), (-0.6, 0.4), (0.9, -0.4), (0.25, 1.5), (-0.7, 1.6), (0.5, 2.3)],
-        etas=[0.05, 0.2], epochs=600, flow_t1=60.0, flow_gtol=1e-10)),
-    "exp3_population_vs_empirical.py": ("population_vs_empirical", dict(ns=[100, 1000, 10000], eta=0.1, epochs=4000,
-                                                                        data_seed=1, evaluated_epochs=200)),
-    "exp4_phase_portrait.py": ("phase_portrait", dict(grid_points=160, linear_box=[[-3, 3], [-2, 4]],
-                                                      sigmoid_box=[[-3, 7], [-4, 3.9]], singular_mask=0.04)),
-    "exp5_basin.py": ("basin", dict(grid_points=100, dtol=1e-6,
-                                    linear=dict(box=[[-3, 3], [-2, 4]], eta=0.1, epochs=1000),
-                                    sigmoid=dict(box=[[-4, 8], [-4, 3.9]], eta=20.0, epochs=1000))),
-    "exp6_step_size.py": ("step_size", dict(n_inits=8, radius=0.5, n_eta=49, eta_range=[1e-4, 1e2], epochs=2000,
-                                            delta1=0.5, delta2=0.5)),
+    "exp1_activations.py": (
+        "activations",
+        dict(n=1000, eta=0.1, epochs=4000, seed=0, activations=["tanh", "softplus", "sigmoid"]),
+    ),
+    "exp2_flow_vs_descent.py": (
+        "flow_vs_descent",
+        dict(
+            starts=[(0.3, 0.2), (-0.6, 0.4), (0.9, -0.4), (0.25, 1.5), (-0.7, 1.6), (0.5, 2.3)],
+            etas=[0.05, 0.2],
+            epochs=600,
+            flow_t1=60.0,
+            flow_gtol=1e-10,
+        ),
+    ),
+    "exp3_population_vs_empirical.py": (
+        "population_vs_empirical",
+        dict(ns=[100, 1000, 10000], eta=0.1, epochs=4000, data_seed=1, evaluated_epochs=200),
+    ),
+    "exp4_phase_portrait.py": (
+        "phase_portrait",
+        dict(grid_points=160, linear_box=[[-3, 3], [-2, 4]], sigmoid_box=[[-3, 7], [-4, 3.9]], singular_mask=0.04),
+    ),
+    "exp5_basin.py": (
+        "basin",
+        dict(
+            grid_points=100,
+            dtol=1e-6,
+            linear=dict(box=[[-3, 3], [-2, 4]], eta=0.1, epochs=1000),
+            sigmoid=dict(box=[[-4, 8], [-4, 3.9]], eta=20.0, epochs=1000),
+        ),
+    ),
+    "exp6_step_size.py": (
+        "step_size",
+        dict(n_inits=8, radius=0.5, n_eta=49, eta_range=[1e-4, 1e2], epochs=2000, delta1=0.5, delta2=0.5),
+    ),
     "exp7_explicit_neuron.py": ("explicit_neuron", dict(n=1000, eta=0.1, epochs=4000, seed=0)),
 }
 
@@ -759,8 +833,11 @@ SCRIPTS = {
 @pytest.mark.parametrize("script", sorted(SCRIPTS))
 def test_scripts_run_their_experiment_with_the_documented_settings(script, monkeypatch):
     got = []
-    monkeypatch.setattr(extended, "script_main", lambda name, argv=None, config=None: got.append(
-        (name, config, bool(jax.config.jax_enable_x64))) or 0)
+    monkeypatch.setattr(
+        extended,
+        "script_main",
+        lambda name, argv=None, config=None: got.append((name, config, bool(jax.config.jax_enable_x64))) or 0,
+    )
     jax.config.update("jax_enable_x64", False)  # the script must switch float64 on itself
     try:
         with pytest.raises(SystemExit) as info:
@@ -777,12 +854,14 @@ def test_settings_an_experiment_does_not_honour_are_refused(tmp_path, capsys):
     """An override the experiment would record and ignore (ξ, a descriptive entry,
     a typo) or one its figure cannot draw is refused before any work, in one line
     naming the setting; a script reports it as a CONFIG error."""
-    for name, kw, needle in [("phase_portrait", dict(xi=1.0), "^xi: is fixed"),
-                             ("explicit_neuron", dict(activation="tanh"), "^activation: is fixed"),
-                             ("population_vs_empirical", dict(population_nodes=64), "^population_nodes: is fixed"),
-                             ("basin", dict(epoch=5), "^epoch: is not a setting.*grid_points"),
-                             ("activations", dict(activations=["tanh", "softplus"]), "^activations: .*sigmoid"),
-                             ("flow_vs_descent", dict(etas=[0.05]), "^etas: .*two step sizes")]:
+    for name, kw, needle in [
+        ("phase_portrait", dict(xi=1.0), "^xi: is fixed"),
+        ("explicit_neuron", dict(activation="tanh"), "^activation: is fixed"),
+        ("population_vs_empirical", dict(population_nodes=64), "^population_nodes: is fixed"),
+        ("basin", dict(epoch=5), "^epoch: is not a setting.*grid_points"),
+        ("activations", dict(activations=["tanh", "softplus"]), "^activations: .*sigmoid"),
+        ("flow_vs_descent", dict(etas=[0.05]), "^etas: .*two step sizes"),
+    ]:
         with pytest.raises(sideq.SideqInputError, match=needle):
             extended.run_one(name, str(tmp_path / name), quick=False, **kw)
     assert extended.script_main("basin", ["--out", str(tmp_path)], config=dict(xi=3.0)) == 2

@@ -18,7 +18,13 @@ from scipy.integrate import solve_ivp
 
 import sideq
 from sideq.gradient_flow import (
-    FlowTrajectory, _flow_population, flow, flow_summary, gradient_flow, until_stop, vector_field,
+    FlowTrajectory,
+    _flow_population,
+    flow,
+    flow_summary,
+    gradient_flow,
+    until_stop,
+    vector_field,
 )
 from sideq.risk import default_y0, empirical_objective
 from sideq.scalar import Equilibrium
@@ -116,8 +122,13 @@ def flow_from(kind, theta0):
 
 # Starts on both sides of θ2 = 1, the first two at |1 − θ2(0)| = 1e-2.
 STARTS_1 = [[0.5, 0.99], [1.5, 1.01], [-1.5, 0.3], [2.0, 1.7], [0.3, -0.5], [-0.2, 2.5]]
-STARTS_3 = [[0.5, -0.3, 0.2, 0.99], [1.5, 1.0, -1.0, 1.01], [-2.0, 0.5, 1.0, 0.6],
-            [0.1, 0.1, 0.1, 1.4], [1.0, 1.0, 1.0, -0.5]]
+STARTS_3 = [
+    [0.5, -0.3, 0.2, 0.99],
+    [1.5, 1.0, -1.0, 1.01],
+    [-2.0, 0.5, 1.0, 0.6],
+    [0.1, 0.1, 0.1, 1.4],
+    [1.0, 1.0, 1.0, -0.5],
+]
 
 
 # ----------------------------------------------------------------------------
@@ -135,8 +146,7 @@ def test_vector_field_is_eq4_and_supports_forward_mode():
     f = jax.jit(vector_field(obj, lambda th: default_y0(LIN, th, x)))
     for theta in STARTS_3:
         theta = np.array(theta)
-        np.testing.assert_allclose(np.asarray(f(0.0, theta, None)), eq4_field(theta, XI3, M3),
-                                   rtol=1e-11)
+        np.testing.assert_allclose(np.asarray(f(0.0, theta, None)), eq4_field(theta, XI3, M3), rtol=1e-11)
     # The printed Eq. (3)-(4) carries an extra factor 1/(1 − θ2)² on the θ1 block.
     theta = np.array(STARTS_3[0])
     printed = -eq4_field(theta, XI3, M3)[:-1] / (1 - theta[-1]) ** 2
@@ -150,16 +160,14 @@ def test_vector_field_is_eq4_and_supports_forward_mode():
 
     for theta in (jnp.asarray(STARTS_3[1]), jnp.asarray(STARTS_3[2])):
         jac_fwd = jax.jit(jax.jacfwd(lambda th: f(0.0, th, None)))(theta)
-        np.testing.assert_allclose(np.asarray(jac_fwd), -np.asarray(jax.hessian(eq5_risk)(theta)),
-                                   rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(np.asarray(jac_fwd), -np.asarray(jax.hessian(eq5_risk)(theta)), rtol=1e-9, atol=1e-9)
 
 
 # ----------------------------------------------------------------------------
 # Linear DEQ: Theorems 3.1, 3.3, 3.4.
 
 
-@pytest.mark.parametrize("kind, starts, xi", [("u1", STARTS_1, XI1), ("g3", STARTS_3, XI3),
-                                               ("emp", STARTS_3, XI3)])
+@pytest.mark.parametrize("kind, starts, xi", [("u1", STARTS_1, XI1), ("g3", STARTS_3, XI3), ("emp", STARTS_3, XI3)])
 def test_theorem_3_3_limit(kind, starts, xi):
     """The flow converges to (αξ, 1 − α), α = sign(1 − θ2(0))‖θ(0) − e‖/√(‖ξ‖²+1), e = (0,…,0,1).
 
@@ -213,8 +221,15 @@ def test_flow_matches_scipy_on_eq4_and_theorem_3_4_counterexample():
     traj = run("emp", theta0, t1=t1)
     ts = np.asarray(traj.ts)[:-1]
     reached = ts <= float(traj.t_final)
-    ref = solve_ivp(lambda t, th: eq4_field(th, XI3, M3), (0, float(traj.t_final)), theta0,
-                    t_eval=ts[reached], method="DOP853", rtol=1e-12, atol=1e-12)
+    ref = solve_ivp(
+        lambda t, th: eq4_field(th, XI3, M3),
+        (0, float(traj.t_final)),
+        theta0,
+        t_eval=ts[reached],
+        method="DOP853",
+        rtol=1e-12,
+        atol=1e-12,
+    )
     np.testing.assert_allclose(np.asarray(traj.theta)[:-1][reached], ref.y.T, rtol=0, atol=1e-8)
     th = np.asarray(traj.theta)
     phi = th[:, :-1] / (1 - th[:, -1:])
@@ -308,8 +323,9 @@ def test_vmapped_flow_equals_single_runs():
     @sideq.xla.jit  # compiled like flow() itself (sideq.xla), so the two can agree to rounding
     @jax.vmap
     def batch(theta0):
-        return gradient_flow(LIN, objective, theta0, xi, cold_start=lambda th: default_y0(LIN, th, x),
-                             t1=500.0, saveat_ts=ts, gtol=GTOL)
+        return gradient_flow(
+            LIN, objective, theta0, xi, cold_start=lambda th: default_y0(LIN, th, x), t1=500.0, saveat_ts=ts, gtol=GTOL
+        )
 
     starts = np.array(STARTS_3[:3])
     out = batch(jnp.asarray(starts))
@@ -331,15 +347,17 @@ def test_status_converged_vs_max_steps():
     # rows after the stop hold the final state
     late = np.asarray(conv.ts)[:-1] > float(conv.t_final)
     assert late.any()
-    np.testing.assert_array_equal(np.asarray(conv.theta)[:-1][late],
-                                  np.broadcast_to(np.asarray(conv.theta[-1]), (late.sum(), 2)))
+    np.testing.assert_array_equal(
+        np.asarray(conv.theta)[:-1][late], np.broadcast_to(np.asarray(conv.theta[-1]), (late.sum(), 2))
+    )
     # until_stop keeps the rows reached, in time order, ending at the stop
     kept = until_stop(conv)
     before = np.asarray(conv.ts)[:-1] < float(conv.t_final)
     assert before.sum() > 10 and np.all(np.diff(kept.ts) > 0)
     np.testing.assert_array_equal(kept.ts, np.append(np.asarray(conv.ts)[:-1][before], conv.t_final))
-    np.testing.assert_array_equal(kept.theta, np.concatenate([np.asarray(conv.theta)[:-1][before],
-                                                              np.asarray(conv.theta)[-1:]]))
+    np.testing.assert_array_equal(
+        kept.theta, np.concatenate([np.asarray(conv.theta)[:-1][before], np.asarray(conv.theta)[-1:]])
+    )
     assert kept.status == conv.status and kept.drift.shape == kept.ts.shape
     with pytest.raises(sideq.SideqInputError, match="^traj: until_stop takes one flow"):
         until_stop(jax.tree_util.tree_map(lambda v: jnp.stack([v, v]), conv))
@@ -390,9 +408,18 @@ def test_failures_are_data_under_vmap():
             eq = Equilibrium(y0, z, z.astype(jnp.int32), z + 1, code, z, z)
             return r, eq
 
-        return gradient_flow(LIN, objective, theta0, a[:1], cold_start=lambda th: jnp.zeros(3),
-                             t1=20.0, saveat_ts=jnp.array([np.log(2) / 2, 20.0]), gtol=1e-10, max_steps=512,
-                             divergence=10.0)
+        return gradient_flow(
+            LIN,
+            objective,
+            theta0,
+            a[:1],
+            cold_start=lambda th: jnp.zeros(3),
+            t1=20.0,
+            saveat_ts=jnp.array([np.log(2) / 2, 20.0]),
+            gtol=1e-10,
+            max_steps=512,
+            divergence=10.0,
+        )
 
     theta0 = jnp.zeros((5, 2))
     a = jnp.array([[2.0, 0.5]] * 5)
@@ -402,14 +429,18 @@ def test_failures_are_data_under_vmap():
     band_code = jnp.array([0, 0, 0, Status.SOLVER_FAILURE, Status.NON_UNIQUE])
     band = jnp.array([[0.0, 0.0]] * 3 + [[0.9, 1.1], [-jnp.inf, jnp.inf]])
     out = jax.jit(jax.vmap(run_one))(theta0, a, wall, escape, band_code, band)
-    assert [int(s) for s in out.status] == [Status.CONVERGED, Status.DIVERGED, Status.DIVERGED,
-                                            Status.SOLVER_FAILURE, Status.NON_UNIQUE]
+    assert [int(s) for s in out.status] == [
+        Status.CONVERGED,
+        Status.DIVERGED,
+        Status.DIVERGED,
+        Status.SOLVER_FAILURE,
+        Status.NON_UNIQUE,
+    ]
     assert float(out.grad_norm[4, -1]) <= 1e-10  # run 4 did reach its steady state
     # the drift is measured from θ(0), also when the saved times do not start at 0
     w0 = np.sum((np.zeros(2) - [0.0, 1.0]) ** 2)
     th = np.asarray(out.theta[0])
-    np.testing.assert_allclose(np.asarray(out.drift[0]), np.abs(np.sum((th - [0.0, 1.0]) ** 2, 1) - w0),
-                               rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(out.drift[0]), np.abs(np.sum((th - [0.0, 1.0]) ** 2, 1) - w0), rtol=1e-12)
     np.testing.assert_allclose(np.asarray(out.theta[0, -1]), [2.0, 0.5], atol=1e-10)
     # the stalled run stopped at the wall θ1 = 1, reached at t = ln(2)/2
     assert abs(float(out.theta[1, -1, 0]) - 1.0) < 1e-6

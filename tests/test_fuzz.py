@@ -17,19 +17,27 @@ import numpy as np
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 import sideq  # noqa: E402
 from sideq.errors import SideqInputError  # noqa: E402
 from sideq.status import SUCCESS, Status  # noqa: E402
 
-FUZZ = settings(max_examples=12, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=12,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
 SPECIALS = [0.0, -0.0, 1.0, -1.0, 4.0, 1e300, -1e300, 1e-300, math.nan, math.inf, -math.inf]
 floats = st.one_of(st.floats(-50, 50, allow_nan=False), st.sampled_from(SPECIALS))
-MODELS = {(name, bias): (sideq.linear(bias=bias) if name == "linear" else sideq.single_index(name, bias=bias))
-          for name in ("linear", "sigmoid", "tanh", "softplus", "relu") for bias in (False, True)}
+MODELS = {
+    (name, bias): (sideq.linear(bias=bias) if name == "linear" else sideq.single_index(name, bias=bias))
+    for name in ("linear", "sigmoid", "tanh", "softplus", "relu")
+    for bias in (False, True)
+}
 models = st.sampled_from(sorted(MODELS))
 
 
@@ -60,8 +68,14 @@ def _one_line(err):
 
 
 @FUZZ
-@given(key=models, d=st.sampled_from([1, 2]), theta=st.lists(floats, min_size=1, max_size=5),
-       x=st.lists(floats, min_size=0, max_size=6), kind=dtypes, batch=st.booleans())
+@given(
+    key=models,
+    d=st.sampled_from([1, 2]),
+    theta=st.lists(floats, min_size=1, max_size=5),
+    x=st.lists(floats, min_size=0, max_size=6),
+    kind=dtypes,
+    batch=st.booleans(),
+)
 def test_solve_reports_a_status_or_one_line_error(key, d, theta, x, kind, batch):
     model = MODELS[key]
     theta, x = _cast(theta, kind), _cast(x, kind)
@@ -80,9 +94,16 @@ def test_solve_reports_a_status_or_one_line_error(key, d, theta, x, kind, batch)
 
 
 @FUZZ
-@given(key=models, xi=st.lists(floats, min_size=1, max_size=2), theta0=st.lists(floats, min_size=2, max_size=4),
-       n=st.sampled_from([0, 1, 7]), eta=floats, epochs=st.sampled_from([0, 1, 3, -2]), kind=dtypes,
-       population=st.booleans())
+@given(
+    key=models,
+    xi=st.lists(floats, min_size=1, max_size=2),
+    theta0=st.lists(floats, min_size=2, max_size=4),
+    n=st.sampled_from([0, 1, 7]),
+    eta=floats,
+    epochs=st.sampled_from([0, 1, 3, -2]),
+    kind=dtypes,
+    population=st.booleans(),
+)
 def test_descent_reports_a_status_or_one_line_error(key, xi, theta0, n, eta, epochs, kind, population):
     from sideq.train import descent
 
@@ -102,8 +123,11 @@ def test_descent_reports_a_status_or_one_line_error(key, xi, theta0, n, eta, epo
 
 
 @FUZZ
-@given(bad=st.sampled_from([math.nan, math.inf, 1e300, -1e300]), where=st.integers(0, 5),
-       key=st.sampled_from([("sigmoid", False), ("linear", False), ("tanh", True)]))
+@given(
+    bad=st.sampled_from([math.nan, math.inf, 1e300, -1e300]),
+    where=st.integers(0, 5),
+    key=st.sampled_from([("sigmoid", False), ("linear", False), ("tanh", True)]),
+)
 def test_one_bad_run_never_poisons_the_others_of_a_sweep(bad, where, key):
     from sideq.sweep import run_sweep
 
@@ -125,9 +149,14 @@ def test_one_bad_run_never_poisons_the_others_of_a_sweep(bad, where, key):
 
 
 @FUZZ
-@given(rows=st.lists(st.lists(st.sampled_from(["1", "0.5", "-2", "nan", "inf", "x", "", "1e400", "3+4j"]),
-                              min_size=0, max_size=3), min_size=0, max_size=4),
-       header=st.booleans())
+@given(
+    rows=st.lists(
+        st.lists(st.sampled_from(["1", "0.5", "-2", "nan", "inf", "x", "", "1e400", "3+4j"]), min_size=0, max_size=3),
+        min_size=0,
+        max_size=4,
+    ),
+    header=st.booleans(),
+)
 def test_data_files_load_or_give_one_line_error(tmp_path_factory, rows, header):
     path = tmp_path_factory.mktemp("csv") / "data.csv"
     lines = (["x,y"] if header else []) + [",".join(r) for r in rows]
@@ -141,8 +170,25 @@ def test_data_files_load_or_give_one_line_error(tmp_path_factory, rows, header):
     assert y is None or (np.all(np.isfinite(y)) and y.shape == (x.shape[0],))
 
 
-CLI_VALUES = st.sampled_from(["0", "-1", "nan", "inf", "1e400", "abc", "", "2,", ",", "1,2", "0.1", "3e0",
-                              "normal:0,nan", "normal:x", "grid:0/1,0/1"])
+CLI_VALUES = st.sampled_from(
+    [
+        "0",
+        "-1",
+        "nan",
+        "inf",
+        "1e400",
+        "abc",
+        "",
+        "2,",
+        ",",
+        "1,2",
+        "0.1",
+        "3e0",
+        "normal:0,nan",
+        "normal:x",
+        "grid:0/1,0/1",
+    ]
+)
 FLAGS = {
     "descent": ["--xi", "--eta", "--epochs", "--init", "--n", "--gtol", "--ltol", "--dtol", "--save-every"],
     "flow": ["--xi", "--t1", "--init", "--n", "--gtol"],
@@ -157,8 +203,7 @@ def test_cli_exits_0_or_2_with_one_line(command, data, tmp_path_factory):
 
     flag = data.draw(st.sampled_from(FLAGS[command]))
     value = data.draw(CLI_VALUES)
-    args = [command, "--model", data.draw(st.sampled_from(["sigmoid", "linear", "nope"])),
-            "--json", f"{flag}={value}"]
+    args = [command, "--model", data.draw(st.sampled_from(["sigmoid", "linear", "nope"])), "--json", f"{flag}={value}"]
     small = {"--epochs": "3", "--n": "8", "--inits": "4", "--t1": "0.5"}
     args += [f"{k}={v}" for k, v in small.items() if k in FLAGS[command] and k != flag]
     if command == "sweep":

@@ -60,8 +60,10 @@ def _routes():
         return {
             "solve": (sideq.solve(_MODEL, p, _X), D.solve(_MODEL, p, _X)),
             "equilibrium": (sideq.equilibrium(_MODEL, p, _X), D.equilibrium(_MODEL, p, _X)),
-            "descent": (sideq.descent(_MODEL, p, x=_X, xi=_XI, eta=0.3, epochs=3),
-                        D.descent(_MODEL, p, x=_X, xi=_XI, eta=0.3, epochs=3)),
+            "descent": (
+                sideq.descent(_MODEL, p, x=_X, xi=_XI, eta=0.3, epochs=3),
+                D.descent(_MODEL, p, x=_X, xi=_XI, eta=0.3, epochs=3),
+            ),
         }
 
     def family(scalar, general, theta, y):
@@ -75,8 +77,10 @@ def _routes():
         _, (thetas, losses) = jax.lax.scan(sgd_step, theta, None, length=_T + 1)
         run = sideq.descent(general, theta, xi=None, x=_X, y=y, eta=_ETA, epochs=_T)
         return {
-            "y": (jnp.reshape(sideq.solve(scalar, theta, _X).y, (_N,)),
-                  jnp.reshape(sideq.solve(general, theta, _X).y, (_N,))),
+            "y": (
+                jnp.reshape(sideq.solve(scalar, theta, _X).y, (_N,)),
+                jnp.reshape(sideq.solve(general, theta, _X).y, (_N,)),
+            ),
             "grad": (grad(scalar), grad(general)),
             "descent": (thetas, run.params, losses, run.loss),
         }
@@ -106,8 +110,7 @@ def test_dispatched_calls_are_the_general_functions():
     assert type(out["solve"][0]).__name__ == "DEQEquilibrium" and out["solve"][0].y.shape == (_N, _K)
     assert type(out["descent"][0]).__name__ == "DEQTrajectory"
     # tol and maxiter become the DEQ's settings; the scalar default maxiter keeps the DEQ's own
-    assert D.from_scalar_api(_MODEL, entry="f", tol=1e-9, maxiter=7) == dataclasses.replace(
-        _MODEL, tol=1e-9, maxiter=7)
+    assert D.from_scalar_api(_MODEL, entry="f", tol=1e-9, maxiter=7) == dataclasses.replace(_MODEL, tol=1e-9, maxiter=7)
     assert D.from_scalar_api(_MODEL, entry="f") is _MODEL and _MODEL.maxiter == 256
 
 
@@ -131,17 +134,21 @@ def test_scalar_models_as_deq_agree_with_the_scalar_path(family):
 # Scalar-only keywords: mapped or refused in one line
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("call,needle", [
-    (lambda: sideq.solve(_MODEL, _P, _X, backend="optimistix"), "backend: sideq.solve of a DEQ"),
-    (lambda: sideq.equilibrium(_MODEL, _P, _X, backend="optimistix"), "backend: sideq.equilibrium"),
-    (lambda: sideq.solve(_MODEL, _P, _X, tol=-1.0), "tol: expected a number > 0"),
-    (lambda: sideq.solve(_MODEL, _P, _X, maxiter=0), "maxiter: expected an integer >= 1"),
-    (lambda: sideq.descent(_MODEL, _P, x=_X, xi=_XI, epochs=2, dtol=0.1), "dtol: a DEQ has no target"),
-    (lambda: sideq.descent(_MODEL, _P, x=_X, xi=_XI, epochs=2, save_every=2), "save_every:"),
-    (lambda: sideq.descent(_MODEL, _P, xi=_XI, epochs=2), "x: no data given"),
-    (lambda: sideq.descent(_MODEL, _P, x=_X, xi=_XI, epochs=2, backend="optimistix"), "backend: sideq.descent"),
-    (lambda: sideq.descent(_MODEL, {"W1": _P["W1"]}, x=_X, xi=_XI, epochs=2), "missing key 'W2'"),
-])
+
+@pytest.mark.parametrize(
+    "call,needle",
+    [
+        (lambda: sideq.solve(_MODEL, _P, _X, backend="optimistix"), "backend: sideq.solve of a DEQ"),
+        (lambda: sideq.equilibrium(_MODEL, _P, _X, backend="optimistix"), "backend: sideq.equilibrium"),
+        (lambda: sideq.solve(_MODEL, _P, _X, tol=-1.0), "tol: expected a number > 0"),
+        (lambda: sideq.solve(_MODEL, _P, _X, maxiter=0), "maxiter: expected an integer >= 1"),
+        (lambda: sideq.descent(_MODEL, _P, x=_X, xi=_XI, epochs=2, dtol=0.1), "dtol: a DEQ has no target"),
+        (lambda: sideq.descent(_MODEL, _P, x=_X, xi=_XI, epochs=2, save_every=2), "save_every:"),
+        (lambda: sideq.descent(_MODEL, _P, xi=_XI, epochs=2), "x: no data given"),
+        (lambda: sideq.descent(_MODEL, _P, x=_X, xi=_XI, epochs=2, backend="optimistix"), "backend: sideq.descent"),
+        (lambda: sideq.descent(_MODEL, {"W1": _P["W1"]}, x=_X, xi=_XI, epochs=2), "missing key 'W2'"),
+    ],
+)
 def test_scalar_keywords_without_meaning_for_a_deq_are_one_line_errors(call, needle):
     with pytest.raises(SideqInputError) as err:
         call()

@@ -32,10 +32,12 @@ TS = np.array([0.0, 0.5, 2.0, 5.0])
 T1, GTOL = 50.0, 1e-10
 # Four starts: two ordinary ones, one with I − W2 singular (eigenvalue 1 of W2),
 # one where fixed-point iteration diverges (eigenvalue 1.5 of W2; I − W2 is fine).
-W1_0 = np.array([[[0.4, -0.6], [0.1, 0.3]], [[-0.2, 0.5], [0.7, 0.2]], [[0.3, 0.1], [0.2, -0.4]],
-                 [[0.3, 0.1], [0.2, -0.4]]])
-W2_0 = np.array([[[0.2, -0.3], [0.1, 0.4]], [[-0.5, 0.2], [0.3, 0.1]], [[1.0, 0.0], [0.2, 0.4]],
-                 [[1.5, 0.0], [0.0, 0.2]]])
+W1_0 = np.array(
+    [[[0.4, -0.6], [0.1, 0.3]], [[-0.2, 0.5], [0.7, 0.2]], [[0.3, 0.1], [0.2, -0.4]], [[0.3, 0.1], [0.2, -0.4]]]
+)
+W2_0 = np.array(
+    [[[0.2, -0.3], [0.1, 0.4]], [[-0.5, 0.2], [0.3, 0.1]], [[1.0, 0.0], [0.2, 0.4]], [[1.5, 0.0], [0.0, 0.2]]]
+)
 GOOD = (0, 1)
 
 
@@ -49,7 +51,7 @@ def closed_form_field(theta, xi, M):
     """−∇R of :func:`closed_form_risk` on θ = (vec W1, vec W2), by hand: with
     B = I − W2 and G = 2(A − Ξ)M, ∇_{W1}R = B⁻ᵀG and ∇_{W2}R = B⁻ᵀG Aᵀ."""
     k, d = xi.shape
-    W1, W2 = theta[:k * d].reshape(k, d), theta[k * d:].reshape(k, k)
+    W1, W2 = theta[: k * d].reshape(k, d), theta[k * d :].reshape(k, k)
     B = np.eye(k) - W2
     A = np.linalg.solve(B, W1)
     BG = np.linalg.solve(B.T, 2 * (A - xi) @ M)
@@ -60,18 +62,24 @@ def reference(W1, W2, xi, M, ts):
     """θ(t) at ``ts`` by scipy's DOP853 on :func:`closed_form_field`, as (W1, W2) rows."""
     k, d = xi.shape
     theta0 = np.concatenate([np.ravel(W1), np.ravel(W2)])
-    sol = solve_ivp(lambda t, th: closed_form_field(th, xi, M), (0.0, ts[-1]), theta0, t_eval=ts,
-                    method="DOP853", rtol=1e-12, atol=1e-12)
+    sol = solve_ivp(
+        lambda t, th: closed_form_field(th, xi, M),
+        (0.0, ts[-1]),
+        theta0,
+        t_eval=ts,
+        method="DOP853",
+        rtol=1e-12,
+        atol=1e-12,
+    )
     assert sol.success
     th = sol.y.T
-    return th[:, :k * d].reshape(-1, k, d), th[:, k * d:].reshape(-1, k, k)
+    return th[:, : k * d].reshape(-1, k, d), th[:, k * d :].reshape(-1, k, k)
 
 
 def run_batch(**kw):
     """The four starts as one vmapped flow (one compile, reused for every call)."""
     kw = {"t1": T1, "saveat_ts": TS, "gtol": GTOL, "max_steps": 250, **kw}
-    return jax.vmap(lambda p: sideq.flow(ML, p, xi=XI, x=X, **kw))(
-        {"W1": jnp.asarray(W1_0), "W2": jnp.asarray(W2_0)})
+    return jax.vmap(lambda p: sideq.flow(ML, p, xi=XI, x=X, **kw))({"W1": jnp.asarray(W1_0), "W2": jnp.asarray(W2_0)})
 
 
 @functools.lru_cache(maxsize=None)
@@ -195,8 +203,12 @@ def test_k1_deq_reproduces_scalar_flow():
     kw = dict(t1=5.0, saveat_ts=ts, gtol=0.0)
     scalar = sideq.flow(sideq.single_index("sigmoid"), theta0, xi=xi, x=x, y=y, **kw)
 
-    model = sideq.deq(lambda p, x, y: jax.nn.sigmoid(p["W1"] @ x + p["W2"] @ y), 1, solver="fixed_point",
-                      certify=lambda p: jnp.abs(p["W2"][0, 0]) / 4 < 1)  # Lip(sigmoid) = 1/4
+    model = sideq.deq(
+        lambda p, x, y: jax.nn.sigmoid(p["W1"] @ x + p["W2"] @ y),
+        1,
+        solver="fixed_point",
+        certify=lambda p: jnp.abs(p["W2"][0, 0]) / 4 < 1,
+    )  # Lip(sigmoid) = 1/4
     tr = sideq.flow(model, {"W1": theta0[None, :D], "W2": theta0[None, D:]}, x=x, y=y, **kw)
     theta = np.concatenate([np.asarray(tr.params["W1"])[:, 0], np.asarray(tr.params["W2"])[:, 0]], axis=1)
     assert int(scalar.status) == int(tr.status) == Status.MAX_STEPS
@@ -212,19 +224,25 @@ def test_k1_deq_reproduces_scalar_flow():
 # The boundary.
 
 
-@pytest.mark.parametrize("params, kw, match", [
-    ({"W1": W1_0[0], "W3": W2_0[0]}, {}, r"^params: missing key 'W2'"),
-    ({"W1": W1_0[0], "W2": W2_0[0], "c": 1.0}, {}, r"^params: unexpected key 'c'"),
-    ({"W1": np.zeros((K, D + 1)), "W2": W2_0[0]}, {}, r"^params\['W1'\]: expected shape \(2, 2\)"),
-    ({"W1": W1_0[0], "W2": W2_0[0]}, {"xi": np.ones((K, D + 1))}, r"^xi: expected shape \(2, 2\)"),
-    ({"W1": W1_0[0], "W2": W2_0[0]}, {"dist": sideq.uniform(0, 1, D)}, r"^x/dist: give exactly one"),
-    ({"W1": W1_0[0], "W2": W2_0[0]}, {"x": None}, r"^x/dist: give exactly one"),
-    ({"W1": W1_0[0], "W2": W2_0[0]}, {"x": None, "dist": sideq.uniform(0, 1, D), "y": X @ XI.T},
-     r"^y: targets are only used with data x"),
-    ({"W1": W1_0[0], "W2": W2_0[0]}, {"backend": "optimistix"}, r"^backend/maxiter: set a sideq.general"),
-    ({"W1": W1_0[0] + 0j, "W2": W2_0[0]}, {}, r"^theta0\['W1'\]: expected real numbers"),
-    ({"W1": W1_0[0], "W2": W2_0[0]}, {"xi": None, "y": np.ones((12, 3))}, r"^y: expected shape \(12, 2\)"),
-])
+@pytest.mark.parametrize(
+    "params, kw, match",
+    [
+        ({"W1": W1_0[0], "W3": W2_0[0]}, {}, r"^params: missing key 'W2'"),
+        ({"W1": W1_0[0], "W2": W2_0[0], "c": 1.0}, {}, r"^params: unexpected key 'c'"),
+        ({"W1": np.zeros((K, D + 1)), "W2": W2_0[0]}, {}, r"^params\['W1'\]: expected shape \(2, 2\)"),
+        ({"W1": W1_0[0], "W2": W2_0[0]}, {"xi": np.ones((K, D + 1))}, r"^xi: expected shape \(2, 2\)"),
+        ({"W1": W1_0[0], "W2": W2_0[0]}, {"dist": sideq.uniform(0, 1, D)}, r"^x/dist: give exactly one"),
+        ({"W1": W1_0[0], "W2": W2_0[0]}, {"x": None}, r"^x/dist: give exactly one"),
+        (
+            {"W1": W1_0[0], "W2": W2_0[0]},
+            {"x": None, "dist": sideq.uniform(0, 1, D), "y": X @ XI.T},
+            r"^y: targets are only used with data x",
+        ),
+        ({"W1": W1_0[0], "W2": W2_0[0]}, {"backend": "optimistix"}, r"^backend/maxiter: set a sideq.general"),
+        ({"W1": W1_0[0] + 0j, "W2": W2_0[0]}, {}, r"^theta0\['W1'\]: expected real numbers"),
+        ({"W1": W1_0[0], "W2": W2_0[0]}, {"xi": None, "y": np.ones((12, 3))}, r"^y: expected shape \(12, 2\)"),
+    ],
+)
 def test_bad_input_is_one_line(params, kw, match):
     kw = {"xi": XI, "x": X, "t1": 1.0, **kw}
     with pytest.raises(sideq.SideqInputError, match=match) as err:

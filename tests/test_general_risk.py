@@ -147,8 +147,10 @@ def test_quadrature_gradient_against_central_differences():
     for seed in (0, 1):
         v = _direction(seed)
         h = 1e-5
-        fd = (general_risk.population_risk(TANH, _shift(PARAMS, v, h), XI, dist)
-              - general_risk.population_risk(TANH, _shift(PARAMS, v, -h), XI, dist)) / (2 * h)
+        fd = (
+            general_risk.population_risk(TANH, _shift(PARAMS, v, h), XI, dist)
+            - general_risk.population_risk(TANH, _shift(PARAMS, v, -h), XI, dist)
+        ) / (2 * h)
         ad = sum(float(jnp.sum(grad[key] * v[key])) for key in PARAMS)
         assert ad == pytest.approx(float(fd), rel=1e-7, abs=1e-9)
 
@@ -210,7 +212,8 @@ def test_routes_chosen():
 def test_sideq_risks_dispatch_a_deq():
     dist = LAWS["gaussian"]()
     assert float(sideq.population_risk(LINEAR, PARAMS_B, XI, dist)) == float(
-        general_risk.population_risk(LINEAR, PARAMS_B, XI, dist))
+        general_risk.population_risk(LINEAR, PARAMS_B, XI, dist)
+    )
     x = _numpy_draws("uniform", 5, 2)
     value = sideq.empirical_risk(IDENTITY, PARAMS_B, x, xi=XI)
     assert float(value) == pytest.approx(_numpy_linear_errors(PARAMS_B, x).mean(), rel=1e-12)

@@ -40,20 +40,28 @@ def _row(tree, r):
 
 
 def test_each_row_is_the_single_descent_run(sweep):
-    assert sorted(sweep) == sorted(THETA + ["eta", "loss_final", "grad_norm_final", "residual_final",
-                                            "status", "fail_step", "steps"])
+    assert sorted(sweep) == sorted(
+        THETA + ["eta", "loss_final", "grad_norm_final", "residual_final", "status", "fail_step", "steps"]
+    )
     assert sweep["theta_final/W1"].shape == (K, 2, D) and sweep["theta_final/W2"].shape == (K, 2, 2)
     for r in range(K):
         tr = descent(ML2, _row(INITS, r), x=X, xi=XI, eta=ETA[r], epochs=EPOCHS)
         for key in ("W1", "W2"):
             np.testing.assert_array_equal(sweep[f"theta0/{key}"][r], INITS[key][r])
-            np.testing.assert_allclose(sweep[f"theta_final/{key}"][r], np.asarray(tr.params[key][-1]),
-                                       rtol=1e-12, atol=1e-12)
-        for field, value in (("loss_final", tr.loss), ("grad_norm_final", tr.grad_norm),
-                             ("residual_final", tr.residual)):
+            np.testing.assert_allclose(
+                sweep[f"theta_final/{key}"][r], np.asarray(tr.params[key][-1]), rtol=1e-12, atol=1e-12
+            )
+        for field, value in (
+            ("loss_final", tr.loss),
+            ("grad_norm_final", tr.grad_norm),
+            ("residual_final", tr.residual),
+        ):
             np.testing.assert_allclose(sweep[field][r], float(value[-1]), rtol=1e-12, atol=1e-15, err_msg=field)
         assert (sweep["status"][r], sweep["fail_step"][r], sweep["steps"][r]) == (
-            int(tr.status), int(tr.fail_step), int(tr.steps))
+            int(tr.status),
+            int(tr.fail_step),
+            int(tr.steps),
+        )
 
 
 def test_final_params_reach_the_closed_form_optimum_set(sweep):
@@ -99,8 +107,7 @@ def test_resume_after_one_chunk_gives_the_uninterrupted_file(tmp_path, sweep):
     assert s["settings"]["params"] == {"W1": [2, D], "W2": [2, 2]} and s["settings"]["p"] == 10
     assert s["status_counts"]["max_steps"] == K and "distance_final" not in s
     with pytest.raises(SideqInputError, match=r"resume: settings differ .*epochs"):
-        run_sweep(ML2, inits=INITS, eta=ETA, out_dir=tmp_path / "killed", resume=True,
-                  **dict(KW, epochs=EPOCHS + 1))
+        run_sweep(ML2, inits=INITS, eta=ETA, out_dir=tmp_path / "killed", resume=True, **dict(KW, epochs=EPOCHS + 1))
 
 
 def test_singular_and_diverging_runs_are_data_and_leave_the_others_alone(sweep):
@@ -149,8 +156,17 @@ def test_population_sweep_is_numpy_gradient_descent_on_eq5():
     bad["W2"][1] = np.eye(2)
     eta = np.full(K, 0.05)  # (slow enough that R(θ(T)) is still far from 0)
     eta[4] = 1e9
-    res = run_sweep(ML2, inits=bad, eta=eta, dist=sideq.uniform(0.0, 1.0, D), xi=XI, epochs=EPOCHS,
-                    chunk=CHUNK, pair_eta=True, progress=False)
+    res = run_sweep(
+        ML2,
+        inits=bad,
+        eta=eta,
+        dist=sideq.uniform(0.0, 1.0, D),
+        xi=XI,
+        epochs=EPOCHS,
+        chunk=CHUNK,
+        pair_eta=True,
+        progress=False,
+    )
     a = res.arrays
     assert (a["status"][1], a["fail_step"][1]) == (Status.SINGULAR, 0)
     assert (a["status"][4], a["fail_step"][4]) == (Status.DIVERGED, 1)
@@ -174,8 +190,12 @@ def test_population_sweep_is_numpy_gradient_descent_on_eq5():
 
 
 def test_params_names_of_nested_pytrees_and_refusals():
-    arrays = {"theta_final/enc/A": np.zeros((2, 3)), "theta_final/enc/b": np.ones((2,)),
-              "theta_final/B": np.full((2, 2), 2.0), "eta": np.ones(2)}
+    arrays = {
+        "theta_final/enc/A": np.zeros((2, 3)),
+        "theta_final/enc/b": np.ones((2,)),
+        "theta_final/B": np.full((2, 2), 2.0),
+        "eta": np.ones(2),
+    }
     tree = params_from_results(arrays)
     assert sorted(tree) == ["B", "enc"] and sorted(tree["enc"]) == ["A", "b"]
     like = [{"A": 0, "b": 0}, 0]  # a list: rebuilt with its own structure from the same names
@@ -187,16 +207,21 @@ def test_params_names_of_nested_pytrees_and_refusals():
         run_sweep(g, inits={"a/b": np.zeros((2, 2, D))}, x=X, y=np.zeros((N, 2)), progress=False)
 
 
-@pytest.mark.parametrize("change, match", [
-    (lambda t: {"W1": t["W1"]}, r"inits: missing key 'W2' of shape \(K, 2, 2\); multi_linear\(k=2\) with d = 3"),
-    (lambda t: dict(t, W1=t["W1"][:, :, :2]), r"inits\['W1'\]: expected shape \(K, 2, 3\) .* got \(6, 2, 2\)"),
-    (lambda t: dict(t, W1=t["W1"][0]), r"inits\['W1'\]: expected shape \(K, 2, 3\) .*add the leading K axis"),
-    (lambda t: dict(t, W2=t["W2"][:5]), r"inits\['W2'\]: has 5 runs .* but inits\['W1'\] has 6"),
-    (lambda t: dict(t, c=t["W2"]), r"inits: unexpected key 'c'"),
-    (lambda t: dict(t, W2=np.where(np.arange(K)[:, None, None] == 2, np.nan, t["W2"])),
-     r"inits\['W2'\]: run 2 is not finite"),
-    (lambda t: t["W1"], r"inits: expected a dict \{'W1': \(K, 2, 3\), 'W2': \(K, 2, 2\)\}"),
-])
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda t: {"W1": t["W1"]}, r"inits: missing key 'W2' of shape \(K, 2, 2\); multi_linear\(k=2\) with d = 3"),
+        (lambda t: dict(t, W1=t["W1"][:, :, :2]), r"inits\['W1'\]: expected shape \(K, 2, 3\) .* got \(6, 2, 2\)"),
+        (lambda t: dict(t, W1=t["W1"][0]), r"inits\['W1'\]: expected shape \(K, 2, 3\) .*add the leading K axis"),
+        (lambda t: dict(t, W2=t["W2"][:5]), r"inits\['W2'\]: has 5 runs .* but inits\['W1'\] has 6"),
+        (lambda t: dict(t, c=t["W2"]), r"inits: unexpected key 'c'"),
+        (
+            lambda t: dict(t, W2=np.where(np.arange(K)[:, None, None] == 2, np.nan, t["W2"])),
+            r"inits\['W2'\]: run 2 is not finite",
+        ),
+        (lambda t: t["W1"], r"inits: expected a dict \{'W1': \(K, 2, 3\), 'W2': \(K, 2, 2\)\}"),
+    ],
+)
 def test_bad_inits_name_the_key_and_the_shape(change, match):
     with pytest.raises(SideqInputError, match=match):
         run_sweep(ML2, inits=change(INITS), eta=0.1, **dict(KW, pair_eta=False))

@@ -30,8 +30,7 @@ CASES = {
     "linear_bias_theta2>1": ("linear", True, [0.6, -0.8, 0.3, 2.5], [0.9, -0.2]),
 }
 # plain-jax σ for the unrolled Newton route (independent of sideq.activations)
-_JAX_SIGMA = {"sigmoid": jax.nn.sigmoid, "tanh": jnp.tanh, "softplus": jax.nn.softplus,
-              "linear": lambda z: z}
+_JAX_SIGMA = {"sigmoid": jax.nn.sigmoid, "tanh": jnp.tanh, "softplus": jax.nn.softplus, "linear": lambda z: z}
 
 H = 1e-3  # 4-point stencil: truncation O(H⁴) ≈ 1e-12, solver noise / H ≈ 1e-11
 _STENCIL = np.array([2.0, 1.0, -1.0, -2.0])
@@ -57,7 +56,7 @@ def _stencil_points(v):
     v = np.asarray(v, float)
     pts = np.repeat(v[None, :], 4 * v.size, axis=0)
     for i in range(v.size):
-        pts[4 * i:4 * i + 4, i] += _STENCIL * H
+        pts[4 * i : 4 * i + 4, i] += _STENCIL * H
     return pts
 
 
@@ -72,8 +71,7 @@ def _vg(case, backend):
     x-stencil rows share θ): the values give route (a), the gradients the jit/vmap checks."""
     name, bias, _, _ = CASES[case]
     model = _model(name, bias)
-    vg = jax.value_and_grad(lambda t, x: sideq.equilibrium(model, t, x, backend=backend),
-                            argnums=(0, 1))
+    vg = jax.value_and_grad(lambda t, x: sideq.equilibrium(model, t, x, backend=backend), argnums=(0, 1))
     return jax.jit(jax.vmap(vg))
 
 
@@ -171,8 +169,7 @@ def test_gradient_of_batched_equilibrium_plain_grad(backend, ref):
     name, bias, theta, _ = CASES["tanh_bias"]
     model = _model(name, bias)
     xs = np.array([[1.1, 0.4], [-0.3, 0.8], [0.0, -2.0]])
-    g = jax.grad(lambda t: jnp.sum(sideq.equilibrium(model, t, jnp.asarray(xs), backend=backend)))(
-        jnp.asarray(theta))
+    g = jax.grad(lambda t: jnp.sum(sideq.equilibrium(model, t, jnp.asarray(xs), backend=backend)))(jnp.asarray(theta))
     want = sum(_reference_at(name, bias, theta, xi, ref)[3] for xi in xs)
     _assert_rel(g, want)
 
@@ -196,6 +193,7 @@ def test_gradient_at_non_unique_root(backend, ref):
 # Forward mode and second derivatives
 # ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("case", ["tanh_bias"])
 def test_forward_mode_optimistix_matches_reverse_jaxopt(case, ref):
     name, bias, theta, x = CASES[case]
@@ -216,7 +214,7 @@ def test_forward_mode_optimistix_matches_reverse_jaxopt(case, ref):
     # independent: 4-point differences of the closed-form gradient (numpy + brentq)
     th = np.asarray(theta)
     gp = np.array([_reference_at(name, bias, p, np.asarray(x), ref)[3] for p in _stencil_points(th)])
-    h_fd = np.stack([(gp[4 * i:4 * i + 4].T @ _WEIGHTS) / H for i in range(th.size)])
+    h_fd = np.stack([(gp[4 * i : 4 * i + 4].T @ _WEIGHTS) / H for i in range(th.size)])
     _assert_rel(hf, h_fd, rtol=1e-7, what="hessian vs FD of Eq. (1)")
 
 
@@ -234,10 +232,10 @@ def test_jaxopt_forward_mode_is_unsupported():
 # Where y is NaN the gradient must not be a finite number
 # ---------------------------------------------------------------------------
 
+
 def _singular_grads(backend):
     model = sideq.linear()
-    f = jax.jit(jax.grad(lambda t, x: sideq.equilibrium(model, t, x, backend=backend),
-                         argnums=(0, 1)))
+    f = jax.jit(jax.grad(lambda t, x: sideq.equilibrium(model, t, x, backend=backend), argnums=(0, 1)))
     return f(jnp.array([0.7, 1.0]), jnp.array(2.0))
 
 

@@ -29,12 +29,18 @@ def test_strided_history_is_the_full_history_at_its_rows(full):
     assert t.tolist() == list(range(0, EPOCHS, 40)) + [EPOCHS]
     assert np.asarray(full.t).tolist() == list(range(EPOCHS + 1))
     for field in ("theta", "loss", "grad_norm", "distance", "residual"):
-        np.testing.assert_allclose(np.asarray(getattr(strided, field)),
-                                   np.asarray(getattr(full, field))[t], rtol=1e-12, atol=1e-15, err_msg=field)
+        np.testing.assert_allclose(
+            np.asarray(getattr(strided, field)),
+            np.asarray(getattr(full, field))[t],
+            rtol=1e-12,
+            atol=1e-15,
+            err_msg=field,
+        )
     # online quantities over every epoch, recomputed from the full history
     loss, gnorm, dist = (np.asarray(v) for v in (full.loss, full.grad_norm, full.distance))
-    first = [int(np.argmax(m)) if m.any() else -1
-             for m in (gnorm <= RUN["gtol"], loss <= RUN["ltol"], dist <= RUN["dtol"])]
+    first = [
+        int(np.argmax(m)) if m.any() else -1 for m in (gnorm <= RUN["gtol"], loss <= RUN["ltol"], dist <= RUN["dtol"])
+    ]
     assert sum(f >= 0 for f in first) >= 2, "the run must meet tolerances for this to test anything"
     assert np.asarray(strided.first_met).tolist() == first == np.asarray(full.first_met).tolist()
     assert int(strided.steps) == min(f for f in first if f >= 0)
@@ -61,8 +67,18 @@ def test_a_billion_epochs_compile_to_bounded_memory():
     epochs = 10**9
     every = history_stride(epochs, 2)
     compiled = train._descent_empirical.lower(
-        SIG, jnp.asarray([0.1, 0.1]), jnp.asarray(X), None, jnp.asarray([2.0]), np.float64(0.1),
-        np.zeros(3), epochs=epochs, optimizer=None, backend="jaxopt", maxiter=100, save_every=every,
+        SIG,
+        jnp.asarray([0.1, 0.1]),
+        jnp.asarray(X),
+        None,
+        jnp.asarray([2.0]),
+        np.float64(0.1),
+        np.zeros(3),
+        epochs=epochs,
+        optimizer=None,
+        backend="jaxopt",
+        maxiter=100,
+        save_every=every,
     ).compile()
     memory = compiled.memory_analysis()
     used = memory.output_size_in_bytes + memory.temp_size_in_bytes
@@ -81,8 +97,27 @@ def test_cli_save_every_writes_the_strided_rows_and_the_online_quantities(tmp_pa
     from sideq.cli import main
 
     path = tmp_path / "run.npz"
-    args = ["descent", "--model", "sigmoid", "--xi", "2", "--n", "64", "--init=0.1,0.1", "--eta", "0.5",
-            "--epochs", str(EPOCHS), "--ltol", "1e-3", "--save-every", "40", "--save", str(path), "--json"]
+    args = [
+        "descent",
+        "--model",
+        "sigmoid",
+        "--xi",
+        "2",
+        "--n",
+        "64",
+        "--init=0.1,0.1",
+        "--eta",
+        "0.5",
+        "--epochs",
+        str(EPOCHS),
+        "--ltol",
+        "1e-3",
+        "--save-every",
+        "40",
+        "--save",
+        str(path),
+        "--json",
+    ]
     assert main(args) == 0
     out = json.loads(capsys.readouterr().out)
     with np.load(path) as f:

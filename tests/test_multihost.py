@@ -24,8 +24,27 @@ import pytest
 
 pytestmark = pytest.mark.multihost
 
-SWEEP = ["sweep", "--model", "sigmoid", "--xi", "2", "--inits", "20", "--init-dist", "normal:0,1",
-         "--eta", "0.1,0.5", "--n", "64", "--chunk", "8", "--cpu-devices", "2", "--no-progress", "--json"]
+SWEEP = [
+    "sweep",
+    "--model",
+    "sigmoid",
+    "--xi",
+    "2",
+    "--inits",
+    "20",
+    "--init-dist",
+    "normal:0,1",
+    "--eta",
+    "0.1,0.5",
+    "--n",
+    "64",
+    "--chunk",
+    "8",
+    "--cpu-devices",
+    "2",
+    "--no-progress",
+    "--json",
+]
 
 
 def _free_port():
@@ -44,10 +63,18 @@ def _launch(out, epochs, cache, n, port, *flags):
     args = [sys.executable, "-m", "sideq.cli", *SWEEP, "--epochs", str(epochs), "--out", str(out), *flags]
     if n == 1:
         return [subprocess.Popen(args, env=_env(cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)]
-    return [subprocess.Popen(args + ["--distributed"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env=_env(cache, JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
-                                      JAX_NUM_PROCESSES=str(n), JAX_PROCESS_ID=str(i)))
-            for i in range(n)]
+    return [
+        subprocess.Popen(
+            args + ["--distributed"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(
+                cache, JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES=str(n), JAX_PROCESS_ID=str(i)
+            ),
+        )
+        for i in range(n)
+    ]
 
 
 def _finish(procs, timeout=240):
@@ -87,8 +114,11 @@ def test_two_processes_sweep_as_one_and_resume_after_a_kill(tmp_path):
     n_chunks = -(-40 // 8)
     deadline = time.time() + 240
     while time.time() < deadline:
-        done = [f for f in (os.listdir(out / "chunks") if (out / "chunks").exists() else [])
-                if f.endswith(".npz") and not f.startswith(".")]
+        done = [
+            f
+            for f in (os.listdir(out / "chunks") if (out / "chunks").exists() else [])
+            if f.endswith(".npz") and not f.startswith(".")
+        ]
         if done:
             break
         time.sleep(0.05)

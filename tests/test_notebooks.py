@@ -42,8 +42,9 @@ def _executed(path):
     error its run raised."""
     if path not in _EXECUTED:
         nb = nbformat.read(path, as_version=4)
-        client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
-                                         resources={"metadata": {"path": str(path.parent)}})
+        client = nbclient.NotebookClient(
+            nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+        )
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("MPLBACKEND", "Agg")  # (the kernel starts inside execute and inherits it)
             try:
@@ -70,7 +71,8 @@ def test_notebook_stored_without_outputs(path):
     nb = nbformat.read(path, as_version=4)
     for cell in _code_cells(nb):
         assert not cell.get("outputs") and cell.get("execution_count") is None, (
-            f"store {path.name} without outputs (e.g. jupyter nbconvert --clear-output --inplace)")
+            f"store {path.name} without outputs (e.g. jupyter nbconvert --clear-output --inplace)"
+        )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -85,7 +87,8 @@ def test_notebook_shows_figures(path):
     stored = nbformat.read(path, as_version=4)
     for cell in _code_cells(stored):
         assert not re.search(r"\b(matplotlib|mpl)\.use\s*\(", cell.source), (
-            f"{path.name} chooses a backend with matplotlib.use: it would draw nothing in Jupyter")
+            f"{path.name} chooses a backend with matplotlib.use: it would draw nothing in Jupyter"
+        )
     nb = _executed(path)
     shown = 0
     for cell in _code_cells(nb):

@@ -73,8 +73,9 @@ def _scatters(ax):
     """{label: PathCollection} of the labelled scatters of ``ax``."""
     from matplotlib.collections import PathCollection
 
-    return {c.get_label(): c for c in ax.collections
-            if isinstance(c, PathCollection) and not c.get_label().startswith("_")}
+    return {
+        c.get_label(): c for c in ax.collections if isinstance(c, PathCollection) and not c.get_label().startswith("_")
+    }
 
 
 def _legend_texts(ax):
@@ -98,8 +99,7 @@ def _stacks(ax):
     """[(baseline, top)] of the step patches of ``ax``, in drawing order."""
     from matplotlib.patches import StepPatch
 
-    return [(np.asarray(p.get_data()[2]), np.asarray(p.get_data()[0])) for p in ax.patches
-            if isinstance(p, StepPatch)]
+    return [(np.asarray(p.get_data()[2]), np.asarray(p.get_data()[0])) for p in ax.patches if isinstance(p, StepPatch)]
 
 
 def _count(values, edges):
@@ -129,8 +129,9 @@ def _hand_made(n=60, seed=0):
     steps = rng.integers(1, 100, n).astype(np.int32)
     steps[::4] = 100  # never met a tolerance...
     dist[8] = 1e-4  # ...but run 8 met dtol at theta(T) itself
-    return dict(theta_final=theta, status=status, loss_final=loss, distance_final=dist, steps=steps,
-                eta=np.full(n, 0.5))
+    return dict(
+        theta_final=theta, status=status, loss_final=loss, distance_final=dist, steps=steps, eta=np.full(n, 0.5)
+    )
 
 
 SETTINGS = dict(model="tanh", kind="single_index", bias=False, xi=[1.5, -0.5], epochs=100, dtol=1e-3)
@@ -233,8 +234,9 @@ def _learned(n):
     rng = np.random.default_rng(5)
     x = rng.uniform(0.0, 1.0, n)
     grid = np.linspace(0.0, 1.0, 11)
-    fig = plots.learned_function(grid, 2 * grid + 0.1, 2 * grid, x_data=x[:, None], y_data=2 * x,
-                                 true_label="true $f(x) = 2x$", title="Fig 1b")
+    fig = plots.learned_function(
+        grid, 2 * grid + 0.1, 2 * grid, x_data=x[:, None], y_data=2 * x, true_label="true $f(x) = 2x$", title="Fig 1b"
+    )
     return fig.axes[0], x, grid
 
 
@@ -261,11 +263,14 @@ def test_learned_function_curves_and_data_match_the_inputs():
     assert ax.get_xlabel() == "$x$" and ax.get_ylabel() == "$y$" and ax.get_title() == "Fig 1b"
 
 
-@pytest.mark.parametrize("x_data,y_data", [
-    (np.zeros((5, 2)), np.zeros(5)),  # two features: not a curve over one input
-    (np.zeros(5), np.zeros(4)),  # one target short
-    (np.zeros((5, 1, 1)), np.zeros(5)),
-])
+@pytest.mark.parametrize(
+    "x_data,y_data",
+    [
+        (np.zeros((5, 2)), np.zeros(5)),  # two features: not a curve over one input
+        (np.zeros(5), np.zeros(4)),  # one target short
+        (np.zeros((5, 1, 1)), np.zeros(5)),
+    ],
+)
 def test_learned_function_refuses_data_it_cannot_draw_in_one_line(x_data, y_data):
     grid = np.linspace(0.0, 1.0, 3)
     with pytest.raises(SideqInputError, match=r"learned_function: x_data .*shape \(n,\) or \(n, 1\)") as e:
@@ -299,7 +304,7 @@ def test_trajectory_linear_draws_iterates_coloured_by_epoch_and_the_solution_lin
     segs = lc.get_segments()
     assert len(segs) == 4
     for i, seg in enumerate(segs):  # segment i: theta(i) -> theta(i+1), coloured by epoch i
-        np.testing.assert_array_equal(seg, theta[i:i + 2])
+        np.testing.assert_array_equal(seg, theta[i : i + 2])
     np.testing.assert_array_equal(lc.get_array(), [0, 1, 2, 3])
     np.testing.assert_array_equal(sc.get_offsets(), theta)
     np.testing.assert_array_equal(sc.get_array(), [0, 1, 2, 3, 4])
@@ -372,8 +377,14 @@ def test_final_theta_scatter_is_theta_final_grouped_by_status(folders):
         theta, status = f["theta_final"], f["status"]
     assert len(np.unique(status)) >= 2  # (converged, singular, ...: several groups)
     figs = _named(plots.sweep(done))
-    assert list(figs) == ["sweep_theta_final", "sweep_loss_final", "sweep_distance_final", "sweep_steps",
-                          "sweep_basin_status", "sweep_basin_distance"]
+    assert list(figs) == [
+        "sweep_theta_final",
+        "sweep_loss_final",
+        "sweep_distance_final",
+        "sweep_steps",
+        "sweep_basin_status",
+        "sweep_basin_distance",
+    ]
     ax = figs["sweep_theta_final"].axes[0]
     scatters = _scatters(ax)
     codes, counts = np.unique(status, return_counts=True)
@@ -563,8 +574,9 @@ def test_a_product_sweep_gets_one_map_per_step_size():
         ax = figs[f"sweep_basin_status_eta{j}"].axes[0]
         mine = status[j::2]
         codes = sorted(set(status.tolist()) & set(mine.tolist()))
-        np.testing.assert_array_equal(np.asarray(ax.images[0].get_array()).T,
-                                      np.searchsorted(codes, mine).reshape(3, 3))
+        np.testing.assert_array_equal(
+            np.asarray(ax.images[0].get_array()).T, np.searchsorted(codes, mine).reshape(3, 3)
+        )
         assert f"$\\eta={value:g}$" in ax.get_title() and "9 runs (of 18 runs)" in ax.get_title()
 
 
@@ -574,8 +586,9 @@ def test_failed_and_non_unique_runs_are_marked_on_the_distance_map():
     status[[1, 5]] = Status.DIVERGED
     nue = np.zeros(9, np.int32)
     nue[[0, 5, 8]] = 3
-    arrays = dict(theta0=theta0, theta_final=theta0, status=status, distance_final=np.full(9, 0.1),
-                  non_unique_epochs=nue)
+    arrays = dict(
+        theta0=theta0, theta_final=theta0, status=status, distance_final=np.full(9, 0.1), non_unique_epochs=nue
+    )
     ax = _named(plots.sweep(arrays))["sweep_basin_distance"].axes[0]
     (crosses,) = [ln for ln in ax.lines if ln.get_marker() == "x"]
     np.testing.assert_array_equal(np.c_[crosses.get_xdata(), crosses.get_ydata()], theta0[[1, 5]])
@@ -648,14 +661,24 @@ def test_a_folder_of_chunks_is_read_without_the_last_chunks_padding(tmp_path):
     chunk files of sideq.sweep (the last chunk padded to the chunk size)."""
     folder = tmp_path / "s"
     (folder / "chunks").mkdir(parents=True)
-    manifest = dict(format="sideq-sweep-2", fingerprint="abc", chunk=4, n_chunks=2,
-                    settings=dict(model="sigmoid", kind="single_index", bias=False, xi=[2.0], runs=6, epochs=10))
+    manifest = dict(
+        format="sideq-sweep-2",
+        fingerprint="abc",
+        chunk=4,
+        n_chunks=2,
+        settings=dict(model="sigmoid", kind="single_index", bias=False, xi=[2.0], runs=6, epochs=10),
+    )
     (folder / "manifest.json").write_text(json.dumps(manifest))
     theta = np.arange(16.0).reshape(8, 2)
     for i in range(2):
         rows = slice(4 * i, 4 * i + 4)  # rows 6, 7: padding
-        np.savez(folder / "chunks" / f"chunk_{i:06d}.npz", fingerprint=np.array("abc"),
-                 theta_final=theta[rows], status=np.zeros(4, np.int32), steps=np.full(4, 10, np.int32))
+        np.savez(
+            folder / "chunks" / f"chunk_{i:06d}.npz",
+            fingerprint=np.array("abc"),
+            theta_final=theta[rows],
+            status=np.zeros(4, np.int32),
+            steps=np.full(4, 10, np.int32),
+        )
     data = plots.load_sweep(folder)
     assert (data.runs, data.total) == (6, 6)
     np.testing.assert_array_equal(data.arrays["theta_final"], theta[:6])
@@ -706,8 +729,13 @@ def test_run_draws_the_saved_arrays_and_finds_the_target_from_the_distances(tmp_
     sig = sideq.single_index("sigmoid")
     dist = np.array([float(distance_to_target(sig, row, np.array([XI]))) for row in theta])
     arrays = {k: np.zeros(()) for k in Trajectory._fields}
-    arrays.update(theta=theta, loss=np.exp(-3 * t), distance=dist, status=np.int32(Status.MAX_STEPS),
-                  t=np.arange(41, dtype=np.int32) * 5)  # the rows: every 5th epoch of 200
+    arrays.update(
+        theta=theta,
+        loss=np.exp(-3 * t),
+        distance=dist,
+        status=np.int32(Status.MAX_STEPS),
+        t=np.arange(41, dtype=np.int32) * 5,
+    )  # the rows: every 5th epoch of 200
     np.savez(tmp_path / "r.npz", **arrays)
     figs = _named(plots.run(tmp_path / "r.npz"))
     assert list(figs) == ["r_loss", "r_distance", "r_trajectory"]
@@ -787,8 +815,9 @@ def test_cli_plot_prints_the_paths_it_wrote(capsys, tmp_path):
     assert code == 0, err
     assert out.splitlines() == [str(folder / "plots" / "sweep_theta_final.png")]
     assert os.path.exists(out.splitlines()[0])
-    code, out, err = run_cli(capsys, "plot", str(folder), "--out", str(tmp_path / "o"), "--format", "pdf",
-                             "--pair", "-1,0", "--json")
+    code, out, err = run_cli(
+        capsys, "plot", str(folder), "--out", str(tmp_path / "o"), "--format", "pdf", "--pair", "-1,0", "--json"
+    )
     assert code == 0, err
     assert json.loads(out) == [str(tmp_path / "o" / "sweep_theta_final.pdf")]
 

@@ -60,8 +60,9 @@ SCRIPT = textwrap.dedent(
 
 def test_float32_user_session_never_flips_x64(tmp_path):
     env = dict(os.environ, JAX_ENABLE_X64="0", JAX_PLATFORMS="cpu")
-    proc = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env,
-                          timeout=300, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["flags"] == [False] * 5  # before and after every step, and after the scoped float64 runs

@@ -3,8 +3,8 @@ nothing, so that a pipe or a log receives the results alone."""
 
 import json
 
-import sideq.progress as progress
 import sideq.paper.verify as V
+import sideq.progress as progress
 
 
 def test_bar_on_a_terminal_only(monkeypatch, capsys):
@@ -23,8 +23,18 @@ def test_bar_on_a_terminal_only(monkeypatch, capsys):
 
 
 def test_verify_counts_checks_on_a_terminal_and_prints_only_results_on_a_pipe(monkeypatch, capsys):
-    record = dict(claim="Eq. (1)", variant="as printed", setting="s", statement="", observed="",
-                  theta=[0.0], expected="", holds=True, should_hold=True, tightness=1.0)
+    record = dict(
+        claim="Eq. (1)",
+        variant="as printed",
+        setting="s",
+        statement="",
+        observed="",
+        theta=[0.0],
+        expected="",
+        holds=True,
+        should_hold=True,
+        tightness=1.0,
+    )
 
     def fake_run(quick, log=None):
         for _ in range(4):

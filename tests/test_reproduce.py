@@ -57,12 +57,19 @@ def test_seed_runs_runs_each_seed_on_its_own_data():
 
 def test_reproduce_checks_claims_from_its_seed(monkeypatch, tmp_path):
     seen = {}
-    summ = dict(theta_initial=[0.0, 0.0], theta_final=[0.0, 0.0], loss_final=0.0, status="max_steps",
-                wall_s=0.0, settings=dict(figures=["fig1", "fig2"]))
+    summ = dict(
+        theta_initial=[0.0, 0.0],
+        theta_final=[0.0, 0.0],
+        loss_final=0.0,
+        status="max_steps",
+        wall_s=0.0,
+        settings=dict(figures=["fig1", "fig2"]),
+    )
     monkeypatch.setattr(reproduce, "run_experiment", lambda name, seed: (None, None, None, dict(summ)))
     monkeypatch.setattr(reproduce, "draw_figures", lambda *a: {})
-    monkeypatch.setattr(reproduce, "check_claims",
-                        lambda seeds, base, figs: seen.update(args=(seeds, base, figs)) or [])
+    monkeypatch.setattr(
+        reproduce, "check_claims", lambda seeds, base, figs: seen.update(args=(seeds, base, figs)) or []
+    )
     assert reproduce.reproduce(out=str(tmp_path), only="fig1", seed=7, seeds=3, as_json=True) == 0
     assert seen["args"] == (3, 7, ["fig1"])
 
@@ -80,11 +87,21 @@ BAD = 1  # the seed that breaks a claim: not the first one
 def _traj(theta, loss, distance, w, steps=None):
     s, t1 = loss.shape
     z = np.zeros((s, t1))
-    return Trajectory(theta=theta, loss=loss, grad_norm=z, distance=distance, w=w, gap=z, residual=z,
-                      status=np.full(s, int(Status.MAX_STEPS)), fail_step=np.full(s, -1),
-                      steps=np.full(s, t1 - 1) if steps is None else steps,
-                      non_unique_epochs=np.zeros(s, int), non_unique_first=np.full(s, -1),
-                      non_unique_last=np.full(s, -1))
+    return Trajectory(
+        theta=theta,
+        loss=loss,
+        grad_norm=z,
+        distance=distance,
+        w=w,
+        gap=z,
+        residual=z,
+        status=np.full(s, int(Status.MAX_STEPS)),
+        fail_step=np.full(s, -1),
+        steps=np.full(s, t1 - 1) if steps is None else steps,
+        non_unique_epochs=np.zeros(s, int),
+        non_unique_first=np.full(s, -1),
+        non_unique_last=np.full(s, -1),
+    )
 
 
 def _linear_good():
@@ -126,6 +143,7 @@ def _fake_seed_runs(arrays, model, calls=None):
             calls.append(dict(name=name, seeds=seeds, epochs=epochs, dtol=dtol))
         a = arrays(seeds, epochs) if callable(arrays) else arrays
         return model, _traj(**{k: np.asarray(v)[:seeds] for k, v in a.items()})
+
     return fake
 
 
@@ -148,6 +166,7 @@ def test_linear_claim_fails_when_one_seed_breaks_it(monkeypatch, broken):
 
 def _sigmoid_arrays(bad=None, variant_bad=False):
     """Runs near theta* = (2, 0): loss 1e-9, distance 1e-3 and falling, unless broken."""
+
     def arrays(seeds, epochs):
         t1 = T + 1
         dist = np.tile(np.geomspace(2.0, 1e-3, t1), (seeds, 1))
@@ -164,6 +183,7 @@ def _sigmoid_arrays(bad=None, variant_bad=False):
         elif bad == "monotone":  # rises for one mid-run epoch
             dist[BAD, 3] = dist[BAD, 2] + 1e-3
         return dict(theta=theta, loss=loss, distance=dist, w=np.zeros((seeds, t1)))
+
     return arrays
 
 

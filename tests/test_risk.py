@@ -28,7 +28,6 @@ from scipy.special import expit
 import sideq
 from sideq.status import Status
 
-
 # ---------------------------------------------------------------------------
 # Independent numpy/scipy references (no sideq, no jax).
 
@@ -110,8 +109,11 @@ def pop_grad(model, theta, xi, dist):
 
 # Laws used throughout, with their first two moments computed here, independently.
 U1 = (dict(low=0.0, high=1.0, d=1), np.array([0.5]), np.array([[1 / 3]]))
-U2 = (dict(low=[-1.0, 0.5], high=[2.0, 3.0]), np.array([0.5, 1.75]),
-      np.array([[0.25 + 9 / 12, 0.5 * 1.75], [0.5 * 1.75, 1.75**2 + 6.25 / 12]]))
+U2 = (
+    dict(low=[-1.0, 0.5], high=[2.0, 3.0]),
+    np.array([0.5, 1.75]),
+    np.array([[0.25 + 9 / 12, 0.5 * 1.75], [0.5 * 1.75, 1.75**2 + 6.25 / 12]]),
+)
 COV3 = random_cov(3, [2.0, 0.3, 0.02], seed=0)  # condition number 100
 COV5 = random_cov(5, [3.0, 1.0, 0.5, 0.2, 0.05], seed=1)
 MU3 = np.array([0.3, -0.2, 0.5])
@@ -199,7 +201,9 @@ def ref_gauss_1d(name, theta, xi, m, s, b=0.0):
     c = 1 / (s * math.sqrt(2 * math.pi))
 
     def f(x):
-        return (y_brent(name, theta[0] * x + b, theta[1]) - sigma(xi * x)) ** 2 * c * math.exp(-0.5 * ((x - m) / s) ** 2)
+        return (
+            (y_brent(name, theta[0] * x + b, theta[1]) - sigma(xi * x)) ** 2 * c * math.exp(-0.5 * ((x - m) / s) ** 2)
+        )
 
     val, _ = integrate.quad(f, m - 10 * s, m + 10 * s, epsabs=0, epsrel=1e-13, limit=400)
     return val
@@ -266,9 +270,11 @@ def test_single_index_gaussian_1d_vs_quad(act):
         assert got == pytest.approx(want, rel=1e-10), (theta, xi, nodes)
 
 
-@pytest.mark.parametrize("theta,xi,m,s,rel_default", [((1.0, 0.3), 2.0, 0.5, 1.0, 1e-10),
-                                                     ((2.0, 0.0), 6.0, 0.0, 1.0, 1e-8)],
-                         ids=["paper-like", "xi6"])
+@pytest.mark.parametrize(
+    "theta,xi,m,s,rel_default",
+    [((1.0, 0.3), 2.0, 0.5, 1.0, 1e-10), ((2.0, 0.0), 6.0, 0.0, 1.0, 1e-8)],
+    ids=["paper-like", "xi6"],
+)
 def test_sigmoid_gaussian_1d_default_nodes_accuracy(theta, xi, m, s, rel_default):
     """The documented accuracy of the default rule (README); the steep xi = 6 target
     needs nodes=288 for 1e-10 (the default 144 gives ~4e-9; 64-node Gauss-Hermite gave 2e-2)."""
@@ -314,9 +320,14 @@ def ref_gauss_uv(act, theta, xi, mu, cov, L=9.0):
         return (Y(u) - sigma(v)) ** 2 * c * math.exp(-0.5 * ((v - mv) / cs) ** 2 - 0.5 * ((u - mu_u) / su) ** 2)
 
     return integrate.dblquad(
-        f, mu_u - L * su, mu_u + L * su,
-        lambda u: mu_v + beta * (u - mu_u) - L * cs, lambda u: mu_v + beta * (u - mu_u) + L * cs,
-        epsabs=0, epsrel=1e-12)[0]
+        f,
+        mu_u - L * su,
+        mu_u + L * su,
+        lambda u: mu_v + beta * (u - mu_u) - L * cs,
+        lambda u: mu_v + beta * (u - mu_u) + L * cs,
+        epsabs=0,
+        epsrel=1e-12,
+    )[0]
 
 
 @pytest.mark.parametrize("act", SINGLE_INDEX)
@@ -354,14 +365,14 @@ def _check_grad_fd(model, theta, xi, dist, rtol=1e-7):
 
 def test_population_grad_vs_fd_uniform():
     _check_grad_fd(sideq.single_index("sigmoid"), [1.0, 0.3], [2.0], sideq.uniform(0.0, 1.0, 1))
-    _check_grad_fd(sideq.single_index("tanh", bias=True), [1.2, -0.7, 0.2, 0.3], [1.5, 0.8],
-                   sideq.uniform([-0.5, 0.0], [1.0, 2.0]))
+    _check_grad_fd(
+        sideq.single_index("tanh", bias=True), [1.2, -0.7, 0.2, 0.3], [1.5, 0.8], sideq.uniform([-0.5, 0.0], [1.0, 2.0])
+    )
 
 
 def test_population_grad_vs_fd_gaussian():
     _check_grad_fd(sideq.single_index("tanh"), TH3, XI3, sideq.gaussian(MU3, COV3))
-    _check_grad_fd(sideq.single_index("softplus", bias=True), [0.9, 0.4, -0.3], [1.0],
-                   sideq.gaussian(0.5, 1.0))
+    _check_grad_fd(sideq.single_index("softplus", bias=True), [0.9, 0.4, -0.3], [1.0], sideq.gaussian(0.5, 1.0))
 
 
 @pytest.mark.parametrize("law", ["gauss3", "unif2"])
@@ -404,8 +415,9 @@ def test_linear_grad_vs_closed_form_eq3(name, spec, xi):
         closed = np.r_[2 * M @ (t1 / k**2 - xi / k), 2 * (t1 / k**2) @ M @ (t1 / k - xi)]
         fd = fd_grad(R, theta, h=1e-4)
         np.testing.assert_allclose(closed, fd, rtol=1e-8)  # the formula itself, by FD
-        np.testing.assert_allclose(pop_grad(model, theta, xi, dist), closed, rtol=1e-11,
-                                   atol=1e-12 * np.abs(closed).max())
+        np.testing.assert_allclose(
+            pop_grad(model, theta, xi, dist), closed, rtol=1e-11, atol=1e-12 * np.abs(closed).max()
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -434,8 +446,9 @@ def test_empirical_risk_vs_numpy_brentq(act):
     if act in ("sigmoid", "identity"):  # y = None: targets sigma(xi'x) (xi'x for the linear DEQ)
         want = emp_ref(act, theta, XE, SIGMA[act][0](XE @ XIE))
         assert emp(model, theta, XE, xi=XIE) == pytest.approx(want, rel=1e-12)
-    np.testing.assert_allclose(np.asarray(sideq.targets(model, XIE, XE)), SIGMA[act][0](XE @ XIE),
-                               rtol=1e-15, atol=1e-15)
+    np.testing.assert_allclose(
+        np.asarray(sideq.targets(model, XIE, XE)), SIGMA[act][0](XE @ XIE), rtol=1e-15, atol=1e-15
+    )
 
 
 def test_targets_take_a_flat_batch_for_d1():
@@ -454,11 +467,15 @@ def test_empirical_risk_grad_vs_fd_of_reference():
     np.testing.assert_allclose(g, fd, rtol=1e-7, atol=1e-9)
 
 
-@pytest.mark.parametrize("model,theta", [
-    (sideq.single_index("sigmoid"), [5.0, -3.0, -2.0]),
-    (sideq.single_index("softplus", bias=True), [0.9, -0.6, 0.3, 0.35]),
-    (sideq.linear(), [0.9, -0.6, 2.5]),
-], ids=["sigmoid", "softplus-bias", "linear-theta2>1"])
+@pytest.mark.parametrize(
+    "model,theta",
+    [
+        (sideq.single_index("sigmoid"), [5.0, -3.0, -2.0]),
+        (sideq.single_index("softplus", bias=True), [0.9, -0.6, 0.3, 0.35]),
+        (sideq.linear(), [0.9, -0.6, 2.5]),
+    ],
+    ids=["sigmoid", "softplus-bias", "linear-theta2>1"],
+)
 def test_empirical_risk_backends_agree(model, theta):
     a = emp(model, theta, XE, xi=XIE, backend="jaxopt")
     b = emp(model, theta, XE, xi=XIE, backend="optimistix")
@@ -493,9 +510,18 @@ def _raises(prefix, fn, exc=sideq.SideqInputError):
     assert str(info.value).startswith(prefix), str(info.value)
 
 
-@pytest.mark.parametrize("case", [
-    "theta-length", "theta-nan", "theta-inf", "xi-shape", "xi-zero", "xi-nan", "dist",
-])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "theta-length",
+        "theta-nan",
+        "theta-inf",
+        "xi-shape",
+        "xi-zero",
+        "xi-nan",
+        "dist",
+    ],
+)
 def test_population_risk_bad_input(case):
     theta, xi, dist = jnp.array([1.0, 0.5, 0.2]), jnp.array([1.0, 2.0]), U2D
     call = {
@@ -510,10 +536,21 @@ def test_population_risk_bad_input(case):
     _raises(case.split("-")[0] + ":", call)
 
 
-@pytest.mark.parametrize("case", [
-    "theta-length", "theta-nan", "x-empty", "x-nan", "x-3d", "y-length", "y-nan", "y-missing", "xi-shape",
-    "xi-zero",
-])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "theta-length",
+        "theta-nan",
+        "x-empty",
+        "x-nan",
+        "x-3d",
+        "y-length",
+        "y-nan",
+        "y-missing",
+        "xi-shape",
+        "xi-zero",
+    ],
+)
 def test_empirical_risk_bad_input(case):
     theta = jnp.array([1.0, 0.5, 0.2])
     x, y = XE, YE
@@ -534,12 +571,19 @@ def test_empirical_risk_bad_input(case):
 
 def test_linear_theta2_equal_one_is_singular():
     lin = sideq.linear()
-    _raises("theta:", lambda: sideq.population_risk(lin, jnp.array([1.0, 2.0, 1.0]), jnp.array([1.0, 2.0]), U2D),
-            sideq.SingularModelError)
-    _raises("theta:", lambda: sideq.empirical_risk(lin, jnp.array([1.0, 2.0, 1.0]), XE, YE),
-            sideq.SingularModelError)
-    _raises("theta:", lambda: sideq.population_risk(sideq.linear(bias=True), jnp.array([1.0, 0.5, 1.0]), [1.0],
-                                                    sideq.gaussian(0.0, 1.0)), sideq.SingularModelError)
+    _raises(
+        "theta:",
+        lambda: sideq.population_risk(lin, jnp.array([1.0, 2.0, 1.0]), jnp.array([1.0, 2.0]), U2D),
+        sideq.SingularModelError,
+    )
+    _raises("theta:", lambda: sideq.empirical_risk(lin, jnp.array([1.0, 2.0, 1.0]), XE, YE), sideq.SingularModelError)
+    _raises(
+        "theta:",
+        lambda: sideq.population_risk(
+            sideq.linear(bias=True), jnp.array([1.0, 0.5, 1.0]), [1.0], sideq.gaussian(0.0, 1.0)
+        ),
+        sideq.SingularModelError,
+    )
     # θ2 = 1 is not singular for the single-index DEQ (sigmoid: |θ2|·L = 1/4)
     assert np.isfinite(pop(SIG, [1.0, 2.0, 1.0], [1.0, 2.0], U2D))
 
@@ -590,8 +634,9 @@ def test_descent_terms_statuses_and_residual_are_those_of_every_sample(route, th
 # gradient by implicit differentiation), and what its objective reports.
 
 POP_Q = jax.jit(functools.partial(sideq.population_risk, quadrature=True), static_argnums=(0,))
-POP_Q_GRAD = jax.jit(jax.grad(functools.partial(sideq.population_risk, quadrature=True), argnums=1),
-                     static_argnums=(0,))
+POP_Q_GRAD = jax.jit(
+    jax.grad(functools.partial(sideq.population_risk, quadrature=True), argnums=1), static_argnums=(0,)
+)
 
 U3 = dict(low=[-1.0, 0.0, 0.5], high=[2.0, 0.5, 3.0])
 CLOSED_FORM_LAWS = {  # name -> (law, xi): uniform d = 1, 3; Gaussian d = 1, 5 (non-zero mean, anisotropic)
@@ -658,8 +703,10 @@ def test_linear_closed_form_affine_activation():
     """Any affine σ(z) = s z + c makes the DEQ linear (Model.is_linear): the
     closed form folds s and c in (y = (s a + c)/(1 − sθ2), f = s ξᵀx + c)."""
     act = sideq.activations.activation(lambda z: 2.0 * z + 0.5, name="affine", slope_bounds=(2.0, 2.0))
-    for bias, dist, xi in [(False, sideq.uniform([-1.0, 0.5], [2.0, 3.0]), jnp.array([1.0, -2.0])),
-                           (True, sideq.gaussian(MU3, COV3), jnp.asarray(XI3))]:
+    for bias, dist, xi in [
+        (False, sideq.uniform([-1.0, 0.5], [2.0, 3.0]), jnp.array([1.0, -2.0])),
+        (True, sideq.gaussian(MU3, COV3), jnp.asarray(XI3)),
+    ]:
         model = sideq.single_index(act, bias=bias)
         assert model.is_linear
         for theta in _linear_thetas(model, len(xi), seed=4):
@@ -667,8 +714,9 @@ def test_linear_closed_form_affine_activation():
             rq = float(POP_Q(model, th, xi, dist))
             assert float(POP(model, th, xi, dist)) == pytest.approx(rq, rel=1e-12)
             gq = np.asarray(POP_Q_GRAD(model, th, xi, dist))
-            np.testing.assert_allclose(np.asarray(POP_GRAD(model, th, xi, dist)), gq, rtol=1e-12,
-                                       atol=1e-12 * np.abs(gq).max())
+            np.testing.assert_allclose(
+                np.asarray(POP_GRAD(model, th, xi, dist)), gq, rtol=1e-12, atol=1e-12 * np.abs(gq).max()
+            )
 
 
 @pytest.mark.parametrize("law", ["unif3", "gauss5"])
@@ -677,7 +725,7 @@ def test_linear_objective_routes_and_equilibrium(law):
     rounding of differently compiled programs); the one-element Equilibrium is what the docstring says (the
     equilibrium at the mean input, exact status, residual 0, no iterations),
     and n_nodes / initial_nodes_y0 give its length."""
-    from sideq.risk import n_nodes, population_objective, initial_nodes_y0
+    from sideq.risk import initial_nodes_y0, n_nodes, population_objective
     from sideq.scalar import Continuation, continuation
 
     make_law, xi = CLOSED_FORM_LAWS[law]
@@ -699,8 +747,9 @@ def test_linear_objective_routes_and_equilibrium(law):
             for other in (loss2, ev.loss, pop(model, theta, xi, dist)):
                 assert float(other) == pytest.approx(float(loss), rel=4e-16)
             for other in (ev.grad, pop_grad(model, theta, xi, dist)):
-                np.testing.assert_allclose(np.asarray(other), np.asarray(grad), rtol=1e-14,
-                                           atol=1e-14 * float(jnp.max(jnp.abs(grad))))
+                np.testing.assert_allclose(
+                    np.asarray(other), np.asarray(grad), rtol=1e-14, atol=1e-14 * float(jnp.max(jnp.abs(grad)))
+                )
             assert int(ev.flags) == 1 << Status.CONVERGED and float(ev.residual) == 0.0
             assert isinstance(ev.warm, Continuation)
             np.testing.assert_array_equal(np.asarray(ev.warm.theta), theta)
@@ -721,8 +770,9 @@ def test_linear_objective_routes_and_equilibrium(law):
         th = jnp.asarray(_linear_thetas(model, d, seed=5)[0])
         ev2 = other.descent_terms(th, continuation(jnp.zeros(1), th))
         ev = obj.descent_terms(th, continuation(jnp.zeros(1), th))
-        np.testing.assert_allclose(np.asarray(ev2.grad), np.asarray(ev.grad), rtol=1e-14,
-                                   atol=1e-14 * float(jnp.max(jnp.abs(ev.grad))))
+        np.testing.assert_allclose(
+            np.asarray(ev2.grad), np.asarray(ev.grad), rtol=1e-14, atol=1e-14 * float(jnp.max(jnp.abs(ev.grad)))
+        )
 
 
 @pytest.mark.parametrize("bias", [False, True], ids=["no-bias", "bias"])

@@ -22,8 +22,7 @@ BACKENDS = sideq.BACKENDS
 @functools.lru_cache(maxsize=None)
 def _vsolve(model, backend):
     """jit(vmap over theta) of solve(model, theta, x) with x shared (x may be a batch)."""
-    return jax.jit(jax.vmap(lambda th, x: sideq.solve(model, th, x, backend=backend),
-                            in_axes=(0, None)))
+    return jax.jit(jax.vmap(lambda th, x: sideq.solve(model, th, x, backend=backend), in_axes=(0, None)))
 
 
 def _theta_for(a, theta2, x, bias, rng):
@@ -61,8 +60,9 @@ def _exact_linear(theta, x, y, bias):
     return float(a / (1 - t2)), float(abs(yy - a - t2 * yy))
 
 
-@pytest.mark.parametrize("backend, d, bias", [
-    ("jaxopt", 1, False), ("jaxopt", 3, True), ("optimistix", 3, False), ("optimistix", 1, True)])
+@pytest.mark.parametrize(
+    "backend, d, bias", [("jaxopt", 1, False), ("jaxopt", 3, True), ("optimistix", 3, False), ("optimistix", 1, True)]
+)
 def test_linear_residual_and_closed_form(backend, d, bias):
     rng = np.random.default_rng(10 * d + bias)
     model = sideq.linear(bias=bias)
@@ -89,8 +89,7 @@ def test_linear_residual_and_closed_form(backend, d, bias):
             assert abs(y[i, j] - y_cf) <= 1e-12 * abs(y_cf) + 1.5e-14, (t, x, y[i, j], y_cf)
             assert res <= 1e-12, (t, x)
     # margin of a linear DEQ is 1 − θ2 (Eq. (1)); it is the same at every x
-    np.testing.assert_allclose(np.asarray(sol.margin), np.broadcast_to(1 - thetas[:, -1:], y.shape),
-                               rtol=0, atol=1e-15)
+    np.testing.assert_allclose(np.asarray(sol.margin), np.broadcast_to(1 - thetas[:, -1:], y.shape), rtol=0, atol=1e-15)
 
 
 # ---------------------------------------------------------------------------
@@ -109,8 +108,13 @@ _TH2_SI = {
 _A_SI = [-5.0, -2.0, -0.3, 0.0, 0.7, 2.5, 5.0]
 
 # (d, bias) per activation: every backend sees all four combinations across activations
-_CONFIG_SI = {"sigmoid": (1, False), "tanh": (3, True), "softplus": (3, False),
-              "gelu": (1, True), "leaky_relu": (3, True)}
+_CONFIG_SI = {
+    "sigmoid": (1, False),
+    "tanh": (3, True),
+    "softplus": (3, False),
+    "gelu": (1, True),
+    "leaky_relu": (3, True),
+}
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -151,6 +155,7 @@ def test_jaxopt_newton_cycles_between_bracket_ends(a, theta2, ref):
 # ---------------------------------------------------------------------------
 # 3. Non-unique and no-root regimes
 # ---------------------------------------------------------------------------
+
 
 def _sigmoid_three_roots(sigma):
     """x = 1, θ1 = −4, θ2 = 8: F(y) = y − σ(8y − 4) is odd about y = 1/2."""
@@ -242,6 +247,7 @@ def test_softplus_two_roots_never_finite_wrong(backend, ref):
 # 4. Singular linear DEQ (θ2 = 1)
 # ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("bias", [False, True])
 def test_singular_raises_outside_jit(bias):
     for model in [sideq.linear(bias=bias), sideq.single_index("identity", bias=bias)]:
@@ -266,8 +272,7 @@ def test_singular_inside_jit_is_nan_and_flagged(backend):
     # under vmap over θ only the singular entry is NaN
     thetas = jnp.array([[0.7, 0.5], [0.7, 1.0], [0.7, 3.0]])
     sol = _vsolve(model, backend)(thetas, jnp.array(2.0))
-    np.testing.assert_array_equal(np.asarray(sol.status), [Status.CONVERGED, Status.SINGULAR,
-                                                           Status.CONVERGED])
+    np.testing.assert_array_equal(np.asarray(sol.status), [Status.CONVERGED, Status.SINGULAR, Status.CONVERGED])
     y = np.asarray(sol.y)
     assert np.isnan(y[1])
     np.testing.assert_allclose(y[[0, 2]], [1.4 / 0.5, 1.4 / -2.0], rtol=1e-14)
@@ -277,18 +282,21 @@ def test_singular_inside_jit_is_nan_and_flagged(backend):
 # 5. Diagnostics: warm start, backend agreement
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("act, theta, bias", [
-    ("sigmoid", [1.3, -0.4, -2.0], True),
-    ("gelu", [0.6, 0.2, 0.7], False),
-])
+
+@pytest.mark.parametrize(
+    "act, theta, bias",
+    [
+        ("sigmoid", [1.3, -0.4, -2.0], True),
+        ("gelu", [0.6, 0.2, 0.7], False),
+    ],
+)
 def test_warm_start_and_backend_agreement(act, theta, bias, ref):
     sigma = ref.act[act][0]
     model = sideq.single_index(act, bias=bias)
     x = np.array([1.5] if bias else [1.5, -0.4])
     theta = np.asarray(theta)
     y_ref = ref.brent_root(sigma, _offset(theta, x, bias), theta[-1])
-    sols = {be: sideq.solve(model, jnp.asarray(theta), jnp.asarray(x), backend=be)
-            for be in BACKENDS}
+    sols = {be: sideq.solve(model, jnp.asarray(theta), jnp.asarray(x), backend=be) for be in BACKENDS}
     for be, s in sols.items():
         assert int(s.status) == Status.CONVERGED
         assert 1 <= int(s.iterations) <= 100
@@ -306,6 +314,7 @@ def test_warm_start_and_backend_agreement(act, theta, bias, ref):
 # ---------------------------------------------------------------------------
 # 6. Batching, vmap, jit
 # ---------------------------------------------------------------------------
+
 
 def _assert_same(sol, sols, rtol=1e-14):
     """sol (batched Equilibrium) equals the list of per-element Equilibria."""
@@ -337,8 +346,7 @@ def test_vmap_and_jit_match_loop(backend):
     assert np.all(np.asarray(warm.iterations) <= 2)
     # vmap over theta, mixing unique, non-unique (θ2 = 6) and |θ2| > 1 entries so that
     # the batched while loop has members that finish at different iterations
-    thetas = jnp.array([[1.2, -0.7, 0.3, -2.5], [0.4, 0.1, -3.0, 6.0],
-                        [-2.0, 1.0, 0.0, 3.0], [0.0, 0.0, 0.0, -40.0]])
+    thetas = jnp.array([[1.2, -0.7, 0.3, -2.5], [0.4, 0.1, -3.0, 6.0], [-2.0, 1.0, 0.0, 3.0], [0.0, 0.0, 0.0, -40.0]])
     x = xs[0]
     loop_t = [sideq.solve(model, thetas[i], x, backend=backend) for i in range(4)]
     assert len({int(s.iterations) for s in loop_t}) > 1
@@ -366,20 +374,17 @@ def test_float32_in_float32_out(backend, ref):
     model = sideq.single_index("sigmoid")
     theta = [0.5, -0.3, -2.0]
     x = np.array([[1.0, 2.0], [-0.5, 0.3]])
-    s32 = sideq.solve(model, jnp.asarray(theta, jnp.float32), jnp.asarray(x, jnp.float32),
-                      backend=backend)
+    s32 = sideq.solve(model, jnp.asarray(theta, jnp.float32), jnp.asarray(x, jnp.float32), backend=backend)
     for field in ("y", "residual", "margin"):
         assert getattr(s32, field).dtype == jnp.float32, field
     assert np.all(np.asarray(s32.status) == Status.CONVERGED)
-    y_ref = [ref.brent_root(ref.act["sigmoid"][0], np.asarray(theta[:2]) @ xi, theta[-1])
-             for xi in x]
+    y_ref = [ref.brent_root(ref.act["sigmoid"][0], np.asarray(theta[:2]) @ xi, theta[-1]) for xi in x]
     np.testing.assert_allclose(np.asarray(s32.y), y_ref, rtol=2e-5)
     assert np.all(np.asarray(s32.residual) <= 1e-5)
     y = sideq.equilibrium(model, np.asarray(theta, np.float32), np.float32(x), backend=backend)
     assert y.dtype == jnp.float32
     # a Python scalar x does not promote float32 theta to float64
-    assert sideq.solve(model, jnp.asarray([0.5, 0.3], jnp.float32), 0.5,
-                       backend=backend).y.dtype == jnp.float32
+    assert sideq.solve(model, jnp.asarray([0.5, 0.3], jnp.float32), 0.5, backend=backend).y.dtype == jnp.float32
 
 
 # ---------------------------------------------------------------------------
@@ -389,16 +394,16 @@ def test_float32_in_float32_out(backend, ref):
 _LIN, _LINB, _SIG = sideq.linear(), sideq.linear(bias=True), sideq.single_index("sigmoid")
 _BAD = [
     # (model, theta, x, kwargs, message prefix, substring)
-    (_SIG, np.ones(5), np.ones(3), {}, "x:", "theta"),          # theta has d = 4, x has 3
-    (_SIG, np.ones(3), np.ones(1), {}, "x:", "theta"),          # theta has d = 2
-    (_LINB, np.ones(4), np.ones(3), {}, "x:", "with bias"),     # bias: theta (4,) means d = 2
+    (_SIG, np.ones(5), np.ones(3), {}, "x:", "theta"),  # theta has d = 4, x has 3
+    (_SIG, np.ones(3), np.ones(1), {}, "x:", "theta"),  # theta has d = 2
+    (_LINB, np.ones(4), np.ones(3), {}, "x:", "with bias"),  # bias: theta (4,) means d = 2
     (_SIG, np.ones((2, 3)), np.ones(2), {}, "theta:", "vmap"),  # theta must be 1-D
     (_SIG, np.float64(1.0), np.ones(1), {}, "theta:", "()"),
-    (_SIG, np.ones(1), np.ones(1), {}, "theta:", "theta1"),     # no room for theta1
+    (_SIG, np.ones(1), np.ones(1), {}, "theta:", "theta1"),  # no room for theta1
     (_LINB, np.ones(2), np.ones(1), {}, "theta:", "theta1"),
     (_SIG, np.ones(3), np.ones((4, 3)), {}, "x:", "(4, 3)"),
     (_SIG, np.ones(3), np.ones((2, 2, 2)), {}, "x:", ""),
-    (_SIG, np.ones(4), np.float64(1.0), {}, "x:", ""),          # scalar x only when d = 1
+    (_SIG, np.ones(4), np.float64(1.0), {}, "x:", ""),  # scalar x only when d = 1
     (_SIG, np.array([0.5, np.nan, 0.1]), np.ones(2), {}, "theta:", "non-finite"),
     (_SIG, np.array([0.5, 0.2, np.inf]), np.ones(2), {}, "theta:", "non-finite"),
     (_SIG, np.ones(3), np.array([[1.0, 2.0], [np.nan, 0.0]]), {}, "x:", "NaN"),
@@ -473,9 +478,11 @@ def test_curvature_bound_is_what_makes_one_step_exact():
     (The certificate also requires a step ≤ eps^(1/4), so only a large
     constant can make the difference.)"""
     true = sideq.single_index("tanh")
-    false = sideq.single_index(sideq.activation(
-        jnp.tanh, name="tanh_false", slope_bounds=(0.0, 1.0), range_bounds=(-1.0, 1.0),
-        curvature_bound=1e-12))
+    false = sideq.single_index(
+        sideq.activation(
+            jnp.tanh, name="tanh_false", slope_bounds=(0.0, 1.0), range_bounds=(-1.0, 1.0), curvature_bound=1e-12
+        )
+    )
     theta, x = jnp.array([30.0, -50.0]), jnp.array([1.0])
     exact = sideq.solve(true, theta, x)
     good = sideq.solve(true, theta, x, y0=float(exact.y) + 1e-8)
@@ -496,8 +503,7 @@ def test_predict_start_is_second_order_and_needs_one_evaluation():
     errors = []
     for h in (1e-2, 5e-3, 2.5e-3):
         exact = sideq.solve(model, theta + h * v, x)
-        pred = jax.vmap(lambda xi_, w: sideq.predict_start(model, theta + h * v, xi_, w))(
-            x, sideq.warm_start(base))
+        pred = jax.vmap(lambda xi_, w: sideq.predict_start(model, theta + h * v, xi_, w))(x, sideq.warm_start(base))
         errors.append(float(jnp.max(jnp.abs(pred - exact.y))))
         naive = float(jnp.max(jnp.abs(base.y - exact.y)))
         assert errors[-1] < 0.1 * naive  # far better than reusing y
@@ -550,9 +556,15 @@ def test_non_finite_warm_start_falls_back_to_a_cold_start():
 # starts that need the second step or the safe path (sigmoid θ2 = −50 cycles
 # between the bracket's ends; θ2 = 8 is non-unique), the linear DEQ near θ2 = 1.
 _BATCH_CASES = [
-    ("sigmoid", [1.6, 0.23]), ("sigmoid", [3.0, -50.0]), ("sigmoid", [2.0, 8.0]),
-    ("tanh", [0.8, 0.5]), ("softplus", [1.2, -0.7]), ("gelu", [1.0, 0.4]),
-    ("relu", [1.0, 0.6]), ("linear", [2.0, 0.999]), ("linear", [0.5, 3.0]),
+    ("sigmoid", [1.6, 0.23]),
+    ("sigmoid", [3.0, -50.0]),
+    ("sigmoid", [2.0, 8.0]),
+    ("tanh", [0.8, 0.5]),
+    ("softplus", [1.2, -0.7]),
+    ("gelu", [1.0, 0.4]),
+    ("relu", [1.0, 0.6]),
+    ("linear", [2.0, 0.999]),
+    ("linear", [0.5, 3.0]),
 ]
 
 
@@ -563,8 +575,9 @@ def _batch_and_vmap(name):
     model = sideq.linear() if name == "linear" else sideq.single_index(name)
     tol = 64 * 2.0**-52
     batch = jax.jit(lambda th, x, w: _solve_warm(model, th, x, w, tol, 100)[0])
-    per_element = jax.jit(jax.vmap(lambda th, x, w: _solve_impl(model, th, x, w, "jaxopt", tol, 100),
-                                   in_axes=(None, 0, 0)))
+    per_element = jax.jit(
+        jax.vmap(lambda th, x, w: _solve_impl(model, th, x, w, "jaxopt", tol, 100), in_axes=(None, 0, 0))
+    )
     return model, batch, per_element
 
 
@@ -680,7 +693,8 @@ def test_continuation_predicts_as_the_warm_start_does():
     sol = sideq.solve(model, theta_prev, x)
     cont = Continuation(sol.y, sol.sensitivity, theta_prev)
     by_cont = jax.vmap(lambda xi_, y, s: sideq.predict_start(model, theta, xi_, Continuation(y, s, theta_prev)))(
-        x, cont.y, cont.sensitivity)
+        x, cont.y, cont.sensitivity
+    )
     by_warm = jax.vmap(lambda xi_, w: sideq.predict_start(model, theta, xi_, w))(x, sideq.warm_start(sol))
     np.testing.assert_allclose(np.asarray(by_cont), np.asarray(by_warm), rtol=0, atol=1e-15)
     # Without the sensitivities (gradient descent's carry for tanh): taken from
@@ -740,8 +754,20 @@ def test_unit_scale_acceptance_is_the_general_one(name):
     model = sideq.single_index(name)
     wide = sideq.single_index(dataclasses.replace(model.activation, range_min=-np.inf, range_max=np.inf))
     rng = np.random.default_rng(8)
-    steps = np.r_[np.logspace(-300, 300, 52) * rng.choice([-1, 1], 52), 1e-8, 3e-7, -1e-4,
-                  np.inf, -np.inf, np.nan, 0.0, -0.0, 1.5e-8, 1.2e-4, 1.3e-4]
+    steps = np.r_[
+        np.logspace(-300, 300, 52) * rng.choice([-1, 1], 52),
+        1e-8,
+        3e-7,
+        -1e-4,
+        np.inf,
+        -np.inf,
+        np.nan,
+        0.0,
+        -0.0,
+        1.5e-8,
+        1.2e-4,
+        1.3e-4,
+    ]
     y_start = jnp.asarray(rng.uniform(model.activation.range_min, model.activation.range_max, steps.size))
     accept = _acceptance(model, jnp.asarray(0.27), jnp.float64, 64 * 2.0**-52)
     a = _step_end(model, y_start, jnp.asarray(steps), accept)
@@ -756,10 +782,12 @@ def test_uniqueness_margin_against_a_dense_grid_of_slopes(act):
     """m > 0 iff F' = 1 − θ2σ' keeps one sign, with |F'| ≥ m, and m is the infimum:
     σ' from numpy on a dense grid of z (no sideq)."""
     z = np.linspace(-40.0, 40.0, 400001)
-    slope = {"sigmoid": lambda z: np.exp(-np.abs(z)) / (1 + np.exp(-np.abs(z))) ** 2,
-             "tanh": lambda z: 1 / np.cosh(z) ** 2,
-             "softplus": lambda z: 1 / (1 + np.exp(-z)),
-             "linear": lambda z: np.ones_like(z)}[act](z)
+    slope = {
+        "sigmoid": lambda z: np.exp(-np.abs(z)) / (1 + np.exp(-np.abs(z))) ** 2,
+        "tanh": lambda z: 1 / np.cosh(z) ** 2,
+        "softplus": lambda z: 1 / (1 + np.exp(-z)),
+        "linear": lambda z: np.ones_like(z),
+    }[act](z)
     model = sideq.linear() if act == "linear" else sideq.single_index(act)
     for theta2 in (-3.0, -0.5, 0.0, 0.5, 0.99, 1.01, 3.9, 4.1, 6.0):
         m, direction = sideq.uniqueness_margin(model, jnp.asarray(theta2))

@@ -84,10 +84,10 @@ def test_codes_are_the_stable_ones_verify_md_records():
     assert all(codes == [int(Status.CONVERGED)] for codes in codes_of("Lemma 3.2"))
     # outside Corollary 3.1's assumptions, flows capped at max_steps: softplus meets
     # theta2 >= 1 with no root (README), tanh meets theta2 * sigma' >= 1
-    assert codes_of("Corollary 3.1", "outside", "softplus") == [sorted([int(Status.MAX_STEPS),
-                                                                        int(Status.SOLVER_FAILURE)])]
-    assert codes_of("Corollary 3.1", "outside", "tanh") == [sorted([int(Status.MAX_STEPS),
-                                                                    int(Status.NON_UNIQUE)])]
+    assert codes_of("Corollary 3.1", "outside", "softplus") == [
+        sorted([int(Status.MAX_STEPS), int(Status.SOLVER_FAILURE)])
+    ]
+    assert codes_of("Corollary 3.1", "outside", "tanh") == [sorted([int(Status.MAX_STEPS), int(Status.NON_UNIQUE)])]
 
 
 def test_worst_and_severity_follow_the_documented_order():
@@ -113,24 +113,33 @@ def test_first_status_takes_the_first_case_that_holds_elementwise():
     b = jnp.asarray([True, True, False, False])
     got = S.first_status([(a, Status.SINGULAR), (b, Status.DIVERGED)])
     # by hand: [a wins, b, a, neither -> default CONVERGED]
-    np.testing.assert_array_equal(np.asarray(got), [int(Status.SINGULAR), int(Status.DIVERGED), int(Status.SINGULAR),
-                                                    int(Status.CONVERGED)])
+    np.testing.assert_array_equal(
+        np.asarray(got), [int(Status.SINGULAR), int(Status.DIVERGED), int(Status.SINGULAR), int(Status.CONVERGED)]
+    )
     got = S.first_status([(b, Status.NON_UNIQUE), (a, Status.SOLVER_FAILURE)], default=Status.MAX_STEPS)
-    np.testing.assert_array_equal(np.asarray(got), [int(Status.NON_UNIQUE), int(Status.NON_UNIQUE),
-                                                    int(Status.SOLVER_FAILURE), int(Status.MAX_STEPS)])
+    np.testing.assert_array_equal(
+        np.asarray(got),
+        [int(Status.NON_UNIQUE), int(Status.NON_UNIQUE), int(Status.SOLVER_FAILURE), int(Status.MAX_STEPS)],
+    )
     assert np.asarray(got).dtype == np.int32
     assert int(S.first_status([], default=Status.DIVERGED)) == int(Status.DIVERGED)
 
 
 def test_status_bits_flags_and_has_status_decoded_by_hand():
     codes = [int(s) for s in Status]
-    np.testing.assert_array_equal(np.asarray(S.status_bit(jnp.asarray(codes))), [2 ** c for c in codes])
-    sample = [int(Status.CONVERGED), int(Status.CONVERGED), int(Status.DIVERGED), int(Status.SOLVER_FAILURE),
-              int(Status.DIVERGED), int(Status.CONVERGED)]
+    np.testing.assert_array_equal(np.asarray(S.status_bit(jnp.asarray(codes))), [2**c for c in codes])
+    sample = [
+        int(Status.CONVERGED),
+        int(Status.CONVERGED),
+        int(Status.DIVERGED),
+        int(Status.SOLVER_FAILURE),
+        int(Status.DIVERGED),
+        int(Status.CONVERGED),
+    ]
     flags = int(S.status_flags(jnp.asarray(sample).reshape(2, 3)))
     want = 0
     for c in set(sample):  # each code that occurs sets its bit once
-        want += 2 ** c
+        want += 2**c
     assert flags == want
     decoded = {s for s in Status if (flags // 2 ** int(s)) % 2 == 1}  # read the bits back by hand
     assert decoded == {Status(c) for c in sample}
@@ -143,6 +152,7 @@ def test_status_bits_flags_and_has_status_decoded_by_hand():
     assert bool(S.has_status(flags, Status.DIVERGED, absent[0]))
     # also on an array of masks, as the descent step uses it
     masks = jnp.asarray([2 ** int(Status.SINGULAR), 2 ** int(Status.CONVERGED), 0])
-    np.testing.assert_array_equal(np.asarray(S.has_status(masks, Status.SINGULAR, Status.MAX_STEPS)),
-                                  [True, False, False])
+    np.testing.assert_array_equal(
+        np.asarray(S.has_status(masks, Status.SINGULAR, Status.MAX_STEPS)), [True, False, False]
+    )
     assert int(S.status_flags(jnp.asarray([int(Status.NON_UNIQUE)]))) == 2 ** int(Status.NON_UNIQUE)

@@ -31,6 +31,7 @@ TOL = 64 * EPS
 
 # -- user activations: (jax callable, numpy twin, exact slope bounds, range) ----
 
+
 def _softsign(z):
     return z / (1 + jnp.abs(z))
 
@@ -72,8 +73,7 @@ FAMILY = {
 }
 
 # (θ1, θ2) and inputs x: some with one root, some with three (checked below).
-CASES = [(1.0, 500.0), (1.0, 0.5), (1.0, 3.0), (0.5, 1.0), (1.0, 8.0), (0.0, 1.2), (0.3, -4.0),
-         (1.0, 40.0)]
+CASES = [(1.0, 500.0), (1.0, 0.5), (1.0, 3.0), (0.5, 1.0), (1.0, 8.0), (0.0, 1.2), (0.3, -4.0), (1.0, 40.0)]
 XS = np.array([0.0, 0.1, -0.05, 0.7, -31.0, 30.0])
 
 
@@ -90,11 +90,15 @@ def _roots(np_fn, a, theta2, lo, hi):
 
 
 def _find_roots(np_fn, a, theta2, lo, hi):
-    grid = np.unique(np.concatenate([
-        np.linspace(lo, hi, 100_001),
-        (np.linspace(2e-5, 5e-5, 3_001) - a) / theta2 if theta2 != 0 else [],
-        (np.linspace(29.0, 31.0, 20_001) - a) / theta2 if theta2 != 0 else [],
-    ]))
+    grid = np.unique(
+        np.concatenate(
+            [
+                np.linspace(lo, hi, 100_001),
+                (np.linspace(2e-5, 5e-5, 3_001) - a) / theta2 if theta2 != 0 else [],
+                (np.linspace(29.0, 31.0, 20_001) - a) / theta2 if theta2 != 0 else [],
+            ]
+        )
+    )
     grid = grid[(grid >= lo) & (grid <= hi)]
     F = grid - np_fn(a + theta2 * grid)
     roots = list(grid[F == 0])
@@ -122,7 +126,8 @@ def _claims(model, np_fn, lo, hi):
                 if not abs(y - np_fn(a + theta2 * y)) <= math.sqrt(TOL) * (1 + abs(y) + abs(a)):
                     wrong.append(("not a root", case))
                 if status == Status.CONVERGED and not (
-                        len(roots) == 1 and abs(y - roots[0]) <= 1e-10 * (1 + abs(roots[0]))):
+                    len(roots) == 1 and abs(y - roots[0]) <= 1e-10 * (1 + abs(roots[0]))
+                ):
                     wrong.append(("claimed unique", case))
                 if model.activation.estimated and status == Status.CONVERGED:
                     wrong.append(("converged on estimated bounds", case))
@@ -199,6 +204,7 @@ def test_failed_solve_is_nan_with_nan_gradient():
 
 def test_model_cannot_be_subclassed_into_another_map():
     with pytest.raises(TypeError, match="cannot be subclassed.*sideq.activation.*sideq.deq"):
+
         class Squared(sideq.Model):  # noqa: F841
             def g(self, theta, x, y):
                 return super().g(theta, x, y) + 0.3 * y * y

@@ -50,14 +50,29 @@ def _subprocess(args, devices=1, same_backend=False):
         env.pop("JAX_PLATFORMS")
     flags = env.get("XLA_FLAGS", "").replace("--xla_force_host_platform_device_count", "--ignored")
     env["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={devices}".strip()
-    return subprocess.Popen([sys.executable, "-c", _SCRIPT, *map(str, args)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", _SCRIPT, *map(str, args)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _script_sweep(out_dir, chunk, K, epochs, **kw):
     """The subprocess's sweep, in this process."""
-    return run_sweep(SIG, xi=[2.0], x=X16, inits=make_inits("normal:0,0.5", K, 2, seed=7),
-                     eta=[0.1, 0.7], epochs=epochs, chunk=chunk, out_dir=out_dir, progress=False, **kw)
+    return run_sweep(
+        SIG,
+        xi=[2.0],
+        x=X16,
+        inits=make_inits("normal:0,0.5", K, 2, seed=7),
+        eta=[0.1, 0.7],
+        epochs=epochs,
+        chunk=chunk,
+        out_dir=out_dir,
+        progress=False,
+        **kw,
+    )
 
 
 # ----------------------------------------------------------------------------
@@ -82,16 +97,16 @@ def test_vmapped_runs_equal_single_descent_runs(problem):
         np.testing.assert_allclose(a["theta_final"][r], np.asarray(tr.theta[-1]), rtol=1e-13, atol=1e-13)
         np.testing.assert_allclose(a["loss_final"][r], float(tr.loss[-1]), rtol=1e-12, atol=1e-15)
         np.testing.assert_allclose(a["distance_final"][r], float(tr.distance[-1]), rtol=1e-12, atol=1e-15)
-        assert (a["status"][r], a["fail_step"][r], a["steps"][r]) == (
-            int(tr.status), int(tr.fail_step), int(tr.steps))
+        assert (a["status"][r], a["fail_step"][r], a["steps"][r]) == (int(tr.status), int(tr.fail_step), int(tr.steps))
     assert res.summary["runs"] == 6 and res.summary["K"] == 3 and res.summary["n_eta"] == 2
 
 
 def test_paired_etas_and_tolerance_steps():
     inits = make_inits("normal:0,0.3", 4, 2, seed=2)
     etas = np.array([0.05, 0.1, 0.2, 0.4])
-    res = run_sweep(LIN, xi=XI, dist=UNIF8, inits=inits, eta=etas, pair_eta=True, epochs=EPOCHS,
-                    dtol=1e-3, chunk=4, progress=False)
+    res = run_sweep(
+        LIN, xi=XI, dist=UNIF8, inits=inits, eta=etas, pair_eta=True, epochs=EPOCHS, dtol=1e-3, chunk=4, progress=False
+    )
     np.testing.assert_array_equal(res.arrays["eta"], etas)
     for i in (0, 3):
         tr = descent(LIN, inits[i], xi=XI, dist=UNIF8, eta=etas[i], epochs=EPOCHS, dtol=1e-3)
@@ -104,10 +119,12 @@ def test_diverging_run_is_data_and_does_not_touch_its_neighbours():
     eta = np.full(6, 0.5)
     wild = eta.copy()
     wild[2] = 1e12  # the first step throws theta past the divergence bound
-    calm = run_sweep(SIG, xi=XI, dist=UNIF8, inits=inits, eta=eta, pair_eta=True, epochs=EPOCHS,
-                     chunk=4, progress=False)
-    res = run_sweep(SIG, xi=XI, dist=UNIF8, inits=inits, eta=wild, pair_eta=True, epochs=EPOCHS,
-                    chunk=4, progress=False)
+    calm = run_sweep(
+        SIG, xi=XI, dist=UNIF8, inits=inits, eta=eta, pair_eta=True, epochs=EPOCHS, chunk=4, progress=False
+    )
+    res = run_sweep(
+        SIG, xi=XI, dist=UNIF8, inits=inits, eta=wild, pair_eta=True, epochs=EPOCHS, chunk=4, progress=False
+    )
     a = res.arrays
     assert a["status"][2] == Status.DIVERGED and a["fail_step"][2] == 1
     assert np.all(np.isfinite(a["theta_final"][2]))  # frozen at its last finite iterate
@@ -158,8 +175,10 @@ def test_summary_uses_finite_values_of_runs_that_did_not_fail():
 
 def test_chunk_sizes_that_divide_and_do_not_divide_agree():
     inits = make_inits("ball:0/0,1", 10, 2, seed=4)
-    runs = {c: run_sweep(SIG, xi=XI, x=X16, inits=inits, eta=[0.1, 0.7], epochs=EPOCHS, chunk=c,
-                         progress=False).arrays for c in (4, 3, 32)}
+    runs = {
+        c: run_sweep(SIG, xi=XI, x=X16, inits=inits, eta=[0.1, 0.7], epochs=EPOCHS, chunk=c, progress=False).arrays
+        for c in (4, 3, 32)
+    }
     for c, a in runs.items():
         for k in FIELDS:  # per-run math does not depend on the chunk: equal to the bit
             np.testing.assert_array_equal(a[k], runs[4][k], err_msg=f"chunk {c}: {k}")
@@ -263,8 +282,10 @@ def test_results_file_format_and_a_kill_between_results_and_summary(tmp_path, mo
         for k in FIELDS:
             with zf.open(f"{k}.npy") as fh:
                 version = np.lib.format.read_magic(fh)
-                read_header = {(1, 0): np.lib.format.read_array_header_1_0,
-                               (2, 0): np.lib.format.read_array_header_2_0}[version]
+                read_header = {
+                    (1, 0): np.lib.format.read_array_header_1_0,
+                    (2, 0): np.lib.format.read_array_header_2_0,
+                }[version]
                 shape, _, dtype = read_header(fh)
                 header = fh.tell()
             assert shape[0] == 5 and (dtype == np.int32 if k in ("status", "fail_step", "steps") else True), k
@@ -336,8 +357,7 @@ def test_bad_run_arguments():
 
 
 def test_singular_start_is_a_status_not_an_error():
-    res = run_sweep(LIN, xi=XI, dist=UNIF8, inits=np.array([[0.5, 1.0], [0.1, 0.2]]), eta=0.1,
-                    epochs=5, progress=False)
+    res = run_sweep(LIN, xi=XI, dist=UNIF8, inits=np.array([[0.5, 1.0], [0.1, 0.2]]), eta=0.1, epochs=5, progress=False)
     assert list(res.arrays["status"]) == [Status.SINGULAR, Status.MAX_STEPS]
     assert res.arrays["fail_step"][0] == 0
 
@@ -378,23 +398,28 @@ def test_grid_inits():
     np.testing.assert_array_equal(th[-1], [1, 2])
     np.testing.assert_array_equal(th[1], [-1, 0.5])  # theta2 fastest
     assert len(np.unique(th[:, 0])) == len(np.unique(th[:, 1])) == 5
-    with pytest.raises(SideqInputError, match=r"K \(--inits\): grid: needs a perfect square .* K = 24; use K = 16 or 25"):
+    with pytest.raises(
+        SideqInputError, match=r"K \(--inits\): grid: needs a perfect square .* K = 24; use K = 16 or 25"
+    ):
         make_inits("grid:-1/1,0/2", 24, 2, seed=0)
 
 
-@pytest.mark.parametrize("spec, match", [
-    ("uniform:0,1", "unknown kind 'uniform'"),
-    ("0.1,0.2", r"expected normal:MEAN,STD, ball:CENTER,RADIUS or grid"),
-    ("normal:0", "expected normal:MEAN,STD"),
-    ("normal:a,0.1", "MEAN .* must be a number"),
-    ("normal:0/1/2,0.1", "MEAN .* has 3 values but theta has p = 2"),
-    ("normal:0,-1", "STD .* must be >= 0"),
-    ("normal:0,nan", "STD .* must be finite"),
-    ("ball:0,-2", "RADIUS .* must be >= 0"),
-    ("ball:0/0", "expected ball:CENTER,RADIUS"),
-    ("grid:0/1", "expected grid:LO1/HI1,LO2/HI2"),
-    ("grid:0/1/2,0/1", "LO1/HI1 .* must be two numbers"),
-])
+@pytest.mark.parametrize(
+    "spec, match",
+    [
+        ("uniform:0,1", "unknown kind 'uniform'"),
+        ("0.1,0.2", r"expected normal:MEAN,STD, ball:CENTER,RADIUS or grid"),
+        ("normal:0", "expected normal:MEAN,STD"),
+        ("normal:a,0.1", "MEAN .* must be a number"),
+        ("normal:0/1/2,0.1", "MEAN .* has 3 values but theta has p = 2"),
+        ("normal:0,-1", "STD .* must be >= 0"),
+        ("normal:0,nan", "STD .* must be finite"),
+        ("ball:0,-2", "RADIUS .* must be >= 0"),
+        ("ball:0/0", "expected ball:CENTER,RADIUS"),
+        ("grid:0/1", "expected grid:LO1/HI1,LO2/HI2"),
+        ("grid:0/1/2,0/1", "LO1/HI1 .* must be two numbers"),
+    ],
+)
 def test_bad_init_specs_name_the_flag(spec, match):
     with pytest.raises(SideqInputError, match=r"spec \(--init-dist\): .*" + match):
         make_inits(spec, 9, 2, seed=0)

@@ -110,7 +110,7 @@ def test_fourth_moment_against_quad():
 def test_truncated_gaussian_nodes():
     # E[X^2 1{|X| <= a}] for N(0.5, 4): closed form against the nodes
     x, w = T.expectation_nodes(sideq.gaussian(0.5, 4.0, 1), 1.5)
-    ref = quad(lambda t: t * t * math.exp(-(t - 0.5) ** 2 / 8) / math.sqrt(8 * math.pi), -1.5, 1.5)[0]
+    ref = quad(lambda t: t * t * math.exp(-((t - 0.5) ** 2) / 8) / math.sqrt(8 * math.pi), -1.5, 1.5)[0]
     assert (x[:, 0] ** 2) @ w == pytest.approx(ref, rel=1e-10)
 
 
@@ -170,8 +170,10 @@ def test_theorem_3_6_printed_vs_corrected_and_lemma_3_7():
 # ---------------------------------------------------------------------------
 # Lemma 3.7 / Theorem 3.6: eta0 and its ingredients (linear DEQ).
 
-LINEAR_LAWS = [(sideq.uniform(0, 1, 1), [2.0]),
-               (sideq.gaussian([0.2, -0.1, 0.0], np.diag([10.0, 1.0, 0.1]), nodes=48), [1.0, -0.5, 0.8])]
+LINEAR_LAWS = [
+    (sideq.uniform(0, 1, 1), [2.0]),
+    (sideq.gaussian([0.2, -0.1, 0.0], np.diag([10.0, 1.0, 0.1]), nodes=48), [1.0, -0.5, 0.8]),
+]
 
 
 @pytest.mark.parametrize("law", range(2))
@@ -285,8 +287,9 @@ def test_gaussian_block_perturbed_law_is_detected():
     dist, alpha = GAUSS_CASES[0]
     m = sideq.single_index("softplus")
     M, _ = T.gaussian_block(m, np.array([[0.9, -1.7]]), np.array([0.4]), dist, alpha)
-    Mp, _ = T.gaussian_block(m, np.array([[0.9, -1.7]]), np.array([0.4]),
-                             sideq.gaussian(0.0, np.diag([1.02, 0.01])), alpha)
+    Mp, _ = T.gaussian_block(
+        m, np.array([[0.9, -1.7]]), np.array([0.4]), sideq.gaussian(0.0, np.diag([1.02, 0.01])), alpha
+    )
     assert np.max(np.abs(M - Mp) / np.abs(M)) > 1e-2
 
 
@@ -395,8 +398,10 @@ def test_theorem_3_6_log_rates_at_tiny_eta():
     # at eta0-sized steps q rounds towards 1; -log q = x + x^2/2 + ... with x = 1 - q (series by hand)
     th0 = np.array([0.4, 0.2])  # X ~ Unif[0, 1]: lambda = 1/3, kappa = 1, w0 = 0.8
     eta = 1e-9
-    for fn, x in [(T.theorem_3_6_log_rate_printed, eta / (4 * 0.8)),
-                  (T.theorem_3_6_log_rate_corrected, eta / 3 / (2 * 0.8))]:
+    for fn, x in [
+        (T.theorem_3_6_log_rate_printed, eta / (4 * 0.8)),
+        (T.theorem_3_6_log_rate_corrected, eta / 3 / (2 * 0.8)),
+    ]:
         k, mlogq = fn(sideq.uniform(0, 1, 1), th0, eta)
         assert k == pytest.approx(1.0, rel=1e-14)
         assert mlogq == pytest.approx(x + x * x / 2, rel=1e-14)
@@ -404,6 +409,7 @@ def test_theorem_3_6_log_rates_at_tiny_eta():
 
 # ---------------------------------------------------------------------------
 # Lemma 3.7: beta, the radius 2 sqrt(w0), the partial eta0 and the set Theta, by hand.
+
 
 def test_lemma_3_7_constants_by_hand():
     # X ~ Unif[0, 1] (Sigma_2 = 1/3), xi = 2, theta(0) = (0.4, 0.2): phi = 0.5, R0 = 1.5^2/3 = 0.75,
@@ -418,9 +424,17 @@ def test_lemma_3_7_constants_by_hand():
     assert c["eta0_partial"] == pytest.approx(beta**2 / 3, rel=1e-14)  # the binding one here
     # Theta = {beta <= |1 - theta2| <= 2 sqrt(w0), ||theta1|| <= 2 sqrt(w0)}: one point per face
     U = 2 * math.sqrt(0.8)
-    pts = np.array([[0.0, 1 - 1.001 * beta], [0.0, 1 - 0.999 * beta],     # inner face |1 - theta2| = beta
-                    [0.0, 1 - 0.999 * U], [0.0, 1 - 1.001 * U],           # outer face |1 - theta2| = U
-                    [0.999 * U, 0.2], [1.001 * U, 0.2], [-1.001 * U, 0.2]])  # ||theta1|| = U
+    pts = np.array(
+        [
+            [0.0, 1 - 1.001 * beta],
+            [0.0, 1 - 0.999 * beta],  # inner face |1 - theta2| = beta
+            [0.0, 1 - 0.999 * U],
+            [0.0, 1 - 1.001 * U],  # outer face |1 - theta2| = U
+            [0.999 * U, 0.2],
+            [1.001 * U, 0.2],
+            [-1.001 * U, 0.2],
+        ]
+    )  # ||theta1|| = U
     assert T.in_theta_3_7(pts, c).tolist() == [True, False, True, False, True, False, False]
 
 
@@ -440,13 +454,18 @@ def test_eta0_printed_when_beta_over_2_binds():
 # ---------------------------------------------------------------------------
 # Eq. (13) and Eq. (18) (single-index DEQ).
 
+
 def test_eq_13_bound_negative_theta2_by_hand():
     # (|sigma(0)| + L ||theta1|| ||x||)/(1 - L |theta2|); sigmoid: sigma(0) = 1/2, L = 1/4.
     m = sideq.single_index("sigmoid")
     th = np.array([[1.0, -0.5], [-2.0, 0.5]])
     x = np.array([[1.0], [-3.0]])
-    want = np.array([[(0.5 + 0.25 * 1 * 1) / (1 - 0.125), (0.5 + 0.25 * 1 * 3) / (1 - 0.125)],
-                     [(0.5 + 0.25 * 2 * 1) / (1 - 0.125), (0.5 + 0.25 * 2 * 3) / (1 - 0.125)]])
+    want = np.array(
+        [
+            [(0.5 + 0.25 * 1 * 1) / (1 - 0.125), (0.5 + 0.25 * 1 * 3) / (1 - 0.125)],
+            [(0.5 + 0.25 * 2 * 1) / (1 - 0.125), (0.5 + 0.25 * 2 * 3) / (1 - 0.125)],
+        ]
+    )
     assert T.eq_13_bound(m, th, x) == pytest.approx(want, rel=1e-14)
 
 
@@ -478,6 +497,7 @@ def test_eq_18_terms_against_per_sample_finite_differences(ref):
 # ---------------------------------------------------------------------------
 # Theorem 3.8: the defaults (delta1, alpha), beta of assumption 1(ii), max_norm.
 
+
 def test_theorem_3_8_defaults_by_hand():
     m = sideq.single_index("softplus")
     # uniform, |xi| = 2, X ~ Unif[-3, 1]: delta1 = delta2/|xi| = 0.25; alpha = sup|X| = 3;
@@ -499,12 +519,13 @@ def test_theorem_3_8_gaussian_alpha_default():
     t8 = T.theorem_3_8(m, [1.0], sideq.gaussian(0.5, 4.0, 1), delta2=0.5, grid=3, region="corrected")
     a = 2 * math.sqrt(4.25)
     assert t8.alpha == pytest.approx(a, rel=1e-15)
-    dens = lambda t: math.exp(-(t - 0.5) ** 2 / 8) / math.sqrt(8 * math.pi)  # noqa: E731
+    dens = lambda t: math.exp(-((t - 0.5) ** 2) / 8) / math.sqrt(8 * math.pi)  # noqa: E731
     assert t8.beta == pytest.approx(quad(lambda t: t * t * dens(t), -a, a, epsabs=1e-13)[0], rel=1e-10)
 
 
 # ---------------------------------------------------------------------------
 # rho: the infimum over the region, against a numpy brute-force grid.
+
 
 def _np_lmin(sig, t1, t2, u, w):
     """lambda_min of E[(X, y)(X, y)^T] over Unif nodes u (weights w), per theta (arrays)."""
@@ -524,8 +545,9 @@ def test_rho_corrected_is_over_the_ball_of_radius_delta2(ref):
     rr, aa = np.meshgrid(np.linspace(0, 0.5, 121), np.linspace(0, 2 * np.pi, 240, endpoint=False))
     t1, t2 = 2 + rr.ravel() * np.cos(aa.ravel()), rr.ravel() * np.sin(aa.ravel())
     brute = _np_lmin(sig, t1, t2, u, w).min()
-    r, info = T.rho(sideq.single_index("sigmoid"), [2.0], sideq.uniform(0, 1, 1), 0.25, 0.5, 1.0,
-                    grid=5, region="corrected")
+    r, info = T.rho(
+        sideq.single_index("sigmoid"), [2.0], sideq.uniform(0, 1, 1), 0.25, 0.5, 1.0, grid=5, region="corrected"
+    )
     assert brute * (1 - 1e-4) <= r <= brute * (1 + 1e-9)
     assert np.hypot(info["arg"][0] - 2, info["arg"][1]) == pytest.approx(0.5, abs=1e-6)  # on the sphere
 
@@ -553,8 +575,9 @@ def test_theorem_3_9_constants_with_L_below_1(ref):
     # gamma = sigma'(2); lambda1 = 4 rho gamma^2/(1 + L/2) (corrected);
     # lambda2 = 4 L^2 (L/(1 - L/2))^2 sup E||(X, y)||^4 with the sup over B((1, 0), 0.5) brute-forced.
     sig, dsig = ref.act["sigmoid"]
-    t9 = T.theorem_3_9(sideq.single_index("sigmoid"), [1.0], sideq.uniform(0, 1, 1), delta2=0.5, grid=5,
-                       region="corrected")
+    t9 = T.theorem_3_9(
+        sideq.single_index("sigmoid"), [1.0], sideq.uniform(0, 1, 1), delta2=0.5, grid=5, region="corrected"
+    )
     L, t8 = 0.25, t9.t38
     assert (t8.M, t8.zmax) == pytest.approx((1.0, 2.0), rel=1e-14)
     assert t8.gamma == pytest.approx(dsig(2.0), rel=1e-12)
@@ -572,9 +595,22 @@ def test_theorem_3_9_constants_with_L_below_1(ref):
 # ---------------------------------------------------------------------------
 # Theorem 3.8 / 3.9 accessors and Corollary 3.1.
 
+
 def test_bound_and_factor_by_hand():
-    t8 = T.Theorem38(L=1.0, delta1=0.5, delta2=0.5, alpha=1.0, beta=1 / 3, M=1.0, zmax=1.0, gamma=0.2,
-                     rho=0.01, rho_info={}, rate=0.3, radius=0.5)
+    t8 = T.Theorem38(
+        L=1.0,
+        delta1=0.5,
+        delta2=0.5,
+        alpha=1.0,
+        beta=1 / 3,
+        M=1.0,
+        zmax=1.0,
+        gamma=0.2,
+        rho=0.01,
+        rho_info={},
+        rate=0.3,
+        radius=0.5,
+    )
     assert t8.bound(2.0, [0.0, 1.0, 10.0]) == pytest.approx(2.0 * np.exp([0.0, -0.3, -3.0]), rel=1e-15)
     t9 = T.Theorem39(lambda1=0.3, lambda2=5.0, moment4=1.0, threshold=0.03, t38=t8)
     assert t9.factor(0.03) == pytest.approx(1 - 0.03 * 0.3 / 2, rel=1e-15)
@@ -589,6 +625,7 @@ def test_corollary_3_1_radius_is_one_over_sup_slope(name, ref):
 
 # ---------------------------------------------------------------------------
 # gaussian_block's fourth moment against a tensor Gauss–Hermite rule (exact for the polynomial part).
+
 
 def test_gaussian_block_fourth_moment_gauss_hermite(ref):
     mean = np.array([0.5, -0.4, 0.3])

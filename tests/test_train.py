@@ -45,16 +45,19 @@ def test_descent_dtol_counts_to_the_first_epoch_near_the_line():
     assert int(traj.steps) == k and int(traj.status) == Status.CONVERGED
 
 
-@pytest.mark.parametrize("kwargs, prefix", [
-    (dict(eta=0.0), "eta:"),  # a step size must be positive
-    (dict(epochs=True), "epochs:"),  # a bool is not a count of epochs
-    (dict(epochs=2.0), "epochs:"),
-    (dict(backend="scipy"), "backend:"),
-    (dict(optimizer="adam"), "optimizer:"),
-    (dict(y=2.0 * X16), "y:"),  # y of shape (n, 1) would broadcast to (n, n)
-    (dict(x=None, dist=sideq.uniform(), y=np.ones(16)), "y:"),  # targets are σ(ξ·x) under a law
-    (dict(x=np.where(np.arange(16)[:, None] == 3, np.nan, X16)), "x:"),  # a NaN sample
-])
+@pytest.mark.parametrize(
+    "kwargs, prefix",
+    [
+        (dict(eta=0.0), "eta:"),  # a step size must be positive
+        (dict(epochs=True), "epochs:"),  # a bool is not a count of epochs
+        (dict(epochs=2.0), "epochs:"),
+        (dict(backend="scipy"), "backend:"),
+        (dict(optimizer="adam"), "optimizer:"),
+        (dict(y=2.0 * X16), "y:"),  # y of shape (n, 1) would broadcast to (n, n)
+        (dict(x=None, dist=sideq.uniform(), y=np.ones(16)), "y:"),  # targets are σ(ξ·x) under a law
+        (dict(x=np.where(np.arange(16)[:, None] == 3, np.nan, X16)), "x:"),  # a NaN sample
+    ],
+)
 def test_descent_rejects_bad_arguments(kwargs, prefix):
     args = dict(xi=XI, x=X16, eta=0.1, epochs=3)
     args.update(kwargs)
@@ -63,20 +66,21 @@ def test_descent_rejects_bad_arguments(kwargs, prefix):
 
 @pytest.mark.parametrize("bad", [0, -3, "abc"])
 def test_descent_rejects_a_bad_maxiter(bad):
-    raises_input_error("maxiter:", lambda: descent(SIG, np.array([0.1, 0.2]), xi=XI, x=X16, eta=0.1, epochs=3,
-                                                   maxiter=bad))
+    raises_input_error(
+        "maxiter:", lambda: descent(SIG, np.array([0.1, 0.2]), xi=XI, x=X16, eta=0.1, epochs=3, maxiter=bad)
+    )
 
 
 def test_descent_rejects_complex_data():
     """Complex x or y is refused, not cast to its real part."""
     x = X16[:, 0].astype(complex)
     x[3] += 0.5j
-    raises_input_error("x holds complex", lambda: descent(LIN, np.array([0.1, 0.2]), xi=XI, x=x, eta=0.1,
-                                                          epochs=3))
+    raises_input_error("x holds complex", lambda: descent(LIN, np.array([0.1, 0.2]), xi=XI, x=x, eta=0.1, epochs=3))
     y = np.zeros(16, complex)
     y[0] = 1j
-    raises_input_error("y holds complex", lambda: descent(LIN, np.array([0.1, 0.2]), xi=XI, x=X16, y=y, eta=0.1,
-                                                          epochs=3))
+    raises_input_error(
+        "y holds complex", lambda: descent(LIN, np.array([0.1, 0.2]), xi=XI, x=X16, y=y, eta=0.1, epochs=3)
+    )
 
 
 def test_identity_single_index_singular_start_is_rejected():

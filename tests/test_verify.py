@@ -190,8 +190,7 @@ def _lin_flow(theta, *, xi, dist, ts=None, status=None, w=None, loss=None):
     K, n = theta.shape[:2]
     ts = np.tile(np.arange(n, dtype=float), (K, 1)) if ts is None else np.asarray(ts, float)
     w = (np.sum(theta[..., :-1] ** 2, -1) + (theta[..., -1] - 1) ** 2) if w is None else np.asarray(w, float)
-    tr = _ns(theta=theta, ts=ts, w=w, status=np.zeros(K, int) if status is None else np.asarray(status),
-             loss=loss)
+    tr = _ns(theta=theta, ts=ts, w=w, status=np.zeros(K, int) if status is None else np.asarray(status), loss=loss)
     return {"dist": dist, "xi": np.asarray(xi, float), "inits": theta[:, 0].copy(), "traj": tr, "desc": "synthetic"}
 
 
@@ -222,8 +221,9 @@ def test_lam_emp_is_the_smallest_rate_over_the_rows_above_the_noise_floor():
     r = np.array([[1.0, math.exp(-3.0), math.exp(-4.0), 1e-20]])
     np.testing.assert_allclose(V._lam_emp(ts, r, r[:, 0]), [2.0], rtol=1e-14)
     # prefactor P: rates -log(r/(P r0))/t
-    np.testing.assert_allclose(V._lam_emp(ts, r, r[:, 0], 4.0), [min(3 + math.log(4), (4 + math.log(4)) / 2)],
-                               rtol=1e-14)
+    np.testing.assert_allclose(
+        V._lam_emp(ts, r, r[:, 0], 4.0), [min(3 + math.log(4), (4 + math.log(4)) / 2)], rtol=1e-14
+    )
     # no usable row: +inf (nothing contradicts any rate)
     assert V._lam_emp(np.array([[0.0, 1.0]]), np.array([[1.0, 1e-20]]), np.array([1.0]))[0] == np.inf
     # a non-finite row the flow reached fails the run (NaN); a requested time past the
@@ -321,8 +321,9 @@ def test_theorem_3_4_uses_the_prefactor_kappa_and_the_worst_run(monkeypatch):
     beyond = [1.0] + [2.0 * 100 * math.exp(-lam * t) for t in ts[1:]]  # above kappa r(0) e^{-lam t}
     for factors, holds in [([within], True), ([within, beyond], False)]:
         theta, tts = _phi_runs(factors, ts)
-        monkeypatch.setattr(V, "linear_flow", lambda name, K, th=theta, tt=tts: _lin_flow(th, xi=XI3, dist=GAUSS3,
-                                                                                             ts=tt))
+        monkeypatch.setattr(
+            V, "linear_flow", lambda name, K, th=theta, tt=tts: _lin_flow(th, xi=XI3, dist=GAUSS3, ts=tt)
+        )
         rec = V.check_theorem_3_4("gauss3", len(factors), "corrected")
         assert rec["holds"] is holds, rec
         if not holds:
@@ -349,8 +350,15 @@ def test_eq_9_checks_both_sides(monkeypatch):
 def _lin_gd(theta, loss, grad_norm, *, eta, c=None, dist=UNIF1, xi=(2.0,)):
     theta = np.asarray(theta, float)
     tr = _ns(theta=theta, loss=np.asarray(loss, float), grad_norm=np.asarray(grad_norm, float))
-    return {"dist": dist, "xi": np.asarray(xi, float), "inits": theta[:, 0].copy(), "traj": tr, "eta": eta,
-            "c": c or [{"beta": 0.1, "upper": 10.0, "c0": 1.0}] * len(theta), "desc": "synthetic"}
+    return {
+        "dist": dist,
+        "xi": np.asarray(xi, float),
+        "inits": theta[:, 0].copy(),
+        "traj": tr,
+        "eta": eta,
+        "c": c or [{"beta": 0.1, "upper": 10.0, "c0": 1.0}] * len(theta),
+        "desc": "synthetic",
+    }
 
 
 def test_lemma_3_5_judges_every_step(monkeypatch):
@@ -369,13 +377,15 @@ def test_lemma_3_5_judges_every_step(monkeypatch):
 def test_lemma_3_7_bounds_theta1(monkeypatch):
     c = [{"beta": 0.1, "upper": 2.0, "c0": 1.0}]
     inside = np.array([[[0.5, 0.5], [1.0, 0.5], [1.5, 0.5]]])  # gap 0.5 in [0.1, 2], |theta1| <= 2
-    monkeypatch.setattr(V, "linear_gd", lambda name, K, **kw: _lin_gd(inside, np.ones((1, 3)), np.ones((1, 3)),
-                                                                        eta=0.1, c=c))
+    monkeypatch.setattr(
+        V, "linear_gd", lambda name, K, **kw: _lin_gd(inside, np.ones((1, 3)), np.ones((1, 3)), eta=0.1, c=c)
+    )
     assert V.check_lemma_3_7("unif1", 1)["tightness"] == pytest.approx(min(0.5 / 0.1, 2 / 0.5, 2 / 1.5))
     out = inside.copy()
     out[0, 2, 0] = 3.0  # |theta1| = 3 > upper = 2, the gap still inside
-    monkeypatch.setattr(V, "linear_gd", lambda name, K, **kw: _lin_gd(out, np.ones((1, 3)), np.ones((1, 3)),
-                                                                        eta=0.1, c=c))
+    monkeypatch.setattr(
+        V, "linear_gd", lambda name, K, **kw: _lin_gd(out, np.ones((1, 3)), np.ones((1, 3)), eta=0.1, c=c)
+    )
     rec = V.check_lemma_3_7("unif1", 1)
     assert not rec["holds"] and rec["tightness"] == pytest.approx(2 / 3)
 
@@ -387,23 +397,41 @@ def test_theorem_3_6_uses_the_prefactor_kappa(monkeypatch):
     q = 1 - eta * 0.1 / (2 * 100 * 0.39)
     steps = np.arange(6)
     for mult, holds in [(0.5, True), (2.0, False)]:
-        factors = [[1.0] + [mult * 100 * q ** t for t in steps[1:]]]
+        factors = [[1.0] + [mult * 100 * q**t for t in steps[1:]]]
         theta, _ = _phi_runs(factors, steps.astype(float))
-        monkeypatch.setattr(V, "linear_gd", lambda name, K, th=theta, **kw: _lin_gd(
-            th, np.ones((1, 6)), np.ones((1, 6)), eta=eta, dist=GAUSS3, xi=XI3))
+        monkeypatch.setattr(
+            V,
+            "linear_gd",
+            lambda name, K, th=theta, **kw: _lin_gd(th, np.ones((1, 6)), np.ones((1, 6)), eta=eta, dist=GAUSS3, xi=XI3),
+        )
         assert V.check_theorem_3_6("gauss3", 1, "corrected")["holds"] is holds, mult
 
 
 def _scan(theta, grad_norm, loss, eta0, e, dist=UNIF1, xi=(2.0,)):
     theta = np.asarray(theta, float)
-    return {"at_eta0": _ns(theta=theta, grad_norm=np.asarray(grad_norm, float), loss=np.asarray(loss, float)),
-            "xi": np.asarray(xi, float), "inits": theta[:, 0].copy(), "dist": dist, "eta0": np.asarray(eta0, float),
-            "e": e, "epochs": theta.shape[1] - 1, "keeps": np.ones(len(theta)), "converges": np.ones(len(theta))}
+    return {
+        "at_eta0": _ns(theta=theta, grad_norm=np.asarray(grad_norm, float), loss=np.asarray(loss, float)),
+        "xi": np.asarray(xi, float),
+        "inits": theta[:, 0].copy(),
+        "dist": dist,
+        "eta0": np.asarray(eta0, float),
+        "e": e,
+        "epochs": theta.shape[1] - 1,
+        "keeps": np.ones(len(theta)),
+        "converges": np.ones(len(theta)),
+    }
 
 
 def _e(beta, upper):
-    return {"beta": beta, "upper": upper, "binding": "beta/2", "L_bound": 1.0, "L_attained": 1.0,
-            "eta0_printed": 0.1, "eta0": 0.1}
+    return {
+        "beta": beta,
+        "upper": upper,
+        "binding": "beta/2",
+        "L_bound": 1.0,
+        "L_attained": 1.0,
+        "eta0_printed": 0.1,
+        "eta0": 0.1,
+    }
 
 
 def test_theorem_3_6_at_eta0_requires_theta_in_Theta(monkeypatch):
@@ -411,8 +439,11 @@ def test_theorem_3_6_at_eta0_requires_theta_in_Theta(monkeypatch):
     # [beta, upper] = [0.2, 3]; theta2 = 0.9 puts it at 0.1 < beta
     for t2, holds in [(0.5, True), (0.9, False)]:
         theta = np.array([[[0.4, 0.6], [2.0 * (1 - t2), t2], [2.0 * (1 - t2), t2]]])
-        monkeypatch.setattr(V, "eta0_scan", lambda name, K, th=theta, **kw: _scan(
-            th, np.ones((1, 3)), np.ones((1, 3)), [0.1], [_e(0.2, 3.0)]))
+        monkeypatch.setattr(
+            V,
+            "eta0_scan",
+            lambda name, K, th=theta, **kw: _scan(th, np.ones((1, 3)), np.ones((1, 3)), [0.1], [_e(0.2, 3.0)]),
+        )
         rec = V.check_theorem_3_6_eta0("unif1", 1)
         assert rec["holds"] is holds and f"in Theta: {int(holds)}/1" in rec["observed"], rec
 
@@ -423,8 +454,7 @@ def test_eq_7_fails_on_the_worst_start(monkeypatch):
     # eta0 * sum_{s < T} g(s)^2 / (2 R(0)): 0.1 * 2 / 2 = 0.1 and 0.1 * (1 + 1 + ...)
     g = np.array([[1.0, 1.0, 5.0], [5.0, 4.0, 0.0]])  # the last row is not summed
     loss = np.array([[1.0, 0.5, 0.1], [1.0, 0.5, 0.1]])
-    monkeypatch.setattr(V, "eta0_scan", lambda name, K, **kw: _scan(theta, g, loss, [0.1, 0.1],
-                                                                     [_e(0.2, 3.0)] * 2))
+    monkeypatch.setattr(V, "eta0_scan", lambda name, K, **kw: _scan(theta, g, loss, [0.1, 0.1], [_e(0.2, 3.0)] * 2))
     rec = V.check_eq_7("unif1", 2)
     assert not rec["holds"] and rec["tightness"] == pytest.approx(1 / (0.1 * 41 / 2))
 
@@ -434,8 +464,15 @@ def test_eq_7_fails_on_the_worst_start(monkeypatch):
 
 
 def _t38_fake(rate=1.0, rho=0.5):
-    return _ns(rate=rate, rho=rho, gamma=1.0, M=1.0, L=1.0, alpha=1.0,
-               rho_info={"arg": [1.0, 0.0], "grid_points": 1, "rel_refinement": 0.0})
+    return _ns(
+        rate=rate,
+        rho=rho,
+        gamma=1.0,
+        M=1.0,
+        L=1.0,
+        alpha=1.0,
+        rho_info={"arg": [1.0, 0.0], "grid_points": 1, "rel_refinement": 0.0},
+    )
 
 
 def test_rho_positive_should_hold_follows_sigma_0(monkeypatch):
@@ -450,16 +487,23 @@ def test_rho_positive_should_hold_follows_sigma_0(monkeypatch):
 
 def _si(theta, ts, xi=(1.0,)):
     theta = np.asarray(theta, float)
-    return {"model": None, "dist": UNIF1, "xi": np.asarray(xi, float), "inits": theta[:, 0].copy(),
-            "traj": _ns(theta=theta, ts=np.asarray(ts, float), status=np.zeros(len(theta), int)), "r0": 0.5,
-            "desc": "synthetic"}
+    return {
+        "model": None,
+        "dist": UNIF1,
+        "xi": np.asarray(xi, float),
+        "inits": theta[:, 0].copy(),
+        "traj": _ns(theta=theta, ts=np.asarray(ts, float), status=np.zeros(len(theta), int)),
+        "r0": 0.5,
+        "desc": "synthetic",
+    }
 
 
 def _si_runs(factors, ts, xi=1.0):
     """θ(t) = (ξ, 0) + √f(t) (0.3, 0.4): r(t) = 0.25 f(t)."""
     d = np.array([0.3, 0.4])
-    theta = np.array([[[xi, 0.0] + math.sqrt(f) * d if np.isfinite(f) else [np.nan, np.nan] for f in fs]
-                      for fs in factors])
+    theta = np.array(
+        [[[xi, 0.0] + math.sqrt(f) * d if np.isfinite(f) else [np.nan, np.nan] for f in fs] for fs in factors]
+    )
     return theta, np.tile(ts, (len(factors), 1))
 
 
@@ -476,9 +520,11 @@ def test_theorem_3_8_tolerance_and_worst_run(monkeypatch):
 @pytest.mark.filterwarnings("ignore:All-NaN slice")
 def test_corollary_3_1_fails_on_a_run_that_stalls_or_blows_up(monkeypatch):
     ts = np.array([0.0, 1.0, 2.0, 3.0])
-    cases = [([1.0, math.exp(-1), math.exp(-2), math.exp(-3)], True),
-             ([1.0, math.exp(-1), math.exp(-2), np.nan], False),  # non-finite at the end
-             ([1.0, math.exp(-1), 1.0, math.exp(-3)], False)]  # back at r(0) at t = 2: no lambda > 0 fits
+    cases = [
+        ([1.0, math.exp(-1), math.exp(-2), math.exp(-3)], True),
+        ([1.0, math.exp(-1), math.exp(-2), np.nan], False),  # non-finite at the end
+        ([1.0, math.exp(-1), 1.0, math.exp(-3)], False),
+    ]  # back at r(0) at t = 2: no lambda > 0 fits
     for f, holds in cases:
         theta, tts = _si_runs([f], ts)
         monkeypatch.setattr(V, "si_flow", lambda *a, th=theta, tt=tts, **kw: _si(th, tt))
@@ -492,7 +538,7 @@ def test_theorem_3_9_rate_and_worst_step(monkeypatch):
     V._CACHE[("t39", name, "corrected", grid)] = _ns(threshold=1.0, lambda1=0.4, lambda2=0.2)
     t = np.arange(epochs + 1)
     for qs, holds in [((0.8, 0.975), True), ((0.9, 0.5), False)]:
-        theta, _ = _si_runs([q ** t for q in qs], t.astype(float))
+        theta, _ = _si_runs([q**t for q in qs], t.astype(float))
         V._CACHE[("t39gd", name, "corrected", grid, K, epochs, (1.0, 0.125))] = _ns(theta=theta)
         rec = V.check_theorem_3_9(name, K, "corrected", grid, epochs=epochs)
         assert rec["holds"] is holds, qs
@@ -520,7 +566,7 @@ def test_nan_rates_and_runs_fail_instead_of_passing(monkeypatch):
     name, K, grid, epochs = "tanh-unif1", 1, 5, 6
     V._CACHE[("t39", name, "corrected", grid)] = _ns(threshold=1.0, lambda1=0.4, lambda2=0.2)
     t = np.arange(epochs + 1)
-    theta, _ = _si_runs([0.8 ** t, np.where(t < 3, 0.975 ** t, np.nan)], t.astype(float))
+    theta, _ = _si_runs([0.8**t, np.where(t < 3, 0.975**t, np.nan)], t.astype(float))
     V._CACHE[("t39gd", name, "corrected", grid, K, epochs, (1.0, 0.125))] = _ns(theta=theta)
     assert V.check_theorem_3_9(name, K, "corrected", grid, epochs=epochs)["holds"] is False
 
@@ -531,8 +577,11 @@ def test_theorem_3_9_without_a_step_size_fails_where_rho_should_be_positive(monk
     the printed one with σ(0) ≠ 0 (the sigmoid), shown failing only for the printed
     one with σ(0) = 0 (tanh, ERRATA.md §6)."""
     monkeypatch.setattr(V, "_CACHE", {})
-    for name, variant, expected in [("tanh-unif1", "corrected", True), ("tanh-unif1", "printed", False),
-                                    ("sigmoid-unif1", "printed", True)]:
+    for name, variant, expected in [
+        ("tanh-unif1", "corrected", True),
+        ("tanh-unif1", "printed", False),
+        ("sigmoid-unif1", "printed", True),
+    ]:
         V._CACHE[("t39", name, variant, 5)] = _ns(threshold=threshold, lambda1=threshold, lambda2=1.0)
         rec = V.check_theorem_3_9(name, 2, variant, 5)
         assert rec["holds"] is False and rec["should_hold"] is expected, (name, variant)
@@ -542,13 +591,30 @@ def test_theorem_3_9_without_a_step_size_fails_where_rho_should_be_positive(monk
 def test_eq_18_judges_both_inequalities(monkeypatch):
     theta = np.array([[1.1, 0.1], [0.9, -0.2]])
     grad = np.array([[1.0, 0.0], [0.0, 2.0]])  # |grad R|^2 = 1, 4
-    monkeypatch.setattr(V, "_si_points", lambda name, K: {
-        "model": None, "dist": UNIF1, "xi": np.array([1.0]), "theta": theta, "R": np.ones(2), "grad": grad,
-        "r0": 0.5, "desc": "synthetic"})
-    for jensen, chain, holds in [([1.0, 4.0], [2.0, 8.0], True), ([0.5, 4.0], [2.0, 8.0], False),
-                                 ([1.0, 4.0], [2.0, 3.0], False)]:
-        monkeypatch.setattr(V.T, "eq_18_bounds", lambda *a, j=jensen, c=chain, **kw: {
-            "jensen": np.array(j), "chain": np.array(c), "r": np.ones(2)})
+    monkeypatch.setattr(
+        V,
+        "_si_points",
+        lambda name, K: {
+            "model": None,
+            "dist": UNIF1,
+            "xi": np.array([1.0]),
+            "theta": theta,
+            "R": np.ones(2),
+            "grad": grad,
+            "r0": 0.5,
+            "desc": "synthetic",
+        },
+    )
+    for jensen, chain, holds in [
+        ([1.0, 4.0], [2.0, 8.0], True),
+        ([0.5, 4.0], [2.0, 8.0], False),
+        ([1.0, 4.0], [2.0, 3.0], False),
+    ]:
+        monkeypatch.setattr(
+            V.T,
+            "eq_18_bounds",
+            lambda *a, j=jensen, c=chain, **kw: {"jensen": np.array(j), "chain": np.array(c), "r": np.ones(2)},
+        )
         assert V.check_eq_18("sigmoid-unif1", 2)["holds"] is holds, (jensen, chain)
 
 
@@ -557,8 +623,18 @@ def test_eq_5_tolerance_is_1e_10(monkeypatch):
     theta = np.array([[0.3, 0.2], [-0.5, 1.5]])
     R = ((theta[:, 0] / (1 - theta[:, 1]) - 2.0) ** 2) / 3
     for rel, holds in [(1e-12, True), (1e-9, False)]:
-        monkeypatch.setattr(V, "_linear_fd", lambda name, K, RR=R * (1 + rel): {
-            "dist": UNIF1, "xi": np.array([2.0]), "inits": theta, "R": RR, "grad": None, "desc": "synthetic"})
+        monkeypatch.setattr(
+            V,
+            "_linear_fd",
+            lambda name, K, RR=R * (1 + rel): {
+                "dist": UNIF1,
+                "xi": np.array([2.0]),
+                "inits": theta,
+                "R": RR,
+                "grad": None,
+                "desc": "synthetic",
+            },
+        )
         assert V.check_eq_5("unif1", 2)["holds"] is holds, rel
 
 
@@ -577,8 +653,12 @@ def test_exit_code_counts_only_claims_that_should_hold(monkeypatch, capsys):
 
 
 def test_summary_line_counts(monkeypatch, capsys):
-    recs = [verify_record(True, True), verify_record(False, False, "printed"), verify_record(True, False, "printed"),
-            verify_record(False, None, "outside")]
+    recs = [
+        verify_record(True, True),
+        verify_record(False, False, "printed"),
+        verify_record(True, False, "printed"),
+        verify_record(False, None, "outside"),
+    ]
     monkeypatch.setattr(V, "run", lambda quick, log=None: recs)
     V.main(quick=True)
     out = capsys.readouterr().out
@@ -587,14 +667,20 @@ def test_summary_line_counts(monkeypatch, capsys):
 
 
 def test_format_table_columns():
-    recs = [verify_record(True, True, tightness=12.3456), verify_record(False, False, "printed"),
-            verify_record(True, None, "outside")]
+    recs = [
+        verify_record(True, True, tightness=12.3456),
+        verify_record(False, False, "printed"),
+        verify_record(True, None, "outside"),
+    ]
     lines = V.format_table(recs).splitlines()
     assert len(lines) == 1 + 3 * 3
     rows = lines[1::3]
     # claim:<34 variant:<10 holds:<5 should:<6 tight:>9
     assert [(r[35:45].strip(), r[46:51].strip(), r[52:58].strip(), r[59:68].strip()) for r in rows] == [
-        ("corrected", "true", "yes", "12.3"), ("printed", "false", "no", ""), ("outside", "true", "-", "")]
+        ("corrected", "true", "yes", "12.3"),
+        ("printed", "false", "no", ""),
+        ("outside", "true", "-", ""),
+    ]
     assert lines[2].strip() == "pred: p" and lines[3].strip() == "obs:  o"
 
 
@@ -614,6 +700,7 @@ def test_run_makes_the_records_and_grids_verify_md_documents(monkeypatch):
         def check(*args, **kw):
             calls.append((fname, args, kw))
             return verify_record(True, True, kw.get("variant", "x"))
+
         return check
 
     for fname in [n for n in dir(V) if n.startswith("check_")]:

@@ -73,8 +73,13 @@ def _sideq_options(monkeypatch):
 
 def test_functions_are_bit_for_bit_the_same_and_nan_propagates(monkeypatch):
     options = _sideq_options(monkeypatch)
-    z = np.concatenate([np.linspace(-745.0, 710.0, 20001), np.random.default_rng(0).normal(0, 5, 20000),
-                        [np.nan, np.inf, -np.inf, 0.0, -0.0]])
+    z = np.concatenate(
+        [
+            np.linspace(-745.0, 710.0, 20001),
+            np.random.default_rng(0).normal(0, 5, 20000),
+            [np.nan, np.inf, -np.inf, 0.0, -0.0],
+        ]
+    )
     for fn in (jnp.exp, jax.nn.sigmoid, jnp.tanh, jnp.log1p, lambda v: 1.0 / (1.0 + v * v)):
         plain, fast = jax.jit(fn)(z), jax.jit(fn, compiler_options=options)(z)
         np.testing.assert_array_equal(np.asarray(fast), np.asarray(plain))
@@ -125,10 +130,19 @@ def test_width_auto_spellings_detect(monkeypatch, value, flags, expected):
     assert xla.cpu_vector_width() == expected
 
 
-@pytest.mark.parametrize("value,expected", [
-    ("", True), ("TRUE", True), ("yes", True), (" On ", True),
-    ("false", False), ("No", False), ("OFF", False), (" 0 ", False),
-])
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        ("", True),
+        ("TRUE", True),
+        ("yes", True),
+        (" On ", True),
+        ("false", False),
+        ("No", False),
+        ("OFF", False),
+        (" 0 ", False),
+    ],
+)
 def test_reassociate_every_documented_spelling(monkeypatch, value, expected):
     monkeypatch.setenv(xla.ENV_REASSOCIATE, value)
     assert xla.cpu_reassociate() is expected
@@ -156,9 +170,11 @@ def test_options_do_not_leak_between_calls(monkeypatch):
 
 
 def test_cpu_flags_read_from_cpuinfo(monkeypatch):
-    text = ("processor\t: 0\nvendor_id\t: GenuineX\nmodel name\t: Some: CPU\n"
-            "flags\t\t: fpu sse2 avx2 avx512f avx512bw\nbugs\t\t: spectre_v1\n"
-            "processor\t: 1\nflags\t\t: fpu\n")
+    text = (
+        "processor\t: 0\nvendor_id\t: GenuineX\nmodel name\t: Some: CPU\n"
+        "flags\t\t: fpu sse2 avx2 avx512f avx512bw\nbugs\t\t: spectre_v1\n"
+        "processor\t: 1\nflags\t\t: fpu\n"
+    )
     monkeypatch.setattr(xla, "open", fake_cpuinfo(text), raising=False)
     assert xla._cpu_flags.__wrapped__() == frozenset({"fpu", "sse2", "avx2", "avx512f", "avx512bw"})
     monkeypatch.setattr(xla, "open", no_file, raising=False)

@@ -58,8 +58,15 @@ from sideq.plots import cell_outline as _mask_outline  # noqa: F401  (the basin 
 from sideq.progress import advance, bar
 
 __all__ = [
-    "run_all", "run_one", "EXPERIMENTS", "explicit_neuron_descent", "explicit_neuron_loss",
-    "linear_gradient_closed_form", "flow_field", "step_size_threshold", "limit_point",
+    "run_all",
+    "run_one",
+    "EXPERIMENTS",
+    "explicit_neuron_descent",
+    "explicit_neuron_loss",
+    "linear_gradient_closed_form",
+    "flow_field",
+    "step_size_threshold",
+    "limit_point",
 ]
 
 XI = 2.0
@@ -84,11 +91,20 @@ def _rc():
     import matplotlib
 
     use_headless_backend()
-    return matplotlib.rc_context({
-        "font.size": 8, "axes.labelsize": 8, "axes.titlesize": 8.5, "legend.fontsize": 6.5,
-        "xtick.labelsize": 7, "ytick.labelsize": 7, "lines.linewidth": 1.3,
-        "axes.grid": True, "grid.alpha": 0.3, "grid.linewidth": 0.5,
-    })
+    return matplotlib.rc_context(
+        {
+            "font.size": 8,
+            "axes.labelsize": 8,
+            "axes.titlesize": 8.5,
+            "legend.fontsize": 6.5,
+            "xtick.labelsize": 7,
+            "ytick.labelsize": 7,
+            "lines.linewidth": 1.3,
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+            "grid.linewidth": 0.5,
+        }
+    )
 
 
 def _save(fig, out_dir, name):
@@ -171,12 +187,21 @@ def exp_activations(out_dir, quick=False, **overrides):
     """Figures 4–5 with tanh and softplus in place of the sigmoid."""
     import matplotlib.pyplot as plt
 
-    cfg = dict(xi=XI, n=1000, eta=0.1, epochs=1000 if quick else 4000, init="N(0, 0.1^2 I)", seed=0,
-               activations=["tanh", "softplus", "sigmoid"])
+    cfg = dict(
+        xi=XI,
+        n=1000,
+        eta=0.1,
+        epochs=1000 if quick else 4000,
+        init="N(0, 0.1^2 I)",
+        seed=0,
+        activations=["tanh", "softplus", "sigmoid"],
+    )
     cfg = _configure(cfg, overrides)
     if "sigmoid" not in cfg["activations"] or not set(cfg["activations"]) <= {"tanh", "softplus", "sigmoid"}:
-        raise SideqInputError(f"activations: {cfg['activations']!r}; give some of tanh, softplus with sigmoid "
-                              "(the reference panel), e.g. ['tanh', 'sigmoid']")
+        raise SideqInputError(
+            f"activations: {cfg['activations']!r}; give some of tanh, softplus with sigmoid "
+            "(the reference panel), e.g. ['tanh', 'sigmoid']"
+        )
     x, theta0 = _sigmoid_data(cfg["seed"], cfg["n"])
     grid = np.linspace(0.0, 1.0, 201)
     t0 = time.perf_counter()
@@ -217,8 +242,7 @@ def exp_activations(out_dir, quick=False, **overrides):
             yd = np.asarray(sideq.targets(model, jnp.asarray([XI]), jnp.asarray(x)))
             ax.scatter(x[:, 0], yd, s=2, color="0.6", alpha=0.4, label="training data", zorder=1)
             ax.plot(grid, true, color="k", lw=2.2, label=rf"true $\mathrm{{{act}}}({XI:g}x)$", zorder=2)
-            ax.plot(grid, learned, color="C3", ls="--", label=rf"learned $y_\theta(x)$, $t={cfg['epochs']}$",
-                    zorder=3)
+            ax.plot(grid, learned, color="C3", ls="--", label=rf"learned $y_\theta(x)$, $t={cfg['epochs']}$", zorder=3)
             ax.set_xlabel("$x$")
             ax.set_ylabel("$y$")
             ax.set_title("(b) learned vs true function")
@@ -241,8 +265,11 @@ def exp_activations(out_dir, quick=False, **overrides):
             ax.set_ylabel(rf"$\|\theta(t) - ({XI:g}, 0)\|_2$")
             ax.set_title("(d) distance to the target")
             ax.legend()
-            fig.suptitle(rf"Figures 4–5 with $\sigma$ = {act}: $\xi={XI:g}$, $n={cfg['n']}$, "
-                         rf"$\eta={cfg['eta']}$, {cfg['epochs']} epochs", fontsize=9)
+            fig.suptitle(
+                rf"Figures 4–5 with $\sigma$ = {act}: $\xi={XI:g}$, $n={cfg['n']}$, "
+                rf"$\eta={cfg['eta']}$, {cfg['epochs']} epochs",
+                fontsize=9,
+            )
             files += _save(fig, out_dir, f"ext1_{act}")
     out["wall_s"] = time.perf_counter() - t0
     out["files"] = files
@@ -263,9 +290,16 @@ def limit_point(theta0, xi):
 def exp_flow_vs_descent(out_dir, quick=False, **overrides):
     import matplotlib.pyplot as plt
 
-    cfg = dict(model="linear", xi=XI, risk="population, X ~ Unif[0, 1] (128 Gauss-Legendre nodes)",
-               starts=[(0.3, 0.2), (-0.6, 0.4), (0.9, -0.4), (0.25, 1.5), (-0.7, 1.6), (0.5, 2.3)],
-               etas=[0.05, 0.2], epochs=200 if quick else 600, flow_t1=60.0, flow_gtol=1e-10)
+    cfg = dict(
+        model="linear",
+        xi=XI,
+        risk="population, X ~ Unif[0, 1] (128 Gauss-Legendre nodes)",
+        starts=[(0.3, 0.2), (-0.6, 0.4), (0.9, -0.4), (0.25, 1.5), (-0.7, 1.6), (0.5, 2.3)],
+        etas=[0.05, 0.2],
+        epochs=200 if quick else 600,
+        flow_t1=60.0,
+        flow_gtol=1e-10,
+    )
     cfg = _configure(cfg, overrides)
     if len(cfg["etas"]) != 2:
         raise SideqInputError(f"etas: {cfg['etas']!r}; the figure compares two step sizes, e.g. [0.05, 0.2]")
@@ -277,19 +311,32 @@ def exp_flow_vs_descent(out_dir, quick=False, **overrides):
     runs = []
     for s in starts:
         lim, alpha = limit_point(s, [XI])
-        fl = gradient_flow.flow(model, np.asarray(s), xi=[XI], dist=dist, t1=cfg["flow_t1"],
-                  saveat_ts=np.linspace(0, cfg["flow_t1"], 3001), gtol=cfg["flow_gtol"], max_steps=8192)
+        fl = gradient_flow.flow(
+            model,
+            np.asarray(s),
+            xi=[XI],
+            dist=dist,
+            t1=cfg["flow_t1"],
+            saveat_ts=np.linspace(0, cfg["flow_t1"], 3001),
+            gtol=cfg["flow_gtol"],
+            max_steps=8192,
+        )
         ths = np.asarray(fl.theta)
         gds = {}
         for eta in cfg["etas"]:
             gd = train.descent(model, np.asarray(s), xi=[XI], dist=dist, eta=eta, epochs=cfg["epochs"])
             gds[eta] = gd
         r0 = float(np.linalg.norm(np.asarray(s) - [0, 1]))
-        row = dict(theta0=list(s), alpha=alpha, predicted_limit=lim.tolist(),
-                   flow_final=ths[-1].tolist(), flow_status=sideq.Status(int(fl.status)).name.lower(),
-                   flow_error_to_prediction=float(np.linalg.norm(ths[-1] - lim)),
-                   flow_max_drift_w=float(np.max(np.asarray(fl.drift))),
-                   t_final=float(fl.t_final))
+        row = dict(
+            theta0=list(s),
+            alpha=alpha,
+            predicted_limit=lim.tolist(),
+            flow_final=ths[-1].tolist(),
+            flow_status=sideq.Status(int(fl.status)).name.lower(),
+            flow_error_to_prediction=float(np.linalg.norm(ths[-1] - lim)),
+            flow_max_drift_w=float(np.max(np.asarray(fl.drift))),
+            t_final=float(fl.t_final),
+        )
         for eta, gd in gds.items():
             th = np.asarray(gd.theta)
             radius = np.linalg.norm(th - [0, 1], axis=1)
@@ -309,18 +356,49 @@ def exp_flow_vs_descent(out_dir, quick=False, **overrides):
         ax.plot(0, 1, "X", color="C1", ms=8, ls="none", label="trivial $(0, 1)$", zorder=6)
         phi = np.linspace(0, 2 * np.pi, 400)
         for i, (s, lim, ths, gds, r0) in enumerate(runs):
-            ax.plot(r0 * np.cos(phi), 1 + r0 * np.sin(phi), color="0.75", lw=0.7, zorder=0,
-                    label=r"circles $\|\theta-(0,1)\|=\|\theta(0)-(0,1)\|$" if i == 0 else None)
+            ax.plot(
+                r0 * np.cos(phi),
+                1 + r0 * np.sin(phi),
+                color="0.75",
+                lw=0.7,
+                zorder=0,
+                label=r"circles $\|\theta-(0,1)\|=\|\theta(0)-(0,1)\|$" if i == 0 else None,
+            )
             ax.plot(ths[:, 0], ths[:, 1], color="C0", lw=1.6, zorder=3, label="gradient flow" if i == 0 else None)
             g = np.asarray(gds[cfg["etas"][0]].theta)
-            ax.plot(g[::4, 0], g[::4, 1], ".", color="C2", ms=2.5, zorder=4,
-                    label=rf"descent $\eta={cfg['etas'][0]:g}$ (every 4th)" if i == 0 else None)
+            ax.plot(
+                g[::4, 0],
+                g[::4, 1],
+                ".",
+                color="C2",
+                ms=2.5,
+                zorder=4,
+                label=rf"descent $\eta={cfg['etas'][0]:g}$ (every 4th)" if i == 0 else None,
+            )
             g = np.asarray(gds[cfg["etas"][1]].theta)
-            ax.plot(g[:, 0], g[:, 1], "-", marker=".", color="C4", ms=3, lw=0.6, zorder=4,
-                    label=rf"descent $\eta={cfg['etas'][1]:g}$" if i == 0 else None)
+            ax.plot(
+                g[:, 0],
+                g[:, 1],
+                "-",
+                marker=".",
+                color="C4",
+                ms=3,
+                lw=0.6,
+                zorder=4,
+                label=rf"descent $\eta={cfg['etas'][1]:g}$" if i == 0 else None,
+            )
             ax.plot(s[0], s[1], "o", mfc="none", mec="k", ms=5, zorder=5, label=r"$\theta(0)$" if i == 0 else None)
-            ax.plot(lim[0], lim[1], "*", color="C3", ms=10, mec="k", mew=0.4, zorder=6,
-                    label="limit, corrected Thm 3.3" if i == 0 else None)
+            ax.plot(
+                lim[0],
+                lim[1],
+                "*",
+                color="C3",
+                ms=10,
+                mec="k",
+                mew=0.4,
+                zorder=6,
+                label="limit, corrected Thm 3.3" if i == 0 else None,
+            )
         ax.set_aspect("equal")
         ax.set_xlim(-2.2, 2.2)
         ax.set_ylim(-0.8, 2.8)
@@ -329,9 +407,14 @@ def exp_flow_vs_descent(out_dir, quick=False, **overrides):
         ax.set_title(rf"Linear DEQ, $\xi={XI:g}$, population risk on Unif[0,1]")
         ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=6.5)
         files += _save(fig, out_dir, "ext2_flow_vs_descent")
-    out = dict(settings=cfg, wall_s=time.perf_counter() - t0, files=files, runs=rows,
-               max_flow_error_to_prediction=max(r["flow_error_to_prediction"] for r in rows),
-               max_flow_drift_w=max(r["flow_max_drift_w"] for r in rows))
+    out = dict(
+        settings=cfg,
+        wall_s=time.perf_counter() - t0,
+        files=files,
+        runs=rows,
+        max_flow_error_to_prediction=max(r["flow_error_to_prediction"] for r in rows),
+        max_flow_drift_w=max(r["flow_max_drift_w"] for r in rows),
+    )
     for eta in cfg["etas"]:
         errs = [r[f"gd_eta{eta:g}_error_to_prediction"] for r in rows]
         out[f"max_gd_eta{eta:g}_error_to_prediction"] = None if None in errs else max(errs)
@@ -344,9 +427,17 @@ def exp_flow_vs_descent(out_dir, quick=False, **overrides):
 def exp_population_vs_empirical(out_dir, quick=False, **overrides):
     import matplotlib.pyplot as plt
 
-    cfg = dict(model="sigmoid", xi=XI, ns=[100, 1000, 10000], eta=0.1, epochs=1000 if quick else 4000,
-               init="theta(0) of reproduce seed 0 (N(0, 0.1^2 I))", data_seed=1,
-               population_nodes=128, evaluated_epochs=200)
+    cfg = dict(
+        model="sigmoid",
+        xi=XI,
+        ns=[100, 1000, 10000],
+        eta=0.1,
+        epochs=1000 if quick else 4000,
+        init="theta(0) of reproduce seed 0 (N(0, 0.1^2 I))",
+        data_seed=1,
+        population_nodes=128,
+        evaluated_epochs=200,
+    )
     cfg = _configure(cfg, overrides, fixed=("xi", "population_nodes"))
     model = sideq.single_index("sigmoid")
     dist = sideq.uniform(0.0, 1.0, 1)
@@ -371,7 +462,8 @@ def exp_population_vs_empirical(out_dir, quick=False, **overrides):
         curves[n] = (Rhat, R)
         dists[n] = np.linalg.norm(th - th_pop, axis=1)
         res[str(n)] = dict(
-            empirical_final=_f(Rhat[-1]), population_final=_f(R[-1]),
+            empirical_final=_f(Rhat[-1]),
+            population_final=_f(R[-1]),
             population_over_empirical_final=_f(R[-1] / Rhat[-1]),
             theta_final=th[-1].tolist(),
             distance_to_population_run_final=float(np.linalg.norm(th[-1] - th_pop[-1])),
@@ -384,12 +476,19 @@ def exp_population_vs_empirical(out_dir, quick=False, **overrides):
         ax = axs[0]
         # dashed and on top (zorder): the curves nearly coincide, and a solid
         # line under them would be hidden
-        ax.semilogy(curves["population"][0], color="k", lw=1.2, ls=(0, (3, 2)), zorder=5,
-                    label=r"trained on $R$: $R(\theta_{\mathrm{pop}}(t))$")
+        ax.semilogy(
+            curves["population"][0],
+            color="k",
+            lw=1.2,
+            ls=(0, (3, 2)),
+            zorder=5,
+            label=r"trained on $R$: $R(\theta_{\mathrm{pop}}(t))$",
+        )
         for i, n in enumerate(cfg["ns"]):
             Rhat, R = curves[n]
-            ax.semilogy(np.arange(len(Rhat)), Rhat, color=f"C{i}", ls="--", lw=1.0,
-                        label=rf"$\hat R_n(\theta_n(t))$, $n={n}$")
+            ax.semilogy(
+                np.arange(len(Rhat)), Rhat, color=f"C{i}", ls="--", lw=1.0, label=rf"$\hat R_n(\theta_n(t))$, $n={n}$"
+            )
             ax.semilogy(ev, R, color=f"C{i}", lw=1.3, label=rf"$R(\theta_n(t))$, $n={n}$")
         ax.set_xlabel("epoch $t$")
         ax.set_ylabel("risk")
@@ -411,8 +510,7 @@ def exp_population_vs_empirical(out_dir, quick=False, **overrides):
         ax.set_ylabel(r"$\|\theta_n(t) - \theta_{\mathrm{pop}}(t)\|_2$")
         ax.set_title("(c) distance to the run on $R$")
         ax.legend()
-        fig.suptitle(rf"Sigmoid DEQ, $\xi={XI:g}$, $\eta={cfg['eta']}$, X ~ Unif[0,1], same $\theta(0)$",
-                     fontsize=9)
+        fig.suptitle(rf"Sigmoid DEQ, $\xi={XI:g}$, $\eta={cfg['eta']}$, X ~ Unif[0,1], same $\theta(0)$", fontsize=9)
         files += _save(fig, out_dir, "ext3_population_vs_empirical")
     return dict(settings=cfg, wall_s=time.perf_counter() - t0, files=files, results=res)
 
@@ -445,8 +543,14 @@ def exp_phase_portrait(out_dir, quick=False, **overrides):
     import matplotlib.pyplot as plt
     from matplotlib.colors import Normalize
 
-    cfg = dict(xi=XI, grid_points=60 if quick else 160, risk="population, Unif[0,1], 128 nodes",
-               linear_box=[[-3, 3], [-2, 4]], sigmoid_box=[[-3, 7], [-4, 3.9]], singular_mask=0.04)
+    cfg = dict(
+        xi=XI,
+        grid_points=60 if quick else 160,
+        risk="population, Unif[0,1], 128 nodes",
+        linear_box=[[-3, 3], [-2, 4]],
+        sigmoid_box=[[-3, 7], [-4, 3.9]],
+        singular_mask=0.04,
+    )
     cfg = _configure(cfg, overrides)
     m = int(cfg["grid_points"])
     t0 = time.perf_counter()
@@ -481,8 +585,18 @@ def exp_phase_portrait(out_dir, quick=False, **overrides):
             logs = np.log10(speed)
             finite = logs[np.isfinite(logs)]
             lo, hi = np.percentile(finite, 1), np.percentile(finite, 99)
-            sp = ax.streamplot(g1, g2, F[..., 0], F[..., 1], color=logs, cmap="plasma",
-                               norm=Normalize(lo, hi), density=1.3, linewidth=0.8, arrowsize=0.7)
+            sp = ax.streamplot(
+                g1,
+                g2,
+                F[..., 0],
+                F[..., 1],
+                color=logs,
+                cmap="plasma",
+                norm=Normalize(lo, hi),
+                density=1.3,
+                linewidth=0.8,
+                arrowsize=0.7,
+            )
             cb = fig.colorbar(sp.lines, ax=ax, pad=0.02)
             cb.set_label(r"$\log_{10}\|\nabla_\theta R\|_2$")
             if name == "linear":
@@ -492,8 +606,9 @@ def exp_phase_portrait(out_dir, quick=False, **overrides):
                 ax.plot(0, 1, "X", color="C1", mec="k", mew=0.4, ms=8, ls="none", label="trivial $(0,1)$")
                 ax.set_title(rf"(a) linear DEQ: $-\nabla R$, $\xi={XI:g}$")
             else:
-                ax.plot(XI, 0, "*", color="C2", mec="k", mew=0.4, ms=12, ls="none",
-                        label=rf"target $(\xi,0)=({XI:g},0)$")
+                ax.plot(
+                    XI, 0, "*", color="C2", mec="k", mew=0.4, ms=12, ls="none", label=rf"target $(\xi,0)=({XI:g},0)$"
+                )
                 ax.set_title(rf"(b) sigmoid DEQ: $-\nabla R$, $\xi={XI:g}$")
             ax.set_xlim(g1[0], g1[-1])
             ax.set_ylim(g2[0], g2[-1])
@@ -518,8 +633,9 @@ def _basin_runs(name, c, m, dist, dtol):
     spec = f"grid:{a1}/{b1},{a2}/{b2}"
     inits = sweep.make_inits(spec, m * m, 2)  # theta2 = 1 is not a grid value for m = 30, 100
     ts = time.perf_counter()
-    res = sweep.run_sweep(model, xi=[XI], inits=inits, eta=c["eta"], epochs=c["epochs"], dist=dist,
-                          dtol=dtol, progress=False)
+    res = sweep.run_sweep(
+        model, xi=[XI], inits=inits, eta=c["eta"], epochs=c["epochs"], dist=dist, dtol=dtol, progress=False
+    )
     wall = time.perf_counter() - ts
     A = res.arrays
     status = np.asarray(A["status"])
@@ -527,8 +643,7 @@ def _basin_runs(name, c, m, dist, dtol):
     steps = np.asarray(A["steps"])
     names = {int(s): s.name.lower() for s in sideq.Status}
     counts = {names[int(k)]: int(v) for k, v in zip(*np.unique(status, return_counts=True))}
-    failed = np.isin(status, [int(sideq.Status.DIVERGED), int(sideq.Status.SINGULAR),
-                              int(sideq.Status.SOLVER_FAILURE)])
+    failed = np.isin(status, [int(sideq.Status.DIVERGED), int(sideq.Status.SINGULAR), int(sideq.Status.SOLVER_FAILURE)])
     # The runs that passed through the non-unique regime at some epoch
     # (their status is that of their end, which may be CONVERGED).
     nonuniq = np.asarray(A["non_unique_epochs"]) > 0
@@ -537,19 +652,30 @@ def _basin_runs(name, c, m, dist, dtol):
     # at theta(T) has steps = epochs, hence the distance_final test;
     # failed runs do not count.
     reached = ~failed & ((steps < c["epochs"]) | ((dtol > 0) & (dfin <= dtol)))
-    basin = dict(D=dfin.reshape(m, m), S=steps.reshape(m, m), failed=failed.reshape(m, m),
-                 nonuniq=nonuniq.reshape(m, m), reached=reached.reshape(m, m), box=c["box"])
+    basin = dict(
+        D=dfin.reshape(m, m),
+        S=steps.reshape(m, m),
+        failed=failed.reshape(m, m),
+        nonuniq=nonuniq.reshape(m, m),
+        reached=reached.reshape(m, m),
+        box=c["box"],
+    )
     ok = reached
     stats = dict(
-        runs=len(status), wall_s=wall, runs_per_s=len(status) / wall, status_counts=counts,
-        reached_1e_6=int(reached.sum()), fraction_reached_1e_6=float(reached.mean()),
+        runs=len(status),
+        wall_s=wall,
+        runs_per_s=len(status) / wall,
+        status_counts=counts,
+        reached_1e_6=int(reached.sum()),
+        fraction_reached_1e_6=float(reached.mean()),
         non_unique_reached_1e_6=int((reached & nonuniq).sum()),
-        epochs_to_1e_6_max_non_unique=(int(steps[reached & nonuniq].max()) if (reached & nonuniq).any()
-                                       else None),
-        not_reached_not_failed=int((~reached & ~failed).sum()), failed=int(failed.sum()),
+        epochs_to_1e_6_max_non_unique=(int(steps[reached & nonuniq].max()) if (reached & nonuniq).any() else None),
+        not_reached_not_failed=int((~reached & ~failed).sum()),
+        failed=int(failed.sum()),
         epochs_to_1e_6_quantiles=(np.quantile(steps[ok], [0, 0.05, 0.5, 0.95, 1]).tolist() if ok.any() else None),
-        final_distance_quantiles_not_failed=(np.quantile(dfin[~failed & np.isfinite(dfin)],
-                                                         [0, 0.05, 0.5, 0.95, 1]).tolist()),
+        final_distance_quantiles_not_failed=(
+            np.quantile(dfin[~failed & np.isfinite(dfin)], [0, 0.05, 0.5, 0.95, 1]).tolist()
+        ),
     )
     if name == "linear":
         th2 = np.asarray(A["theta0"])[:, 1]
@@ -562,10 +688,10 @@ def _basin_runs(name, c, m, dist, dtol):
         rT = np.linalg.norm(np.asarray(A["theta_final"]) - e, axis=1)
         thrown = rT > 2 * r0
         stats["fraction_thrown_to_a_sphere_2x_larger"] = _f(thrown.mean())
-        stats["theta2_0_range_of_thrown_runs"] = ([_f(th2[thrown].min()), _f(th2[thrown].max())]
-                                                  if thrown.any() else None)
-        stats["fraction_not_reached_with_abs_1_minus_theta2_0_ge_0.5"] = _f(
-            (~reached)[np.abs(1 - th2) >= 0.5].mean())
+        stats["theta2_0_range_of_thrown_runs"] = (
+            [_f(th2[thrown].min()), _f(th2[thrown].max())] if thrown.any() else None
+        )
+        stats["fraction_not_reached_with_abs_1_minus_theta2_0_ge_0.5"] = _f((~reached)[np.abs(1 - th2) >= 0.5].mean())
     return basin, stats
 
 
@@ -573,10 +699,15 @@ def exp_basin(out_dir, quick=False, **overrides):
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
 
-    cfg = dict(grid_points=30 if quick else 100, xi=XI, risk="population, Unif[0,1], 32 Gauss-Legendre nodes", dtol=1e-6,
-               linear=dict(box=[[-3, 3], [-2, 4]], eta=0.1, epochs=400 if quick else 1000),
-               # eta = 20 is about 1/lambda_max of the Hessian at (xi, 0) (0.0486; experiment 6)
-               sigmoid=dict(box=[[-4, 8], [-4, 3.9]], eta=20.0, epochs=600 if quick else 1000))
+    cfg = dict(
+        grid_points=30 if quick else 100,
+        xi=XI,
+        risk="population, Unif[0,1], 32 Gauss-Legendre nodes",
+        dtol=1e-6,
+        linear=dict(box=[[-3, 3], [-2, 4]], eta=0.1, epochs=400 if quick else 1000),
+        # eta = 20 is about 1/lambda_max of the Hessian at (xi, 0) (0.0486; experiment 6)
+        sigmoid=dict(box=[[-4, 8], [-4, 3.9]], eta=20.0, epochs=600 if quick else 1000),
+    )
     cfg = _configure(cfg, overrides)
     m = int(cfg["grid_points"])
     dist = sideq.uniform(0.0, 1.0, 1, nodes=32)
@@ -587,7 +718,6 @@ def exp_basin(out_dir, quick=False, **overrides):
         maps[name], out[name] = _basin_runs(name, cfg[name], m, dist, cfg["dtol"])
     files = []
     with _rc():
-
         fig, axs = plt.subplots(2, 2, figsize=(FULL_W, 5.6), constrained_layout=True)
         for col, name in enumerate(("linear", "sigmoid")):
             mp = maps[name]
@@ -597,29 +727,54 @@ def exp_basin(out_dir, quick=False, **overrides):
             g1, g2 = np.linspace(a1, b1, m), np.linspace(a2, b2, m)
             target = "solution line" if name == "linear" else r"$(\xi,0)$"
             # (sigmoid: also the line theta2 = 1/L = 4 above which the equilibrium may not be unique)
-            target_kw = (dict(linear=True, xi=XI) if name == "linear" else
-                         dict(linear=False, xi=XI, lipschitz=sideq.get_activation("sigmoid").lipschitz))
+            target_kw = (
+                dict(linear=True, xi=XI)
+                if name == "linear"
+                else dict(linear=False, xi=XI, lipschitz=sideq.get_activation("sigmoid").lipschitz)
+            )
             D = np.where(mp["failed"], np.nan, np.maximum(mp["D"], 1e-16))
             S = np.where(mp["reached"], mp["S"], np.nan).astype(float)
             k = int(mp["nonuniq"].sum())
             kr = int((mp["nonuniq"] & mp["reached"]).sum())
             rows = [
-                (D, LogNorm(1e-16, max(1.0, np.nanmax(D))), f"final distance to {target}",
-                 f"({'a' if col == 0 else 'b'}) {name} DEQ, $\\eta={cfg[name]['eta']:g}$, "
-                 f"{cfg[name]['epochs']} epochs", f"non-unique at some epoch ({k})"),
-                (S, LogNorm(max(1, np.nanmin(S)) if np.isfinite(S).any() else 1,
-                            max(2, np.nanmax(S)) if np.isfinite(S).any() else 2),
-                 r"epochs to distance $\leq 10^{-6}$",
-                 f"({'c' if col == 0 else 'd'}) epochs to reach $10^{{-6}}$ (white: not reached)",
-                 f"non-unique at some epoch ({k}; {kr} reach)"),
+                (
+                    D,
+                    LogNorm(1e-16, max(1.0, np.nanmax(D))),
+                    f"final distance to {target}",
+                    f"({'a' if col == 0 else 'b'}) {name} DEQ, $\\eta={cfg[name]['eta']:g}$, "
+                    f"{cfg[name]['epochs']} epochs",
+                    f"non-unique at some epoch ({k})",
+                ),
+                (
+                    S,
+                    LogNorm(
+                        max(1, np.nanmin(S)) if np.isfinite(S).any() else 1,
+                        max(2, np.nanmax(S)) if np.isfinite(S).any() else 2,
+                    ),
+                    r"epochs to distance $\leq 10^{-6}$",
+                    f"({'c' if col == 0 else 'd'}) epochs to reach $10^{{-6}}$ (white: not reached)",
+                    f"non-unique at some epoch ({k}; {kr} reach)",
+                ),
             ]
             for row, (values, norm, cbar_label, title, nonunique_label) in enumerate(rows):
                 ax = axs[row, col]
-                basin_map(fig, ax, values, g1, g2, norm=norm, cbar_label=cbar_label, failed=mp["failed"],
-                          nonunique=mp["nonuniq"], nonunique_label=nonunique_label, target=target_kw)
+                basin_map(
+                    fig,
+                    ax,
+                    values,
+                    g1,
+                    g2,
+                    norm=norm,
+                    cbar_label=cbar_label,
+                    failed=mp["failed"],
+                    nonunique=mp["nonuniq"],
+                    nonunique_label=nonunique_label,
+                    target=target_kw,
+                )
                 ax.set_title(title)
-        fig.suptitle(rf"Basins and rates over a {m}$\times${m} grid of $\theta(0)$ ($\xi={XI:g}$, population risk)",
-                     fontsize=9)
+        fig.suptitle(
+            rf"Basins and rates over a {m}$\times${m} grid of $\theta(0)$ ($\xi={XI:g}$, population risk)", fontsize=9
+        )
         files += _save(fig, out_dir, "ext5_basin")
     out.update(wall_s=time.perf_counter() - t0, files=files)
     return out
@@ -671,32 +826,53 @@ def step_size_threshold(xi=XI, delta1=0.5, delta2=0.5, n_theta1=81, n_theta2=21,
         m11 = wq @ (xq * xq)
         m12 = wq @ (xq * y)
         m22 = wq @ (y * y)
-        tr, det = m11 + m22, m11 * m22 - m12 ** 2
-        lmin = tr / 2 - jnp.sqrt(jnp.maximum(tr ** 2 / 4 - det, 0.0))
-        fourth = wq @ ((xq ** 2 + y ** 2) ** 2)
+        tr, det = m11 + m22, m11 * m22 - m12**2
+        lmin = tr / 2 - jnp.sqrt(jnp.maximum(tr**2 / 4 - det, 0.0))
+        fourth = wq @ ((xq**2 + y**2) ** 2)
         return lmin, fourth
 
     lmin, fourth = jax.jit(jax.vmap(moments))(th)
     lmin, fourth = np.asarray(lmin), np.asarray(fourth)
     rho, S = float(lmin.min()), float(fourth.max())
-    lam1 = 2 * rho * gamma ** 2 / (1 + L * delta2)
-    lam2 = 4 * L ** 2 * (L / (1 - L * delta2)) ** 2 * S
-    return dict(delta1=delta1, delta2=delta2, alpha=alpha, beta=1 / 3, L=L, M=M, z_max=zmax, gamma=gamma,
-                rho=rho, rho_at=np.asarray(th)[int(lmin.argmin())].tolist(), sup_fourth_moment=S,
-                lambda1=lam1, lambda2=lam2, threshold=lam1 / (2 * lam2),
-                init_radius_allowed=min((1 + delta1) * abs(xi), delta2),  # as printed
-                init_radius_allowed_corrected=min(delta1 * abs(xi), delta2),  # ERRATA.md §5
-                method="grid over Theta (%dx%d), %d-node Gauss-Legendre; estimate, not a bound" % (
-                    n_theta1, n_theta2, nodes),
-                source="sideq.paper.extended.step_size_threshold")
+    lam1 = 2 * rho * gamma**2 / (1 + L * delta2)
+    lam2 = 4 * L**2 * (L / (1 - L * delta2)) ** 2 * S
+    return dict(
+        delta1=delta1,
+        delta2=delta2,
+        alpha=alpha,
+        beta=1 / 3,
+        L=L,
+        M=M,
+        z_max=zmax,
+        gamma=gamma,
+        rho=rho,
+        rho_at=np.asarray(th)[int(lmin.argmin())].tolist(),
+        sup_fourth_moment=S,
+        lambda1=lam1,
+        lambda2=lam2,
+        threshold=lam1 / (2 * lam2),
+        init_radius_allowed=min((1 + delta1) * abs(xi), delta2),  # as printed
+        init_radius_allowed_corrected=min(delta1 * abs(xi), delta2),  # ERRATA.md §5
+        method="grid over Theta (%dx%d), %d-node Gauss-Legendre; estimate, not a bound" % (n_theta1, n_theta2, nodes),
+        source="sideq.paper.extended.step_size_threshold",
+    )
 
 
 def exp_step_size(out_dir, quick=False, **overrides):
     import matplotlib.pyplot as plt
 
-    cfg = dict(model="sigmoid", xi=XI, risk="population, Unif[0,1], 32 nodes",
-               n_inits=6 if quick else 8, radius=0.5, n_eta=25 if quick else 49, eta_range=[1e-4, 1e2],
-               epochs=500 if quick else 2000, delta1=0.5, delta2=0.5)
+    cfg = dict(
+        model="sigmoid",
+        xi=XI,
+        risk="population, Unif[0,1], 32 nodes",
+        n_inits=6 if quick else 8,
+        radius=0.5,
+        n_eta=25 if quick else 49,
+        eta_range=[1e-4, 1e2],
+        epochs=500 if quick else 2000,
+        delta1=0.5,
+        delta2=0.5,
+    )
     cfg = _configure(cfg, overrides)
     radius, n_init, n_eta = float(cfg["radius"]), int(cfg["n_inits"]), int(cfg["n_eta"])
     cfg["inits"] = f"{n_init} points on the circle of radius {radius} about (xi, 0)"
@@ -704,21 +880,36 @@ def exp_step_size(out_dir, quick=False, **overrides):
     # Theorem 3.9's threshold from sideq.paper.theory, and this module's own grid
     # estimate as a second route (they agree to ~1e-5).
 
-    thr = step_size_threshold(XI, delta1=cfg["delta1"], delta2=cfg["delta2"],
-                              n_theta1=41 if quick else 81, n_theta2=11 if quick else 21)
-    t39 = theory.theorem_3_9(sideq.single_index("sigmoid"), [XI], sideq.uniform(0.0, 1.0, 1),
-                             delta2=cfg["delta2"], delta1=cfg["delta1"], grid=21 if quick else 41)
-    thr["sideq_theory"] = dict(lambda1=float(t39.lambda1), lambda2=float(t39.lambda2),
-                               threshold=float(t39.threshold), rho=float(t39.t38.rho))
+    thr = step_size_threshold(
+        XI, delta1=cfg["delta1"], delta2=cfg["delta2"], n_theta1=41 if quick else 81, n_theta2=11 if quick else 21
+    )
+    t39 = theory.theorem_3_9(
+        sideq.single_index("sigmoid"),
+        [XI],
+        sideq.uniform(0.0, 1.0, 1),
+        delta2=cfg["delta2"],
+        delta1=cfg["delta1"],
+        grid=21 if quick else 41,
+    )
+    thr["sideq_theory"] = dict(
+        lambda1=float(t39.lambda1), lambda2=float(t39.lambda2), threshold=float(t39.threshold), rho=float(t39.t38.rho)
+    )
     thr["own_vs_theory_threshold_rel_diff"] = abs(thr["threshold"] / float(t39.threshold) - 1)
     thr["own_estimate"] = dict(threshold=thr["threshold"], lambda1=thr["lambda1"], lambda2=thr["lambda2"])
-    thr.update(lambda1=float(t39.lambda1), lambda2=float(t39.lambda2), threshold=float(t39.threshold),
-               source="sideq.paper.theory.theorem_3_9 (grid + Nelder-Mead); own grid estimate in own_estimate")
+    thr.update(
+        lambda1=float(t39.lambda1),
+        lambda2=float(t39.lambda2),
+        threshold=float(t39.threshold),
+        source="sideq.paper.theory.theorem_3_9 (grid + Nelder-Mead); own grid estimate in own_estimate",
+    )
     dist = sideq.uniform(0.0, 1.0, 1, nodes=32)
     model = sideq.single_index("sigmoid")
     # local stability edge: 2 / lambda_max of the Hessian at the minimiser
-    H = np.asarray(jax.jacrev(jax.grad(lambda th: sideq.population_risk(model, th, jnp.asarray([XI]),
-                                                                sideq.uniform(0.0, 1.0, 1))))(jnp.asarray([XI, 0.0])))
+    H = np.asarray(
+        jax.jacrev(
+            jax.grad(lambda th: sideq.population_risk(model, th, jnp.asarray([XI]), sideq.uniform(0.0, 1.0, 1)))
+        )(jnp.asarray([XI, 0.0]))
+    )
     ev = np.linalg.eigvalsh(H)
     phis = np.linspace(0, 2 * np.pi, n_init, endpoint=False)
     inits = np.stack([XI + radius * np.cos(phis), radius * np.sin(phis)], 1)
@@ -734,8 +925,10 @@ def exp_step_size(out_dir, quick=False, **overrides):
     contracts = (~failed) & (ratio < 1)
     all_contract = contracts.all(axis=0)
     eta_max_contract = float(etas[all_contract].max()) if all_contract.any() else None
-    first_fail = [float(etas[np.flatnonzero(failed[i] | (ratio[i] >= 1))[0]])
-                  if (failed[i] | (ratio[i] >= 1)).any() else None for i in range(n_init)]
+    first_fail = [
+        float(etas[np.flatnonzero(failed[i] | (ratio[i] >= 1))[0]]) if (failed[i] | (ratio[i] >= 1)).any() else None
+        for i in range(n_init)
+    ]
     best = etas[np.nanargmin(np.where(failed, np.inf, D).max(axis=0))]
     all_conv = ((~failed) & (ratio < 1e-6)).all(axis=0)
     eta_max_conv = float(etas[all_conv].max()) if all_conv.any() else None
@@ -748,20 +941,43 @@ def exp_step_size(out_dir, quick=False, **overrides):
         cmap = plt.get_cmap("viridis")
         for i in range(n_init):
             y = np.where(failed[i], np.nan, np.maximum(ratio[i], 1e-17))
-            ax.loglog(etas, y, "-", marker=".", ms=3, lw=0.9, color=cmap(i / n_init),
-                      )
+            ax.loglog(
+                etas,
+                y,
+                "-",
+                marker=".",
+                ms=3,
+                lw=0.9,
+                color=cmap(i / n_init),
+            )
             bad = failed[i] | (ratio[i] >= 1)
             if bad.any():
                 j = np.flatnonzero(bad)[0]
                 ax.plot(etas[j], 1.0, "x", color="red", ms=5)
-        ax.axvline(thr["threshold"], color="C3", ls="--", lw=1.2,
-                   label=rf"Thm 3.9: $\lambda_1/(2\lambda_2) = {_tex_sci(thr['threshold'])}$")
-        ax.axvline(2 / ev.max(), color="k", ls=":", lw=1.2,
-                   label=rf"$2/\lambda_{{\max}}(\nabla^2R(\xi,0)) = {2 / ev.max():.3g}$")
+        ax.axvline(
+            thr["threshold"],
+            color="C3",
+            ls="--",
+            lw=1.2,
+            label=rf"Thm 3.9: $\lambda_1/(2\lambda_2) = {_tex_sci(thr['threshold'])}$",
+        )
+        ax.axvline(
+            2 / ev.max(),
+            color="k",
+            ls=":",
+            lw=1.2,
+            label=rf"$2/\lambda_{{\max}}(\nabla^2R(\xi,0)) = {2 / ev.max():.3g}$",
+        )
         ax.axhline(1, color="0.5", lw=0.6)
         eb = etas[etas <= thr["threshold"]]
-        ax.loglog(eb, (1 - eb * thr["lambda1"] / 2) ** (cfg["epochs"] / 2), color="C3", lw=2.2, alpha=0.6,
-                  label=r"Thm 3.9 bound $(1-\eta\lambda_1/2)^{T/2}$")
+        ax.loglog(
+            eb,
+            (1 - eb * thr["lambda1"] / 2) ** (cfg["epochs"] / 2),
+            color="C3",
+            lw=2.2,
+            alpha=0.6,
+            label=r"Thm 3.9 bound $(1-\eta\lambda_1/2)^{T/2}$",
+        )
         ax.plot([], [], "-", marker=".", color=cmap(0.5), label=r"one line per $\theta(0)$")
         ax.plot([], [], "x", color="red", label="first $\\eta$ with no contraction / divergence")
         ax.set_xlabel(r"step size $\eta$")
@@ -770,15 +986,22 @@ def exp_step_size(out_dir, quick=False, **overrides):
         ax.set_ylim(1e-17, 1e2)
         ax.legend(fontsize=6, loc="lower left")
         files += _save(fig, out_dir, "ext6_step_size")
-    return dict(settings=cfg, wall_s=time.perf_counter() - t0, files=files, theorem_3_9=thr,
-                hessian_eigenvalues_at_target=ev.tolist(), stability_edge_2_over_lmax=float(2 / ev.max()),
-                largest_eta_all_contract=eta_max_contract, largest_eta_all_reach_ratio_1e_6=eta_max_conv,
-                theorem_bound_holds_for_eta_below_threshold=bound_holds,
-                ratio_eta_max_reach_1e_6_over_threshold=(eta_max_conv / thr["threshold"] if eta_max_conv else None), first_eta_without_contraction_per_init=first_fail,
-                eta_with_smallest_worst_final_distance=float(best),
-                fraction_converged_1e_3=float(conv.mean()),
-                ratio_eta_max_contract_over_threshold=(eta_max_contract / thr["threshold"]
-                                                       if eta_max_contract else None))
+    return dict(
+        settings=cfg,
+        wall_s=time.perf_counter() - t0,
+        files=files,
+        theorem_3_9=thr,
+        hessian_eigenvalues_at_target=ev.tolist(),
+        stability_edge_2_over_lmax=float(2 / ev.max()),
+        largest_eta_all_contract=eta_max_contract,
+        largest_eta_all_reach_ratio_1e_6=eta_max_conv,
+        theorem_bound_holds_for_eta_below_threshold=bound_holds,
+        ratio_eta_max_reach_1e_6_over_threshold=(eta_max_conv / thr["threshold"] if eta_max_conv else None),
+        first_eta_without_contraction_per_init=first_fail,
+        eta_with_smallest_worst_final_distance=float(best),
+        fraction_converged_1e_3=float(conv.mean()),
+        ratio_eta_max_contract_over_threshold=(eta_max_contract / thr["threshold"] if eta_max_contract else None),
+    )
 
 
 # --------------------------------------------------------------------------- 7. explicit neuron
@@ -810,16 +1033,24 @@ def explicit_neuron_descent(theta0, x, y, eta, epochs, act="sigmoid"):
 def exp_explicit_neuron(out_dir, quick=False, **overrides):
     import matplotlib.pyplot as plt
 
-    cfg = dict(xi=XI, n=1000, eta=0.1, epochs=1000 if quick else 4000, seed=0,
-               explicit_init="theta1(0) of the DEQ's theta(0)", activation="sigmoid")
+    cfg = dict(
+        xi=XI,
+        n=1000,
+        eta=0.1,
+        epochs=1000 if quick else 4000,
+        seed=0,
+        explicit_init="theta1(0) of the DEQ's theta(0)",
+        activation="sigmoid",
+    )
     cfg = _configure(cfg, overrides)
     x, theta0 = _sigmoid_data(cfg["seed"], cfg["n"])
     model = sideq.single_index("sigmoid")
     y = np.asarray(sideq.targets(model, jnp.asarray([XI]), jnp.asarray(x)))
     t0 = time.perf_counter()
     deq = train.descent(model, theta0, xi=[XI], x=x, eta=cfg["eta"], epochs=cfg["epochs"])
-    ths_e, loss_e = explicit_neuron_descent(jnp.asarray(theta0[:1]), jnp.asarray(x), jnp.asarray(y),
-                                            jnp.asarray(cfg["eta"]), cfg["epochs"])
+    ths_e, loss_e = explicit_neuron_descent(
+        jnp.asarray(theta0[:1]), jnp.asarray(x), jnp.asarray(y), jnp.asarray(cfg["eta"]), cfg["epochs"]
+    )
     ths_e, loss_e = np.asarray(ths_e), np.asarray(loss_e)
     loss_d = np.asarray(deq.loss)
     th_d = np.asarray(deq.theta)
@@ -828,13 +1059,20 @@ def exp_explicit_neuron(out_dir, quick=False, **overrides):
     y_exp = 1 / (1 + np.exp(-ths_e[-1, 0] * grid))
     true = 1 / (1 + np.exp(-XI * grid))
     res = dict(
-        deq=dict(loss_final=_f(loss_d[-1]), theta_final=th_d[-1].tolist(),
-                 epochs_to_loss_1e_4=_first_below(loss_d, 1e-4), epochs_to_loss_1e_6=_first_below(loss_d, 1e-6),
-                 sup_error_learned=float(np.abs(y_deq - true).max())),
-        explicit=dict(loss_final=_f(loss_e[-1]), theta_final=ths_e[-1].tolist(),
-                      epochs_to_loss_1e_4=_first_below(loss_e, 1e-4),
-                      epochs_to_loss_1e_6=_first_below(loss_e, 1e-6),
-                      sup_error_learned=float(np.abs(y_exp - true).max())),
+        deq=dict(
+            loss_final=_f(loss_d[-1]),
+            theta_final=th_d[-1].tolist(),
+            epochs_to_loss_1e_4=_first_below(loss_d, 1e-4),
+            epochs_to_loss_1e_6=_first_below(loss_d, 1e-6),
+            sup_error_learned=float(np.abs(y_deq - true).max()),
+        ),
+        explicit=dict(
+            loss_final=_f(loss_e[-1]),
+            theta_final=ths_e[-1].tolist(),
+            epochs_to_loss_1e_4=_first_below(loss_e, 1e-4),
+            epochs_to_loss_1e_6=_first_below(loss_e, 1e-6),
+            sup_error_learned=float(np.abs(y_exp - true).max()),
+        ),
     )
     files = []
     with _rc():
@@ -862,7 +1100,9 @@ def exp_explicit_neuron(out_dir, quick=False, **overrides):
         ax.set_ylabel(r"$|y(x) - \sigma(\xi x)|$")
         ax.set_title("(c) pointwise error")
         ax.legend()
-        fig.suptitle(rf"Explicit neuron vs single-index DEQ, same data ($n={cfg['n']}$, $\eta={cfg['eta']}$)", fontsize=9)
+        fig.suptitle(
+            rf"Explicit neuron vs single-index DEQ, same data ($n={cfg['n']}$, $\eta={cfg['eta']}$)", fontsize=9
+        )
         files += _save(fig, out_dir, "ext7_explicit_neuron")
     return dict(settings=cfg, wall_s=time.perf_counter() - t0, files=files, results=res)
 
@@ -909,8 +1149,14 @@ def exp_multi_linear_basins(out_dir, quick=False, **overrides):
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
 
-    cfg = dict(xi=[2.0, 1.0], w1_0=[0.1, 0.1], box=[[-1.0, 3.0], [-1.0, 3.0]], grid_points=24 if quick else 60,
-               eta=0.05, epochs=1000 if quick else 2000)
+    cfg = dict(
+        xi=[2.0, 1.0],
+        w1_0=[0.1, 0.1],
+        box=[[-1.0, 3.0], [-1.0, 3.0]],
+        grid_points=24 if quick else 60,
+        eta=0.05,
+        epochs=1000 if quick else 2000,
+    )
     cfg = _configure(cfg, overrides, fixed=())
     m = int(cfg["grid_points"])
     (a1, b1), (a2, b2) = cfg["box"]
@@ -936,33 +1182,63 @@ def exp_multi_linear_basins(out_dir, quick=False, **overrides):
     crossed = ~bad & (np.sign(detT) != np.sign(det0))
     final = np.where(bad, np.nan, np.maximum(loss[:, -1], 1e-16))
     reached = ~bad & (loss[:, -1] <= 1e-10)
-    res = dict(runs=m * m, wall_s=wall, failed=int(bad.sum()), crossed_singular_set=int(crossed.sum()),
-               reached_loss_1e_10=int(reached.sum()), fraction_reached_1e_10=float(reached.mean()),
-               final_loss_quantiles_not_failed=(np.quantile(loss[~bad, -1], [0, 0.05, 0.5, 0.95, 1]).tolist()
-                                                if (~bad).any() else None),
-               fraction_failed_near_singular=_f(bad[np.min(np.abs(1 - np.stack([A.ravel(), B.ravel()])), axis=0) < 0.1].mean()))
+    res = dict(
+        runs=m * m,
+        wall_s=wall,
+        failed=int(bad.sum()),
+        crossed_singular_set=int(crossed.sum()),
+        reached_loss_1e_10=int(reached.sum()),
+        fraction_reached_1e_10=float(reached.mean()),
+        final_loss_quantiles_not_failed=(
+            np.quantile(loss[~bad, -1], [0, 0.05, 0.5, 0.95, 1]).tolist() if (~bad).any() else None
+        ),
+        fraction_failed_near_singular=_f(
+            bad[np.min(np.abs(1 - np.stack([A.ravel(), B.ravel()])), axis=0) < 0.1].mean()
+        ),
+    )
     files = []
     with _rc():
         fig, axs = plt.subplots(1, 2, figsize=(FULL_W, 2.9), constrained_layout=True)
         labels = dict(xlabel=r"$a = (W_2(0))_{11}$", ylabel=r"$b = (W_2(0))_{22}$")
         ax = axs[0]
-        basin_map(fig, ax, final.reshape(m, m), ga, gb, norm=LogNorm(1e-16, max(1.0, np.nanmax(final))),
-                  cbar_label=r"$R(W(T))$", failed=bad.reshape(m, m), **labels)
+        basin_map(
+            fig,
+            ax,
+            final.reshape(m, m),
+            ga,
+            gb,
+            norm=LogNorm(1e-16, max(1.0, np.nanmax(final))),
+            cbar_label=r"$R(W(T))$",
+            failed=bad.reshape(m, m),
+            **labels,
+        )
         ax.set_title(f"(a) final population risk, {cfg['epochs']} epochs")
         if not bad.any() and ax.get_legend() is not None:  # (nothing failed: no marks to explain)
             ax.get_legend().remove()
         ax = axs[1]
         side = np.where(bad, np.nan, np.sign(detT)).reshape(m, m)
-        basin_map(fig, ax, side, ga, gb, cmap="coolwarm", failed=bad.reshape(m, m),
-                  nonunique=crossed.reshape(m, m), nonunique_label=f"det changed sign ({int(crossed.sum())})",
-                  **labels)
+        basin_map(
+            fig,
+            ax,
+            side,
+            ga,
+            gb,
+            cmap="coolwarm",
+            failed=bad.reshape(m, m),
+            nonunique=crossed.reshape(m, m),
+            nonunique_label=f"det changed sign ({int(crossed.sum())})",
+            **labels,
+        )
         ax.set_title(r"(b) sign of $\det(I - W_2(T))$ (blue $-$, red $+$)")
         for ax in axs:
             ax.axvline(1.0, color="k", ls="--", lw=0.8)
             ax.axhline(1.0, color="k", ls="--", lw=0.8)
-        fig.suptitle(rf"Multi-output linear DEQ, $k=2$, $d=1$, $\Xi=({cfg['xi'][0]:g},{cfg['xi'][1]:g})^\top$, "
-                     rf"$W_1(0)=({cfg['w1_0'][0]:g},{cfg['w1_0'][1]:g})^\top$, $\eta={cfg['eta']:g}$; "
-                     r"dashed: $\det(I-W_2(0))=0$", fontsize=8)
+        fig.suptitle(
+            rf"Multi-output linear DEQ, $k=2$, $d=1$, $\Xi=({cfg['xi'][0]:g},{cfg['xi'][1]:g})^\top$, "
+            rf"$W_1(0)=({cfg['w1_0'][0]:g},{cfg['w1_0'][1]:g})^\top$, $\eta={cfg['eta']:g}$; "
+            r"dashed: $\det(I-W_2(0))=0$",
+            fontsize=8,
+        )
         files += _save(fig, out_dir, "ext8_multi_linear_basins")
     return dict(settings=cfg, wall_s=time.perf_counter() - t0, files=files, results=res)
 
@@ -995,8 +1271,18 @@ def exp_multi_index_rate(out_dir, quick=False, **overrides):
     """
     import matplotlib.pyplot as plt
 
-    cfg = dict(activation="tanh", d=2, n=128 if quick else 256, ks=[1, 2, 4] if quick else [1, 2, 3, 4, 6, 8],
-               starts=4 if quick else 8, radius=0.1, xi_scale=1.5, eta=0.5, epochs=400 if quick else 2000, seed=0)
+    cfg = dict(
+        activation="tanh",
+        d=2,
+        n=128 if quick else 256,
+        ks=[1, 2, 4] if quick else [1, 2, 3, 4, 6, 8],
+        starts=4 if quick else 8,
+        radius=0.1,
+        xi_scale=1.5,
+        eta=0.5,
+        epochs=400 if quick else 2000,
+        seed=0,
+    )
     cfg = _configure(cfg, overrides, fixed=())
     d, n, eta, T = int(cfg["d"]), int(cfg["n"]), float(cfg["eta"]), int(cfg["epochs"])
     x = jnp.asarray(sideq.sample(sideq.uniform(-1.0, 1.0, d), jax.random.PRNGKey(cfg["seed"]), n))
@@ -1008,11 +1294,15 @@ def exp_multi_index_rate(out_dir, quick=False, **overrides):
         xi = jnp.asarray(_multi_target(k, d, cfg["xi_scale"], cfg["seed"]))
         rng = np.random.default_rng([cfg["seed"], k, 1])
         r = float(cfg["radius"])
-        p0 = {"W1": xi + r * rng.standard_normal((cfg["starts"], k, d)),
-              "W2": r * rng.standard_normal((cfg["starts"], k, k))}
+        p0 = {
+            "W1": xi + r * rng.standard_normal((cfg["starts"], k, d)),
+            "W2": r * rng.standard_normal((cfg["starts"], k, k)),
+        }
         tr = jax.vmap(lambda p: general.descent(model, p, x=x, xi=xi, eta=eta, epochs=T))(p0)
-        dist = np.sqrt(np.sum((np.asarray(tr.params["W1"]) - np.asarray(xi)) ** 2, axis=(-1, -2))
-                       + np.sum(np.asarray(tr.params["W2"]) ** 2, axis=(-1, -2)))
+        dist = np.sqrt(
+            np.sum((np.asarray(tr.params["W1"]) - np.asarray(xi)) ** 2, axis=(-1, -2))
+            + np.sum(np.asarray(tr.params["W2"]) ** 2, axis=(-1, -2))
+        )
         loss = np.asarray(tr.loss)
         half = T // 2
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -1025,11 +1315,23 @@ def exp_multi_index_rate(out_dir, quick=False, **overrides):
         predicted = float(-2 * np.log(abs(1 - eta * lam_min))) if lam_min > 0 else 0.0
         status = np.asarray(tr.status)
         counts = {sideq.Status(int(v)).name.lower(): int(c) for v, c in zip(*np.unique(status, return_counts=True))}
-        rows.append(dict(k=k, params=k * d + k * k, rate_median=_f(np.median(rate)), rate_min=_f(rate.min()),
-                         rate_max=_f(rate.max()), rate_predicted=_f(predicted), hessian_min=_f(lam_min),
-                         hessian_max=_f(lam_max), eta_times_hessian_max=_f(eta * lam_max),
-                         distance_0_median=_f(np.median(dist[:, 0])), distance_final_median=_f(np.median(dist[:, -1])),
-                         loss_final_median=_f(np.median(loss[:, -1])), status_counts=counts))
+        rows.append(
+            dict(
+                k=k,
+                params=k * d + k * k,
+                rate_median=_f(np.median(rate)),
+                rate_min=_f(rate.min()),
+                rate_max=_f(rate.max()),
+                rate_predicted=_f(predicted),
+                hessian_min=_f(lam_min),
+                hessian_max=_f(lam_max),
+                eta_times_hessian_max=_f(eta * lam_max),
+                distance_0_median=_f(np.median(dist[:, 0])),
+                distance_final_median=_f(np.median(dist[:, -1])),
+                loss_final_median=_f(np.median(loss[:, -1])),
+                status_counts=counts,
+            )
+        )
         curves[k] = (np.median(dist, axis=0), np.median(loss, axis=0))
     files = []
     with _rc():
@@ -1050,17 +1352,33 @@ def exp_multi_index_rate(out_dir, quick=False, **overrides):
         lo = np.array([row["rate_min"] or np.nan for row in rows])
         hi = np.array([row["rate_max"] or np.nan for row in rows])
         ax = axs[2]
-        ax.errorbar(ks, med, yerr=[med - lo, hi - med], fmt="o", color="C0", capsize=2,
-                    label=rf"measured, $-\Delta\log\hat R$ (min–max of {cfg['starts']})")
-        ax.plot(ks, [row["rate_predicted"] for row in rows], "s--", color="C3", mfc="none",
-                label=r"$-2\log|1-\eta\lambda_{\min}(\nabla^2\hat R)|$ at $(\Xi,0)$")
+        ax.errorbar(
+            ks,
+            med,
+            yerr=[med - lo, hi - med],
+            fmt="o",
+            color="C0",
+            capsize=2,
+            label=rf"measured, $-\Delta\log\hat R$ (min–max of {cfg['starts']})",
+        )
+        ax.plot(
+            ks,
+            [row["rate_predicted"] for row in rows],
+            "s--",
+            color="C3",
+            mfc="none",
+            label=r"$-2\log|1-\eta\lambda_{\min}(\nabla^2\hat R)|$ at $(\Xi,0)$",
+        )
         ax.set_yscale("log")
         ax.set_xlabel("$k$ (neurons)")
         ax.set_ylabel("rate per epoch")
         ax.set_title("(c) rate against $k$")
         ax.legend(fontsize=5.5)
-        fig.suptitle(rf"Multi-neuron DEQ $y=\tanh(W_1x+W_2y)$ near $(\Xi,0)$: $d={d}$, $n={n}$, "
-                     rf"$\eta={eta:g}$, {T} epochs", fontsize=9)
+        fig.suptitle(
+            rf"Multi-neuron DEQ $y=\tanh(W_1x+W_2y)$ near $(\Xi,0)$: $d={d}$, $n={n}$, "
+            rf"$\eta={eta:g}$, {T} epochs",
+            fontsize=9,
+        )
         files += _save(fig, out_dir, "ext9_multi_index_rate")
     return dict(settings=cfg, wall_s=time.perf_counter() - t0, files=files, results=rows)
 
@@ -1115,8 +1433,9 @@ def script_main(name, argv=None, config=None):
     ``config``: settings overrides (the script's CONFIG); ignored with ``--quick``."""
 
     p = argparse.ArgumentParser(description=f"sideq extended experiment: {name}")
-    p.add_argument("--out", default="figures/extended",
-                   help="folder for the figures (created if needed; default figures/extended)")
+    p.add_argument(
+        "--out", default="figures/extended", help="folder for the figures (created if needed; default figures/extended)"
+    )
     p.add_argument("--quick", action="store_true", help="smaller grids / fewer epochs")
     a = p.parse_args(argv)
     a.out = a.out or "."

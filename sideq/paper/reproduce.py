@@ -31,12 +31,39 @@ from sideq.progress import advance, bar
 from sideq.risk import initial_nodes_y0, population_objective
 
 EXPERIMENTS = {
-    "linear": dict(figures=["fig1", "fig2"], model="linear", xi=2.0, n=1000, eta=0.01, epochs=200,
-                   init_mean=(0.0, 0.0), init_std=0.1, section="4.1"),
-    "linear_near_trivial": dict(figures=["fig3"], model="linear", xi=2.0, n=1000, eta=0.01, epochs=200,
-                                init_mean=(0.0, 1.0), init_std=0.1, section="4.1"),
-    "sigmoid": dict(figures=["fig4", "fig5"], model="sigmoid", xi=2.0, n=1000, eta=0.1, epochs=4000,
-                    init_mean=(0.0, 0.0), init_std=0.1, section="4.2"),
+    "linear": dict(
+        figures=["fig1", "fig2"],
+        model="linear",
+        xi=2.0,
+        n=1000,
+        eta=0.01,
+        epochs=200,
+        init_mean=(0.0, 0.0),
+        init_std=0.1,
+        section="4.1",
+    ),
+    "linear_near_trivial": dict(
+        figures=["fig3"],
+        model="linear",
+        xi=2.0,
+        n=1000,
+        eta=0.01,
+        epochs=200,
+        init_mean=(0.0, 1.0),
+        init_std=0.1,
+        section="4.1",
+    ),
+    "sigmoid": dict(
+        figures=["fig4", "fig5"],
+        model="sigmoid",
+        xi=2.0,
+        n=1000,
+        eta=0.1,
+        epochs=4000,
+        init_mean=(0.0, 0.0),
+        init_std=0.1,
+        section="4.2",
+    ),
 }
 FIGURES = ["fig1", "fig2", "fig3", "fig4", "fig5"]
 
@@ -64,8 +91,9 @@ def run_experiment(name: str, seed: int):
     return model, x, traj, out
 
 
-def seed_runs(name: str, seeds: int, base_seed: int = 0, epochs: int | None = None,
-              history: bool = True, dtol: float = 0.0):
+def seed_runs(
+    name: str, seeds: int, base_seed: int = 0, epochs: int | None = None, history: bool = True, dtol: float = 0.0
+):
     """The experiment for ``seeds`` seeds at once (data and θ(0) per seed), vmapped."""
 
     cfg = EXPERIMENTS[name]
@@ -76,8 +104,13 @@ def seed_runs(name: str, seeds: int, base_seed: int = 0, epochs: int | None = No
     xi = jnp.asarray([cfg["xi"]])
     y = jax.vmap(lambda xs: sideq.targets(model, xi, xs))(x)
     run = functools.partial(
-        train.descent_empirical, model, epochs=epochs or cfg["epochs"], optimizer=None, backend="jaxopt",
-        maxiter=100, history=history,
+        train.descent_empirical,
+        model,
+        epochs=epochs or cfg["epochs"],
+        optimizer=None,
+        backend="jaxopt",
+        maxiter=100,
+        history=history,
     )
     tols = jnp.asarray([0.0, 0.0, dtol])
     traj = jax.vmap(lambda t0, xs, ys: run(t0, xs, ys, xi, jnp.asarray(cfg["eta"]), tols))(theta0, x, y)
@@ -112,27 +145,51 @@ def check_claims(seeds: int = 32, base_seed: int = 0, figures=None) -> list[dict
         figs = ",".join(cfg["figures"])
         if cfg["model"] == "linear":
             ok = loss[:, -1] <= 1e-10
-            out.append(dict(figure=figs, claim="the loss converges to zero (R(theta(T)) <= 1e-10)",
-                            holds=bool(ok.all()), fraction=_frac(ok),
-                            detail=f"max final loss over {_seeds(seeds)}: {loss[:, -1].max():.3g}"))
+            out.append(
+                dict(
+                    figure=figs,
+                    claim="the loss converges to zero (R(theta(T)) <= 1e-10)",
+                    holds=bool(ok.all()),
+                    fraction=_frac(ok),
+                    detail=f"max final loss over {_seeds(seeds)}: {loss[:, -1].max():.3g}",
+                )
+            )
             ok = dist[:, -1] <= 1e-5
-            out.append(dict(figure=figs, claim="theta(T) is on the solution line (alpha xi, 1 - alpha) (distance <= 1e-5)",
-                            holds=bool(ok.all()), fraction=_frac(ok),
-                            detail=f"max distance to the line: {dist[:, -1].max():.3g}"))
+            out.append(
+                dict(
+                    figure=figs,
+                    claim="theta(T) is on the solution line (alpha xi, 1 - alpha) (distance <= 1e-5)",
+                    holds=bool(ok.all()),
+                    fraction=_frac(ok),
+                    detail=f"max distance to the line: {dist[:, -1].max():.3g}",
+                )
+            )
             if name == "linear":
                 # Figure 2(a): "roughly orbits ... as predicted by Theorem 3.1": the flow keeps w fixed, and
                 # descent lets it grow by eta^2 sum ||grad R||^2 (Eq. (8)) <= 2 eta R(theta(0)) (Eq. (7))
                 ratio = (w[:, -1] - w[:, 0]) / (2 * cfg["eta"] * loss[:, 0])
                 ok = ratio <= 1.0
-                out.append(dict(figure="fig2", claim="it stays near Theorem 3.1's circle: w(T) - w(0) <= 2 eta R(0)",
-                                holds=bool(ok.all()), fraction=_frac(ok),
-                                detail=f"max over seeds of (w(T) - w(0))/(2 eta R(theta(0))): {ratio.max():.3g}; "
-                                       f"of w(T)/w(0) - 1: {(w[:, -1] / w[:, 0] - 1).max():.3g}"))
+                out.append(
+                    dict(
+                        figure="fig2",
+                        claim="it stays near Theorem 3.1's circle: w(T) - w(0) <= 2 eta R(0)",
+                        holds=bool(ok.all()),
+                        fraction=_frac(ok),
+                        detail=f"max over seeds of (w(T) - w(0))/(2 eta R(theta(0))): {ratio.max():.3g}; "
+                        f"of w(T)/w(0) - 1: {(w[:, -1] / w[:, 0] - 1).max():.3g}",
+                    )
+                )
             dw = np.diff(w, axis=1)
             ok = np.all(dw >= -1e-12 * w.max(axis=1, keepdims=True), axis=1)
-            out.append(dict(figure=figs, claim="the iterates move further from (0, 1) every epoch (Eq. (8))",
-                            holds=bool(ok.all()), fraction=_frac(ok),
-                            detail=f"min over seeds of w(T) - w(0): {(w[:, -1] - w[:, 0]).min():.3g}"))
+            out.append(
+                dict(
+                    figure=figs,
+                    claim="the iterates move further from (0, 1) every epoch (Eq. (8))",
+                    holds=bool(ok.all()),
+                    fraction=_frac(ok),
+                    detail=f"min over seeds of w(T) - w(0): {(w[:, -1] - w[:, 0]).min():.3g}",
+                )
+            )
             if name == "linear_near_trivial":
                 out.append(_figure3_flow_variant(seeds, base_seed))
         else:
@@ -141,25 +198,44 @@ def check_claims(seeds: int = 32, base_seed: int = 0, figures=None) -> list[dict
 
             theta_T = np.asarray(traj.theta)[:, -1]
             grid = np.linspace(0.0, 1.0, 201)[:, None]
-            gap = np.abs(equilibria(model, theta_T[:, :-1], theta_T[:, -1], grid)
-                         - 1 / (1 + np.exp(-cfg["xi"] * grid[:, 0]))).max(axis=1)
-            out.append(dict(figure="fig4", claim="the loss converges to zero (R(theta(T)) <= 1e-6)",
-                            holds=bool(ok.all()), fraction=_frac(ok),
-                            detail=f"final loss over {_seeds(seeds)}: median {np.median(loss[:, -1]):.3g}, "
-                                   f"max {loss[:, -1].max():.3g}; learned function vs sigma(2x) on [0, 1]: "
-                                   f"max |y - f| median {np.median(gap):.3g}, worst {gap.max():.3g}"))
+            gap = np.abs(
+                equilibria(model, theta_T[:, :-1], theta_T[:, -1], grid) - 1 / (1 + np.exp(-cfg["xi"] * grid[:, 0]))
+            ).max(axis=1)
+            out.append(
+                dict(
+                    figure="fig4",
+                    claim="the loss converges to zero (R(theta(T)) <= 1e-6)",
+                    holds=bool(ok.all()),
+                    fraction=_frac(ok),
+                    detail=f"final loss over {_seeds(seeds)}: median {np.median(loss[:, -1]):.3g}, "
+                    f"max {loss[:, -1].max():.3g}; learned function vs sigma(2x) on [0, 1]: "
+                    f"max |y - f| median {np.median(gap):.3g}, worst {gap.max():.3g}",
+                )
+            )
             ok = dist[:, -1] <= 1e-2
-            out.append(dict(figure="fig5", claim=f"theta(T) reaches the target (2, 0) within {T} epochs (distance <= 1e-2)",
-                            holds=bool(ok.all()), fraction=_frac(ok),
-                            detail=f"final distance: median {np.median(dist[:, -1]):.3g}, "
-                                   f"min {dist[:, -1].min():.3g}, max {dist[:, -1].max():.3g}"))
+            out.append(
+                dict(
+                    figure="fig5",
+                    claim=f"theta(T) reaches the target (2, 0) within {T} epochs (distance <= 1e-2)",
+                    holds=bool(ok.all()),
+                    fraction=_frac(ok),
+                    detail=f"final distance: median {np.median(dist[:, -1]):.3g}, "
+                    f"min {dist[:, -1].min():.3g}, max {dist[:, -1].max():.3g}",
+                )
+            )
             ok = np.all(np.diff(dist, axis=1) <= 1e-12, axis=1)
             # The caption credits Theorem 3.9, but this run is outside its hypotheses
             # (empirical risk, eta far above lambda1/(2 lambda2); ERRATA.md §10).
-            out.append(dict(figure="fig5", claim="the distance to (2, 0) decreases monotonically",
-                            holds=bool(ok.all()), fraction=_frac(ok),
-                            detail=f"largest one-epoch increase: {np.diff(dist, axis=1).max():.3g} (the caption "
-                                   "credits Theorem 3.9, whose hypotheses this run does not meet: ERRATA.md §10)"))
+            out.append(
+                dict(
+                    figure="fig5",
+                    claim="the distance to (2, 0) decreases monotonically",
+                    holds=bool(ok.all()),
+                    fraction=_frac(ok),
+                    detail=f"largest one-epoch increase: {np.diff(dist, axis=1).max():.3g} (the caption "
+                    "credits Theorem 3.9, whose hypotheses this run does not meet: ERRATA.md §10)",
+                )
+            )
             # Labelled variant: the paper's eta = 0.1 and data, ten times the epochs.
             long_epochs = 10 * T
             n_var = max(1, seeds // 4)
@@ -167,11 +243,16 @@ def check_claims(seeds: int = 32, base_seed: int = 0, figures=None) -> list[dict
             d_long = np.asarray(long.distance)[:, -1]
             steps = np.asarray(long.steps)
             ok = d_long <= 1e-2
-            out.append(dict(figure="fig5 (variant)",
-                            claim=f"with {long_epochs} epochs (eta = {cfg['eta']}) theta reaches (2, 0) (distance <= 1e-2)",
-                            holds=bool(ok.all()), fraction=_frac(ok),
-                            detail=f"{_seeds(n_var)}: final distance max {d_long.max():.3g}; epochs to reach 1e-2: "
-                                   f"min {steps.min()}, max {steps.max()}"))
+            out.append(
+                dict(
+                    figure="fig5 (variant)",
+                    claim=f"with {long_epochs} epochs (eta = {cfg['eta']}) theta reaches (2, 0) (distance <= 1e-2)",
+                    holds=bool(ok.all()),
+                    fraction=_frac(ok),
+                    detail=f"{_seeds(n_var)}: final distance max {d_long.max():.3g}; epochs to reach 1e-2: "
+                    f"min {steps.min()}, max {steps.max()}",
+                )
+            )
     return out
 
 
@@ -186,17 +267,25 @@ def _figure3_flow_variant(seeds: int, base_seed: int) -> dict:
     theta0 = np.stack([draw(cfg, base_seed + k)[1] for k in range(seeds)])
     objective = population_objective(model, xi, law)
     cold = lambda th: initial_nodes_y0(model, th, xi, law)  # noqa: E731
-    run = xla.jit(jax.vmap(lambda t0: gradient_flow.gradient_flow(model, objective, t0, xi, cold_start=cold, t1=1e4,
-                                                    gtol=1e-11, max_steps=16384)))
+    run = xla.jit(
+        jax.vmap(
+            lambda t0: gradient_flow.gradient_flow(
+                model, objective, t0, xi, cold_start=cold, t1=1e4, gtol=1e-11, max_steps=16384
+            )
+        )
+    )
     tr = run(jnp.asarray(theta0))
     limit = np.stack([theorem_3_3_limit_corrected(t0, [cfg["xi"]]) for t0 in theta0])
     err = np.max(np.abs(np.asarray(tr.theta[:, -1]) - limit), axis=1)
     ok = (err <= 1e-6) & (np.asarray(tr.distance[:, -1]) <= 1e-8)
-    return dict(figure="fig3 (variant)",
-                claim="gradient flow from the same theta(0) lands at the corrected Theorem 3.3 limit",
-                holds=bool(ok.all()), fraction=_frac(ok),
-                detail=f"{_seeds(seeds)}: max |theta(t_end) - limit| {err.max():.3g}, "
-                       f"max drift of |theta - (0,1)|^2 {np.max(np.asarray(tr.drift)):.2g}")
+    return dict(
+        figure="fig3 (variant)",
+        claim="gradient flow from the same theta(0) lands at the corrected Theorem 3.3 limit",
+        holds=bool(ok.all()),
+        fraction=_frac(ok),
+        detail=f"{_seeds(seeds)}: max |theta(t_end) - limit| {err.max():.3g}, "
+        f"max drift of |theta - (0,1)|^2 {np.max(np.asarray(tr.drift)):.2g}",
+    )
 
 
 def _save(fig, out, name):
@@ -228,13 +317,18 @@ def draw_figures(name, model, x, traj, wanted, out):
     w = np.sqrt(np.asarray(traj.w))
     if linear:
         panels = {
-            "fig1": [("a", plots.loss_curve(traj.loss)),
-                     ("b", plots.learned_function(grid, learned, true, x_data=x[:, 0], y_data=y_data,
-                                                  true_label=f_label))],
-            "fig2": [("a", plots.trajectory(theta, xi=xi, linear=True)),
-                     ("b", plots.distance_curve(w, ylabel=r"$\|\theta(t) - (0, 1)\|_2$"))],
-            "fig3": [("a", plots.trajectory(theta, xi=xi, linear=True)),
-                     ("b", plots.distance_curve(w, ylabel=r"$\|\theta(t) - (0, 1)\|_2$"))],
+            "fig1": [
+                ("a", plots.loss_curve(traj.loss)),
+                ("b", plots.learned_function(grid, learned, true, x_data=x[:, 0], y_data=y_data, true_label=f_label)),
+            ],
+            "fig2": [
+                ("a", plots.trajectory(theta, xi=xi, linear=True)),
+                ("b", plots.distance_curve(w, ylabel=r"$\|\theta(t) - (0, 1)\|_2$")),
+            ],
+            "fig3": [
+                ("a", plots.trajectory(theta, xi=xi, linear=True)),
+                ("b", plots.distance_curve(w, ylabel=r"$\|\theta(t) - (0, 1)\|_2$")),
+            ],
         }
     else:
         # Fig 5b: a log axis only if the distance spans a decade or more (seed 0: about
@@ -243,12 +337,14 @@ def draw_figures(name, model, x, traj, wanted, out):
         positive = dist[dist > 0]
         log5b = positive.size > 0 and positive.max() / positive.min() >= 10
         panels = {
-            "fig4": [("a", plots.loss_curve(traj.loss)),
-                     ("b", plots.learned_function(grid, learned, true, x_data=x[:, 0], y_data=y_data,
-                                                  true_label=f_label))],
-            "fig5": [("a", plots.trajectory(theta, xi=xi, linear=False)),
-                     ("b", plots.distance_curve(dist, log=log5b,
-                                                ylabel=rf"$\|\theta(t) - ({xi:g}, 0)\|_2$"))],
+            "fig4": [
+                ("a", plots.loss_curve(traj.loss)),
+                ("b", plots.learned_function(grid, learned, true, x_data=x[:, 0], y_data=y_data, true_label=f_label)),
+            ],
+            "fig5": [
+                ("a", plots.trajectory(theta, xi=xi, linear=False)),
+                ("b", plots.distance_curve(dist, log=log5b, ylabel=rf"$\|\theta(t) - ({xi:g}, 0)\|_2$")),
+            ],
         }
     for fig_name in (first, second):
         if fig_name not in wanted or fig_name not in panels:
@@ -269,8 +365,9 @@ def _run_state(r: dict) -> str:
     return "ok" if r["status"] in ("max_steps", "converged") else r["status"]
 
 
-def reproduce(out: str = "figures", only: str | None = None, seed: int = 0, as_json: bool = False,
-              seeds: int = 32) -> int:
+def reproduce(
+    out: str = "figures", only: str | None = None, seed: int = 0, as_json: bool = False, seeds: int = 32
+) -> int:
 
     wanted = FIGURES if not only else [f.strip() for f in only.split(",") if f.strip()]
     unknown = [f for f in wanted if f not in FIGURES]
@@ -304,8 +401,17 @@ def reproduce(out: str = "figures", only: str | None = None, seed: int = 0, as_j
                 continue
             th0 = ", ".join(f"{v:+.3f}" for v in r["theta_initial"])
             th = ", ".join(f"{v:+.3f}" for v in r["theta_final"])
-            rows.append([name, ",".join(r["settings"]["figures"]), f"({th0})", f"({th})",
-                         f"{r['loss_final']:.3e}", _run_state(r), f"{r['wall_s']:.2f}"])
+            rows.append(
+                [
+                    name,
+                    ",".join(r["settings"]["figures"]),
+                    f"({th0})",
+                    f"({th})",
+                    f"{r['loss_final']:.3e}",
+                    _run_state(r),
+                    f"{r['wall_s']:.2f}",
+                ]
+            )
         # each column as wide as its widest cell, two spaces apart; wall s right-aligned
         widths = [max(len(row[k]) for row in [header] + rows) for k in range(len(header))]
         for row in [header] + rows:

@@ -88,6 +88,7 @@ __all__ = [
 # σ, σ' and the equilibria: the library's own JAX code (sideq.activations,
 # sideq.solve), jitted once per (model, shapes), evaluated in float64.
 
+
 def _x64():
     """float64 for the computations of this module, scoped (the global flag is untouched)."""
     return jax.enable_x64(True)
@@ -113,8 +114,10 @@ def sigma(model, z):
 def _equilibria(model, theta1, theta2, x):
     """y_θ(x) for θ1 (K, d), θ2 (K,), nodes x (N, d) -> (K, N): :func:`sideq.scalar.solve`
     vmapped over θ (it vmaps over x itself); NaN where the solve did not converge."""
+
     def one(t1, t2):
         return solve(model, jnp.append(t1, t2), x).y  # (NaN where the solve failed)
+
     return jax.vmap(one)(theta1, theta2)
 
 
@@ -122,8 +125,11 @@ def equilibria(model, theta1, theta2, x):
     """y_θ(x) (Eq. (10)) for a batch: θ1 (K, d), θ2 (K,), x (N, d) -> y (K, N), float64
     numpy, by the library's solver :func:`sideq.scalar.solve` (NaN where it fails)."""
     with _x64():
-        return np.asarray(_equilibria(model, jnp.asarray(theta1, jnp.float64),
-                                      jnp.asarray(theta2, jnp.float64), jnp.asarray(x, jnp.float64)))
+        return np.asarray(
+            _equilibria(
+                model, jnp.asarray(theta1, jnp.float64), jnp.asarray(theta2, jnp.float64), jnp.asarray(x, jnp.float64)
+            )
+        )
 
 
 def _chunk_size(n_nodes, budget=32_768, cap=64):
@@ -140,7 +146,7 @@ def _padded(jfn, T1, T2, chunk):
     last one padded by repeating its final row), so every call has the same shape."""
     out = []
     for i in range(0, len(T2), chunk):
-        a, b = T1[i:i + chunk], T2[i:i + chunk]
+        a, b = T1[i : i + chunk], T2[i : i + chunk]
         m = len(b)
         if m < chunk:
             a = np.concatenate([a, np.repeat(a[-1:], chunk - m, 0)])
@@ -156,6 +162,7 @@ def lipschitz(model) -> float:
 
 # ---------------------------------------------------------------------------
 # Laws of X.
+
 
 def second_moment_np(dist) -> np.ndarray:
     """Σ₂ = E[XXᵀ] (Eq. (5)) in closed form: :func:`sideq.data.second_moment`."""
@@ -191,8 +198,10 @@ def expectation_nodes(dist, alpha: float | None = None):
     S = np.asarray(dist.cov_sqrt, float)
     d = mu.shape[0]
     if d > 1:
-        raise ValueError(f"expectation_nodes: Gaussian X in d = {d} > 1 has no theta-independent rule here; "
-                         "use sideq.paper.theory.gaussian_block (one quadrature axis along theta1, the rest exact)")
+        raise ValueError(
+            f"expectation_nodes: Gaussian X in d = {d} > 1 has no theta-independent rule here; "
+            "use sideq.paper.theory.gaussian_block (one quadrature axis along theta1, the rest exact)"
+        )
     s = float(S[0, 0])
     if alpha is None:
         z, w = quadrature_rule(dist)
@@ -305,8 +314,10 @@ def gaussian_block(model, theta1, theta2, dist, alpha=None, *, n=GAUSS_BLOCK_NOD
     truncated = alpha is not None
     z, wz = _gaussian_rule(n, truncated)
     with _x64():
-        args = [jnp.asarray(a, jnp.float64) for a in
-                (theta1, theta2, dist.mean, dist.cov, 0.0 if alpha is None else alpha, z, wz)]
+        args = [
+            jnp.asarray(a, jnp.float64)
+            for a in (theta1, theta2, dist.mean, dist.cov, 0.0 if alpha is None else alpha, z, wz)
+        ]
         M, m4 = _gaussian_stats(model, *args, truncated=truncated)
         return np.asarray(M), np.asarray(m4)
 
@@ -317,11 +328,15 @@ def _check_indicator(dist, alpha):
     if alpha is None:
         return
     if dist.d != 2:
-        raise ValueError(f"Gaussian X in d = {dist.d}: the indicator 1{{|X| <= alpha}} is done exactly "
-                         "for d = 2 only; pass alpha=None (no indicator) or use d = 2")
+        raise ValueError(
+            f"Gaussian X in d = {dist.d}: the indicator 1{{|X| <= alpha}} is done exactly "
+            "for d = 2 only; pass alpha=None (no indicator) or use d = 2"
+        )
     if not np.linalg.eigvalsh(np.asarray(dist.cov, float))[0] > 0:
-        raise ValueError("Gaussian X with a singular cov: the indicator 1{|X| <= alpha} is done for a "
-                         "positive definite cov only; pass alpha=None (no indicator) or a positive definite cov")
+        raise ValueError(
+            "Gaussian X with a singular cov: the indicator 1{|X| <= alpha} is done for a "
+            "positive definite cov only; pass alpha=None (no indicator) or a positive definite cov"
+        )
 
 
 def _expectation_fun(model, dist, alpha, which):
@@ -338,17 +353,18 @@ def _expectation_fun(model, dist, alpha, which):
     truncated = alpha is not None
     z, wz = _gaussian_rule(GAUSS_BLOCK_NODES, truncated)
     with _x64():
-        consts = [jnp.asarray(a, jnp.float64) for a in
-                  (dist.mean, dist.cov, 0.0 if alpha is None else alpha, z, wz)]
+        consts = [jnp.asarray(a, jnp.float64) for a in (dist.mean, dist.cov, 0.0 if alpha is None else alpha, z, wz)]
 
     def jfn(t1, t2):
         M, m4 = _gaussian_stats(model, t1, t2, *consts, truncated=truncated)
         return jnp.linalg.eigvalsh(M)[:, 0] if which == "lmin" else m4
+
     return _batch_fun(jfn, len(z))
 
 
 # ---------------------------------------------------------------------------
 # Section 3.1, linear DEQ.
+
 
 def conserved_w(theta):
     """Theorem 3.1: w = ‖θ1‖² + (θ2 − 1)² = ‖θ − e‖² is constant along the flow."""
@@ -582,8 +598,12 @@ def lemma_3_7_lipschitz(theta0, xi, dist, *, n_gap=4001, n_dir=400, n_rad=6, n_g
     i, j = np.unravel_index(np.argmax(val), val.shape)
     side = np.sign(1 - theta0[-1])
     arg = np.append(phi[i, j] * side * gs[i], 1 - side * gs[i])  # θ1 = gφ, θ2 = 1 − g on θ(0)'s side
-    return {"L_bound": L_bound, "L_attained": float(val[i, j]), "arg": arg,
-            "certificate_ratio": L_bound / float(val[i, j])}
+    return {
+        "L_bound": L_bound,
+        "L_attained": float(val[i, j]),
+        "arg": arg,
+        "certificate_ratio": L_bound / float(val[i, j]),
+    }
 
 
 def theorem_3_6_eta0(theta0, xi, dist, **kw):
@@ -609,14 +629,25 @@ def theorem_3_6_eta0(theta0, xi, dist, **kw):
     lam_max = float(np.linalg.eigvalsh(second_moment_np(dist))[-1])
     beta, R0 = c["beta"], c["R0"]
     G = 2 / beta * math.sqrt(lam_max * R0 * (1 + (np.linalg.norm(xi) + c["c0"]) ** 2))
-    terms = {"1/L": 1 / lip["L_bound"], "beta/(2G)": beta / (2 * G) if G > 0 else math.inf,
-             "beta^2/(4R0)": beta**2 / (4 * R0) if R0 > 0 else math.inf}
+    terms = {
+        "1/L": 1 / lip["L_bound"],
+        "beta/(2G)": beta / (2 * G) if G > 0 else math.inf,
+        "beta^2/(4R0)": beta**2 / (4 * R0) if R0 > 0 else math.inf,
+    }
     printed = dict(terms)
     printed.pop("beta/(2G)")
     printed["beta/2"] = beta / 2
     binding = min(terms, key=terms.get)
-    return {**c, **lip, "G": G, "terms": terms, "binding": binding, "eta0": terms[binding],
-            "eta0_printed": min(printed.values()), "binding_printed": min(printed, key=printed.get)}
+    return {
+        **c,
+        **lip,
+        "G": G,
+        "terms": terms,
+        "binding": binding,
+        "eta0": terms[binding],
+        "eta0_printed": min(printed.values()),
+        "binding_printed": min(printed, key=printed.get),
+    }
 
 
 def in_theta_3_7(theta, c):
@@ -634,6 +665,7 @@ def eq_8_next_w(w_t, eta, grad_sq):
 
 # ---------------------------------------------------------------------------
 # Section 3.2, single-index DEQ.
+
 
 def _region_grid(region, grid):
     """Points of a compact region of θ-space: (θ1 (K, d), θ2 (K,)).
@@ -725,6 +757,7 @@ def _batch_fun(jfn, n_nodes):
         T1, T2 = np.asarray(T1, float), np.asarray(T2, float)
         with _x64():
             return _padded(jfn, T1, T2, chunk)
+
     return fun
 
 
@@ -749,16 +782,20 @@ def _extremum(fun, region, grid, sign, n_start=3):
         return sign * float(fun(t1[None], np.array([t2]))[0])
 
     for i in order:
-        res = minimize(obj, np.append(T1[i], T2[i]), method="Nelder-Mead",
-                       options={"xatol": 1e-8, "fatol": 1e-14, "maxiter": 300})
+        res = minimize(
+            obj, np.append(T1[i], T2[i]), method="Nelder-Mead", options={"xatol": 1e-8, "fatol": 1e-14, "maxiter": 300}
+        )
         if res.fun < out[0]:
             t1, t2 = _project(region, res.x[:-1], res.x[-1])
             out = (float(res.fun), t1, t2)
     grid_ext = float(sign * best[order[0]])
     value = sign * out[0]
-    return value, {"arg": np.append(out[1], out[2]).tolist(), "grid_value": grid_ext,
-                       "rel_refinement": abs(grid_ext - value) / abs(value) if value != 0 else math.inf,
-                       "grid_points": len(T2)}
+    return value, {
+        "arg": np.append(out[1], out[2]).tolist(),
+        "grid_value": grid_ext,
+        "rel_refinement": abs(grid_ext - value) / abs(value) if value != 0 else math.inf,
+        "grid_points": len(T2),
+    }
 
 
 def _theta_region(xi, d, delta1, delta2, region, r0):
@@ -824,8 +861,14 @@ def single_index_terms(model, theta, xi, x):
     y = equilibria(model, theta[:, :-1], theta[:, -1], x)
     omega = theta[:, :-1] @ x.T + theta[:, -1:] * y
     ds = sigma(model, omega)[1]
-    return {"y": y, "f": sigma(model, x @ xi)[0][None], "omega": omega, "u": x @ xi,
-            "s": ds / (1 - theta[:, -1:] * ds), "q": np.sum(x * x, 1)[None] + y * y}
+    return {
+        "y": y,
+        "f": sigma(model, x @ xi)[0][None],
+        "omega": omega,
+        "u": x @ xi,
+        "s": ds / (1 - theta[:, -1:] * ds),
+        "q": np.sum(x * x, 1)[None] + y * y,
+    }
 
 
 def eq_15_rdot(model, theta, xi, dist, *, variant="corrected"):
@@ -863,14 +906,14 @@ class Theorem38:
     delta1: float
     delta2: float
     alpha: float
-    beta: float       # E[‖X‖² 1{‖X‖ ≤ α}] (assumption 1(ii))
-    M: float          # (|σ(0)| + Lα(1+δ1)‖ξ‖)/(1 − Lδ2)
-    zmax: float       # α(1+δ1)‖ξ‖ + Mδ2
-    gamma: float      # inf σ' on [−zmax, zmax]
+    beta: float  # E[‖X‖² 1{‖X‖ ≤ α}] (assumption 1(ii))
+    M: float  # (|σ(0)| + Lα(1+δ1)‖ξ‖)/(1 − Lδ2)
+    zmax: float  # α(1+δ1)‖ξ‖ + Mδ2
+    gamma: float  # inf σ' on [−zmax, zmax]
     rho: float
     rho_info: dict
-    rate: float       # 2ργ²/(1 + Lδ2) printed; 4ργ²/(1 + Lδ2) corrected (ERRATA.md §8)
-    radius: float     # the allowed ‖θ(0) − (ξ,0)‖: min{(1+δ1)‖ξ‖, δ2} printed, min{δ1‖ξ‖, δ2} corrected (§5)
+    rate: float  # 2ργ²/(1 + Lδ2) printed; 4ργ²/(1 + Lδ2) corrected (ERRATA.md §8)
+    radius: float  # the allowed ‖θ(0) − (ξ,0)‖: min{(1+δ1)‖ξ‖, δ2} printed, min{δ1‖ξ‖, δ2} corrected (§5)
 
     def bound(self, r0, t):
         """r(t) ≤ r(0) exp(−rate t)."""
@@ -934,8 +977,7 @@ class Theorem39:
         return 1 - eta * self.lambda1 / 2
 
 
-def theorem_3_9(model, xi, dist, *, delta2, delta1=None, alpha=None, grid=41, t38=None,
-                region="printed"):
+def theorem_3_9(model, xi, dist, *, delta2, delta1=None, alpha=None, grid=41, t38=None, region="printed"):
     """Theorem 3.9: λ1 = 2ργ²/(1 + Lδ2), λ2 = 4L²(L/(1 − Lδ2))² sup_Θ E‖(X, y_θ(X))‖⁴,
     step-size threshold λ1/(2λ2), rate r(t) ≤ (1 − ηλ1/2)^t r(0).
 
@@ -944,8 +986,7 @@ def theorem_3_9(model, xi, dist, *, delta2, delta1=None, alpha=None, grid=41, t3
     −2η(θ − θ*)ᵀ∇R is −η r'(θ) of the flow, ≤ −ηλ1 r with Eq. (15)'s factor
     restored), and the sup of λ2 is over the ball too; the proof then goes
     through as printed."""
-    t38 = t38 or theorem_3_8(model, xi, dist, delta2=delta2, delta1=delta1, alpha=alpha, grid=grid,
-                             region=region)
+    t38 = t38 or theorem_3_8(model, xi, dist, delta2=delta2, delta1=delta1, alpha=alpha, grid=grid, region=region)
     L = t38.L
     m4, _ = moment4_sup(model, xi, dist, t38.delta1, t38.delta2, grid=grid, region=region)
     lam2 = 4 * L**2 * (L / (1 - L * t38.delta2)) ** 2 * m4

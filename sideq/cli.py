@@ -546,7 +546,7 @@ def cmd_verify(args) -> int:
 
     if args.plots is not None:
         _writable_folder(args.plots, "--plots")
-    return verify_main(quick=args.quick, as_json=args.json, plots_dir=args.plots)
+    return verify_main(quick=args.quick, as_json=args.json, plots_dir=args.plots, multi=args.multi)
 
 
 def cmd_bench(args) -> int:
@@ -689,6 +689,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a list of {claim, holds, ...} objects")
     p.add_argument("--plots", metavar="DIR", default=None,
                    help="also write the VERIFY.md figures (PNG) into DIR, e.g. docs/verify")
+    p.add_argument("--multi", action="store_true",
+                   help="instead, the laws for multi-neuron DEQs (k outputs; MULTI_NEURON.md)")
     _add_cache_flag(p)
     p.set_defaults(func=cmd_verify, subparser=p)
     p = sub.add_parser("bench", help="speed against a per-sample numpy/scipy baseline (see BENCHMARKS.md)")

@@ -48,13 +48,18 @@ import numpy as np
 
 import sideq
 import sideq.sweep
-from sideq.progress import advance, bar
-from sideq.paper import theory as T
+from sideq.data import second_moment
 from sideq.dynamics import gradient_descent
+from sideq.errors import SideqInputError
+from sideq.general import empirical_risk as deq_empirical_risk
+from sideq.general import equilibrium as deq_equilibrium
 from sideq.gradient_flow import gradient_flow, reached_rows
+from sideq.paper import multi as MU
+from sideq.paper import theory as T
+from sideq.progress import advance, bar
 from sideq.risk import initial_nodes_y0, population_objective
 
-__all__ = ["format_table", "main", "run"]
+__all__ = ["format_table", "main", "run", "run_multi"]
 
 NOISE = 1e-14
 
@@ -900,6 +905,391 @@ def check_eq_18(name="sigmoid-unif1", K=8, perturb=1.0):
 
 
 # ---------------------------------------------------------------------------
+# Multi-neuron DEQs (the paper's Section 5; MULTI_NEURON.md): `sideq verify --multi`.
+
+MULTI_K = (2, 3, 5)
+# Steady state of the linear flows: ‖∇R‖ ≤ 1e-10.  Rounding puts a floor under ‖∇R‖ of about
+# eps‖M‖‖A‖/σ_min(I − W2)² (1e-12 at σ_min = 0.025), which a smaller gtol would sit on
+# for the rest of the step budget; at 1e-10, ‖A − Ξ‖ ≤ σ_max(B) gtol/(2λ_min(M)) ≲ 2e-9.
+MULTI_GTOL = 1e-10
+MULTI_INDEX_GAUSS3 = np.array([2.0, 1.0, 0.25])  # multi_index's d = 3 Gaussian: cond 8 (quadrature accuracy)
+MULTI_INDEX_RADIUS = 0.25  # starts in the ball ||(W1 - Xi, W2)||_F <= 0.25 (so ||W2||_2 Lip(tanh) <= 0.25 < 1)
+MULTI_INDEX_T = 150.0
+MULTI_INDEX_NODES = {1: 24, 3: 5}  # nodes per axis of the flows' quadrature law
+MULTI_INDEX_FINE = {("unif", 1): 64, ("unif", 3): 12, ("gauss", 1): 288, ("gauss", 3): 36}
+
+
+def multi_law(law, d, *, index=False):
+    """The laws of X of the multi-neuron checks (MULTI_NEURON.md): Unif[0, 1]^d, or N(0.5, 2) for
+    d = 1 and N((0.3, −0.2, 0.1), diag(4, 1, 0.1)) for d = 3 (cond E[XXᵀ] = 37; diag(2, 1, 0.25) for
+    multi_index, whose quadrature needs a milder law)."""
+    if law == "unif":
+        return sideq.uniform(0.0, 1.0, d)
+    if d == 1:
+        return sideq.gaussian(0.5, 2.0, 1)
+    return sideq.gaussian(np.array([0.3, -0.2, 0.1]), MULTI_INDEX_GAUSS3 if index else np.array([4.0, 1.0, 0.1]))
+
+
+def multi_xi(k, d, seed=0):
+    """Ξ (k, d) of the multi-neuron checks: N(0, 1.5²/d) entries, a fixed seed per (k, d, seed);
+    the settings use seed 0 for the uniform law and 1 for the Gaussian."""
+    return np.random.default_rng(1000 + 10 * k + d + 7919 * seed).normal(size=(k, d)) * 1.5 / math.sqrt(d)
+
+
+def _law_seed(law):
+    return 0 if law == "unif" else 1
+
+
+def _fro(a):
+    return np.sqrt(np.sum(a * a, axis=(-2, -1)))
+
+
+def multi_linear_flow(k, d, law, K):
+    """Gradient flows of the multi-output linear DEQ from K starts (:func:`multi.linear_starts`),
+    recorded at 0 and 100 times in [1e-5, 1e4], stopped at ‖∇R‖ ≤ :data:`MULTI_GTOL`; one compiled flow for
+    every (k, d) (padded to (5, 3))."""
+    def go():
+        # (in d = 1 the law enters only through the scalar M, a time scale: the laws get
+        # their own starts and Ξ so that the Gaussian runs are not the uniform ones rescaled)
+        dist, xi = multi_law(law, d), multi_xi(k, d, _law_seed(law))
+        M = second_moment(dist)
+        W1, W2 = MU.linear_starts(k, d, K, seed=10 * k + d + 500 * _law_seed(law))
+        ts = np.concatenate([[0.0], np.geomspace(1e-5, 1e4, 100)])
+        fl = MU.linear_flows(W1, W2, xi, M, ts, gtol=MULTI_GTOL, pad_to=(5, 3))
+        desc = f"multi_linear(k={k}), X~{_dist_desc(dist)}, {K} starts (half with sigma_min(I-W2(0)) in [0.02,0.2])"
+        return {"k": k, "d": d, "dist": dist, "M": M, "xi": xi, "W1": W1, "W2": W2, "flows": fl,
+                "C0": MU.conserved(W1, W2), "desc": desc}
+    return _memo(("mlflow", k, d, law, K), go)
+
+
+def check_multi_conservation(k, d, law, K, variant="derived", perturb=1.0):
+    """Proposition M1: C(t) = W1W1ᵀ + (I − W2)(I − W2)ᵀ is constant (perturb scales C(0));
+    variant "naive": W1W1ᵀ − (I − W2)(I − W2)ᵀ, which is not."""
+    s = multi_linear_flow(k, d, law, K)
+    fl = s["flows"]
+    fn = MU.conserved if variant == "derived" else MU.naive_conserved
+    C = fn(fl.W1, fl.W2)
+    C0 = C[:, :1] * perturb
+    rel = np.max(_fro(C - C0), 1) / _fro(C[:, 0])
+    i = int(np.argmax(rel))
+    what = "W1W1'+(I-W2)(I-W2)'" if variant == "derived" else "W1W1'-(I-W2)(I-W2)'"
+    return _rec("Proposition M1", variant, s["desc"], f"{what} constant in t",
+                f"max_t ||C(t)-C(0)||_F/||C(0)||_F = {rel[i]:.2e}", [s["W1"][i], s["W2"][i]], "1e-9 relative",
+                rel[i] <= 1e-9, variant == "derived", note=f"median drift over starts {np.median(rel):.2e}")
+
+
+def check_multi_singular(k, d, law, K, perturb=1.0):
+    """Proposition M2: det(I − W2(t)) keeps its sign and σ_min(I − W2(t))² ≥ β² =
+    λ_min(C)/(1 + a0²) (perturb scales β²); every flow reaches its steady state."""
+    s = multi_linear_flow(k, d, law, K)
+    fl = s["flows"]
+    B = np.eye(k) - fl.W2
+    sign = np.sign(np.linalg.det(B))
+    same = np.all(sign == sign[:, :1], axis=1)
+    smin2 = np.linalg.svd(B, compute_uv=False)[..., -1] ** 2
+    beta2 = MU.singular_floor(s["W1"], s["W2"], s["xi"], s["M"]) * perturb
+    slack = np.min(smin2, 1) / beta2
+    pointwise = np.min(MU.singular_ratio(fl.W1, fl.W2, s["C0"][:, None]), 1)
+    i = int(np.argmin(slack))
+    ok = bool(np.all(same) and np.all(fl.steady) and slack[i] >= 1 - 1e-9 and np.min(pointwise) >= 1 - 1e-9)
+    return _rec("Proposition M2", "derived", s["desc"],
+                "sign det(I-W2(t)) fixed; sigma_min(I-W2(t))^2 >= lambda_min(C)/(1+a0^2)",
+                f"min_t sigma_min^2/beta^2 = {slack[i]:.3g} (sigma_min(t) >= {np.sqrt(np.min(smin2)):.3g}); "
+                f"pointwise sigma_min^2(1+||A||^2)/lambda_min(C) >= {np.min(pointwise):.6f}; "
+                f"det sign kept {int(np.sum(same))}/{K}; steady {int(np.sum(fl.steady))}/{K}",
+                [s["W1"][i], s["W2"][i]], ">= 1, signs kept, all converged", ok, True, tightness=slack[i])
+
+
+def check_multi_limit(k, d, law, K, perturb=1.0):
+    """Proposition M3: θ(∞) has A = Ξ and B(I + ΞΞᵀ)Bᵀ = C(0), sign det B = sign det B(0)
+    (perturb scales the Ξ the limit is predicted at)."""
+    s = multi_linear_flow(k, d, law, K)
+    fl = s["flows"]
+    xi = s["xi"] * perturb
+    a_err, on_err, sign = MU.limit_residuals(fl.W1[:, -1], fl.W2[:, -1], xi, s["C0"])
+    sign0 = np.sign(np.linalg.det(np.eye(k) - s["W2"]))
+    err = np.maximum(a_err, on_err)
+    i = int(np.argmax(err))
+    ok = bool(err[i] <= 1e-8 and np.all(sign == sign0) and np.all(fl.steady))
+    return _rec("Proposition M3", "derived", s["desc"], "A(T) = Xi, B(T)(I+Xi Xi')B(T)' = C(0), det sign kept",
+                f"max ||A-Xi||/||Xi|| = {np.max(a_err):.1e}, max ||B P B'-C0||/||C0|| = {np.max(on_err):.1e}, "
+                f"t_final <= {np.max(fl.t_final):.3g}", [s["W1"][i], s["W2"][i]], "1e-8 relative", ok, True)
+
+
+def check_multi_limit_frozen(k, d, law, K):
+    """A guess for the limit that fails for k ≥ 2 (MULTI_NEURON.md, Proposition M3): the rotation
+    Q of B = C^{1/2} Q (I + AAᵀ)^{−1/2} frozen at its start value."""
+    s = multi_linear_flow(k, d, law, K)
+    fl = s["flows"]
+    g1, g2 = MU.limit_frozen_rotation(s["W1"], s["W2"], s["xi"])
+    err = np.sqrt(_fro(fl.W1[:, -1] - g1) ** 2 + _fro(fl.W2[:, -1] - g2) ** 2)
+    scale = np.sqrt(_fro(fl.W1[:, -1]) ** 2 + _fro(fl.W2[:, -1]) ** 2)
+    rel = err / scale
+    i = int(np.argmax(rel))
+    return _rec("Proposition M3", "naive", s["desc"], "limit = C^(1/2) Q(0) (I+Xi Xi')^(-1/2): rotation frozen",
+                f"max relative error {rel[i]:.3g} (median {np.median(rel):.3g})", [s["W1"][i], s["W2"][i]],
+                "1e-6 relative", rel[i] <= 1e-6, k == 1)
+
+
+def check_multi_rate(k, d, law, K, perturb=1.0):
+    """Proposition M4: R(t) ≤ R(0) exp(−4 λ_min(M) t / λ_max(C)) (perturb scales the rate)."""
+    s = multi_linear_flow(k, d, law, K)
+    fl = s["flows"]
+    R = MU.linear_risk(fl.W1, fl.W2, s["xi"], s["M"])
+    lam = MU.linear_rate(s["W1"], s["W2"], s["M"]) * perturb
+    emp = _lam_emp(fl.ts, R, R[:, 0])
+    tight = emp / lam
+    i = int(np.nanargmin(np.where(np.isnan(tight), -np.inf, tight)))
+    return _rec("Proposition M4", "derived", s["desc"], f"rate {lam[i]:.4g} = 4 lambda_min(M)/lambda_max(C)",
+                f"best supported rate {emp[i]:.4g}", [s["W1"][i], s["W2"][i]], "rate_emp >= rate (1 - 1e-6)",
+                tight[i] >= 1 - 1e-6, True, tightness=tight[i],
+                note=f"tightness over starts: min {np.nanmin(tight):.3g}, median {np.nanmedian(tight):.3g}")
+
+
+def check_multi_gradient(settings, n=64, starts=4):
+    """Eqs. (M1), (M2) against the library: the empirical risk of ``sideq.general.multi_linear`` on
+    n samples and its jax.grad (implicit differentiation through the solved equilibria), compared
+    with the closed forms at M̂ = XᵀX/n, at ``starts`` starts of each setting."""
+    worst, where = 0.0, None
+    for k, d, law in settings:
+        model = sideq.multi_linear(k)
+        xi = multi_xi(k, d, _law_seed(law))
+        x = np.asarray(sideq.sample(multi_law(law, d), jax.random.PRNGKey(k * 10 + d), n), float)
+        Mhat = x.T @ x / n
+        W1, W2 = MU.linear_starts(k, d, starts, seed=10 * k + d)
+        risk_grad = jax.value_and_grad(lambda p: deq_empirical_risk(model, p, x, xi=xi))
+        for i in range(starts):
+            R, g = risk_grad({"W1": jnp.asarray(W1[i]), "W2": jnp.asarray(W2[i])})
+            h1, h2 = MU.linear_grad(W1[i], W2[i], xi, Mhat)
+            gn = math.sqrt(np.sum(h1 ** 2) + np.sum(h2 ** 2))
+            e = max(abs(float(R) - float(MU.linear_risk(W1[i], W2[i], xi, Mhat))) / float(R),
+                    math.sqrt(np.sum((np.asarray(g["W1"]) - h1) ** 2) + np.sum((np.asarray(g["W2"]) - h2) ** 2)) / gn)
+            if e >= worst:
+                worst, where = e, (k, d, law, [W1[i], W2[i]])
+    names = ", ".join(f"k{k}-d{d}-{law}" for k, d, law in settings)
+    return _rec("Eq. (M2)", "derived", f"multi_linear, {n} samples, {starts} starts each of {names}",
+                "R and grad R in closed form (Eqs. (M1), (M2)) at M = X'X/n",
+                f"max relative error against sideq.general.empirical_risk and jax.grad: {worst:.2e} (at k={where[0]}, "
+                f"d={where[1]}, {where[2]})", where[3], "1e-10", worst <= 1e-10, True)
+
+
+def check_multi_library_flow(settings, starts=2):
+    """Second route for the flows: ``sideq.flow`` on ``sideq.multi_linear(k)`` (population risk of
+    ``sideq.general_risk``, autodiff of its closed form) from the first starts of each setting,
+    against :func:`multi.linear_flows` (Eq. (M2)'s field): the end points and C's drift."""
+    worst, drift, where = 0.0, 0.0, None
+    for k, d, law in settings:
+        s = multi_linear_flow(k, d, law, max(starts, 8))
+        for i in range(starts):
+            p0 = {"W1": jnp.asarray(s["W1"][i]), "W2": jnp.asarray(s["W2"][i])}
+            tr = sideq.flow(sideq.multi_linear(k), p0, xi=s["xi"], dist=s["dist"], t1=1e4, gtol=MULTI_GTOL,
+                            max_steps=65536)
+            P1, P2 = np.asarray(tr.params["W1"][-1]), np.asarray(tr.params["W2"][-1])
+            ours = s["flows"]
+            e = math.sqrt(_fro(P1 - ours.W1[i, -1]) ** 2 + _fro(P2 - ours.W2[i, -1]) ** 2)
+            C = MU.conserved(np.asarray(tr.params["W1"]), np.asarray(tr.params["W2"]))
+            drift = max(drift, float(np.max(_fro(C - C[:1])) / _fro(C[0])))
+            if e >= worst:
+                worst, where = e, (k, d, law, [s["W1"][i], s["W2"][i]])
+    names = ", ".join(f"k{k}-d{d}-{law}" for k, d, law in settings)
+    return _rec("Proposition M3", "second route", f"sideq.flow(multi_linear(k)) from {starts} starts of {names}",
+                "same limit as the closed-form flow; C conserved",
+                f"max ||theta_lib(T) - theta(T)|| = {worst:.1e}; C drift along sideq.flow {drift:.1e}",
+                where[3], "1e-7, drift 1e-9", worst <= 1e-7 and drift <= 1e-9, True)
+
+
+def check_multi_k1(name="unif1", K=8, perturb=1.0):
+    """k = 1: Propositions M1 and M3 reduce to Theorem 3.1 (C = w) and ERRATA.md §2's corrected
+    Theorem 3.3.  The multi flow (k = 1) from the scalar checks' starts, against
+    ``theory.conserved_w`` and ``theory.theorem_3_3_limit_corrected`` (perturb scales α)."""
+    st = LINEAR_SETTINGS[name]
+    dist, xi = st["dist"](), np.array(st["xi"])
+    d = len(xi)
+    th0 = linear_inits(d, K)
+    W1, W2 = th0[:, None, :-1], th0[:, -1:, None]
+    ts = np.concatenate([[0.0], np.geomspace(1e-5, 1e4, 100)])
+    fl = _memo(("mlk1", name, K), lambda: MU.linear_flows(W1, W2, xi[None], second_moment(dist), ts,
+                                                            pad_to=(5, 3)))
+    c_err = np.max(np.abs(MU.conserved(W1, W2)[:, 0, 0] - T.conserved_w(th0)) / T.conserved_w(th0))
+    pred = np.stack([T.theorem_3_3_limit_corrected(t, xi) for t in th0])
+    mine = np.stack([MU.limit_k1(t, xi) for t in th0])
+    a = (1 - pred[:, -1]) * perturb
+    pred = np.concatenate([a[:, None] * xi, (1 - a)[:, None]], 1)
+    end = np.concatenate([fl.W1[:, -1, 0, :], fl.W2[:, -1, 0, :]], 1)  # theta = (theta1, theta2)
+    err = np.linalg.norm(end - pred, axis=1)
+    i = int(np.argmax(err))
+    formula = float(np.max(np.abs(mine - np.stack([T.theorem_3_3_limit_corrected(t, xi) for t in th0]))))
+    ok = err[i] <= 1e-8 and c_err <= 1e-14 and formula <= 1e-14 and bool(np.all(fl.steady))
+    return _rec("Proposition M3", "k = 1", f"multi_linear(k=1) on the starts of '{name}' ({LINEAR_SETTINGS[name]['desc']})",
+                "C = w (Theorem 3.1); limit = ERRATA.md section 2's corrected Theorem 3.3",
+                f"max ||theta(T) - corrected Theorem 3.3|| = {err[i]:.1e}; |C - w|/w <= {c_err:.0e}; "
+                f"limit_k1 vs theory: {formula:.0e}", th0[i], "1e-8", ok, True)
+
+
+# multi_index: tanh, starts near (Xi, 0)
+
+def multi_index_flow(k, d, law, K, radius=MULTI_INDEX_RADIUS, seed=0, rtol=1e-10):
+    """Gradient flows of the multi-output single-index DEQ (tanh) on the quadrature law of
+    :data:`MULTI_INDEX_NODES`, from K starts in the ball of ``radius`` around (Ξ, 0), to T = 150."""
+    def go():
+        dist, xi = multi_law(law, d, index=True), multi_xi(k, d, _law_seed(law))
+        x, w = MU.quadrature(dist, MULTI_INDEX_NODES[d])
+        W1, W2 = MU.index_starts(xi, radius, K, seed=100 * k + d + seed)
+        ts = np.concatenate([[0.0], np.geomspace(1e-3, MULTI_INDEX_T, 60)])
+        fl = MU.index_flows("tanh", W1, W2, xi, x, w, ts, rtol=rtol, atol=min(rtol, 1e-12))
+        desc = (f"multi_index(tanh, k={k}), d={d}, X~{_dist_desc(dist)} on {len(w)} nodes, {K} starts in "
+                f"B((Xi,0),{radius:g}), T={MULTI_INDEX_T:g}")
+        return {"k": k, "d": d, "dist": dist, "xi": xi, "x": x, "w": w, "W1": W1, "W2": W2, "flows": fl,
+                "desc": desc}
+    return _memo(("miflow", k, d, law, K, radius, seed, rtol), go)
+
+
+def _dist2(W1, W2, xi):
+    return _fro(W1 - xi) ** 2 + _fro(W2) ** 2
+
+
+def check_multi_index_local(k, d, law, K):
+    """Conjecture M6 (Theorem 3.8 for k outputs): from the ball B((Ξ, 0), 0.25) the flow stays a
+    contraction (‖W2(t)‖₂ < 1), r(t) = ‖θ(t) − (Ξ, 0)‖² never increases and R decreases."""
+    s = multi_index_flow(k, d, law, K)
+    fl, xi = s["flows"], s["xi"]
+    r = _dist2(fl.W1, fl.W2, xi)
+    rise = np.max(np.diff(r, axis=1), 1) / r[:, 0]
+    n2 = np.max(np.linalg.norm(fl.W2, 2, axis=(-2, -1)), 1)
+    R0 = np.array([MU.index_risk("tanh", a, b, xi, s["x"], s["w"]) for a, b in zip(s["W1"], s["W2"])])
+    RT = np.array([MU.index_risk("tanh", a, b, xi, s["x"], s["w"]) for a, b in zip(fl.W1[:, -1], fl.W2[:, -1])])
+    i = int(np.argmax(rise))
+    ok = bool(np.all(fl.ok) and np.all(np.isfinite(r)) and rise[i] <= 1e-12 and np.max(n2) < 1 and np.all(RT < R0))
+    return _rec("Conjecture M6", "observed", s["desc"], "r(t) nonincreasing, ||W2(t)||_2 < 1, R(T) < R(0)",
+                f"max rise of r {max(rise[i], 0):.1e} r(0); max ||W2||_2 {np.max(n2):.3f}; r(T)/r(0) in "
+                f"[{np.min(r[:, -1] / r[:, 0]):.2g}, {np.max(r[:, -1] / r[:, 0]):.2g}]; R(T)/R(0) in "
+                f"[{np.min(RT / R0):.1e}, {np.max(RT / R0):.1e}]",
+                [s["W1"][i], s["W2"][i]], "rise <= 1e-12 r(0)", ok, True,
+                note=f"local rate 2 lambda_min(H) = {MU.index_local_rate('tanh', xi, s['x'], s['w']):.3g} on this law")
+
+
+def check_multi_index_gradient(settings, starts=2):
+    """Eq. (1) for k outputs, the field of the multi_index flows (:func:`multi.index_grad`: Newton
+    solves and the adjoint (I − DW2)ᵀu = r per node) against ``jax.grad`` of the same quadrature
+    risk through the library's ``sideq.general.equilibrium`` (``multi_index``, its Newton solver
+    and implicit differentiation), at starts in the ball of radius 0.25."""
+    worst, where = 0.0, None
+    for k, d, law in settings:
+        dist, xi = multi_law(law, d, index=True), multi_xi(k, d, _law_seed(law))
+        x, w = MU.quadrature(dist, MULTI_INDEX_NODES[d])
+        model = sideq.multi_index("tanh", k, solver="newton")
+        xj, wj, target = jnp.asarray(x), jnp.asarray(w), jnp.tanh(jnp.asarray(x) @ jnp.asarray(xi).T)
+        grad = jax.jit(jax.grad(lambda p: wj @ jnp.sum((deq_equilibrium(model, p, xj) - target) ** 2, axis=-1)))
+        W1, W2 = MU.index_starts(xi, MULTI_INDEX_RADIUS, starts, seed=5)
+        for i in range(starts):
+            g = grad({"W1": jnp.asarray(W1[i]), "W2": jnp.asarray(W2[i])})
+            h1, h2 = MU.index_grad("tanh", W1[i], W2[i], xi, x, w)
+            e = math.sqrt(np.sum((np.asarray(g["W1"]) - h1) ** 2) + np.sum((np.asarray(g["W2"]) - h2) ** 2)) / \
+                math.sqrt(np.sum(h1 ** 2) + np.sum(h2 ** 2))
+            if e >= worst:
+                worst, where = e, (k, d, law, [W1[i], W2[i]])
+    names = ", ".join(f"k{k}-d{d}-{law}" for k, d, law in settings)
+    return _rec("Eq. (1), k outputs", "as printed", f"multi_index(tanh), quadrature laws, {starts} starts each of {names}",
+                "grad R = 2 sum w v (x, y)', v = D (I - D W2)^(-T) (y - sigma(Xi x))",
+                f"max relative error against jax.grad through sideq.general.equilibrium: {worst:.1e} "
+                f"(k={where[0]}, d={where[1]}, {where[2]})", where[3], "1e-10", worst <= 1e-10, True)
+
+
+def check_multi_index_hessian(k, d, law):
+    """Proposition M5: the block-diagonal Hessian at (Ξ, 0) against forward-mode differentiation of
+    the implicit gradient; the local rate 2λ_min on the flows' law and on a fine rule."""
+    dist, xi = multi_law(law, d, index=True), multi_xi(k, d, _law_seed(law))
+    x, w = MU.quadrature(dist, MULTI_INDEX_NODES[d])
+    full = MU.index_hessian("tanh", xi, x, w)
+    auto = MU.index_hessian_autodiff("tanh", xi, x, w)
+    err = float(np.max(np.abs(full - auto)) / np.max(np.abs(auto)))
+    rate = MU.index_local_rate("tanh", xi, x, w)
+    fine = MU.index_local_rate("tanh", xi, *MU.quadrature(dist, MULTI_INDEX_FINE[(law, d)]))
+    return _rec("Proposition M5", "derived", f"multi_index(tanh, k={k}), d={d}, X~{_dist_desc(dist)}, Xi fixed",
+                "Hessian at (Xi,0) = blockdiag 2E[tanh'(xi_i'X)^2 z z'], z = (X, tanh(Xi X))",
+                f"max |blocks - jacfwd(grad)| / max|H| = {err:.1e}; local rate 2 lambda_min = {rate:.3g} "
+                f"({len(w)} nodes), {fine:.3g} (fine rule)", None, "1e-10", err <= 1e-10, True)
+
+
+def check_multi_index_linearized(k, d, law, K=1, perturb=1.0):
+    """Proposition M5 along flows from starts 1e-5 from (Ξ, 0) (rtol 1e-12): r(t) against
+    ‖e^{−Ht}δ(0)‖² over t ≤ 150 (perturb scales H).  The nonlinear terms move r by
+    O(‖δ‖ c/λ) relative (1.4e-3 at 1e-4 for tanh, k = 1, d = 3), the integration by
+    ~1e-12/‖δ(t)‖."""
+    s = multi_index_flow(k, d, law, K, radius=1e-5, seed=1, rtol=1e-12)
+    fl = s["flows"]
+    worst, i_w = 0.0, 0
+    for i in range(K):
+        pred = MU.index_linearized_r("tanh", s["W1"][i], s["W2"][i], s["xi"], s["x"], s["w"], fl.ts[i],
+                                     scale=perturb)
+        obs = _dist2(fl.W1[i], fl.W2[i], s["xi"])
+        e = float(np.max(np.abs(obs / pred - 1)))
+        if not e <= worst:
+            worst, i_w = e, i
+    return _rec("Proposition M5", "linearized", s["desc"], "r(t) = ||exp(-Ht) delta(0)||^2 (to O(|delta|))",
+                f"max_t |r/r_lin - 1| = {worst:.1e}; r(T)/r(0) = "
+                f"{_dist2(fl.W1[i_w, -1], fl.W2[i_w, -1], s['xi']) / _dist2(s['W1'][i_w], s['W2'][i_w], s['xi']):.3g}",
+                [s["W1"][i_w], s["W2"][i_w]], "1e-3", worst <= 1e-3, True)
+
+
+def multi_index_rates(draws=20, ks=(1, 2, 3, 5)):
+    """Proposition M5's local rate 2λ_min(∇²R(Ξ, 0)) against k: the median and range over
+    ``draws`` draws of Ξ (N(0, 1.5²/d) entries), tanh, on the fine rules, per (d, law)."""
+    out = {}
+    for law in ("unif", "gauss"):
+        for d in (1, 3):
+            dist = multi_law(law, d, index=True)
+            x, w = MU.quadrature(dist, MULTI_INDEX_FINE[(law, d)])
+            for k in ks:
+                rates = [MU.index_local_rate("tanh", multi_xi(k, d, seed=j), x, w) for j in range(draws)]
+                out[(law, d, k)] = (float(np.median(rates)), float(np.min(rates)), float(np.max(rates)))
+    return out
+
+
+def check_multi_index_rates(draws=20):
+    """Informational: the local rate against k (Proposition M5), medians over Ξ draws."""
+    rates = _memo(("mirates", draws), lambda: multi_index_rates(draws))
+    def fmt(v):  # below ~1e-15 the Hessian is singular to rounding (its λ_min may even come out < 0)
+        return f"{v:.1e}" if v > 1e-15 else "<1e-15"
+    text = "; ".join(f"{law} d={d}: " + ", ".join(f"k={k} {fmt(rates[(law, d, k)][0])}" for k in (1, 2, 3, 5))
+                     for law in ("unif", "gauss") for d in (1, 3))
+    return _rec("Proposition M5", "rate vs k", f"multi_index(tanh), median over {draws} draws of Xi, fine rules",
+                "asymptotic rate of r(t): 2 lambda_min(Hessian at (Xi,0))", text, None, "-", True, None)
+
+
+def run_multi(quick: bool = True, log=None) -> list[dict]:
+    """The multi-neuron group (``sideq verify --multi``, MULTI_NEURON.md): Eq. (M2) against the
+    library's DEQ; Propositions M1–M4 for multi_linear from 50 starts per (k, d, law),
+    k ∈ {2, 3, 5}, d ∈ {1, 3}, X uniform and Gaussian (anisotropic for d = 3), with the
+    naive guesses shown failing; ``sideq.flow`` as a second route; the k = 1 reduction to
+    Theorem 3.1 and ERRATA.md §2; for multi_index (tanh, k ∈ {1, 2, 3, 5}) Eq. (1) against
+    the library, Proposition M5 and Conjecture M6 from 13 starts per setting.  126 records.
+    ``quick``: 3 linear settings of 8 starts, 2 single-index settings of 3 (32 records).
+    ``log``: optional callable receiving a progress line per record."""
+    recs = _Recs(log)
+    K = 8 if quick else 50
+    lin = ([(2, 1, "unif"), (3, 3, "gauss"), (5, 3, "unif")] if quick else
+           [(k, d, law) for law in ("unif", "gauss") for d in (1, 3) for k in MULTI_K])
+    recs.append(check_multi_gradient(lin))
+    for k, d, law in lin:
+        recs += [check_multi_conservation(k, d, law, K), check_multi_conservation(k, d, law, K, "naive"),
+                 check_multi_singular(k, d, law, K), check_multi_limit(k, d, law, K),
+                 check_multi_limit_frozen(k, d, law, K), check_multi_rate(k, d, law, K)]
+    recs.append(check_multi_library_flow(lin[:1] if quick else [lin[0], lin[-1]], starts=1 if quick else 2))
+    for name in (["unif1"] if quick else ["unif1", "gauss3"]):
+        recs.append(check_multi_k1(name, K))
+    KI = 3 if quick else 13  # 13 starts per (d, law): 52 per k
+    mi = ([(2, 3, "unif"), (3, 1, "gauss")] if quick else
+          [(k, d, law) for law in ("unif", "gauss") for d in (1, 3) for k in (1, *MULTI_K)])
+    recs.append(check_multi_index_gradient(mi[:1] if quick else [mi[1], mi[-1]]))
+    for k, d, law in mi:
+        recs += [check_multi_index_hessian(k, d, law), check_multi_index_local(k, d, law, KI),
+                 check_multi_index_linearized(k, d, law)]
+    recs.append(check_multi_index_rates(5 if quick else 20))
+    return list(recs)
+
+
+# ---------------------------------------------------------------------------
 
 class _Recs(list):
     """A list that reports each appended record (claim, variant, seconds) to ``log``."""
@@ -1129,15 +1519,19 @@ def failures(recs):
     return [r for r in recs if r["should_hold"] is True and not r["holds"]]
 
 
-def main(quick: bool = False, as_json: bool = False, plots_dir: str | None = None) -> int:
-    """Entry point for ``sideq verify [--quick] [--json] [--plots DIR]``: exit 1 if a
-    claim that should hold fails; ``plots_dir``: also write the VERIFY.md figures there
-    (from the same simulations).
+def main(quick: bool = False, as_json: bool = False, plots_dir: str | None = None, multi: bool = False) -> int:
+    """Entry point for ``sideq verify [--quick] [--json] [--plots DIR] [--multi]``: exit 1
+    if a claim that should hold fails; ``plots_dir``: also write the VERIFY.md figures
+    there (from the same simulations); ``multi``: the multi-neuron group
+    (:func:`run_multi`, MULTI_NEURON.md) instead of Section 3's checks.
 
     The checks need float64; it is switched on for this call only."""
+    if multi and plots_dir:
+        raise SideqInputError("--plots: the figures are Section 3's; run `sideq verify --plots DIR` without --multi")
     t0 = time.perf_counter()
     with jax.enable_x64(True), bar(None, "verify", "check") as b:  # (a bar on a terminal only)
-        recs = run(quick, log=(lambda line: advance(b, 1, line.split("] ", 1)[-1])) if b is not None else None)
+        log = (lambda line: advance(b, 1, line.split("] ", 1)[-1])) if b is not None else None
+        recs = run_multi(quick, log=log) if multi else run(quick, log=log)
         if plots_dir:
             for path in plots(plots_dir, quick):
                 print(f"wrote {path}", file=sys.stderr, flush=True)
@@ -1148,10 +1542,11 @@ def main(quick: bool = False, as_json: bool = False, plots_dir: str | None = Non
         print(format_table(recs))
         bad = failures(recs)
         shown = [r for r in recs if r["should_hold"] is False and not r["holds"]]
+        known = "naive guess(es)" if multi else "printed statement(s)"
         print(f"\n{len(recs)} records in {wall:.1f} s: {len(bad)} claim(s) that should hold failed; "
-              f"{len(shown)} printed statement(s) shown failing.")
+              f"{len(shown)} {known} shown failing.")
     return 1 if failures(recs) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main("--quick" in sys.argv, "--json" in sys.argv))
+    sys.exit(main("--quick" in sys.argv, "--json" in sys.argv, multi="--multi" in sys.argv))

@@ -161,10 +161,10 @@ def test_limit_set_parametrisation():
 
 
 def test_verify_checks_hold_and_a_false_claim_is_reported_failing():
-    """The verify records on two flows (one compiled flow): Propositions M1–M4 hold, the
+    """The verify records on three flows (one compiled flow): Propositions M1–M4 hold, the
     naive conserved matrix and the frozen-rotation limit fail, and each derived claim
     moved off its prediction fails."""
-    args = (2, 1, "unif", 2)
+    args = (2, 1, "unif", 3)  # one start near det(I − W2) = 0 with W1 ≠ 0, two with W1 = 0
     for check in (V.check_multi_conservation, V.check_multi_singular, V.check_multi_limit, V.check_multi_rate):
         rec = check(*args)
         assert rec["holds"] and rec["should_hold"], rec

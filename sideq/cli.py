@@ -68,8 +68,10 @@ def _floats(text: str, flag: str) -> list[float]:
         raise CLIError(f"{flag}: expected a comma-separated list of numbers, got {text!r}") from None
 
 
-_MATRIX_HELP = ("a number, d numbers joined by commas (e.g. 0,1), a d x d matrix with rows separated "
-                "by ';' (e.g. '2,0.3;0.3,1'), or a .npy file")
+_MATRIX_HELP = (
+    "a number, d numbers joined by commas (e.g. 0,1), a d x d matrix with rows separated "
+    "by ';' (e.g. '2,0.3;0.3,1'), or a .npy file"
+)
 
 
 def _load_npy(path: str, flag: str):
@@ -77,20 +79,23 @@ def _load_npy(path: str, flag: str):
     import numpy as np
 
     if not os.path.exists(path):
-        raise CLIError(f"{flag}: file {path!r} does not exist; give the path of a .npy file "
-                       "(numpy.save) or the numbers inline")
+        raise CLIError(
+            f"{flag}: file {path!r} does not exist; give the path of a .npy file (numpy.save) or the numbers inline"
+        )
     try:
         with open(path, "rb") as fh:
             if fh.read(6) != b"\x93NUMPY":
-                raise CLIError(f"{flag}: {path!r} is not a .npy file (no NumPy header); write it with "
-                               "numpy.save(path, array)")
+                raise CLIError(
+                    f"{flag}: {path!r} is not a .npy file (no NumPy header); write it with numpy.save(path, array)"
+                )
         arr = np.load(path, allow_pickle=False)
     except CLIError:
         raise
     except Exception as err:  # (OSError, ValueError, EOFError, a zip file's errors, ...)
         reason = " ".join(f"{type(err).__name__}: {err}".split())
-        raise CLIError(f"{flag}: cannot read {path!r} as a .npy array ({reason}); write it with "
-                       "numpy.save(path, array)") from None
+        raise CLIError(
+            f"{flag}: cannot read {path!r} as a .npy array ({reason}); write it with numpy.save(path, array)"
+        ) from None
     if arr.dtype.kind not in "biuf":
         raise CLIError(f"{flag}: {path!r} holds {arr.dtype} values; save an array of real numbers")
     return arr.astype(np.float64)
@@ -113,8 +118,10 @@ def _array(text: str, flag: str):
     if len(rows) == 1:
         return np.array(rows[0][0] if len(rows[0]) == 1 else rows[0])
     if len({len(r) for r in rows}) != 1:
-        raise CLIError(f"{flag}: the rows of {text!r} have {[len(r) for r in rows]} numbers; "
-                       "give every row the same number of columns")
+        raise CLIError(
+            f"{flag}: the rows of {text!r} have {[len(r) for r in rows]} numbers; "
+            "give every row the same number of columns"
+        )
     return np.array(rows)
 
 
@@ -185,12 +192,16 @@ def _law(args, d: int):
     for law, flags in _LAW_FLAGS.items():
         for name in flags:
             if getattr(args, name, None) is not None and args.data != law:
-                raise CLIError(f"--{name}: sets the law of --data {law}, but --data is {args.data!r}; "
-                               f"add --data {law} or drop --{name}")
+                raise CLIError(
+                    f"--{name}: sets the law of --data {law}, but --data is {args.data!r}; "
+                    f"add --data {law} or drop --{name}"
+                )
     if args.data not in _LAW_FLAGS:
         return None
-    params = {name: default if getattr(args, name, None) is None else _array(getattr(args, name), f"--{name}")
-              for name, default in _LAW_FLAGS[args.data].items()}
+    params = {
+        name: default if getattr(args, name, None) is None else _array(getattr(args, name), f"--{name}")
+        for name, default in _LAW_FLAGS[args.data].items()
+    }
     try:
         return (sideq.uniform if args.data == "uniform" else sideq.gaussian)(*params.values(), d)
     except sideq.SideqInputError as err:
@@ -247,61 +258,113 @@ def _data(args, model, xi):
 
 def _add_run_flags(p, kind="descent"):
     sweep = kind == "sweep"
-    p.add_argument("--model", default="sigmoid", help="linear, or the single-index DEQ of an activation in sideq.ACTIVATIONS: "
-                   "sigmoid, tanh, softplus, relu, ... (default sigmoid)")
+    p.add_argument(
+        "--model",
+        default="sigmoid",
+        help="linear, or the single-index DEQ of an activation in sideq.ACTIVATIONS: "
+        "sigmoid, tanh, softplus, relu, ... (default sigmoid)",
+    )
     p.add_argument("--xi", default="2", help="target xi, comma list; its length is d (default 2)")
     p.add_argument("--bias", action="store_true", help="add a bias b: theta = (theta1, b, theta2)")
-    p.add_argument("--data", default="uniform",
-                   help="uniform (Unif[low, high]^d; default [0, 1]^d), gaussian (N(mean, cov); default "
-                        "N(0, I)), or a .npy/.npz/.csv file")
+    p.add_argument(
+        "--data",
+        default="uniform",
+        help="uniform (Unif[low, high]^d; default [0, 1]^d), gaussian (N(mean, cov); default "
+        "N(0, I)), or a .npy/.npz/.csv file",
+    )
     p.add_argument("--n", type=_count, default=1000, help="samples drawn for uniform/gaussian (default 1000)")
     law = p.add_argument_group(
-        "law of X", "the parameters of --data uniform or gaussian; each is inline or a .npy file "
-        "(numpy.save), and the run's JSON records the law it used")
-    law.add_argument("--low", metavar="L", help="with --data uniform: the lower corner, a number or d numbers "
-                     "joined by commas (default 0)")
-    law.add_argument("--high", metavar="H", help="with --data uniform: the upper corner, a number or d numbers "
-                     "joined by commas, each > --low (default 1)")
-    law.add_argument("--mean", metavar="M", help="with --data gaussian: the mean, a number or d numbers "
-                     "joined by commas, e.g. --mean 0,1 (default 0)")
-    law.add_argument("--cov", metavar="C", help="with --data gaussian: the covariance, symmetric positive "
-                     "semidefinite: a number c (c I), d numbers (a diagonal, e.g. --cov 1,0.5), or a d x d "
-                     "matrix with rows separated by ';' (e.g. --cov '2,0.3;0.3,1') (default 1)")
-    p.add_argument("--seed", type=_count, default=0,
-                   help=("seed for the data (as `sideq reproduce --seed` draws them) and the --init-dist "
-                         "draws (default 0)") if sweep else
-                   ("seed for the data and a normal: init (default 0): `sideq reproduce --seed` draws "
-                    "the same data and theta(0)"))
+        "law of X",
+        "the parameters of --data uniform or gaussian; each is inline or a .npy file "
+        "(numpy.save), and the run's JSON records the law it used",
+    )
+    law.add_argument(
+        "--low",
+        metavar="L",
+        help="with --data uniform: the lower corner, a number or d numbers joined by commas (default 0)",
+    )
+    law.add_argument(
+        "--high",
+        metavar="H",
+        help="with --data uniform: the upper corner, a number or d numbers joined by commas, each > --low (default 1)",
+    )
+    law.add_argument(
+        "--mean",
+        metavar="M",
+        help="with --data gaussian: the mean, a number or d numbers joined by commas, e.g. --mean 0,1 (default 0)",
+    )
+    law.add_argument(
+        "--cov",
+        metavar="C",
+        help="with --data gaussian: the covariance, symmetric positive "
+        "semidefinite: a number c (c I), d numbers (a diagonal, e.g. --cov 1,0.5), or a d x d "
+        "matrix with rows separated by ';' (e.g. --cov '2,0.3;0.3,1') (default 1)",
+    )
+    p.add_argument(
+        "--seed",
+        type=_count,
+        default=0,
+        help=("seed for the data (as `sideq reproduce --seed` draws them) and the --init-dist draws (default 0)")
+        if sweep
+        else (
+            "seed for the data and a normal: init (default 0): `sideq reproduce --seed` draws "
+            "the same data and theta(0)"
+        ),
+    )
     if sweep:
         p.add_argument("--inits", type=_count, default=1000, help="number K of initializations (default 1000)")
-        p.add_argument("--init-dist", default="normal:0,0.1",
-                       help="normal:MEAN,STD | ball:CENTER,RADIUS | grid:LO1/HI1,LO2/HI2 (MEAN, CENTER: a "
-                            "number or p numbers joined by '/'; default normal:0,0.1)")
+        p.add_argument(
+            "--init-dist",
+            default="normal:0,0.1",
+            help="normal:MEAN,STD | ball:CENTER,RADIUS | grid:LO1/HI1,LO2/HI2 (MEAN, CENTER: a "
+            "number or p numbers joined by '/'; default normal:0,0.1)",
+        )
         p.add_argument("--eta", default="0.1", help="step size, or a comma list: the sweep is inits x etas")
     else:
-        p.add_argument("--init", default="normal:0,0.1",
-                       help="theta(0): comma list (use --init=-0.1,0.2 for a leading minus) or "
-                            "normal:MEAN,STD (default normal:0,0.1)")
+        p.add_argument(
+            "--init",
+            default="normal:0,0.1",
+            help="theta(0): comma list (use --init=-0.1,0.2 for a leading minus) or "
+            "normal:MEAN,STD (default normal:0,0.1)",
+        )
         if kind == "descent":
             p.add_argument("--eta", type=float, default=0.1, help="step size (default 0.1)")
-            p.add_argument("--save-every", type=_count, default=None, metavar="M",
-                           help="keep every M-th epoch of the history and the last (default: every epoch "
-                                "while that fits in 256 MiB, else the smallest M that does; the final state, "
-                                "min loss and first epoch each tolerance is met cover every epoch)")
+            p.add_argument(
+                "--save-every",
+                type=_count,
+                default=None,
+                metavar="M",
+                help="keep every M-th epoch of the history and the last (default: every epoch "
+                "while that fits in 256 MiB, else the smallest M that does; the final state, "
+                "min loss and first epoch each tolerance is met cover every epoch)",
+            )
     if kind == "flow":  # (sideq.gradient_flow.flow stops on the gradient only)
         p.add_argument("--t1", type=float, default=50.0, help="end time of the flow (default 50)")
-        p.add_argument("--gtol", type=float, default=1e-10,
-                       help="stop at a steady state |grad R| <= gtol (default 1e-10)")
+        p.add_argument(
+            "--gtol", type=float, default=1e-10, help="stop at a steady state |grad R| <= gtol (default 1e-10)"
+        )
     else:
         p.add_argument("--epochs", type=_count, default=4000, help="gradient steps (default 4000)")
         dtol = 1e-6 if sweep else 0.0
-        p.add_argument("--gtol", type=float, default=0.0,
-                       help="a run converges at the first epoch with |grad R| <= gtol, its steps (default 0: off)")
-        p.add_argument("--ltol", type=float, default=0.0,
-                       help="a run converges at the first epoch with the risk R <= ltol, its steps (default 0: off)")
-        p.add_argument("--dtol", type=float, default=dtol,
-                       help=f"a run converges at the first epoch with distance to the target <= dtol, its steps "
-                            f"(default {dtol:g}{': off' if not dtol else ''})")
+        p.add_argument(
+            "--gtol",
+            type=float,
+            default=0.0,
+            help="a run converges at the first epoch with |grad R| <= gtol, its steps (default 0: off)",
+        )
+        p.add_argument(
+            "--ltol",
+            type=float,
+            default=0.0,
+            help="a run converges at the first epoch with the risk R <= ltol, its steps (default 0: off)",
+        )
+        p.add_argument(
+            "--dtol",
+            type=float,
+            default=dtol,
+            help=f"a run converges at the first epoch with distance to the target <= dtol, its steps "
+            f"(default {dtol:g}{': off' if not dtol else ''})",
+        )
     p.add_argument("--risk", choices=["empirical", "population"], default="empirical")
     p.add_argument("--backend", choices=["jaxopt", "optimistix"], default="jaxopt")
     prec = p.add_mutually_exclusive_group()
@@ -312,11 +375,17 @@ def _add_run_flags(p, kind="descent"):
         p.add_argument("--chunk", type=_count, default=None, help="runs per compiled call (default: automatic)")
         p.add_argument("--out", default=None, metavar="DIR", help="write results.npz and summary.json here")
         p.add_argument("--resume", action="store_true", help="continue an interrupted sweep in --out DIR")
-        p.add_argument("--distributed", action="store_true",
-                       help="call jax.distributed.initialize() first (multi-host)")
-        p.add_argument("--cpu-devices", type=_count, default=None, metavar="N",
-                       help="split the CPU into N devices and shard the runs over them "
-                            "(default: one per core; 1 turns sharding off)")
+        p.add_argument(
+            "--distributed", action="store_true", help="call jax.distributed.initialize() first (multi-host)"
+        )
+        p.add_argument(
+            "--cpu-devices",
+            type=_count,
+            default=None,
+            metavar="N",
+            help="split the CPU into N devices and shard the runs over them "
+            "(default: one per core; 1 turns sharding off)",
+        )
         p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     else:
         p.add_argument("--save", metavar="PATH.npz", help="save the trajectory arrays")
@@ -360,16 +429,33 @@ def cmd_descent(args) -> int:
     theta0 = parse_init(args.init, p, args.seed)
     x, y, dist, law = _data_and_law(args, model, xi)
     t0 = time.perf_counter()
-    traj = descent(model, theta0, xi=np.array(xi), x=x, y=y, dist=dist, eta=args.eta,
-                   epochs=args.epochs, backend=args.backend, save_every=args.save_every, **tols)
+    traj = descent(
+        model,
+        theta0,
+        xi=np.array(xi),
+        x=x,
+        y=y,
+        dist=dist,
+        eta=args.eta,
+        epochs=args.epochs,
+        backend=args.backend,
+        save_every=args.save_every,
+        **tols,
+    )
     traj.theta.block_until_ready()
     wall = time.perf_counter() - t0
     traj = _on_host(traj)
     out = summary(model, traj)
     out.update(law=law, **tols)
-    out.update(theta_initial=[float(v) for v in theta0], wall_s=wall, eta=args.eta,
-               risk=args.risk, data=args.data, n=None if dist is not None else int(np.shape(x)[0]),
-               dtype=str(traj.theta.dtype))
+    out.update(
+        theta_initial=[float(v) for v in theta0],
+        wall_s=wall,
+        eta=args.eta,
+        risk=args.risk,
+        data=args.data,
+        n=None if dist is not None else int(np.shape(x)[0]),
+        dtype=str(traj.theta.dtype),
+    )
     if args.save:  # (with the model and xi, so that `sideq plot RUN.npz` draws the target set)
         _save(args.save, {**traj._asdict(), "model": model.name, "xi": np.array(xi)})
         out["saved"] = args.save
@@ -393,15 +479,22 @@ def cmd_flow(args) -> int:
     x, y, dist, law = _data_and_law(args, model, xi)
     ts = np.linspace(0.0, args.t1, 201)
     t0 = time.perf_counter()
-    traj = flow(model, theta0, xi=np.array(xi), x=x, y=y, dist=dist, t1=args.t1, saveat_ts=ts,
-                backend=args.backend, **tols)
+    traj = flow(
+        model, theta0, xi=np.array(xi), x=x, y=y, dist=dist, t1=args.t1, saveat_ts=ts, backend=args.backend, **tols
+    )
     traj.theta.block_until_ready()
     wall = time.perf_counter() - t0
     traj = _on_host(traj)
     out = flow_summary(model, traj)
     out.update(law=law, **tols)
-    out.update(theta_initial=[float(v) for v in theta0], wall_s=wall, risk=args.risk, data=args.data,
-               n=None if dist is not None else int(np.shape(x)[0]), dtype=str(traj.theta.dtype))
+    out.update(
+        theta_initial=[float(v) for v in theta0],
+        wall_s=wall,
+        risk=args.risk,
+        data=args.data,
+        n=None if dist is not None else int(np.shape(x)[0]),
+        dtype=str(traj.theta.dtype),
+    )
     if args.save:
         reached = until_stop(traj)  # (in time order: the rows the flow reached)
         _save(args.save, {**reached._asdict(), "t": reached.ts, "model": model.name, "xi": np.array(xi)})
@@ -412,9 +505,8 @@ def cmd_flow(args) -> int:
 
 def _split_cpu(requested):
     """One CPU device per core for sweeps (``--cpu-devices`` overrides): the runs
-    of a chunk are sharded over the devices, each on its own thread.  Measured
-    on 2 cores, 1000 runs of the Section 4.2 problem: 6.7 s on one device,
-    6.3 s on two (BENCHMARKS.md; 11.4 s and 8.8 s before the sixth session).
+    of a chunk are sharded over the devices, each on its own thread (a few
+    percent faster than one device on two cores: BENCHMARKS.md).
     Only possible before JAX starts its backends; the default quietly keeps
     what exists when that has happened (as when ``main`` is called from Python
     after other JAX work)."""
@@ -455,8 +547,10 @@ def cmd_sweep(args) -> int:
         raise CLIError("--resume: needs --out DIR (the folder of the interrupted sweep)")
     if args.out is not None:
         if args.resume and not os.path.exists(os.path.join(args.out, "manifest.json")):
-            print(f"sideq sweep: nothing to resume in {args.out!r} (no manifest.json); starting a new sweep",
-                  file=sys.stderr)
+            print(
+                f"sideq sweep: nothing to resume in {args.out!r} (no manifest.json); starting a new sweep",
+                file=sys.stderr,
+            )
         _writable_folder(args.out, "--out")
     tols = _tolerances(args, "gtol", "ltol", "dtol")
     p = model.n_params(len(xi))
@@ -466,9 +560,21 @@ def cmd_sweep(args) -> int:
     # on the process's stdout: sent to stderr, so that stdout holds the results.)
     with _stdout_to_stderr(args.distributed):
         res = run_sweep(
-            model, xi=np.array(xi), inits=inits, eta=np.array(etas) if len(etas) > 1 else etas[0],
-            epochs=args.epochs, x=x, y=y, dist=dist, chunk=args.chunk, out_dir=args.out, resume=args.resume,
-            backend=args.backend, progress=not args.no_progress, distributed=args.distributed, **tols,
+            model,
+            xi=np.array(xi),
+            inits=inits,
+            eta=np.array(etas) if len(etas) > 1 else etas[0],
+            epochs=args.epochs,
+            x=x,
+            y=y,
+            dist=dist,
+            chunk=args.chunk,
+            out_dir=args.out,
+            resume=args.resume,
+            backend=args.backend,
+            progress=not args.no_progress,
+            distributed=args.distributed,
+            **tols,
         )
     if res.summary:  # (the other processes of a multi-host sweep have nothing to say: process 0 writes)
         _emit({**res.summary, "law": law}, args.json)
@@ -520,8 +626,10 @@ def cmd_reproduce(args) -> int:
     if args.seeds < 0:
         raise CLIError(f"--seeds: must be >= 0, got {args.seeds}")
     if args.quick and not args.extended:
-        raise CLIError("--quick: only shortens --extended; add --extended, or drop --quick "
-                       "(the paper's figures always run with the paper's settings)")
+        raise CLIError(
+            "--quick: only shortens --extended; add --extended, or drop --quick "
+            "(the paper's figures always run with the paper's settings)"
+        )
     _writable_folder(args.out, "--out")
     code = reproduce(out=args.out, only=args.only, seed=args.seed, as_json=args.json, seeds=args.seeds)
     if args.extended:
@@ -536,8 +644,10 @@ def cmd_reproduce(args) -> int:
         with open(summary_path, "w") as fh:
             json.dump(summary, fh, indent=2, default=float)
         if not args.json:
-            print(f"extended experiments ({time.perf_counter() - t0:.1f} s): see experiments/README.md; "
-                  f"figures in {args.out}/")
+            print(
+                f"extended experiments ({time.perf_counter() - t0:.1f} s): see experiments/README.md; "
+                f"figures in {args.out}/"
+            )
     return code
 
 
@@ -562,8 +672,10 @@ def cmd_plot(args) -> int:
 
     formats = [f.strip().lower() for f in args.format.split(",")]
     if any(f not in plots.FORMATS for f in formats):
-        raise CLIError(f"--format: expected formats from {', '.join(plots.FORMATS)} joined by commas "
-                       f"(e.g. png,pdf), got {args.format!r}")
+        raise CLIError(
+            f"--format: expected formats from {', '.join(plots.FORMATS)} joined by commas "
+            f"(e.g. png,pdf), got {args.format!r}"
+        )
     pair = None
     if args.pair is not None:
         try:
@@ -571,16 +683,23 @@ def cmd_plot(args) -> int:
         except ValueError:
             pair = ()
         if len(pair) != 2:
-            raise CLIError(f"--pair: expected two indices of theta joined by a comma (e.g. 0,-1 for "
-                           f"theta1[0] and theta2), got {args.pair!r}")
+            raise CLIError(
+                f"--pair: expected two indices of theta joined by a comma (e.g. 0,-1 for "
+                f"theta1[0] and theta2), got {args.pair!r}"
+            )
     path = args.path
     if not os.path.exists(path):
-        raise CLIError(f"PATH: {path!r} does not exist; give a sweep's folder (sideq sweep --out DIR) or a "
-                       "saved run (sideq descent/flow --save RUN.npz)")
+        raise CLIError(
+            f"PATH: {path!r} does not exist; give a sweep's folder (sideq sweep --out DIR) or a "
+            "saved run (sideq descent/flow --save RUN.npz)"
+        )
     out = args.out
     if out is None:  # beside the data: DIR/plots for a sweep, the run file's folder for a run
-        sweep_dir = path if os.path.isdir(path) else (
-            os.path.dirname(path) if os.path.basename(path) == "results.npz" else None)
+        sweep_dir = (
+            path
+            if os.path.isdir(path)
+            else (os.path.dirname(path) if os.path.basename(path) == "results.npz" else None)
+        )
         out = os.path.join(sweep_dir, "plots") if sweep_dir is not None else (os.path.dirname(path) or ".")
     try:
         paths = plots.draw(path, out=out, pair=pair, formats=formats)
@@ -613,8 +732,12 @@ def _add_cache_flag(p) -> None:
     """``--no-cache`` for a command that compiles (also accepted before the
     command, ``sideq --no-cache COMMAND``); marks the command as one that
     uses the persistent compilation cache."""
-    p.add_argument("--no-cache", action="store_true", default=argparse.SUPPRESS,
-                   help="compile afresh, without the persistent compilation cache (see sideq --help)")
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="compile afresh, without the persistent compilation cache (see sideq --help)",
+    )
     p.set_defaults(compiles=True)
 
 
@@ -637,8 +760,9 @@ def _use_compilation_cache(folder: str) -> None:
 
     problem = unwritable_folder(folder)
     if problem:
-        print(f"sideq: warning: no compilation cache: {problem} (or set {CACHE_ENV}, or pass --no-cache)",
-              file=sys.stderr)
+        print(
+            f"sideq: warning: no compilation cache: {problem} (or set {CACHE_ENV}, or pass --no-cache)", file=sys.stderr
+        )
         return
     jax.config.update("jax_compilation_cache_dir", folder)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
@@ -649,23 +773,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="sideq",
         description="Deep equilibrium single-index models: equilibria, risks, gradient descent.",
-        epilog=(f"Commands that compile keep their compiled programs in ${CACHE_ENV} (default "
-                "$XDG_CACHE_HOME/sideq/jax or ~/.cache/sideq/jax; here "
-                f"{cache_dir()}), so that the same run starts faster the next time; --no-cache "
-                "turns it off, and deleting the folder empties it."),
+        epilog=(
+            f"Commands that compile keep their compiled programs in ${CACHE_ENV} (default "
+            "$XDG_CACHE_HOME/sideq/jax or ~/.cache/sideq/jax; here "
+            f"{cache_dir()}), so that the same run starts faster the next time; --no-cache "
+            "turns it off, and deleting the folder empties it."
+        ),
     )
-    parser.add_argument("--no-cache", action="store_true",
-                        help="compile afresh, without the persistent compilation cache")
+    parser.add_argument(
+        "--no-cache", action="store_true", help="compile afresh, without the persistent compilation cache"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p = sub.add_parser("reproduce", help="rerun the paper's experiments (Section 4) and write figures + summary")
     p.add_argument("--out", default="figures", help="output folder (default figures/)")
     p.add_argument("--only", default=None, help="comma list of figures, e.g. fig1,fig3")
     p.add_argument("--seed", type=_count, default=0, help="seed of the figures' run (default 0)")
-    p.add_argument("--seeds", type=_count, default=32,
-                   help="seeds on which each caption's claim is checked (default 32; 0 skips)")
+    p.add_argument(
+        "--seeds", type=_count, default=32, help="seeds on which each caption's claim is checked (default 32; 0 skips)"
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.add_argument("--extended", action="store_true",
-                   help="also run the experiments beyond the paper (experiments/README.md)")
+    p.add_argument(
+        "--extended", action="store_true", help="also run the experiments beyond the paper (experiments/README.md)"
+    )
     p.add_argument("--quick", action="store_true", help="with --extended: smaller grids and fewer epochs")
     prec = p.add_mutually_exclusive_group()
     prec.add_argument("--x64", dest="x64", action="store_true", default=True, help="float64 (default)")
@@ -687,10 +816,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="check every theorem of the paper against simulation (VERIFY.md)")
     p.add_argument("--quick", action="store_true", help="fewer initializations (under a minute)")
     p.add_argument("--json", action="store_true", help="print a list of {claim, holds, ...} objects")
-    p.add_argument("--plots", metavar="DIR", default=None,
-                   help="also write the VERIFY.md figures (PNG) into DIR, e.g. docs/verify")
-    p.add_argument("--multi", action="store_true",
-                   help="instead, the laws for multi-neuron DEQs (k outputs; MULTI_NEURON.md)")
+    p.add_argument(
+        "--plots", metavar="DIR", default=None, help="also write the VERIFY.md figures (PNG) into DIR, e.g. docs/verify"
+    )
+    p.add_argument(
+        "--multi", action="store_true", help="instead, the laws for multi-neuron DEQs (k outputs; MULTI_NEURON.md)"
+    )
     _add_cache_flag(p)
     p.set_defaults(func=cmd_verify, subparser=p)
     p = sub.add_parser("bench", help="speed against a per-sample numpy/scipy baseline (see BENCHMARKS.md)")
@@ -698,12 +829,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench, subparser=p)
     p = sub.add_parser("plot", help="figures of a sweep's folder (finished or not) or of a run saved with --save")
-    p.add_argument("path", metavar="PATH", help="a sweep's --out DIR (or its results.npz), or a RUN.npz of "
-                                                "sideq descent/flow --save")
-    p.add_argument("--out", default=None, metavar="FOLDER",
-                   help="where to write the figures (default: DIR/plots for a sweep, the run file's folder)")
-    p.add_argument("--pair", default=None, metavar="I,J",
-                   help="the entries of theta on the axes of a sweep's figures (default 0,-1: theta1[0], theta2)")
+    p.add_argument(
+        "path",
+        metavar="PATH",
+        help="a sweep's --out DIR (or its results.npz), or a RUN.npz of sideq descent/flow --save",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="FOLDER",
+        help="where to write the figures (default: DIR/plots for a sweep, the run file's folder)",
+    )
+    p.add_argument(
+        "--pair",
+        default=None,
+        metavar="I,J",
+        help="the entries of theta on the axes of a sweep's figures (default 0,-1: theta1[0], theta2)",
+    )
     p.add_argument("--format", default="png", help="png, pdf or svg, or several joined by commas (default png)")
     p.add_argument("--json", action="store_true", help="print the paths as a JSON list")
     p.set_defaults(func=cmd_plot, subparser=p)
@@ -722,8 +864,14 @@ def _negative_values(parser, argv):
     """``--init -0.1,0.2`` as ``--init=-0.1,0.2``: argparse takes a token that
     starts with '-' and is not a plain number for an option, so a list with a
     leading minus would be refused."""
-    takes_value = {s for sub in parser._subparsers._group_actions for p in sub.choices.values()
-                   for a in p._actions if a.nargs is None and a.option_strings for s in a.option_strings}
+    takes_value = {
+        s
+        for sub in parser._subparsers._group_actions
+        for p in sub.choices.values()
+        for a in p._actions
+        if a.nargs is None and a.option_strings
+        for s in a.option_strings
+    }
     out = []
     for token in argv:
         if out and out[-1] in takes_value and re.match(r"-\.?\d", token):

@@ -81,14 +81,22 @@ def _scipy_flow(W1, W2, xi, M, t1, rtol=1e-13):
     k, d = W1.shape
 
     def f(t, v):
-        g1, g2 = MU.linear_grad(v[:k * d].reshape(k, d), v[k * d:].reshape(k, k), xi, M)
+        g1, g2 = MU.linear_grad(v[: k * d].reshape(k, d), v[k * d :].reshape(k, k), xi, M)
         return -np.concatenate([g1.ravel(), g2.ravel()])
 
-    sol = solve_ivp(f, (0, t1), np.concatenate([W1.ravel(), W2.ravel()]), method="DOP853", rtol=rtol,
-                    atol=rtol, dense_output=False, t_eval=np.linspace(0, t1, 21))
+    sol = solve_ivp(
+        f,
+        (0, t1),
+        np.concatenate([W1.ravel(), W2.ravel()]),
+        method="DOP853",
+        rtol=rtol,
+        atol=rtol,
+        dense_output=False,
+        t_eval=np.linspace(0, t1, 21),
+    )
     assert sol.success
     y = sol.y.T
-    return y[:, :k * d].reshape(-1, k, d), y[:, k * d:].reshape(-1, k, k)
+    return y[:, : k * d].reshape(-1, k, d), y[:, k * d :].reshape(-1, k, k)
 
 
 def test_conservation_drift_at_rounding_level_along_scipy_flows():
@@ -150,7 +158,7 @@ def test_limit_set_parametrisation():
     lam, V_ = np.linalg.eigh(C)
     Ch = V_ @ np.diag(np.sqrt(lam)) @ V_.T
     lp, Vp = np.linalg.eigh(np.eye(k) + xi @ xi.T)
-    Pih = Vp @ np.diag(lp ** -0.5) @ Vp.T
+    Pih = Vp @ np.diag(lp**-0.5) @ Vp.T
     Q, _ = np.linalg.qr(RNG.normal(size=(k, k)))
     B = Ch @ Q @ Pih
     L1, L2 = B @ xi, np.eye(k) - B
@@ -191,7 +199,7 @@ def test_index_gradient_and_hessian():
     W1, W2 = W1[0], W2[0]
     g1, g2 = MU.index_grad("tanh", W1, W2, xi, x, w)
     h = 1e-6
-    for (i, j) in ((0, 1), (1, 0)):
+    for i, j in ((0, 1), (1, 0)):
         E = np.zeros_like(W2)
         E[i, j] = h
         fd = (MU.index_risk("tanh", W1, W2 + E, xi, x, w) - MU.index_risk("tanh", W1, W2 - E, xi, x, w)) / (2 * h)
@@ -232,8 +240,11 @@ def test_linearized_r_is_the_quadratic_flow():
 def test_quadrature_rules_integrate_second_moments():
     """E[XXᵀ] of the tensor rules against sideq.data.second_moment: Gauss–Legendre and
     Gauss–Hermite (n = 3, exact), and the composite normal rule (n = 96, d = 1)."""
-    laws = [(sideq.uniform(0.0, 1.0, 3), 3), (sideq.gaussian(np.array([0.3, -0.2, 0.1]), np.array([4.0, 1.0, 0.1])), 3),
-            (sideq.gaussian(0.5, 2.0, 1), 96)]
+    laws = [
+        (sideq.uniform(0.0, 1.0, 3), 3),
+        (sideq.gaussian(np.array([0.3, -0.2, 0.1]), np.array([4.0, 1.0, 0.1])), 3),
+        (sideq.gaussian(0.5, 2.0, 1), 96),
+    ]
     for dist, n in laws:
         x, w = MU.quadrature(dist, n)
         np.testing.assert_allclose((w * x.T) @ x, sideq.second_moment(dist), rtol=1e-11, atol=1e-12)

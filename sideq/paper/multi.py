@@ -85,6 +85,7 @@ def _f64(a):
 # ---------------------------------------------------------------------------
 # Multi-output linear DEQ (multi_linear): closed forms, numpy.
 
+
 def _split(W1, W2):
     W1, W2 = _f64(W1), _f64(W2)
     return W1, np.eye(W2.shape[-1]) - W2
@@ -261,6 +262,7 @@ def linear_starts(k, d, K, seed=0):
 # ---------------------------------------------------------------------------
 # Flows (diffrax), shared by both families.
 
+
 class Flows(NamedTuple):
     """Gradient flows from K starts, float64 numpy.
 
@@ -279,6 +281,7 @@ class Flows(NamedTuple):
 
 def _integrate(grad_fn, W1, W2, args, ts, rtol, atol, gtol, max_steps, stop=True):
     """One flow (W1, W2)' = −∇R from (W1, W2), recorded at ``ts``; ``grad_fn(W1, W2, *args)``."""
+
     def field(t, y, a):
         g1, g2 = grad_fn(y[0], y[1], *a)
         return (-g1, -g2)
@@ -288,12 +291,22 @@ def _integrate(grad_fn, W1, W2, args, ts, rtol, atol, gtol, max_steps, stop=True
         return jnp.sqrt(jnp.sum(g1 * g1) + jnp.sum(g2 * g2)) <= gtol
 
     controller = diffrax.ClipStepSizeController(
-        diffrax.PIDController(rtol=rtol, atol=atol, pcoeff=0.4, icoeff=0.3, norm=optx.max_norm), step_ts=ts)
+        diffrax.PIDController(rtol=rtol, atol=atol, pcoeff=0.4, icoeff=0.3, norm=optx.max_norm), step_ts=ts
+    )
     sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(field), diffrax.Dopri8(), ts[0], ts[-1], None, (W1, W2), args=args,
+        diffrax.ODETerm(field),
+        diffrax.Dopri8(),
+        ts[0],
+        ts[-1],
+        None,
+        (W1, W2),
+        args=args,
         saveat=diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=ts), diffrax.SubSaveAt(t1=True)]),
-        stepsize_controller=controller, event=diffrax.Event(steady) if stop else None, max_steps=max_steps,
-        throw=False)
+        stepsize_controller=controller,
+        event=diffrax.Event(steady) if stop else None,
+        max_steps=max_steps,
+        throw=False,
+    )
     (r1, r2), (f1, f2) = sol.ys
     t_final = sol.ts[1][0]
     reached = ts <= t_final
@@ -303,8 +316,7 @@ def _integrate(grad_fn, W1, W2, args, ts, rtol, atol, gtol, max_steps, stop=True
     W2s = jnp.concatenate([r2, f2], 0)
     event = sol.result == diffrax.RESULTS.event_occurred
     ok = event | (sol.result == diffrax.RESULTS.successful)
-    return (jnp.concatenate([ts, t_final[None]]), W1s, W2s, t_final, event, ok,
-            sol.stats["num_accepted_steps"])
+    return (jnp.concatenate([ts, t_final[None]]), W1s, W2s, t_final, event, ok, sol.stats["num_accepted_steps"])
 
 
 def _small_inverse(B):
@@ -321,7 +333,7 @@ def _small_inverse(B):
         aug = jnp.where((rows == p)[:, None], row_j[None], aug)
         aug = aug.at[j].set(row_p)
         pivot_row = aug[j] / aug[j, j]
-        aug = aug - aug[:, j:j + 1] * pivot_row[None]
+        aug = aug - aug[:, j : j + 1] * pivot_row[None]
         aug = aug.at[j].set(pivot_row)
     return aug[:, k:]
 
@@ -370,12 +382,20 @@ def _pad(W1, W2, xi, M, shape):
 
 def _flows(out):
     ts, W1, W2, t_final, steady, ok, steps = (np.asarray(v) for v in out)
-    return Flows(ts.astype(float), W1.astype(float), W2.astype(float), t_final.astype(float),
-                 steady.astype(bool), ok.astype(bool), steps.astype(int))
+    return Flows(
+        ts.astype(float),
+        W1.astype(float),
+        W2.astype(float),
+        t_final.astype(float),
+        steady.astype(bool),
+        ok.astype(bool),
+        steps.astype(int),
+    )
 
 
-def linear_flows(W1, W2, xi, M, ts, *, rtol=1e-12, atol=1e-12, gtol=1e-10, max_steps=2**18,
-                 pad_to=None, log=None) -> Flows:
+def linear_flows(
+    W1, W2, xi, M, ts, *, rtol=1e-12, atol=1e-12, gtol=1e-10, max_steps=2**18, pad_to=None, log=None
+) -> Flows:
     r"""Gradient flows (W1, W2)' = −∇R of Eq. (M1) (Eq. (M2)'s field) from K starts.
 
     Args:
@@ -422,7 +442,7 @@ def _normal_rule(n):
     edges = np.linspace(-_HALF_WIDTH, _HALF_WIDTH, panels + 1)
     half, mid = (edges[1:] - edges[:-1]) / 2, (edges[1:] + edges[:-1]) / 2
     z = (mid[:, None] + half[:, None] * t[None, :]).ravel()
-    w = (half[:, None] * wt[None, :]).ravel() * np.exp(-z**2 / 2) / math.sqrt(2 * math.pi)
+    w = (half[:, None] * wt[None, :]).ravel() * np.exp(-(z**2) / 2) / math.sqrt(2 * math.pi)
     return z, w
 
 
@@ -589,7 +609,7 @@ def index_hessian(sigma, xi, x, w):
     k, d = np.shape(xi)
     H = np.zeros((k * (d + k),) * 2)
     for i in range(k):
-        idx = np.r_[i * d:(i + 1) * d, k * d + i * k:k * d + (i + 1) * k]
+        idx = np.r_[i * d : (i + 1) * d, k * d + i * k : k * d + (i + 1) * k]
         H[np.ix_(idx, idx)] = blocks[i]
     return H
 
@@ -605,7 +625,7 @@ def index_hessian_autodiff(sigma, xi, x, w):
         args = [jnp.asarray(_f64(a)) for a in (xi, x, w)]
 
         def g(p):
-            g1, g2 = _index_grad(fn, p[:k * d].reshape(k, d), p[k * d:].reshape(k, k), *args)
+            g1, g2 = _index_grad(fn, p[: k * d].reshape(k, d), p[k * d :].reshape(k, k), *args)
             return jnp.concatenate([g1.ravel(), g2.ravel()])
 
         theta = jnp.concatenate([args[0].ravel(), jnp.zeros(k * k)])
@@ -644,22 +664,23 @@ def index_starts(xi, r0, K, seed=0, frac_sphere=0.5):
     rad = r0 * rng.uniform(0, 1, K) ** (1 / p)
     rad[: int(K * frac_sphere)] = r0
     u = rad[:, None] * u
-    return xi + u[:, : k * d].reshape(K, k, d), u[:, k * d:].reshape(K, k, k)
+    return xi + u[:, : k * d].reshape(K, k, d), u[:, k * d :].reshape(K, k, k)
 
 
 @functools.partial(jax.jit, static_argnames=("fn", "max_steps", "stop"))
 def _index_flow_one(fn, W1, W2, xi, x, w, ts, rtol, atol, gtol, max_steps, stop):
-    return _integrate(functools.partial(_index_grad, fn), W1, W2, (xi, x, w), ts, rtol, atol, gtol, max_steps,
-                      stop=stop)
+    return _integrate(
+        functools.partial(_index_grad, fn), W1, W2, (xi, x, w), ts, rtol, atol, gtol, max_steps, stop=stop
+    )
 
 
-def index_flows(sigma, W1, W2, xi, x, w, ts, *, rtol=1e-10, atol=1e-12, gtol=0.0, max_steps=65536,
-                log=None) -> Flows:
+def index_flows(sigma, W1, W2, xi, x, w, ts, *, rtol=1e-10, atol=1e-12, gtol=0.0, max_steps=65536, log=None) -> Flows:
     r"""Gradient flows for the multi-output single-index DEQ on the quadrature law (x, w),
     with :func:`index_grad`'s field; arguments as for :func:`linear_flows`."""
     fn = _act(sigma)
     with _x64():
         j = lambda a: jnp.asarray(_f64(a))  # noqa: E731
         args = (j(xi), j(x), j(w), j(ts), j(rtol), j(atol), j(gtol))
-        return _run(lambda a, b: _index_flow_one(fn, a, b, *args, int(max_steps), bool(gtol > 0)),
-                    _f64(W1), _f64(W2), log)
+        return _run(
+            lambda a, b: _index_flow_one(fn, a, b, *args, int(max_steps), bool(gtol > 0)), _f64(W1), _f64(W2), log
+        )

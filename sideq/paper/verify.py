@@ -67,17 +67,24 @@ NOISE = 1e-14
 # ---------------------------------------------------------------------------
 # Settings.
 
+
 def _uniform(d, hi=1.0):
     return sideq.uniform(0.0, hi, d)
 
 
 LINEAR_SETTINGS = {
     "unif1": {"desc": "linear, X~Unif[0,1], xi=2", "dist": lambda: _uniform(1), "xi": (2.0,)},
-    "gauss3": {"desc": "linear, X~N(0, diag(10,1,0.1)) (cond 100), xi=(1,-0.5,0.8)",
-                   "dist": lambda: sideq.gaussian(0.0, np.array([10.0, 1.0, 0.1]), nodes=48), "xi": (1.0, -0.5, 0.8)},
+    "gauss3": {
+        "desc": "linear, X~N(0, diag(10,1,0.1)) (cond 100), xi=(1,-0.5,0.8)",
+        "dist": lambda: sideq.gaussian(0.0, np.array([10.0, 1.0, 0.1]), nodes=48),
+        "xi": (1.0, -0.5, 0.8),
+    },
     "unif0.1": {"desc": "linear, X~Unif[0,0.1], xi=2", "dist": lambda: _uniform(1, 0.1), "xi": (2.0,)},
-    "gauss2": {"desc": "linear, X~N(0.3, I_2), xi=(1,1)",
-                   "dist": lambda: sideq.gaussian(0.3, 1.0, 2, nodes=48), "xi": (1.0, 1.0)},
+    "gauss2": {
+        "desc": "linear, X~N(0.3, I_2), xi=(1,1)",
+        "dist": lambda: sideq.gaussian(0.3, 1.0, 2, nodes=48),
+        "xi": (1.0, 1.0),
+    },
 }
 
 SI_SETTINGS = {
@@ -86,10 +93,18 @@ SI_SETTINGS = {
     "softplus-unif1": {"act": "softplus", "dist": lambda: _uniform(1), "xi": (1.0,), "r0": 0.5},
     "tanh-unif2": {"act": "tanh", "dist": lambda: _uniform(2), "xi": (1.0, 0.5), "r0": 0.5},
     "tanh-gauss1": {"act": "tanh", "dist": lambda: sideq.gaussian(0.0, 1.0, 1, nodes=72), "xi": (1.0,), "r0": 0.5},
-    "softplus-gauss2": {"act": "softplus", "dist": lambda: sideq.gaussian(0.0, np.array([1.0, 0.01]), nodes=72),
-                            "xi": (1.0, 2.0), "r0": 0.5},
-    "softplus-gauss2iso": {"act": "softplus", "dist": lambda: sideq.gaussian(0.0, 1.0, 2, nodes=72),
-                               "xi": (1.0, 0.5), "r0": 0.5},
+    "softplus-gauss2": {
+        "act": "softplus",
+        "dist": lambda: sideq.gaussian(0.0, np.array([1.0, 0.01]), nodes=72),
+        "xi": (1.0, 2.0),
+        "r0": 0.5,
+    },
+    "softplus-gauss2iso": {
+        "act": "softplus",
+        "dist": lambda: sideq.gaussian(0.0, 1.0, 2, nodes=72),
+        "xi": (1.0, 0.5),
+        "r0": 0.5,
+    },
 }
 
 
@@ -129,20 +144,26 @@ def ball_inits(center, radius, K, seed=0, frac_sphere=0.5):
 # ---------------------------------------------------------------------------
 # Simulation (jitted once per model and shapes; laws and ξ are traced).
 
+
 @functools.partial(jax.jit, static_argnames=("model", "max_steps"))
 def _flow_batch(model, inits, xi, dist, ts, gtol, max_steps=4096):
     obj = population_objective(model, xi, dist)
     cold = lambda th: initial_nodes_y0(model, th, xi, dist)
-    return jax.vmap(lambda th0: gradient_flow(
-        model, obj, th0, xi, cold_start=cold, t1=ts[-1], saveat_ts=ts, gtol=gtol,
-        max_steps=max_steps))(inits)
+    return jax.vmap(
+        lambda th0: gradient_flow(
+            model, obj, th0, xi, cold_start=cold, t1=ts[-1], saveat_ts=ts, gtol=gtol, max_steps=max_steps
+        )
+    )(inits)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "epochs"))
 def _gd_batch(model, inits, xi, dist, eta, epochs):
     obj = population_objective(model, xi, dist)
-    return jax.vmap(lambda th0: gradient_descent(
-        model, obj, th0, initial_nodes_y0(model, th0, xi, dist), xi, epochs=epochs, eta=eta))(inits)
+    return jax.vmap(
+        lambda th0: gradient_descent(
+            model, obj, th0, initial_nodes_y0(model, th0, xi, dist), xi, epochs=epochs, eta=eta
+        )
+    )(inits)
 
 
 _CACHE: dict = {}
@@ -165,9 +186,17 @@ def linear_flow(name, K):
         dist, xi = s["dist"](), np.array(s["xi"])
         inits = linear_inits(len(xi), K)
         ts = np.concatenate([[0.0], np.geomspace(1e-4, 3000.0, 120)])
-        tr = _np(_flow_batch(sideq.linear(), jnp.asarray(inits), jnp.asarray(xi), dist,
-                             jnp.asarray(ts), jnp.asarray(1e-12)))
-        return {"dist": dist, "xi": xi, "inits": inits, "traj": tr, "desc": f"{s['desc']}, {K} inits (near/far theta2=1)"}
+        tr = _np(
+            _flow_batch(sideq.linear(), jnp.asarray(inits), jnp.asarray(xi), dist, jnp.asarray(ts), jnp.asarray(1e-12))
+        )
+        return {
+            "dist": dist,
+            "xi": xi,
+            "inits": inits,
+            "traj": tr,
+            "desc": f"{s['desc']}, {K} inits (near/far theta2=1)",
+        }
+
     return _memo(("lflow", name, K), go)
 
 
@@ -181,15 +210,20 @@ def si_flow(name, K, *, act=None, radius=None, t1=60.0, tag="", max_steps=4096):
         r = s["r0"] if radius is None else radius
         inits = ball_inits(np.append(xi, 0.0), r, K, seed=1)
         ts = np.concatenate([[0.0], np.geomspace(1e-3, t1, 80)])
-        tr = _np(_flow_batch(model, jnp.asarray(inits), jnp.asarray(xi), dist, jnp.asarray(ts),
-                             jnp.asarray(0.0), max_steps=max_steps))
+        tr = _np(
+            _flow_batch(
+                model, jnp.asarray(inits), jnp.asarray(xi), dist, jnp.asarray(ts), jnp.asarray(0.0), max_steps=max_steps
+            )
+        )
         desc = f"{act}, X~{_dist_desc(dist)}, xi={xi.tolist()}, {K} inits in B((xi,0),{r:g})"
         return {"model": model, "dist": dist, "xi": xi, "inits": inits, "traj": tr, "r0": r, "desc": desc}
+
     return _memo(("siflow", name, K, act, radius, t1, tag, max_steps), go)
 
 
 # ---------------------------------------------------------------------------
 # Judging helpers.
+
 
 def _lam_emp(ts, r, r0, prefactor=1.0):
     """Best λ with r(t) ≤ P r0 e^{−λt} on the recorded rows (per run); +∞ when every
@@ -224,8 +258,7 @@ def _q_emp(r, r0, prefactor=1.0):
     return out
 
 
-def _rec(claim, variant, setting, predicted, observed, worst, tolerance, holds, should_hold,
-         tightness=None, note=""):
+def _rec(claim, variant, setting, predicted, observed, worst, tolerance, holds, should_hold, tightness=None, note=""):
     def clean(v):
         if isinstance(v, (np.floating, np.integer)):
             return v.item()
@@ -234,9 +267,20 @@ def _rec(claim, variant, setting, predicted, observed, worst, tolerance, holds, 
         if isinstance(v, (list, tuple)):
             return [clean(x) for x in v]
         return v
-    return {"claim": claim, "variant": variant, "setting": setting, "predicted": clean(predicted),
-                "observed": clean(observed), "worst": clean(worst), "tolerance": tolerance,
-                "tightness": clean(tightness), "holds": bool(holds), "should_hold": should_hold, "note": note}
+
+    return {
+        "claim": claim,
+        "variant": variant,
+        "setting": setting,
+        "predicted": clean(predicted),
+        "observed": clean(observed),
+        "worst": clean(worst),
+        "tolerance": tolerance,
+        "tightness": clean(tightness),
+        "holds": bool(holds),
+        "should_hold": should_hold,
+        "note": note,
+    }
 
 
 def _phi_err(theta, xi):
@@ -247,6 +291,7 @@ def _phi_err(theta, xi):
 # ---------------------------------------------------------------------------
 # Section 3.1: linear flow.
 
+
 def check_theorem_3_1(name="unif1", K=8, perturb=1.0):
     """Theorem 3.1: w(t) = w(0) along the flow (predicted drift 0; perturb scales w(0))."""
     s = linear_flow(name, K)
@@ -254,9 +299,17 @@ def check_theorem_3_1(name="unif1", K=8, perturb=1.0):
     w0 = T.conserved_w(s["inits"]) * perturb
     rel = np.max(np.abs(tr.w - w0[:, None]), 1) / w0
     i = int(np.argmax(rel))
-    return _rec("Theorem 3.1", "as printed", s["desc"], "w(t) = ||theta(0)-e||^2 for all t",
-                f"max_t |w(t)-w(0)|/w(0) = {rel[i]:.2e}", s["inits"][i], "1e-9 relative",
-                rel[i] <= 1e-9, True)
+    return _rec(
+        "Theorem 3.1",
+        "as printed",
+        s["desc"],
+        "w(t) = ||theta(0)-e||^2 for all t",
+        f"max_t |w(t)-w(0)|/w(0) = {rel[i]:.2e}",
+        s["inits"][i],
+        "1e-9 relative",
+        rel[i] <= 1e-9,
+        True,
+    )
 
 
 def check_lemma_3_2(name="unif1", K=8, perturb=1.0):
@@ -267,9 +320,17 @@ def check_lemma_3_2(name="unif1", K=8, perturb=1.0):
     margin = np.min(side[:, None] * (1 - tr.theta[..., -1]), 1)
     i = int(np.argmin(margin))
     ok = bool(np.all(tr.status == 0)) and margin[i] > 0
-    return _rec("Lemma 3.2", "as printed", s["desc"], "theta2(t) != 1, same side as theta2(0), flow defined",
-                f"min_t side*(1-theta2(t)) = {margin[i]:.3g}; statuses {sorted(set(tr.status.tolist()))}",
-                s["inits"][i], "> 0, all runs converged", ok, True)
+    return _rec(
+        "Lemma 3.2",
+        "as printed",
+        s["desc"],
+        "theta2(t) != 1, same side as theta2(0), flow defined",
+        f"min_t side*(1-theta2(t)) = {margin[i]:.3g}; statuses {sorted(set(tr.status.tolist()))}",
+        s["inits"][i],
+        "> 0, all runs converged",
+        ok,
+        True,
+    )
 
 
 def check_theorem_3_3(name="unif1", K=8, variant="corrected", perturb=1.0):
@@ -282,10 +343,17 @@ def check_theorem_3_3(name="unif1", K=8, variant="corrected", perturb=1.0):
         pred = np.concatenate([a[:, None] * s["xi"], (1 - a)[:, None]], 1)
     err = np.linalg.norm(s["traj"].theta[:, -1] - pred, axis=1)
     i = int(np.argmax(err))
-    return _rec("Theorem 3.3", variant, s["desc"], f"limit {np.round(pred[i], 4).tolist()}",
-                f"theta(T) = {np.round(s['traj'].theta[i, -1], 4).tolist()}, max error {err[i]:.2e}",
-                s["inits"][i], "1e-6", err[i] <= 1e-6 and np.all(s["traj"].status == 0),
-                variant == "corrected")
+    return _rec(
+        "Theorem 3.3",
+        variant,
+        s["desc"],
+        f"limit {np.round(pred[i], 4).tolist()}",
+        f"theta(T) = {np.round(s['traj'].theta[i, -1], 4).tolist()}, max error {err[i]:.2e}",
+        s["inits"][i],
+        "1e-6",
+        err[i] <= 1e-6 and np.all(s["traj"].status == 0),
+        variant == "corrected",
+    )
 
 
 def check_theorem_3_4(name="unif1", K=8, variant="corrected", perturb=1.0):
@@ -304,18 +372,27 @@ def check_theorem_3_4(name="unif1", K=8, variant="corrected", perturb=1.0):
         else:
             P[i], lam[i] = T.theorem_3_4_rate_corrected(s["dist"], th0)
     lam = lam * perturb
-    emp = np.array([_lam_emp(tr.ts[i:i + 1], r[i:i + 1], r0[i:i + 1], P[i])[0] for i in range(K)])
+    emp = np.array([_lam_emp(tr.ts[i : i + 1], r[i : i + 1], r0[i : i + 1], P[i])[0] for i in range(K)])
     tight = emp / lam
     i = int(np.argmin(tight))
-    return _rec("Theorem 3.4", variant, s["desc"],
-                f"rate {lam[i]:.4g} (prefactor {P[i]:.3g})", f"best supported rate {emp[i]:.4g}",
-                s["inits"][i], "rate_emp >= rate (1 - 1e-6)", tight[i] >= 1 - 1e-6, variant == "corrected",
-                tightness=tight[i],
-                note=f"tightness over inits: min {tight.min():.3g}, median {np.median(tight):.3g}")
+    return _rec(
+        "Theorem 3.4",
+        variant,
+        s["desc"],
+        f"rate {lam[i]:.4g} (prefactor {P[i]:.3g})",
+        f"best supported rate {emp[i]:.4g}",
+        s["inits"][i],
+        "rate_emp >= rate (1 - 1e-6)",
+        tight[i] >= 1 - 1e-6,
+        variant == "corrected",
+        tightness=tight[i],
+        note=f"tightness over inits: min {tight.min():.3g}, median {np.median(tight):.3g}",
+    )
 
 
 # ---------------------------------------------------------------------------
 # Section 3.1.2: linear gradient descent.
+
 
 def linear_gd(name, K, eta_scale=1.0, epochs=400):
     s = LINEAR_SETTINGS[name]
@@ -328,9 +405,9 @@ def linear_gd(name, K, eta_scale=1.0, epochs=400):
         c = [T.lemma_3_7(sideq.linear(), th0, xi, dist) for th0 in inits]
         eta = eta_scale * min(cc["eta0_partial"] for cc in c)
         tr = _np(_gd_batch(sideq.linear(), jnp.asarray(inits), jnp.asarray(xi), dist, jnp.asarray(eta), epochs))
-        desc = (f"linear GD, X~{_dist_desc(dist)}, xi={xi.tolist()}, {K} inits, eta={eta:.3g}, "
-                f"{epochs} steps")
+        desc = f"linear GD, X~{_dist_desc(dist)}, xi={xi.tolist()}, {K} inits, eta={eta:.3g}, {epochs} steps"
         return {"dist": dist, "xi": xi, "inits": inits, "traj": tr, "eta": eta, "c": c, "desc": desc}
+
     return _memo(("lgd", name, K, eta_scale, epochs), go)
 
 
@@ -342,9 +419,17 @@ def check_eq_8(name="unif1", K=8, perturb=1.0):
     incr = np.maximum(np.abs(tr.w[:, 1:] - tr.w[:, :-1]), 1e-300)
     err = np.max(np.abs(tr.w[:, 1:] - pred) / np.maximum(incr, 1e-12 * tr.w[:, :-1]), 1)
     i = int(np.argmax(err))
-    return _rec("Eq. (8)", "as printed", s["desc"], "w(t+1) - w(t) = eta^2 ||grad R||^2",
-                f"max relative error of the increment {err[i]:.2e}", s["inits"][i],
-                "1e-3 of the increment (or 1e-12 w)", err[i] <= 1e-3, True)
+    return _rec(
+        "Eq. (8)",
+        "as printed",
+        s["desc"],
+        "w(t+1) - w(t) = eta^2 ||grad R||^2",
+        f"max relative error of the increment {err[i]:.2e}",
+        s["inits"][i],
+        "1e-3 of the increment (or 1e-12 w)",
+        err[i] <= 1e-3,
+        True,
+    )
 
 
 def _secant_L(tr):
@@ -368,10 +453,19 @@ def check_lemma_3_5(name="unif1", K=8, perturb=1.0):
     ratio = np.where(ok, dec / np.where(ok, need, 1), np.inf)
     worst = np.min(ratio, 1)
     i = int(np.argmin(worst))
-    return _rec("Lemma 3.5", "as printed", s["desc"] + f", eta*L_secant = {eta * Lsec:.3g}",
-                "R(t+1) <= R(t) - (eta/2)||grad R(t)||^2", f"min decrease/(eta/2 g^2) = {worst[i]:.4g}",
-                s["inits"][i], ">= 1 - 1e-9", worst[i] >= 1 - 1e-9, True, tightness=worst[i],
-                note="eta is the Lemma 3.7 step (beta/2, beta^2/(4R0)); L estimated by secants along the run")
+    return _rec(
+        "Lemma 3.5",
+        "as printed",
+        s["desc"] + f", eta*L_secant = {eta * Lsec:.3g}",
+        "R(t+1) <= R(t) - (eta/2)||grad R(t)||^2",
+        f"min decrease/(eta/2 g^2) = {worst[i]:.4g}",
+        s["inits"][i],
+        ">= 1 - 1e-9",
+        worst[i] >= 1 - 1e-9,
+        True,
+        tightness=worst[i],
+        note="eta is the Lemma 3.7 step (beta/2, beta^2/(4R0)); L estimated by secants along the run",
+    )
 
 
 def check_lemma_3_7(name="unif1", K=8, perturb=1.0):
@@ -382,16 +476,26 @@ def check_lemma_3_7(name="unif1", K=8, perturb=1.0):
     for i, c in enumerate(s["c"]):
         gap = np.abs(1 - tr.theta[i, :, -1])
         n1 = np.linalg.norm(tr.theta[i, :, :-1], axis=-1)
-        m = min(np.min(gap) / (c["beta"] * perturb), c["upper"] / perturb / np.max(gap),
-                c["upper"] / perturb / np.max(n1))
+        m = min(
+            np.min(gap) / (c["beta"] * perturb), c["upper"] / perturb / np.max(gap), c["upper"] / perturb / np.max(n1)
+        )
         margins.append(m)
     margins = np.array(margins)
     i = int(np.argmin(margins))
     c = s["c"][i]
-    return _rec("Lemma 3.7", "as printed", s["desc"],
-                f"theta(t) in Theta: beta={c['beta']:.3g} <= |1-theta2| <= {c['upper']:.3g}, ||theta1|| <= {c['upper']:.3g}",
-                f"min slack ratio {margins[i]:.4g}", s["inits"][i], ">= 1", margins[i] >= 1, True,
-                tightness=margins[i], note=f"c0={c['c0']:.3g}")
+    return _rec(
+        "Lemma 3.7",
+        "as printed",
+        s["desc"],
+        f"theta(t) in Theta: beta={c['beta']:.3g} <= |1-theta2| <= {c['upper']:.3g}, ||theta1|| <= {c['upper']:.3g}",
+        f"min slack ratio {margins[i]:.4g}",
+        s["inits"][i],
+        ">= 1",
+        margins[i] >= 1,
+        True,
+        tightness=margins[i],
+        note=f"c0={c['c0']:.3g}",
+    )
 
 
 def check_theorem_3_6(name="unif1", K=8, variant="corrected", perturb=1.0, epochs=400):
@@ -404,25 +508,36 @@ def check_theorem_3_6(name="unif1", K=8, variant="corrected", perturb=1.0, epoch
     for i, th0 in enumerate(s["inits"]):
         P, q = fn(s["dist"], th0, eta)
         logq = math.log1p(-(1 - q) * perturb)
-        e = _q_emp(r[i:i + 1], r[i:i + 1, 0], P)[0]  # log q_emp
+        e = _q_emp(r[i : i + 1], r[i : i + 1, 0], P)[0]  # log q_emp
         tight.append(e / logq)
         qs.append(-logq)
         qe.append(-e)
     tight = np.array(tight)
     i = int(np.argmin(tight))
-    return _rec("Theorem 3.6", variant, s["desc"], f"-log q = {qs[i]:.4g} per step (prefactor kappa)",
-                f"best supported -log q = {qe[i]:.4g}", s["inits"][i], "log q_emp / log q >= 1 - 1e-6",
-                tight[i] >= 1 - 1e-6, variant == "corrected", tightness=tight[i],
-                note=f"tightness over inits: min {tight.min():.3g}, median {np.median(tight):.3g}")
+    return _rec(
+        "Theorem 3.6",
+        variant,
+        s["desc"],
+        f"-log q = {qs[i]:.4g} per step (prefactor kappa)",
+        f"best supported -log q = {qe[i]:.4g}",
+        s["inits"][i],
+        "log q_emp / log q >= 1 - 1e-6",
+        tight[i] >= 1 - 1e-6,
+        variant == "corrected",
+        tightness=tight[i],
+        note=f"tightness over inits: min {tight.min():.3g}, median {np.median(tight):.3g}",
+    )
 
 
 @functools.partial(jax.jit, static_argnames=("model", "epochs", "history"))
 def _gd_pairs(model, inits, etas, xi, dist, epochs, history=True):
     """Gradient descent from inits[k] with step etas[k] (vmapped; one compile per shape)."""
     obj = population_objective(model, xi, dist)
-    return jax.vmap(lambda th0, eta: gradient_descent(
-        model, obj, th0, initial_nodes_y0(model, th0, xi, dist), xi, epochs=epochs, eta=eta,
-        history=history))(inits, etas)
+    return jax.vmap(
+        lambda th0, eta: gradient_descent(
+            model, obj, th0, initial_nodes_y0(model, th0, xi, dist), xi, epochs=epochs, eta=eta, history=history
+        )
+    )(inits, etas)
 
 
 def check_theorem_3_6_eta0(name="unif1", K=8, perturb=1.0, variant="corrected", octaves=40, epochs=1000):
@@ -439,7 +554,7 @@ def check_theorem_3_6_eta0(name="unif1", K=8, perturb=1.0, variant="corrected", 
         rate = T.theorem_3_6_log_rate_printed if variant == "printed" else T.theorem_3_6_log_rate_corrected
         P, mlogq = rate(sc["dist"], th0, sc["eta0"][i])
         logq = -mlogq * perturb
-        e = _q_emp(r[i:i + 1], r[i:i + 1, 0], P)[0]
+        e = _q_emp(r[i : i + 1], r[i : i + 1, 0], P)[0]
         tight.append(e / logq)
         qs.append(-logq)
         qe.append(-e)
@@ -447,16 +562,21 @@ def check_theorem_3_6_eta0(name="unif1", K=8, perturb=1.0, variant="corrected", 
     tight = np.array(tight)
     i = int(np.argmin(tight))
     e = sc["e"][i]
-    return _rec("Theorem 3.6 (eta0)", variant,
-                f"linear GD, X~{_dist_desc(sc['dist'])}, xi={xi.tolist()}, {K} inits, eta = eta0(theta(0)) in "
-                f"{sc['eta0'].min():.3g}..{sc['eta0'].max():.3g}, {sc['epochs']} steps",
-                f"at eta0 = {sc['eta0'][i]:.3g} (binding {e['binding']}; L_Theta <= {e['L_bound']:.3g}, "
-                f"attained {e['L_attained']:.3g}): -log q = {qs[i]:.4g}, theta(t) in Theta",
-                f"best supported -log q = {qe[i]:.4g}; in Theta: {sum(inside)}/{len(inside)}",
-                sc["inits"][i], "log q_emp / log q >= 1 - 1e-6 and theta(t) in Theta",
-                tight[i] >= 1 - 1e-6 and all(inside), variant == "corrected", tightness=tight[i],
-                note="eta0 printed/corrected per start: "
-                     + ", ".join(f"{x['eta0_printed'] / x['eta0']:.3g}" for x in sc["e"]))
+    return _rec(
+        "Theorem 3.6 (eta0)",
+        variant,
+        f"linear GD, X~{_dist_desc(sc['dist'])}, xi={xi.tolist()}, {K} inits, eta = eta0(theta(0)) in "
+        f"{sc['eta0'].min():.3g}..{sc['eta0'].max():.3g}, {sc['epochs']} steps",
+        f"at eta0 = {sc['eta0'][i]:.3g} (binding {e['binding']}; L_Theta <= {e['L_bound']:.3g}, "
+        f"attained {e['L_attained']:.3g}): -log q = {qs[i]:.4g}, theta(t) in Theta",
+        f"best supported -log q = {qe[i]:.4g}; in Theta: {sum(inside)}/{len(inside)}",
+        sc["inits"][i],
+        "log q_emp / log q >= 1 - 1e-6 and theta(t) in Theta",
+        tight[i] >= 1 - 1e-6 and all(inside),
+        variant == "corrected",
+        tightness=tight[i],
+        note="eta0 printed/corrected per start: " + ", ".join(f"{x['eta0_printed'] / x['eta0']:.3g}" for x in sc["e"]),
+    )
 
 
 def _top_of_first_run(ok, mult):
@@ -508,9 +628,18 @@ def eta0_scan(name="unif1", K=8, octaves=40, epochs=1000):
         keeps = (fin & inside & mono).reshape(K, n)
         conv = (fin & (tr.loss[:, -1] <= 1e-8 * tr.loss[:, 0])).reshape(K, n)
         at_eta0 = jax.tree_util.tree_map(lambda a: a.reshape((K, n) + a.shape[1:])[:, 0], tr)
-        return {"keeps": _top_of_first_run(keeps, mult), "converges": _top_of_first_run(conv, mult),
-                "eta0": eta0, "e": es, "at_eta0": at_eta0, "inits": inits, "dist": dist, "xi": xi,
-                "epochs": epochs}
+        return {
+            "keeps": _top_of_first_run(keeps, mult),
+            "converges": _top_of_first_run(conv, mult),
+            "eta0": eta0,
+            "e": es,
+            "at_eta0": at_eta0,
+            "inits": inits,
+            "dist": dist,
+            "xi": xi,
+            "epochs": epochs,
+        }
+
     return _memo(("eta0scan", name, K, octaves, epochs), go)
 
 
@@ -521,24 +650,40 @@ def check_eta0_tightness(name="unif1", K=8):
     keeps, conv, eta0 = sc["keeps"], sc["converges"], sc["eta0"]
     i = int(np.argmin(keeps))
     cv = conv[conv > 0]
-    return _rec("Theorem 3.6 (eta0 tightness)", "corrected",
-                f"linear GD, X~{_dist_desc(sc['dist'])}, xi={sc['xi'].tolist()}, {K} inits, eta = eta0 * 2^k, "
-                f"{sc['epochs']} steps", f"eta0 per start {eta0.min():.3g}..{eta0.max():.3g}",
-                f"largest eta keeping theta in Theta and R nonincreasing / eta0: min {keeps.min():.3g}, "
-                f"median {np.median(keeps):.3g}; largest convergent eta / eta0: "
-                + (f"{cv.min():.3g}..{cv.max():.3g} ({len(cv)}/{K} starts converge for some eta)" if len(cv)
-                   else f"none converges within {sc['epochs']} steps"),
-                sc["inits"][i], "informational", bool(np.all(keeps >= 1)), None, tightness=keeps[i],
-                note="tightness = min over starts of (largest eta keeping Lemma 3.7's conclusions)/eta0")
+    return _rec(
+        "Theorem 3.6 (eta0 tightness)",
+        "corrected",
+        f"linear GD, X~{_dist_desc(sc['dist'])}, xi={sc['xi'].tolist()}, {K} inits, eta = eta0 * 2^k, "
+        f"{sc['epochs']} steps",
+        f"eta0 per start {eta0.min():.3g}..{eta0.max():.3g}",
+        f"largest eta keeping theta in Theta and R nonincreasing / eta0: min {keeps.min():.3g}, "
+        f"median {np.median(keeps):.3g}; largest convergent eta / eta0: "
+        + (
+            f"{cv.min():.3g}..{cv.max():.3g} ({len(cv)}/{K} starts converge for some eta)"
+            if len(cv)
+            else f"none converges within {sc['epochs']} steps"
+        ),
+        sc["inits"][i],
+        "informational",
+        bool(np.all(keeps >= 1)),
+        None,
+        tightness=keeps[i],
+        note="tightness = min over starts of (largest eta keeping Lemma 3.7's conclusions)/eta0",
+    )
 
 
 # ---------------------------------------------------------------------------
 # Section 3.2: single-index flow and descent.
 
+
 def _t38(name, region, grid):
     s = SI_SETTINGS[name]
-    return _memo(("t38", name, region, grid), lambda: T.theorem_3_8(
-        sideq.single_index(s["act"]), s["xi"], s["dist"](), delta2=s["r0"], grid=grid, region=region))
+    return _memo(
+        ("t38", name, region, grid),
+        lambda: T.theorem_3_8(
+            sideq.single_index(s["act"]), s["xi"], s["dist"](), delta2=s["r0"], grid=grid, region=region
+        ),
+    )
 
 
 def _sigma0(act):
@@ -556,12 +701,18 @@ def check_rho_positive(name="tanh-unif1", variant="printed", grid=41, perturb=1.
     t = _t38(name, variant, grid)
     s = SI_SETTINGS[name]
     rho = t.rho * perturb
-    return _rec("Theorem 3.8 (rho > 0)", variant,
-                f"{s['act']}, X~{_dist_desc(s['dist']())}, xi={s['xi']}, delta2=r0={s['r0']}, alpha={t.alpha:.3g}",
-                "rho > 0", f"rho = {rho:.4g} at theta={np.round(t.rho_info['arg'], 4).tolist()}",
-                t.rho_info["arg"], f"> 1e-12 (grid {t.rho_info['grid_points']} pts, refinement "
-                f"{t.rho_info['rel_refinement']:.2g})", rho > 1e-12, _rho_should_be_positive(variant, s["act"]),
-                note="printed Theta contains theta1 = 0, where y = 0 when sigma(0) = 0 (ERRATA.md §6)")
+    return _rec(
+        "Theorem 3.8 (rho > 0)",
+        variant,
+        f"{s['act']}, X~{_dist_desc(s['dist']())}, xi={s['xi']}, delta2=r0={s['r0']}, alpha={t.alpha:.3g}",
+        "rho > 0",
+        f"rho = {rho:.4g} at theta={np.round(t.rho_info['arg'], 4).tolist()}",
+        t.rho_info["arg"],
+        f"> 1e-12 (grid {t.rho_info['grid_points']} pts, refinement {t.rho_info['rel_refinement']:.2g})",
+        rho > 1e-12,
+        _rho_should_be_positive(variant, s["act"]),
+        note="printed Theta contains theta1 = 0, where y = 0 when sigma(0) = 0 (ERRATA.md §6)",
+    )
 
 
 def check_theorem_3_8(name="tanh-unif1", K=8, variant="corrected", grid=41, perturb=1.0):
@@ -578,12 +729,21 @@ def check_theorem_3_8(name="tanh-unif1", K=8, variant="corrected", grid=41, pert
         holds, tight = bool(np.all(np.diff(r, axis=1) <= 1e-12)), None
     else:  # a NaN rate or run fails the check
         holds, tight = emp[i] >= lam * (1 - 1e-6), emp[i] / lam
-    return _rec("Theorem 3.8", variant, s["desc"],
-                f"rate {2 if variant == 'printed' else 4} rho gamma^2/(1+L delta2) = {lam:.4g} (rho={t.rho:.3g}, "
-                f"gamma={t.gamma:.3g}, "
-                f"M={t.M:.3g}, L={t.L:g})", f"best supported rate {emp[i]:.4g}", s["inits"][i],
-                "rate_emp >= rate (1 - 1e-6)", holds, None if lam <= 0 else True, tightness=tight,
-                note="rho over " + ("Theta as printed" if variant == "printed" else "B((xi,0), r0)"))
+    return _rec(
+        "Theorem 3.8",
+        variant,
+        s["desc"],
+        f"rate {2 if variant == 'printed' else 4} rho gamma^2/(1+L delta2) = {lam:.4g} (rho={t.rho:.3g}, "
+        f"gamma={t.gamma:.3g}, "
+        f"M={t.M:.3g}, L={t.L:g})",
+        f"best supported rate {emp[i]:.4g}",
+        s["inits"][i],
+        "rate_emp >= rate (1 - 1e-6)",
+        holds,
+        None if lam <= 0 else True,
+        tightness=tight,
+        note="rho over " + ("Theta as printed" if variant == "printed" else "B((xi,0), r0)"),
+    )
 
 
 def check_corollary_3_1(name="tanh-unif1", K=8, frac=0.99, perturb=1.0, act=None, t1=60.0):
@@ -605,37 +765,66 @@ def check_corollary_3_1(name="tanh-unif1", K=8, frac=0.99, perturb=1.0, act=None
     i = int(np.nanargmin(emp)) if np.any(np.isfinite(emp)) else 0
     lam_req = 0.0 if perturb == 1.0 else (perturb - 1) * 10 * np.nanmin(emp)
     ok = bool(np.all(np.isfinite(emp))) and np.nanmin(emp) > lam_req and np.all(fin < 1)
-    return _rec("Corollary 3.1", "as printed" if inside else "outside",
-                s["desc"] + f" (1/L={Linv:g})", "some lambda > 0: r(t) <= r(0) e^{-lambda t}",
-                f"min lambda_emp = {np.nanmin(emp) if np.any(np.isfinite(emp)) else float('nan'):.4g}, "
-                f"max r(T)/r(0) = {np.nanmax(fin):.3g}, statuses {sorted(set(tr.status.tolist()))}",
-                s["inits"][i], "lambda_emp > 0 and r(T) < r(0)", ok, True if inside else None)
+    return _rec(
+        "Corollary 3.1",
+        "as printed" if inside else "outside",
+        s["desc"] + f" (1/L={Linv:g})",
+        "some lambda > 0: r(t) <= r(0) e^{-lambda t}",
+        f"min lambda_emp = {np.nanmin(emp) if np.any(np.isfinite(emp)) else float('nan'):.4g}, "
+        f"max r(T)/r(0) = {np.nanmax(fin):.3g}, statuses {sorted(set(tr.status.tolist()))}",
+        s["inits"][i],
+        "lambda_emp > 0 and r(T) < r(0)",
+        ok,
+        True if inside else None,
+    )
 
 
 # Theorem 3.9 is checked at these multiples of its largest step λ1/(2λ2).
 THEOREM_3_9_ETA_FRACTIONS = (1.0, 0.125)
 
 
-def check_theorem_3_9(name="tanh-unif1", K=8, variant="corrected", grid=41, perturb=1.0, epochs=200,
-                      fractions=THEOREM_3_9_ETA_FRACTIONS):
+def check_theorem_3_9(
+    name="tanh-unif1", K=8, variant="corrected", grid=41, perturb=1.0, epochs=200, fractions=THEOREM_3_9_ETA_FRACTIONS
+):
     """Theorem 3.9: for η ≤ λ1/(2λ2), r(t) ≤ (1 − ηλ1/2)^t r(0), checked at η =
     f·λ1/(2λ2) for each f in ``fractions`` (perturb scales ηλ1/2); corrected:
     λ1 = 4ργ²/(1 + Lδ2) and ρ, λ2 over the ball (ERRATA.md §6, §8)."""
     s = SI_SETTINGS[name]
     model, dist, xi = sideq.single_index(s["act"]), s["dist"](), np.array(s["xi"])
-    t9 = _memo(("t39", name, variant, grid), lambda: T.theorem_3_9(
-        model, xi, dist, delta2=s["r0"], grid=grid, t38=_t38(name, variant, grid), region=variant))
+    t9 = _memo(
+        ("t39", name, variant, grid),
+        lambda: T.theorem_3_9(
+            model, xi, dist, delta2=s["r0"], grid=grid, t38=_t38(name, variant, grid), region=variant
+        ),
+    )
     if not t9.threshold > 0:
-        return _rec("Theorem 3.9", variant, f"{s['act']} GD, X~{_dist_desc(dist)}, xi={xi.tolist()}",
-                    "eta <= lambda1/(2 lambda2) with lambda1 > 0",
-                    f"lambda1 = {t9.lambda1:.3g}: no admissible step size (rho = 0, ERRATA.md §6)",
-                    None, "lambda1 > 0", False, _rho_should_be_positive(variant, s["act"]))
+        return _rec(
+            "Theorem 3.9",
+            variant,
+            f"{s['act']} GD, X~{_dist_desc(dist)}, xi={xi.tolist()}",
+            "eta <= lambda1/(2 lambda2) with lambda1 > 0",
+            f"lambda1 = {t9.lambda1:.3g}: no admissible step size (rho = 0, ERRATA.md §6)",
+            None,
+            "lambda1 > 0",
+            False,
+            _rho_should_be_positive(variant, s["act"]),
+        )
     fractions = np.asarray(fractions, float)
     etas = t9.threshold * fractions
     inits = ball_inits(np.append(xi, 0.0), s["r0"], K, seed=2)
-    tr = _memo(("t39gd", name, variant, grid, K, epochs, tuple(fractions)), lambda: _np(_gd_pairs(
-        model, jnp.asarray(np.tile(inits, (len(etas), 1))), jnp.asarray(np.repeat(etas, K)), jnp.asarray(xi),
-        dist, epochs)))
+    tr = _memo(
+        ("t39gd", name, variant, grid, K, epochs, tuple(fractions)),
+        lambda: _np(
+            _gd_pairs(
+                model,
+                jnp.asarray(np.tile(inits, (len(etas), 1))),
+                jnp.asarray(np.repeat(etas, K)),
+                jnp.asarray(xi),
+                dist,
+                epochs,
+            )
+        ),
+    )
     r = np.sum((tr.theta - np.append(xi, 0.0)) ** 2, -1)
     c = np.repeat(etas, K) * t9.lambda1 / 2 * perturb
     logq = np.where(c < 1, np.log1p(-np.where(c < 1, c, 0.0)), -np.inf)
@@ -643,13 +832,21 @@ def check_theorem_3_9(name="tanh-unif1", K=8, variant="corrected", grid=41, pert
     tight = qe / logq
     i = int(np.argmin(tight))
     per = ", ".join(f"{f:g}: {np.min(tight.reshape(len(etas), K)[j]):.3g}" for j, f in enumerate(fractions))
-    return _rec("Theorem 3.9", variant,
-                f"{s['act']} GD, X~{_dist_desc(dist)}, xi={xi.tolist()}, {K} inits in B((xi,0),{s['r0']}), "
-                f"eta = ({', '.join(f'{f:g}' for f in fractions)}) x eta_max, {epochs} steps",
-                f"-log q = -log(1 - eta lambda1/2) = {-logq[i]:.3g} at eta = {np.repeat(etas, K)[i]:.3g} "
-                f"(lambda1={t9.lambda1:.3g}, lambda2={t9.lambda2:.3g})", f"best supported -log q = {-qe[i]:.3g}",
-                inits[i % K], "log q_emp / log q >= 1 - 1e-6 at every eta", tight[i] >= 1 - 1e-6, True,
-                tightness=tight[i], note=f"eta_max = lambda1/(2 lambda2) = {t9.threshold:.3g}; min tightness per f: {per}")
+    return _rec(
+        "Theorem 3.9",
+        variant,
+        f"{s['act']} GD, X~{_dist_desc(dist)}, xi={xi.tolist()}, {K} inits in B((xi,0),{s['r0']}), "
+        f"eta = ({', '.join(f'{f:g}' for f in fractions)}) x eta_max, {epochs} steps",
+        f"-log q = -log(1 - eta lambda1/2) = {-logq[i]:.3g} at eta = {np.repeat(etas, K)[i]:.3g} "
+        f"(lambda1={t9.lambda1:.3g}, lambda2={t9.lambda2:.3g})",
+        f"best supported -log q = {-qe[i]:.3g}",
+        inits[i % K],
+        "log q_emp / log q >= 1 - 1e-6 at every eta",
+        tight[i] >= 1 - 1e-6,
+        True,
+        tightness=tight[i],
+        note=f"eta_max = lambda1/(2 lambda2) = {t9.threshold:.3g}; min tightness per f: {per}",
+    )
 
 
 def eta_scan(name="tanh-unif1", K=8, etas=None, epochs=300):
@@ -662,12 +859,12 @@ def eta_scan(name="tanh-unif1", K=8, etas=None, epochs=300):
     inits = ball_inits(np.append(xi, 0.0), s["r0"], K, seed=4, frac_sphere=1.0)
 
     def go():
-        res = sideq.sweep.run_sweep(model, xi=xi, inits=inits, eta=etas, epochs=epochs, dist=dist,
-                                    progress=False)
+        res = sideq.sweep.run_sweep(model, xi=xi, inits=inits, eta=etas, epochs=epochs, dist=dist, progress=False)
         a = res.arrays
         d = np.asarray(a["distance_final"]).reshape(K, len(etas))
         st = np.asarray(a["status"]).reshape(K, len(etas))
         return d, st
+
     d, st = _memo(("scan", name, K, tuple(etas), epochs), go)
     good = np.all((d < 0.99 * s["r0"]) & np.isfinite(d) & np.isin(st, [0, 1]), axis=0)
     largest = float(etas[good].max()) if np.any(good) else 0.0
@@ -680,21 +877,29 @@ def check_threshold_tightness(name="tanh-unif1", K=8, variant="corrected", grid=
     largest, first_bad, etas, _good, _st = eta_scan(name, K)
     t9 = _CACHE.get(("t39", name, variant, grid))
     if t9 is None:
-        t9 = T.theorem_3_9(sideq.single_index(s["act"]), s["xi"], s["dist"](), delta2=s["r0"],
-                           grid=grid, region=variant)
-    return _rec("Theorem 3.9 (threshold tightness)", variant,
-                f"{s['act']} GD, X~{_dist_desc(s['dist']())}, {K} starts on the sphere of radius {s['r0']}, "
-                f"eta grid {etas.min():g}..{etas.max():g}",
-                f"eta <= lambda1/(2 lambda2) = {t9.threshold:.3g}",
-                f"largest converging eta in grid = {largest:g}; first failing {first_bad:g}",
-                None, "informational", largest >= t9.threshold, None,
-                tightness=largest / t9.threshold if t9.threshold > 0 else None,
-                note="above the threshold up to the largest grid value GD still converges")
+        t9 = T.theorem_3_9(
+            sideq.single_index(s["act"]), s["xi"], s["dist"](), delta2=s["r0"], grid=grid, region=variant
+        )
+    return _rec(
+        "Theorem 3.9 (threshold tightness)",
+        variant,
+        f"{s['act']} GD, X~{_dist_desc(s['dist']())}, {K} starts on the sphere of radius {s['r0']}, "
+        f"eta grid {etas.min():g}..{etas.max():g}",
+        f"eta <= lambda1/(2 lambda2) = {t9.threshold:.3g}",
+        f"largest converging eta in grid = {largest:g}; first failing {first_bad:g}",
+        None,
+        "informational",
+        largest >= t9.threshold,
+        None,
+        tightness=largest / t9.threshold if t9.threshold > 0 else None,
+        note="above the threshold up to the largest grid value GD still converges",
+    )
 
 
 # ---------------------------------------------------------------------------
 # The numbered equations that the checks above do not already judge
 # (Eq. (8) is :func:`check_eq_8`): each against a route that does not use it.
+
 
 @functools.partial(jax.jit, static_argnames=("model",))
 def _risk_fd(model, theta, xi, dist):
@@ -711,9 +916,11 @@ def _risk_fd(model, theta, xi, dist):
 def _y_fd(model, theta, x):
     """y_θ(x) and ∇_θ y_θ(x) by central differences of solved equilibria (steps
     1e-5 max(1, |θ_i|)), for θ (K, p), x (K, d)."""
+
     def one(th, x_):
         y = lambda t: sideq.equilibrium(model, t, x_)  # noqa: E731
         return y(th), _central_differences(y, th, 1e-5)
+
     return jax.vmap(one)(theta, x)
 
 
@@ -745,10 +952,18 @@ def check_eq_1(K=8, perturb=1.0):
         i = int(np.argmax(err))
         if where is None or err[i] > worst:
             worst, where = float(err[i]), (name, theta[i], x[i])
-    return _rec("Eq. (1)", "as printed", f"{', '.join(EQ_1_MODELS)} DEQ, d=2, {K} random (theta, x) each, "
-                "theta2 in [-1.5, 0.8]", "grad_theta y = sigma'(omega)/(1 - theta2 sigma'(omega)) (x, y)",
-                f"max relative error against central differences of y: {worst:.2e} ({where[0]})", where[1],
-                "1e-6", worst <= 1e-6, True, note=f"x = {np.round(where[2], 4).tolist()}")
+    return _rec(
+        "Eq. (1)",
+        "as printed",
+        f"{', '.join(EQ_1_MODELS)} DEQ, d=2, {K} random (theta, x) each, theta2 in [-1.5, 0.8]",
+        "grad_theta y = sigma'(omega)/(1 - theta2 sigma'(omega)) (x, y)",
+        f"max relative error against central differences of y: {worst:.2e} ({where[0]})",
+        where[1],
+        "1e-6",
+        worst <= 1e-6,
+        True,
+        note=f"x = {np.round(where[2], 4).tolist()}",
+    )
 
 
 def _linear_fd(name, K):
@@ -758,8 +973,15 @@ def _linear_fd(name, K):
         dist, xi = s["dist"](), np.array(s["xi"])
         inits = linear_inits(len(xi), K, seed=5)
         R, g = _np(_risk_fd(sideq.linear(), jnp.asarray(inits), jnp.asarray(xi), dist))
-        return {"dist": dist, "xi": xi, "inits": inits, "R": R, "grad": g,
-                "desc": f"{s['desc']}, {K} points (near/far theta2=1)"}
+        return {
+            "dist": dist,
+            "xi": xi,
+            "inits": inits,
+            "R": R,
+            "grad": g,
+            "desc": f"{s['desc']}, {K} points (near/far theta2=1)",
+        }
+
     return _memo(("lfd", name, K), go)
 
 
@@ -775,13 +997,22 @@ def check_eq_3(name="unif1", K=8, variant="corrected", perturb=1.0):
         pred, ref = T.linear_grad(s["inits"], s["xi"], s["dist"]), s["grad"]
     err = np.linalg.norm(pred * perturb - ref, axis=1) / np.linalg.norm(ref, axis=1)
     i = int(np.argmax(err))
-    return _rec("Eq. (3)", variant, s["desc"],
-                "grad R = 2 Sigma2 (theta1/(1-theta2)^2 - xi/(1-theta2))/(1-theta2)^2 (theta1 block only)"
-                if variant == "printed" else "grad R = (2/(1-theta2)) (Sigma2 v, phi' Sigma2 v), v = phi - xi",
-                f"max relative error against central differences of R: {err[i]:.3g}", s["inits"][i], "1e-6",
-                err[i] <= 1e-6, variant == "corrected",
-                note="the printed formula has no theta2 component; its theta1 block is compared"
-                if variant == "printed" else "")
+    return _rec(
+        "Eq. (3)",
+        variant,
+        s["desc"],
+        "grad R = 2 Sigma2 (theta1/(1-theta2)^2 - xi/(1-theta2))/(1-theta2)^2 (theta1 block only)"
+        if variant == "printed"
+        else "grad R = (2/(1-theta2)) (Sigma2 v, phi' Sigma2 v), v = phi - xi",
+        f"max relative error against central differences of R: {err[i]:.3g}",
+        s["inits"][i],
+        "1e-6",
+        err[i] <= 1e-6,
+        variant == "corrected",
+        note="the printed formula has no theta2 component; its theta1 block is compared"
+        if variant == "printed"
+        else "",
+    )
 
 
 def check_eq_5(name="unif1", K=8, perturb=1.0):
@@ -791,9 +1022,17 @@ def check_eq_5(name="unif1", K=8, perturb=1.0):
     pred = T.linear_risk(s["inits"], s["xi"], s["dist"]) * perturb
     err = np.abs(pred - s["R"]) / s["R"]
     i = int(np.argmax(err))
-    return _rec("Eq. (5)", "as printed", s["desc"], "R = (phi - xi)' E[XX'] (phi - xi)",
-                f"max relative error against the quadrature risk: {err[i]:.2e}", s["inits"][i], "1e-10",
-                err[i] <= 1e-10, True)
+    return _rec(
+        "Eq. (5)",
+        "as printed",
+        s["desc"],
+        "R = (phi - xi)' E[XX'] (phi - xi)",
+        f"max relative error against the quadrature risk: {err[i]:.2e}",
+        s["inits"][i],
+        "1e-10",
+        err[i] <= 1e-10,
+        True,
+    )
 
 
 def check_eq_7(name="unif1", K=8, perturb=1.0):
@@ -804,11 +1043,19 @@ def check_eq_7(name="unif1", K=8, perturb=1.0):
     tr = sc["at_eta0"]
     ratio = sc["eta0"] * np.sum(tr.grad_norm[:, :-1] ** 2, 1) / (2 * tr.loss[:, 0]) * perturb
     i = int(np.argmax(ratio))
-    return _rec("Eq. (7)", "as printed",
-                f"linear GD, X~{_dist_desc(sc['dist'])}, xi={sc['xi'].tolist()}, {K} inits, "
-                f"eta = eta0(theta(0)), {sc['epochs']} steps", "sum_s ||grad R(theta(s))||^2 <= 2 R(theta(0))/eta",
-                f"max eta sum ||grad R||^2 / (2 R(0)) = {ratio[i]:.4g}", sc["inits"][i], "<= 1",
-                ratio[i] <= 1.0, True, tightness=1 / ratio[i])
+    return _rec(
+        "Eq. (7)",
+        "as printed",
+        f"linear GD, X~{_dist_desc(sc['dist'])}, xi={sc['xi'].tolist()}, {K} inits, "
+        f"eta = eta0(theta(0)), {sc['epochs']} steps",
+        "sum_s ||grad R(theta(s))||^2 <= 2 R(theta(0))/eta",
+        f"max eta sum ||grad R||^2 / (2 R(0)) = {ratio[i]:.4g}",
+        sc["inits"][i],
+        "<= 1",
+        ratio[i] <= 1.0,
+        True,
+        tightness=1 / ratio[i],
+    )
 
 
 def check_eq_9(name="unif1", K=8, perturb=1.0):
@@ -826,10 +1073,18 @@ def check_eq_9(name="unif1", K=8, perturb=1.0):
     hi = np.where(ok, ev[-1] / perturb * v2 / np.where(ok, tr.loss, 1), np.inf)
     m = np.minimum(lo.min(1), hi.min(1))
     i = int(np.argmin(m))
-    return _rec("Eq. (9)", "as printed", s["desc"],
-                f"lambda_min ||phi - xi||^2 <= R <= lambda_max ||phi - xi||^2 (lambda {ev[0]:.3g}..{ev[-1]:.3g})",
-                f"min over the flow of R/(lambda_min ||v||^2) and lambda_max ||v||^2/R: {m[i]:.10g}",
-                s["inits"][i], ">= 1 - 1e-9", m[i] >= 1 - 1e-9, True, tightness=m[i])
+    return _rec(
+        "Eq. (9)",
+        "as printed",
+        s["desc"],
+        f"lambda_min ||phi - xi||^2 <= R <= lambda_max ||phi - xi||^2 (lambda {ev[0]:.3g}..{ev[-1]:.3g})",
+        f"min over the flow of R/(lambda_min ||v||^2) and lambda_max ||v||^2/R: {m[i]:.10g}",
+        s["inits"][i],
+        ">= 1 - 1e-9",
+        m[i] >= 1 - 1e-9,
+        True,
+        tightness=m[i],
+    )
 
 
 def _si_points(name, K):
@@ -841,8 +1096,17 @@ def _si_points(name, K):
         model, dist, xi = sideq.single_index(s["act"]), s["dist"](), np.array(s["xi"])
         theta = ball_inits(np.append(xi, 0.0), s["r0"], K, seed=6)
         R, g = _np(_risk_fd(model, jnp.asarray(theta), jnp.asarray(xi), dist))
-        return {"model": model, "dist": dist, "xi": xi, "theta": theta, "R": R, "grad": g, "r0": s["r0"],
-                "desc": f"{s['act']}, X~{_dist_desc(dist)}, xi={xi.tolist()}, {K} points in B((xi,0),{s['r0']:g})"}
+        return {
+            "model": model,
+            "dist": dist,
+            "xi": xi,
+            "theta": theta,
+            "R": R,
+            "grad": g,
+            "r0": s["r0"],
+            "desc": f"{s['act']}, X~{_dist_desc(dist)}, xi={xi.tolist()}, {K} points in B((xi,0),{s['r0']:g})",
+        }
+
     return _memo(("sifd", name, K), go)
 
 
@@ -864,11 +1128,18 @@ def check_eq_13(name="tanh-unif1", K=8, perturb=1.0):
     bound = T.eq_13_bound(model, theta, x) / perturb
     ratio = np.max(np.where(bound > 0, y / np.where(bound > 0, bound, 1.0), np.where(y > 0, np.inf, 0.0)), 1)
     i = int(np.argmax(ratio))
-    return _rec("Eq. (13)", "as printed",
-                f"{s['act']}, X~{_dist_desc(dist)}, xi={xi.tolist()}, {n} points of Theta (delta2={delta2})",
-                "|y(x)| <= (|sigma(0)| + L ||theta1|| ||x||)/(1 - L |theta2|)",
-                f"max |y|/bound over the nodes = {ratio[i]:.4g}", theta[i], "<= 1", ratio[i] <= 1.0, True,
-                tightness=1 / ratio[i])
+    return _rec(
+        "Eq. (13)",
+        "as printed",
+        f"{s['act']}, X~{_dist_desc(dist)}, xi={xi.tolist()}, {n} points of Theta (delta2={delta2})",
+        "|y(x)| <= (|sigma(0)| + L ||theta1|| ||x||)/(1 - L |theta2|)",
+        f"max |y|/bound over the nodes = {ratio[i]:.4g}",
+        theta[i],
+        "<= 1",
+        ratio[i] <= 1.0,
+        True,
+        tightness=1 / ratio[i],
+    )
 
 
 def check_eq_15(name="sigmoid-unif1", K=8, variant="corrected", perturb=1.0):
@@ -881,10 +1152,18 @@ def check_eq_15(name="sigmoid-unif1", K=8, variant="corrected", perturb=1.0):
     err = np.abs(pred - ref) / np.abs(ref)
     i = int(np.argmax(err))
     c = 2 if variant == "printed" else 4
-    return _rec("Eq. (15)", variant, s["desc"], f"r' = -{c} E[(y - f) s (omega - xi'X)]",
-                f"max relative error against -2 (theta - theta*)' grad R (central differences): {err[i]:.3g}; "
-                f"observed/predicted {ref[i] / pred[i]:.6g}", s["theta"][i], "1e-6", err[i] <= 1e-6,
-                variant == "corrected")
+    return _rec(
+        "Eq. (15)",
+        variant,
+        s["desc"],
+        f"r' = -{c} E[(y - f) s (omega - xi'X)]",
+        f"max relative error against -2 (theta - theta*)' grad R (central differences): {err[i]:.3g}; "
+        f"observed/predicted {ref[i] / pred[i]:.6g}",
+        s["theta"][i],
+        "1e-6",
+        err[i] <= 1e-6,
+        variant == "corrected",
+    )
 
 
 def check_eq_18(name="sigmoid-unif1", K=8, perturb=1.0):
@@ -898,10 +1177,18 @@ def check_eq_18(name="sigmoid-unif1", K=8, perturb=1.0):
     jensen = np.min(b["jensen"] / g2)
     tight = b["chain"] / perturb / g2
     i = int(np.argmin(tight))
-    return _rec("Eq. (18)", "as printed", s["desc"],
-                "||grad R||^2 <= 4 E[(y-f)^2 s^2 ||(X,y)||^2] <= 4 L^2 (L/(1-L delta2))^2 E||(X,y)||^4 r",
-                f"min (last bound)/||grad R||^2 = {tight[i]:.4g}; min (Eq. (18) bound)/||grad R||^2 = {jensen:.4g}",
-                s["theta"][i], ">= 1 each", jensen >= 1 - 1e-9 and tight[i] >= 1 - 1e-9, True, tightness=tight[i])
+    return _rec(
+        "Eq. (18)",
+        "as printed",
+        s["desc"],
+        "||grad R||^2 <= 4 E[(y-f)^2 s^2 ||(X,y)||^2] <= 4 L^2 (L/(1-L delta2))^2 E||(X,y)||^4 r",
+        f"min (last bound)/||grad R||^2 = {tight[i]:.4g}; min (Eq. (18) bound)/||grad R||^2 = {jensen:.4g}",
+        s["theta"][i],
+        ">= 1 each",
+        jensen >= 1 - 1e-9 and tight[i] >= 1 - 1e-9,
+        True,
+        tightness=tight[i],
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -948,6 +1235,7 @@ def multi_linear_flow(k, d, law, K):
     """Gradient flows of the multi-output linear DEQ from K starts (:func:`multi.linear_starts`),
     recorded at 0 and 100 times in [1e-5, 1e4], stopped at ‖∇R‖ ≤ :data:`MULTI_GTOL`; one compiled flow for
     every (k, d) (padded to (5, 3))."""
+
     def go():
         # (in d = 1 the law enters only through the scalar M, a time scale: the laws get
         # their own starts and Ξ so that the Gaussian runs are not the uniform ones rescaled)
@@ -957,8 +1245,19 @@ def multi_linear_flow(k, d, law, K):
         ts = np.concatenate([[0.0], np.geomspace(1e-5, 1e4, 100)])
         fl = MU.linear_flows(W1, W2, xi, M, ts, gtol=MULTI_GTOL, pad_to=(5, 3))
         desc = f"multi_linear(k={k}), X~{_dist_desc(dist)}, {K} starts (half with sigma_min(I-W2(0)) in [0.02,0.2])"
-        return {"k": k, "d": d, "dist": dist, "M": M, "xi": xi, "W1": W1, "W2": W2, "flows": fl,
-                "C0": MU.conserved(W1, W2), "desc": desc}
+        return {
+            "k": k,
+            "d": d,
+            "dist": dist,
+            "M": M,
+            "xi": xi,
+            "W1": W1,
+            "W2": W2,
+            "flows": fl,
+            "C0": MU.conserved(W1, W2),
+            "desc": desc,
+        }
+
     return _memo(("mlflow", k, d, law, K), go)
 
 
@@ -973,9 +1272,18 @@ def check_multi_conservation(k, d, law, K, variant="derived", perturb=1.0):
     rel = np.max(_fro(C - C0), 1) / _fro(C[:, 0])
     i = int(np.argmax(rel))
     what = "W1W1'+(I-W2)(I-W2)'" if variant == "derived" else "W1W1'-(I-W2)(I-W2)'"
-    return _rec("Proposition M1", variant, s["desc"], f"{what} constant in t",
-                f"max_t ||C(t)-C(0)||_F/||C(0)||_F = {rel[i]:.2e}", [s["W1"][i], s["W2"][i]], "1e-9 relative",
-                rel[i] <= 1e-9, variant == "derived", note=f"median drift over starts {np.median(rel):.2e}")
+    return _rec(
+        "Proposition M1",
+        variant,
+        s["desc"],
+        f"{what} constant in t",
+        f"max_t ||C(t)-C(0)||_F/||C(0)||_F = {rel[i]:.2e}",
+        [s["W1"][i], s["W2"][i]],
+        "1e-9 relative",
+        rel[i] <= 1e-9,
+        variant == "derived",
+        note=f"median drift over starts {np.median(rel):.2e}",
+    )
 
 
 def check_multi_singular(k, d, law, K, perturb=1.0):
@@ -992,12 +1300,20 @@ def check_multi_singular(k, d, law, K, perturb=1.0):
     pointwise = np.min(MU.singular_ratio(fl.W1, fl.W2, s["C0"][:, None]), 1)
     i = int(np.argmin(slack))
     ok = bool(np.all(same) and np.all(fl.steady) and slack[i] >= 1 - 1e-9 and np.min(pointwise) >= 1 - 1e-9)
-    return _rec("Proposition M2", "derived", s["desc"],
-                "sign det(I-W2(t)) fixed; sigma_min(I-W2(t))^2 >= lambda_min(C)/(1+a0^2)",
-                f"min_t sigma_min^2/beta^2 = {slack[i]:.3g} (sigma_min(t) >= {np.sqrt(np.min(smin2)):.3g}); "
-                f"pointwise sigma_min^2(1+||A||^2)/lambda_min(C) >= {np.min(pointwise):.6f}; "
-                f"det sign kept {int(np.sum(same))}/{K}; steady {int(np.sum(fl.steady))}/{K}",
-                [s["W1"][i], s["W2"][i]], ">= 1, signs kept, all converged", ok, True, tightness=slack[i])
+    return _rec(
+        "Proposition M2",
+        "derived",
+        s["desc"],
+        "sign det(I-W2(t)) fixed; sigma_min(I-W2(t))^2 >= lambda_min(C)/(1+a0^2)",
+        f"min_t sigma_min^2/beta^2 = {slack[i]:.3g} (sigma_min(t) >= {np.sqrt(np.min(smin2)):.3g}); "
+        f"pointwise sigma_min^2(1+||A||^2)/lambda_min(C) >= {np.min(pointwise):.6f}; "
+        f"det sign kept {int(np.sum(same))}/{K}; steady {int(np.sum(fl.steady))}/{K}",
+        [s["W1"][i], s["W2"][i]],
+        ">= 1, signs kept, all converged",
+        ok,
+        True,
+        tightness=slack[i],
+    )
 
 
 def check_multi_limit(k, d, law, K, perturb=1.0):
@@ -1011,9 +1327,18 @@ def check_multi_limit(k, d, law, K, perturb=1.0):
     err = np.maximum(a_err, on_err)
     i = int(np.argmax(err))
     ok = bool(err[i] <= 1e-8 and np.all(sign == sign0) and np.all(fl.steady))
-    return _rec("Proposition M3", "derived", s["desc"], "A(T) = Xi, B(T)(I+Xi Xi')B(T)' = C(0), det sign kept",
-                f"max ||A-Xi||/||Xi|| = {np.max(a_err):.1e}, max ||B P B'-C0||/||C0|| = {np.max(on_err):.1e}, "
-                f"t_final <= {np.max(fl.t_final):.3g}", [s["W1"][i], s["W2"][i]], "1e-8 relative", ok, True)
+    return _rec(
+        "Proposition M3",
+        "derived",
+        s["desc"],
+        "A(T) = Xi, B(T)(I+Xi Xi')B(T)' = C(0), det sign kept",
+        f"max ||A-Xi||/||Xi|| = {np.max(a_err):.1e}, max ||B P B'-C0||/||C0|| = {np.max(on_err):.1e}, "
+        f"t_final <= {np.max(fl.t_final):.3g}",
+        [s["W1"][i], s["W2"][i]],
+        "1e-8 relative",
+        ok,
+        True,
+    )
 
 
 def check_multi_limit_frozen(k, d, law, K):
@@ -1026,9 +1351,17 @@ def check_multi_limit_frozen(k, d, law, K):
     scale = np.sqrt(_fro(fl.W1[:, -1]) ** 2 + _fro(fl.W2[:, -1]) ** 2)
     rel = err / scale
     i = int(np.argmax(rel))
-    return _rec("Proposition M3", "naive", s["desc"], "limit = C^(1/2) Q(0) (I+Xi Xi')^(-1/2): rotation frozen",
-                f"max relative error {rel[i]:.3g} (median {np.median(rel):.3g})", [s["W1"][i], s["W2"][i]],
-                "1e-6 relative", rel[i] <= 1e-6, k == 1)
+    return _rec(
+        "Proposition M3",
+        "naive",
+        s["desc"],
+        "limit = C^(1/2) Q(0) (I+Xi Xi')^(-1/2): rotation frozen",
+        f"max relative error {rel[i]:.3g} (median {np.median(rel):.3g})",
+        [s["W1"][i], s["W2"][i]],
+        "1e-6 relative",
+        rel[i] <= 1e-6,
+        k == 1,
+    )
 
 
 def check_multi_rate(k, d, law, K, perturb=1.0):
@@ -1040,10 +1373,19 @@ def check_multi_rate(k, d, law, K, perturb=1.0):
     emp = _lam_emp(fl.ts, R, R[:, 0])
     tight = emp / lam
     i = int(np.nanargmin(np.where(np.isnan(tight), -np.inf, tight)))
-    return _rec("Proposition M4", "derived", s["desc"], f"rate {lam[i]:.4g} = 4 lambda_min(M)/lambda_max(C)",
-                f"best supported rate {emp[i]:.4g}", [s["W1"][i], s["W2"][i]], "rate_emp >= rate (1 - 1e-6)",
-                tight[i] >= 1 - 1e-6, True, tightness=tight[i],
-                note=f"tightness over starts: min {np.nanmin(tight):.3g}, median {np.nanmedian(tight):.3g}")
+    return _rec(
+        "Proposition M4",
+        "derived",
+        s["desc"],
+        f"rate {lam[i]:.4g} = 4 lambda_min(M)/lambda_max(C)",
+        f"best supported rate {emp[i]:.4g}",
+        [s["W1"][i], s["W2"][i]],
+        "rate_emp >= rate (1 - 1e-6)",
+        tight[i] >= 1 - 1e-6,
+        True,
+        tightness=tight[i],
+        note=f"tightness over starts: min {np.nanmin(tight):.3g}, median {np.nanmedian(tight):.3g}",
+    )
 
 
 def check_multi_gradient(settings, n=64, starts=4):
@@ -1061,16 +1403,26 @@ def check_multi_gradient(settings, n=64, starts=4):
         for i in range(starts):
             R, g = risk_grad({"W1": jnp.asarray(W1[i]), "W2": jnp.asarray(W2[i])})
             h1, h2 = MU.linear_grad(W1[i], W2[i], xi, Mhat)
-            gn = math.sqrt(np.sum(h1 ** 2) + np.sum(h2 ** 2))
-            e = max(abs(float(R) - float(MU.linear_risk(W1[i], W2[i], xi, Mhat))) / float(R),
-                    math.sqrt(np.sum((np.asarray(g["W1"]) - h1) ** 2) + np.sum((np.asarray(g["W2"]) - h2) ** 2)) / gn)
+            gn = math.sqrt(np.sum(h1**2) + np.sum(h2**2))
+            e = max(
+                abs(float(R) - float(MU.linear_risk(W1[i], W2[i], xi, Mhat))) / float(R),
+                math.sqrt(np.sum((np.asarray(g["W1"]) - h1) ** 2) + np.sum((np.asarray(g["W2"]) - h2) ** 2)) / gn,
+            )
             if e >= worst:
                 worst, where = e, (k, d, law, [W1[i], W2[i]])
     names = ", ".join(f"k{k}-d{d}-{law}" for k, d, law in settings)
-    return _rec("Eq. (M2)", "derived", f"multi_linear, {n} samples, {starts} starts each of {names}",
-                "R and grad R in closed form (Eqs. (M1), (M2)) at M = X'X/n",
-                f"max relative error against sideq.general.empirical_risk and jax.grad: {worst:.2e} (at k={where[0]}, "
-                f"d={where[1]}, {where[2]})", where[3], "1e-10", worst <= 1e-10, True)
+    return _rec(
+        "Eq. (M2)",
+        "derived",
+        f"multi_linear, {n} samples, {starts} starts each of {names}",
+        "R and grad R in closed form (Eqs. (M1), (M2)) at M = X'X/n",
+        f"max relative error against sideq.general.empirical_risk and jax.grad: {worst:.2e} (at k={where[0]}, "
+        f"d={where[1]}, {where[2]})",
+        where[3],
+        "1e-10",
+        worst <= 1e-10,
+        True,
+    )
 
 
 def check_multi_library_flow(settings, starts=2):
@@ -1082,8 +1434,9 @@ def check_multi_library_flow(settings, starts=2):
         s = multi_linear_flow(k, d, law, max(starts, 8))
         for i in range(starts):
             p0 = {"W1": jnp.asarray(s["W1"][i]), "W2": jnp.asarray(s["W2"][i])}
-            tr = sideq.flow(sideq.multi_linear(k), p0, xi=s["xi"], dist=s["dist"], t1=1e4, gtol=MULTI_GTOL,
-                            max_steps=65536)
+            tr = sideq.flow(
+                sideq.multi_linear(k), p0, xi=s["xi"], dist=s["dist"], t1=1e4, gtol=MULTI_GTOL, max_steps=65536
+            )
             P1, P2 = np.asarray(tr.params["W1"][-1]), np.asarray(tr.params["W2"][-1])
             ours = s["flows"]
             e = math.sqrt(_fro(P1 - ours.W1[i, -1]) ** 2 + _fro(P2 - ours.W2[i, -1]) ** 2)
@@ -1092,10 +1445,17 @@ def check_multi_library_flow(settings, starts=2):
             if e >= worst:
                 worst, where = e, (k, d, law, [s["W1"][i], s["W2"][i]])
     names = ", ".join(f"k{k}-d{d}-{law}" for k, d, law in settings)
-    return _rec("Proposition M3", "second route", f"sideq.flow(multi_linear(k)) from {starts} starts of {names}",
-                "same limit as the closed-form flow; C conserved",
-                f"max ||theta_lib(T) - theta(T)|| = {worst:.1e}; C drift along sideq.flow {drift:.1e}",
-                where[3], "1e-7, drift 1e-9", worst <= 1e-7 and drift <= 1e-9, True)
+    return _rec(
+        "Proposition M3",
+        "second route",
+        f"sideq.flow(multi_linear(k)) from {starts} starts of {names}",
+        "same limit as the closed-form flow; C conserved",
+        f"max ||theta_lib(T) - theta(T)|| = {worst:.1e}; C drift along sideq.flow {drift:.1e}",
+        where[3],
+        "1e-7, drift 1e-9",
+        worst <= 1e-7 and drift <= 1e-9,
+        True,
+    )
 
 
 def check_multi_k1(name="unif1", K=8, perturb=1.0):
@@ -1108,8 +1468,7 @@ def check_multi_k1(name="unif1", K=8, perturb=1.0):
     th0 = linear_inits(d, K)
     W1, W2 = th0[:, None, :-1], th0[:, -1:, None]
     ts = np.concatenate([[0.0], np.geomspace(1e-5, 1e4, 100)])
-    fl = _memo(("mlk1", name, K), lambda: MU.linear_flows(W1, W2, xi[None], second_moment(dist), ts,
-                                                            pad_to=(5, 3)))
+    fl = _memo(("mlk1", name, K), lambda: MU.linear_flows(W1, W2, xi[None], second_moment(dist), ts, pad_to=(5, 3)))
     c_err = np.max(np.abs(MU.conserved(W1, W2)[:, 0, 0] - T.conserved_w(th0)) / T.conserved_w(th0))
     pred = np.stack([T.theorem_3_3_limit_corrected(t, xi) for t in th0])
     mine = np.stack([MU.limit_k1(t, xi) for t in th0])
@@ -1120,27 +1479,39 @@ def check_multi_k1(name="unif1", K=8, perturb=1.0):
     i = int(np.argmax(err))
     formula = float(np.max(np.abs(mine - np.stack([T.theorem_3_3_limit_corrected(t, xi) for t in th0]))))
     ok = err[i] <= 1e-8 and c_err <= 1e-14 and formula <= 1e-14 and bool(np.all(fl.steady))
-    return _rec("Proposition M3", "k = 1", f"multi_linear(k=1) on the starts of '{name}' ({LINEAR_SETTINGS[name]['desc']})",
-                "C = w (Theorem 3.1); limit = ERRATA.md section 2's corrected Theorem 3.3",
-                f"max ||theta(T) - corrected Theorem 3.3|| = {err[i]:.1e}; |C - w|/w <= {c_err:.0e}; "
-                f"limit_k1 vs theory: {formula:.0e}", th0[i], "1e-8", ok, True)
+    return _rec(
+        "Proposition M3",
+        "k = 1",
+        f"multi_linear(k=1) on the starts of '{name}' ({LINEAR_SETTINGS[name]['desc']})",
+        "C = w (Theorem 3.1); limit = ERRATA.md section 2's corrected Theorem 3.3",
+        f"max ||theta(T) - corrected Theorem 3.3|| = {err[i]:.1e}; |C - w|/w <= {c_err:.0e}; "
+        f"limit_k1 vs theory: {formula:.0e}",
+        th0[i],
+        "1e-8",
+        ok,
+        True,
+    )
 
 
 # multi_index: tanh, starts near (Xi, 0)
 
+
 def multi_index_flow(k, d, law, K, radius=MULTI_INDEX_RADIUS, seed=0, rtol=1e-10):
     """Gradient flows of the multi-output single-index DEQ (tanh) on the quadrature law of
     :data:`MULTI_INDEX_NODES`, from K starts in the ball of ``radius`` around (Ξ, 0), to T = 150."""
+
     def go():
         dist, xi = multi_law(law, d, index=True), multi_xi(k, d, _law_seed(law))
         x, w = MU.quadrature(dist, MULTI_INDEX_NODES[d])
         W1, W2 = MU.index_starts(xi, radius, K, seed=100 * k + d + seed)
         ts = np.concatenate([[0.0], np.geomspace(1e-3, MULTI_INDEX_T, 60)])
         fl = MU.index_flows("tanh", W1, W2, xi, x, w, ts, rtol=rtol, atol=min(rtol, 1e-12))
-        desc = (f"multi_index(tanh, k={k}), d={d}, X~{_dist_desc(dist)} on {len(w)} nodes, {K} starts in "
-                f"B((Xi,0),{radius:g}), T={MULTI_INDEX_T:g}")
-        return {"k": k, "d": d, "dist": dist, "xi": xi, "x": x, "w": w, "W1": W1, "W2": W2, "flows": fl,
-                "desc": desc}
+        desc = (
+            f"multi_index(tanh, k={k}), d={d}, X~{_dist_desc(dist)} on {len(w)} nodes, {K} starts in "
+            f"B((Xi,0),{radius:g}), T={MULTI_INDEX_T:g}"
+        )
+        return {"k": k, "d": d, "dist": dist, "xi": xi, "x": x, "w": w, "W1": W1, "W2": W2, "flows": fl, "desc": desc}
+
     return _memo(("miflow", k, d, law, K, radius, seed, rtol), go)
 
 
@@ -1160,12 +1531,20 @@ def check_multi_index_local(k, d, law, K):
     RT = np.array([MU.index_risk("tanh", a, b, xi, s["x"], s["w"]) for a, b in zip(fl.W1[:, -1], fl.W2[:, -1])])
     i = int(np.argmax(rise))
     ok = bool(np.all(fl.ok) and np.all(np.isfinite(r)) and rise[i] <= 1e-12 and np.max(n2) < 1 and np.all(RT < R0))
-    return _rec("Conjecture M6", "observed", s["desc"], "r(t) nonincreasing, ||W2(t)||_2 < 1, R(T) < R(0)",
-                f"max rise of r {max(rise[i], 0):.1e} r(0); max ||W2||_2 {np.max(n2):.3f}; r(T)/r(0) in "
-                f"[{np.min(r[:, -1] / r[:, 0]):.2g}, {np.max(r[:, -1] / r[:, 0]):.2g}]; R(T)/R(0) in "
-                f"[{np.min(RT / R0):.1e}, {np.max(RT / R0):.1e}]",
-                [s["W1"][i], s["W2"][i]], "rise <= 1e-12 r(0)", ok, True,
-                note=f"local rate 2 lambda_min(H) = {MU.index_local_rate('tanh', xi, s['x'], s['w']):.3g} on this law")
+    return _rec(
+        "Conjecture M6",
+        "observed",
+        s["desc"],
+        "r(t) nonincreasing, ||W2(t)||_2 < 1, R(T) < R(0)",
+        f"max rise of r {max(rise[i], 0):.1e} r(0); max ||W2||_2 {np.max(n2):.3f}; r(T)/r(0) in "
+        f"[{np.min(r[:, -1] / r[:, 0]):.2g}, {np.max(r[:, -1] / r[:, 0]):.2g}]; R(T)/R(0) in "
+        f"[{np.min(RT / R0):.1e}, {np.max(RT / R0):.1e}]",
+        [s["W1"][i], s["W2"][i]],
+        "rise <= 1e-12 r(0)",
+        ok,
+        True,
+        note=f"local rate 2 lambda_min(H) = {MU.index_local_rate('tanh', xi, s['x'], s['w']):.3g} on this law",
+    )
 
 
 def check_multi_index_gradient(settings, starts=2):
@@ -1184,15 +1563,24 @@ def check_multi_index_gradient(settings, starts=2):
         for i in range(starts):
             g = grad({"W1": jnp.asarray(W1[i]), "W2": jnp.asarray(W2[i])})
             h1, h2 = MU.index_grad("tanh", W1[i], W2[i], xi, x, w)
-            e = math.sqrt(np.sum((np.asarray(g["W1"]) - h1) ** 2) + np.sum((np.asarray(g["W2"]) - h2) ** 2)) / \
-                math.sqrt(np.sum(h1 ** 2) + np.sum(h2 ** 2))
+            e = math.sqrt(
+                np.sum((np.asarray(g["W1"]) - h1) ** 2) + np.sum((np.asarray(g["W2"]) - h2) ** 2)
+            ) / math.sqrt(np.sum(h1**2) + np.sum(h2**2))
             if e >= worst:
                 worst, where = e, (k, d, law, [W1[i], W2[i]])
     names = ", ".join(f"k{k}-d{d}-{law}" for k, d, law in settings)
-    return _rec("Eq. (1), k outputs", "as printed", f"multi_index(tanh), quadrature laws, {starts} starts each of {names}",
-                "grad R = 2 sum w v (x, y)', v = D (I - D W2)^(-T) (y - sigma(Xi x))",
-                f"max relative error against jax.grad through sideq.general.equilibrium: {worst:.1e} "
-                f"(k={where[0]}, d={where[1]}, {where[2]})", where[3], "1e-10", worst <= 1e-10, True)
+    return _rec(
+        "Eq. (1), k outputs",
+        "as printed",
+        f"multi_index(tanh), quadrature laws, {starts} starts each of {names}",
+        "grad R = 2 sum w v (x, y)', v = D (I - D W2)^(-T) (y - sigma(Xi x))",
+        f"max relative error against jax.grad through sideq.general.equilibrium: {worst:.1e} "
+        f"(k={where[0]}, d={where[1]}, {where[2]})",
+        where[3],
+        "1e-10",
+        worst <= 1e-10,
+        True,
+    )
 
 
 def check_multi_index_hessian(k, d, law):
@@ -1205,10 +1593,18 @@ def check_multi_index_hessian(k, d, law):
     err = float(np.max(np.abs(full - auto)) / np.max(np.abs(auto)))
     rate = MU.index_local_rate("tanh", xi, x, w)
     fine = MU.index_local_rate("tanh", xi, *MU.quadrature(dist, MULTI_INDEX_FINE[(law, d)]))
-    return _rec("Proposition M5", "derived", f"multi_index(tanh, k={k}), d={d}, X~{_dist_desc(dist)}, Xi fixed",
-                "Hessian at (Xi,0) = blockdiag 2E[tanh'(xi_i'X)^2 z z'], z = (X, tanh(Xi X))",
-                f"max |blocks - jacfwd(grad)| / max|H| = {err:.1e}; local rate 2 lambda_min = {rate:.3g} "
-                f"({len(w)} nodes), {fine:.3g} (fine rule)", None, "1e-10", err <= 1e-10, True)
+    return _rec(
+        "Proposition M5",
+        "derived",
+        f"multi_index(tanh, k={k}), d={d}, X~{_dist_desc(dist)}, Xi fixed",
+        "Hessian at (Xi,0) = blockdiag 2E[tanh'(xi_i'X)^2 z z'], z = (X, tanh(Xi X))",
+        f"max |blocks - jacfwd(grad)| / max|H| = {err:.1e}; local rate 2 lambda_min = {rate:.3g} "
+        f"({len(w)} nodes), {fine:.3g} (fine rule)",
+        None,
+        "1e-10",
+        err <= 1e-10,
+        True,
+    )
 
 
 def check_multi_index_linearized(k, d, law, K=1, perturb=1.0):
@@ -1220,16 +1616,23 @@ def check_multi_index_linearized(k, d, law, K=1, perturb=1.0):
     fl = s["flows"]
     worst, i_w = 0.0, 0
     for i in range(K):
-        pred = MU.index_linearized_r("tanh", s["W1"][i], s["W2"][i], s["xi"], s["x"], s["w"], fl.ts[i],
-                                     scale=perturb)
+        pred = MU.index_linearized_r("tanh", s["W1"][i], s["W2"][i], s["xi"], s["x"], s["w"], fl.ts[i], scale=perturb)
         obs = _dist2(fl.W1[i], fl.W2[i], s["xi"])
         e = float(np.max(np.abs(obs / pred - 1)))
         if not e <= worst:
             worst, i_w = e, i
-    return _rec("Proposition M5", "linearized", s["desc"], "r(t) = ||exp(-Ht) delta(0)||^2 (to O(|delta|))",
-                f"max_t |r/r_lin - 1| = {worst:.1e}; r(T)/r(0) = "
-                f"{_dist2(fl.W1[i_w, -1], fl.W2[i_w, -1], s['xi']) / _dist2(s['W1'][i_w], s['W2'][i_w], s['xi']):.3g}",
-                [s["W1"][i_w], s["W2"][i_w]], "1e-3", worst <= 1e-3, True)
+    return _rec(
+        "Proposition M5",
+        "linearized",
+        s["desc"],
+        "r(t) = ||exp(-Ht) delta(0)||^2 (to O(|delta|))",
+        f"max_t |r/r_lin - 1| = {worst:.1e}; r(T)/r(0) = "
+        f"{_dist2(fl.W1[i_w, -1], fl.W2[i_w, -1], s['xi']) / _dist2(s['W1'][i_w], s['W2'][i_w], s['xi']):.3g}",
+        [s["W1"][i_w], s["W2"][i_w]],
+        "1e-3",
+        worst <= 1e-3,
+        True,
+    )
 
 
 def multi_index_rates(draws=20, ks=(1, 2, 3, 5)):
@@ -1249,12 +1652,26 @@ def multi_index_rates(draws=20, ks=(1, 2, 3, 5)):
 def check_multi_index_rates(draws=20):
     """Informational: the local rate against k (Proposition M5), medians over Ξ draws."""
     rates = _memo(("mirates", draws), lambda: multi_index_rates(draws))
+
     def fmt(v):  # below ~1e-15 the Hessian is singular to rounding (its λ_min may even come out < 0)
         return f"{v:.1e}" if v > 1e-15 else "<1e-15"
-    text = "; ".join(f"{law} d={d}: " + ", ".join(f"k={k} {fmt(rates[(law, d, k)][0])}" for k in (1, 2, 3, 5))
-                     for law in ("unif", "gauss") for d in (1, 3))
-    return _rec("Proposition M5", "rate vs k", f"multi_index(tanh), median over {draws} draws of Xi, fine rules",
-                "asymptotic rate of r(t): 2 lambda_min(Hessian at (Xi,0))", text, None, "-", True, None)
+
+    text = "; ".join(
+        f"{law} d={d}: " + ", ".join(f"k={k} {fmt(rates[(law, d, k)][0])}" for k in (1, 2, 3, 5))
+        for law in ("unif", "gauss")
+        for d in (1, 3)
+    )
+    return _rec(
+        "Proposition M5",
+        "rate vs k",
+        f"multi_index(tanh), median over {draws} draws of Xi, fine rules",
+        "asymptotic rate of r(t): 2 lambda_min(Hessian at (Xi,0))",
+        text,
+        None,
+        "-",
+        True,
+        None,
+    )
 
 
 def run_multi(quick: bool = True, log=None) -> list[dict]:
@@ -1268,28 +1685,43 @@ def run_multi(quick: bool = True, log=None) -> list[dict]:
     ``log``: optional callable receiving a progress line per record."""
     recs = _Recs(log)
     K = 8 if quick else 50
-    lin = ([(2, 1, "unif"), (3, 3, "gauss"), (5, 3, "unif")] if quick else
-           [(k, d, law) for law in ("unif", "gauss") for d in (1, 3) for k in MULTI_K])
+    lin = (
+        [(2, 1, "unif"), (3, 3, "gauss"), (5, 3, "unif")]
+        if quick
+        else [(k, d, law) for law in ("unif", "gauss") for d in (1, 3) for k in MULTI_K]
+    )
     recs.append(check_multi_gradient(lin))
     for k, d, law in lin:
-        recs += [check_multi_conservation(k, d, law, K), check_multi_conservation(k, d, law, K, "naive"),
-                 check_multi_singular(k, d, law, K), check_multi_limit(k, d, law, K),
-                 check_multi_limit_frozen(k, d, law, K), check_multi_rate(k, d, law, K)]
+        recs += [
+            check_multi_conservation(k, d, law, K),
+            check_multi_conservation(k, d, law, K, "naive"),
+            check_multi_singular(k, d, law, K),
+            check_multi_limit(k, d, law, K),
+            check_multi_limit_frozen(k, d, law, K),
+            check_multi_rate(k, d, law, K),
+        ]
     recs.append(check_multi_library_flow(lin[:1] if quick else [lin[0], lin[-1]], starts=1 if quick else 2))
-    for name in (["unif1"] if quick else ["unif1", "gauss3"]):
+    for name in ["unif1"] if quick else ["unif1", "gauss3"]:
         recs.append(check_multi_k1(name, K))
     KI = 3 if quick else 13  # 13 starts per (d, law): 52 per k
-    mi = ([(2, 3, "unif"), (3, 1, "gauss")] if quick else
-          [(k, d, law) for law in ("unif", "gauss") for d in (1, 3) for k in (1, *MULTI_K)])
+    mi = (
+        [(2, 3, "unif"), (3, 1, "gauss")]
+        if quick
+        else [(k, d, law) for law in ("unif", "gauss") for d in (1, 3) for k in (1, *MULTI_K)]
+    )
     recs.append(check_multi_index_gradient(mi[:1] if quick else [mi[1], mi[-1]]))
     for k, d, law in mi:
-        recs += [check_multi_index_hessian(k, d, law), check_multi_index_local(k, d, law, KI),
-                 check_multi_index_linearized(k, d, law)]
+        recs += [
+            check_multi_index_hessian(k, d, law),
+            check_multi_index_local(k, d, law, KI),
+            check_multi_index_linearized(k, d, law),
+        ]
     recs.append(check_multi_index_rates(5 if quick else 20))
     return list(recs)
 
 
 # ---------------------------------------------------------------------------
+
 
 class _Recs(list):
     """A list that reports each appended record (claim, variant, seconds) to ``log``."""
@@ -1301,8 +1733,10 @@ class _Recs(list):
     def append(self, r):
         super().append(r)
         if self.log:
-            self.log(f"[{time.perf_counter() - self.t0:7.1f} s] {r['claim']} ({r['variant']}): "
-                     f"{'holds' if r['holds'] else 'fails'}")
+            self.log(
+                f"[{time.perf_counter() - self.t0:7.1f} s] {r['claim']} ({r['variant']}): "
+                f"{'holds' if r['holds'] else 'fails'}"
+            )
 
     def __iadd__(self, rs):
         for r in rs:
@@ -1319,14 +1753,27 @@ def run(quick: bool = True, log=None) -> list[dict]:
     recs.append(check_eq_1(K))
     lin = ["unif1", "gauss3"] if quick else ["unif1", "gauss3", "gauss2"]
     for n in lin:
-        recs += [check_eq_3(n, K, "printed"), check_eq_3(n, K, "corrected"), check_eq_5(n, K),
-                 check_theorem_3_1(n, K), check_lemma_3_2(n, K),
-                 check_theorem_3_3(n, K, "printed"), check_theorem_3_3(n, K, "corrected"),
-                 check_theorem_3_4(n, K, "printed"), check_theorem_3_4(n, K, "corrected"), check_eq_9(n, K)]
+        recs += [
+            check_eq_3(n, K, "printed"),
+            check_eq_3(n, K, "corrected"),
+            check_eq_5(n, K),
+            check_theorem_3_1(n, K),
+            check_lemma_3_2(n, K),
+            check_theorem_3_3(n, K, "printed"),
+            check_theorem_3_3(n, K, "corrected"),
+            check_theorem_3_4(n, K, "printed"),
+            check_theorem_3_4(n, K, "corrected"),
+            check_eq_9(n, K),
+        ]
     gd = ["unif1"] if quick else ["unif1", "gauss3"]
     for n in gd:
-        recs += [check_eq_8(n, K), check_lemma_3_5(n, K), check_lemma_3_7(n, K),
-                 check_theorem_3_6(n, K, "printed"), check_theorem_3_6(n, K, "corrected")]
+        recs += [
+            check_eq_8(n, K),
+            check_lemma_3_5(n, K),
+            check_lemma_3_7(n, K),
+            check_theorem_3_6(n, K, "printed"),
+            check_theorem_3_6(n, K, "corrected"),
+        ]
     for n in gd:  # the step eta0 of Lemma 3.7, computed (sideq.paper.theory.theorem_3_6_eta0)
         recs += [check_theorem_3_6_eta0(n, K), check_eq_7(n, K), check_eta0_tightness(n, K)]
     # Theorem 3.6 counterexample: a law with small E[XX^T] (X ~ Unif[0, 0.1]), every start at its
@@ -1337,15 +1784,19 @@ def run(quick: bool = True, log=None) -> list[dict]:
         recs += [check_rho_positive(n, "printed", grid), check_rho_positive(n, "corrected", grid)]
         recs += [check_theorem_3_8(n, K, "printed", grid), check_theorem_3_8(n, K, "corrected", grid)]
         # the proofs' identities and bounds at points of Theta (expectations over the risk's nodes)
-        recs += [check_eq_13(n, K), check_eq_15(n, K, "printed"), check_eq_15(n, K, "corrected"),
-                 check_eq_18(n, K)]
+        recs += [check_eq_13(n, K), check_eq_15(n, K, "printed"), check_eq_15(n, K, "corrected"), check_eq_18(n, K)]
     # Gaussian X in d = 2 (rho by the quadrature of sideq.paper.theory.gaussian_block): cond 100, isotropic
     # (full run only: ~5 s for rho, ~40 s for the flows; tests/test_verify.py checks the rho rows)
-    for n in ([] if quick else ["softplus-gauss2", "softplus-gauss2iso"]):
-        recs += [check_rho_positive(n, "printed", grid), check_rho_positive(n, "corrected", grid),
-                 check_theorem_3_8(n, K, "printed", grid), check_theorem_3_8(n, K, "corrected", grid)]
-    cor = ["tanh-unif1"] if quick else ["tanh-unif1", "sigmoid-unif1", "softplus-unif1", "tanh-unif2",
-                                        "softplus-gauss2"]
+    for n in [] if quick else ["softplus-gauss2", "softplus-gauss2iso"]:
+        recs += [
+            check_rho_positive(n, "printed", grid),
+            check_rho_positive(n, "corrected", grid),
+            check_theorem_3_8(n, K, "printed", grid),
+            check_theorem_3_8(n, K, "corrected", grid),
+        ]
+    cor = (
+        ["tanh-unif1"] if quick else ["tanh-unif1", "sigmoid-unif1", "softplus-unif1", "tanh-unif2", "softplus-gauss2"]
+    )
     for n in cor:
         recs.append(check_corollary_3_1(n, K))
     t39 = ["tanh-unif1"] if quick else ["tanh-unif1", "softplus-unif1", "sigmoid-unif1"]
@@ -1365,6 +1816,7 @@ def run(quick: bool = True, log=None) -> list[dict]:
 
 # ---------------------------------------------------------------------------
 # Figures for VERIFY.md (``sideq verify --plots DIR``).
+
 
 def _axes(ncols, width=3.6, height=3.0):
     from sideq.plots import use_headless_backend
@@ -1410,8 +1862,9 @@ def plot_theorem_3_6(K=8, grid=31):
         b.loglog(t, qp, lw=0.8, color="C3", alpha=0.8, label="printed" if i == 0 else None)
     b.axhline(1, color="k", ls="--", lw=1.2, label="bound attained")
     b.set_xlabel("step t")
-    b.set_title(f"(b) X~Unif[0,0.1], $\\lambda_{{min}}$={lam:.2g}, $\\eta=\\eta_0(\\theta(0))$: printed fails",
-                fontsize=7.5)
+    b.set_title(
+        f"(b) X~Unif[0,0.1], $\\lambda_{{min}}$={lam:.2g}, $\\eta=\\eta_0(\\theta(0))$: printed fails", fontsize=7.5
+    )
     b.legend(fontsize=7)
     return fig
 
@@ -1449,7 +1902,9 @@ def plot_step_sizes(K=8, grid=31, names=("tanh-unif1",)):
     sc = eta0_scan("unif1", K)
     idx = np.arange(K)
     a.semilogy(idx, sc["eta0"], "ko", ms=4, label=r"$\eta_0$ (certified)")
-    a.semilogy(idx, sc["eta0"] * sc["keeps"], "C0^", ms=5, label=r"largest $\eta$ keeping $\theta\in\Theta$, R decreasing")
+    a.semilogy(
+        idx, sc["eta0"] * sc["keeps"], "C0^", ms=5, label=r"largest $\eta$ keeping $\theta\in\Theta$, R decreasing"
+    )
     conv = np.where(sc["converges"] > 0, sc["eta0"] * sc["converges"], np.nan)
     a.semilogy(idx, conv, "C1s", ms=4, label=r"largest $\eta$ with $R(T)\leq 10^{-8}R(0)$")
     a.set_xlabel("start (linear DEQ, Unif[0,1], xi=2)")
@@ -1459,15 +1914,25 @@ def plot_step_sizes(K=8, grid=31, names=("tanh-unif1",)):
     a.legend(fontsize=6.5, loc="lower right")
     for j, name in enumerate(names):
         s = SI_SETTINGS[name]
-        t9 = _memo(("t39", name, "corrected", grid), lambda s=s, name=name: T.theorem_3_9(
-            sideq.single_index(s["act"]), s["xi"], s["dist"](), delta2=s["r0"], grid=grid,
-            t38=_t38(name, "corrected", grid), region="corrected"))
+        t9 = _memo(
+            ("t39", name, "corrected", grid),
+            lambda s=s, name=name: T.theorem_3_9(
+                sideq.single_index(s["act"]),
+                s["xi"],
+                s["dist"](),
+                delta2=s["r0"],
+                grid=grid,
+                t38=_t38(name, "corrected", grid),
+                region="corrected",
+            ),
+        )
         largest, first_bad, *_ = eta_scan(name, K)
         b.semilogy([j], [t9.threshold], "ko", ms=5, label=r"$\lambda_1/(2\lambda_2)$" if j == 0 else None)
         b.semilogy([j], [largest], "C1s", ms=5, label="largest converging $\\eta$ (grid)" if j == 0 else None)
         b.semilogy([j], [first_bad], "rx", ms=6, label="first failing $\\eta$" if j == 0 else None)
-        b.annotate(f"{largest / t9.threshold:.1g}x", (j, largest), textcoords="offset points", xytext=(6, -3),
-                   fontsize=7)
+        b.annotate(
+            f"{largest / t9.threshold:.1g}x", (j, largest), textcoords="offset points", xytext=(6, -3), fontsize=7
+        )
     b.set_xticks(range(len(names)), [SI_SETTINGS[n]["act"] for n in names])
     b.set_xlim(-0.5, len(names) - 0.5)
     b.set_ylabel(r"step size $\eta$")
@@ -1486,8 +1951,11 @@ def plots(outdir, quick=True, K=None, grid=None):
     os.makedirs(outdir, exist_ok=True)
     out = []
     t39 = ("tanh-unif1",) if quick else ("tanh-unif1", "softplus-unif1", "sigmoid-unif1")  # as run()
-    for name, fn in [("theorem_3_6_rate", plot_theorem_3_6), ("theorem_3_8_rate", plot_theorem_3_8),
-                     ("step_sizes", functools.partial(plot_step_sizes, names=t39))]:
+    for name, fn in [
+        ("theorem_3_6_rate", plot_theorem_3_6),
+        ("theorem_3_8_rate", plot_theorem_3_8),
+        ("step_sizes", functools.partial(plot_step_sizes, names=t39)),
+    ]:
         fig = fn(K or (8 if quick else 24), grid or (31 if quick else 61))
         path = os.path.join(outdir, name + ".png")
         fig.savefig(path, dpi=130)
@@ -1506,8 +1974,10 @@ def format_table(recs) -> str:
     for r in recs:
         tight = "" if r["tightness"] is None else f"{r['tightness']:.3g}"
         sh = {True: "yes", False: "no", None: "-"}[r["should_hold"]]
-        lines.append(f"{r['claim']:<34} {r['variant']:<10} {str(r['holds']).lower():<5} {sh:<6} {tight:>9}  "
-                     f"{_fmt(r['setting'], 110)}")
+        lines.append(
+            f"{r['claim']:<34} {r['variant']:<10} {str(r['holds']).lower():<5} {sh:<6} {tight:>9}  "
+            f"{_fmt(r['setting'], 110)}"
+        )
         lines.append(f"{'':<69}pred: {_fmt(r['predicted'], 110)}")
         lines.append(f"{'':<69}obs:  {_fmt(r['observed'], 110)}")
     return "\n".join(lines)
@@ -1543,8 +2013,10 @@ def main(quick: bool = False, as_json: bool = False, plots_dir: str | None = Non
         bad = failures(recs)
         shown = [r for r in recs if r["should_hold"] is False and not r["holds"]]
         known = "naive guess(es)" if multi else "printed statement(s)"
-        print(f"\n{len(recs)} records in {wall:.1f} s: {len(bad)} claim(s) that should hold failed; "
-              f"{len(shown)} {known} shown failing.")
+        print(
+            f"\n{len(recs)} records in {wall:.1f} s: {len(bad)} claim(s) that should hold failed; "
+            f"{len(shown)} {known} shown failing."
+        )
     return 1 if failures(recs) else 0
 
 

@@ -6,7 +6,8 @@ The problem: ``sideq.multi_index("tanh", 4)`` (k = 4 outputs) with d = 2 inputs,
 n samples X ~ N(0, I), targets f(x) = tanh(Ξx), K random θ(0) (W1 with
 N(0, 0.5²) entries, W2 with N(0, 0.3²/k) entries), η = 0.1, full-batch gradient
 descent in float64: ``jax.jit(jax.vmap(sideq.general.descent))`` over the K
-initializations, timed after a compile.  Beside it, in the same process, the
+initializations (``--chunk C``: C at a time, as ``sideq.run_sweep`` vmaps its
+chunks), timed after a compile.  Beside it, in the same process, the
 scalar path on the same sizes: ``sideq.run_sweep`` on
 ``sideq.single_index("tanh")`` (θ ∈ ℝ³), d = 2, n, K, epochs.
 
@@ -57,33 +58,34 @@ def problem(K: int, n: int, k: int = 4, d: int = 2, seed: int = 0):
     return x, xi, inits
 
 
-def time_general(K: int, n: int, epochs: int, eta: float = 0.1):
+def time_general(K: int, n: int, epochs: int, eta: float = 0.1, chunk: int | None = None):
+    """``jax.jit(jax.vmap(descent))`` over the K initializations, all at once
+    or ``chunk`` runs per call (as ``sideq.run_sweep`` would)."""
     x, xi, inits = problem(K, n)
     model = general.multi_index("tanh", 4)
+    chunk = K if chunk is None else min(chunk, K)
+    if K % chunk:
+        raise SystemExit(f"--chunk {chunk} must divide --K {K}")
 
     def run(p0):
         tr = general.descent(model, p0, x=x, xi=xi, eta=eta, epochs=epochs)
         return tr.loss[-1], tr.status, tr.residual
 
     fn = jax.jit(jax.vmap(run), compiler_options=xla.compiler_options("cpu"))
+    parts = [jax.tree_util.tree_map(lambda a, i=i: a[i:i + chunk], inits) for i in range(0, K, chunk)]
     t0 = time.perf_counter()
-    compiled = fn.lower(inits).compile()
+    compiled = fn.lower(parts[0]).compile()
     compile_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    loss, status, residual = jax.block_until_ready(compiled(inits))
+    out = [jax.block_until_ready(compiled(p)) for p in parts]
     wall = time.perf_counter() - t0
-    status = np.asarray(status)
+    loss, status, residual = (np.concatenate([np.asarray(o[i]) for o in out]) for i in range(3))
     return {
-        "route": general.descent_route(model),
-        "K": K,
-        "n": n,
-        "epochs": epochs,
-        "wall_s": wall,
-        "compile_s": compile_s,
-        "sample_steps_per_s": K * n * epochs / wall,
+        "route": general.descent_route(model), "K": K, "chunk": chunk, "n": n, "epochs": epochs, "wall_s": wall,
+        "compile_s": compile_s, "sample_steps_per_s": K * n * epochs / wall,
         "statuses": {Status(int(s)).name.lower(): int(np.sum(status == s)) for s in np.unique(status)},
-        "max_residual": float(np.nanmax(np.asarray(residual))),
-        "loss_final_median": float(np.nanmedian(np.asarray(loss))),
+        "max_residual": float(np.nanmax(residual)),
+        "loss_final_median": float(np.nanmedian(loss)),
     }
 
 
@@ -118,11 +120,13 @@ def main() -> None:
     parser.add_argument("--K", type=int, default=1000, help="initializations, vmapped")
     parser.add_argument("--epochs", type=int, default=1000)
     parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--chunk", type=int, default=None,
+                        help="runs per vmapped call for the general DEQ (default: all K at once)")
     parser.add_argument("--skip-scalar", action="store_true")
     parser.add_argument("--json", action="store_true", help="one JSON object instead of text")
     args = parser.parse_args()
     out = {"machine": machine(), "jax": jax.__version__, "devices": str(jax.devices())}
-    out["general"] = time_general(args.K, args.n, args.epochs)
+    out["general"] = time_general(args.K, args.n, args.epochs, chunk=args.chunk)
     if not args.skip_scalar:
         out["scalar"] = time_scalar(args.K, args.n, args.epochs)
         out["ratio_scalar_over_general"] = out["scalar"]["sample_steps_per_s"] / out["general"]["sample_steps_per_s"]

@@ -75,6 +75,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import math
 import numbers
 import warnings
@@ -872,10 +873,11 @@ class _TrajectoryRest(NamedTuple):
 # trip through memory.)  XLA:CPU fuses no sibling outputs, so each output of a
 # pass recomputes what it needs; Cramer's rule keeps that short for k ≤ 4.
 
-_CRAMER_K = 4  # k up to this: the Newton steps by Cramer's rule (cofactors)
+_MULTILINEAR_K = 4  # k up to this: Newton steps by adj/det, multilinear in σ' (2^k terms)
 _UNROLL_K = 8  # k up to this: elimination written out entry by entry; beyond, LAPACK
 _UNROLL_KM = 64  # matrix-vector products written out up to this many entries
-_CERTIFIED_STEPS = 2  # Newton steps of the straight-line pass ("certified" route)
+_CERTIFIED_STEPS = 3  # Newton steps before the bound ("certified" route); more in the fallback
+_TILE = 128  # samples per tile: an epoch loops over tiles, whose intermediates stay in cache
 _MEASURED_STEPS = 1  # the same for the routes that measure their residual
 _EXTRA_STEPS = 8  # measured Newton steps of the fallback before the model's solver
 
@@ -937,36 +939,114 @@ def _transpose(J):
     return jnp.swapaxes(J, 0, 1) if isinstance(J, jax.Array) else tuple(zip(*J))
 
 
-def _cramer(J, b):
-    """u with J u = b by Cramer's rule, the cofactors from memoized Laplace
-    expansions: no pivoting, so for the Newton steps only, whose result is
-    checked (see :func:`_certified_residual`)."""
-    k = len(b)
-    memo = {}
+# 1/a from multiplications: (integer type of the same width, magic constant,
+# Newton iterations).  The constant's guess is within 5.1% of 1/a over the
+# normal range; r ← r(2 − a r) squares the relative error, to 0.83 ulp after
+# 5 iterations in float64 and 4 in float32.
+_RECIPROCAL = {
+    "float64": (jnp.int64, 0x7FDE623822FC16E6, 5),
+    "float32": (jnp.int32, 0x7EF311C7, 4),
+}
 
-    def det(rows, cols):
-        if not rows:
-            return 1.0
-        if (rows, cols) not in memo:
-            r0, rest = rows[0], rows[1:]
-            total = 0.0
-            for idx, c in enumerate(cols):
-                term = J[r0][c] * det(rest, cols[:idx] + cols[idx + 1:])
-                total = total + term if idx % 2 == 0 else total - term
-            memo[rows, cols] = total
-        return memo[rows, cols]
 
+def _reciprocal(a):
+    """1/a to an ulp, from multiplications only: XLA:CPU counts a division as
+    expensive and will not fuse one whose result several outputs read, so a
+    division inside the passes above would cut them into pieces.  Exact for
+    ±0 (±inf), ±inf (±0) and NaN; a subnormal a gives ±inf, |a| ≥ 2^(emax−1)
+    gives 0 (never the case for the pivots here)."""
+    name = jnp.dtype(a.dtype).name
+    if name not in _RECIPROCAL:
+        return 1 / a
+    itype, magic, iterations = _RECIPROCAL[name]
+    info = jnp.finfo(a.dtype)
+    b = jnp.abs(a)
+    r = jax.lax.bitcast_convert_type(itype(magic) - jax.lax.bitcast_convert_type(b, itype), a.dtype)
+    for _ in range(iterations):
+        r = r * (2 - b * r)
+    r = jnp.where(b < info.smallest_normal, jnp.inf, jnp.where(b >= float(info.max) / 2, 0, r))
+    return jnp.where(b == b, jnp.where(jnp.signbit(a), -r, r), a)
+
+
+def _det(entry, rows, cols, memo):
+    """The determinant of the submatrix (rows, cols) of ``entry(r, c)`` by
+    Laplace expansion along its first row, memoized in ``memo``.  Entries
+    that are the Python numbers 0.0 and 1.0 are skipped and not multiplied,
+    so a matrix with unit rows costs what its nontrivial part costs."""
+    if not rows:
+        return 1.0
+    if (rows, cols) not in memo:
+        total = 0.0
+        for idx, c in enumerate(cols):
+            e = entry(rows[0], c)
+            sub = _det(entry, rows[1:], cols[:idx] + cols[idx + 1:], memo)
+            if (isinstance(e, float) and e == 0.0) or (isinstance(sub, float) and sub == 0.0):
+                continue
+            term = sub if isinstance(e, float) and e == 1.0 else e if isinstance(sub, float) and sub == 1.0 else e * sub
+            total = total + term if idx % 2 == 0 else total - term
+        memo[rows, cols] = total
+    return memo[rows, cols]
+
+
+def _multilinear_coefficients(W2):
+    r"""M(s) = I − diag(s) W2 has rows eᵣ − sᵣ W2[r], so its determinant and
+    each cofactor are multilinear in s: det M(s) = Σ_S c_S Π_{r∈S} sᵣ, and
+    adj M(s)ᵢⱼ = Σ_S a_{ijS} Π_{r∈S} sᵣ, the coefficient of S the same
+    determinant with row r replaced by −W2[r] for r ∈ S and by eᵣ otherwise
+    (minors of W2, per run: no sample enters).  adj M(s)ᵢⱼ, the cofactor of
+    (j, i), does not involve sⱼ, and for i ≠ j every term carries sᵢ (row i
+    without column i is −sᵢ W2[i]).  Returns ({S: c_S}, {(i, j, S): a_ijS})."""
+    k = W2.shape[0]
     full = tuple(range(k))
-    d = det(full, full)
-    out = []
+    det_coef, adj_coef = {}, {}
+    for size in range(k + 1):
+        for S in itertools.combinations(full, size):
+            def entry(r, c, S=S):
+                return -W2[r, c] if r in S else (1.0 if r == c else 0.0)
+
+            memo = {}
+            det_coef[S] = _det(entry, full, full, memo)
+            for i in full:
+                for j in full:
+                    if j in S or (i != j and i not in S):
+                        continue
+                    minor = _det(entry, full[:j] + full[j + 1:], full[:i] + full[i + 1:], memo)
+                    adj_coef[i, j, S] = minor if (i + j) % 2 == 0 else -minor
+    return det_coef, adj_coef
+
+
+def _multilinear_solve(coefficients, slope, b):
+    r"""u with (I − diag(slope) W2) u = b for every sample, u = adj M b / det M
+    from :func:`_multilinear_coefficients` (W2's): per output a few dozen
+    multiply–adds, against a full elimination.  No pivoting, so for the Newton
+    steps only, whose result is checked (:func:`_certified_residual`)."""
+    det_coef, adj_coef = coefficients
+    monomials = {(): 1.0}
+
+    def monomial(S):
+        if S not in monomials:
+            monomials[S] = monomial(S[:-1]) * slope[S[-1]]
+        return monomials[S]
+
+    def poly(terms):
+        total = 0.0
+        for coef, S in terms:
+            if isinstance(coef, float) and coef == 0.0:
+                continue
+            m = monomial(S)
+            total = total + (coef if isinstance(m, float) else coef * m)
+        return total
+
+    # (a division, which XLA:CPU computes once in a fusion of its own and
+    # the k outputs read: with _reciprocal each output would recompute det)
+    inv = 1 / poly((c, S) for S, c in det_coef.items())
+    k = len(b)
+    u = []
     for i in range(k):
-        cols = full[:i] + full[i + 1:]
-        num = 0.0
-        for r in range(k):
-            term = b[r] * det(full[:r] + full[r + 1:], cols)
-            num = num + term if (r + i) % 2 == 0 else num - term
-        out.append(num / d)
-    return tuple(out)
+        num = sum(b[j] * poly((c, S) for (ii, jj, S), c in adj_coef.items() if ii == i and jj == j)
+                  for j in range(k))
+        u.append(num * inv)
+    return tuple(u)
 
 
 def _eliminate(J, b):
@@ -975,14 +1055,16 @@ def _eliminate(J, b):
     k = len(b)
     m = [list(row) for row in J]
     r = list(b)
+    inv = [None] * k
     for c in range(k):
         for i in range(c + 1, k):  # (the largest |m[i][c]|, i ≥ c, ends in row c)
             swap = jnp.abs(m[i][c]) > jnp.abs(m[c][c])
             for j in range(c, k):
                 m[c][j], m[i][j] = jnp.where(swap, m[i][j], m[c][j]), jnp.where(swap, m[c][j], m[i][j])
             r[c], r[i] = jnp.where(swap, r[i], r[c]), jnp.where(swap, r[c], r[i])
+        inv[c] = _reciprocal(m[c][c])
         for i in range(c + 1, k):
-            f = m[i][c] / m[c][c]
+            f = m[i][c] * inv[c]
             for j in range(c + 1, k):
                 m[i][j] = m[i][j] - f * m[c][j]
             r[i] = r[i] - f * r[c]
@@ -991,19 +1073,16 @@ def _eliminate(J, b):
         acc = r[i]
         for j in range(i + 1, k):
             acc = acc - m[i][j] * u[j]
-        u[i] = acc / m[i][i]
+        u[i] = acc * inv[i]
     return tuple(u)
 
 
-def _solve(J, b, *, checked=False):
+def _solve(J, b):
     """u with J u = b for every sample (a singular J gives inf or NaN, never an
-    error): LAPACK's LU for an array J; for k ≤ _CRAMER_K and a ``checked``
-    result, Cramer's rule; else pivoted elimination."""
+    error): LAPACK's LU for an array J, else pivoted elimination."""
     if isinstance(J, jax.Array):
         u = jnp.linalg.solve(jnp.moveaxis(J, -1, 0), jnp.stack(b, axis=-1)[..., None])[..., 0]
         return _rows(jnp.moveaxis(u, -1, 0))
-    if checked and len(b) <= _CRAMER_K:
-        return _cramer(J, b)
     return _eliminate(J, b)
 
 
@@ -1053,34 +1132,21 @@ def _evaluate(model, params, x, y, route):
     return tuple(a - c for a, c in zip(y, t)), _jacobian(slope, params["W2"]), slope
 
 
-def _predict(model, params, params_prev, x, y):
-    r"""The roots at ``params`` to first order from the roots y at
-    ``params_prev``: y + (I − ∂g/∂y)⁻¹ ∂g/∂θ·Δθ (Eq. (1)), σ' at the old roots
-    from their values (σ(z) = y there): no evaluation of σ."""
-    slope = tuple(model.activation.slope_of_value(yi) for yi in y)
-    dz = tuple(a + c for a, c in zip(_mv(params["W1"] - params_prev["W1"], x),
-                                     _mv(params["W2"] - params_prev["W2"], y)))
-    if model.bias:
-        dz = tuple(v + (params["b"][i] - params_prev["b"][i]) for i, v in enumerate(dz))
-    step = _solve(_jacobian(slope, params_prev["W2"]), tuple(a * c for a, c in zip(slope, dz)), checked=True)
-    return tuple(a + c for a, c in zip(y, step))
-
-
-def _certified_residual(model, params, x, y_start, F, J, slope, step, y):
+def _certified_residual(model, params, x, y_start, F, slope, step, y):
     r"""A bound on ‖y − g(y)‖∞ per sample after the Newton step y = y_start −
     ``step`` of the ``"certified"`` route, without evaluating σ at y.
 
-    With J the Jacobian and F the residual at y_start, Taylor's theorem gives
-    F(y)ᵢ = ρᵢ − ½ σ''(ξᵢ) Δᵢ², ρ = F − J·step, Δ = W2 (y − y_start): so
-    |F(y)ᵢ| ≤ |ρᵢ| + ½ sup|σ''| (|W2| |step|)ᵢ², ρ computed here (the step
-    itself may come from any solve).  Rounding adds, in units of eps:
-    (d + k + 2)·σ'ᵢ·(|W1||x| + |W2||y_start| + |b|)ᵢ for W1x + W2y + b summed
-    in floating point (through σ', at y_start and again in a measurement at
-    y), 4(1 + |yᵢ|) for σ, the subtraction and σ' from σ's value,
-    (k + 2)(|Fᵢ| + ‖J‖∞‖step‖∞) for ρ, and ‖J‖∞(‖y‖∞ + ‖step‖∞) for the
-    rounding of y; ‖J‖∞ ≤ 1 + Lip(σ)‖W2‖∞.  The residual a measurement at y
-    reports and the exact one both stay below the bound
-    (``tests/test_deq.py`` checks it on random steps)."""
+    With F the residual and J = I − diag(σ') W2 the Jacobian at y_start
+    (σ' = ``slope``), Taylor's theorem gives F(y)ᵢ = ρᵢ − ½ σ''(ξᵢ) Δᵢ²,
+    ρ = F − J·step, Δ = W2 (y − y_start): so |F(y)ᵢ| ≤ |ρᵢ| + ½ sup|σ''|
+    (|W2| |step|)ᵢ², ρ computed here (the step itself may come from any
+    solve).  Rounding adds, in units of eps: (d + k + 2)·σ'ᵢ·(|W1||x| +
+    |W2||y_start| + |b|)ᵢ for W1x + W2y + b summed in floating point (through
+    σ', at y_start and again in a measurement at y), 4(1 + |yᵢ|) for σ, the
+    subtraction and σ' from σ's value, (k + 2)(|Fᵢ| + ‖J‖∞‖step‖∞) for ρ, and
+    ‖J‖∞(‖y‖∞ + ‖step‖∞) for the rounding of y; ‖J‖∞ ≤ 1 + Lip(σ)‖W2‖∞.  The
+    residual a measurement at y reports and the exact one both stay below
+    the bound (``tests/test_deq.py`` checks it on random steps)."""
     act = model.activation
     W1, W2 = params["W1"], params["W2"]
     k, d = W1.shape
@@ -1092,11 +1158,11 @@ def _certified_residual(model, params, x, y_start, F, J, slope, step, y):
                                        _mv(aW2, tuple(jnp.abs(v) for v in y_start))))
     if model.bias:
         size = tuple(v + jnp.abs(params["b"][i]) for i, v in enumerate(size))
-    Js = tuple(sum(J[i][j] * step[j] for j in range(k)) for i in range(k))
+    w2_step = _mv(W2, step)
     norm_j = 1 + act.lipschitz * jnp.max(jnp.sum(aW2, axis=1))
     spread = norm_j * (_vmax(tuple(jnp.abs(v) for v in y)) + (k + 3) * _vmax(a_step))
     bound = tuple(
-        jnp.abs(F[i] - Js[i]) + 0.5 * act.curvature_max * delta[i] ** 2
+        jnp.abs(F[i] - (step[i] - slope[i] * w2_step[i])) + 0.5 * act.curvature_max * delta[i] ** 2
         + eps * ((d + k + 2) * jnp.abs(slope[i]) * size[i] + 4 * (1 + jnp.abs(y[i])) + (k + 2) * jnp.abs(F[i])
                  + spread)
         for i in range(k))
@@ -1111,15 +1177,22 @@ def _met(residual, y, tol):
 
 
 def _at_most_once(pending, body, state):
-    """``body(state)`` if ``pending(state)``, in a loop of at most one
+    """``body(state, pin)`` if ``pending(state)``, in a loop of at most one
     iteration: under vmap a ``cond`` becomes a select and runs always, this
-    runs only when some element of the batch is pending.  (What ``body``
-    computes from loop-invariant values alone XLA hoists out of the loop:
-    ``body`` must read its inputs from ``state``.)"""
+    runs only when some element of the batch is pending.  XLA hoists out of
+    a loop whatever it computes from loop-invariant values alone, and would
+    then run it always: ``body`` passes the arrays it reads from outside
+    ``state`` through ``pin`` (a select on the loop's flag, which XLA cannot
+    prove a no-op)."""
     def cond(carry):
         return ~carry[0] & pending(carry[1])
 
-    return jax.lax.while_loop(cond, lambda carry: (jnp.bool_(True), body(carry[1])), (jnp.bool_(False), state))[1]
+    def run(carry):
+        live = ~carry[0]
+        return jnp.bool_(True), body(carry[1], lambda tree: jax.tree_util.tree_map(
+            lambda v: jnp.where(live, v, jnp.zeros_like(v)), tree))
+
+    return jax.lax.while_loop(cond, run, (jnp.bool_(False), state))[1]
 
 
 def _model_solver(model, params, x, start, tol):
@@ -1130,33 +1203,56 @@ def _model_solver(model, params, x, start, tol):
     return _rows(y)
 
 
-def _fallback(model, params, x, start, state, route, tol):
+def _start(model, y_prev, route):
+    """Where an epoch's solves start: the previous roots, a cold 0 where one is
+    not a number (a failed warm start), clipped to σ's range on the
+    ``"certified"`` route (every root lies in it)."""
+    start = tuple(jnp.where(jnp.isfinite(v), v, 0) for v in y_prev)
+    if route == "certified":
+        act = model.activation
+        start = tuple(jnp.clip(v, act.range_min, act.range_max) for v in start)
+    return start
+
+
+def _fallback(model, params, x, y_prev, state, route, tol, pin):
     """For the samples not yet solved (``pending``): Newton steps with the
-    residual measured before each (at most ``_EXTRA_STEPS``), then the model's
-    solver from ``start`` for those still pending.  Samples already solved
-    keep their values.  Returns (y, residual, pending)."""
+    residual measured before each, and on the ``"certified"`` route bounded
+    after each (at most ``_EXTRA_STEPS``), then the model's solver from the
+    previous roots for those still pending.  Samples already
+    solved keep their values.  ``pin``: see :func:`_at_most_once`.  Returns
+    (y, residual, pending)."""
+    params, x, y_prev = pin((params, x, y_prev))
 
     def newton_active(st):
         return jnp.any(st[2]) & (st[3] < _EXTRA_STEPS)
 
     def newton(st):
         y, residual, pending, it = st
-        F, J, _ = _evaluate(model, params, x, y, route)
+        F, J, slope = _evaluate(model, params, x, y, route)
         r = _vmax(tuple(jnp.abs(v) for v in F))
-        met = pending & _met(r, y, tol)
+        met = pending & _met(r, y, tol)  # (y measured: a root)
         residual = jnp.where(met, r, residual)
         pending = pending & ~met
-        step = _solve(J, F)
-        y = tuple(jnp.where(pending, a - c, a) for a, c in zip(y, step))
+        y_new = tuple(a - c for a, c in zip(y, _solve(J, F)))
+        if route == "certified":  # (or the step's end certified: a root too)
+            bound = _certified_residual(model, params, x, y, F, slope, tuple(a - c for a, c in zip(y, y_new)),
+                                        y_new)
+            met = pending & _met(bound, y_new, tol)
+            residual = jnp.where(met, bound, residual)
+            y = tuple(jnp.where(pending, a, c) for a, c in zip(y_new, y))
+            pending = pending & ~met
+        else:
+            y = tuple(jnp.where(pending, a, c) for a, c in zip(y_new, y))
         return y, residual, pending, it + 1
 
     y, residual, pending, _ = jax.lax.while_loop(newton_active, newton, (*state, jnp.int32(0)))
 
-    def solver(st):
+    def solver(st, pin):
         y, residual, pending = st
-        # (the start read from the loop's state: see _at_most_once)
-        y_s = _model_solver(model, params, x, tuple(jnp.where(pending, a, c) for a, c in zip(start, y)), tol)
-        r = _vmax(tuple(jnp.abs(a - c) for a, c in zip(y_s, _g_vec(model, params, x, y_s))))
+        p, xs = pin((params, x))
+        start = _start(model, tuple(jnp.where(pending, a, c) for a, c in zip(y_prev, y)), route)
+        y_s = _model_solver(model, p, xs, start, tol)
+        r = _vmax(tuple(jnp.abs(a - c) for a, c in zip(y_s, _g_vec(model, p, xs, y_s))))
         y = tuple(jnp.where(pending, a, c) for a, c in zip(y_s, y))
         residual = jnp.where(pending, r, residual)
         return y, residual, pending & ~_met(r, y_s, tol)
@@ -1164,28 +1260,39 @@ def _fallback(model, params, x, start, state, route, tol):
     return _at_most_once(lambda st: jnp.any(st[2]), solver, (y, residual, pending))
 
 
-def _epoch_solve(model, params, params_prev, x, y_prev, active, tol):
-    r"""The roots at ``params`` from the previous epoch's y_prev at
-    ``params_prev`` (tuples of k arrays (n,)), for gradient descent.  Returns
-    (y, residual, code): y NaN where not solved, the residual per sample (a
-    bound on the ``"certified"`` route, else measured), and the epoch's
-    failure code (CONVERGED if none).  An inactive run (``active`` False:
-    frozen by a failure) never enters the fallback."""
+def _epoch_solve(model, params, x, y_prev, active, tol):
+    r"""The roots at ``params`` from the previous epoch's roots y_prev (tuples
+    of k arrays (n,)), for gradient descent.  Returns (y, residual, failed,
+    code): the roots (not numbers, or not roots, where ``failed``), the
+    residual per sample (a bound on the ``"certified"`` route, else
+    measured), and the failure code (CONVERGED if none).  An inactive run
+    (``active`` False: frozen by a failure) never enters the fallback."""
     route = descent_route(model)
-    start = tuple(jnp.where(jnp.isfinite(v), v, 0) for v in y_prev)  # (a failed warm start: cold)
+    start = _start(model, y_prev, route)
     if route == "certified":
         act = model.activation
-        start = tuple(jnp.clip(v, act.range_min, act.range_max) for v in start)  # (the roots lie in σ's range)
-        y0 = _predict(model, params, params_prev, x, start)
-        y = tuple(jnp.clip(jnp.where(jnp.isfinite(a), a, c), act.range_min, act.range_max)
-                  for a, c in zip(y0, start))
-        for i in range(_CERTIFIED_STEPS):
-            if i:  # (the iterates materialized: see the section's comment)
-                y = jax.lax.optimization_barrier(y)
-            F, J, slope = _evaluate(model, params, x, y, route)
-            y_start, step = y, _solve(J, F, checked=True)
-            y = tuple(a - c for a, c in zip(y, step))
-        residual = _certified_residual(model, params, x, y_start, F, J, slope, step, y)
+
+        W2 = params["W2"]
+        multilinear = _multilinear_coefficients(W2) if model.dim <= _MULTILINEAR_K else None
+
+        def newton(_, carry):
+            y_start = carry[1]
+            t = tuple(act(v) for v in _pre_activation(model, params, x, y_start))
+            F = tuple(a - c for a, c in zip(y_start, t))
+            slope = tuple(act.slope_of_value(v) for v in t)
+            step = (_multilinear_solve(multilinear, slope, F) if multilinear is not None
+                    else _solve(_jacobian(slope, W2), F))
+            return y_start, tuple(a - c for a, c in zip(y_start, step)), t
+
+        # (a loop, not straight-line code: its state is materialized, else
+        # every output of the pass, which XLA:CPU fuses separately, would
+        # recompute all the steps before it)
+        y_start, y, t = jax.lax.fori_loop(0, _CERTIFIED_STEPS, newton, (start, start, start))
+        F = tuple(a - c for a, c in zip(y_start, t))
+        slope = tuple(act.slope_of_value(v) for v in t)
+        # (the step as taken, y_start − y: the bound then reads the iterates, not the solve)
+        step = tuple(a - c for a, c in zip(y_start, y))
+        residual = _certified_residual(model, params, x, y_start, F, slope, step, y)
     else:
         y = start
         for _ in range(_MEASURED_STEPS):
@@ -1195,7 +1302,7 @@ def _epoch_solve(model, params, params_prev, x, y_prev, active, tol):
     singular = (model.proof(params) == Status.SINGULAR) if model.kind == "multi_linear" else jnp.bool_(False)
     pending = active & ~singular & ~_met(residual, y, tol)
     y, residual, pending = _at_most_once(
-        lambda st: jnp.any(st[2]), lambda st: _fallback(model, params, x, start, st, route, tol),
+        lambda st: jnp.any(st[2]), lambda st, pin: _fallback(model, params, x, y_prev, st, route, tol, pin),
         (y, residual, pending))
     failed = singular | ~_met(residual, y, tol)
     finite = jnp.isfinite(_vmax(y)) & jnp.isfinite(residual)
@@ -1203,7 +1310,7 @@ def _epoch_solve(model, params, params_prev, x, y_prev, active, tol):
         (singular, Status.SINGULAR), (jnp.any(failed & finite), Status.SOLVER_FAILURE),
         (jnp.any(failed), Status.DIVERGED),
     ])
-    return tuple(jnp.where(failed, jnp.nan, v) for v in y), residual, code
+    return y, residual, failed, code
 
 
 def _sample_sums(sums, maxes=()):
@@ -1219,43 +1326,82 @@ def _sample_sums(sums, maxes=()):
     return jax.lax.reduce(ops, inits, combine, (ops[0].ndim - 1,))
 
 
-def _loss_and_grad(model, params, x, f, y, residual, route):
-    r"""R̂ = (1/n) Σᵢ ‖yᵢ − fᵢ‖², ∇R̂ by Eq. (1), and the worst residual, at
-    the roots y (tuples of k arrays (n,)): uᵢ = (I − ∂g/∂y)⁻ᵀ ∂R̂/∂yᵢ per
-    sample, then Σᵢ (∂g/∂θ)ᵀ uᵢ.  On the ``"certified"`` route σ' at a root
-    is h(y) (σ(z) = y there): the Jacobian with no evaluation of σ.  NaN
-    roots give a NaN risk and gradient."""
+def _tile_sums(model, params, x, f, y, residual, failed, valid, route):
+    r"""Over the samples of a tile (tuples of arrays (c,); ``valid`` False
+    for padding): Σ ‖yᵢ − fᵢ‖², Σ (∂g/∂θ)ᵀ uᵢ with uᵢ = (I − ∂g/∂y)⁻ᵀ(yᵢ − fᵢ)
+    (Eq. (1); ∇R̂ is 2/n times it), and the worst residual.  On the
+    ``"certified"`` route σ' at a root is h(y) (σ(z) = y there): the Jacobian
+    with no evaluation of σ.  A ``failed`` sample makes both sums NaN."""
     k = model.dim
-    n = y[0].shape[-1]
-    r = tuple(a - c for a, c in zip(y, f))
-    ybar = tuple((2 / n) * v for v in r)
+    r = tuple(jnp.where(valid, jnp.where(failed, jnp.nan, a - c), 0) for a, c in zip(y, f))
     if route == "certified":
         slope = tuple(model.activation.slope_of_value(v) for v in y)
         J = _jacobian(slope, params["W2"])
     else:
         _, J, slope = _evaluate(model, params, x, y, route)
-    u = _solve(_transpose(J), ybar)
+    u = tuple(jnp.where(valid, v, 0) for v in _solve(_transpose(J), r))
     sq = sum(v * v for v in r)
+    residual = jnp.where(valid, residual, 0)
     if route == "general":
-        loss, worst = _sample_sums((sq,), (residual,))
+        sq_sum, worst = _sample_sums((sq,), (residual,))
         _, pullback = jax.vjp(lambda p: _vmap_samples(model.g, p, x, y), params)
-        return loss / n, pullback(jnp.stack(u))[0], worst
+        return sq_sum, pullback(jnp.stack(u))[0], worst
     w = tuple(a * c for a, c in zip(slope, u))
     d = len(x)
     if k * (d + k + 1) > _UNROLL_KM:
-        loss, worst = _sample_sums((sq,), (residual,))
+        sq_sum, worst = _sample_sums((sq,), (residual,))
         ws = jnp.stack(w)
         parts = {"W1": ws @ jnp.stack(x).T, "W2": ws @ jnp.stack(y).T, "b": jnp.sum(ws, axis=-1)}
     else:
         outer = [w[i] * v for i in range(k) for v in (*x, *y)]
         sums = _sample_sums((sq, *outer, *(w if model.bias else ())), (residual,))
-        loss, worst = sums[0], sums[-1]
-        grid = jnp.reshape(jnp.stack(sums[1:1 + len(outer)], axis=-1), sums[0].shape + (k, d + k))
+        sq_sum, worst = sums[0], sums[-1]
+        grid = jnp.reshape(jnp.stack(sums[1:1 + len(outer)], axis=-1), sq_sum.shape + (k, d + k))
         parts = {"W1": grid[..., :d], "W2": grid[..., d:]}
         if model.bias:
             parts["b"] = jnp.stack(sums[1 + len(outer):-1], axis=-1)
-    grad = jax.tree_util.tree_map_with_path(lambda path, _: parts[path[0].key], params)
-    return loss / n, grad, worst
+    return sq_sum, jax.tree_util.tree_map_with_path(lambda path, _: parts[path[0].key], params), worst
+
+
+def _tiles(n: int) -> tuple[int, int]:
+    """(tiles, samples per tile) for n samples: about ``_TILE`` per tile,
+    balanced (the padding is under one sample per tile)."""
+    T = max(1, -(-n // _TILE))
+    return T, -(-n // T)
+
+
+def _epoch(model, params, x_tiles, f_tiles, valid, y_prev, active, tol, n):
+    r"""One epoch's measurement at ``params``: the roots, tile by tile (a loop
+    over T tiles of c samples, which bounds the memory of the intermediates),
+    warm-started from y_prev (tuples of k arrays (T, c), or (c,) for T = 1),
+    then R̂, ∇R̂ (Eq. (1)), the worst residual and the failure code.
+    Returns (y, loss, grad, residual, code)."""
+    route = descent_route(model)
+
+    single = valid.shape[0] == 1  # (one tile: y_prev holds arrays (n,), no loop, whose state XLA would copy)
+
+    def tile(i, acc):
+        y_all, sq, grad, worst, flags = acc
+        x, f = (tuple(v[i] for v in a) for a in (x_tiles, f_tiles))
+        y0 = y_all if single else tuple(v[i] for v in y_all)
+        y, residual, failed, code = _epoch_solve(model, params, x, y0, active, tol)
+        sq_t, grad_t, worst_t = _tile_sums(model, params, x, f, y, residual, failed, valid[i], route)
+        y_all = y if single else tuple(a.at[i].set(b) for a, b in zip(y_all, y))
+        flags = flags | (code == jnp.array([Status.SINGULAR, Status.SOLVER_FAILURE, Status.DIVERGED]))
+        return (y_all, sq + sq_t, jax.tree_util.tree_map(jnp.add, grad, grad_t), jnp.maximum(worst, worst_t),
+                flags)
+
+    dtype = y_prev[0].dtype
+    zero = jnp.zeros((), dtype)
+    init = (y_prev, zero, jax.tree_util.tree_map(jnp.zeros_like, params), zero, jnp.zeros(3, bool))
+    if single:
+        y, sq, grad, worst, flags = tile(0, init)
+    else:
+        y, sq, grad, worst, flags = jax.lax.fori_loop(0, valid.shape[0], tile, init)
+    code = first_status([(flags[0], Status.SINGULAR), (flags[1], Status.SOLVER_FAILURE),
+                         (flags[2], Status.DIVERGED)])
+    grad = jax.tree_util.tree_map(lambda v: (2 / n) * v, grad)
+    return y, sq / n, grad, worst, code
 
 
 def _tree_norm(tree):
@@ -1266,19 +1412,25 @@ def _tree_norm(tree):
 def _descent_jit(model, params0, x, y, xi, eta, gtol, ltol, divergence, *, epochs, optimizer):
     if y is None:
         y = model.target(xi, x)
-    xs, fs = _rows(x.T), _rows(y.T)  # (vectors over the samples: see _evaluate)
+    n = x.shape[0]
+    T, c = _tiles(n)
+
+    def tiled(a):  # (n,) -> (T, c), padded with copies of the last sample
+        return jnp.concatenate([a, jnp.broadcast_to(a[-1:], (T * c - n,))]).reshape(T, c)
+
+    # (vectors over the samples, tile by tile: see _evaluate and _epoch)
+    x_tiles, f_tiles = tuple(tiled(v) for v in x.T), tuple(tiled(v) for v in y.T)
+    valid = (jnp.arange(T * c) < n).reshape(T, c)
     tol = model.tol_for(x.dtype)
-    route = descent_route(model)
     opt = optax.sgd(eta) if optimizer is None else optimizer
 
     def reached(loss, gnorm):
         return ((gtol > 0) & (gnorm <= gtol)) | ((ltol > 0) & (loss <= ltol))
 
     def step(carry, t):
-        params, params_prev, opt_state, y_prev, fail_code, fail_step, hit, frozen_row = carry
+        params, opt_state, y_prev, fail_code, fail_step, hit, frozen_row = carry
         active = fail_step < 0
-        y_now, residual, code = _epoch_solve(model, params, params_prev, xs, y_prev, active, tol)
-        loss, grad, residual = _loss_and_grad(model, params, xs, fs, y_now, residual, route)
+        y_now, loss, grad, residual, code = _epoch(model, params, x_tiles, f_tiles, valid, y_prev, active, tol, n)
         gnorm = _tree_norm(grad)
         # (a frozen run repeats the row of the epoch that froze it)
         loss, gnorm, residual = (jnp.where(active, new, old) for new, old in zip((loss, gnorm, residual), frozen_row))
@@ -1301,16 +1453,16 @@ def _descent_jit(model, params0, x, y, xi, eta, gtol, ltol, divergence, *, epoch
         keep = lambda old, new: jnp.where(frozen, old, new)  # noqa: E731
         new_params = jax.tree_util.tree_map(keep, params, new_params)
         new_opt_state = jax.tree_util.tree_map(keep, opt_state, new_opt_state)
-        carry = (new_params, params, new_opt_state, y_now, fail_code, fail_step, hit, (loss, gnorm, residual))
+        carry = (new_params, new_opt_state, y_now, fail_code, fail_step, hit, (loss, gnorm, residual))
         return carry, (params, loss, gnorm, residual)
 
     # T + 1 passes of one loop body, the last measuring θ(T) only: one copy of
     # the solve and its gradient in the compiled program, not two.
-    y0 = tuple(jnp.zeros(x.shape[0], x.dtype) for _ in range(model.dim))
+    y0 = tuple(jnp.zeros((T, c) if T > 1 else (c,), x.dtype) for _ in range(model.dim))
     nan = jnp.full((), jnp.nan, x.dtype)
-    init = (params0, params0, opt.init(params0), y0, jnp.int32(Status.CONVERGED), jnp.int32(-1),
-            jnp.int32(-1), (nan, nan, nan))
-    (_, _, _, _, fail_code, fail_step, hit, _), (params_all, loss, gnorm, residual) = jax.lax.scan(
+    init = (params0, opt.init(params0), y0, jnp.int32(Status.CONVERGED), jnp.int32(-1), jnp.int32(-1),
+            (nan, nan, nan))
+    (_, _, _, fail_code, fail_step, hit, _), (params_all, loss, gnorm, residual) = jax.lax.scan(
         step, init, jnp.arange(epochs + 1, dtype=jnp.int32))
     # uniqueness at θ(T), the run's end (a failure takes priority)
     proof = model.proof(jax.tree_util.tree_map(lambda a: a[-1], params_all))

@@ -47,6 +47,23 @@ both, at k = 1, 4 and 32).  The cost is O(k³) per sample: meant for k up to a f
 jaxopt's rule is a ``custom_vjp`` (reverse mode only); optimistix's a
 ``custom_jvp`` (``jax.jacfwd`` and ``jax.jacrev`` both work).
 
+Gradient descent's solver
+-------------------------
+:func:`descent` does not call the model's solver each epoch: it runs Newton's
+method on F(y) = y − g(y) for all samples at once, warm-started from the
+previous epoch's roots, and falls back (sample by sample, in loops that run
+only when some sample needs them) to more Newton steps and then to the
+model's solver (:func:`descent_route`).  For :func:`multi_index` with σ' a
+function of σ's value (tanh, sigmoid) three steps end with a bound on the
+residual from Taylor's theorem instead of an evaluation of σ, and the
+Jacobian of Eq. (1) at a root comes from its value (σ(z) = y there); for
+k ≤ 4 each step is adj(J)F/det J, multilinear in σ' with coefficients from
+W2 alone.  A root passes the same test as in :func:`solve`; the gradients
+agree with ``jax.grad`` of :func:`empirical_risk` to rounding
+(``tests/test_deq.py``).  Within a run the samples lie along the last axis,
+one array per output, in tiles of 128: XLA:CPU then fuses each step into
+loops that vectorize, over intermediates that stay in cache.
+
 Status (:class:`sideq.status.Status`, int32, per solve)
 -------------------------------------------------------
 A solve succeeds when the measured residual at its answer satisfies
@@ -88,12 +105,24 @@ import numpy as np
 import optax
 
 from sideq.activations import Activation, get_activation
-from sideq.errors import SideqInputError
+from sideq.errors import SideqInputError, SingularModelError
 from sideq.status import Status, first_status, is_success, run_repr
 
 __all__ = [
-    "DEQ", "DEQEquilibrium", "DEQTrajectory", "SOLVERS", "deq", "multi_linear", "multi_index",
-    "solve", "equilibrium", "target", "empirical_risk", "descent", "default_tol", "from_scalar_api",
+    "DEQ",
+    "DEQEquilibrium",
+    "DEQTrajectory",
+    "SOLVERS",
+    "deq",
+    "multi_linear",
+    "multi_index",
+    "solve",
+    "equilibrium",
+    "target",
+    "empirical_risk",
+    "descent",
+    "default_tol",
+    "from_scalar_api",
     "descent_from_scalar_api",
 ]
 
@@ -234,9 +263,7 @@ def _check_settings(solver, dim, tol, maxiter, options):
     for key, value in options.items():
         if key not in allowed:
             valid = ", ".join(allowed) if allowed else "none"
-            raise SideqInputError(
-                f"{key}: not a setting of the {solver!r} solver (its settings: {valid})"
-            )
+            raise SideqInputError(f"{key}: not a setting of the {solver!r} solver (its settings: {valid})")
         try:
             hash(value)
         except TypeError:
@@ -249,9 +276,17 @@ def _check_settings(solver, dim, tol, maxiter, options):
     return tuple(sorted(options.items()))
 
 
-def deq(g: Callable, dim: int, *, solver: str = "anderson", tol: float | None = None,
-        maxiter: int = _DEFAULT_MAXITER, name: str | None = None, certify: Callable | None = None,
-        **solver_options) -> DEQ:
+def deq(
+    g: Callable,
+    dim: int,
+    *,
+    solver: str = "anderson",
+    tol: float | None = None,
+    maxiter: int = _DEFAULT_MAXITER,
+    name: str | None = None,
+    certify: Callable | None = None,
+    **solver_options,
+) -> DEQ:
     r"""A DEQ y = g(params, x, y), y ∈ ℝ^k with k = ``dim``, params any pytree.
 
     Args:
@@ -287,12 +322,18 @@ def deq(g: Callable, dim: int, *, solver: str = "anderson", tol: float | None = 
         raise SideqInputError(f"g: expected a callable g(params, x, y), got {type(g).__name__}")
     options = _check_settings(solver, dim, tol, maxiter, solver_options)
     label = name if name is not None else getattr(g, "__name__", "deq")
-    return DEQ(g, int(dim), solver, None if tol is None else float(tol), int(maxiter), label, options,
-               certify=certify)
+    return DEQ(g, int(dim), solver, None if tol is None else float(tol), int(maxiter), label, options, certify=certify)
 
 
-def multi_linear(k: int, *, bias: bool = False, solver: str = "newton", tol: float | None = None,
-                 maxiter: int = _DEFAULT_MAXITER, **solver_options) -> DEQ:
+def multi_linear(
+    k: int,
+    *,
+    bias: bool = False,
+    solver: str = "newton",
+    tol: float | None = None,
+    maxiter: int = _DEFAULT_MAXITER,
+    **solver_options,
+) -> DEQ:
     r"""The multi-neuron linear DEQ y = W1 x + W2 y (+ b), y ∈ ℝ^k (Section 5's
     extension of Eq. (2)).
 
@@ -303,12 +344,30 @@ def multi_linear(k: int, *, bias: bool = False, solver: str = "newton", tol: flo
     iteration needs ρ(W2) < 1.  Target: f(x) = Ξx.
     """
     options = _check_settings(solver, k, tol, maxiter, solver_options)
-    return DEQ(_MultiMap(None, bool(bias)), int(k), solver, None if tol is None else float(tol),
-               int(maxiter), f"multi_linear(k={int(k)})", options, "multi_linear", None, bool(bias))
+    return DEQ(
+        _MultiMap(None, bool(bias)),
+        int(k),
+        solver,
+        None if tol is None else float(tol),
+        int(maxiter),
+        f"multi_linear(k={int(k)})",
+        options,
+        "multi_linear",
+        None,
+        bool(bias),
+    )
 
 
-def multi_index(sigma, k: int, *, bias: bool = False, solver: str = "anderson",
-                tol: float | None = None, maxiter: int = _DEFAULT_MAXITER, **solver_options) -> DEQ:
+def multi_index(
+    sigma,
+    k: int,
+    *,
+    bias: bool = False,
+    solver: str = "anderson",
+    tol: float | None = None,
+    maxiter: int = _DEFAULT_MAXITER,
+    **solver_options,
+) -> DEQ:
     r"""The multi-neuron single-index DEQ y = σ(W1 x + W2 y (+ b)), y ∈ ℝ^k
     (Section 5's extension of Eq. (10)).
 
@@ -320,8 +379,18 @@ def multi_index(sigma, k: int, *, bias: bool = False, solver: str = "anderson",
     """
     act = get_activation(sigma)
     options = _check_settings(solver, k, tol, maxiter, solver_options)
-    return DEQ(_MultiMap(act, bool(bias)), int(k), solver, None if tol is None else float(tol),
-               int(maxiter), f"multi_index({act.name}, k={int(k)})", options, "multi_index", act, bool(bias))
+    return DEQ(
+        _MultiMap(act, bool(bias)),
+        int(k),
+        solver,
+        None if tol is None else float(tol),
+        int(maxiter),
+        f"multi_index({act.name}, k={int(k)})",
+        options,
+        "multi_index",
+        act,
+        bool(bias),
+    )
 
 
 # ----------------------------------------------------------------------------
@@ -448,8 +517,14 @@ def _run_jaxopt(model: DEQ, params, x, y0, tol):
     else:
         cls = jaxopt.FixedPointIteration
     with jax.enable_x64(jnp.finfo(dtype).bits >= 64 and jax.config.jax_enable_x64):
-        solver = cls(fixed_point_fun, maxiter=model.maxiter, tol=tol, implicit_diff=True,
-                     implicit_diff_solve=_dense_ift_solve, **opts)
+        solver = cls(
+            fixed_point_fun,
+            maxiter=model.maxiter,
+            tol=tol,
+            implicit_diff=True,
+            implicit_diff_solve=_dense_ift_solve,
+            **opts,
+        )
         y, state = solver.run(y0, params, x)
     return y, jnp.asarray(state.iter_num).astype(jnp.int32)
 
@@ -468,8 +543,15 @@ def _run_optimistix(model: DEQ, params, x, y0, tol):
         solver = optx.Newton(rtol=tol, atol=tol, linear_solver=lx.LU())
     else:
         solver = Broyden(rtol=tol, atol=tol)
-    sol = optx.root_find(residual, solver, y0, args=(params, x), max_steps=model.maxiter,
-                         adjoint=optx.ImplicitAdjoint(linear_solver=FiniteLU()), throw=False)
+    sol = optx.root_find(
+        residual,
+        solver,
+        y0,
+        args=(params, x),
+        max_steps=model.maxiter,
+        adjoint=optx.ImplicitAdjoint(linear_solver=FiniteLU()),
+        throw=False,
+    )
     # (sol.result is not read: the status comes from the residual measured at
     # the answer, _point, whatever the solver's own test said)
     return sol.value, jnp.asarray(sol.stats["num_steps"]).astype(jnp.int32)
@@ -527,10 +609,15 @@ def _point(model: DEQ, params, x, y0, proof, with_margin: bool) -> DEQEquilibriu
     residual = jnp.max(jnp.abs(y_c - model.g(params_c, x_c, y_c)))
     finite = jnp.isfinite(residual) & jnp.all(jnp.isfinite(y_c))
     met = residual <= tol * (1 + jnp.max(jnp.abs(y_c)))  # (False for NaN)
-    failure = first_status([
-        (proof == Status.SINGULAR, Status.SINGULAR), (~finite, Status.DIVERGED),
-        (~met & (iterations >= model.maxiter), Status.MAX_STEPS), (~met, Status.SOLVER_FAILURE),
-    ], default=Status.CONVERGED)
+    failure = first_status(
+        [
+            (proof == Status.SINGULAR, Status.SINGULAR),
+            (~finite, Status.DIVERGED),
+            (~met & (iterations >= model.maxiter), Status.MAX_STEPS),
+            (~met, Status.SOLVER_FAILURE),
+        ],
+        default=Status.CONVERGED,
+    )
     status = jnp.where(failure == Status.CONVERGED, proof, failure).astype(jnp.int32)
     success = is_success(status)
     if with_margin:
@@ -620,9 +707,19 @@ def _check_params(model: DEQ, params, d: int, what="params"):
                     f"{what}[{key!r}]: expected shape {shape} for {model.name} with d = {d}, got {got}"
                     + ("; use jax.vmap to batch over params" if got[1:] == shape else "")
                 )
-        extra = sorted(set(params) - set(expected))
+        extra = sorted(set(params) - set(expected), key=repr)
         if extra:
             raise SideqInputError(f"{what}: unexpected key {extra[0]!r}; {model.name} takes {layout}")
+        W2 = _concrete(params["W2"])
+        if model.kind == "multi_linear" and W2 is not None and np.all(np.isfinite(W2)):
+            # (the rank test of DEQ.proof, in the dtype given)
+            s = np.linalg.svd(np.eye(k) - W2.astype(np.float64), compute_uv=False)
+            eps = float(np.finfo(np.result_type(W2.dtype, np.float32)).eps)
+            if not s[-1] > k * eps * s[0]:
+                raise SingularModelError(
+                    f"{what}['W2']: I - W2 is singular (smallest singular value {s[-1]:.3g}), so {model.name} has "
+                    f"no unique equilibrium; pass a W2 of shape {(k, k)} without the eigenvalue 1"
+                )
     for path, leaf in jax.tree_util.tree_leaves_with_path(params):
         leaf_c = _concrete(leaf)
         if leaf_c is not None and leaf_c.dtype.kind in "fc" and not np.all(np.isfinite(leaf_c)):
@@ -720,9 +817,7 @@ def equilibrium(model: DEQ, params, x, *, y0=None):
 def _check_xi(model: DEQ, xi, d):
     xi_shape = np.shape(xi)
     if xi_shape != (model.dim, d):
-        raise SideqInputError(
-            f"xi: expected shape ({model.dim}, {d}) (k, d) for {model.name}, got {xi_shape}"
-        )
+        raise SideqInputError(f"xi: expected shape ({model.dim}, {d}) (k, d) for {model.name}, got {xi_shape}")
     xc = _concrete(xi)
     if xc is not None and not np.all(np.isfinite(xc)):
         raise SideqInputError("xi: contains NaN or inf; pass finite numbers")
@@ -787,7 +882,7 @@ def _check_data(model, params, x, y, xi):
     _check_params(model, params, x.shape[1])
     y, xi = _targets(model, x, y, xi)
     dtype = _float_dtype(params, x, y, xi)
-    cast = (lambda a: None if a is None else jnp.asarray(a, dtype))  # noqa: E731
+    cast = lambda a: None if a is None else jnp.asarray(a, dtype)  # noqa: E731
     return _cast(params, dtype), cast(x), cast(y), cast(xi)
 
 
@@ -818,7 +913,9 @@ class DEQTrajectory(NamedTuple):
       params: the parameters θ(t), a pytree with leaves (T+1, ...).
       loss: (T+1,) R̂(θ(t)).
       grad_norm: (T+1,) ‖∇R̂(θ(t))‖ over all leaves.
-      residual: (T+1,) worst ‖y − g(y)‖∞ over the samples.
+      residual: (T+1,) worst ‖y − g(y)‖∞ over the samples: measured, or on
+        the ``"certified"`` route of :func:`descent_route` a bound on it
+        (never below the measured value).
       status: () :class:`~sideq.status.Status` of the run's end: the failure that
         froze it (SINGULAR, SOLVER_FAILURE, DIVERGED) if any; else NON_UNIQUE or
         UNVERIFIED if some fixed point at θ(T) is not proven unique; else
@@ -840,7 +937,7 @@ class DEQTrajectory(NamedTuple):
             return tuple.__repr__(self)
         shapes = jax.tree_util.tree_map(_Shape, self.params)
         rest = run_repr(_TrajectoryRest(*self[1:]), "DEQTrajectory")
-        return f"DEQTrajectory(params={shapes!r}, " + rest[len("DEQTrajectory("):]
+        return f"DEQTrajectory(params={shapes!r}, " + rest[len("DEQTrajectory(") :]
 
 
 class _Shape:
@@ -878,7 +975,6 @@ _UNROLL_K = 8  # k up to this: elimination written out entry by entry; beyond, L
 _UNROLL_KM = 64  # matrix-vector products written out up to this many entries
 _CERTIFIED_STEPS = 3  # Newton steps before the bound ("certified" route); more in the fallback
 _TILE = 128  # samples per tile: an epoch loops over tiles, whose intermediates stay in cache
-_MEASURED_STEPS = 1  # the same for the routes that measure their residual
 _EXTRA_STEPS = 8  # measured Newton steps of the fallback before the model's solver
 
 
@@ -979,7 +1075,7 @@ def _det(entry, rows, cols, memo):
         total = 0.0
         for idx, c in enumerate(cols):
             e = entry(rows[0], c)
-            sub = _det(entry, rows[1:], cols[:idx] + cols[idx + 1:], memo)
+            sub = _det(entry, rows[1:], cols[:idx] + cols[idx + 1 :], memo)
             if (isinstance(e, float) and e == 0.0) or (isinstance(sub, float) and sub == 0.0):
                 continue
             term = sub if isinstance(e, float) and e == 1.0 else e if isinstance(sub, float) and sub == 1.0 else e * sub
@@ -1001,6 +1097,7 @@ def _multilinear_coefficients(W2):
     det_coef, adj_coef = {}, {}
     for size in range(k + 1):
         for S in itertools.combinations(full, size):
+
             def entry(r, c, S=S):
                 return -W2[r, c] if r in S else (1.0 if r == c else 0.0)
 
@@ -1010,7 +1107,7 @@ def _multilinear_coefficients(W2):
                 for j in full:
                     if j in S or (i != j and i not in S):
                         continue
-                    minor = _det(entry, full[:j] + full[j + 1:], full[:i] + full[i + 1:], memo)
+                    minor = _det(entry, full[:j] + full[j + 1 :], full[:i] + full[i + 1 :], memo)
                     adj_coef[i, j, S] = minor if (i + j) % 2 == 0 else -minor
     return det_coef, adj_coef
 
@@ -1043,8 +1140,7 @@ def _multilinear_solve(coefficients, slope, b):
     k = len(b)
     u = []
     for i in range(k):
-        num = sum(b[j] * poly((c, S) for (ii, jj, S), c in adj_coef.items() if ii == i and jj == j)
-                  for j in range(k))
+        num = sum(b[j] * poly((c, S) for (ii, jj, S), c in adj_coef.items() if ii == i and jj == j) for j in range(k))
         u.append(num * inv)
     return tuple(u)
 
@@ -1154,18 +1250,21 @@ def _certified_residual(model, params, x, y_start, F, slope, step, y):
     aW2 = jnp.abs(W2)
     a_step = tuple(jnp.abs(v) for v in step)
     delta = _mv(aW2, a_step)
-    size = tuple(a + c for a, c in zip(_mv(jnp.abs(W1), tuple(jnp.abs(v) for v in x)),
-                                       _mv(aW2, tuple(jnp.abs(v) for v in y_start))))
+    size = tuple(
+        a + c
+        for a, c in zip(_mv(jnp.abs(W1), tuple(jnp.abs(v) for v in x)), _mv(aW2, tuple(jnp.abs(v) for v in y_start)))
+    )
     if model.bias:
         size = tuple(v + jnp.abs(params["b"][i]) for i, v in enumerate(size))
     w2_step = _mv(W2, step)
     norm_j = 1 + act.lipschitz * jnp.max(jnp.sum(aW2, axis=1))
     spread = norm_j * (_vmax(tuple(jnp.abs(v) for v in y)) + (k + 3) * _vmax(a_step))
     bound = tuple(
-        jnp.abs(F[i] - (step[i] - slope[i] * w2_step[i])) + 0.5 * act.curvature_max * delta[i] ** 2
-        + eps * ((d + k + 2) * jnp.abs(slope[i]) * size[i] + 4 * (1 + jnp.abs(y[i])) + (k + 2) * jnp.abs(F[i])
-                 + spread)
-        for i in range(k))
+        jnp.abs(F[i] - (step[i] - slope[i] * w2_step[i]))
+        + 0.5 * act.curvature_max * delta[i] ** 2
+        + eps * ((d + k + 2) * jnp.abs(slope[i]) * size[i] + 4 * (1 + jnp.abs(y[i])) + (k + 2) * jnp.abs(F[i]) + spread)
+        for i in range(k)
+    )
     return _vmax(bound)
 
 
@@ -1184,13 +1283,15 @@ def _at_most_once(pending, body, state):
     then run it always: ``body`` passes the arrays it reads from outside
     ``state`` through ``pin`` (a select on the loop's flag, which XLA cannot
     prove a no-op)."""
+
     def cond(carry):
         return ~carry[0] & pending(carry[1])
 
     def run(carry):
         live = ~carry[0]
-        return jnp.bool_(True), body(carry[1], lambda tree: jax.tree_util.tree_map(
-            lambda v: jnp.where(live, v, jnp.zeros_like(v)), tree))
+        return jnp.bool_(True), body(
+            carry[1], lambda tree: jax.tree_util.tree_map(lambda v: jnp.where(live, v, jnp.zeros_like(v)), tree)
+        )
 
     return jax.lax.while_loop(cond, run, (jnp.bool_(False), state))[1]
 
@@ -1199,7 +1300,8 @@ def _model_solver(model, params, x, start, tol):
     """The model's own solver (:func:`deq`'s ``solver``) for every sample."""
     run = _run_jaxopt if model.solver in ("anderson", "fixed_point") else _run_optimistix
     y, _ = jax.vmap(lambda x, y0: run(model, params, x, y0, tol), in_axes=(1, 1), out_axes=(-1, 0))(
-        jnp.stack(x), jnp.stack(start))
+        jnp.stack(x), jnp.stack(start)
+    )
     return _rows(y)
 
 
@@ -1218,34 +1320,39 @@ def _fallback(model, params, x, y_prev, state, route, tol, pin):
     """For the samples not yet solved (``pending``): Newton steps with the
     residual measured before each, and on the ``"certified"`` route bounded
     after each (at most ``_EXTRA_STEPS``), then the model's solver from the
-    previous roots for those still pending.  Samples already
-    solved keep their values.  ``pin``: see :func:`_at_most_once`.  Returns
-    (y, residual, pending)."""
+    previous roots for those still pending.  A sample whose measured residual
+    grows from one step to the next leaves Newton's iteration for the solver
+    (where F is bounded, e.g. an arctan, a diverging iteration would
+    otherwise reach a y so large that ‖F‖ ≤ tol·(1 + ‖y‖∞)).  Samples
+    already solved keep their values.  ``pin``: see :func:`_at_most_once`.
+    Returns (y, residual, pending)."""
     params, x, y_prev = pin((params, x, y_prev))
 
     def newton_active(st):
-        return jnp.any(st[2]) & (st[3] < _EXTRA_STEPS)
+        return jnp.any(st[2] & ~st[3]) & (st[4] < _EXTRA_STEPS)
 
     def newton(st):
-        y, residual, pending, it = st
+        y, residual, pending, stalled, it = st
         F, J, slope = _evaluate(model, params, x, y, route)
         r = _vmax(tuple(jnp.abs(v) for v in F))
-        met = pending & _met(r, y, tol)  # (y measured: a root)
-        residual = jnp.where(met, r, residual)
-        pending = pending & ~met
+        stalled = stalled | (pending & ~(r <= residual))  # (``residual``: at the previous iterate)
+        stepping = pending & ~stalled
+        met = stepping & _met(r, y, tol)  # (y measured: a root)
+        pending, stepping = pending & ~met, stepping & ~met
         y_new = tuple(a - c for a, c in zip(y, _solve(J, F)))
         if route == "certified":  # (or the step's end certified: a root too)
-            bound = _certified_residual(model, params, x, y, F, slope, tuple(a - c for a, c in zip(y, y_new)),
-                                        y_new)
-            met = pending & _met(bound, y_new, tol)
-            residual = jnp.where(met, bound, residual)
-            y = tuple(jnp.where(pending, a, c) for a, c in zip(y_new, y))
-            pending = pending & ~met
+            bound = _certified_residual(model, params, x, y, F, slope, tuple(a - c for a, c in zip(y, y_new)), y_new)
+            certified = stepping & _met(bound, y_new, tol)
+            residual = jnp.where(certified, bound, jnp.where(met | stepping, r, residual))
+            pending = pending & ~certified
         else:
-            y = tuple(jnp.where(pending, a, c) for a, c in zip(y_new, y))
-        return y, residual, pending, it + 1
+            residual = jnp.where(met | stepping, r, residual)
+        y = tuple(jnp.where(stepping, a, c) for a, c in zip(y_new, y))
+        return y, residual, pending, stalled, it + 1
 
-    y, residual, pending, _ = jax.lax.while_loop(newton_active, newton, (*state, jnp.int32(0)))
+    y, residual, pending, _, _ = jax.lax.while_loop(
+        newton_active, newton, (*state, jnp.zeros_like(state[2]), jnp.int32(0))
+    )
 
     def solver(st, pin):
         y, residual, pending = st
@@ -1280,8 +1387,11 @@ def _epoch_solve(model, params, x, y_prev, active, tol):
             t = tuple(act(v) for v in _pre_activation(model, params, x, y_start))
             F = tuple(a - c for a, c in zip(y_start, t))
             slope = tuple(act.slope_of_value(v) for v in t)
-            step = (_multilinear_solve(multilinear, slope, F) if multilinear is not None
-                    else _solve(_jacobian(slope, W2), F))
+            step = (
+                _multilinear_solve(multilinear, slope, F)
+                if multilinear is not None
+                else _solve(_jacobian(slope, W2), F)
+            )
             return y_start, tuple(a - c for a, c in zip(y_start, step)), t
 
         # (a loop, not straight-line code: its state is materialized, else
@@ -1293,23 +1403,32 @@ def _epoch_solve(model, params, x, y_prev, active, tol):
         # (the step as taken, y_start − y: the bound then reads the iterates, not the solve)
         step = tuple(a - c for a, c in zip(y_start, y))
         residual = _certified_residual(model, params, x, y_start, F, slope, step, y)
+        solved = _met(residual, y, tol)
     else:
-        y = start
-        for _ in range(_MEASURED_STEPS):
-            F, J, _ = _evaluate(model, params, x, y, route)
-            y = tuple(a - c for a, c in zip(y, _solve(J, F)))
+        F, J, _ = _evaluate(model, params, x, start, route)
+        y = tuple(a - c for a, c in zip(start, _solve(J, F)))
         residual = _vmax(tuple(jnp.abs(a - c) for a, c in zip(y, _g_vec(model, params, x, y))))
+        # (a root whose residual is not above the start's: see _fallback for bounded F)
+        r0 = _vmax(tuple(jnp.abs(v) for v in F))
+        floor = tol * (1 + _vmax(tuple(jnp.abs(v) for v in start)))
+        solved = _met(residual, y, tol) & (residual <= jnp.maximum(r0, floor))
+        residual = jnp.where(solved, residual, jnp.maximum(residual, r0))
     singular = (model.proof(params) == Status.SINGULAR) if model.kind == "multi_linear" else jnp.bool_(False)
-    pending = active & ~singular & ~_met(residual, y, tol)
+    pending = active & ~singular & ~solved
     y, residual, pending = _at_most_once(
-        lambda st: jnp.any(st[2]), lambda st, pin: _fallback(model, params, x, y_prev, st, route, tol, pin),
-        (y, residual, pending))
-    failed = singular | ~_met(residual, y, tol)
+        lambda st: jnp.any(st[2]),
+        lambda st, pin: _fallback(model, params, x, y_prev, st, route, tol, pin),
+        (y, residual, pending),
+    )
+    failed = singular | pending
     finite = jnp.isfinite(_vmax(y)) & jnp.isfinite(residual)
-    code = first_status([
-        (singular, Status.SINGULAR), (jnp.any(failed & finite), Status.SOLVER_FAILURE),
-        (jnp.any(failed), Status.DIVERGED),
-    ])
+    code = first_status(
+        [
+            (singular, Status.SINGULAR),
+            (jnp.any(failed & finite), Status.SOLVER_FAILURE),
+            (jnp.any(failed), Status.DIVERGED),
+        ]
+    )
     return y, residual, failed, code
 
 
@@ -1320,8 +1439,9 @@ def _sample_sums(sums, maxes=()):
     inits = tuple(jnp.zeros((), a.dtype) for a in sums) + tuple(jnp.full((), -jnp.inf, a.dtype) for a in maxes)
 
     def combine(a, b):
-        return tuple(u + v for u, v in zip(a[:len(sums)], b[:len(sums)])) + tuple(
-            jnp.maximum(u, v) for u, v in zip(a[len(sums):], b[len(sums):]))
+        return tuple(u + v for u, v in zip(a[: len(sums)], b[: len(sums)])) + tuple(
+            jnp.maximum(u, v) for u, v in zip(a[len(sums) :], b[len(sums) :])
+        )
 
     return jax.lax.reduce(ops, inits, combine, (ops[0].ndim - 1,))
 
@@ -1356,10 +1476,10 @@ def _tile_sums(model, params, x, f, y, residual, failed, valid, route):
         outer = [w[i] * v for i in range(k) for v in (*x, *y)]
         sums = _sample_sums((sq, *outer, *(w if model.bias else ())), (residual,))
         sq_sum, worst = sums[0], sums[-1]
-        grid = jnp.reshape(jnp.stack(sums[1:1 + len(outer)], axis=-1), sq_sum.shape + (k, d + k))
+        grid = jnp.reshape(jnp.stack(sums[1 : 1 + len(outer)], axis=-1), sq_sum.shape + (k, d + k))
         parts = {"W1": grid[..., :d], "W2": grid[..., d:]}
         if model.bias:
-            parts["b"] = jnp.stack(sums[1 + len(outer):-1], axis=-1)
+            parts["b"] = jnp.stack(sums[1 + len(outer) : -1], axis=-1)
     return sq_sum, jax.tree_util.tree_map_with_path(lambda path, _: parts[path[0].key], params), worst
 
 
@@ -1388,8 +1508,7 @@ def _epoch(model, params, x_tiles, f_tiles, valid, y_prev, active, tol, n):
         sq_t, grad_t, worst_t = _tile_sums(model, params, x, f, y, residual, failed, valid[i], route)
         y_all = y if single else tuple(a.at[i].set(b) for a, b in zip(y_all, y))
         flags = flags | (code == jnp.array([Status.SINGULAR, Status.SOLVER_FAILURE, Status.DIVERGED]))
-        return (y_all, sq + sq_t, jax.tree_util.tree_map(jnp.add, grad, grad_t), jnp.maximum(worst, worst_t),
-                flags)
+        return (y_all, sq + sq_t, jax.tree_util.tree_map(jnp.add, grad, grad_t), jnp.maximum(worst, worst_t), flags)
 
     dtype = y_prev[0].dtype
     zero = jnp.zeros((), dtype)
@@ -1398,8 +1517,7 @@ def _epoch(model, params, x_tiles, f_tiles, valid, y_prev, active, tol, n):
         y, sq, grad, worst, flags = tile(0, init)
     else:
         y, sq, grad, worst, flags = jax.lax.fori_loop(0, valid.shape[0], tile, init)
-    code = first_status([(flags[0], Status.SINGULAR), (flags[1], Status.SOLVER_FAILURE),
-                         (flags[2], Status.DIVERGED)])
+    code = first_status([(flags[0], Status.SINGULAR), (flags[1], Status.SOLVER_FAILURE), (flags[2], Status.DIVERGED)])
     grad = jax.tree_util.tree_map(lambda v: (2 / n) * v, grad)
     return y, sq / n, grad, worst, code
 
@@ -1460,31 +1578,57 @@ def _descent_jit(model, params0, x, y, xi, eta, gtol, ltol, divergence, *, epoch
     # the solve and its gradient in the compiled program, not two.
     y0 = tuple(jnp.zeros((T, c) if T > 1 else (c,), x.dtype) for _ in range(model.dim))
     nan = jnp.full((), jnp.nan, x.dtype)
-    init = (params0, opt.init(params0), y0, jnp.int32(Status.CONVERGED), jnp.int32(-1), jnp.int32(-1),
-            (nan, nan, nan))
+    init = (params0, opt.init(params0), y0, jnp.int32(Status.CONVERGED), jnp.int32(-1), jnp.int32(-1), (nan, nan, nan))
     (_, _, _, fail_code, fail_step, hit, _), (params_all, loss, gnorm, residual) = jax.lax.scan(
-        step, init, jnp.arange(epochs + 1, dtype=jnp.int32))
+        step, init, jnp.arange(epochs + 1, dtype=jnp.int32)
+    )
     # uniqueness at θ(T), the run's end (a failure takes priority)
     proof = model.proof(jax.tree_util.tree_map(lambda a: a[-1], params_all))
-    status = first_status([
-        (fail_step >= 0, fail_code), (proof == Status.NON_UNIQUE, Status.NON_UNIQUE),
-        (proof == Status.UNVERIFIED, Status.UNVERIFIED), (hit >= 0, Status.CONVERGED),
-    ], default=Status.MAX_STEPS)
+    status = first_status(
+        [
+            (fail_step >= 0, fail_code),
+            (proof == Status.NON_UNIQUE, Status.NON_UNIQUE),
+            (proof == Status.UNVERIFIED, Status.UNVERIFIED),
+            (hit >= 0, Status.CONVERGED),
+        ],
+        default=Status.MAX_STEPS,
+    )
     steps = jnp.where(hit >= 0, hit, epochs).astype(jnp.int32)
-    return DEQTrajectory(params_all, loss, gnorm, residual, status.astype(jnp.int32),
-                         fail_step.astype(jnp.int32), steps)
+    return DEQTrajectory(
+        params_all, loss, gnorm, residual, status.astype(jnp.int32), fail_step.astype(jnp.int32), steps
+    )
 
 
-def descent(model: DEQ, params0, *, x, y=None, xi=None, eta=0.1, epochs: int,
-            optimizer: optax.GradientTransformation | None = None, gtol: float = 0.0, ltol: float = 0.0,
-            divergence: float = 1e8) -> DEQTrajectory:
+def descent(
+    model: DEQ,
+    params0,
+    *,
+    x,
+    y=None,
+    xi=None,
+    eta=0.1,
+    epochs: int,
+    optimizer: optax.GradientTransformation | None = None,
+    gtol: float = 0.0,
+    ltol: float = 0.0,
+    divergence: float = 1e8,
+) -> DEQTrajectory:
     r"""Full-batch gradient descent θ(t+1) = θ(t) − η∇R̂(θ(t)) on
     :func:`empirical_risk` (Section 2), the gradient by Eq. (1).
 
-    Compiled once as a ``lax.scan``; each epoch's solves start from the
-    previous epoch's solutions (a warm start).  A failure freezes the run (its
-    status and ``fail_step`` say which and when) without raising, so under
-    ``jax.vmap`` over ``params0`` one diverging run leaves the others alone.
+    Compiled once as a ``lax.scan``.  Each epoch solves every sample at once
+    by Newton's method on F(y) = y − g(y), warm-started from the previous
+    epoch's roots, whatever the model's ``solver`` (:func:`descent_route`);
+    the samples that leaves unsolved get more Newton steps and then the
+    model's own solver.  A success is a root to the tolerance of
+    :func:`solve` (a measured residual, or on the ``"certified"`` route a
+    bound on it from Taylor's theorem), with the status :func:`solve` would
+    give; the gradient is Eq. (1) at the roots (k×k systems by elimination
+    with partial pivoting, LAPACK for k > 8), the same numbers as
+    ``jax.grad`` of :func:`empirical_risk` to rounding.  A failure freezes
+    the run (its status and ``fail_step`` say which and when; later rows
+    repeat the row that froze it) without raising, so under ``jax.vmap`` over
+    ``params0`` one diverging run leaves the others alone.
 
     Args:
       model: a :class:`DEQ`.
@@ -1517,9 +1661,19 @@ def descent(model: DEQ, params0, *, x, y=None, xi=None, eta=0.1, epochs: int,
     if optimizer is None and eta_c is not None and not (np.ndim(eta_c) == 0 and np.isfinite(eta_c) and eta_c > 0):
         raise SideqInputError(f"eta: expected a step size > 0, got {eta!r}")
     dtype = x.dtype
-    return _descent_jit(model, params0, x, y, xi, jnp.asarray(eta, dtype), jnp.asarray(gtol, dtype),
-                        jnp.asarray(ltol, dtype), jnp.asarray(divergence, dtype),
-                        epochs=int(epochs), optimizer=optimizer)
+    return _descent_jit(
+        model,
+        params0,
+        x,
+        y,
+        xi,
+        jnp.asarray(eta, dtype),
+        jnp.asarray(gtol, dtype),
+        jnp.asarray(ltol, dtype),
+        jnp.asarray(divergence, dtype),
+        epochs=int(epochs),
+        optimizer=optimizer,
+    )
 
 
 # ----------------------------------------------------------------------------
@@ -1529,8 +1683,9 @@ def descent(model: DEQ, params0, *, x, y=None, xi=None, eta=0.1, epochs: int,
 SCALAR_MAXITER = 100
 
 
-def from_scalar_api(model: DEQ, *, entry: str, backend: str = "jaxopt", tol: float | None = None,
-                    maxiter: int = SCALAR_MAXITER) -> DEQ:
+def from_scalar_api(
+    model: DEQ, *, entry: str, backend: str = "jaxopt", tol: float | None = None, maxiter: int = SCALAR_MAXITER
+) -> DEQ:
     r"""``model`` with the keywords of the scalar models' ``sideq.solve`` /
     ``sideq.equilibrium`` / ``sideq.descent`` applied, for those functions
     given a :class:`DEQ`.
@@ -1570,9 +1725,24 @@ def from_scalar_api(model: DEQ, *, entry: str, backend: str = "jaxopt", tol: flo
     return dataclasses.replace(model, **changes) if changes else model
 
 
-def descent_from_scalar_api(model: DEQ, params0, *, xi, x=None, y=None, dist=None, eta=0.1, epochs: int = 100,
-                            optimizer=None, backend: str = "jaxopt", gtol: float = 0.0, ltol: float = 0.0,
-                            dtol: float = 0.0, maxiter: int = SCALAR_MAXITER, save_every=None) -> DEQTrajectory:
+def descent_from_scalar_api(
+    model: DEQ,
+    params0,
+    *,
+    xi,
+    x=None,
+    y=None,
+    dist=None,
+    eta=0.1,
+    epochs: int = 100,
+    optimizer=None,
+    backend: str = "jaxopt",
+    gtol: float = 0.0,
+    ltol: float = 0.0,
+    dtol: float = 0.0,
+    maxiter: int = SCALAR_MAXITER,
+    save_every=None,
+) -> DEQTrajectory:
     r"""``sideq.descent`` (:func:`sideq.train.descent`) given a :class:`DEQ`:
     :func:`descent` on the empirical risk, the scalar keywords mapped.
 
@@ -1603,11 +1773,11 @@ def descent_from_scalar_api(model: DEQ, params0, *, xi, x=None, y=None, dist=Non
             f"dtol: a DEQ has no target parameters to measure a distance to (got {dtol!r}); "
             "leave dtol at 0 and use gtol or ltol"
         )
-    if save_every is not None and not (isinstance(save_every, (int, np.integer)) and not isinstance(save_every, bool)
-                                       and save_every == 1):
+    if save_every is not None and not (
+        isinstance(save_every, (int, np.integer)) and not isinstance(save_every, bool) and save_every == 1
+    ):
         raise SideqInputError(
             f"save_every: sideq.descent of a DEQ records every epoch (got {save_every!r}); leave it out"
         )
     model = from_scalar_api(model, entry="sideq.descent", backend=backend, maxiter=maxiter)
-    return descent(model, params0, x=x, y=y, xi=xi, eta=eta, epochs=epochs, optimizer=optimizer, gtol=gtol,
-                   ltol=ltol)
+    return descent(model, params0, x=x, y=y, xi=xi, eta=eta, epochs=epochs, optimizer=optimizer, gtol=gtol, ltol=ltol)

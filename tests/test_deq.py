@@ -411,6 +411,159 @@ def test_descent_steps_are_sgd_and_a_diverging_run_stays_alone():
 
 
 # ---------------------------------------------------------------------------
+# Descent's own solver (warm-started Newton on the whole batch): every route
+# against a second one; the bound it certifies roots with
+# ---------------------------------------------------------------------------
+
+_RT_T = 4
+_rng_r = np.random.default_rng(41)
+# "certified" route (tanh, bias, multilinear Newton steps), 301 samples: three
+# tiles of 101, the last padded; second route: an unrolled fixed-point solve
+# (contraction 0.6) differentiated by autodiff
+_RT_CERT = D.multi_index("tanh", 3, bias=True, solver="fixed_point")  # (the cheapest fallback to compile)
+_RT_XC, _RT_FC = _rng_r.normal(size=(301, D_IN)), _rng_r.normal(size=(301, 3))
+_RT_PC = {"W1": _rng_r.normal(size=(3, D_IN)), "W2": _random_w2(3, 0.6, _rng_r), "b": 0.3 * _rng_r.normal(size=3)}
+# "linear" route, two runs under vmap: ρ(W2) = 1.5 (fixed-point iteration
+# diverges; Newton's one step is the root) and I − W2 singular (SINGULAR at
+# epoch 0, frozen); second route: GD in closed form, y = (I − W2)⁻¹(W1x + b)
+_RT_LIN = D.multi_linear(3, bias=True, solver="fixed_point")  # (never entered: Newton is exact)
+_RT_XL, _RT_FL = _rng_r.normal(size=(7, D_IN)), _rng_r.normal(size=(7, 3))
+_RT_PL = {
+    "W1": np.stack([_rng_r.normal(size=(3, D_IN))] * 2),
+    "W2": np.stack([_w2_with_eigenvalues([1.5, 0.3, -0.2], _rng_r), np.diag([1.0, 0.5, 0.2])]),
+    "b": np.stack([0.3 * _rng_r.normal(size=3)] * 2),
+}
+
+
+# "general" route: F(y) = ½ atan(y − Px) is bounded, so Newton's iteration
+# from y = 0 overshoots and diverges where |Px| > 1.4 (it would reach a y so
+# large that ‖F‖ ≤ tol·(1 + ‖y‖)); the model's fixed-point iteration
+# (contraction ½ near the root) takes over.  The root is y = Px: GD is least
+# squares in closed form.
+def _g_atan(p, x, y):
+    return y - 0.5 * jnp.arctan(y - p["P"] @ x)
+
+
+_RT_GEN = D.deq(_g_atan, 2, solver="fixed_point", maxiter=400)
+_RT_XG, _RT_FG = 2.5 * _rng_r.normal(size=(7, D_IN)), _rng_r.normal(size=(7, 2))
+_RT_PG = {"P": _rng_r.normal(size=(2, D_IN))}
+_RT_ETA = {"cert": 0.3, "lin": 0.05, "gen": 0.05}
+
+
+@functools.lru_cache(maxsize=None)
+def _route_runs():
+    def unrolled_risk(p):
+        y = jax.vmap(lambda x: _unrolled(_RT_CERT, p, x))(jnp.asarray(_RT_XC))
+        return jnp.mean(jnp.sum((y - _RT_FC) ** 2, axis=1))
+
+    def sgd(q, _):
+        loss, g = jax.value_and_grad(unrolled_risk)(q)
+        return jax.tree_util.tree_map(lambda a, b: a - _RT_ETA["cert"] * b, q, g), (q, loss)
+
+    def everything(pc, pl, pg):
+        cert = D.descent(_RT_CERT, pc, x=_RT_XC, y=_RT_FC, eta=_RT_ETA["cert"], epochs=_RT_T)
+        lin = jax.vmap(lambda p: D.descent(_RT_LIN, p, x=_RT_XL, y=_RT_FL, eta=_RT_ETA["lin"], epochs=_RT_T))(pl)
+        gen = D.descent(_RT_GEN, pg, x=_RT_XG, y=_RT_FG, eta=_RT_ETA["gen"], epochs=_RT_T)
+        return cert, jax.lax.scan(sgd, pc, None, length=_RT_T + 1)[1], lin, gen
+
+    out = jax.jit(everything, compiler_options=FAST)(_RT_PC, _RT_PL, _RT_PG)
+    return jax.tree_util.tree_map(np.asarray, out)
+
+
+def test_descent_routes_match_a_second_route():
+    cert, (ref_params, ref_loss), lin, gen = _route_runs()
+    assert [D.descent_route(m) for m in (_RT_CERT, _RT_LIN, _RT_GEN)] == ["certified", "linear", "general"]
+    # certified, tiled: every epoch's θ and R̂ against autodiff of an unrolled solve
+    assert D._tiles(301) == (3, 101)
+    for key in ref_params:
+        np.testing.assert_allclose(cert.params[key], ref_params[key], rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(cert.loss, ref_loss, rtol=1e-10)
+    assert cert.status == Status.MAX_STEPS and cert.fail_step == -1  # (‖W2‖₂ = 0.6: unique, no tolerance set)
+    assert np.all(cert.residual <= D.default_tol(np.float64) * 2)  # (roots in (−1, 1): the bound below 2 tol)
+    # linear: closed-form GD for the first run; the singular one fails at epoch 0 alone
+    W1, W2, b = (_RT_PL[key][0].copy() for key in ("W1", "W2", "b"))
+    for t in range(_RT_T + 1):
+        M = np.linalg.inv(np.eye(3) - W2)
+        y = (_RT_XL @ W1.T + b) @ M.T
+        r = y - _RT_FL
+        for key, ref in (("W1", W1), ("W2", W2), ("b", b)):
+            np.testing.assert_allclose(lin.params[key][0, t], ref, rtol=1e-11, atol=1e-13)
+        np.testing.assert_allclose(lin.loss[0, t], np.mean(np.sum(r**2, axis=1)), rtol=1e-11)
+        G = M.T @ ((2 / len(r)) * r).T
+        W1, W2, b = W1 - _RT_ETA["lin"] * G @ _RT_XL, W2 - _RT_ETA["lin"] * G @ y, b - _RT_ETA["lin"] * G.sum(1)
+    assert lin.status.tolist() == [Status.MAX_STEPS, Status.SINGULAR] and lin.fail_step.tolist() == [-1, 0]
+    assert np.all(lin.params["W2"][1] == _RT_PL["W2"][1]) and np.all(np.isnan(lin.loss[1]))
+    # general: least squares in closed form, through the fallback to the model's solver at epoch 0
+    assert np.max(np.abs(_RT_XG @ _RT_PG["P"].T)) > 3  # (Newton from 0 diverges for these samples)
+    P = _RT_PG["P"].copy()
+    for t in range(_RT_T + 1):
+        np.testing.assert_allclose(gen.params["P"][t], P, rtol=1e-11, atol=1e-13)
+        r = _RT_XG @ P.T - _RT_FG
+        np.testing.assert_allclose(gen.loss[t], np.mean(np.sum(r**2, axis=1)), rtol=1e-11)
+        P = P - _RT_ETA["gen"] * (2 / len(r)) * r.T @ _RT_XG
+    assert gen.status == Status.UNVERIFIED and gen.fail_step == -1
+
+
+_CB_X = 2.0 * np.random.default_rng(52).normal(size=(D_IN, 6000))
+
+
+@functools.partial(jax.jit, static_argnums=0, compiler_options=FAST)
+def _certified_steps(model, params, y_start):
+    """The "certified" route's Newton step from y_start, its end and the bound."""
+    x = D._rows(jnp.asarray(_CB_X))
+    y_start = D._rows(y_start)
+    F, _, slope = D._evaluate(model, params, x, y_start, "certified")
+    step = D._multilinear_solve(D._multilinear_coefficients(params["W2"]), slope, F)
+    y = tuple(a - c for a, c in zip(y_start, step))
+    taken = tuple(a - c for a, c in zip(y_start, y))
+    return jnp.stack(y), D._certified_residual(model, params, x, y_start, F, slope, taken, y)
+
+
+@pytest.mark.parametrize("name,norm", [("tanh", 0.8), ("sigmoid", 3.0)])
+def test_certified_bound_holds_measured_and_in_extended_precision(name, norm):
+    """The bound on ‖y − g(y)‖∞ after a Newton step (no σ evaluated at y)
+    against the residual measured in float64 and computed in numpy's long
+    double (64-bit mantissa), from starts 1e-12 to 1e-1 off the root."""
+    rng = np.random.default_rng(53)
+    k, n = 3, _CB_X.shape[1]
+    model = D.multi_index(name, k, bias=True)
+    sigma = {"tanh": np.tanh, "sigmoid": lambda z: 1 / (1 + np.exp(-z))}[name]
+    params = {"W1": rng.normal(size=(k, D_IN)), "W2": _random_w2(k, norm, rng), "b": rng.normal(size=k)}
+    root = np.zeros((k, n))
+    for _ in range(400):  # (float64 fixed-point iteration: contraction 0.8)
+        root = sigma(params["W1"] @ _CB_X + params["W2"] @ root + params["b"][:, None])
+    offset = 10.0 ** rng.uniform(-12, -1, size=n)
+    y_start = root + offset * rng.choice([-1.0, 1.0], size=(k, n)) * rng.uniform(0.5, 1, size=(k, n))
+    y, bound = (np.asarray(v) for v in _certified_steps(model, params, y_start))
+
+    def residual(p, x, y):
+        return np.max(np.abs(y - sigma(p["W1"] @ x + p["W2"] @ y + p["b"][:, None])), axis=0)
+
+    measured = residual(params, _CB_X, y)
+    ld = {key: v.astype(np.longdouble) for key, v in params.items()}
+    exact = residual(ld, _CB_X.astype(np.longdouble), y.astype(np.longdouble)).astype(np.float64)
+    assert np.all(measured <= bound) and np.all(exact <= bound)
+    tol = D.default_tol(np.float64) * (1 + np.abs(y).max(axis=0))
+    small = offset < 1e-8  # (a step that small is certified: the bound is a few eps)
+    assert np.mean(bound[small] <= tol[small]) > 0.99
+    assert np.all(bound[offset > 1e-3] > tol[offset > 1e-3])  # (and a long one is not)
+
+
+def test_reciprocal_from_multiplications():
+    x = np.concatenate([np.random.default_rng(54).lognormal(0, 20, 2000) * np.repeat([1, -1], 1000), [3.0, -7.5]])
+    reciprocal = jax.jit(D._reciprocal)
+    r = np.asarray(reciprocal(jnp.asarray(x)))
+    exact = 1 / x.astype(np.longdouble)
+    assert np.all(np.abs(r - exact) <= 2 * np.spacing(np.abs(r)))  # (0.83 ulp: within two spacings of r)
+    special = np.asarray(reciprocal(jnp.array([0.0, -0.0, np.inf, -np.inf, np.nan])))
+    assert special[0] == np.inf and special[1] == -np.inf and special[2] == 0 and special[3] == 0
+    assert np.signbit(special[3]) and np.isnan(special[4])
+    r32 = np.asarray(reciprocal(jnp.asarray(x[:1000], np.float32)))
+    assert r32.dtype == np.float32
+    assert np.all(np.abs(r32 - 1 / x[:1000].astype(np.float32)) <= 2 * np.spacing(np.abs(r32)))
+
+
+# ---------------------------------------------------------------------------
 # Precision, jit, the spec
 # ---------------------------------------------------------------------------
 
@@ -446,6 +599,7 @@ def test_spec_is_hashable_static_and_equal_by_value():
 # ---------------------------------------------------------------------------
 
 _OK = {"W1": np.ones((2, D_IN)), "W2": 0.1 * np.eye(2)}
+_XI2 = np.ones((2, D_IN))
 
 
 @pytest.mark.parametrize(
@@ -482,6 +636,33 @@ _OK = {"W1": np.ones((2, D_IN)), "W2": 0.1 * np.eye(2)}
         (lambda: D.target(D.deq(lambda p, x, y: y, 2), np.ones((2, D_IN)), _LIN_X), "no target"),
         (lambda: D.descent(D.multi_linear(2), _OK, x=_LIN_X, xi=np.ones((2, D_IN)), epochs=-1), "epochs:"),
         (lambda: D.descent(D.multi_linear(2), _OK, x=_LIN_X, xi=np.ones((2, D_IN)), epochs=2, eta=0.0), "eta:"),
+        # params0 of the built-in families: the key and the shape expected
+        (
+            lambda: D.descent(D.multi_index("tanh", 2), {"W2": _OK["W2"]}, x=_LIN_X, xi=_XI2, epochs=2),
+            "params: missing key 'W1' of shape (2, 3)",
+        ),
+        (
+            lambda: D.descent(D.multi_index("tanh", 2, bias=True), _OK, x=_LIN_X, xi=_XI2, epochs=2),
+            "params: missing key 'b' of shape (2,)",
+        ),
+        (
+            lambda: D.descent(D.multi_index("tanh", 2), {**_OK, "W3": np.eye(2)}, x=_LIN_X, xi=_XI2, epochs=2),
+            "params: unexpected key 'W3'; multi_index(tanh, k=2) takes {'W1': (2, 3), 'W2': (2, 2)}",
+        ),
+        (
+            lambda: D.descent(
+                D.multi_index("tanh", 2, bias=True), {**_OK, "b": np.ones(3)}, x=_LIN_X, xi=_XI2, epochs=2
+            ),
+            "params['b']: expected shape (2,)",
+        ),
+        (
+            lambda: D.descent(D.multi_linear(2), {**_OK, "W2": np.diag([1.0, 0.3])}, x=_LIN_X, xi=_XI2, epochs=2),
+            "params['W2']: I - W2 is singular (smallest singular value 0)",
+        ),
+        (
+            lambda: D.solve(D.multi_linear(2), {**_OK, "W2": np.array([[0.5, 0.5], [0.5, 0.5]])}, _LIN_X),
+            "pass a W2 of shape (2, 2) without the eigenvalue 1",
+        ),
     ],
 )
 def test_bad_input_is_a_one_line_error(call, needle):

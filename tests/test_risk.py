@@ -606,6 +606,16 @@ def test_population_risk_float32(law):
     assert POP(model, jnp.asarray(theta, jnp.float32), jnp.asarray(xi, jnp.float64), dist).dtype == jnp.float64
 
 
+@functools.lru_cache(maxsize=None)
+def _mixed_start_terms(route):
+    """The descent step of the 64-sample, maxiter = 2 objective by ``route``,
+    compiled once for every θ."""
+    from sideq.risk import empirical_objective
+
+    x = jnp.asarray(np.linspace(-3.0, 3.0, 64)[:, None])
+    return jax.jit(empirical_objective(SIG, x, jnp.zeros(64), maxiter=2, route=route).descent_terms)
+
+
 @pytest.mark.parametrize("route", ["solve", "straight"])
 @pytest.mark.parametrize("theta2", [0.5, 6.0])
 def test_descent_terms_statuses_and_residual_are_those_of_every_sample(route, theta2):
@@ -613,14 +623,12 @@ def test_descent_terms_statuses_and_residual_are_those_of_every_sample(route, th
     samples (a bitwise OR: MAX_STEPS must survive beside NON_UNIQUE or SOLVER_FAILURE)
     and the worst residual, as the per-sample solves give them; maxiter = 2 from
     mixed starts makes a mixture of statuses."""
-    from sideq.risk import empirical_objective
     from sideq.status import status_flags
 
     x = np.linspace(-3.0, 3.0, 64)[:, None]
     theta = jnp.array([1.5, theta2])
     y0 = jnp.asarray(np.where(np.arange(64) % 2 == 0, 0.0, 0.9))
-    obj = empirical_objective(SIG, jnp.asarray(x), jnp.zeros(64), maxiter=2, route=route)
-    ev = obj.descent_terms(theta, y0)
+    ev = _mixed_start_terms(route)(theta, y0)
     sol = sideq.solve(SIG, theta, x, y0=y0, maxiter=2)
     want = int(status_flags(sol.status))
     assert bin(want).count("1") >= 2  # a mixture, so an OR differs from a max
@@ -734,6 +742,8 @@ def test_linear_objective_routes_and_equilibrium(law):
     mean = np.asarray(dist.mean) if law == "gauss5" else (np.asarray(dist.low) + np.asarray(dist.high)) / 2
     for model in (sideq.linear(), sideq.linear(bias=True)):
         obj = population_objective(model, xi, dist)
+        # (compiled once per model for every θ below)
+        run_obj, run_vg, run_terms = jax.jit(obj), jax.jit(obj.value_and_grad), jax.jit(obj.descent_terms)
         assert n_nodes(dist, model) == 1
         assert n_nodes(dist, model, quadrature=True) == n_nodes(dist) > 1
         for theta in _linear_thetas(model, d, seed=5):
@@ -741,9 +751,9 @@ def test_linear_objective_routes_and_equilibrium(law):
             y0 = initial_nodes_y0(model, th, xi, dist)
             assert y0.shape == (1,) and y0.dtype == th.dtype
             assert initial_nodes_y0(model, th, xi, dist, quadrature=True).shape == (n_nodes(dist),)
-            loss, eq = jax.jit(obj)(th, y0)
-            (loss2, eq2), grad = jax.jit(obj.value_and_grad)(th, y0)
-            ev = jax.jit(obj.descent_terms)(th, continuation(y0, th))
+            loss, eq = run_obj(th, y0)
+            (loss2, eq2), grad = run_vg(th, y0)
+            ev = run_terms(th, continuation(y0, th))
             for other in (loss2, ev.loss, pop(model, theta, xi, dist)):
                 assert float(other) == pytest.approx(float(loss), rel=4e-16)
             for other in (ev.grad, pop_grad(model, theta, xi, dist)):
@@ -768,8 +778,8 @@ def test_linear_objective_routes_and_equilibrium(law):
         # descent_terms does not depend on the solver settings
         other = population_objective(model, xi, dist, backend="optimistix", maxiter=1)
         th = jnp.asarray(_linear_thetas(model, d, seed=5)[0])
-        ev2 = other.descent_terms(th, continuation(jnp.zeros(1), th))
-        ev = obj.descent_terms(th, continuation(jnp.zeros(1), th))
+        ev2 = jax.jit(other.descent_terms)(th, continuation(jnp.zeros(1), th))
+        ev = run_terms(th, continuation(jnp.zeros(1), th))
         np.testing.assert_allclose(
             np.asarray(ev2.grad), np.asarray(ev.grad), rtol=1e-14, atol=1e-14 * float(jnp.max(jnp.abs(ev.grad)))
         )

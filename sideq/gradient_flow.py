@@ -697,9 +697,14 @@ def _deq_flow(model, params0, *, xi, x, y, dist, t1, ts, rtol, atol, gtol, max_s
             raise SideqInputError(
                 "y: targets are only used with data x; the population risk uses f(x) = Xi x (or sigma(Xi x))"
             )
-        jax.eval_shape(lambda: general_risk.population_risk(model, params0, xi, dist))
+        check = lambda: general_risk.population_risk(model, params0, xi, dist)
     else:
-        jax.eval_shape(lambda: general.empirical_risk(model, params0, x, y, xi=xi))
+        check = lambda: general.empirical_risk(model, params0, x, y, xi=xi)
+    try:
+        jax.eval_shape(check)
+    except SideqInputError as err:  # (the flow's argument is theta0; one line, without JAX's note)
+        msg = str(err).split("\n")[0]
+        raise type(err)("theta0" + msg[len("params") :] if msg.startswith("params") else msg) from None
     params0 = _deq_params(model, params0, dtype)
     static = dict(max_steps=int(max_steps), solver=solver)
     t1 = jnp.asarray(t1, dtype)

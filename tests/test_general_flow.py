@@ -227,9 +227,9 @@ def test_k1_deq_reproduces_scalar_flow():
 @pytest.mark.parametrize(
     "params, kw, match",
     [
-        ({"W1": W1_0[0], "W3": W2_0[0]}, {}, r"^params: missing key 'W2'"),
-        ({"W1": W1_0[0], "W2": W2_0[0], "c": 1.0}, {}, r"^params: unexpected key 'c'"),
-        ({"W1": np.zeros((K, D + 1)), "W2": W2_0[0]}, {}, r"^params\['W1'\]: expected shape \(2, 2\)"),
+        ({"W1": W1_0[0], "W3": W2_0[0]}, {}, r"^theta0: missing key 'W2'"),
+        ({"W1": W1_0[0], "W2": W2_0[0], "c": 1.0}, {}, r"^theta0: unexpected key 'c'"),
+        ({"W1": np.zeros((K, D + 1)), "W2": W2_0[0]}, {}, r"^theta0\['W1'\]: expected shape \(2, 2\)"),
         ({"W1": W1_0[0], "W2": W2_0[0]}, {"xi": np.ones((K, D + 1))}, r"^xi: expected shape \(2, 2\)"),
         ({"W1": W1_0[0], "W2": W2_0[0]}, {"dist": sideq.uniform(0, 1, D)}, r"^x/dist: give exactly one"),
         ({"W1": W1_0[0], "W2": W2_0[0]}, {"x": None}, r"^x/dist: give exactly one"),

@@ -58,7 +58,9 @@ function of σ's value (tanh, sigmoid) three steps end with a bound on the
 residual from Taylor's theorem instead of an evaluation of σ, and the
 Jacobian of Eq. (1) at a root comes from its value (σ(z) = y there); for
 k ≤ 4 each step is adj(J)F/det J, multilinear in σ' with coefficients from
-W2 alone.  A root passes the same test as in :func:`solve`; the gradients
+W2 alone.  For :func:`multi_index` with k > 8 and ρ = Lip(σ)‖W2‖₂ ≤ 0.9 it
+iterates y ← g(y) and the adjoint of Eq. (1) instead, over the whole batch
+(the samples as rows of matrix products), as torchdeq does.  A root passes the same test as in :func:`solve`; the gradients
 agree with ``jax.grad`` of :func:`empirical_risk` to rounding
 (``tests/test_deq.py``).  Within a run the samples lie along the last axis,
 one array per output, in tiles of 128: XLA:CPU then fuses each step into
@@ -976,6 +978,7 @@ _UNROLL_KM = 64  # matrix-vector products written out up to this many entries
 _CERTIFIED_STEPS = 3  # Newton steps before the bound ("certified" route); more in the fallback
 _TILE = 128  # samples per tile: an epoch loops over tiles, whose intermediates stay in cache
 _EXTRA_STEPS = 8  # measured Newton steps of the fallback before the model's solver
+_CONTRACTION_MAX = 0.9  # Lip(σ)‖W2‖₂ up to this: fixed-point iteration ("contraction" route)
 
 
 def descent_route(model: DEQ) -> str:
@@ -983,6 +986,15 @@ def descent_route(model: DEQ) -> str:
     from the previous epoch's roots and falls back, for the samples it leaves
     unsolved, to measured Newton steps and then to the model's own solver):
 
+    * ``"contraction"``: :func:`multi_index` with k > 8 and a proven Lip(σ),
+      where ρ = Lip(σ)‖W2‖₂ ≤ 0.9 (y ↦ g(y) is then a contraction): fixed-point
+      iteration over the whole batch, one matrix product per iteration, until
+      every sample's measured residual meets the tolerance; the backward
+      solves Eq. (1)'s adjoint system (I − diag(σ')W2)ᵀu = y − f by the same
+      kind of iteration, which contracts with the same ρ, to a relative error
+      below max(tol, 4k·eps) (bounded by ρ/(1 − ρ) times the last change).
+      Both start from the previous epoch's iterates.  At an epoch where
+      ρ > 0.9, Newton steps and a dense solve.
     * ``"certified"``: :func:`multi_index` with σ' a function of σ's value
       (``Activation.slope_of_value``: tanh, sigmoid) and sup|σ''| finite: a
       first-order prediction from the previous roots (Eq. (1)), two Newton
@@ -999,6 +1011,8 @@ def descent_route(model: DEQ) -> str:
     if model.kind == "multi_linear":
         return "linear"
     act = model.activation
+    if model.dim > _UNROLL_K and not act.estimated and math.isfinite(act.lipschitz):
+        return "contraction"
     if act.slope_of_value is not None and not act.estimated and math.isfinite(act.curvature_max):
         return "certified"
     return "index"
@@ -1310,7 +1324,7 @@ def _start(model, y_prev, route):
     not a number (a failed warm start), clipped to σ's range on the
     ``"certified"`` route (every root lies in it)."""
     start = tuple(jnp.where(jnp.isfinite(v), v, 0) for v in y_prev)
-    if route == "certified":
+    if route in ("certified", "contraction"):
         act = model.activation
         start = tuple(jnp.clip(v, act.range_min, act.range_max) for v in start)
     return start
@@ -1367,6 +1381,15 @@ def _fallback(model, params, x, y_prev, state, route, tol, pin):
     return _at_most_once(lambda st: jnp.any(st[2]), solver, (y, residual, pending))
 
 
+def _contraction_factor(model, W2):
+    """ρ = Lip(σ)·‖W2‖₂, the Lipschitz constant of y ↦ σ(W1x + W2y + b) in
+    the 2-norm, rounded up (the largest singular value from LAPACK is
+    within k·eps of the exact one)."""
+    k = model.dim
+    eps = float(jnp.finfo(W2.dtype).eps)
+    return model.activation.lipschitz * jnp.linalg.svd(W2, compute_uv=False)[0] * (1 + 4 * k * eps)
+
+
 def _epoch_solve(model, params, x, y_prev, active, tol):
     r"""The roots at ``params`` from the previous epoch's roots y_prev (tuples
     of k arrays (n,)), for gradient descent.  Returns (y, residual, failed,
@@ -1421,15 +1444,128 @@ def _epoch_solve(model, params, x, y_prev, active, tol):
         (y, residual, pending),
     )
     failed = singular | pending
-    finite = jnp.isfinite(_vmax(y)) & jnp.isfinite(residual)
-    code = first_status(
+    return y, residual, failed, _failure_code(singular, failed, jnp.isfinite(_vmax(y)) & jnp.isfinite(residual))
+
+
+def _failure_code(singular, failed, finite):
+    """An epoch's failure code from its samples: SINGULAR, else
+    SOLVER_FAILURE where a failed sample is a finite non-root, else DIVERGED
+    where one is not a number, else CONVERGED."""
+    return first_status(
         [
             (singular, Status.SINGULAR),
             (jnp.any(failed & finite), Status.SOLVER_FAILURE),
             (jnp.any(failed), Status.DIVERGED),
         ]
     )
-    return y, residual, failed, code
+
+
+def _contraction_factor(model, W2):
+    """ρ = Lip(σ)·‖W2‖₂, the Lipschitz constant of y ↦ σ(W1x + W2y + b) in
+    the 2-norm, rounded up (LAPACK's largest singular value is within a few
+    k·eps of the exact one)."""
+    eps = float(jnp.finfo(W2.dtype).eps)
+    return model.activation.lipschitz * jnp.linalg.svd(W2, compute_uv=False)[0] * (1 + 4 * model.dim * eps)
+
+
+def _epoch_rows(model, params, X, Fy, warm, active, tol):
+    r"""One epoch's measurement on the ``"contraction"`` route (the samples
+    as rows: X (n, d), targets Fy (n, k); ``warm`` = (Y_prev, U_prev), the
+    previous epoch's last iterates of both iterations below, (n, k) each).
+
+    Forward: where ρ = Lip(σ)‖W2‖₂ ≤ ``_CONTRACTION_MAX``, the iteration
+    y ← g(y) = σ(W1x + W2y + b) over the whole batch (one matrix product per
+    iteration) from Y_prev until every sample's measured residual
+    ‖y − g(y)‖∞ meets :func:`_met`'s test, at most ``model.maxiter``
+    iterations; the samples it leaves go to :func:`_fallback` (Newton steps,
+    then the model's solver).  Backward (Eq. (1)): u with
+    (I − diag(σ')W2)ᵀu = y − f, by u ← (y − f) + W2ᵀ(σ' ⊙ u), which contracts
+    with the same ρ; a sample stops where ρ/(1 − ρ)‖Δu‖₂ ≤ max(tol, 4k·eps)
+    ‖u‖₂ (a bound on its relative error), and the samples left (ρ too large,
+    or ``model.maxiter`` iterations) get the dense solve.  Both iterations
+    start from the previous epoch's last iterates (a NaN from a cold 0, or
+    from y − f).  σ' at a root is h(y) where σ' = h(σ) (tanh, sigmoid), else
+    σ' at W1x + W2y + b.
+
+    Returns (warm, loss sum Σ‖y − f‖², gradient sums Σ(∂g/∂θ)ᵀu, worst
+    residual, failure code); a failed sample makes both sums NaN."""
+    Y_prev, U_prev = warm
+    act = model.activation
+    k = model.dim
+    W1, W2 = params["W1"], params["W2"]
+    dtype = X.dtype
+    inj = X @ W1.T
+    if model.bias:
+        inj = inj + params["b"]
+    rho = _contraction_factor(model, W2)
+    contracts = rho <= _CONTRACTION_MAX
+    go = active & contracts
+
+    def image(Y):
+        Y1 = act(inj + Y @ W2.T)
+        r = jnp.max(jnp.abs(Y1 - Y), axis=-1)
+        y_max = jnp.max(jnp.abs(Y), axis=-1)
+        return Y1, r, (r <= tol * (1 + y_max)) & jnp.isfinite(y_max)
+
+    start = jnp.clip(jnp.where(jnp.isfinite(Y_prev), Y_prev, 0), act.range_min, act.range_max)
+    Y, Y1, residual, solved, _ = jax.lax.while_loop(
+        lambda st: go & jnp.any(~st[3]) & (st[4] < model.maxiter),
+        lambda st: (st[1], *image(st[1]), st[4] + 1),
+        (start, *image(start), jnp.int32(1)),
+    )
+    solved = solved & go
+    pending = active & ~solved
+
+    def fallback(st, pin):
+        Yc, res, pend = st
+        # (no residual to beat at the first Newton step: the iteration's was
+        # measured through a matrix product, the step's rounds differently)
+        res = jnp.where(pend, jnp.inf, res)
+        y, res, pend = _fallback(
+            model, params, _rows(X.T), _rows(Y_prev.T), (_rows(Yc.T), res, pend), "contraction", tol, pin
+        )
+        return jnp.stack(y, axis=-1), res, pend
+
+    Y, residual, failed = _at_most_once(lambda st: jnp.any(st[2]), fallback, (Y, residual, pending))
+    finite = jnp.all(jnp.isfinite(Y), axis=-1) & jnp.isfinite(residual)
+    code = _failure_code(jnp.bool_(False), failed, finite)
+
+    # backward: σ' at the roots, then the adjoint iteration
+    if act.slope_of_value is not None:
+        S = act.slope_of_value(Y)
+    else:
+        S = jax.jvp(act.fn, (inj + Y @ W2.T,), (jnp.ones_like(Y),))[1]
+    R = jnp.where(failed[:, None], 0, Y - Fy)
+    U0 = jnp.where(jnp.isfinite(U_prev), U_prev, R)
+    scale = rho / (1 - rho)
+    rel = max(float(tol), 4 * k * float(jnp.finfo(dtype).eps))
+
+    def adjoint(st):
+        U = st[0]
+        U1 = R + (S * U) @ W2
+        du = jnp.sqrt(jnp.sum((U1 - U) ** 2, axis=-1))
+        return U1, scale * du <= rel * jnp.sqrt(jnp.sum(U1 * U1, axis=-1)), st[2] + 1
+
+    U, done, _ = jax.lax.while_loop(
+        lambda st: contracts & jnp.any(~st[1]) & (st[2] < model.maxiter),
+        adjoint,
+        (U0, jnp.zeros(R.shape[:1], bool), jnp.int32(0)),
+    )
+    done = done & contracts
+
+    def dense(U, pin):
+        s, w, r = pin((S, W2, R))
+        u = _solve(_transpose(_jacobian(_rows(s.T), w)), _rows(r.T))
+        return jnp.where(done[:, None], U, jnp.stack(u, axis=-1))
+
+    U = _at_most_once(lambda U: jnp.any(~done), dense, U)
+    Wt = jnp.where(failed[:, None], jnp.nan, S * U)
+    sq = jnp.sum(jnp.where(failed[:, None], jnp.nan, R * R))
+    parts = {"W1": Wt.T @ X, "W2": Wt.T @ Y, "b": jnp.sum(Wt, axis=0)}
+    grad = jax.tree_util.tree_map_with_path(lambda path, _: parts[path[0].key], params)
+    # (the next epoch starts from the iterate after a root where the iteration solved it)
+    warm = (jnp.where((solved & ~failed)[:, None], Y1, Y), U)
+    return warm, sq, grad, jnp.max(residual), code
 
 
 def _sample_sums(sums, maxes=()):
@@ -1531,6 +1667,7 @@ def _descent_jit(model, params0, x, y, xi, eta, gtol, ltol, divergence, *, epoch
     if y is None:
         y = model.target(xi, x)
     n = x.shape[0]
+    rows = descent_route(model) == "contraction"
     T, c = _tiles(n)
 
     def tiled(a):  # (n,) -> (T, c), padded with copies of the last sample
@@ -1548,7 +1685,11 @@ def _descent_jit(model, params0, x, y, xi, eta, gtol, ltol, divergence, *, epoch
     def step(carry, t):
         params, opt_state, y_prev, fail_code, fail_step, hit, frozen_row = carry
         active = fail_step < 0
-        y_now, loss, grad, residual, code = _epoch(model, params, x_tiles, f_tiles, valid, y_prev, active, tol, n)
+        if rows:
+            y_now, sq, grad, residual, code = _epoch_rows(model, params, x, y, y_prev, active, tol)
+            loss, grad = sq / n, jax.tree_util.tree_map(lambda v: (2 / n) * v, grad)
+        else:
+            y_now, loss, grad, residual, code = _epoch(model, params, x_tiles, f_tiles, valid, y_prev, active, tol, n)
         gnorm = _tree_norm(grad)
         # (a frozen run repeats the row of the epoch that froze it)
         loss, gnorm, residual = (jnp.where(active, new, old) for new, old in zip((loss, gnorm, residual), frozen_row))
@@ -1576,7 +1717,10 @@ def _descent_jit(model, params0, x, y, xi, eta, gtol, ltol, divergence, *, epoch
 
     # T + 1 passes of one loop body, the last measuring θ(T) only: one copy of
     # the solve and its gradient in the compiled program, not two.
-    y0 = tuple(jnp.zeros((T, c) if T > 1 else (c,), x.dtype) for _ in range(model.dim))
+    if rows:
+        y0 = (jnp.zeros((n, model.dim), x.dtype), jnp.zeros((n, model.dim), x.dtype))
+    else:
+        y0 = tuple(jnp.zeros((T, c) if T > 1 else (c,), x.dtype) for _ in range(model.dim))
     nan = jnp.full((), jnp.nan, x.dtype)
     init = (params0, opt.init(params0), y0, jnp.int32(Status.CONVERGED), jnp.int32(-1), jnp.int32(-1), (nan, nan, nan))
     (_, _, _, fail_code, fail_step, hit, _), (params_all, loss, gnorm, residual) = jax.lax.scan(

@@ -504,6 +504,72 @@ def test_descent_routes_match_a_second_route():
     assert gen.status == Status.UNVERIFIED and gen.fail_step == -1
 
 
+# "contraction" route (k > 8): the whole batch as rows, fixed-point iteration
+# forward and on the adjoint of Eq. (1).  Runs under vmap: ‖W2‖₂ = 0.6 (the
+# iterations), 0.95 (ρ > 0.9: Newton steps and the dense solve), a NaN in W1
+# (DIVERGED at epoch 0, alone); and with maxiter = 12 (both iterations stop
+# short: the fallbacks finish).  Second route: GD in numpy, roots by
+# fixed-point iteration in float64, the adjoint by np.linalg.solve.
+_CT_K, _CT_T, _CT_ETA = 12, 3, 0.2
+_rng_c = np.random.default_rng(43)
+_CT_X, _CT_F = _rng_c.normal(size=(40, D_IN)), np.tanh(_rng_c.normal(size=(40, _CT_K)))
+_CT_P = {
+    "W1": np.stack([_rng_c.normal(size=(_CT_K, D_IN)) / 2] * 3),
+    "W2": np.stack([_random_w2(_CT_K, 0.6, _rng_c), _random_w2(_CT_K, 0.95, _rng_c), np.zeros((_CT_K, _CT_K))]),
+    "b": np.stack([0.2 * _rng_c.normal(size=_CT_K)] * 3),
+}
+_CT_P["W1"][2, 0, 0] = np.nan
+_CT_MODELS = (
+    D.multi_index("tanh", _CT_K, bias=True, solver="fixed_point"),
+    D.multi_index("tanh", _CT_K, bias=True, solver="fixed_point", maxiter=12),
+)
+
+
+@functools.lru_cache(maxsize=None)
+def _contraction_runs():
+    def everything(p):
+        run = lambda m, q: D.descent(m, q, x=_CT_X, y=_CT_F, eta=_CT_ETA, epochs=_CT_T)  # noqa: E731
+        first = jax.tree_util.tree_map(lambda a: a[0], p)
+        return jax.vmap(lambda q: run(_CT_MODELS[0], q))(p), run(_CT_MODELS[1], first)
+
+    return jax.tree_util.tree_map(np.asarray, jax.jit(everything, compiler_options=FAST)(_CT_P))
+
+
+def _numpy_descent(p, T):
+    """Rows θ(0..T) and R̂ of GD on y = tanh(W1x + W2y + b), in float64 numpy."""
+    W1, W2, b = (p[key].copy() for key in ("W1", "W2", "b"))
+    out = []
+    for _ in range(T + 1):
+        y = np.zeros_like(_CT_F)
+        for _ in range(2000):
+            y = np.tanh(_CT_X @ W1.T + y @ W2.T + b)
+        r = y - _CT_F
+        out.append(({"W1": W1, "W2": W2, "b": b}, np.mean(np.sum(r**2, axis=1))))
+        s = 1 - y * y
+        u = np.stack([np.linalg.solve((np.eye(_CT_K) - s[i][:, None] * W2).T, r[i]) for i in range(len(r))])
+        w = (2 / len(r)) * s * u
+        W1, W2, b = W1 - _CT_ETA * w.T @ _CT_X, W2 - _CT_ETA * w.T @ y, b - _CT_ETA * w.sum(0)
+    return out
+
+
+def test_contraction_route_matches_numpy_and_isolates_failures():
+    assert [D.descent_route(m) for m in _CT_MODELS] == ["contraction"] * 2
+    assert D.descent_route(D.multi_index("tanh", 8)) == "certified"  # (k ≤ 8: Newton steps)
+    runs, short = _contraction_runs()
+    for i, tr in (
+        (0, jax.tree_util.tree_map(lambda a: a[0], runs)),
+        (1, jax.tree_util.tree_map(lambda a: a[1], runs)),
+        (0, short),
+    ):
+        ref = _numpy_descent({key: v[i] for key, v in _CT_P.items()}, _CT_T)
+        for t, (params, loss) in enumerate(ref):
+            for key in params:
+                np.testing.assert_allclose(tr.params[key][t], params[key], rtol=1e-11, atol=1e-13)
+            np.testing.assert_allclose(tr.loss[t], loss, rtol=1e-11)
+        assert tr.fail_step == -1 and np.all(tr.residual <= D.default_tol(np.float64) * 2)
+    assert runs.status.tolist()[2] == Status.DIVERGED and runs.fail_step.tolist() == [-1, -1, 0]
+
+
 _CB_X = 2.0 * np.random.default_rng(52).normal(size=(D_IN, 6000))
 
 

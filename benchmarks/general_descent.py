@@ -23,11 +23,14 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 
 import jax
 
 jax.config.update("jax_enable_x64", True)
+if "--devices" in sys.argv:  # (before JAX starts: one CPU device per core)
+    jax.config.update("jax_num_cpu_devices", int(sys.argv[sys.argv.index("--devices") + 1]))
 
 import numpy as np  # noqa: E402
 
@@ -71,18 +74,43 @@ def time_general(K: int, n: int, epochs: int, eta: float = 0.1, chunk: int | Non
         tr = general.descent(model, p0, x=x, xi=xi, eta=eta, epochs=epochs)
         return tr.loss[-1], tr.status, tr.residual
 
-    fn = jax.jit(jax.vmap(run), compiler_options=xla.compiler_options("cpu"))
-    parts = [jax.tree_util.tree_map(lambda a, i=i: a[i:i + chunk], inits) for i in range(0, K, chunk)]
+    devices = jax.local_device_count()
+    if devices > 1:  # (one chunk per device at a time)
+        fn = jax.pmap(jax.vmap(run))
+        step = chunk * devices
+        if K % step:
+            raise SystemExit(f"--K {K} must be a multiple of --chunk times --devices ({step})")
+
+        def take(i):
+            return jax.tree_util.tree_map(lambda a: a[i : i + step].reshape((devices, chunk) + a.shape[1:]), inits)
+    else:
+        fn = jax.jit(jax.vmap(run), compiler_options=xla.compiler_options("cpu"))
+        step = chunk
+
+        def take(i):
+            return jax.tree_util.tree_map(lambda a: a[i : i + step], inits)
+
+    parts = [take(i) for i in range(0, K, step)]
     t0 = time.perf_counter()
     compiled = fn.lower(parts[0]).compile()
     compile_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     out = [jax.block_until_ready(compiled(p)) for p in parts]
     wall = time.perf_counter() - t0
-    loss, status, residual = (np.concatenate([np.asarray(o[i]) for o in out]) for i in range(3))
+    loss, status, residual = (
+        np.concatenate([np.asarray(o[i]).reshape(-1, *np.shape(o[i])[1 + (devices > 1) :]) for o in out])
+        for i in range(3)
+    )
     return {
-        "route": general.descent_route(model), "K": K, "chunk": chunk, "n": n, "epochs": epochs, "wall_s": wall,
-        "compile_s": compile_s, "sample_steps_per_s": K * n * epochs / wall,
+        "route": general.descent_route(model),
+        "K": K,
+        "chunk": chunk,
+        "devices": devices,
+        "n": n,
+        "epochs": epochs,
+        "wall_s": wall,
+        "compile_s": compile_s,
+        "sample_steps_per_s": K * n * epochs / wall,
         "statuses": {Status(int(s)).name.lower(): int(np.sum(status == s)) for s in np.unique(status)},
         "max_residual": float(np.nanmax(residual)),
         "loss_final_median": float(np.nanmedian(loss)),
@@ -120,8 +148,15 @@ def main() -> None:
     parser.add_argument("--K", type=int, default=1000, help="initializations, vmapped")
     parser.add_argument("--epochs", type=int, default=1000)
     parser.add_argument("--n", type=int, default=1000)
-    parser.add_argument("--chunk", type=int, default=None,
-                        help="runs per vmapped call for the general DEQ (default: all K at once)")
+    parser.add_argument(
+        "--chunk", type=int, default=None, help="runs per vmapped call for the general DEQ (default: all K at once)"
+    )
+    parser.add_argument(
+        "--devices",
+        type=int,
+        default=1,
+        help="JAX CPU devices (one per core): the general DEQ's chunks run one per device",
+    )
     parser.add_argument("--skip-scalar", action="store_true")
     parser.add_argument("--json", action="store_true", help="one JSON object instead of text")
     args = parser.parse_args()

@@ -336,6 +336,61 @@ def bench_sweep(
     }
 
 
+DEQ_SWEEP = dict(k=4, d=2, n=1000, eta=0.1, seed=0)
+
+
+def bench_deq_sweep(K: int, epochs: int) -> dict:
+    r"""A sweep of gradient descent on ``multi_index("tanh", 4)`` (k = 4, d = 2,
+    n = 1000 samples X ~ N(0, I), targets tanh(Ξx), η = 0.1, float64) beside
+    the scalar path on the same sizes (``single_index("tanh")``, θ ∈ ℝ³, d = 2),
+    both through :func:`sideq.run_sweep`, each timed on a second call (the
+    first compiles).  θ(0): W1 with N(0, 0.5²) entries, W2 with N(0, 0.3²/k);
+    the scalar θ(0) alike.  A sample-step is one sample's equilibrium and
+    gradient in one epoch of one run; ``deq_1000_inits_1000_epochs_s`` scales
+    the measured rate to K = 1000 runs of 1000 epochs.
+
+    Args:
+      K: runs (initializations).
+      epochs: epochs of each run.
+
+    Returns:
+      A dict: both sweeps' wall seconds and sample-steps per second, their
+      ratio, the DEQ sweep's statuses, the extrapolation.
+    """
+    import jax
+
+    import sideq
+
+    cfg = DEQ_SWEEP
+    k, d, n = cfg["k"], cfg["d"], cfg["n"]
+    rng = np.random.default_rng(cfg["seed"])
+    x = rng.normal(size=(n, d))
+    xi = rng.normal(size=(k, d))
+    inits = {"W1": 0.5 * rng.normal(size=(K, k, d)), "W2": (0.3 / np.sqrt(k)) * rng.normal(size=(K, k, k))}
+    scalar_inits = np.column_stack([0.5 * rng.normal(size=(K, d)), 0.3 * rng.normal(size=K)])
+    out = {"name": f"sweep of multi_index(tanh, k={k}), d={d}, n={n}, K={K} x {epochs} epochs, float64"}
+    with jax.enable_x64(True):
+        for label, model, theta0, target in (
+            ("deq", sideq.multi_index("tanh", k), inits, xi),
+            ("scalar", sideq.single_index("tanh"), scalar_inits, xi[0]),
+        ):
+            run = lambda: sideq.run_sweep(  # noqa: E731
+                model, xi=target, inits=theta0, eta=cfg["eta"], epochs=epochs, x=x, progress=False
+            )
+            t0 = time.perf_counter()
+            run()
+            first = time.perf_counter() - t0
+            wall, res = _best(run, 1)
+            out[f"{label}_wall_s"] = wall
+            out[f"{label}_compile_s"] = max(first - wall, 0.0)
+            out[f"{label}_sample_steps_per_s"] = K * epochs * n / wall
+            if label == "deq":
+                out["deq_statuses"] = res.summary["status_counts"]
+    out["ratio_scalar_over_deq"] = out["scalar_sample_steps_per_s"] / out["deq_sample_steps_per_s"]
+    out["deq_1000_inits_1000_epochs_s"] = 1000 * 1000 * n / out["deq_sample_steps_per_s"]
+    return out
+
+
 def bench_sweep_devices(K: int, epochs: int) -> dict:
     """The K-run Section 4.2 sweep as ``sideq sweep`` runs it on CPU: one JAX
     device per core (a fresh process, since the device count is fixed when JAX
@@ -1149,7 +1204,11 @@ def run(quick: bool = False) -> dict:
         results.append(bench_flow(1000))
         results.append(bench_memory(10**6))
     # Last, so that the figures above are timed as before: general DEQs.
-    results += [bench_deq_section42(quick), bench_deq_step(quick)]
+    results += [
+        bench_deq_section42(quick),
+        bench_deq_step(quick),
+        bench_deq_sweep(*((32, 100) if quick else (1000, 1000))),
+    ]
     return {"machine": machine(), "results": results}
 
 

@@ -506,12 +506,13 @@ def test_quick_run_is_wired_as_documented(monkeypatch):
         "bench_flow",
         "bench_deq_section42",
         "bench_deq_step",
+        "bench_deq_sweep",
     ):
         monkeypatch.setattr(bench, name, lambda *a, _name=name, **k: calls.append((_name, a, k)) or {"name": _name})
     monkeypatch.setattr(bench, "machine", lambda: {"cpu": "fake"})
     report = bench.run(quick=True)
     # BENCHMARKS.md: `sideq bench --quick` times 3 starts of each kind and checks exactness over 400 epochs;
-    # the general DEQs' two sections come last, so that the figures before them are timed as before
+    # the general DEQs' three sections come last, so that the figures before them are timed as before
     assert calls == [
         ("bench_startup", (3,), {}),
         ("bench_single_run", (True,), {}),
@@ -521,6 +522,7 @@ def test_quick_run_is_wired_as_documented(monkeypatch):
         ("bench_flow", (100,), {}),
         ("bench_deq_section42", (True,), {}),
         ("bench_deq_step", (True,), {}),
+        ("bench_deq_sweep", (32, 100), {}),
     ]
     assert report == {"machine": {"cpu": "fake"}, "results": [{"name": c[0]} for c in calls]}
 

@@ -203,6 +203,33 @@ def activation(
     bias every gradient, it is checked against σ' on 2,001 points of
     ``[-search_radius, search_radius]`` (to 1e-9 relative) and refused if it
     differs.
+
+    Args:
+      fn: σ, a JAX-traceable elementwise callable ℝ → ℝ.
+      name: label shown in reprs and messages (default ``fn.__name__``, else
+        ``"custom"``).
+      slope_bounds: ``(inf σ', sup σ')`` over ℝ; default estimated on the grid
+        (``estimated=True``, with an EstimatedBoundsWarning).
+      range_bounds: the closure ``(inf σ, sup σ)`` of σ(ℝ); default
+        ``(-inf, inf)``.
+      differentiable: whether σ is differentiable (assumption 2(i) of
+        Theorem 3.8).
+      curvature_bound: a bound ≥ sup |σ''|; default 0 for an affine σ (equal,
+        given slope bounds) and ``inf`` otherwise.
+      slope_of_value: h with σ' = h(σ), checked on the grid; default None.
+      search_radius: half-width of the grid ``[-search_radius,
+        search_radius]`` on which slope bounds are estimated and
+        ``slope_of_value`` is checked.
+
+    Returns:
+      An :class:`Activation` (frozen; float bounds), ``affine`` when the given
+      slope bounds are equal.
+
+    Raises:
+      SideqInputError: ``fn`` or ``slope_of_value`` is not callable, the
+        estimated derivative is not finite on the grid, ``slope_bounds`` has
+        min > max, ``curvature_bound`` is not a number ≥ 0, or
+        ``slope_of_value`` differs from σ' on the grid.
     """
     if not callable(fn):
         raise SideqInputError(f"activation: expected a callable or one of {sorted(ACTIVATIONS)}, got {fn!r}")
@@ -294,7 +321,19 @@ def _check_slope_of_value(fn, h, radius):
 
 
 def get_activation(spec: str | Activation | Callable) -> Activation:
-    """Resolve a name, an :class:`Activation`, or a callable to an Activation."""
+    """Resolve a name, an :class:`Activation`, or a callable to an Activation.
+
+    Args:
+      spec: a key of :data:`ACTIVATIONS` (``"identity"``, ``"tanh"``, ...), an
+        :class:`Activation` (returned as is), or a callable (wrapped by
+        :func:`activation`, its slope bounds estimated with a warning).
+
+    Returns:
+      The :class:`Activation`.
+
+    Raises:
+      SideqInputError: an unknown name, or a ``spec`` of another type.
+    """
     if isinstance(spec, Activation):
         return spec
     if isinstance(spec, str):

@@ -48,12 +48,33 @@ def check_problem(model: Model, xi, x, y, dist, dtype, *, targets_now: bool = Tr
     """Validate the training problem shared by descent, flow and sweeps.
 
     Exactly one of data ``x`` (empirical risk; ``y`` defaults to f(x) = σ(ξᵀx))
-    or a law ``dist`` (population risk).  Returns ``(xi, d, x, y, dist)`` with
-    ``xi``, ``x``, ``y`` as ``dtype`` arrays (``x``, ``y`` None for a law), or
-    raises a one-line :class:`SideqInputError` naming the argument.
-    ``targets_now=False`` leaves ``y`` None when it is not given, for a caller
-    that computes f(x) inside its compiled run (no dispatch of its own), and
-    ``x`` a numpy array.
+    or a law ``dist`` (population risk).
+
+    Args:
+      model: a scalar :class:`~sideq.model.Model`.
+      xi: the target ξ, shape ``(d,)`` (a scalar when d = 1).
+      x: data, shape ``(n, d)`` or ``(n,)`` (read as d = 1), finite; or None
+        with ``dist``.
+      y: targets, shape ``(n,)`` and finite; None for f(x) = σ(ξᵀx).  Only
+        with ``x``.
+      dist: a law (:func:`sideq.data.uniform`, :func:`sideq.data.gaussian`),
+        or None with ``x``.
+      dtype: the float dtype of the returned arrays.
+      targets_now: compute the default targets f(x) here (True), or leave ``y``
+        None and ``x`` a numpy array (False), for a caller that computes f(x)
+        inside its compiled run (no dispatch of its own).
+
+    Returns:
+      ``(xi, d, x, y, dist)``: ``xi`` a ``dtype`` array of shape ``(d,)``, the
+      input dimension d, and ``x`` ``(n, d)``, ``y`` ``(n,)`` as ``dtype``
+      arrays with ``dist`` None; or ``x``, ``y`` None and ``dist`` as given for
+      a law.
+
+    Raises:
+      SideqInputError: ``model`` is not a :class:`~sideq.model.Model`, ``xi``
+        is missing or of the wrong shape, not exactly one of ``x`` and
+        ``dist``, ``y`` given with a law, a bad law, an empty, misshapen or
+        non-finite ``x`` or ``y``, or non-finite targets f(x).
     """
     if not isinstance(model, Model):
         raise SideqInputError(f"model: expected sideq.linear() or sideq.single_index(...), got {type(model).__name__}")
@@ -91,7 +112,23 @@ def check_problem(model: Model, xi, x, y, dist, dtype, *, targets_now: bool = Tr
 
 
 def check_theta0(model: Model, theta0, d: int):
-    """θ(0) as a float array of shape (p,), or a one-line error naming ``theta0``."""
+    """θ(0) as a float array of shape (p,), or a one-line error naming ``theta0``.
+
+    Args:
+      model: a scalar :class:`~sideq.model.Model`.
+      theta0: θ(0) = ``(θ1, [b,] θ2)``, p = :meth:`~sideq.model.Model.n_params`
+        values.
+      d: the input dimension.
+
+    Returns:
+      A numpy array of shape ``(p,)`` in the default float dtype
+      (``jnp.result_type(float)``: float32 unless x64 is on).
+
+    Raises:
+      SideqInputError: ``theta0`` is not of shape ``(p,)`` or not finite.
+      SingularModelError: θ2(0) = 1 for the linear DEQ (Lemma 3.2 needs
+        θ2(0) ≠ 1).
+    """
     p = model.n_params(d)
     arr = np.asarray(theta0, dtype=np.float64)
     if arr.shape != (p,):
@@ -129,6 +166,15 @@ def check_maxiter(maxiter):
 
 
 def check_step_size(eta):
+    """Refuse a step size η that is not finite and > 0 (every entry, for an
+    array of them); a traced η is not checked.
+
+    Args:
+      eta: the step size η, a number or an array.
+
+    Raises:
+      SideqInputError: an entry of a concrete ``eta`` is not finite or ≤ 0.
+    """
     eta_c = concrete(eta)  # (numpy: no eager jax dispatch)
     if eta_c is not None and not (np.all(np.isfinite(eta_c)) and np.all(eta_c > 0)):
         raise SideqInputError(f"eta: the step size must be a positive number, got {eta_c.tolist()}")
@@ -198,7 +244,17 @@ def history_stride(epochs: int, p: int, itemsize: int = 8, budget: int | None = 
     within ``budget`` bytes (default :data:`HISTORY_BYTES`).  A row costs
     (6p + 16) numbers: the packed row the loop writes (θ, ∇R, R, residual),
     its copy with the last row appended, and the diagnostics unpacked from it
-    (XLA's memory analysis of the compiled run counts about 12 + 6p)."""
+    (XLA's memory analysis of the compiled run counts about 12 + 6p).
+
+    Args:
+      epochs: the run's number of epochs T.
+      p: the number of parameters.
+      itemsize: bytes per number (8 for float64).
+      budget: the byte budget; default :data:`HISTORY_BYTES`.
+
+    Returns:
+      The stride m, an int ≥ 1 (1 when every epoch fits).
+    """
     row = (6 * int(p) + 16) * int(itemsize)
     rows = max(2, int(HISTORY_BYTES if budget is None else budget) // row)
     return max(1, -(-int(epochs) // (rows - 1)))
@@ -244,19 +300,52 @@ def descent(
     regime), so the test for "met a tolerance" is ``steps < epochs``
     (or, for a run that meets one only at θ(T), ``steps == epochs``, its final values).
 
-    ``save_every`` = m records the epochs t = 0, m, 2m, … and the last
-    (``traj.t``); None (the default) records every epoch when that fits in
-    :data:`HISTORY_BYTES` and the smallest stride that does otherwise
-    (:func:`history_stride`), so memory does not grow with ``epochs``.  The
-    online quantities cover every epoch whatever the stride: ``loss_min``,
-    ``first_met`` (per tolerance), ``steps``, the status and the non-unique
-    counts.  Returns a :class:`~sideq.dynamics.Trajectory`.
+    The history is thinned by ``save_every``, so memory does not grow with
+    ``epochs``; the online quantities cover every epoch whatever the stride:
+    ``loss_min``, ``first_met`` (per tolerance), ``steps``, the status and the
+    non-unique counts.  The run is compiled once per static configuration
+    (model, epochs, optimizer, backend, maxiter, stride, shapes).
 
     A :class:`sideq.general.DEQ` as ``model`` (``theta0`` its params pytree,
     ``xi`` its (k, d) target or None with ``y`` (n, k)) runs
     :func:`sideq.general.descent` and returns its
     :class:`~sideq.general.DEQTrajectory` (the keywords mapped by
     :func:`sideq.general.descent_from_scalar_api`).
+
+    Args:
+      model: ``sideq.linear()`` or ``sideq.single_index(activation)`` (or a
+        :class:`sideq.general.DEQ`, above).
+      theta0: θ(0) = ``(θ1, [b,] θ2)``, shape ``(p,)``, finite.
+      xi: the target ξ, shape ``(d,)``; required.
+      x: data of shape ``(n, d)`` (or ``(n,)`` for d = 1), for the empirical
+        risk R̂ (Section 2).
+      y: targets of shape ``(n,)``; default f(x) = σ(ξᵀx).  Only with ``x``.
+      dist: a law (:func:`sideq.data.uniform`, :func:`sideq.data.gaussian`)
+        for the population risk R (Eq. (3)), instead of ``x``.
+      eta: the step size η > 0 (a number or an array), for ``optax.sgd``.
+      epochs: the number of epochs T, an integer ≥ 1.
+      optimizer: an ``optax.GradientTransformation`` that replaces
+        ``optax.sgd(eta)`` (``eta`` is then unused).
+      backend: the equilibrium solver, ``"jaxopt"`` or ``"optimistix"``.
+      gtol: stop when ‖∇R‖ ≤ gtol (0, the default, turns it off).
+      ltol: stop when R ≤ ltol (0 turns it off).
+      dtol: stop when the distance to the target (:func:`sideq.dynamics.distance_to_target`)
+        is ≤ dtol (0 turns it off).
+      maxiter: the equilibrium solver's iteration limit, an integer ≥ 1.
+      save_every: m, to record the epochs t = 0, m, 2m, … and the last
+        (``traj.t``); None records every epoch when that fits in
+        :data:`HISTORY_BYTES` and the smallest stride that does otherwise
+        (:func:`history_stride`).
+
+    Returns:
+      A :class:`~sideq.dynamics.Trajectory` in the default float dtype.
+
+    Raises:
+      SideqInputError: a bad argument, named in the message: ``epochs``,
+        ``backend``, ``maxiter``, ``eta`` (without ``optimizer``),
+        ``optimizer``, the problem (:func:`check_problem`), ``theta0``
+        (:func:`check_theta0`), a tolerance < 0, or ``save_every``.
+      SingularModelError: θ2(0) = 1 for the linear DEQ.
     """
     if isinstance(model, DEQ):
         return descent_from_scalar_api(

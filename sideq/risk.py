@@ -98,7 +98,18 @@ _UNIFORM_NODES = UNIFORM_NODES  # (sideq.cli reads this name: the d with a defau
 
 
 def targets(model: Model, xi, x):
-    """f(xᵢ) = σ(ξᵀxᵢ) (ξᵀxᵢ for the linear DEQ); x of shape (n, d), or (n,) for d = 1."""
+    """The targets f(xᵢ) = σ(ξᵀxᵢ) of Section 3.2 (ξᵀxᵢ for the linear DEQ, Section 3.1).
+
+    No checks; traceable.
+
+    Args:
+      model: a scalar :class:`~sideq.model.Model` (its σ is used).
+      xi: ξ, shape ``(d,)`` (a scalar when d = 1).
+      x: inputs of shape ``(n, d)``, or ``(n,)`` when d = 1; one point ``(d,)``.
+
+    Returns:
+      f(x), shape ``(n,)`` (a scalar for one point), in the dtype of ``x @ xi``.
+    """
     xi = jnp.asarray(xi)
     return model.activation(model.as_inputs(x, xi.shape[-1] if xi.ndim else 1) @ xi)
 
@@ -115,8 +126,18 @@ def quadrature_rule(dist):
 
     A law with a projected rule (Gaussian): the 1-D rule ``(z (n,), w (n,))``
     for N(0, 1) used on each of the two axes.  Otherwise its tensor rule
-    ``(x (N, d), w (N,))`` (Uniform: on the box).  A law with no rule (whose
-    risk is a Monte Carlo) raises :class:`~sideq.errors.SideqInputError`.
+    ``(x (N, d), w (N,))`` (Uniform: on the box).
+
+    Args:
+      dist: a law of X (:mod:`sideq.data`'s protocol).
+
+    Returns:
+      ``(nodes, weights)``, numpy float64 arrays: ``(z (n,), w (n,))`` for a
+      projected rule, else ``(x (N, d), w (N,))``.
+
+    Raises:
+      SideqInputError: ``dist`` is not a law, or has no rule (its risk is a
+        Monte Carlo).
     """
     check_law(dist)
     if has_projection(dist):
@@ -356,7 +377,29 @@ def empirical_objective(model: Model, x, y, *, backend="jaxopt", tol=None, maxit
     and gradient with the statuses and worst residual from the same pass, by
     the ``route`` of :func:`_descent_terms` (``"auto"``: by platform;
     ``"solve"``, ``"straight"`` or ``"one"`` to choose, for tests and
-    benchmarks).
+    benchmarks); it is attached only for ``backend="jaxopt"`` and
+    ``maxiter >= 2``.
+
+    Args:
+      model: a scalar :class:`~sideq.model.Model` (static).
+      x: inputs, shape ``(n, d)``; not checked.
+      y: targets, shape ``(n,)``; not checked.
+      backend: the equilibrium solver, ``"jaxopt"`` or ``"optimistix"``.
+      tol: the solver's relative step tolerance; default
+        :func:`sideq.scalar.default_tol` of ``x``'s dtype.
+      maxiter: the solver's iteration limit.
+      route: ``"auto"``, ``"solve"``, ``"straight"`` or ``"one"``, for
+        ``descent_terms``.
+
+    Returns:
+      The function ``objective(theta, y0)``, with the attributes
+      ``value_and_grad`` (and ``descent_terms``, above).  R̂ is the mean
+      squared error over the samples; a failed solve is reported in the
+      Equilibrium's ``status``, not by a NaN risk.
+
+    Raises:
+      SideqInputError: an unknown ``route``, or ``"one"`` for a σ without
+        ``slope_of_value`` and a curvature bound.
     """
     _check_route(route, model)
     tol = default_tol(jnp.result_type(x)) if tol is None else tol
@@ -544,6 +587,25 @@ def population_objective(
     :func:`empirical_objective` (the projected rule's nodes move with θ, so
     there the gradient is taken by implicit differentiation).
     ``quadrature=True`` takes this route for the linear DEQ too (tests).
+
+    Args:
+      model: a scalar :class:`~sideq.model.Model` (static).
+      xi: ξ, shape ``(d,)``; not checked.
+      dist: a law of X (:mod:`sideq.data`'s protocol).
+      backend: the equilibrium solver, ``"jaxopt"`` or ``"optimistix"``.
+      tol: the solver's relative step tolerance; default
+        :func:`sideq.scalar.default_tol` of θ's dtype.
+      maxiter: the solver's iteration limit.
+      route: ``"auto"``, ``"solve"``, ``"straight"`` or ``"one"``, for
+        ``descent_terms`` (as for :func:`empirical_objective`).
+      quadrature: take the quadrature for the linear DEQ too.
+
+    Returns:
+      The function ``objective(theta, y0)``, with ``value_and_grad`` and
+      ``descent_terms`` attributes where described above.
+
+    Raises:
+      SideqInputError: ``dist`` is not a law, or a bad ``route``.
     """
     check_law(dist)
     _check_route(route, model)
@@ -644,6 +706,30 @@ def empirical_risk(
     :func:`sideq.general.empirical_risk`: ``theta`` is its params, ``y``
     (n, k) or ``xi`` (k, d), and R̂ = (1/n) Σᵢ ‖y(xᵢ) − yᵢ‖²; its solver
     settings are the model's, so ``backend``, ``tol``, ``maxiter`` stay unset.
+
+    Args:
+      model: ``sideq.linear()`` or ``sideq.single_index(activation)`` (or a
+        :class:`~sideq.general.DEQ`, above).
+      theta: θ = ``(θ1, [b,] θ2)``, shape ``(p,)``; an integer θ is cast to the
+        default float dtype.
+      x: inputs, shape ``(n, d)`` or ``(n,)`` when d = 1; n ≥ 1, finite.
+      y: targets, shape ``(n,)``, finite; None for f(x) = σ(ξᵀx).
+      xi: ξ, shape ``(d,)``, nonzero and finite; required when ``y`` is None.
+      backend: the equilibrium solver, ``"jaxopt"`` or ``"optimistix"``.
+      tol: the solver's relative step tolerance (default 64 machine epsilons
+        of the dtype).
+      maxiter: the solver's iteration limit.
+
+    Returns:
+      R̂(θ), a scalar in the promoted dtype of ``theta``, ``x`` and ``y``;
+      NaN (with NaN derivatives) when any equilibrium's solve failed.
+
+    Raises:
+      SideqInputError: a bad ``model``, ``backend``, shape of ``x``, ``theta``
+        or ``y``, no sample, non-finite values (checked where concrete), no
+        targets (neither ``y`` nor ``xi``), a bad ``xi``, or solver settings
+        given with a DEQ.
+      SingularModelError: θ2 = 1 for the linear DEQ (outside jit).
     """
     if isinstance(model, DEQ):
         if (backend, tol, maxiter) != ("jaxopt", None, 100):
@@ -738,6 +824,29 @@ def population_risk(
     (Eq. (5) in closed form for multi_linear; ``quadrature=True`` takes the
     quadrature there too).  Its solver settings are the model's, so
     ``backend``, ``tol``, ``maxiter`` stay unset.
+
+    Args:
+      model: ``sideq.linear()`` or ``sideq.single_index(activation)`` (or a
+        :class:`~sideq.general.DEQ`, above).
+      theta: θ = ``(θ1, [b,] θ2)``, shape ``(p,)`` with p =
+        :meth:`~sideq.model.Model.n_params` of ``dist.d``; finite.
+      xi: ξ, shape ``(d,)``, nonzero and finite.
+      dist: a law of X (:mod:`sideq.data`'s protocol).
+      backend: the equilibrium solver, ``"jaxopt"`` or ``"optimistix"``.
+      tol: the solver's relative step tolerance (default 64 machine epsilons
+        of the dtype).
+      maxiter: the solver's iteration limit.
+      quadrature: compute the linear DEQ's risk by quadrature, not Eq. (5).
+
+    Returns:
+      R(θ, ξ), a scalar in the promoted dtype of ``theta`` and ``xi``; NaN
+      (with NaN derivatives) when any node's equilibrium solve failed.
+
+    Raises:
+      SideqInputError: a bad ``model``, ``backend``, law, ``xi`` or
+        ``theta``; ξᵀ Cov(X) ξ = 0 under a Gaussian law (a constant target);
+        solver settings given with a DEQ.
+      SingularModelError: θ2 = 1 for the linear DEQ (outside jit).
     """
     if isinstance(model, DEQ):
         if (backend, tol, maxiter) != ("jaxopt", None, 100):

@@ -998,10 +998,9 @@ def bench_deq_step(
     """
     import jax
 
-    # float32 throughout, x64 off while JAX traces (``sideq bench`` runs with
-    # x64 on; jax.grad through a float32 general.solve under x64 fails in
-    # jaxopt's Anderson, whose backward is traced outside the solve's own
-    # float32 scope).
+    # float32 throughout: x64 off while JAX traces (``sideq bench`` runs with
+    # x64 on), so that every route's constants are float32 as in a float32
+    # session.
     with jax.enable_x64(False):
         return _deq_step(quick, problem, steps, runs, select_steps, peer, tuple(routes))
 

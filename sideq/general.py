@@ -500,10 +500,11 @@ def _optx():
 
 def _run_jaxopt(model: DEQ, params, x, y0, tol):
     """(y, iterations) by jaxopt, y differentiable by Eq. (1) with
-    the dense IFT solve."""
+    the dense IFT solve (jaxopt's ``custom_fixed_point``)."""
     jaxopt = _jaxopt()
     dtype = y0.dtype
     g = model.g
+    x64 = jnp.finfo(dtype).bits >= 64 and jax.config.jax_enable_x64
 
     def fixed_point_fun(y, params, x):
         return g(params, x, y)
@@ -518,17 +519,19 @@ def _run_jaxopt(model: DEQ, params, x, y0, tol):
         cls = jaxopt.AndersonAcceleration
     else:
         cls = jaxopt.FixedPointIteration
-    with jax.enable_x64(jnp.finfo(dtype).bits >= 64 and jax.config.jax_enable_x64):
-        solver = cls(
-            fixed_point_fun,
-            maxiter=model.maxiter,
-            tol=tol,
-            implicit_diff=True,
-            implicit_diff_solve=_dense_ift_solve,
-            **opts,
-        )
-        y, state = solver.run(y0, params, x)
-    return y, jnp.asarray(state.iter_num).astype(jnp.int32)
+
+    @jaxopt.implicit_diff.custom_fixed_point(fixed_point_fun, has_aux=True, solve=_dense_ift_solve)
+    def run(y0, params, x):
+        # jaxopt makes some constants at the default float width (jnp.zeros in
+        # Anderson's mixing step), so its solver is traced with x64 matching
+        # the dtype.  The scope sits inside the differentiated function: under
+        # jax.grad JAX traces it again later, outside the caller's scope.
+        with jax.enable_x64(x64):
+            solver = cls(fixed_point_fun, maxiter=model.maxiter, tol=tol, implicit_diff=False, **opts)
+            y, state = solver.run(y0, params, x)
+        return y, jnp.asarray(state.iter_num).astype(jnp.int32)
+
+    return run(y0, params, x)
 
 
 def _run_optimistix(model: DEQ, params, x, y0, tol):

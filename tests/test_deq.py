@@ -735,3 +735,24 @@ def test_bad_input_is_a_one_line_error(call, needle):
     with pytest.raises(SideqInputError) as err:
         call()
     assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("solver", ["anderson", "fixed_point"])
+def test_float32_gradient_under_x64_matches_float64(solver):
+    """jax.grad of a float32 solve with x64 on (as in a float64 session that
+    trains one model in float32): jaxopt's solver is traced again under grad,
+    and must keep float32 (its mixing step makes constants at the default
+    width).  Second route: the float64 gradient."""
+    model = D.multi_index("tanh", 2, solver=solver)
+    rng = np.random.default_rng(61)
+    params = {"W1": rng.normal(size=(2, D_IN)), "W2": _random_w2(2, 0.5, rng)}
+    x = rng.normal(size=(3, D_IN))
+
+    def loss(p, x):
+        return jnp.sum(D.solve(model, p, x, margin=False).y ** 2)
+
+    p32 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), params)
+    g32 = jax.grad(loss)(p32, jnp.asarray(x, jnp.float32))
+    g64 = jax.grad(loss)(params, x)
+    assert all(v.dtype == jnp.float32 for v in jax.tree_util.tree_leaves(g32))
+    assert _rel(g32, g64) < 1e-4  # (float32 solve to 7.6e-6)

@@ -109,7 +109,16 @@ def continuation(y0, theta, *, sensitivity: bool = True) -> Continuation:
     """A :class:`Continuation` from points ``y0`` alone at θ: the prediction at
     θ is ``y0`` itself (θ − θ' = 0).  ``sensitivity=False`` leaves it to be
     taken from the solutions (None), as gradient descent does for σ with
-    ``slope_of_value`` (:func:`one_evaluation`)."""
+    ``slope_of_value`` (:func:`one_evaluation`).
+
+    Args:
+      y0: the points, a scalar or an array (one per input).
+      theta: θ, shape ``(p,)``.
+      sensitivity: store zero sensitivities (True) or None (False).
+
+    Returns:
+      A :class:`Continuation` ``(y0, zeros like y0 or None, theta)``.
+    """
     y0 = jnp.asarray(y0)
     return Continuation(y0, jnp.zeros_like(y0) if sensitivity else None, jnp.asarray(theta))
 
@@ -137,7 +146,16 @@ def warm_start(start) -> WarmStart | Continuation:
     """A warm start from a previous solution (an :class:`Equilibrium`: its y, ω
     and ∂y/∂a), or from points ``y0`` alone (zero sensitivity: the prediction
     is ``y0`` itself).  A :class:`WarmStart` or :class:`Continuation` is
-    returned as it is."""
+    returned as it is.
+
+    Args:
+      start: an :class:`Equilibrium`, a :class:`WarmStart`, a
+        :class:`Continuation`, or points ``y0`` (a scalar or an array).
+
+    Returns:
+      A :class:`WarmStart` (for an Equilibrium or points: ω and ∂y/∂a from the
+      solve, or zeros like ``y0``), or the given WarmStart or Continuation.
+    """
     if isinstance(start, Equilibrium):
         return WarmStart(start.y, start.omega, start.sensitivity)
     if isinstance(start, (WarmStart, Continuation)):
@@ -156,8 +174,22 @@ def predict_start(model: Model, theta, x, previous: WarmStart | Continuation):
     O(‖θ − θ'‖) of reusing y' (the predictor step of a continuation method).
     From a :class:`Continuation` the same increment is (θ − θ')·(x, [1,] y'),
     computed from θ − θ'.  Falls back to y' where the prediction is not finite.
-    ``x``: as for :func:`solve` (a point (d,), a batch (n, d), or for d = 1 a
-    scalar or a batch (n,)), the inputs of the previous solve.
+
+    Args:
+      model: a scalar :class:`~sideq.model.Model`.
+      theta: θ, shape ``(p,)``, where y_θ(x) is predicted.
+      x: as for :func:`solve` (a point (d,), a batch (n, d), or for d = 1 a
+        scalar or a batch (n,)), the inputs of the previous solve.
+      previous: the previous solution as a :class:`WarmStart` (``y'``, ω',
+        ∂y/∂a; :func:`warm_start` makes one from an Equilibrium) or a
+        :class:`Continuation` (``y'``, ∂y/∂a or None, θ').
+
+    Returns:
+      The predicted y, shaped like ``previous.y`` (a scalar for one point).
+
+    Raises:
+      SideqInputError: a Continuation without sensitivities for a σ without
+        ``slope_of_value``.
     """
     x = model.as_inputs(x, model.input_dim(theta))
     y_prev = previous.y
@@ -174,16 +206,33 @@ def predict_start(model: Model, theta, x, previous: WarmStart | Continuation):
 
 
 def default_tol(dtype) -> float:
-    """Relative step tolerance of the Newton iteration: 64 machine epsilons."""
+    """Relative step tolerance of the Newton iteration: 64 machine epsilons.
+
+    Args:
+      dtype: a float dtype.
+
+    Returns:
+      ``64 * finfo(dtype).eps`` as a Python float.
+    """
     return 64.0 * float(jnp.finfo(dtype).eps)
 
 
 def uniqueness_margin(model: Model, theta2):
     r"""Signed lower bound on |F'| over all y, or ≤ 0 if F need not be monotone.
 
-    With s⁻ = inf σ', s⁺ = sup σ': F'(y) ∈ [1 − max(θ2 s⁻, θ2 s⁺), 1 − min(θ2 s⁻, θ2 s⁺)].
-    Returns ``(m, direction)``: ``m > 0`` means F is strictly monotone (direction
-    +1 increasing, −1 decreasing) with |F'| ≥ m, so the equilibrium is unique.
+    With s⁻ = inf σ', s⁺ = sup σ': F'(y) ∈ [1 − max(θ2 s⁻, θ2 s⁺), 1 − min(θ2 s⁻, θ2 s⁺)],
+    F(y) = y − g_θ(x, y) and F' the IFT margin 1 − ∂g/∂y of Eq. (1).  The
+    bounds are the activation's (exact, or estimated for a user callable
+    without ``slope_bounds``); traceable, no checks.
+
+    Args:
+      model: a scalar :class:`~sideq.model.Model`.
+      theta2: θ2, a scalar or an array (elementwise).
+
+    Returns:
+      ``(m, direction)``, arrays shaped like ``theta2``: ``m > 0`` means F is
+      strictly monotone (direction +1 increasing, −1 decreasing, in θ2's
+      dtype) with |F'| ≥ m, so the equilibrium is unique.
     """
     act = model.activation
     p, q = theta2 * act.slope_min, theta2 * act.slope_max
@@ -946,25 +995,34 @@ def solve(
         prediction (:func:`predict_start`), which usually needs one iteration.
       backend: ``"jaxopt"`` (default) or ``"optimistix"``.
       tol: relative step tolerance (default 64 machine epsilons of the dtype).
-      maxiter: iteration limit.
+      maxiter: iteration limit, ≥ 1.
 
     A :class:`sideq.general.DEQ` as ``model`` (``theta`` its params pytree)
     gives :func:`sideq.general.solve`'s :class:`~sideq.general.DEQEquilibrium`,
     ``tol`` and ``maxiter`` mapped by :func:`sideq.general.from_scalar_api`.
+    Works under ``jit`` and ``vmap``; inside jit, θ2 = 1 for the linear DEQ
+    gives NaN and ``Status.SINGULAR``.
 
-    Returns an :class:`Equilibrium` ``(y, residual, iterations, margin, status,
-    omega, sensitivity)`` (ω = a + θ2 y and ∂y/∂a at the solution, for warm starts);
-    ``y`` is differentiable in θ and x by implicit differentiation (Eq. (1)).
-    ``status`` (:class:`~sideq.status.Status`) claims no more than is proven:
-    CONVERGED is a root to tolerance that the activation's exact slope bounds
-    prove unique; UNVERIFIED a root whose uniqueness rests on estimated
-    bounds; NON_UNIQUE a root where the bounds allow several.  For these
-    three |y − g_θ(x, y)| ≤ √tol·(1 + |y| + |θ1ᵀx + b|); any other status is a
-    failure and its ``y`` is NaN (with NaN derivatives), never a finite
-    non-root.
-    Works under ``jit`` and ``vmap``.  Outside jit, θ2 = 1 for the linear DEQ
-    raises :class:`~sideq.errors.SingularModelError`; inside jit it gives NaN and
-    ``Status.SINGULAR``.
+    Returns:
+      An :class:`Equilibrium` ``(y, residual, iterations, margin, status,
+      omega, sensitivity)`` (ω = a + θ2 y and ∂y/∂a at the solution, for warm
+      starts), each field a scalar for one input or ``(n,)`` for a batch, in
+      the promoted dtype of ``theta`` and ``x`` (an integer θ is cast to the
+      default float).  ``y`` is differentiable in θ and x by implicit
+      differentiation (Eq. (1)).  ``status`` (:class:`~sideq.status.Status`)
+      claims no more than is proven: CONVERGED is a root to tolerance that the
+      activation's exact slope bounds prove unique; UNVERIFIED a root whose
+      uniqueness rests on estimated bounds; NON_UNIQUE a root where the bounds
+      allow several.  For these three |y − g_θ(x, y)| ≤ √tol·(1 + |y| +
+      |θ1ᵀx + b|); any other status is a failure and its ``y`` is NaN (with
+      NaN derivatives), never a finite non-root.
+
+    Raises:
+      SideqInputError: ``model`` is not a Model, an unknown ``backend``,
+        ``maxiter`` < 1, ``theta`` not of shape ``(p,)`` with d ≥ 1, ``x`` of a
+        shape that does not match θ, or non-finite ``theta`` or ``x``
+        (checked where concrete).
+      SingularModelError: θ2 = 1 for the linear DEQ, outside jit.
     """
     if isinstance(model, general.DEQ):  # (a general DEQ: sideq.general.solve, the keywords mapped)
         model = general.from_scalar_api(model, entry="sideq.solve", backend=backend, tol=tol, maxiter=maxiter)
@@ -999,8 +1057,24 @@ def equilibrium(model: Model, theta, x, **kwargs):
     finite wrong number; a root that may not be unique (NON_UNIQUE: non-contractive
     θ2; UNVERIFIED: estimated slope bounds) is returned as found, with a
     warning when called outside jit.  Use :func:`solve`
-    for the diagnostics.  Keyword arguments as for :func:`solve`.  A
-    :class:`sideq.general.DEQ` gives :func:`sideq.general.equilibrium` (no warnings).
+    for the diagnostics.  A :class:`sideq.general.DEQ` gives
+    :func:`sideq.general.equilibrium` (no warnings).
+
+    Args:
+      model: ``sideq.linear()`` or ``sideq.single_index(activation)`` (or a
+        :class:`sideq.general.DEQ`).
+      theta: θ = ``(θ1, [b,] θ2)``, shape ``(p,)`` (a DEQ's params pytree).
+      x: one input ``(d,)`` (a scalar when d = 1) or a batch ``(n, d)``.
+      **kwargs: ``y0``, ``backend``, ``tol``, ``maxiter``, as for
+        :func:`solve`.
+
+    Returns:
+      y_θ(x): a scalar for one input, ``(n,)`` for a batch; NaN where the
+      solve failed.
+
+    Raises:
+      SideqInputError: as for :func:`solve`.
+      SingularModelError: θ2 = 1 for the linear DEQ, outside jit.
     """
     if isinstance(model, general.DEQ):
         y0 = kwargs.pop("y0", None)

@@ -131,7 +131,14 @@ class FlowTrajectory(NamedTuple):
 
 
 def default_flow_tol(dtype) -> float:
-    """Default ``rtol = atol``: 1e-12 in float64, 100 machine epsilons in lower precision."""
+    """Default ``rtol = atol``: 1e-12 in float64, 100 machine epsilons in lower precision.
+
+    Args:
+      dtype: a float dtype.
+
+    Returns:
+      ``max(1e-12, 100 * finfo(dtype).eps)`` as a Python float.
+    """
     return max(1e-12, 100.0 * float(jnp.finfo(dtype).eps))
 
 
@@ -174,6 +181,16 @@ def vector_field(objective: Callable, cold_start: Callable):
     ``cold_start(theta) -> y0`` gives the equilibrium solver's starting points.
     The result supports reverse and forward mode (its Jacobian −∇²R is
     symmetric, so the JVP is computed as a VJP).
+
+    Args:
+      objective: ``objective(theta, y0) -> (R, Equilibrium)``, e.g. from
+        :func:`sideq.risk.empirical_objective`.
+      cold_start: ``theta -> y0``; its value is not differentiated
+        (``stop_gradient``).
+
+    Returns:
+      ``f(t, theta, args) -> −∇R(θ)`` (``t`` and ``args`` unused), a diffrax
+      vector field; ∇R is jitted once.
     """
     # jit: diffrax traces the field a dozen times (stages, shapes, events); the
     # jitted gradient is traced once and then reused from the cache.
@@ -228,21 +245,23 @@ def gradient_flow(
         docstring for why).
       divergence: stop (status DIVERGED) once max|θ| exceeds this.
 
-    Returns a :class:`FlowTrajectory`.  Status (of the flow's end): CONVERGED
-    when the steady state was reached, MAX_STEPS when t1 or ``max_steps`` came
-    first, NON_UNIQUE (UNVERIFIED) when an equilibrium at θ(t_final) may not be
-    unique (its uniqueness rests on estimated slope bounds); the recorded rows
-    in the non-unique regime are counted in ``non_unique_rows``, with the
-    first and last such time beside them; DIVERGED on non-finite values
-    or |θ| > ``divergence``, SINGULAR / SOLVER_FAILURE when an equilibrium solve
-    or the integrator failed.  diffrax rejects steps into regions where ∇R is
-    not finite, so such a flow stalls at the edge until ``max_steps``; it is
-    reported DIVERGED when ∇R is non-finite a small probe step (relative length
-    :data:`PROBE`) further along the flow.
-
     Pure and jit/vmap-able (``model``, ``objective``, ``cold_start``,
     ``max_steps``, ``solver`` and the presence of ``saveat_ts`` are static);
     nothing is checked: use :func:`flow` for validated single runs.
+
+    Returns:
+      A :class:`FlowTrajectory` (K + 1 rows: the requested times, then the
+      stop time).  Status (of the flow's end): CONVERGED when the steady state
+      was reached, MAX_STEPS when t1 or ``max_steps`` came first, NON_UNIQUE
+      (UNVERIFIED) when an equilibrium at θ(t_final) may not be unique (its
+      uniqueness rests on estimated slope bounds); the recorded rows in the
+      non-unique regime are counted in ``non_unique_rows``, with the first and
+      last such time beside them; DIVERGED on non-finite values or |θ| >
+      ``divergence``, SINGULAR / SOLVER_FAILURE when an equilibrium solve or
+      the integrator failed.  diffrax rejects steps into regions where ∇R is
+      not finite, so such a flow stalls at the edge until ``max_steps``; it is
+      reported DIVERGED when ∇R is non-finite a small probe step (relative
+      length :data:`PROBE`) further along the flow.
     """
     theta0 = jnp.asarray(theta0)
     value_and_grad = jax.value_and_grad(_risk_fn(objective, cold_start), has_aux=True)
@@ -464,7 +483,16 @@ def deq_empirical_objective(model: general.DEQ, x, y):
     r"""``objective(params) -> (R̂, (statuses, residual))`` for :func:`deq_gradient_flow`:
     R̂ = (1/n) Σᵢ ‖y_θ(xᵢ) − yᵢ‖² as :func:`sideq.general.empirical_risk`, the
     equilibria solved cold (from zero) by :func:`sideq.general.solve`, with their
-    statuses (n,) and the worst residual ‖y − g(y)‖∞.  ``x`` (n, d), ``y`` (n, k)."""
+    statuses (n,) and the worst residual ‖y − g(y)‖∞.  No checks.
+
+    Args:
+      model: a :class:`sideq.general.DEQ` with k outputs.
+      x: inputs, shape ``(n, d)``.
+      y: targets, shape ``(n, k)``.
+
+    Returns:
+      The function ``objective(params)``.
+    """
 
     def objective(params):
         sol = general.solve(model, params, x, margin=False)
@@ -479,7 +507,20 @@ def deq_population_objective(model: general.DEQ, xi, dist):
     (closed form for multi_linear, Eq. (5) with k outputs; quadrature otherwise).
     The status is :meth:`sideq.general.DEQ.proof` (SINGULAR, NON_UNIQUE,
     UNVERIFIED or CONVERGED); a failed solve at a node makes R NaN (DIVERGED);
-    the residual is NaN (the solves are inside R)."""
+    the residual is NaN (the solves are inside R).
+
+    Args:
+      model: a :class:`sideq.general.DEQ` (multi_linear or multi_index).
+      xi: Ξ, shape ``(k, d)``.
+      dist: a law of X (:mod:`sideq.data`'s protocol).
+
+    Returns:
+      The function ``objective(params)``; the statuses have shape ``(1,)``.
+
+    Raises:
+      SideqInputError: as :func:`sideq.general_risk.population_objective`
+        (a model without a population risk, a bad law, ``xi`` or route).
+    """
     risk = general_risk.population_objective(model, xi, dist)
 
     def objective(params):
@@ -518,11 +559,15 @@ def deq_gradient_flow(
       t1, saveat_ts, rtol, atol, gtol, max_steps, solver, divergence: as for
         :func:`gradient_flow`.
 
-    Returns a :class:`DEQFlowTrajectory`.  A failed solve at a recorded row
-    (SINGULAR, SOLVER_FAILURE, DIVERGED for a non-finite risk or gradient)
-    ends the run with that status; nothing raises, so under ``jax.vmap`` over
-    ``params0`` one failing run leaves the others alone.  Pure and
-    jit/vmap-able; nothing is checked: use :func:`flow` for validated runs.
+    A failed solve at a recorded row (SINGULAR, SOLVER_FAILURE, DIVERGED for
+    a non-finite risk or gradient) ends the run with that status; nothing
+    raises, so under ``jax.vmap`` over ``params0`` one failing run leaves the
+    others alone.  Pure and jit/vmap-able; nothing is checked: use
+    :func:`flow` for validated runs.
+
+    Returns:
+      A :class:`DEQFlowTrajectory`, its ``params`` leaves stacked over the
+      K + 1 rows.
     """
     theta0, unravel = ravel_pytree(params0)
 
@@ -797,10 +842,44 @@ def flow(
     ``max_steps``, backend): other θ(0), t1, tolerances or data of the same
     shape reuse the compiled flow.
 
-    Raises :class:`~sideq.errors.SideqInputError` (one line, naming the
-    argument) on bad input, :class:`~sideq.errors.SingularModelError` for a
-    start on the singular set (θ2(0) = 1 for the linear DEQ, I − W2(0) singular
-    for multi_linear).
+    Args:
+      model: ``sideq.linear()``, ``sideq.single_index(activation)`` or a
+        :class:`sideq.general.DEQ`.
+      theta0: θ(0), shape ``(p,)`` (a DEQ's params pytree), finite.
+      xi: the target ξ, shape ``(d,)`` (Ξ, ``(k, d)``, for a DEQ); required
+        for the scalar models.
+      x: data, shape ``(n, d)`` (or ``(n,)`` for d = 1), for the empirical
+        risk R̂.
+      y: targets, ``(n,)`` (``(n, k)`` for a DEQ); default f(x).  Only with
+        ``x``.
+      dist: a law of X for the population risk R (Eq. (3)), instead of ``x``.
+      t1: the end time, a finite number > 0.
+      saveat_ts: the times to record, in [0, t1] and non-decreasing; None:
+        only t = 0.
+      rtol: the controller's relative tolerance, > 0; default
+        :func:`default_flow_tol` of the default float dtype.
+      atol: the controller's absolute tolerance, > 0; default as ``rtol``.
+      gtol: stop at the first accepted step with ‖∇R‖ ≤ gtol (≥ 0; 0 never
+        stops early).
+      max_steps: the integrator's step limit, an integer ≥ 1.
+      solver: a ``diffrax.AbstractSolver``; default ``diffrax.Dopri8()``.
+      backend: the scalar models' equilibrium solver, ``"jaxopt"`` or
+        ``"optimistix"`` (left at ``"jaxopt"`` for a DEQ).
+      maxiter: the scalar models' solver iteration limit, ≥ 1 (left at 100
+        for a DEQ).
+
+    Returns:
+      A :class:`FlowTrajectory` (a :class:`DEQFlowTrajectory` for a DEQ) in
+      the default float dtype; its status as for :func:`gradient_flow`.
+
+    Raises:
+      SideqInputError: bad input, in one line naming the argument: ``backend``,
+        ``solver``, ``max_steps``, ``maxiter``, ``t1``, ``gtol``, ``rtol``,
+        ``atol``, ``saveat_ts``, the problem (``xi``, ``x``, ``y``, ``dist``;
+        :func:`sideq.train.check_problem`) or ``theta0``; ``backend`` or
+        ``maxiter`` set for a DEQ.
+      SingularModelError: a start on the singular set (θ2(0) = 1 for the
+        linear DEQ, I − W2(0) singular for multi_linear).
 
     Example (Theorem 3.3: the linear flow lands on the solution line)::
 
@@ -870,7 +949,14 @@ def flow(
 
 def reached_rows(ts) -> np.ndarray:
     """Mask of the rows of one flow's ``ts`` that it integrated to: the requested
-    times before the stop time ``t_final`` (the last row), and that row."""
+    times before the stop time ``t_final`` (the last row), and that row.
+
+    Args:
+      ts: one flow's ``ts``, shape ``(K+1,)``.
+
+    Returns:
+      A numpy bool array of shape ``(K+1,)``, its last entry True.
+    """
     ts = np.asarray(ts)
     return np.append(ts[:-1] < ts[-1], True)
 
@@ -885,6 +971,16 @@ def until_stop(traj: FlowTrajectory | DEQFlowTrajectory) -> FlowTrajectory | DEQ
     the final row: ``ts`` increases and every row was integrated to
     (``sideq flow --save`` writes these rows).  Not for a batch of flows (their
     stop times differ); index one run first.
+
+    Args:
+      traj: one flow's :class:`FlowTrajectory` or :class:`DEQFlowTrajectory`.
+
+    Returns:
+      The same type with numpy fields: the reached rows of each per-row field
+      (:func:`reached_rows`; every leaf of ``params``), the scalars as they are.
+
+    Raises:
+      SideqInputError: ``traj.ts`` is not 1-D (a batch of flows).
     """
     ts = np.asarray(traj.ts)
     if ts.ndim != 1:
@@ -916,6 +1012,13 @@ def multi_linear_invariant(params):
     (W̃1W̃1ᵀ)' = −B⁻ᵀG W̃1ᵀ − W̃1 Gᵀ B⁻¹ and, as B A = W̃1,
     (BBᵀ)' = B⁻ᵀG W̃1ᵀ + W̃1 Gᵀ B⁻¹: the two cancel.  Both the empirical risk
     and the population risk of the multi-neuron linear DEQ are functions of A.
+
+    Args:
+      params: a multi_linear params dict: ``"W1"`` ``(..., k, d)``, ``"W2"``
+        ``(..., k, k)`` and, with a bias, ``"b"`` ``(..., k)``.
+
+    Returns:
+      Q, a numpy array of shape ``(..., k, k)``.
     """
     W1 = np.asarray(params["W1"])
     B = np.eye(W1.shape[-2]) - np.asarray(params["W2"])
@@ -935,6 +1038,14 @@ def flow_summary(model: Model | general.DEQ, traj: FlowTrajectory | DEQFlowTraje
     :func:`sideq.general.multi_linear`, the largest entry of |Q(t) − Q(0)| with
     Q from :func:`multi_linear_invariant`).  A DEQ flow has ``params_final``
     (its leaves as nested lists) in place of ``theta_final`` and no distance.
+
+    Args:
+      model: the flow's model (a scalar Model or a DEQ).
+      traj: one flow's :class:`FlowTrajectory` or :class:`DEQFlowTrajectory`.
+
+    Returns:
+      A dict of Python numbers, strings and lists; a non-finite number is
+      None.
     """
 
     def num(v):

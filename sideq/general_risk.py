@@ -426,13 +426,41 @@ def _checked(model, params, xi, dist, route, samples, key):
 
 def route_for(model, dist, *, samples: int | None = None, route: str | None = None) -> str:
     """The route :func:`population_risk` takes for ``model`` and ``dist``:
-    ``"closed_form"``, ``"quadrature"`` or ``"monte_carlo"``."""
+    ``"closed_form"``, ``"quadrature"`` or ``"monte_carlo"``.
+
+    Args:
+      model: :func:`sideq.general.multi_linear` or :func:`sideq.general.multi_index`.
+      dist: a law of X (:mod:`sideq.data`'s protocol).
+      samples: a Monte Carlo sample size (≥ 2), as for :func:`population_risk`.
+      route: a route to force, or None to choose (module docstring).
+
+    Returns:
+      The route's name.
+
+    Raises:
+      SideqInputError: a model without a population risk, a bad law, a
+        ``samples`` or ``route`` that does not apply, or a quadrature the law
+        cannot give (no rule, or more than :data:`MAX_NODES` nodes).
+    """
     _check_model_dist(model, dist)
     return _plan(model, dist, route, samples, 0).route
 
 
 def n_nodes(model, dist, *, samples: int | None = None, route: str | None = None) -> int:
-    """The number of equilibria one evaluation solves (0 for the closed form)."""
+    """The number of equilibria one evaluation solves (0 for the closed form).
+
+    Args:
+      model: :func:`sideq.general.multi_linear` or :func:`sideq.general.multi_index`.
+      dist: a law of X (:mod:`sideq.data`'s protocol).
+      samples: a Monte Carlo sample size (≥ 2), as for :func:`population_risk`.
+      route: a route to force, or None to choose.
+
+    Returns:
+      The quadrature's node count, the Monte Carlo sample size, or 0.
+
+    Raises:
+      SideqInputError: as for :func:`route_for`.
+    """
     _check_model_dist(model, dist)
     return _plan(model, dist, route, samples, 0).n_nodes
 
@@ -463,8 +491,12 @@ def population_risk_estimate(
       solve failed (or I − W2 is singular under jit).
 
     Raises:
-      SideqInputError: a one-line message naming the bad argument
-        (:class:`~sideq.errors.SingularModelError` for a singular I − W2).
+      SideqInputError: a one-line message naming the bad argument: ``model``
+        (not multi_linear or multi_index), ``dist``, ``params`` (keys, shapes,
+        non-real or non-finite leaves), ``xi``, ``samples``, ``key`` or
+        ``route``.
+      SingularModelError: I − W2 singular for multi_linear with concrete
+        params.
     """
     plan, params, xi = _checked(model, params, xi, dist, route, samples, key)
     value, stderr = _evaluate(model, plan, params, xi, dist)
@@ -476,11 +508,26 @@ def population_risk(model, params, xi, dist, *, samples: int | None = None, key:
     population version of :func:`sideq.general.empirical_risk`; Section 2,
     Eq. (5) for :func:`~sideq.general.multi_linear`).
 
-    Args and routes as for :func:`population_risk_estimate`.
+    Routes as for :func:`population_risk_estimate`.
+
+    Args:
+      model: :func:`sideq.general.multi_linear` or :func:`sideq.general.multi_index`.
+      params: ``{"W1": (k, d), "W2": (k, k)}`` (+ ``"b": (k,)`` with a bias).
+      xi: Ξ, shape (k, d): the target f(x) = Ξx or σ(Ξx).
+      dist: a law of X (:mod:`sideq.data`'s protocol).
+      samples: Monte Carlo with this many inputs (≥ 2).
+      key: the Monte Carlo seed, an integer ≥ 0.
+      route: a route to force, or None to choose.
 
     Returns:
-      A scalar, differentiable in params (Eq. (1) through every solve) and
-      jit-able with ``model`` static; NaN if a solve failed.
+      A scalar in the float dtype of ``params`` and ``xi``, differentiable in
+      params (Eq. (1) through every solve) and jit-able with ``model`` static;
+      NaN if a solve failed (or I − W2 is singular under jit).
+
+    Raises:
+      SideqInputError: as for :func:`population_risk_estimate`.
+      SingularModelError: I − W2 singular for multi_linear with concrete
+        params.
     """
     plan, params, xi = _checked(model, params, xi, dist, route, samples, key)
     return _evaluate(model, plan, params, xi, dist)[0]
@@ -492,8 +539,24 @@ def population_objective(model, xi, dist, *, samples: int | None = None, key: in
 
     ``xi``, ``dist`` and the route are fixed; ``objective.route`` and
     ``objective.n_nodes`` say which route and how many equilibria per call,
-    ``objective.estimate(params)`` gives ``(value, stderr)``.  Args as for
-    :func:`population_risk_estimate`.
+    ``objective.estimate(params)`` gives ``(value, stderr)``.  The params are
+    not checked at each call (a singular I − W2 gives NaN).
+
+    Args:
+      model: :func:`sideq.general.multi_linear` or :func:`sideq.general.multi_index`.
+      xi: Ξ, shape (k, d).
+      dist: a law of X (:mod:`sideq.data`'s protocol).
+      samples: Monte Carlo with this many inputs (≥ 2).
+      key: the Monte Carlo seed, an integer ≥ 0.
+      route: a route to force, or None to choose.
+
+    Returns:
+      The function ``objective(params)``, with the attributes ``estimate``,
+      ``route`` and ``n_nodes``.
+
+    Raises:
+      SideqInputError: a bad ``model``, ``dist``, ``xi``, ``samples``, ``key``
+        or ``route``.
     """
     _check_model_dist(model, dist)
     _check_xi(model, xi, dist.d)

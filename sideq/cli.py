@@ -656,7 +656,9 @@ def cmd_verify(args) -> int:
 
     if args.plots is not None:
         _writable_folder(args.plots, "--plots")
-    return verify_main(quick=args.quick, as_json=args.json, plots_dir=args.plots, multi=args.multi)
+    return verify_main(
+        quick=args.quick, as_json=args.json, plots_dir=args.plots, multi=args.multi, markdown=args.markdown
+    )
 
 
 def cmd_bench(args) -> int:
@@ -816,6 +818,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="check every theorem of the paper against simulation (VERIFY.md)")
     p.add_argument("--quick", action="store_true", help="fewer initializations (under a minute)")
     p.add_argument("--json", action="store_true", help="print a list of {claim, holds, ...} objects")
+    p.add_argument(
+        "--markdown",
+        action="store_true",
+        help="print the whole of VERIFY.md made from this run: sideq verify --markdown --plots docs/verify > VERIFY.md",
+    )
     p.add_argument(
         "--plots", metavar="DIR", default=None, help="also write the VERIFY.md figures (PNG) into DIR, e.g. docs/verify"
     )

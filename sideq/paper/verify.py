@@ -37,8 +37,10 @@ check can fail).  :func:`plots` draws the VERIFY.md figures from the same
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import math
+import os
 import sys
 import time
 
@@ -56,12 +58,16 @@ from sideq.general import equilibrium as deq_equilibrium
 from sideq.gradient_flow import gradient_flow, reached_rows
 from sideq.paper import multi as MU
 from sideq.paper import theory as T
+from sideq.paper import verify_markdown as VM
 from sideq.progress import advance, bar
 from sideq.risk import initial_nodes_y0, population_objective
 
-__all__ = ["format_table", "main", "run", "run_multi"]
+__all__ = ["format_table", "main", "run", "run_multi", "run_parameters"]
 
 NOISE = 1e-14
+# Starts per setting and points per axis of the rho grid: `--quick` and the full run.
+QUICK_STARTS, FULL_STARTS = 8, 24
+QUICK_GRID, FULL_GRID = 31, 61
 
 
 # ---------------------------------------------------------------------------
@@ -575,8 +581,17 @@ def check_theorem_3_6_eta0(name="unif1", K=8, perturb=1.0, variant="corrected", 
         tight[i] >= 1 - 1e-6 and all(inside),
         variant == "corrected",
         tightness=tight[i],
-        note="eta0 printed/corrected per start: " + ", ".join(f"{x['eta0_printed'] / x['eta0']:.3g}" for x in sc["e"]),
+        note=f"L_bound/L_attained <= {max(x['L_bound'] / x['L_attained'] for x in sc['e']):.4g} over the starts; "
+        f"binding term: {_counts(x['binding'] for x in sc['e'])}; eta0 printed/corrected per start: "
+        + ", ".join(f"{x['eta0_printed'] / x['eta0']:.3g}" for x in sc["e"]),
     )
+
+
+def _counts(values):
+    """'a on n/N starts, b on m/N' for the distinct values, most frequent first."""
+    values = list(values)
+    seen = {v: values.count(v) for v in dict.fromkeys(values)}
+    return ", ".join(f"{v} on {n}/{len(values)}" for v, n in sorted(seen.items(), key=lambda kv: -kv[1]))
 
 
 def _top_of_first_run(ok, mult):
@@ -1747,8 +1762,8 @@ class _Recs(list):
 def run(quick: bool = True, log=None) -> list[dict]:
     """All checks; ``quick`` uses fewer settings/inits (< 1 min on 2 cores).
     ``log``: optional callable receiving a progress line per record."""
-    K = 8 if quick else 24
-    grid = 31 if quick else 61
+    K = QUICK_STARTS if quick else FULL_STARTS
+    grid = QUICK_GRID if quick else FULL_GRID
     recs = _Recs(log)
     recs.append(check_eq_1(K))
     lin = ["unif1", "gauss3"] if quick else ["unif1", "gauss3", "gauss2"]
@@ -1956,7 +1971,7 @@ def plots(outdir, quick=True, K=None, grid=None):
         ("theorem_3_8_rate", plot_theorem_3_8),
         ("step_sizes", functools.partial(plot_step_sizes, names=t39)),
     ]:
-        fig = fn(K or (8 if quick else 24), grid or (31 if quick else 61))
+        fig = fn(K or (QUICK_STARTS if quick else FULL_STARTS), grid or (QUICK_GRID if quick else FULL_GRID))
         path = os.path.join(outdir, name + ".png")
         fig.savefig(path, dpi=130)
         plt.close(fig)
@@ -1989,24 +2004,87 @@ def failures(recs):
     return [r for r in recs if r["should_hold"] is True and not r["holds"]]
 
 
-def main(quick: bool = False, as_json: bool = False, plots_dir: str | None = None, multi: bool = False) -> int:
-    """Entry point for ``sideq verify [--quick] [--json] [--plots DIR] [--multi]``: exit 1
-    if a claim that should hold fails; ``plots_dir``: also write the VERIFY.md figures
+def run_parameters() -> dict:
+    """The constants of the checks that VERIFY.md's prose quotes
+    (:func:`sideq.paper.verify_markdown.markdown`): starts and ρ grid of ``--quick``
+    and of the full run, the noise floor of the rate estimates, and the
+    quadrature and grid sizes of :mod:`sideq.paper.theory`.
+
+    Returns:
+        A dict of the names the prose uses.
+    """
+    lip = inspect.signature(T.lemma_3_7_lipschitz).parameters
+    return {
+        "quick_starts": QUICK_STARTS,
+        "full_starts": FULL_STARTS,
+        "quick_grid": QUICK_GRID,
+        "full_grid": FULL_GRID,
+        "noise": NOISE,
+        "gauss_block_nodes": T.GAUSS_BLOCK_NODES,
+        "max_grid_high_dim": T.MAX_GRID_HIGH_DIM,
+        "n_gap": lip["n_gap"].default,
+        "n_gap_search": lip["n_gap_search"].default,
+    }
+
+
+def _command(quick, plots_dir, multi):
+    """The ``sideq verify --markdown`` command line of a run, for the document's header."""
+    return (
+        "sideq verify --markdown"
+        + (" --multi" if multi else "")
+        + (" --quick" if quick else "")
+        + (f" --plots {plots_dir}" if plots_dir else "")
+    )
+
+
+def main(
+    quick: bool = False,
+    as_json: bool = False,
+    plots_dir: str | None = None,
+    multi: bool = False,
+    markdown: bool = False,
+) -> int:
+    """Entry point for ``sideq verify [--quick] [--json | --markdown] [--plots DIR] [--multi]``:
+    exit 1 if a claim that should hold fails; ``plots_dir``: also write the VERIFY.md figures
     there (from the same simulations); ``multi``: the multi-neuron group
-    (:func:`run_multi`, MULTI_NEURON.md) instead of Section 3's checks.
+    (:func:`run_multi`, MULTI_NEURON.md) instead of Section 3's checks; ``markdown``: print
+    the whole document (VERIFY.md, :func:`sideq.paper.verify_markdown.markdown`) made from
+    this run's records, with the run's wall and CPU time and the machine's load.
 
     The checks need float64; it is switched on for this call only."""
     if multi and plots_dir:
         raise SideqInputError("--plots: the figures are Section 3's; run `sideq verify --plots DIR` without --multi")
-    t0 = time.perf_counter()
+    if as_json and markdown:
+        raise SideqInputError("--markdown: prints the document, --json the records; give one of them")
+    t0, c0, load0 = time.perf_counter(), time.process_time(), VM.machine()["load"]
+    written = []
     with jax.enable_x64(True), bar(None, "verify", "check") as b:  # (a bar on a terminal only)
         log = (lambda line: advance(b, 1, line.split("] ", 1)[-1])) if b is not None else None
         recs = run_multi(quick, log=log) if multi else run(quick, log=log)
         if plots_dir:
             for path in plots(plots_dir, quick):
+                written.append(path)
                 print(f"wrote {path}", file=sys.stderr, flush=True)
     wall = time.perf_counter() - t0
-    if as_json:
+    if markdown:
+        info = {
+            "wall_s": wall,
+            "cpu_s": time.process_time() - c0,
+            "machine": VM.machine(),
+            "load_start": load0,
+            "load_end": VM.machine()["load"],
+        }
+        doc = VM.markdown(
+            recs,
+            run_parameters(),
+            quick=quick,
+            multi=multi,
+            command=_command(quick, plots_dir and os.path.normpath(plots_dir), multi),
+            run_info=info,
+            plots_written=written,
+        )
+        sys.stdout.write(doc)
+    elif as_json:
         print(json.dumps(recs, indent=1))
     else:
         print(format_table(recs))
@@ -2021,4 +2099,8 @@ def main(quick: bool = False, as_json: bool = False, plots_dir: str | None = Non
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main("--quick" in sys.argv, "--json" in sys.argv, multi="--multi" in sys.argv))
+    sys.exit(
+        main(
+            "--quick" in sys.argv, "--json" in sys.argv, multi="--multi" in sys.argv, markdown="--markdown" in sys.argv
+        )
+    )

@@ -83,7 +83,10 @@ for :func:`multi_linear`), DIVERGED (a non-finite iterate or residual),
 MAX_STEPS (the iteration limit, residual above tolerance), SOLVER_FAILURE (the
 solver stopped early above tolerance).  A failed solve returns y = NaN, with
 NaN derivatives: never a finite non-root, and never an exception, so one
-failure under ``vmap`` stays in its own row.
+failure under ``vmap`` stays in its own row.  (Input checks are another
+matter: the public functions given concrete :func:`multi_linear` params with
+I − W2 singular raise :class:`~sideq.errors.SingularModelError` before
+solving; under ``jit`` the same params give SINGULAR and NaN.)
 
 Precision: nothing here changes ``jax_enable_x64``.  jaxopt's Anderson builds
 its Gram matrix in the default float dtype, so with x64 on a float32 solve is
@@ -140,7 +143,14 @@ _DEFAULT_MAXITER = 256
 
 def default_tol(dtype) -> float:
     """The default solve tolerance: 64 machine epsilons of ``dtype``
-    (1.4e-14 in float64, 7.6e-6 in float32)."""
+    (1.4e-14 in float64, 7.6e-6 in float32).
+
+    Args:
+      dtype: a float dtype.
+
+    Returns:
+      ``64 * finfo(dtype).eps`` as a Python float.
+    """
     return 64.0 * float(jnp.finfo(dtype).eps)
 
 
@@ -214,12 +224,32 @@ class DEQ:
         return f"DEQ({self.name!r}, dim={self.dim}, solver={self.solver!r}{opts})"
 
     def tol_for(self, dtype) -> float:
-        """The success tolerance in ``dtype``."""
+        """The success tolerance in ``dtype``.
+
+        Args:
+          dtype: a float dtype.
+
+        Returns:
+          The model's ``tol`` as a float, or :func:`default_tol` of ``dtype``
+          when it is None.
+        """
         return default_tol(dtype) if self.tol is None else float(self.tol)
 
     def target(self, xi, x):
-        """f(x) = Ξx (:func:`multi_linear`) or σ(Ξx) (:func:`multi_index`), Ξ of
-        shape (k, d); x of shape (d,) or (n, d).  Unchecked: see :func:`target`."""
+        """f(x) = Ξx (:func:`multi_linear`) or σ(Ξx) (:func:`multi_index`).
+
+        Unchecked: see :func:`target`.
+
+        Args:
+          xi: Ξ, shape (k, d).
+          x: one input (d,) or a batch (n, d).
+
+        Returns:
+          f(x), shape (k,) or (n, k).
+
+        Raises:
+          SideqInputError: a general :func:`deq`, which has no target.
+        """
         if self.kind == "general":
             raise SideqInputError(
                 f"target: model {self.name!r} is a general DEQ with no target f; pass targets y instead of xi"
@@ -232,7 +262,18 @@ class DEQ:
         where the fixed point is proven unique for every x, NON_UNIQUE or
         UNVERIFIED where it is not, SINGULAR for :func:`multi_linear` with
         I − W2 numerically singular (smallest singular value ≤ k·eps times the
-        largest, the rank test of ``numpy.linalg.matrix_rank``)."""
+        largest, the rank test of ``numpy.linalg.matrix_rank``).
+
+        :func:`multi_index`: CONVERGED where ‖W2‖₂·Lip(σ) < 1, else
+        NON_UNIQUE; UNVERIFIED for estimated slope bounds.  :func:`deq`:
+        CONVERGED where ``certify(params)`` is true, else UNVERIFIED.
+
+        Args:
+          params: the model's params (traceable).
+
+        Returns:
+          A scalar int32 :class:`~sideq.status.Status` code.
+        """
         if self.kind == "multi_linear":
             W2 = params["W2"]
             s = jnp.linalg.svd(jnp.eye(self.dim, dtype=W2.dtype) - W2, compute_uv=False)
@@ -313,6 +354,12 @@ def deq(
     Returns:
       A :class:`DEQ`.
 
+    Raises:
+      SideqInputError: ``g`` not callable, an unknown ``solver``, ``dim`` not
+        a positive integer, ``tol`` not a finite number > 0, ``maxiter`` < 1,
+        or a solver option the solver does not take (or not hashable, or
+        ``history_size`` < 2).
+
     Example::
 
         from sideq.general import deq, equilibrium
@@ -341,9 +388,25 @@ def multi_linear(
 
     Params: ``{"W1": (k, d), "W2": (k, k)}`` (+ ``"b": (k,)`` with ``bias``).
     The equilibrium is y = (I − W2)⁻¹(W1 x + b): unique wherever I − W2 is
-    nonsingular (CONVERGED), SINGULAR (y = NaN) where it is not.  Newton (the
-    default) solves it in one step at any spectral radius of W2; fixed-point
-    iteration needs ρ(W2) < 1.  Target: f(x) = Ξx.
+    nonsingular (CONVERGED), SINGULAR (y = NaN) where it is not (under
+    ``jit``; concrete params with I − W2 singular are refused by
+    :class:`~sideq.errors.SingularModelError` at the public functions).
+    Newton (the default) solves it in one step at any spectral radius of W2;
+    fixed-point iteration needs ρ(W2) < 1.  Target: f(x) = Ξx.
+
+    Args:
+      k: the number of outputs.
+      bias: carry ``"b"`` (k,).
+      solver: one of :data:`SOLVERS` (default ``"newton"``).
+      tol: success tolerance, as for :func:`deq`.
+      maxiter: iteration limit.
+      **solver_options: as for :func:`deq`.
+
+    Returns:
+      A :class:`DEQ` of kind ``"multi_linear"``.
+
+    Raises:
+      SideqInputError: bad settings, as for :func:`deq`.
     """
     options = _check_settings(solver, k, tol, maxiter, solver_options)
     return DEQ(
@@ -373,11 +436,29 @@ def multi_index(
     r"""The multi-neuron single-index DEQ y = σ(W1 x + W2 y (+ b)), y ∈ ℝ^k
     (Section 5's extension of Eq. (10)).
 
-    ``sigma``: a name or an :class:`~sideq.activations.Activation`.  Params as
-    for :func:`multi_linear`.  y ↦ σ(W1x + W2y) is Lip(σ)·‖W2‖₂-Lipschitz, so
-    where ‖W2‖₂·Lip(σ) < 1 the fixed point is unique (Banach) and a root is
-    CONVERGED; elsewhere NON_UNIQUE (UNVERIFIED for an activation whose slope
-    bounds were estimated).  Target: f(x) = σ(Ξx).
+    Params as for :func:`multi_linear`.  y ↦ σ(W1x + W2y) is
+    Lip(σ)·‖W2‖₂-Lipschitz, so where ‖W2‖₂·Lip(σ) < 1 the fixed point is
+    unique (Banach) and a root is CONVERGED; elsewhere NON_UNIQUE (UNVERIFIED
+    for an activation whose slope bounds were estimated).  Target:
+    f(x) = σ(Ξx).
+
+    Args:
+      sigma: σ, a name, an :class:`~sideq.activations.Activation`, or a
+        callable (:func:`sideq.activations.get_activation`: its slope bounds
+        are then estimated, with a warning).
+      k: the number of outputs.
+      bias: carry ``"b"`` (k,).
+      solver: one of :data:`SOLVERS` (default ``"anderson"``).
+      tol: success tolerance, as for :func:`deq`.
+      maxiter: iteration limit.
+      **solver_options: as for :func:`deq`.
+
+    Returns:
+      A :class:`DEQ` of kind ``"multi_index"``.
+
+    Raises:
+      SideqInputError: an unknown ``sigma``, or bad settings as for
+        :func:`deq`.
     """
     act = get_activation(sigma)
     options = _check_settings(solver, k, tol, maxiter, solver_options)
@@ -805,6 +886,16 @@ def solve(model: DEQ, params, x, *, y0=None, margin: bool = True) -> DEQEquilibr
       ``y`` is differentiable in params and x by Eq. (1), and NaN (with NaN
       derivatives) where the solve failed.  The statuses CONVERGED,
       UNVERIFIED and NON_UNIQUE guarantee ‖y − g(y)‖∞ ≤ tol·(1 + ‖y‖∞).
+      ``y``, ``residual`` and ``margin`` are in the float dtype the params
+      and x promote to.
+
+    Raises:
+      SideqInputError: ``model`` not a DEQ; ``x`` not real, finite numbers of
+        shape (d,) or (n, d); params of the wrong keys or shapes, or
+        non-finite; a ``g`` that fails on (d,), (k,) inputs or does not return
+        (k,); a ``y0`` that does not broadcast.
+      SingularModelError: concrete :func:`multi_linear` params with I − W2
+        singular (under ``jit``: SINGULAR and NaN instead).
 
     Works under ``jit`` and ``vmap`` (over x and over params: vmap the call).
     """
@@ -813,9 +904,24 @@ def solve(model: DEQ, params, x, *, y0=None, margin: bool = True) -> DEQEquilibr
 
 
 def equilibrium(model: DEQ, params, x, *, y0=None):
-    r"""The fixed point y_θ(x), (k,) for x of shape (d,) or (n, k) for (n, d),
-    differentiable in params and x by Eq. (1); NaN where the solve failed.
-    :func:`solve` gives the statuses."""
+    r"""The fixed point y_θ(x), differentiable in params and x by Eq. (1).
+
+    :func:`solve` (without the margin) gives the statuses.
+
+    Args:
+      model: a :class:`DEQ`.
+      params: its parameters.
+      x: one input (d,) or a batch (n, d).
+      y0: start point, as for :func:`solve`.
+
+    Returns:
+      y, (k,) for x of shape (d,) or (n, k) for (n, d); NaN where the solve
+      failed.
+
+    Raises:
+      SideqInputError: as for :func:`solve`.
+      SingularModelError: as for :func:`solve`.
+    """
     return solve(model, params, x, y0=y0, margin=False).y
 
 
@@ -829,8 +935,20 @@ def _check_xi(model: DEQ, xi, d):
 
 
 def target(model: DEQ, xi, x):
-    """The target f(x) = Ξx (:func:`multi_linear`) or σ(Ξx) (:func:`multi_index`),
-    Ξ = ``xi`` of shape (k, d); x of shape (d,) or (n, d); returns (k,) or (n, k)."""
+    """The target f(x) = Ξx (:func:`multi_linear`) or σ(Ξx) (:func:`multi_index`).
+
+    Args:
+      model: a :class:`DEQ` built by :func:`multi_linear` or :func:`multi_index`.
+      xi: Ξ, shape (k, d), finite.
+      x: one input (d,) or a batch (n, d), finite.
+
+    Returns:
+      f(x), shape (k,) or (n, k), in the float dtype ``xi`` and ``x`` promote to.
+
+    Raises:
+      SideqInputError: ``model`` not a DEQ or a general :func:`deq` (no
+        target), a bad ``x``, or ``xi`` of the wrong shape or non-finite.
+    """
     _check_model(model)
     x = _check_x(x)
     if model.kind == "general":
@@ -899,12 +1017,18 @@ def empirical_risk(model: DEQ, params, x, y=None, *, xi=None):
       model: a :class:`DEQ`.
       params: its parameters.
       x: inputs (n, d).
-      y: targets (n, k) ((n,) when k = 1); or None with ``xi`` (k, d), for the
-        targets f(xᵢ) of :func:`target`.
+      y: targets (n, k) ((n,) when k = 1); or None with ``xi``.
+      xi: Ξ (k, d), for the targets f(xᵢ) of :func:`target`; only without ``y``.
 
     Returns:
-      The risk (a scalar), differentiable in params by Eq. (1); NaN if any
-      solve failed.
+      The risk (a scalar in the float dtype the inputs promote to),
+      differentiable in params by Eq. (1); NaN if any solve failed.
+
+    Raises:
+      SideqInputError: as for :func:`solve`, and ``x`` not a batch (n, d),
+        neither or both of ``y`` and ``xi``, ``y`` of the wrong shape or
+        non-finite, a bad ``xi``, or ``xi`` for a general :func:`deq`.
+      SingularModelError: as for :func:`solve`.
     """
     params, x, y, xi = _check_data(model, params, x, y, xi)
     return _risk_jit(model, params, x, y, xi)
@@ -1008,6 +1132,13 @@ def descent_route(model: DEQ) -> str:
     * ``"index"``: :func:`multi_index` with another σ: one Newton step and the
       measured residual.
     * ``"general"``: :func:`deq`: the same, the Jacobian by forward mode.
+
+    Args:
+      model: a :class:`DEQ`.
+
+    Returns:
+      ``"contraction"``, ``"certified"``, ``"linear"``, ``"index"`` or
+      ``"general"`` (decided from the model alone; ρ is checked per epoch).
     """
     if model.kind == "general":
         return "general"
@@ -1781,11 +1912,11 @@ def descent(
       model: a :class:`DEQ`.
       params0: θ(0) (the model's params pytree).
       x: inputs (n, d).
-      y: targets (n, k) ((n,) when k = 1), or None with ``xi`` (k, d) for
-        f(x) = :func:`target`.
-      eta: step size η of the default ``optax.sgd(eta)`` (traced: a new η does
-        not recompile).
-      epochs: T (static).
+      y: targets (n, k) ((n,) when k = 1), or None with ``xi``.
+      xi: Ξ (k, d) for the targets f(x) = :func:`target`; only without ``y``.
+      eta: step size η > 0 of the default ``optax.sgd(eta)`` (traced: a new η
+        does not recompile).
+      epochs: T, an integer ≥ 0 (static).
       optimizer: any optax transformation instead of sgd.
       gtol, ltol: a run meeting ‖∇R̂‖ ≤ gtol or R̂ ≤ ltol (0: off) ends CONVERGED.
       divergence: a parameter beyond this in absolute value (or not finite)
@@ -1795,6 +1926,12 @@ def descent(
       A :class:`DEQTrajectory`: ``params`` stacked over the T + 1 epochs
       (``tr.params["W1"]`` of shape (T+1, k, d)), ``loss`` (T+1,), the run's
       ``status`` and ``fail_step``.
+
+    Raises:
+      SideqInputError: ``epochs`` not an integer ≥ 0, ``optimizer`` not an
+        optax transformation, a concrete ``eta`` not a scalar > 0 (without
+        ``optimizer``), or bad data or params as for :func:`empirical_risk`.
+      SingularModelError: as for :func:`solve`.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
         raise SideqInputError(f"epochs: expected an integer >= 0, got {epochs!r}")
@@ -1893,15 +2030,36 @@ def descent_from_scalar_api(
     r"""``sideq.descent`` (:func:`sideq.train.descent`) given a :class:`DEQ`:
     :func:`descent` on the empirical risk, the scalar keywords mapped.
 
-    ``xi`` (k, d) gives the targets f(x) of :func:`target`, or is None with
-    ``y`` (n, k); ``backend``, ``tol`` and ``maxiter`` as in
-    :func:`from_scalar_api`.  ``dtol`` (a distance to the scalar model's
-    target θ) has no counterpart and must be 0; ``save_every`` must be None or
-    1 (a DEQ's descent records every epoch); ``dist`` (the population risk)
-    is not available for a DEQ: pass data x.
+    ``dtol`` (a distance to the scalar model's target θ) has no counterpart
+    and must be 0; ``save_every`` must be None or 1 (a DEQ's descent records
+    every epoch); ``dist`` (the population risk) is not available for a DEQ:
+    pass data x.
+
+    Args:
+      model: a :class:`DEQ`.
+      params0: θ(0), the model's params pytree.
+      xi: Ξ (k, d) for the targets f(x) of :func:`target`, or None with ``y``.
+      x: inputs (n, d); required.
+      y: targets (n, k), or None with ``xi``.
+      dist: must be None.
+      eta: step size η, as for :func:`descent`.
+      epochs: T, as for :func:`descent`.
+      optimizer: an optax transformation instead of sgd.
+      backend: must be ``"jaxopt"`` (:func:`from_scalar_api`).
+      gtol: as for :func:`descent`.
+      ltol: as for :func:`descent`.
+      dtol: must be 0.
+      maxiter: the DEQ's iteration limit where not 100 (:func:`from_scalar_api`).
+      save_every: None or 1.
 
     Returns:
       A :class:`DEQTrajectory`.
+
+    Raises:
+      SideqInputError: ``dist`` given, no ``x``, ``dtol`` ≠ 0, ``save_every``
+        other than None or 1, a ``backend`` or ``maxiter`` refused by
+        :func:`from_scalar_api`, or a bad argument of :func:`descent`.
+      SingularModelError: as for :func:`solve`.
     """
     _check_model(model)
     if dist is not None:

@@ -118,7 +118,14 @@ _REQUIRED = ("d", "moments", "sample", "tensor_rule")
 
 
 def gauss_legendre_rule(n: int):
-    """``(t (n,), w (n,))``: the n-node Gauss–Legendre rule on [0, 1], Σ w h(t) ≈ ∫₀¹ h."""
+    """The n-node Gauss–Legendre rule on [0, 1]: Σ w h(t) ≈ ∫₀¹ h.
+
+    Args:
+      n: the number of nodes.
+
+    Returns:
+      ``(t (n,), w (n,))``, numpy float64.
+    """
     z, w = np.polynomial.legendre.leggauss(int(n))
     return (z + 1) / 2, w / 2
 
@@ -153,6 +160,11 @@ def normal_rule(n: int, lo: float = -NORMAL_HALF_WIDTH, hi: float = NORMAL_HALF_
 def product_rule(t, w, d: int):
     """The tensor product of the 1-D rule ``(t, w)`` in ``d`` dimensions.
 
+    Args:
+      t: the 1-D nodes, shape (n,).
+      w: the 1-D weights, shape (n,).
+      d: the dimension.
+
     Returns:
       ``(nodes (n^d, d), weights (n^d,))``, numpy float64; the last axis varies
       fastest.
@@ -167,7 +179,15 @@ def product_rule(t, w, d: int):
 
 def as_array(a, dtype=None):
     """``a`` as numpy float64 (``dtype`` None) or as a jax array in ``dtype``
-    (traceable): how a law's methods read its arrays."""
+    (traceable): how a law's methods read its arrays.
+
+    Args:
+      a: an array-like.
+      dtype: None, or the jax dtype wanted.
+
+    Returns:
+      A numpy float64 array, or a jax array in ``dtype``.
+    """
     return np.asarray(a, np.float64) if dtype is None else jnp.asarray(a, dtype)
 
 
@@ -191,36 +211,82 @@ class Uniform:
         return int(np.shape(self.low)[0])
 
     def moments(self, dtype=None):
-        """``(E[X], L)``: the box's centre and L = diag((high − low)/√12), as its diagonal (d,)."""
+        """``(E[X], L)``: the box's centre and L = diag((high − low)/√12), as its diagonal (d,).
+
+        Args:
+          dtype: None for numpy float64, else a jax dtype.
+
+        Returns:
+          ``(mean (d,), L diagonal (d,))``.
+        """
         lo, hi = as_array(self.low, dtype), as_array(self.high, dtype)
         return (lo + hi) / 2, (hi - lo) / math.sqrt(12.0)
 
     def second_moment(self) -> np.ndarray:
-        """E[XXᵀ] = m mᵀ + diag((high − low)²/12), numpy float64."""
+        """E[XXᵀ] = m mᵀ + diag((high − low)²/12) (Eq. (5)).
+
+        Returns:
+          A numpy float64 array of shape (d, d).
+        """
         m = (self.low + self.high) / 2
         var = (self.high - self.low) ** 2 / 12
         return np.outer(m, m) + np.diag(var)
 
     def sample(self, key, n: int, dtype):
+        """n independent draws from the box.
+
+        Args:
+          key: a ``jax.random`` key.
+          n: the number of draws.
+          dtype: the float dtype of the draws.
+
+        Returns:
+          A jax array of shape (n, d).
+        """
         lo, hi = jnp.asarray(self.low, dtype), jnp.asarray(self.high, dtype)
         return jax.random.uniform(key, (int(n), self.d), dtype, minval=lo, maxval=hi)
 
     def affine(self, dtype=None):
-        """``(low, high − low)``: X = low + (high − low) T (a diagonal scale)."""
+        """``(low, high − low)``: X = low + (high − low) T (a diagonal scale).
+
+        Args:
+          dtype: None for numpy float64, else a jax dtype.
+
+        Returns:
+          ``(shift (d,), scale diagonal (d,))``.
+        """
         lo, hi = as_array(self.low, dtype), as_array(self.high, dtype)
         return lo, hi - lo
 
     def standard_rule(self):
         """Gauss–Legendre per axis on [0, 1]^d (``nodes`` or UNIFORM_NODES[d]
-        per axis); None for d > 5 without ``nodes``."""
+        per axis); None for d > 5 without ``nodes``.
+
+        Returns:
+          ``(t (N, d), w (N,))``, numpy float64, or None.
+        """
         n = self.nodes or UNIFORM_NODES.get(self.d)
         return None if n is None else product_rule(*gauss_legendre_rule(n), self.d)
 
     def standard_sample(self, key, n: int, dtype):
+        """n draws of T ~ Unif([0, 1]^d).
+
+        Args:
+          key: a ``jax.random`` key.
+          n: the number of draws.
+          dtype: the float dtype of the draws.
+
+        Returns:
+          A jax array of shape (n, d).
+        """
         return jax.random.uniform(key, (int(n), self.d), dtype)
 
     def tensor_rule(self):
-        """The standard rule mapped onto the box (None where it has none)."""
+        """The standard rule mapped onto the box (None where it has none).
+
+        Returns:
+          ``(x (N, d), w (N,))``, numpy float64, or None.
+        """
         rule = self.standard_rule()
         if rule is None:
             return None
@@ -247,25 +313,57 @@ class Gaussian:
         return int(np.shape(self.mean)[0])
 
     def moments(self, dtype=None):
-        """``(μ, S)`` with S Sᵀ = Σ (``cov_sqrt``)."""
+        """``(μ, S)`` with S Sᵀ = Σ (``cov_sqrt``).
+
+        Args:
+          dtype: None for numpy float64, else a jax dtype.
+
+        Returns:
+          ``(mean (d,), S (d, d))``.
+        """
         return as_array(self.mean, dtype), as_array(self.cov_sqrt, dtype)
 
     def second_moment(self) -> np.ndarray:
-        """E[XXᵀ] = Σ + μμᵀ, numpy float64."""
+        """E[XXᵀ] = Σ + μμᵀ (Eq. (5)).
+
+        Returns:
+          A numpy float64 array of shape (d, d).
+        """
         return np.asarray(self.cov) + np.outer(self.mean, self.mean)
 
     def sample(self, key, n: int, dtype):
+        """n independent draws μ + S z, z ~ N(0, I).
+
+        Args:
+          key: a ``jax.random`` key.
+          n: the number of draws.
+          dtype: the float dtype of the draws.
+
+        Returns:
+          A jax array of shape (n, d).
+        """
         z = jax.random.normal(key, (int(n), self.d), dtype)
         return jnp.asarray(self.mean, dtype) + z @ jnp.asarray(self.cov_sqrt, dtype).T
 
     def affine(self, dtype=None):
-        """``(μ, S)``: X = μ + S T."""
+        """``(μ, S)``: X = μ + S T.
+
+        Args:
+          dtype: None for numpy float64, else a jax dtype.
+
+        Returns:
+          ``(shift (d,), scale (d, d))``.
+        """
         return as_array(self.mean, dtype), as_array(self.cov_sqrt, dtype)
 
     def standard_rule(self):
         """The tensor grid of :func:`normal_rule` (``nodes`` or
         GAUSS_TENSOR_NODES[d] per axis, on [−9, 9] for d ≤ 2 and [−6, 6]
-        beyond, dropping the mass 2e-9 there); None for d > 3 without ``nodes``."""
+        beyond, dropping the mass 2e-9 there); None for d > 3 without ``nodes``.
+
+        Returns:
+          ``(t (N, d), w (N,))``, numpy float64, or None.
+        """
         n = self.nodes or GAUSS_TENSOR_NODES.get(self.d)
         if n is None:
             return None
@@ -273,10 +371,24 @@ class Gaussian:
         return product_rule(*normal_rule(n, -half_width, half_width), self.d)
 
     def standard_sample(self, key, n: int, dtype):
+        """n draws of T ~ N(0, I).
+
+        Args:
+          key: a ``jax.random`` key.
+          n: the number of draws.
+          dtype: the float dtype of the draws.
+
+        Returns:
+          A jax array of shape (n, d).
+        """
         return jax.random.normal(key, (int(n), self.d), dtype)
 
     def tensor_rule(self):
-        """The standard rule mapped by X = μ + S T (None where it has none)."""
+        """The standard rule mapped by X = μ + S T (None where it has none).
+
+        Returns:
+          ``(x (N, d), w (N,))``, numpy float64, or None.
+        """
         rule = self.standard_rule()
         if rule is None:
             return None
@@ -285,7 +397,11 @@ class Gaussian:
 
     def projected_rule(self):
         """The 1-D rule ``(z, w)`` for N(0, 1) on each axis of the 2-D rule
-        (:func:`normal_rule` with ``nodes`` or GAUSS_NODES nodes)."""
+        (:func:`normal_rule` with ``nodes`` or GAUSS_NODES nodes).
+
+        Returns:
+          ``(z (n,), w (n,))``, numpy float64.
+        """
         return normal_rule(self.nodes or GAUSS_NODES)
 
     def project(self, theta1, b, xi, z, dtype):
@@ -298,6 +414,16 @@ class Gaussian:
         rule is even in c2 = ‖p⊥‖, and c2 = sqrt(‖p⊥‖² + ε²) with
         ε = 4·eps·‖q‖ keeps its derivative finite at p⊥ = 0 while changing the
         integral by O(ε²).  Needs ‖q‖ > 0 (ξᵀΣξ > 0).
+
+        Args:
+          theta1: θ1, shape (d,).
+          b: the bias b (0 without one).
+          xi: ξ, shape (d,).
+          z: the 1-D nodes of :meth:`projected_rule`, shape (n,).
+          dtype: the float dtype of the nodes.
+
+        Returns:
+          ``(u (n, n), v (n,))``, jax arrays in ``dtype``.
         """
         S = jnp.asarray(self.cov_sqrt, dtype)
         mu = jnp.asarray(self.mean, dtype)
@@ -324,8 +450,21 @@ jax.tree_util.register_dataclass(Gaussian, data_fields=["mean", "cov", "cov_sqrt
 
 
 def check_law(dist, name: str = "dist"):
-    """``dist`` if it is a law of X (the protocol of the module docstring), else
-    a one-line :class:`~sideq.errors.SideqInputError` naming ``name``."""
+    """``dist`` if it is a law of X (the protocol of the module docstring).
+
+    Only the required members (``d``, ``moments``, ``sample``,
+    ``tensor_rule``) are looked for, not called.
+
+    Args:
+      dist: the object to check.
+      name: the argument's name, for the message.
+
+    Returns:
+      ``dist`` itself.
+
+    Raises:
+      SideqInputError: a required member is missing.
+    """
     missing = [m for m in _REQUIRED if not hasattr(dist, m)]
     if missing:
         raise SideqInputError(
@@ -337,19 +476,43 @@ def check_law(dist, name: str = "dist"):
 
 def is_location_scale(dist) -> bool:
     """Whether ``dist`` has the location–scale form (``affine``, ``standard_rule``,
-    ``standard_sample``)."""
+    ``standard_sample``).
+
+    Args:
+      dist: a law of X.
+
+    Returns:
+      True when it has all three members.
+    """
     return all(hasattr(dist, m) for m in ("affine", "standard_rule", "standard_sample"))
 
 
 def has_projection(dist) -> bool:
-    """Whether ``dist`` has the projected 2-D rule (``projected_rule``, ``project``)."""
+    """Whether ``dist`` has the projected 2-D rule (``projected_rule``, ``project``).
+
+    Args:
+      dist: a law of X.
+
+    Returns:
+      True when it has both members.
+    """
     return hasattr(dist, "projected_rule") and hasattr(dist, "project")
 
 
 def describe(dist) -> dict:
     """A JSON-ready description of a law: ``{"law", "nodes", "law_params"}``
     (the class name in lower case, its ``nodes``, and its parameters: low and
-    high, or mean and cov, or a new law's array fields, its pytree leaves)."""
+    high, or mean and cov, or a new law's array fields, its pytree leaves).
+
+    Args:
+      dist: a law of X.
+
+    Returns:
+      The dict, its arrays as nested lists.
+
+    Raises:
+      SideqInputError: ``dist`` is not a law.
+    """
     check_law(dist)
     if isinstance(dist, (Uniform, Gaussian)):
         fields = ("low", "high") if isinstance(dist, Uniform) else ("mean", "cov")
@@ -382,8 +545,23 @@ def _check_nodes(nodes):
 def uniform(low=0.0, high=1.0, d: int | None = None, *, nodes: int = 0) -> Uniform:
     """X ~ Unif([low, high]^d); ``low``/``high`` scalars or shape (d,).
 
-    ``nodes``: Gauss–Legendre nodes per axis for the population risk (0: 128,
-    64, 24, 12, 8 for d = 1..5)."""
+    Args:
+      low: the lower corner, a scalar or shape (d,), finite.
+      high: the upper corner, a scalar or shape (d,), above ``low`` in every
+        coordinate.
+      d: the dimension; default the larger size of ``low`` and ``high``.
+      nodes: Gauss–Legendre nodes per axis for the population risk (0: 128,
+        64, 24, 12, 8 for d = 1..5; none beyond, where the risks take Monte
+        Carlo).
+
+    Returns:
+      A :class:`Uniform` holding float64 ``low`` and ``high`` of shape (d,).
+
+    Raises:
+      SideqInputError: ``nodes`` not an integer ≥ 0, d < 1, ``low`` or
+        ``high`` of the wrong shape or non-finite, or ``high`` ≤ ``low``
+        somewhere.
+    """
     nodes = _check_nodes(nodes)
     if d is None:
         d = max(np.size(low), np.size(high))
@@ -400,8 +578,24 @@ def gaussian(mean=0.0, cov=1.0, d: int | None = None, *, nodes: int = 0) -> Gaus
     """X ~ N(mean, cov) in any dimension; ``cov`` a scalar (isotropic), shape (d,)
     (diagonal) or (d, d) (symmetric positive semidefinite).
 
-    ``nodes``: nodes per axis of the 2-D rule of the population risk (0: 144;
-    raise it for steep targets, see :mod:`sideq.risk`)."""
+    Args:
+      mean: μ, a scalar or shape (d,), finite.
+      cov: Σ: a scalar (isotropic), shape (d,) (diagonal) or (d, d)
+        (symmetric positive semidefinite), finite.
+      d: the dimension; default from the sizes of ``mean`` and ``cov``.
+      nodes: nodes per axis of the population risk's rules (0: 144 for the 2-D
+        projected rule, and GAUSS_TENSOR_NODES for the tensor rule; raise it
+        for steep targets, see :mod:`sideq.risk`).
+
+    Returns:
+      A :class:`Gaussian` with float64 ``mean`` (d,), ``cov`` (d, d) and
+      ``cov_sqrt`` S = V Λ^{1/2} (S Sᵀ = Σ, from the eigendecomposition).
+
+    Raises:
+      SideqInputError: ``nodes`` not an integer ≥ 0, d < 1, a ``mean`` or
+        ``cov`` of the wrong shape or non-finite, or ``cov`` not symmetric or
+        not positive semidefinite.
+    """
     nodes = _check_nodes(nodes)
     cov_arr = np.asarray(cov, dtype=np.float64)
     if d is None:
@@ -428,7 +622,19 @@ def gaussian(mean=0.0, cov=1.0, d: int | None = None, *, nodes: int = 0) -> Gaus
 
 
 def sample(dist, key, n: int):
-    """Draw ``n`` inputs, shape (n, d), in the default float dtype (the law's ``sample``)."""
+    """Draw ``n`` inputs from ``dist`` (the law's ``sample``).
+
+    Args:
+      dist: a law of X.
+      key: a ``jax.random`` key.
+      n: the number of inputs, ≥ 1.
+
+    Returns:
+      A jax array of shape (n, d) in the default float dtype.
+
+    Raises:
+      SideqInputError: ``dist`` is not a law, or n < 1.
+    """
     check_law(dist)
     if int(n) < 1:
         raise SideqInputError(f"n: must be >= 1, got {n}")
@@ -442,7 +648,17 @@ def seed_keys(seed: int):
     and ``sideq descent``/``flow``/``sweep --seed S`` share: the data are
     ``sample(dist, key_data, n)`` and a ``normal:MEAN,STD`` start is
     :func:`seeded_normal`, so the same seed gives the same data and θ(0) in
-    every entry point."""
+    every entry point.
+
+    Args:
+      seed: an integer ≥ 0.
+
+    Returns:
+      ``(key_data, key_init)``, the split of ``jax.random.PRNGKey(seed)``.
+
+    Raises:
+      SideqInputError: ``seed`` is not an integer ≥ 0.
+    """
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise SideqInputError(f"seed: expected an integer >= 0, got {seed!r}")
     key_data, key_init = jax.random.split(jax.random.PRNGKey(int(seed)))
@@ -452,14 +668,37 @@ def seed_keys(seed: int):
 def seeded_normal(seed: int, mean, std, p: int) -> np.ndarray:
     """θ(0) = MEAN + STD·z, z = ``jax.random.normal(key_init, (p,))`` with the
     init key of :func:`seed_keys` (in the default float dtype): the ``normal:``
-    start of ``sideq reproduce --seed`` and ``sideq descent --seed``."""
+    start of ``sideq reproduce --seed`` and ``sideq descent --seed``.
+
+    Args:
+      seed: an integer ≥ 0.
+      mean: MEAN, a scalar or shape (p,).
+      std: STD, a scalar.
+      p: the number of parameters.
+
+    Returns:
+      A numpy array of shape (p,).
+
+    Raises:
+      SideqInputError: ``seed`` is not an integer ≥ 0.
+    """
     z = jax.random.normal(seed_keys(seed)[1], (p,), jnp.result_type(float))
     return np.asarray(mean) + std * np.asarray(z)
 
 
 def second_moment(dist) -> np.ndarray:
     """E[XXᵀ] (the matrix of Eq. (5) and Theorems 3.4, 3.6), float64 numpy: the
-    law's ``second_moment()``, or m mᵀ + L Lᵀ from its ``moments()``."""
+    law's ``second_moment()``, or m mᵀ + L Lᵀ from its ``moments()``.
+
+    Args:
+      dist: a law of X.
+
+    Returns:
+      A numpy float64 array of shape (d, d).
+
+    Raises:
+      SideqInputError: ``dist`` is not a law.
+    """
     check_law(dist)
     if hasattr(dist, "second_moment"):
         return np.asarray(dist.second_moment(), np.float64)
@@ -495,7 +734,18 @@ def _read_csv(path):
 
 
 def as_real(a, what):
-    """``a`` as float64; complex numbers are refused (casting would drop the imaginary part)."""
+    """``a`` as float64; complex numbers are refused (casting would drop the imaginary part).
+
+    Args:
+      a: an array-like.
+      what: the start of the message (``"x"``, ``"data: x in FILE"``).
+
+    Returns:
+      A numpy float64 array.
+
+    Raises:
+      SideqInputError: complex numbers, or values that are not numbers.
+    """
     a = np.asarray(a)
     if np.iscomplexobj(a):
         raise SideqInputError(f"{what} holds complex numbers; give real numbers")
@@ -516,6 +766,20 @@ def load_data(path, *, d: int | None = None):
     ``d`` is given and the file has d + 1 columns, in which case the last is y.
     When y is absent the caller builds targets f(x) = σ(ξᵀx) (see
     :func:`sideq.risk.targets`).
+
+    Args:
+      path: the file (a str or path-like).
+      d: the expected input dimension (the length of ξ), or None.
+
+    Returns:
+      ``(x, y)``: numpy float64 ``x`` of shape (n, d), n ≥ 1, and ``y`` of
+      shape (n,) or None; both finite.
+
+    Raises:
+      SideqInputError: a missing, unreadable or malformed file (an unknown
+        extension, an ``.npz`` without ``x``, ragged or non-numeric CSV rows,
+        pickled objects), no samples, x of dimension ≠ ``d``, a ``y`` of
+        another length, or NaN or inf.
     """
     path = os.fspath(path)
     if not os.path.exists(path):

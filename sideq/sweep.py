@@ -395,9 +395,13 @@ def initialize_distributed():
     environment: on SLURM, Open MPI or Cloud TPU JAX detects the cluster by
     itself; elsewhere set ``JAX_COORDINATOR_ADDRESS`` (host:port of process
     0), ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID`` on every process (JAX
-    reads the first itself; the other two are passed on here).  A one-line
-    :class:`~sideq.errors.SideqInputError` if the cluster is not described
-    or JAX is already in use."""
+    reads the first itself; the other two are passed on here).  Does
+    nothing when JAX's distributed runtime is already initialized.
+
+    Raises:
+      SideqInputError: ``JAX_NUM_PROCESSES`` or ``JAX_PROCESS_ID`` is not an
+        integer, the cluster is not described, or JAX is already in use.
+    """
     if jax.distributed.is_initialized():
         return
     kwargs = {}
@@ -710,8 +714,9 @@ def run_sweep(
       eta: a step size, or E step sizes: the sweep is then the product
         inits × eta, N = K·E runs, run r = i·E + j having θ(0) = inits[i],
         η = eta[j]; with ``pair_eta=True``, eta has shape (K,) and run i uses
-        eta[i] (N = K).
-      epochs: steps T per run.
+        eta[i] (N = K).  Positive and finite.
+      pair_eta: pair ``eta`` with the inits (above) instead of the product.
+      epochs: steps T per run, an integer ≥ 1.
       x, y, dist: data (empirical risk; y defaults to f(x) = σ(ξᵀx)) or a law
         ``sideq.uniform``/``sideq.gaussian`` (population risk), as in
         :func:`sideq.train.descent`.  A DEQ takes data x (n, d) with targets y
@@ -750,17 +755,31 @@ def run_sweep(
         does when it samples data) calls :func:`initialize_distributed` itself,
         first thing.
 
-    Returns a :class:`SweepResult` ``(summary, arrays)``.  Per run: ``theta0``,
-    ``eta``, ``theta_final`` (p,), ``loss_final``, ``grad_norm_final``,
-    ``distance_final``, ``status`` (a :class:`~sideq.status.Status` code),
-    ``fail_step`` (first failing epoch, −1 if none), ``steps``, and the run's
-    history in the non-unique regime: ``non_unique_epochs`` (how many epochs),
-    ``non_unique_first`` and ``non_unique_last`` (−1 if none).  The summary
-    counts runs per status by name, counts the runs that passed through the
-    non-unique regime with their final statuses (``non_unique_history``), and gives quantiles (min, 5%, 50%, 95%, max) of
-    ``loss_final``, ``distance_final`` and ``steps`` over the runs that did not
-    fail (finite values only), with ``runs`` and ``K``, wall time, runs per
-    second and the settings.  Precision follows ``jax_enable_x64`` (float64 on, float32 off).
+    Returns:
+      A :class:`SweepResult` ``(summary, arrays)`` (on a host other than
+      process 0 of a distributed sweep, empty dicts).  Per run: ``theta0``,
+      ``eta``, ``theta_final`` (p,), ``loss_final``, ``grad_norm_final``,
+      ``distance_final``, ``status`` (a :class:`~sideq.status.Status` code),
+      ``fail_step`` (first failing epoch, −1 if none), ``steps``, and the
+      run's history in the non-unique regime: ``non_unique_epochs`` (how many
+      epochs), ``non_unique_first`` and ``non_unique_last`` (−1 if none).  The
+      summary counts runs per status by name, counts the runs that passed
+      through the non-unique regime with their final statuses
+      (``non_unique_history``), and gives quantiles (min, 5%, 50%, 95%, max)
+      of ``loss_final``, ``distance_final`` and ``steps`` over the runs that
+      did not fail (finite values only), with ``runs`` and ``K``, wall time,
+      runs per second and the settings.  Precision follows
+      ``jax_enable_x64`` (float64 on, float32 off).
+
+    Raises:
+      SideqInputError: a bad argument, named in one line: ``epochs``,
+        ``backend``, ``maxiter`` (or either set for a DEQ), a tolerance < 0
+        (``dtol`` ≠ 0 for a DEQ), ``resume`` without ``out_dir``, the problem
+        (``xi``, ``x``, ``y``, ``dist``), ``inits``, ``eta``, ``chunk`` (not
+        a positive multiple of the number of devices), an ``out_dir`` that
+        holds a sweep without ``resume`` (or results without a manifest), a
+        resumed sweep whose settings differ, or a distributed start that
+        fails (:func:`initialize_distributed`).
 
     A DEQ sweep's runs carry ``theta0/NAME`` and ``theta_final/NAME`` for each
     params leaf (:func:`params_from_results` rebuilds the pytree), ``eta``,

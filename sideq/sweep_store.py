@@ -130,7 +130,15 @@ def leaf_names(tree, what="inits") -> list[str]:
 
 def field_name(prefix, name):
     """The results.npz field of the leaf ``name`` under ``prefix``
-    (``"theta0/W1"``; ``prefix`` alone for a bare array's ``""``)."""
+    (``"theta0/W1"``; ``prefix`` alone for a bare array's ``""``).
+
+    Args:
+      prefix: ``"theta0"`` or ``"theta_final"``.
+      name: the leaf's name (:func:`leaf_names`).
+
+    Returns:
+      The field's name.
+    """
     return f"{prefix}/{name}" if name else prefix
 
 
@@ -154,7 +162,11 @@ def params_from_results(arrays: Mapping, which: str = "theta_final", like=None):
         dicts keyed by the names' parts (the structure of a dict of dicts).
 
     Returns:
-      The pytree, e.g. ``{"W1": (N, k, d), "W2": (N, k, k)}``.
+      The pytree of numpy arrays, e.g. ``{"W1": (N, k, d), "W2": (N, k, k)}``.
+
+    Raises:
+      SideqInputError: ``which`` is neither name, ``arrays`` has no such
+        fields, or the leaves of ``like`` do not match them.
     """
     if which not in ("theta0", "theta_final"):
         raise SideqInputError(f"which: expected 'theta0' or 'theta_final', got {which!r}")
@@ -187,7 +199,14 @@ def params_from_results(arrays: Mapping, which: str = "theta_final", like=None):
 
 def digest(*arrays) -> str:
     """16 hex digits of the SHA-256 of ``arrays`` (dtype, shape and bytes of
-    each): how the settings record data and inits without storing them."""
+    each): how the settings record data and inits without storing them.
+
+    Args:
+      *arrays: array-likes.
+
+    Returns:
+      A string of 16 hexadecimal digits.
+    """
     h = hashlib.sha256()
     for a in arrays:
         a = np.ascontiguousarray(a)
@@ -197,7 +216,15 @@ def digest(*arrays) -> str:
 
 
 def atomic_write(path, write):
-    """``write(fh)`` to a temporary file beside ``path``, fsync, then os.replace."""
+    """``write(fh)`` to a temporary file beside ``path``, fsync, then os.replace.
+
+    A reader sees the old file or the whole new one; the temporary file is
+    removed when ``write`` raises (the exception propagates).
+
+    Args:
+      path: the file to write.
+      write: ``write(fh)`` writing bytes to the open binary file ``fh``.
+    """
     d, name = os.path.split(path)
     tmp = os.path.join(d, f".{name}.{os.getpid()}.tmp")
     try:
@@ -213,7 +240,12 @@ def atomic_write(path, write):
 
 
 def write_json(path, obj):
-    """``obj`` as indented JSON in ``path``, written atomically (:func:`atomic_write`)."""
+    """``obj`` as indented JSON in ``path``, written atomically (:func:`atomic_write`).
+
+    Args:
+      path: the file to write.
+      obj: a JSON-serializable object.
+    """
     atomic_write(path, lambda fh: fh.write((json.dumps(obj, indent=2) + "\n").encode()))
 
 
@@ -225,6 +257,20 @@ def read_manifest(out_dir, resume, settings, chunk, n_devices):
     holds results but no manifest, or holds a sweep with other settings (or
     another ``chunk``); a warning where the sweep started on another number
     of devices (its results then agree to rounding only).
+
+    Args:
+      out_dir: the sweep's folder.
+      resume: whether the sweep is resumed.
+      settings: the sweep's settings, compared with the manifest's.
+      chunk: the chunk size asked for, or None.
+      n_devices: the number of devices of this run.
+
+    Returns:
+      ``(manifest, chunk)``: the manifest dict or None, and the chunk size
+      (the manifest's on resume, else ``chunk``).
+
+    Raises:
+      SideqInputError: as described above, or an unreadable manifest.
     """
     manifest_path = os.path.join(out_dir, "manifest.json")
     manifest = None
@@ -274,14 +320,32 @@ def read_manifest(out_dir, resume, settings, chunk, n_devices):
 
 
 def chunk_path(out_dir, i):
-    """The file of chunk ``i``: ``out_dir/chunks/chunk_NNNNNN.npz``."""
+    """The file of chunk ``i``: ``out_dir/chunks/chunk_NNNNNN.npz``.
+
+    Args:
+      out_dir: the sweep's folder.
+      i: the chunk's index.
+
+    Returns:
+      The path.
+    """
     return os.path.join(out_dir, "chunks", f"chunk_{i:06d}.npz")
 
 
 def read_chunk(path, fingerprint, fields=FIELDS, required=FIELDS):
     """``fields`` of a finished chunk file (all ``required`` present: True if
     ``fields`` is empty), or None if the file is absent, unreadable or not this
-    sweep's."""
+    sweep's.
+
+    Args:
+      path: the chunk file.
+      fingerprint: the sweep's fingerprint, which the file must hold.
+      fields: the fields to read.
+      required: the fields the file must hold.
+
+    Returns:
+      A dict of numpy arrays, True, or None.
+    """
     try:
         with np.load(path) as f:
             if str(f["fingerprint"]) != fingerprint or not set(required) <= set(f.files):
@@ -293,7 +357,14 @@ def read_chunk(path, fingerprint, fields=FIELDS, required=FIELDS):
 
 def write_chunk(out_dir, i, fingerprint, arrays):
     """Chunk ``i``'s per-run ``arrays`` (a dict, in the file's order) to its
-    file, atomically, with the sweep's ``fingerprint``."""
+    file, atomically, with the sweep's ``fingerprint``.
+
+    Args:
+      out_dir: the sweep's folder (with its ``chunks/``).
+      i: the chunk's index.
+      fingerprint: the sweep's fingerprint.
+      arrays: the chunk's per-run arrays, by field.
+    """
 
     def write(fh):
         np.savez(fh, fingerprint=np.array(fingerprint), **arrays)
@@ -305,7 +376,17 @@ def finished_chunks(out_dir, n_chunks, fingerprint, fields):
     """Which of the ``n_chunks`` chunks are finished on disk (bool array): a
     chunk file of this sweep with every field; all of them once results.npz
     exists (a sweep killed after writing it, before its summary).  The
-    temporary files of writes that a kill interrupted are removed."""
+    temporary files of writes that a kill interrupted are removed.
+
+    Args:
+      out_dir: the sweep's folder.
+      n_chunks: the number of chunks.
+      fingerprint: the sweep's fingerprint.
+      fields: the fields a finished chunk holds.
+
+    Returns:
+      A numpy bool array of shape (n_chunks,).
+    """
     done = np.zeros(n_chunks, bool)
     if os.path.exists(os.path.join(out_dir, "results.npz")):
         done[:] = True  # killed after results.npz, before summary.json
@@ -319,7 +400,14 @@ def finished_chunks(out_dir, n_chunks, fingerprint, fields):
 
 
 def remove_chunks(out_dir, n_chunks):
-    """Remove the chunk files and the ``chunks/`` folder (once results.npz holds them)."""
+    """Remove the chunk files and the ``chunks/`` folder (once results.npz holds them).
+
+    A folder that is not empty, or absent, is left as it is.
+
+    Args:
+      out_dir: the sweep's folder.
+      n_chunks: the number of chunks.
+    """
     for i in range(n_chunks):
         path = chunk_path(out_dir, i)
         if os.path.exists(path):
@@ -341,7 +429,16 @@ def write_results(path, n_runs, layout, n_chunks, chunk, read):
     one chunk at a time: memory O(chunk), not O(K).  ``layout``: (name, shape of
     one run's value, dtype) of each field, in the file's order; ``read(i,
     name)`` the field ``name`` of chunk ``i`` (the last chunk's padding is
-    dropped here)."""
+    dropped here).
+
+    Args:
+      path: the .npz file to write (atomically).
+      n_runs: N, the number of runs.
+      layout: ``(name, shape, dtype)`` of each field.
+      n_chunks: the number of chunks.
+      chunk: runs per chunk.
+      read: ``read(i, name) -> array`` of chunk ``i``.
+    """
 
     def write(fh):
         with zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
@@ -363,7 +460,19 @@ def write_results(path, n_runs, layout, n_chunks, chunk, read):
 
 def gather_chunks(out_dir, n_runs, layout, n_chunks, chunk, fingerprint):
     """``out_dir/results.npz`` from the chunk files (:func:`write_results`),
-    unless it is there already; a chunk file gone missing is an error."""
+    unless it is there already.
+
+    Args:
+      out_dir: the sweep's folder.
+      n_runs: N, the number of runs.
+      layout: ``(name, shape, dtype)`` of each field.
+      n_chunks: the number of chunks.
+      chunk: runs per chunk.
+      fingerprint: the sweep's fingerprint.
+
+    Raises:
+      RuntimeError: a chunk file is missing or not this sweep's.
+    """
     results_path = os.path.join(out_dir, "results.npz")
     if os.path.exists(results_path):
         return
@@ -380,7 +489,16 @@ def gather_chunks(out_dir, n_runs, layout, n_chunks, chunk, fingerprint):
 
 def scalar_layout(p, dtype):
     """results.npz of a sweep of a scalar model: (name, shape of one run's
-    value, dtype) of each field of :data:`FIELDS`, θ of p entries."""
+    value, dtype) of each field of :data:`FIELDS`, θ of p entries.
+
+    Args:
+      p: the number of parameters.
+      dtype: the float dtype of the runs.
+
+    Returns:
+      A list of ``(name, shape, numpy dtype)``; the status and count fields
+      are int32.
+    """
     return [
         (k, (p,) if k in ("theta0", "theta_final") else (), np.dtype(np.int32) if k in _INT_FIELDS else np.dtype(dtype))
         for k in FIELDS
@@ -388,7 +506,19 @@ def scalar_layout(p, dtype):
 
 
 def deq_layout(names, shapes, dtype, fields=DEQ_FIELDS):
-    """results.npz of a DEQ sweep: theta0/NAME..., eta, theta_final/NAME..., ``fields``."""
+    """results.npz of a DEQ sweep: theta0/NAME..., eta, theta_final/NAME..., ``fields``.
+
+    Args:
+      names: the params leaves' names (:func:`leaf_names`).
+      shapes: one run's shape of each leaf.
+      dtype: the float dtype of the runs.
+      fields: :data:`DEQ_FIELDS`, or :data:`DEQ_POPULATION_FIELDS` for a
+        population risk.
+
+    Returns:
+      A list of ``(name, shape, numpy dtype)``; the status and count fields
+      are int32.
+    """
     theta = lambda prefix: [(field_name(prefix, n), s, np.dtype(dtype)) for n, s in zip(names, shapes)]  # noqa: E731
     return (
         theta("theta0")
@@ -496,8 +626,21 @@ def load_results(out_dir) -> dict:
 
     A DEQ sweep's file holds ``theta0/NAME`` (N, ...) for each params leaf,
     ``eta``, ``theta_final/NAME``, then ``loss_final``, ``grad_norm_final``,
-    ``residual_final`` (N,) and int32 ``status``, ``fail_step``, ``steps``
-    (N,): :func:`params_from_results` gives the params back as a pytree."""
+    ``residual_final`` (N,; not on the population risk) and int32 ``status``,
+    ``fail_step``, ``steps`` (N,): :func:`params_from_results` gives the
+    params back as a pytree.
+
+    Args:
+      out_dir: the sweep's folder (a str or path-like).
+
+    Returns:
+      A dict of numpy arrays, loaded in full (:class:`LazyNpz` reads one at a
+      time).
+
+    Raises:
+      SideqInputError: ``out_dir`` holds no results.npz (the message says
+        whether the sweep is unfinished).
+    """
     path = os.path.join(os.fspath(out_dir), "results.npz")
     if not os.path.exists(path):
         hint = (

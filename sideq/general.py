@@ -1681,11 +1681,13 @@ def _epoch_rows(model, params, X, Fy, warm, active, tol):
         return U1, scale * du <= rel * jnp.sqrt(jnp.sum(U1 * U1, axis=-1)), st[2] + 1
 
     U, done, _ = jax.lax.while_loop(
-        lambda st: contracts & jnp.any(~st[1]) & (st[2] < model.maxiter),
+        lambda st: active & contracts & jnp.any(~st[1]) & (st[2] < model.maxiter),
         adjoint,
         (U0, jnp.zeros(R.shape[:1], bool), jnp.int32(0)),
     )
-    done = done & contracts
+    # (a run frozen by a failure needs no gradient: never the dense solve,
+    # whose loop would otherwise run for the whole vmapped chunk every epoch)
+    done = (done & contracts) | ~active
 
     def dense(U, pin):
         s, w, r = pin((S, W2, R))

@@ -50,7 +50,20 @@ def _number(spec, text, what, flag="--init-dist"):
 
 
 def normal_spec(spec: str, p: int, *, flag: str = "--init-dist") -> tuple[np.ndarray, float]:
-    """(MEAN, STD) of a ``normal:MEAN,STD`` spec (see :func:`make_inits`); MEAN has 1 or p values."""
+    """(MEAN, STD) of a ``normal:MEAN,STD`` spec (see :func:`make_inits`); MEAN has 1 or p values.
+
+    Args:
+      spec: the spec, ``normal:MEAN,STD`` with MEAN's values joined by '/'.
+      p: the number of parameters.
+      flag: the option named in error messages.
+
+    Returns:
+      ``(mean, std)``: a float64 numpy array of 1 or p values, and a float ≥ 0.
+
+    Raises:
+      SideqInputError: not a ``normal:`` spec of two parts, MEAN or STD not
+        numbers (or MEAN of another length), or STD < 0.
+    """
     kind, _, body = spec.partition(":")
     parts = body.split(",")
     if kind != "normal" or len(parts) != 2:
@@ -107,13 +120,32 @@ def make_inits(
     ``around``); so for ``multi_linear(1)`` with d = 1 the rows (W1, W2) are
     exactly the flat draw ``make_inits(spec, K, 2, seed)``.
 
-    ``flag`` names the option in error messages (``sideq descent --init`` parses
-    ``normal:`` specs with this function too).  Deterministic in ``seed`` (numpy's PCG64); O(K·p) memory (16 MB for
-    K = 10⁶, p = 2).  Bad specs raise :class:`~sideq.errors.SideqInputError`.
+    Deterministic in ``seed`` (numpy's PCG64); O(K·p) memory (16 MB for
+    K = 10⁶, p = 2).
+
+    Args:
+      spec: ``normal:...``, ``ball:...`` or ``grid:...`` (above).
+      K: the number of initializations, an integer ≥ 1 (a perfect square for
+        ``grid:``).
+      p: the length of flat θ; only without ``model`` and ``around``.
+      seed: an integer ≥ 0.
+      model: a scalar model (with ``d``: flat θ of ``model.n_params(d)``
+        entries) or a :class:`~sideq.general.DEQ` (params).
+      d: the number of inputs, an integer ≥ 1, with ``model``.
+      around: the centre of the draws: flat θ (p,) for a scalar model, or a
+        params pytree of finite real arrays.
+      flag: the option named in error messages (``sideq descent --init``
+        parses ``normal:`` specs with this function too).
 
     Returns:
       A float64 numpy array (K, p), or a pytree of float64 numpy arrays
       (K, ...) shaped like the params.
+
+    Raises:
+      SideqInputError: a bad ``spec``, ``K``, ``p``, ``seed`` or ``d``; ``p``
+        given with ``model`` or ``around``; a ``model`` of another type; a
+        general DEQ without ``around``; an ``around`` of the wrong layout or
+        not finite.
 
     >>> make_inits("grid:-1/1,0/2", K=9, p=2)[:3]
     array([[-1.,  0.],
@@ -228,6 +260,10 @@ def check_layout(model, tree, d, what, lead=True):
       d: the number of inputs.
       what: the argument named in error messages.
       lead: whether each leaf has a leading run axis K (a sweep's inits).
+
+    Raises:
+      SideqInputError: ``tree`` is not a dict, misses a key, has an
+        unexpected key, or a leaf of the wrong shape.
     """
     layout = _builtin_layout(model, d)
     shown = _layout_text(layout, "K" if lead else "")

@@ -56,14 +56,20 @@ def default_chunk(n_eq: int, n_devices: int = 1, platform: str = "cpu") -> int:
     at most 4096 runs per device; on accelerators about 2²⁵, at most 32768 runs
     per device; times the number of devices.
 
-    ``n_eq`` is the number of equilibria per risk evaluation (samples n, or
-    quadrature nodes).  On CPU the time per run is flat from ~16 to ~256 runs
-    per chunk (measured for the Section 4.2 problem, n = 1000); the chunk is
-    also the unit of progress and of resume, so it is kept modest there.  On an
-    H200, float32, the same problem ran at 4.3e10 sample-steps/s with 4096
-    runs per chunk, 6.3e10 with 16384, 6.9e10 with 32768 and 65536
-    (BENCHMARKS.md): each epoch has a fixed cost (kernel launches, the test
-    of the solver's loop) that a larger chunk spreads.
+    On CPU a larger chunk buys little speed, and the chunk is also the unit
+    of progress and of resume, so it is kept modest there.  On an
+    accelerator each epoch has a fixed cost (kernel launches, the test of the
+    solver's loop) that a larger chunk spreads (the measurements are in
+    BENCHMARKS.md).
+
+    Args:
+      n_eq: the number of equilibria per risk evaluation (samples n, or
+        quadrature nodes).
+      n_devices: the number of devices the runs are split over.
+      platform: ``"cpu"``, or an accelerator's platform name.
+
+    Returns:
+      The chunk size, a multiple of ``n_devices``.
     """
     if platform == "cpu":
         budget, most = 2**16, 4096
@@ -119,7 +125,25 @@ def _one_run(model, risk, epochs, backend, maxiter, theta0, eta, data, xi, tols)
 
 def chunk_fn(model, risk, epochs, backend, maxiter, mesh):
     """The jitted chunk: (theta0 (C, p), eta (C,), data, xi, tols) -> per-run dict,
-    compiled with :func:`sideq.xla.compiler_options` for the mesh's platform."""
+    compiled with :func:`sideq.xla.compiler_options` for the mesh's platform.
+
+    One run is :func:`sideq.dynamics.gradient_descent` without history; the
+    function is cached per (model, risk, epochs, backend, maxiter, mesh,
+    compiler options).
+
+    Args:
+      model: a scalar :class:`~sideq.model.Model`.
+      risk: ``"empirical"`` (data ``(x, y)``) or ``"population"`` (a law).
+      epochs: T.
+      backend: the equilibrium solver.
+      maxiter: the solver's iteration limit.
+      mesh: a 1-D ``jax.sharding.Mesh`` with axis ``"runs"``.
+
+    Returns:
+      The jitted, shard-mapped function; its dict holds ``theta_final``,
+      ``loss_final``, ``grad_norm_final``, ``distance_final``, ``status``,
+      ``fail_step``, ``steps`` and the non-unique counts, one row per run.
+    """
     options = compiler_options(mesh.devices.flat[0].platform)
     return _chunk_fn_cached(model, risk, epochs, backend, maxiter, mesh, tuple(sorted((options or {}).items())))
 
@@ -153,7 +177,21 @@ def _one_deq_run(model, epochs, params0, eta, data, tols):
 
 def deq_chunk_fn(model, epochs, mesh):
     """The jitted chunk of a DEQ sweep: (params0 pytree of (C, ...), eta (C,),
-    (x, y, xi), tols) -> per-run dict, the run axis sharded over the mesh."""
+    (x, y, xi), tols) -> per-run dict, the run axis sharded over the mesh.
+
+    One run is :func:`sideq.general.descent` on the empirical risk, its last
+    row kept.
+
+    Args:
+      model: a :class:`~sideq.general.DEQ`.
+      epochs: T.
+      mesh: a 1-D ``jax.sharding.Mesh`` with axis ``"runs"``.
+
+    Returns:
+      The jitted function (cached); its dict holds ``theta_final`` (a
+      pytree), ``loss_final``, ``grad_norm_final``, ``residual_final``,
+      ``status``, ``fail_step`` and ``steps``.
+    """
     options = compiler_options(mesh.devices.flat[0].platform)
     return _deq_chunk_fn_cached(model, epochs, mesh, tuple(sorted((options or {}).items())))
 
@@ -257,7 +295,18 @@ def _one_deq_population_run(model, epochs, params0, eta, xi, dist, tols):
 def deq_population_chunk_fn(model, epochs, mesh):
     """The jitted chunk of a DEQ sweep on the population risk: (params0, eta,
     xi, dist, tols) -> per-run dict, the run axis sharded over the mesh (as
-    :func:`deq_chunk_fn`)."""
+    :func:`deq_chunk_fn`).
+
+    Args:
+      model: a :class:`~sideq.general.DEQ` (multi_linear or multi_index).
+      epochs: T.
+      mesh: a 1-D ``jax.sharding.Mesh`` with axis ``"runs"``.
+
+    Returns:
+      The jitted function (cached); its dict holds ``theta_final``,
+      ``loss_final``, ``grad_norm_final``, ``status``, ``fail_step`` and
+      ``steps`` (no residual).
+    """
     options = compiler_options(mesh.devices.flat[0].platform)
     return _deq_population_chunk_fn_cached(model, epochs, mesh, tuple(sorted((options or {}).items())))
 
@@ -293,7 +342,23 @@ def _replicated(tree, mesh):
 def scalar_call(model, risk, epochs, backend, maxiter, data, xi, tols, dtype, mesh):
     """``call(theta0, eta)`` for a chunk of a scalar model's sweep on ``mesh``:
     :func:`chunk_fn` with the data (``(x, y)``, or the law for the population
-    risk), ξ and the tolerances (gtol, ltol, dtol) replicated on every device."""
+    risk), ξ and the tolerances (gtol, ltol, dtol) replicated on every device.
+
+    Args:
+      model: a scalar :class:`~sideq.model.Model`.
+      risk: ``"empirical"`` or ``"population"``.
+      epochs: T.
+      backend: the equilibrium solver.
+      maxiter: the solver's iteration limit.
+      data: ``(x, y)``, or the law.
+      xi: ξ, shape (d,).
+      tols: (gtol, ltol, dtol).
+      dtype: the float dtype of the tolerances.
+      mesh: a 1-D ``jax.sharding.Mesh`` with axis ``"runs"``.
+
+    Returns:
+      ``call(theta0, eta)``, for :func:`run_chunk`.
+    """
     fn = chunk_fn(model, risk, epochs, backend, maxiter, mesh)
     data, xi, tols = _replicated((data, xi, np.asarray(tols, dtype)), mesh)
     return lambda theta0, eta: fn(theta0, eta, data, xi, tols)
@@ -301,7 +366,21 @@ def scalar_call(model, risk, epochs, backend, maxiter, data, xi, tols, dtype, me
 
 def deq_call(model, epochs, x, y, xi, tols, dtype, mesh):
     """``call(params0, eta)`` for a chunk of a DEQ sweep on the empirical risk
-    (:func:`deq_chunk_fn`): x, y or ξ, and (gtol, ltol) replicated."""
+    (:func:`deq_chunk_fn`): x, y or ξ, and (gtol, ltol) replicated.
+
+    Args:
+      model: a :class:`~sideq.general.DEQ`.
+      epochs: T.
+      x: inputs (n, d).
+      y: targets (n, k), or None with ``xi``.
+      xi: Ξ (k, d), or None with ``y``.
+      tols: (gtol, ltol[, dtol]); the first two are used.
+      dtype: the float dtype of the tolerances.
+      mesh: a 1-D ``jax.sharding.Mesh`` with axis ``"runs"``.
+
+    Returns:
+      ``call(params0, eta)``, for :func:`run_chunk`.
+    """
     fn = deq_chunk_fn(model, epochs, mesh)
     data, tols = _replicated(((x, y, xi), np.asarray(tols[:2], dtype)), mesh)
     return lambda params0, eta: fn(params0, eta, data, tols)
@@ -310,7 +389,20 @@ def deq_call(model, epochs, x, y, xi, tols, dtype, mesh):
 def deq_population_call(model, epochs, xi, dist, tols, dtype, mesh):
     """``call(params0, eta)`` for a chunk of a DEQ sweep on the population risk
     of ``dist`` (:func:`deq_population_chunk_fn`): ξ, the law and (gtol, ltol)
-    replicated."""
+    replicated.
+
+    Args:
+      model: a :class:`~sideq.general.DEQ` (multi_linear or multi_index).
+      epochs: T.
+      xi: Ξ (k, d).
+      dist: a law of X.
+      tols: (gtol, ltol[, dtol]); the first two are used.
+      dtype: the float dtype of the tolerances.
+      mesh: a 1-D ``jax.sharding.Mesh`` with axis ``"runs"``.
+
+    Returns:
+      ``call(params0, eta)``, for :func:`run_chunk`.
+    """
     fn = deq_population_chunk_fn(model, epochs, mesh)
     xi, dist, tols = _replicated((xi, dist, np.asarray(tols[:2], dtype)), mesh)
     return lambda params0, eta: fn(params0, eta, xi, dist, tols)
@@ -321,7 +413,17 @@ def run_chunk(call, mesh, theta0, eta):
     ``eta`` (C,) split over the devices of ``mesh`` along the run axis, the
     ``call`` of :func:`scalar_call`, :func:`deq_call` or
     :func:`deq_population_call` on them, and its per-run dict gathered as
-    numpy on every process (C runs each)."""
+    numpy on every process (C runs each).
+
+    Args:
+      call: the chunk's ``call(theta0, eta)``.
+      mesh: the 1-D mesh the runs are split over.
+      theta0: the chunk's θ(0), a pytree of (C, ...) numpy arrays.
+      eta: the chunk's step sizes, a numpy array (C,).
+
+    Returns:
+      The per-run dict, numpy arrays of C rows.
+    """
     runs = NamedSharding(mesh, P("runs"))
 
     def to_global(a):

@@ -48,7 +48,18 @@ def solve_failure(sol_status, loss, grad, *, flags=None):
     """Failure code of one step: the equilibria's worst failure (an iteration limit
     of the solver counts as SOLVER_FAILURE), DIVERGED for a non-finite risk or
     gradient, else CONVERGED (NON_UNIQUE is not a failure; it is tracked apart).
-    ``flags`` (from :func:`status_flags`) saves the reduction when already known."""
+    ``flags`` (from :func:`status_flags`) saves the reduction when already known.
+
+    Args:
+      sol_status: the equilibria's status codes (any shape).
+      loss: the risk R.
+      grad: ∇R (an array or a pytree).
+      flags: the bit mask of ``sol_status``, or None to compute it.
+
+    Returns:
+      An int32 :class:`~sideq.status.Status` code: SINGULAR, SOLVER_FAILURE,
+      DIVERGED (in that priority) or CONVERGED.
+    """
     flags = status_flags(sol_status) if flags is None else flags
     singular = has_status(flags, Status.SINGULAR)
     solver = has_status(flags, Status.SOLVER_FAILURE, Status.MAX_STEPS)
@@ -140,7 +151,16 @@ class Trajectory(NamedTuple):
 def distance_to_target(model: Model, theta, xi):
     """‖θ − (ξ, [0,] 0)‖ for the single-index DEQ (Theorems 3.8, 3.9); for the
     linear DEQ the distance to the solution line {(αξ, [0,] 1 − α) : α ∈ ℝ}
-    (Section 3.1), whose closest point is found in closed form."""
+    (Section 3.1), whose closest point is found in closed form.
+
+    Args:
+      model: a scalar :class:`~sideq.model.Model`.
+      theta: θ, shape (p,).
+      xi: ξ, shape (d,).
+
+    Returns:
+      The distance, a scalar in θ's dtype.
+    """
     xi = jnp.asarray(xi, jnp.result_type(theta))
     if not model.is_linear:
         return jnp.linalg.norm(theta - model.theta_star(xi))
@@ -154,7 +174,14 @@ def distance_to_target(model: Model, theta, xi):
 
 
 def w_distance(theta):
-    """w = ‖θ − (0,…,0,1)‖² (Lemma 3.7, Eq. (8))."""
+    """w = ‖θ − (0,…,0,1)‖² (Lemma 3.7, Eq. (8)); conserved by the linear DEQ's flow (Theorem 3.1).
+
+    Args:
+      theta: θ, shape (p,).
+
+    Returns:
+      w, a scalar in θ's dtype.
+    """
     e = jnp.zeros_like(theta).at[-1].set(1)
     return jnp.sum((theta - e) ** 2)
 
@@ -207,6 +234,16 @@ def gradient_descent(
 
     Pure and jit/vmap-able (``epochs`` static).  Not checked: call it from
     :mod:`sideq.train` or the CLI for validated single runs.
+
+    Returns:
+      A :class:`Trajectory` with the recorded rows (or θ(0) and θ(T) without
+      history), the run's status (the end: a failure that froze it, else
+      NON_UNIQUE or UNVERIFIED at θ(T), else CONVERGED if a tolerance was met,
+      MAX_STEPS if not), ``steps``, ``fail_step`` and the online quantities
+      over every epoch.
+
+    Raises:
+      ValueError: ``save_every`` < 1 with ``history``.
     """
     theta0 = jnp.asarray(theta0)
     dtype = theta0.dtype

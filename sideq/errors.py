@@ -20,13 +20,22 @@ class EstimatedBoundsWarning(UserWarning):
 
 
 class SingularModelError(SideqInputError):
-    """θ2 = 1 for the linear DEQ: y = θ1ᵀx + θ2 y has no (or infinitely many) solutions."""
+    """A start on the singular set: θ2 = 1 for the linear DEQ, where
+    y = θ1ᵀx + θ2 y has no (or infinitely many) solutions (Lemma 3.2), or
+    I − W2 singular for :func:`sideq.general.multi_linear`."""
 
 
 def unwritable_folder(folder: str) -> str | None:
     """None if ``folder`` is, or can be made, a folder a file can be written in
     (it is created); else what is wrong and the fix, in one line.  Entry points
-    call it before any work, so that a bad output path costs no run."""
+    call it before any work, so that a bad output path costs no run.
+
+    Args:
+      folder: the folder (``""`` means the current one).
+
+    Returns:
+      None, or the one-line problem.
+    """
     folder = folder or "."
     if os.path.exists(folder) and not os.path.isdir(folder):
         return f"{folder!r} is a file, not a folder; choose a folder to write into"

@@ -96,26 +96,55 @@ def severity(status):
 
 
 def worst(statuses):
-    """The worst status among ``statuses`` (jax or numpy integer array)."""
+    """The worst status among ``statuses`` (jax or numpy integer array).
+
+    Args:
+      statuses: status codes, any shape.
+
+    Returns:
+      The worst code (by the module's severity order), a scalar int32 jax
+      array.
+    """
     ranks = severity(jnp.ravel(jnp.asarray(statuses)))
     return jnp.asarray(np.array(_SEVERITY, np.int32))[jnp.max(ranks)]
 
 
 def describe(code) -> str:
-    """Human message for a status code."""
+    """Human message for a status code.
+
+    Args:
+      code: one status code.
+
+    Returns:
+      ``Status(code).message``.
+    """
     return Status(int(code)).message
 
 
 def name(code) -> str:
     """The lower-case name of one status code (``"converged"``), as summaries
-    and ``results.npz``'s readers print it."""
+    and ``results.npz``'s readers print it.
+
+    Args:
+      code: one status code.
+
+    Returns:
+      The name.
+    """
     return Status(int(code)).name.lower()
 
 
 def names(codes):
     """The names of status codes: a string for one code, a nested list for an
     array (what the reprs of :class:`~sideq.scalar.Equilibrium` and the
-    trajectories show)."""
+    trajectories show).
+
+    Args:
+      codes: a status code or an array of them.
+
+    Returns:
+      A string, or nested lists of strings shaped like ``codes``.
+    """
     codes = np.asarray(codes)
     if codes.ndim == 0:
         return name(codes)
@@ -123,7 +152,14 @@ def names(codes):
 
 
 def is_success(status):
-    """Whether a solve's status returns a root (:data:`SUCCESS`), elementwise."""
+    """Whether a solve's status returns a root (:data:`SUCCESS`), elementwise.
+
+    Args:
+      status: status codes, any shape.
+
+    Returns:
+      A bool jax array shaped like ``status``.
+    """
     status = jnp.asarray(status)
     return functools.reduce(jnp.logical_or, [status == s for s in SUCCESS])
 
@@ -150,12 +186,27 @@ def status_bit(status):
 
 def status_flags(sol_status):
     """The set of statuses among the equilibria, as a bit mask (bit k: code k
-    occurs), from a single reduction."""
+    occurs), from a single reduction.
+
+    Args:
+      sol_status: status codes, any shape.
+
+    Returns:
+      The mask, a scalar int32.
+    """
     return jax.lax.reduce(status_bit(jnp.ravel(sol_status)), jnp.int32(0), jax.lax.bitwise_or, (0,))
 
 
 def has_status(flags, *codes):
-    """Whether any of ``codes`` is in the mask from :func:`status_flags`."""
+    """Whether any of ``codes`` is in the mask from :func:`status_flags`.
+
+    Args:
+      flags: the mask.
+      *codes: status codes.
+
+    Returns:
+      A bool (a jax scalar for a traced mask).
+    """
     mask = sum(1 << int(c) for c in codes)
     return (flags & mask) != 0
 
@@ -163,7 +214,15 @@ def has_status(flags, *codes):
 def run_repr(run, kind: str) -> str:
     """The repr of a run (a trajectory, an equilibrium): statuses by name,
     scalars by value, arrays by dtype and shape (a trajectory's rows would
-    flood a notebook)."""
+    flood a notebook).
+
+    Args:
+      run: a NamedTuple of arrays (its ``status`` field shown by name).
+      kind: the class name to show.
+
+    Returns:
+      ``"kind(field=..., ...)"``; inside jit, the plain tuple's repr.
+    """
     if any(isinstance(v, jax.core.Tracer) for v in run):  # (inside jit: the plain tuple's repr)
         return tuple.__repr__(run)
     parts = []

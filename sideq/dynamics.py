@@ -397,9 +397,8 @@ def _scan_epochs(step, init, epochs, every):
     fixed buffers, so XLA copies the values that are read after their
     successor is written (θ into the warm start's θ', the epoch counter, the
     packed integers), one kernel launch each per iteration; unrolled by two,
-    the first epoch's outputs go to fresh buffers and half of those copies go.
-    Section 4.2 run: 14.2–14.5 → 13.1–13.6 ms, with the flags of
-    sideq.scalar.solve_warm returned in its step's slot."""
+    the first epoch's outputs go to fresh buffers and half of those copies go
+    (the flags of sideq.scalar.solve_warm are returned in its step's slot)."""
     blocks = epochs // every  # whole blocks of m epochs, a row at the first of each
     if every == 1:
         carry, hist = jax.lax.scan(step, init, jnp.arange(epochs, dtype=jnp.int32), unroll=_UNROLL)

@@ -24,7 +24,7 @@ that without trouble (≈ 230–380 steps from |1 − θ2(0)| = 1e-2 to a steady
 state), and the conserved quantity of Theorem 3.1 drifts by ≲ 3e-13.  Tsit5
 and Dopri5 need 2.3–3.5× more steps and drift up to 15× more.  The implicit
 Kvaerno5 needs ≈ 25× more accepted steps plus thousands of rejected ones (its
-chord iteration keeps failing at these tolerances) and ≈ 40× the time; it is
+chord iteration keeps failing at these tolerances); it is
 available through ``solver=`` (the field supports forward mode, see
 :func:`vector_field`).
 

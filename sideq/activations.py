@@ -94,6 +94,7 @@ class Activation:
 
     @property
     def bounded(self) -> bool:
+        """σ(ℝ) lies in a bounded interval (finite ``range_min`` and ``range_max``)."""
         return math.isfinite(self.range_min) and math.isfinite(self.range_max)
 
     @property

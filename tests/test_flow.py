@@ -158,9 +158,10 @@ def test_vector_field_is_eq4_and_supports_forward_mode():
         phi = theta[:-1] / (1 - theta[-1])
         return (phi - XI3) @ jnp.asarray(M3) @ (phi - XI3)
 
+    jac_fwd = jax.jit(jax.jacfwd(lambda th: f(0.0, th, None)))  # (each compiled once for both θ)
+    hessian = jax.jit(jax.hessian(eq5_risk))
     for theta in (jnp.asarray(STARTS_3[1]), jnp.asarray(STARTS_3[2])):
-        jac_fwd = jax.jit(jax.jacfwd(lambda th: f(0.0, th, None)))(theta)
-        np.testing.assert_allclose(np.asarray(jac_fwd), -np.asarray(jax.hessian(eq5_risk)(theta)), rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(np.asarray(jac_fwd(theta)), -np.asarray(hessian(theta)), rtol=1e-9, atol=1e-9)
 
 
 # ----------------------------------------------------------------------------

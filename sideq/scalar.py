@@ -1006,9 +1006,10 @@ def solve(
     Returns:
       An :class:`Equilibrium` ``(y, residual, iterations, margin, status,
       omega, sensitivity)`` (ω = a + θ2 y and ∂y/∂a at the solution, for warm
-      starts), each field a scalar for one input or ``(n,)`` for a batch, in
-      the promoted dtype of ``theta`` and ``x`` (an integer θ is cast to the
-      default float).  ``y`` is differentiable in θ and x by implicit
+      starts), each field a scalar for one input or ``(n,)`` for a batch;
+      ``iterations`` and ``status`` are int32, the others in the promoted
+      dtype of ``theta`` and ``x`` (an integer θ is cast to the default
+      float).  ``y`` is differentiable in θ and x by implicit
       differentiation (Eq. (1)).  ``status`` (:class:`~sideq.status.Status`)
       claims no more than is proven: CONVERGED is a root to tolerance that the
       activation's exact slope bounds prove unique; UNVERIFIED a root whose

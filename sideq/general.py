@@ -129,6 +129,7 @@ __all__ = [
     "default_tol",
     "from_scalar_api",
     "descent_from_scalar_api",
+    "descent_route",
 ]
 
 SOLVERS = ("anderson", "fixed_point", "newton", "broyden")
@@ -1513,15 +1514,6 @@ def _fallback(model, params, x, y_prev, state, route, tol, pin):
         return y, residual, pending & ~_met(r, y_s, tol)
 
     return _at_most_once(lambda st: jnp.any(st[2]), solver, (y, residual, pending))
-
-
-def _contraction_factor(model, W2):
-    """ρ = Lip(σ)·‖W2‖₂, the Lipschitz constant of y ↦ σ(W1x + W2y + b) in
-    the 2-norm, rounded up (the largest singular value from LAPACK is
-    within k·eps of the exact one)."""
-    k = model.dim
-    eps = float(jnp.finfo(W2.dtype).eps)
-    return model.activation.lipschitz * jnp.linalg.svd(W2, compute_uv=False)[0] * (1 + 4 * k * eps)
 
 
 def _epoch_solve(model, params, x, y_prev, active, tol):

@@ -339,24 +339,44 @@ def bench_sweep(
 DEQ_SWEEP = dict(k=4, d=2, n=1000, eta=0.1, seed=0)
 
 
-def bench_deq_sweep(K: int, epochs: int) -> dict:
+def bench_deq_sweep(K: int, epochs: int, devices: int | None = None) -> dict:
     r"""A sweep of gradient descent on ``multi_index("tanh", 4)`` (k = 4, d = 2,
     n = 1000 samples X ~ N(0, I), targets tanh(Ξx), η = 0.1, float64) beside
     the scalar path on the same sizes (``single_index("tanh")``, θ ∈ ℝ³, d = 2),
     both through :func:`sideq.run_sweep`, each timed on a second call (the
-    first compiles).  θ(0): W1 with N(0, 0.5²) entries, W2 with N(0, 0.3²/k);
-    the scalar θ(0) alike.  A sample-step is one sample's equilibrium and
-    gradient in one epoch of one run; ``deq_1000_inits_1000_epochs_s`` scales
-    the measured rate to K = 1000 runs of 1000 epochs.
+    first compiles), in a fresh process with ``devices`` CPU devices (default
+    one per core, as ``sideq sweep`` runs; the runs of a chunk are split over
+    them).  θ(0): W1 with N(0, 0.5²) entries, W2 with N(0, 0.3²/k); the scalar
+    θ(0) alike.  A sample-step is one sample's equilibrium and gradient in one
+    epoch of one run; ``deq_1000_inits_1000_epochs_s`` scales the measured
+    rate to K = 1000 runs of 1000 epochs.
 
     Args:
       K: runs (initializations).
       epochs: epochs of each run.
+      devices: CPU devices; 1 runs in this process.
 
     Returns:
       A dict: both sweeps' wall seconds and sample-steps per second, their
-      ratio, the DEQ sweep's statuses, the extrapolation.
+      ratio, the DEQ sweep's statuses, the extrapolation, the devices.
     """
+    cores = len(os.sched_getaffinity(0))
+    devices = cores if devices is None else int(devices)
+    if devices > 1:
+        import subprocess
+        import sys
+
+        code = (
+            "import json, jax\n"
+            f"jax.config.update('jax_num_cpu_devices', {devices})\n"
+            "from sideq.bench import bench_deq_sweep\n"
+            f"print(json.dumps(bench_deq_sweep({K}, {epochs}, devices=1)))\n"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        r["devices"] = devices
+        r["name"] += f", one CPU device per core ({devices})" if devices == cores else f", {devices} CPU devices"
+        return r
     import jax
 
     import sideq
@@ -388,6 +408,7 @@ def bench_deq_sweep(K: int, epochs: int) -> dict:
                 out["deq_statuses"] = res.summary["status_counts"]
     out["ratio_scalar_over_deq"] = out["scalar_sample_steps_per_s"] / out["deq_sample_steps_per_s"]
     out["deq_1000_inits_1000_epochs_s"] = 1000 * 1000 * n / out["deq_sample_steps_per_s"]
+    out["devices"] = len(jax.devices())
     return out
 
 

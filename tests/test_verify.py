@@ -159,9 +159,7 @@ def test_eta0_tightness():
 
 
 def test_rho_gaussian_d2():
-    # ρ over the ball for a d = 2 Gaussian law (the isotropic setting; `sideq verify`
-    # also runs the anisotropic "softplus-gauss2", the same code with another covariance)
-    for name in ("softplus-gauss2iso",):
+    for name in ("softplus-gauss2", "softplus-gauss2iso"):
         rec = V.check_rho_positive(name, "corrected", GRID)
         assert rec["holds"] and rec["should_hold"]
         assert not V.check_rho_positive(name, "corrected", GRID, perturb=-1.0)["holds"]

@@ -641,9 +641,11 @@ def test_descent_terms_statuses_and_residual_are_those_of_every_sample(route, th
 # quadrature route (``quadrature=True``: one equilibrium solved per node,
 # gradient by implicit differentiation), and what its objective reports.
 
-POP_Q = jax.jit(functools.partial(sideq.population_risk, quadrature=True), static_argnums=(0,))
-POP_Q_GRAD = jax.jit(
-    jax.grad(functools.partial(sideq.population_risk, quadrature=True), argnums=1), static_argnums=(0,)
+# Risk and gradient by each route as one program per (model, law shape): half the
+# compilations of separate value and gradient programs.
+POP_VG = jax.jit(jax.value_and_grad(sideq.population_risk, argnums=1), static_argnums=(0,))
+POP_Q_VG = jax.jit(
+    jax.value_and_grad(functools.partial(sideq.population_risk, quadrature=True), argnums=1), static_argnums=(0,)
 )
 
 U3 = dict(low=[-1.0, 0.0, 0.5], high=[2.0, 0.5, 3.0])
@@ -672,9 +674,9 @@ def test_linear_closed_form_matches_quadrature(law, bias):
     model = sideq.linear(bias)
     for theta in _linear_thetas(model, len(xi), seed=len(xi) + 10 * bias):
         th = jnp.asarray(theta)
-        r, rq = float(POP(model, th, xi, dist)), float(POP_Q(model, th, xi, dist))
+        (r, g), (rq, gq) = POP_VG(model, th, xi, dist), POP_Q_VG(model, th, xi, dist)
+        r, rq, g, gq = float(r), float(rq), np.asarray(g), np.asarray(gq)
         assert r == pytest.approx(rq, rel=1e-12, abs=0), (theta, r, rq)
-        g, gq = np.asarray(POP_GRAD(model, th, xi, dist)), np.asarray(POP_Q_GRAD(model, th, xi, dist))
         np.testing.assert_allclose(g, gq, rtol=1e-12, atol=1e-12 * np.abs(gq).max(), err_msg=str(theta))
 
 
@@ -719,12 +721,10 @@ def test_linear_closed_form_affine_activation():
         assert model.is_linear
         for theta in _linear_thetas(model, len(xi), seed=4):
             th = jnp.asarray(theta)
-            rq = float(POP_Q(model, th, xi, dist))
-            assert float(POP(model, th, xi, dist)) == pytest.approx(rq, rel=1e-12)
-            gq = np.asarray(POP_Q_GRAD(model, th, xi, dist))
-            np.testing.assert_allclose(
-                np.asarray(POP_GRAD(model, th, xi, dist)), gq, rtol=1e-12, atol=1e-12 * np.abs(gq).max()
-            )
+            (r, g), (rq, gq) = POP_VG(model, th, xi, dist), POP_Q_VG(model, th, xi, dist)
+            assert float(r) == pytest.approx(float(rq), rel=1e-12)
+            gq = np.asarray(gq)
+            np.testing.assert_allclose(np.asarray(g), gq, rtol=1e-12, atol=1e-12 * np.abs(gq).max())
 
 
 @pytest.mark.parametrize("law", ["unif3", "gauss5"])

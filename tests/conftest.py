@@ -8,9 +8,28 @@ The helpers below are *independent* references: plain numpy/scipy, no sideq and 
 jax, so a test comparing against them cannot pass by sharing a bug with the library.
 """
 
+import atexit
+import os
+import shutil
+import tempfile
+
 import jax
 
 jax.config.update("jax_enable_x64", True)
+
+# One persistent compilation cache for the whole run, in a fresh folder that
+# the first process to load this file (pytest itself, or its xdist
+# controller) makes and removes at exit; the workers and the tests'
+# subprocesses (the CLI, notebook kernels) inherit it through the
+# environment.  Files running in different workers, and subprocesses, compile
+# many of the same library programs: the second compile of a program is then
+# a load (XLA keys an entry by the program and its options, so a different
+# program never hits).  A test that needs a cache of its own sets it.
+if "SIDEQ_TEST_JAX_CACHE" not in os.environ:
+    os.environ["SIDEQ_TEST_JAX_CACHE"] = tempfile.mkdtemp(prefix="sideq-test-jax-cache-")
+    atexit.register(shutil.rmtree, os.environ["SIDEQ_TEST_JAX_CACHE"], ignore_errors=True)
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.environ["SIDEQ_TEST_JAX_CACHE"])
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
 
 import math  # noqa: E402
 import types  # noqa: E402

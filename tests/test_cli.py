@@ -350,6 +350,7 @@ def test_sweep_uses_one_cpu_device_per_core_by_default(tmp_path):
     assert json.loads(proc.stdout)["devices"] == len(os.sched_getaffinity(0))
 
 
+@pytest.mark.slow
 def test_reproduce_writes_figures_summary_and_claims(capsys, tmp_path):
     out = tmp_path / "figs"
     code, text, err = run_cli(capsys, "reproduce", "--out", str(out), "--only", "fig2", "--seeds", "2", "--json")

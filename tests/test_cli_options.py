@@ -311,6 +311,7 @@ def test_cache_folder_and_when_it_is_used(monkeypatch, tmp_path):
     assert folder("bench") is None  # (bench times compilation: never cached)
 
 
+@pytest.mark.slow
 def test_two_processes_share_one_fresh_cache(capsys, tmp_path):
     """Two `sideq descent` at once on one empty cache folder both succeed with
     the same numbers; a third call loads every program from the folder; the

@@ -271,6 +271,7 @@ def _scalar_rows(model, params, v):
     return jax.vmap(one)(params, v)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("solver", SOLVERS)
 def test_k1_deq_reproduces_the_scalar_path_unrolled_and_finite_differences(solver):
     sol, risk, grad, grad_unrolled, along = _scalar_rows(D.deq(_scalar_g, 1, solver=solver), _S_PARAMS, _S_V)

@@ -339,6 +339,7 @@ def _assert_same_terms(a, b):
             np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=1e-13, atol=1e-15)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,d,bias,risk", CLOSED_FORM_CASES)
 def test_straight_line_route_matches_the_solver(name, d, bias, risk):
     """From a warm start at a nearby θ (two steps settle every equilibrium: the

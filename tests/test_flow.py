@@ -168,6 +168,7 @@ def test_vector_field_is_eq4_and_supports_forward_mode():
 # Linear DEQ: Theorems 3.1, 3.3, 3.4.
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind, starts, xi", [("u1", STARTS_1, XI1), ("g3", STARTS_3, XI3), ("emp", STARTS_3, XI3)])
 def test_theorem_3_3_limit(kind, starts, xi):
     """The flow converges to (αξ, 1 − α), α = sign(1 − θ2(0))‖θ(0) − e‖/√(‖ξ‖²+1), e = (0,…,0,1).

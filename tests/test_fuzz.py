@@ -196,6 +196,7 @@ FLAGS = {
 }
 
 
+@pytest.mark.slow
 @FUZZ
 @given(command=st.sampled_from(sorted(FLAGS)), data=st.data())
 def test_cli_exits_0_or_2_with_one_line(command, data, tmp_path_factory):

@@ -190,6 +190,7 @@ def test_population_flow_matches_closed_form_flow():
 # k = 1: a sideq.deq written as the scalar single-index model.
 
 
+@pytest.mark.slow
 def test_k1_deq_reproduces_scalar_flow():
     """sideq.deq(σ(W1x + W2y), k = 1) with θ = (vec W1, W2) follows the scalar
     single-index flow (Eq. (10), σ = sigmoid) row by row to 1e-10 (measured:

@@ -75,6 +75,7 @@ def test_notebook_stored_without_outputs(path):
         )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs(path):
     nb = _executed(path)
@@ -82,6 +83,7 @@ def test_notebook_runs(path):
     assert not errors
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_shows_figures(path):
     stored = nbformat.read(path, as_version=4)

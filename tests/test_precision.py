@@ -20,6 +20,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 
 SCRIPT = textwrap.dedent(
     """
@@ -58,6 +59,7 @@ SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_float32_user_session_never_flips_x64(tmp_path):
     env = dict(os.environ, JAX_ENABLE_X64="0", JAX_PLATFORMS="cpu")
     proc = subprocess.run(

@@ -664,6 +664,7 @@ def _linear_thetas(model, d, seed):
     return [np.r_[rng.normal(size=d), extra, t2] for t2 in THETA2S]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bias", [False, True], ids=["no-bias", "bias"])
 @pytest.mark.parametrize("law", list(CLOSED_FORM_LAWS))
 def test_linear_closed_form_matches_quadrature(law, bias):

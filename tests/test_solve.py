@@ -617,6 +617,7 @@ def _assert_same_equilibria(a, b, model, theta2):
             np.testing.assert_allclose(u, v, rtol=4e-16, atol=1e-15, err_msg=field)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, theta", _BATCH_CASES)
 def test_batch_solve_is_the_vmapped_solve(name, theta):
     """``_solve_warm`` (gradient descent's solve: the whole batch at once, the

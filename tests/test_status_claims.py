@@ -136,6 +136,7 @@ def _claims(model, np_fn, lo, hi):
     return wrong, statuses, multi
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(FAMILY))
 def test_user_activations_make_no_wrong_claims(name):
     fn, np_fn, slopes, (r_lo, r_hi) = FAMILY[name]

@@ -81,6 +81,7 @@ def test_theorem_3_6_counterexample_within_hypotheses():
     assert not V.check_theorem_3_6_eta0("unif0.1", K, perturb=1.1 * t, **kw)["holds"]
 
 
+@pytest.mark.slow
 def test_eq_1_3_5():
     assert V.check_eq_1(K)["holds"]
     assert not V.check_eq_1(K, perturb=1.001)["holds"]
@@ -99,6 +100,7 @@ def test_eq_7_and_9():
     assert not V.check_eq_9("unif1", K, perturb=1.001)["holds"]
 
 
+@pytest.mark.slow
 def test_eq_13_15_18():
     name = "sigmoid-unif1"
     t = _tight(V.check_eq_13(name, K))
@@ -117,6 +119,7 @@ def test_rho_positive():
     assert not V.check_rho_positive("tanh-unif1", "corrected", GRID, perturb=-1.0)["holds"]
 
 
+@pytest.mark.slow
 def test_theorem_3_8():
     t = _tight(V.check_theorem_3_8("tanh-unif1", K, "corrected", GRID))
     assert not V.check_theorem_3_8("tanh-unif1", K, "corrected", GRID, perturb=1.1 * t)["holds"]
@@ -158,6 +161,7 @@ def test_eta0_tightness():
     assert np.all(keeps >= 1) and np.all(keeps < 2.0**40)  # and a larger step breaks them
 
 
+@pytest.mark.slow
 def test_rho_gaussian_d2():
     for name in ("softplus-gauss2", "softplus-gauss2iso"):
         rec = V.check_rho_positive(name, "corrected", GRID)
@@ -165,6 +169,7 @@ def test_rho_gaussian_d2():
         assert not V.check_rho_positive(name, "corrected", GRID, perturb=-1.0)["holds"]
 
 
+@pytest.mark.slow
 def test_plots(tmp_path):
     import jax
 

@@ -1021,7 +1021,7 @@ def bench_deq_step(
 
     # float32 throughout: x64 off while JAX traces (``sideq bench`` runs with
     # x64 on), so that every route's constants are float32 as in a float32
-    # session.
+    # program.
     with jax.enable_x64(False):
         return _deq_step(quick, problem, steps, runs, select_steps, peer, tuple(routes))
 

@@ -740,7 +740,7 @@ def test_bad_input_is_a_one_line_error(call, needle):
 
 @pytest.mark.parametrize("solver", ["anderson", "fixed_point"])
 def test_float32_gradient_under_x64_matches_float64(solver):
-    """jax.grad of a float32 solve with x64 on (as in a float64 session that
+    """jax.grad of a float32 solve with x64 on (as in a float64 program that
     trains one model in float32): jaxopt's solver is traced again under grad,
     and must keep float32 (its mixing step makes constants at the default
     width).  Second route: the float64 gradient."""

@@ -1613,8 +1613,8 @@ def _epoch_rows(model, params, X, Fy, warm, active, tol):
     from y − f).  σ' at a root is h(y) where σ' = h(σ) (tanh, sigmoid), else
     σ' at W1x + W2y + b.
 
-    Returns (warm, loss sum Σ‖y − f‖², gradient sums Σ(∂g/∂θ)ᵀu, worst
-    residual, failure code); a failed sample makes both sums NaN."""
+    Returns (warm, R̂, ∇R̂ (2/n times Σ(∂g/∂θ)ᵀu), worst residual, failure
+    code), as :func:`_epoch` does; a failed sample makes R̂ and ∇R̂ NaN."""
     Y_prev, U_prev = warm
     act = model.activation
     k = model.dim
@@ -1687,13 +1687,14 @@ def _epoch_rows(model, params, X, Fy, warm, active, tol):
         return jnp.where(done[:, None], U, jnp.stack(u, axis=-1))
 
     U = _at_most_once(lambda U: jnp.any(~done), dense, U)
+    n = X.shape[0]
     Wt = jnp.where(failed[:, None], jnp.nan, S * U)
-    sq = jnp.sum(jnp.where(failed[:, None], jnp.nan, R * R))
+    loss = jnp.sum(jnp.where(failed[:, None], jnp.nan, R * R)) / n
     parts = {"W1": Wt.T @ X, "W2": Wt.T @ Y, "b": jnp.sum(Wt, axis=0)}
-    grad = jax.tree_util.tree_map_with_path(lambda path, _: parts[path[0].key], params)
+    grad = jax.tree_util.tree_map_with_path(lambda path, _: (2 / n) * parts[path[0].key], params)
     # (the next epoch starts from the iterate after a root where the iteration solved it)
     warm = (jnp.where((solved & ~failed)[:, None], Y1, Y), U)
-    return warm, sq, grad, jnp.max(residual), code
+    return warm, loss, grad, jnp.max(residual), code
 
 
 def _sample_sums(sums, maxes=()):
@@ -1795,16 +1796,27 @@ def _descent_jit(model, params0, x, y, xi, eta, gtol, ltol, divergence, *, epoch
     if y is None:
         y = model.target(xi, x)
     n = x.shape[0]
-    rows = descent_route(model) == "contraction"
-    T, c = _tiles(n)
-
-    def tiled(a):  # (n,) -> (T, c), padded with copies of the last sample
-        return jnp.concatenate([a, jnp.broadcast_to(a[-1:], (T * c - n,))]).reshape(T, c)
-
-    # (vectors over the samples, tile by tile: see _evaluate and _epoch)
-    x_tiles, f_tiles = tuple(tiled(v) for v in x.T), tuple(tiled(v) for v in y.T)
-    valid = (jnp.arange(T * c) < n).reshape(T, c)
     tol = model.tol_for(x.dtype)
+    if descent_route(model) == "contraction":  # (the samples as rows of matrix products)
+
+        def measure(params, y_prev, active):
+            return _epoch_rows(model, params, x, y, y_prev, active, tol)
+
+        y0 = (jnp.zeros((n, model.dim), x.dtype),) * 2
+    else:
+        T, c = _tiles(n)
+
+        def tiled(a):  # (n,) -> (T, c), padded with copies of the last sample
+            return jnp.concatenate([a, jnp.broadcast_to(a[-1:], (T * c - n,))]).reshape(T, c)
+
+        # (vectors over the samples, tile by tile: see _evaluate and _epoch)
+        x_tiles, f_tiles = tuple(tiled(v) for v in x.T), tuple(tiled(v) for v in y.T)
+        valid = (jnp.arange(T * c) < n).reshape(T, c)
+
+        def measure(params, y_prev, active):
+            return _epoch(model, params, x_tiles, f_tiles, valid, y_prev, active, tol, n)
+
+        y0 = tuple(jnp.zeros((T, c) if T > 1 else (c,), x.dtype) for _ in range(model.dim))
     opt = optax.sgd(eta) if optimizer is None else optimizer
 
     def reached(loss, gnorm):
@@ -1813,11 +1825,7 @@ def _descent_jit(model, params0, x, y, xi, eta, gtol, ltol, divergence, *, epoch
     def step(carry, t):
         params, opt_state, y_prev, fail_code, fail_step, hit, frozen_row = carry
         active = fail_step < 0
-        if rows:
-            y_now, sq, grad, residual, code = _epoch_rows(model, params, x, y, y_prev, active, tol)
-            loss, grad = sq / n, jax.tree_util.tree_map(lambda v: (2 / n) * v, grad)
-        else:
-            y_now, loss, grad, residual, code = _epoch(model, params, x_tiles, f_tiles, valid, y_prev, active, tol, n)
+        y_now, loss, grad, residual, code = measure(params, y_prev, active)
         gnorm = _tree_norm(grad)
         # (a frozen run repeats the row of the epoch that froze it)
         loss, gnorm, residual = (jnp.where(active, new, old) for new, old in zip((loss, gnorm, residual), frozen_row))
@@ -1845,10 +1853,6 @@ def _descent_jit(model, params0, x, y, xi, eta, gtol, ltol, divergence, *, epoch
 
     # T + 1 passes of one loop body, the last measuring θ(T) only: one copy of
     # the solve and its gradient in the compiled program, not two.
-    if rows:
-        y0 = (jnp.zeros((n, model.dim), x.dtype), jnp.zeros((n, model.dim), x.dtype))
-    else:
-        y0 = tuple(jnp.zeros((T, c) if T > 1 else (c,), x.dtype) for _ in range(model.dim))
     nan = jnp.full((), jnp.nan, x.dtype)
     init = (params0, opt.init(params0), y0, jnp.int32(Status.CONVERGED), jnp.int32(-1), jnp.int32(-1), (nan, nan, nan))
     (_, _, _, fail_code, fail_step, hit, _), (params_all, loss, gnorm, residual) = jax.lax.scan(

@@ -336,6 +336,25 @@ def bench_sweep(
     }
 
 
+def _with_cpu_devices(devices: int, call: str) -> dict:
+    """``call``, an expression of this module's names, evaluated in a fresh
+    process with ``devices`` JAX CPU devices (the count is fixed when JAX
+    starts); its dict, with ``devices`` set to the devices it saw."""
+    import subprocess
+    import sys
+
+    code = (
+        "import json, jax\n"
+        f"jax.config.update('jax_num_cpu_devices', {int(devices)})\n"
+        "from sideq import bench\n"
+        f"r = bench.{call}\n"
+        "r['devices'] = len(jax.devices())\n"
+        "print(json.dumps(r))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 DEQ_SWEEP = dict(k=4, d=2, n=1000, eta=0.1, seed=0)
 
 
@@ -363,18 +382,7 @@ def bench_deq_sweep(K: int, epochs: int, devices: int | None = None) -> dict:
     cores = len(os.sched_getaffinity(0))
     devices = cores if devices is None else int(devices)
     if devices > 1:
-        import subprocess
-        import sys
-
-        code = (
-            "import json, jax\n"
-            f"jax.config.update('jax_num_cpu_devices', {devices})\n"
-            "from sideq.bench import bench_deq_sweep\n"
-            f"print(json.dumps(bench_deq_sweep({K}, {epochs}, devices=1)))\n"
-        )
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-        r = json.loads(out.stdout.strip().splitlines()[-1])
-        r["devices"] = devices
+        r = _with_cpu_devices(devices, f"bench_deq_sweep({K}, {epochs}, devices=1)")
         r["name"] += f", one CPU device per core ({devices})" if devices == cores else f", {devices} CPU devices"
         return r
     import jax
@@ -416,20 +424,7 @@ def bench_sweep_devices(K: int, epochs: int) -> dict:
     """The K-run Section 4.2 sweep as ``sideq sweep`` runs it on CPU: one JAX
     device per core (a fresh process, since the device count is fixed when JAX
     starts), float64."""
-    import subprocess
-    import sys
-
-    cores = len(os.sched_getaffinity(0))
-    code = (
-        "import sys, json, jax\n"
-        f"jax.config.update('jax_num_cpu_devices', {cores})\n"
-        "from sideq.bench import bench_sweep\n"
-        f"r = bench_sweep({K}, {epochs})\n"
-        "r['devices'] = len(jax.devices())\n"
-        "print(json.dumps(r))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    r = json.loads(out.stdout.strip().splitlines()[-1])
+    r = _with_cpu_devices(len(os.sched_getaffinity(0)), f"bench_sweep({K}, {epochs})")
     r["name"] = (
         f"sweep K={K} x {epochs} epochs, empirical risk (n=1000), float64, one CPU device per core ({r['devices']})"
     )

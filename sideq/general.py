@@ -502,32 +502,43 @@ def _optx():
     """optimistix, lineax, and the two classes built on them (imported on
     first use)."""
     import equinox as eqx
-    import jax.tree_util as jtu
+    import equinox.internal as eqxi
     import lineax as lx
     import optimistix as optx
 
-    class FiniteLU(lx.AbstractLinearSolver):
-        """:class:`lineax.LU` whose non-finite solutions come back as zeros.
+    class DenseLU(lx.AbstractLinearSolver):
+        """LU of the k×k matrix for a system in y ∈ ℝ^k (one array), written
+        on the array itself: :class:`lineax.LU` compares the vector's
+        abstract type with the operator's, and that test fails inside
+        ``shard_map`` and ``pmap``, whose arrays carry their mesh axes (lineax
+        issue #185), where the sweeps run.
 
-        lineax raises on a non-finite solution of the implicit adjoint's solve,
-        which under ``vmap`` would stop every row of a batch because one solve
-        failed.  A failed solve's y is NaN with NaN derivatives anyway (its
-        cotangent is poisoned after the solve, :func:`_poison`), so the zeros
-        are never read."""
+        ``finite``: a non-finite solution comes back as zeros.  lineax raises
+        on a non-finite solution of the implicit adjoint's solve, which under
+        ``vmap`` would stop every row of a batch because one solve failed.  A
+        failed solve's y is NaN with NaN derivatives anyway (its cotangent is
+        poisoned after the solve, :func:`_poison`), so the zeros are never
+        read."""
+
+        finite: bool = eqx.field(static=True, default=False)
 
         def init(self, operator, options):
-            return lx.LU().init(operator, options)
+            return jax.scipy.linalg.lu_factor(operator.as_matrix()), eqxi.Static(False)
 
         def compute(self, state, vector, options):
-            solution, result, stats = lx.LU().compute(state, vector, options)
-            solution = jtu.tree_map(lambda v: jnp.where(jnp.isfinite(v), v, 0), solution)
-            return solution, result, stats
+            lu_piv, transposed = state
+            solution = jax.scipy.linalg.lu_solve(lu_piv, vector.reshape(-1), trans=int(transposed.value))
+            solution = solution.reshape(vector.shape)
+            if self.finite:
+                solution = jnp.where(jnp.isfinite(solution), solution, 0)
+            return solution, lx.RESULTS.successful, {}
 
         def transpose(self, state, options):
-            return lx.LU().transpose(state, options)
+            return (state[0], eqxi.Static(not state[1].value)), {}
 
         def conj(self, state, options):
-            return lx.LU().conj(state, options)
+            (lu, piv), transposed = state
+            return ((lu.conj(), piv), transposed), {}
 
         def assume_full_rank(self):
             return True
@@ -577,7 +588,7 @@ def _optx():
         def postprocess(self, fn, y, aux, args, options, state, tags, result):
             return y, aux, {}
 
-    return optx, lx, FiniteLU, Broyden
+    return optx, DenseLU, Broyden
 
 
 def _run_jaxopt(model: DEQ, params, x, y0, tol):
@@ -619,7 +630,7 @@ def _run_jaxopt(model: DEQ, params, x, y0, tol):
 def _run_optimistix(model: DEQ, params, x, y0, tol):
     """(y, iterations) by optimistix, y differentiable by
     :class:`optimistix.ImplicitAdjoint` with a dense LU solve."""
-    optx, lx, FiniteLU, Broyden = _optx()
+    optx, DenseLU, Broyden = _optx()
     g = model.g
 
     def residual(y, args):

@@ -36,9 +36,7 @@ memory does not grow with the number of runs K and nothing recompiles.
   :func:`jax.shard_map` on a 1-D :class:`~jax.sharding.Mesh` (axis ``"runs"``);
   each device runs its share with no communication until the chunk's results
   are gathered.  Results agree with a one-device run to rounding (bit for bit
-  while every device holds at least two runs of a chunk; for a DEQ, whose
-  chunk is split by XLA's partitioner instead of shard_map, to rounding
-  only: within 4.4e-16 in a check on 4 CPU devices).  On a multi-core
+  while every device holds at least two runs of a chunk).  On a multi-core
   CPU, JAX can present one CPU device per core if asked before anything else
   touches JAX: ``jax.config.update("jax_num_cpu_devices", N)`` or
   ``XLA_FLAGS=--xla_force_host_platform_device_count=N``; each device's share

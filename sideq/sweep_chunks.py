@@ -7,8 +7,10 @@ the run axis split over the devices of a 1-D mesh (axis ``"runs"``), and
   ``shard_map`` (each device runs its share with no communication).
 * A :class:`~sideq.general.DEQ`: one run is :func:`sideq.general.descent` on
   the empirical risk, or on the population risk of
-  :func:`sideq.general_risk.population_objective`; XLA's partitioner splits
-  the run axis (``jit`` with shardings: lineax refuses shard_map).
+  :func:`sideq.general_risk.population_objective`, split over the devices
+  with ``shard_map`` too (each device iterates its own runs' solves; under
+  ``jit`` with shardings XLA's partitioner would reduce every solver loop's
+  test over all the devices, one all-reduce per iteration).
 
 Each chunk function is built once per (model, epochs, solver, mesh, compiler
 options) and called chunk after chunk on arrays of the same shape, so
@@ -198,21 +200,9 @@ def deq_chunk_fn(model, epochs, mesh):
 
 @functools.lru_cache(maxsize=32)
 def _deq_chunk_fn_cached(model, epochs, mesh, options):
-    # Not shard_map, as for the scalar models: the Newton solver's step solves
-    # with lineax's linear_solve, which refuses the varying-axis types inside
-    # shard_map (lineax issue #185: "pytree does not match out_structure").
-    # jit with the run axis sharded lets XLA split the runs over the devices
-    # instead, for every solver: the same values to rounding, but the devices
-    # iterate each solve in step (the solver loop's test is reduced over all
-    # the devices' runs, one all-reduce per iteration).
     one = jax.vmap(functools.partial(_one_deq_run, model, epochs), in_axes=(0, 0, None, None))
-    runs, replicated = NamedSharding(mesh, P("runs")), NamedSharding(mesh, P())
-    return jax.jit(
-        one,
-        in_shardings=(runs, runs, replicated, replicated),
-        out_shardings=runs,
-        compiler_options=dict(options) or None,
-    )
+    runs = P("runs")
+    return jax.jit(_shard_map(one, mesh, (runs, runs, P(), P()), runs), compiler_options=dict(options) or None)
 
 
 def _one_deq_population_run(model, epochs, params0, eta, xi, dist, tols):
@@ -314,13 +304,8 @@ def deq_population_chunk_fn(model, epochs, mesh):
 @functools.lru_cache(maxsize=32)
 def _deq_population_chunk_fn_cached(model, epochs, mesh, options):
     one = jax.vmap(functools.partial(_one_deq_population_run, model, epochs), in_axes=(0, 0, None, None, None))
-    runs, replicated = NamedSharding(mesh, P("runs")), NamedSharding(mesh, P())
-    return jax.jit(
-        one,
-        in_shardings=(runs, runs, replicated, replicated, replicated),
-        out_shardings=runs,
-        compiler_options=dict(options) or None,
-    )
+    runs = P("runs")
+    return jax.jit(_shard_map(one, mesh, (runs, runs, P(), P(), P()), runs), compiler_options=dict(options) or None)
 
 
 # ----------------------------------------------------------------------------

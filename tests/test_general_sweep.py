@@ -189,6 +189,53 @@ def test_population_sweep_is_numpy_gradient_descent_on_eq5():
     assert res.summary["settings"]["route"] == "closed_form" and res.summary["failed"] == 2
 
 
+_TWO_DEVICES = """
+import sys
+import jax
+import numpy as np
+import sideq
+from sideq.sweep import make_inits
+x = np.random.default_rng(0).normal(size=(16, 2))
+xi = np.array([[1.0, -0.5], [0.3, 0.8]])
+out = {}
+for solver in ("anderson", "newton"):
+    model = sideq.multi_index("tanh", 2, solver=solver)
+    inits = make_inits("normal:0,0.4", 8, model=model, d=2, seed=3)
+    res = sideq.run_sweep(model, inits=inits, x=x, xi=xi, eta=0.2, epochs=30, chunk=8, progress=False)
+    out.update({f"{solver}/{k}": v for k, v in res.arrays.items()})
+    out[f"{solver}/devices"] = np.array(res.summary["devices"])
+np.savez(sys.argv[1], **out)
+"""
+
+
+@pytest.mark.slow
+def test_two_cpu_devices_give_the_one_device_sweep(tmp_path):
+    """Each device iterates its own runs' solves (shard_map), for jaxopt's and
+    for optimistix's solvers (whose linear solves run inside shard_map): two
+    CPU devices in a fresh process give the one-device sweep bit for bit."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, JAX_ENABLE_X64="1", JAX_PLATFORMS="cpu")
+    flags = env.get("XLA_FLAGS", "").replace("--xla_force_host_platform_device_count", "--ignored")
+    env["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count=2".strip()
+    path = tmp_path / "two.npz"
+    proc = subprocess.run([sys.executable, "-c", _TWO_DEVICES, str(path)], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    two = np.load(path)
+    x = np.random.default_rng(0).normal(size=(16, 2))
+    xi = np.array([[1.0, -0.5], [0.3, 0.8]])
+    for solver in ("anderson", "newton"):
+        assert int(two[f"{solver}/devices"]) == 2
+        model = sideq.multi_index("tanh", 2, solver=solver)
+        inits = make_inits("normal:0,0.4", 8, model=model, d=2, seed=3)
+        one = run_sweep(model, inits=inits, x=x, xi=xi, eta=0.2, epochs=30, chunk=8, progress=False).arrays
+        assert set(one) == {key.split("/", 1)[1] for key in two.files if key.startswith(solver + "/")} - {"devices"}
+        for key, value in one.items():
+            np.testing.assert_array_equal(two[f"{solver}/{key}"], value, err_msg=f"{solver}: {key}")
+
+
 def test_params_names_of_nested_pytrees_and_refusals():
     arrays = {
         "theta_final/enc/A": np.zeros((2, 3)),

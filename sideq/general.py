@@ -638,7 +638,7 @@ def _run_optimistix(model: DEQ, params, x, y0, tol):
         return y - g(params, x, y)
 
     if model.solver == "newton":
-        solver = optx.Newton(rtol=tol, atol=tol, linear_solver=lx.LU())
+        solver = optx.Newton(rtol=tol, atol=tol, linear_solver=DenseLU())
     else:
         solver = Broyden(rtol=tol, atol=tol)
     sol = optx.root_find(
@@ -647,7 +647,7 @@ def _run_optimistix(model: DEQ, params, x, y0, tol):
         y0,
         args=(params, x),
         max_steps=model.maxiter,
-        adjoint=optx.ImplicitAdjoint(linear_solver=FiniteLU()),
+        adjoint=optx.ImplicitAdjoint(linear_solver=DenseLU(finite=True)),
         throw=False,
     )
     # (sol.result is not read: the status comes from the residual measured at
@@ -1605,14 +1605,28 @@ def _contraction_factor(model, W2):
     return model.activation.lipschitz * jnp.linalg.svd(W2, compute_uv=False)[0] * (1 + 4 * model.dim * eps)
 
 
+def _predict(history):
+    r"""The next epoch's iterate from the last three epochs' (newest first),
+    by the polynomial through them: 3a − 3b + c, or 2a − b where only two
+    are numbers, or a.  θ moves by one gradient step η∇R̂ per epoch, so a
+    root (or an adjoint) that is smooth in θ is predicted to O(η³) where the
+    previous root alone is O(η) off.  Where θ alternates between two
+    points from epoch to epoch, the prediction is 4 times as far off as the
+    previous root (an iteration or two more of a contraction)."""
+    a, b, c = history
+    linear = jnp.where(jnp.isfinite(b), 2 * a - b, a)
+    return jnp.where(jnp.isfinite(c) & jnp.isfinite(b), 3 * a - 3 * b + c, linear)
+
+
 def _epoch_rows(model, params, X, Fy, warm, active, tol):
     r"""One epoch's measurement on the ``"contraction"`` route (the samples
-    as rows: X (n, d), targets Fy (n, k); ``warm`` = (Y_prev, U_prev), the
-    previous epoch's last iterates of both iterations below, (n, k) each).
+    as rows: X (n, d), targets Fy (n, k); ``warm``: the last iterates of
+    both iterations below at the three previous epochs, newest first,
+    ((Y₁, Y₂, Y₃), (U₁, U₂, U₃)), (n, k) each, NaN where none).
 
     Forward: where ρ = Lip(σ)‖W2‖₂ ≤ ``_CONTRACTION_MAX``, the iteration
     y ← g(y) = σ(W1x + W2y + b) over the whole batch (one matrix product per
-    iteration) from Y_prev until every sample's measured residual
+    iteration) from the predicted roots until every sample's measured residual
     ‖y − g(y)‖∞ meets :func:`_met`'s test, at most ``model.maxiter``
     iterations; the samples it leaves go to :func:`_fallback` (Newton steps,
     then the model's solver).  Backward (Eq. (1)): u with
@@ -1620,13 +1634,17 @@ def _epoch_rows(model, params, X, Fy, warm, active, tol):
     with the same ρ; a sample stops where ρ/(1 − ρ)‖Δu‖₂ ≤ max(tol, 4k·eps)
     ‖u‖₂ (a bound on its relative error), and the samples left (ρ too large,
     or ``model.maxiter`` iterations) get the dense solve.  Both iterations
-    start from the previous epoch's last iterates (a NaN from a cold 0, or
-    from y − f).  σ' at a root is h(y) where σ' = h(σ) (tanh, sigmoid), else
+    start from :func:`_predict` of the previous epochs' iterates (θ moves
+    by one gradient step per epoch, so the roots and the adjoints move
+    smoothly), where not a number from a cold 0 (the adjoint: from y − f).
+    The start decides the iteration count only: every sample stops on its
+    own measured test.  σ' at a root is h(y) where σ' = h(σ) (tanh, sigmoid), else
     σ' at W1x + W2y + b.
 
     Returns (warm, R̂, ∇R̂ (2/n times Σ(∂g/∂θ)ᵀu), worst residual, failure
     code), as :func:`_epoch` does; a failed sample makes R̂ and ∇R̂ NaN."""
-    Y_prev, U_prev = warm
+    Y_hist, U_hist = warm
+    Y_prev = Y_hist[0]
     act = model.activation
     k = model.dim
     W1, W2 = params["W1"], params["W2"]
@@ -1644,7 +1662,8 @@ def _epoch_rows(model, params, X, Fy, warm, active, tol):
         y_max = jnp.max(jnp.abs(Y), axis=-1)
         return Y1, r, (r <= tol * (1 + y_max)) & jnp.isfinite(y_max)
 
-    start = jnp.clip(jnp.where(jnp.isfinite(Y_prev), Y_prev, 0), act.range_min, act.range_max)
+    guess = _predict(Y_hist)
+    start = jnp.clip(jnp.where(jnp.isfinite(guess), guess, 0), act.range_min, act.range_max)
     Y, Y1, residual, solved, _ = jax.lax.while_loop(
         lambda st: go & jnp.any(~st[3]) & (st[4] < model.maxiter),
         lambda st: (st[1], *image(st[1]), st[4] + 1),
@@ -1673,7 +1692,8 @@ def _epoch_rows(model, params, X, Fy, warm, active, tol):
     else:
         S = jax.jvp(act.fn, (inj + Y @ W2.T,), (jnp.ones_like(Y),))[1]
     R = jnp.where(failed[:, None], 0, Y - Fy)
-    U0 = jnp.where(jnp.isfinite(U_prev), U_prev, R)
+    U_guess = _predict(U_hist)
+    U0 = jnp.where(jnp.isfinite(U_guess), U_guess, R)
     scale = rho / (1 - rho)
     rel = max(float(tol), 4 * k * float(jnp.finfo(dtype).eps))
 
@@ -1704,7 +1724,7 @@ def _epoch_rows(model, params, X, Fy, warm, active, tol):
     parts = {"W1": Wt.T @ X, "W2": Wt.T @ Y, "b": jnp.sum(Wt, axis=0)}
     grad = jax.tree_util.tree_map_with_path(lambda path, _: (2 / n) * parts[path[0].key], params)
     # (the next epoch starts from the iterate after a root where the iteration solved it)
-    warm = (jnp.where((solved & ~failed)[:, None], Y1, Y), U)
+    warm = ((jnp.where((solved & ~failed)[:, None], Y1, Y), *Y_hist[:-1]), (U, *U_hist[:-1]))
     return warm, loss, grad, jnp.max(residual), code
 
 
@@ -1813,7 +1833,8 @@ def _descent_jit(model, params0, x, y, xi, eta, gtol, ltol, divergence, *, epoch
         def measure(params, y_prev, active):
             return _epoch_rows(model, params, x, y, y_prev, active, tol)
 
-        y0 = (jnp.zeros((n, model.dim), x.dtype),) * 2
+        none = jnp.full((n, model.dim), jnp.nan, x.dtype)  # (no iterates yet: cold starts)
+        y0 = ((none,) * 3, (none,) * 3)
     else:
         T, c = _tiles(n)
 

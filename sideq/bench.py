@@ -1007,7 +1007,9 @@ def bench_deq_step(
     ``ratio_A_over_B`` is A's median seconds per step ÷ B's (above 1: B is
     faster).  Before any time: loss and gradient at θ(0) from a cold start, every route
     against a float64 reference (:func:`deq_reference`); more than 1e-4
-    relative raises AssertionError.  With torch or torchdeq missing, the
+    relative raises AssertionError (``sideq_descent``'s gradient is read off
+    θ(1) = θ(0) − η∇R̂ in float32; ``grad_rel_reading_floor`` is what that
+    reading costs an exact gradient).  With torch or torchdeq missing, the
     torch routes are left out and ``torch_skipped`` says why.
     ``problem``, ``steps``, ``runs``, ``select_steps``, ``peer`` and
     ``routes`` (sideq's routes to run) are there for the tests.
@@ -1137,6 +1139,12 @@ def _deq_step(quick, problem, steps, runs, select_steps, peer, sideq_routes):
             one = loops[name].run(steps)
             grads = {key: (np.asarray(problem[key], np.float64) - one["params1"][key]) / eta for key in ("W1", "W2")}
             check(name, one["loss0"], grads)
+            # (what reading the gradient off a float32 θ(1) costs alone: the
+            # exact step, rounded to float32, read back the same way)
+            exact1 = {key: (problem[key] - eta * ref[key]).astype(np.float32) for key in ("W1", "W2")}
+            agreement[name]["grad_rel_reading_floor"] = max(
+                _rel((np.asarray(problem[key], np.float64) - exact1[key]) / eta, ref[key]) for key in ("W1", "W2")
+            )
         else:
             _, y, loss, grads, _ = steppers[name](theta0, zeros)
             check(name, float(loss), {key: np.asarray(v) for key, v in grads.items()}, np.asarray(y))

@@ -1080,9 +1080,86 @@ def _torch_routes(peer, problem, eta, tol, select_steps):
     return chosen, info
 
 
-def _deq_step(quick, problem, steps, runs, select_steps, peer, sideq_routes):
+def _agreement(problem, ref, agreement, name, loss, grads, y=None):
+    """Route ``name``'s loss and gradient at θ(0) (and the worst relative
+    residual of its fixed points ``y``) against the float64 reference
+    ``ref``, recorded in ``agreement``; more than 1e-4 relative raises
+    AssertionError (so does a NaN)."""
+    entry = {
+        "loss_rel": abs(loss - ref["loss"]) / abs(ref["loss"]),
+        "grad_rel": max(_rel(grads["W1"], ref["W1"]), _rel(grads["W2"], ref["W2"])),
+    }
+    if y is not None:
+        entry["worst_residual_rel"] = _worst_rel_residual(problem, problem, y)
+    agreement[name] = entry
+    if not (entry["loss_rel"] <= 1e-4 and entry["grad_rel"] <= 1e-4):
+        raise AssertionError(f"{name}: loss or gradient at theta(0) off the float64 reference: {entry}")
+
+
+def _sideq_agreement(problem, ref, agreement, sideq_routes, loops, steppers, eta, steps):
+    """:func:`_agreement` of each of sideq's routes from a cold start, each
+    route's first call (its compilation, mostly) timed.  Returns {route:
+    seconds of its first call}."""
     import jax.numpy as jnp
 
+    zeros = jnp.zeros(problem["t"].shape, jnp.float32)
+    theta0 = {key: jnp.asarray(problem[key]) for key in ("W1", "W2")}
+    first = {}
+    for name in sideq_routes:
+        t0 = time.perf_counter()
+        if name == "sideq_descent":
+            # (θ(1) = θ(0) − η∇R̂(θ(0)): the gradient, to the rounding of θ)
+            one = loops[name].run(steps)
+            grads = {key: (np.asarray(problem[key], np.float64) - one["params1"][key]) / eta for key in ("W1", "W2")}
+            _agreement(problem, ref, agreement, name, one["loss0"], grads)
+            # (what reading the gradient off a float32 θ(1) costs alone: the
+            # exact step, rounded to float32, read back the same way)
+            exact1 = {key: (problem[key] - eta * ref[key]).astype(np.float32) for key in ("W1", "W2")}
+            agreement[name]["grad_rel_reading_floor"] = max(
+                _rel((np.asarray(problem[key], np.float64) - exact1[key]) / eta, ref[key]) for key in ("W1", "W2")
+            )
+        else:
+            _, y, loss, grads, _ = steppers[name](theta0, zeros)
+            grads = {key: np.asarray(v) for key, v in grads.items()}
+            _agreement(problem, ref, agreement, name, float(loss), grads, np.asarray(y))
+        first[name] = time.perf_counter() - t0
+    return first
+
+
+def _timed_in_turns(loops, labels, first, steps, runs, *, reference):
+    """One untimed run of each loop, then ``runs`` timed runs of ``steps``
+    steps, the loops in turns.  Returns ({route: median seconds per step},
+    {route: its table entry}), θ(T) compared with ``reference``'s."""
+    for loop in loops.values():
+        loop.run(steps)
+    per_step = {name: [] for name in loops}
+    last = {}
+    for _ in range(runs):
+        for name, loop in loops.items():
+            last[name] = _timed_run(loop, steps)
+            per_step[name].append(last[name]["s_per_step"])
+    median = {name: float(np.median(v)) for name, v in per_step.items()}
+    table = {}
+    for name in loops:
+        entry = {
+            "route": labels[name],
+            "s_per_step": median[name],
+            "s_per_step_best": min(per_step[name]),
+            "s_per_step_each": per_step[name],
+            f"theta_T_rel_to_{reference}": max(
+                _rel(last[name]["params"][key], last[reference]["params"][key]) for key in ("W1", "W2")
+            ),
+        }
+        if name in first:
+            entry["first_call_s"] = first[name]
+        for key in ("max_iterations", "worst_residual_rel", "status"):
+            if key in last[name]:
+                entry[key] = last[name][key]
+        table[name] = entry
+    return median, table
+
+
+def _deq_step(quick, problem, steps, runs, select_steps, peer, sideq_routes):
     from sideq import general
 
     cfg = DEQ_STEP
@@ -1114,41 +1191,9 @@ def _deq_step(quick, problem, steps, runs, select_steps, peer, sideq_routes):
     labels = {name: available[name][0] for name in sideq_routes}
     loops = {name: available[name][1] for name in sideq_routes}
 
-    # Agreement at θ(0), cold start, before any time.
     ref = deq_reference(problem)
-    zeros = jnp.zeros((n, k), jnp.float32)
-    theta0 = {key: jnp.asarray(problem[key]) for key in ("W1", "W2")}
     agreement = {}
-
-    def check(name, loss, grads, y=None):
-        entry = {
-            "loss_rel": abs(loss - ref["loss"]) / abs(ref["loss"]),
-            "grad_rel": max(_rel(grads["W1"], ref["W1"]), _rel(grads["W2"], ref["W2"])),
-        }
-        if y is not None:
-            entry["worst_residual_rel"] = _worst_rel_residual(problem, problem, y)
-        agreement[name] = entry
-        if not (entry["loss_rel"] <= 1e-4 and entry["grad_rel"] <= 1e-4):  # (a NaN fails)
-            raise AssertionError(f"{name}: loss or gradient at theta(0) off the float64 reference: {entry}")
-
-    first = {}
-    for name in sideq_routes:
-        t0 = time.perf_counter()
-        if name == "sideq_descent":
-            # (θ(1) = θ(0) − η∇R̂(θ(0)): the gradient, to the rounding of θ)
-            one = loops[name].run(steps)
-            grads = {key: (np.asarray(problem[key], np.float64) - one["params1"][key]) / eta for key in ("W1", "W2")}
-            check(name, one["loss0"], grads)
-            # (what reading the gradient off a float32 θ(1) costs alone: the
-            # exact step, rounded to float32, read back the same way)
-            exact1 = {key: (problem[key] - eta * ref[key]).astype(np.float32) for key in ("W1", "W2")}
-            agreement[name]["grad_rel_reading_floor"] = max(
-                _rel((np.asarray(problem[key], np.float64) - exact1[key]) / eta, ref[key]) for key in ("W1", "W2")
-            )
-        else:
-            _, y, loss, grads, _ = steppers[name](theta0, zeros)
-            check(name, float(loss), {key: np.asarray(v) for key, v in grads.items()}, np.asarray(y))
-        first[name] = time.perf_counter() - t0  # (compilation, mostly)
+    first = _sideq_agreement(problem, ref, agreement, sideq_routes, loops, steppers, eta, steps)
 
     torch_info = None
     if peer is not None:
@@ -1156,36 +1201,9 @@ def _deq_step(quick, problem, steps, runs, select_steps, peer, sideq_routes):
         for name, (label, loop, settings) in chosen.items():
             labels[name], loops[name] = label, loop
             loss, grads, y = peer.TorchStep(problem, **settings, eta=eta, tol=tol).loss_and_grad()
-            check(name, loss, grads, y)
+            _agreement(problem, ref, agreement, name, loss, grads, y)
 
-    # The timed runs, in turns, after one untimed run of each.
-    for loop in loops.values():
-        loop.run(steps)
-    per_step = {name: [] for name in loops}
-    last = {}
-    for _ in range(runs):
-        for name, loop in loops.items():
-            last[name] = _timed_run(loop, steps)
-            per_step[name].append(last[name]["s_per_step"])
-    median = {name: float(np.median(v)) for name, v in per_step.items()}
-    reference = sideq_routes[0]
-    table = {}
-    for name in loops:
-        entry = {
-            "route": labels[name],
-            "s_per_step": median[name],
-            "s_per_step_best": min(per_step[name]),
-            "s_per_step_each": per_step[name],
-            f"theta_T_rel_to_{reference}": max(
-                _rel(last[name]["params"][key], last[reference]["params"][key]) for key in ("W1", "W2")
-            ),
-        }
-        if name in first:
-            entry["first_call_s"] = first[name]
-        for key in ("max_iterations", "worst_residual_rel", "status"):
-            if key in last[name]:
-                entry[key] = last[name][key]
-        table[name] = entry
+    median, table = _timed_in_turns(loops, labels, first, steps, runs, reference=sideq_routes[0])
     out = {
         "name": (
             f"multi-neuron DEQ training step (tanh, k={k}, d={d}, n={n}, ||W2||_2={cfg['w2_norm']}, "

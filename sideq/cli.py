@@ -256,8 +256,8 @@ def _data(args, model, xi):
     return _data_and_law(args, model, xi)[:3]
 
 
-def _add_run_flags(p, kind="descent"):
-    sweep = kind == "sweep"
+def _add_problem_flags(p, sweep):
+    """The model, the target ξ and the data (or the law of X), and the seed."""
     p.add_argument(
         "--model",
         default="sigmoid",
@@ -311,6 +311,11 @@ def _add_run_flags(p, kind="descent"):
             "the same data and theta(0)"
         ),
     )
+
+
+def _add_start_flags(p, kind):
+    """θ(0) (a sweep's inits) and the step size."""
+    sweep = kind == "sweep"
     if sweep:
         p.add_argument("--inits", type=_count, default=1000, help="number K of initializations (default 1000)")
         p.add_argument(
@@ -338,6 +343,11 @@ def _add_run_flags(p, kind="descent"):
                 "while that fits in 256 MiB, else the smallest M that does; the final state, "
                 "min loss and first epoch each tolerance is met cover every epoch)",
             )
+
+
+def _add_stop_flags(p, kind):
+    """How long a run goes and when it stops early."""
+    sweep = kind == "sweep"
     if kind == "flow":  # (sideq.gradient_flow.flow stops on the gradient only)
         p.add_argument("--t1", type=float, default=50.0, help="end time of the flow (default 50)")
         p.add_argument(
@@ -365,6 +375,13 @@ def _add_run_flags(p, kind="descent"):
             help=f"a run converges at the first epoch with distance to the target <= dtol, its steps "
             f"(default {dtol:g}{': off' if not dtol else ''})",
         )
+
+
+def _add_run_flags(p, kind="descent"):
+    sweep = kind == "sweep"
+    _add_problem_flags(p, sweep)
+    _add_start_flags(p, kind)
+    _add_stop_flags(p, kind)
     p.add_argument("--risk", choices=["empirical", "population"], default="empirical")
     p.add_argument("--backend", choices=["jaxopt", "optimistix"], default="jaxopt")
     prec = p.add_mutually_exclusive_group()

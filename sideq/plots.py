@@ -818,33 +818,14 @@ def _quiet_corner(xy, lo, hi):
     return min(counts, key=counts.get)
 
 
-def _theta_figure(data, pair):
-    """Final θ in the plane of ``pair``, one colour per status, with the target set."""
-    from matplotlib.lines import Line2D
-
-    fig, ax = _figure()
-    theta = np.asarray(data.arrays["theta_final"], dtype=float)
-    status = data.arrays["status"]
-    p = theta.shape[1]
-    xy = theta[:, list(pair)]
-    finite = np.all(np.isfinite(xy), axis=1)
+def _status_points(ax, xy, status, codes, finite, inside, edge, axis, sign, size):
+    """The points of each status in the view, the largest group first (the
+    rarest on top), and those beyond it as triangles on its edge pointing
+    their way (``edge``, ``axis``, ``sign``).  Returns {status code: its
+    legend handle}."""
     n = len(xy)
-    size = 6 if n <= 2000 else 2 if n <= 50000 else 0.5
-    target = _target_kw(data.settings, pair)
-    must = []
-    if target is not None and not target["linear"]:
-        must = [np.concatenate([target["xi"], [0.0] * int(target["bias"]), [0.0]])[list(pair)]]
-    lo, hi = _view(xy[finite], must)
-    inside = finite & np.all((xy >= lo) & (xy <= hi), axis=1)
     outside = finite & ~inside
-    # Points beyond the view: on its edge, a triangle pointing their way.
-    margin = 0.015 * (hi - lo)
-    edge = np.clip(xy, lo + margin, hi - margin)
-    excess = np.where(finite[:, None], (xy - edge) / (hi - lo), 0.0)
-    axis = np.argmax(np.abs(excess), axis=1)
-    sign = np.sign(excess[np.arange(n), axis])
     arrows = {(0, 1.0): ">", (0, -1.0): "<", (1, 1.0): "^", (1, -1.0): "v"}
-    codes = _codes(status)
     handles = {}
     counts = {c: int(np.sum(finite & (status == c))) for c in codes}
     for code in sorted(codes, key=lambda c: -counts[c]):  # the largest group first: the rarest on top
@@ -876,26 +857,66 @@ def _theta_figure(data, pair):
                     zorder=3,
                     clip_on=False,
                 )
+    return handles
+
+
+def _non_unique_rings(ax, data, xy, inside, size):
+    """Rings around the runs in the view that were non-unique at some epoch
+    (while there are at most ``_MOST_RINGS`` such runs; beyond, a note: so
+    many rings would hide the points).  Returns the legend entries."""
+    if "non_unique_epochs" not in data.arrays:
+        return []
+    visited = np.asarray(data.arrays["non_unique_epochs"]) > 0
+    total = int(np.sum(visited))
+    if not total:
+        return []
+    if total > _MOST_RINGS:
+        return [_legend_note(f"{total} non-unique at some epoch (not ringed)")]
+    ring = inside & visited
+    return [
+        ax.scatter(
+            xy[ring, 0],
+            xy[ring, 1],
+            s=4 * size + 8,
+            facecolors="none",
+            edgecolors="k",
+            linewidths=0.4,
+            rasterized=len(xy) > 5000,
+            zorder=4,
+            label=f"non-unique at some epoch ({total})",
+        )
+    ]
+
+
+def _theta_figure(data, pair):
+    """Final θ in the plane of ``pair``, one colour per status, with the target set."""
+    from matplotlib.lines import Line2D
+
+    fig, ax = _figure()
+    theta = np.asarray(data.arrays["theta_final"], dtype=float)
+    status = data.arrays["status"]
+    p = theta.shape[1]
+    xy = theta[:, list(pair)]
+    finite = np.all(np.isfinite(xy), axis=1)
+    n = len(xy)
+    size = 6 if n <= 2000 else 2 if n <= 50000 else 0.5
+    target = _target_kw(data.settings, pair)
+    must = []
+    if target is not None and not target["linear"]:
+        must = [np.concatenate([target["xi"], [0.0] * int(target["bias"]), [0.0]])[list(pair)]]
+    lo, hi = _view(xy[finite], must)
+    inside = finite & np.all((xy >= lo) & (xy <= hi), axis=1)
+    outside = finite & ~inside
+    # Points beyond the view: on its edge, a triangle pointing their way.
+    margin = 0.015 * (hi - lo)
+    edge = np.clip(xy, lo + margin, hi - margin)
+    excess = np.where(finite[:, None], (xy - edge) / (hi - lo), 0.0)
+    axis = np.argmax(np.abs(excess), axis=1)
+    sign = np.sign(excess[np.arange(n), axis])
+    codes = _codes(status)
+    handles = _status_points(ax, xy, status, codes, finite, inside, edge, axis, sign, size)
     legend = [handles[c] for c in codes if c in handles]
-    if "non_unique_epochs" in data.arrays:
-        visited = inside & (np.asarray(data.arrays["non_unique_epochs"]) > 0)
-        total = int(np.sum(np.asarray(data.arrays["non_unique_epochs"]) > 0))
-        if 0 < total <= _MOST_RINGS:
-            legend.append(
-                ax.scatter(
-                    xy[visited, 0],
-                    xy[visited, 1],
-                    s=4 * size + 8,
-                    facecolors="none",
-                    edgecolors="k",
-                    linewidths=0.4,
-                    rasterized=n > 5000,
-                    zorder=4,
-                    label=f"non-unique at some epoch ({total})",
-                )
-            )
-        elif total:  # (so many rings would hide the points)
-            legend.append(_legend_note(f"{total} non-unique at some epoch (not ringed)"))
+    legend += _non_unique_rings(ax, data, xy, inside, size)
     if outside.any():
         legend.append(
             Line2D(

@@ -287,9 +287,74 @@ def limit_point(theta0, xi):
     return lim, float(1 - lim[-1])
 
 
-def exp_flow_vs_descent(out_dir, quick=False, **overrides):
+def _flow_vs_descent_figure(out_dir, runs, etas):
+    """ext2's figure: each start's flow and its two descents in the (θ1, θ2)
+    plane, with the solution line, the singular line and the circles about
+    (0, 1) (``runs``: (θ(0), predicted limit, flow θ, {η: descent}, radius))."""
     import matplotlib.pyplot as plt
 
+    with _rc():
+        fig, ax = plt.subplots(figsize=(6.3, 3.3), constrained_layout=True)
+        a = np.linspace(-3, 3, 2)
+        ax.plot(a * XI, 1 - a, color="C3", lw=1, ls="--", label=r"solutions $(\alpha\xi, 1-\alpha)$", zorder=1)
+        ax.axhline(1.0, color="k", lw=0.8, ls=":", label=r"singular line $\theta_2 = 1$")
+        ax.plot(0, 1, "X", color="C1", ms=8, ls="none", label="trivial $(0, 1)$", zorder=6)
+        phi = np.linspace(0, 2 * np.pi, 400)
+        for i, (s, lim, ths, gds, r0) in enumerate(runs):
+            ax.plot(
+                r0 * np.cos(phi),
+                1 + r0 * np.sin(phi),
+                color="0.75",
+                lw=0.7,
+                zorder=0,
+                label=r"circles $\|\theta-(0,1)\|=\|\theta(0)-(0,1)\|$" if i == 0 else None,
+            )
+            ax.plot(ths[:, 0], ths[:, 1], color="C0", lw=1.6, zorder=3, label="gradient flow" if i == 0 else None)
+            g = np.asarray(gds[etas[0]].theta)
+            ax.plot(
+                g[::4, 0],
+                g[::4, 1],
+                ".",
+                color="C2",
+                ms=2.5,
+                zorder=4,
+                label=rf"descent $\eta={etas[0]:g}$ (every 4th)" if i == 0 else None,
+            )
+            g = np.asarray(gds[etas[1]].theta)
+            ax.plot(
+                g[:, 0],
+                g[:, 1],
+                "-",
+                marker=".",
+                color="C4",
+                ms=3,
+                lw=0.6,
+                zorder=4,
+                label=rf"descent $\eta={etas[1]:g}$" if i == 0 else None,
+            )
+            ax.plot(s[0], s[1], "o", mfc="none", mec="k", ms=5, zorder=5, label=r"$\theta(0)$" if i == 0 else None)
+            ax.plot(
+                lim[0],
+                lim[1],
+                "*",
+                color="C3",
+                ms=10,
+                mec="k",
+                mew=0.4,
+                zorder=6,
+                label="limit, corrected Thm 3.3" if i == 0 else None,
+            )
+        ax.set_aspect("equal")
+        ax.set_xlim(-2.2, 2.2)
+        ax.set_ylim(-0.8, 2.8)
+        ax.set_xlabel(r"$\theta_1$")
+        ax.set_ylabel(r"$\theta_2$")
+        ax.set_title(rf"Linear DEQ, $\xi={XI:g}$, population risk on Unif[0,1]")
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=6.5)
+        return _save(fig, out_dir, "ext2_flow_vs_descent")
+
+
+def exp_flow_vs_descent(out_dir, quick=False, **overrides):
     cfg = dict(
         model="linear",
         xi=XI,
@@ -347,66 +412,7 @@ def exp_flow_vs_descent(out_dir, quick=False, **overrides):
             row[f"gd_eta{eta:g}_distance_to_line_final"] = _f(np.asarray(gd.distance)[-1])
         rows.append(row)
         runs.append((s, lim, ths, gds, r0))
-    files = []
-    with _rc():
-        fig, ax = plt.subplots(figsize=(6.3, 3.3), constrained_layout=True)
-        a = np.linspace(-3, 3, 2)
-        ax.plot(a * XI, 1 - a, color="C3", lw=1, ls="--", label=r"solutions $(\alpha\xi, 1-\alpha)$", zorder=1)
-        ax.axhline(1.0, color="k", lw=0.8, ls=":", label=r"singular line $\theta_2 = 1$")
-        ax.plot(0, 1, "X", color="C1", ms=8, ls="none", label="trivial $(0, 1)$", zorder=6)
-        phi = np.linspace(0, 2 * np.pi, 400)
-        for i, (s, lim, ths, gds, r0) in enumerate(runs):
-            ax.plot(
-                r0 * np.cos(phi),
-                1 + r0 * np.sin(phi),
-                color="0.75",
-                lw=0.7,
-                zorder=0,
-                label=r"circles $\|\theta-(0,1)\|=\|\theta(0)-(0,1)\|$" if i == 0 else None,
-            )
-            ax.plot(ths[:, 0], ths[:, 1], color="C0", lw=1.6, zorder=3, label="gradient flow" if i == 0 else None)
-            g = np.asarray(gds[cfg["etas"][0]].theta)
-            ax.plot(
-                g[::4, 0],
-                g[::4, 1],
-                ".",
-                color="C2",
-                ms=2.5,
-                zorder=4,
-                label=rf"descent $\eta={cfg['etas'][0]:g}$ (every 4th)" if i == 0 else None,
-            )
-            g = np.asarray(gds[cfg["etas"][1]].theta)
-            ax.plot(
-                g[:, 0],
-                g[:, 1],
-                "-",
-                marker=".",
-                color="C4",
-                ms=3,
-                lw=0.6,
-                zorder=4,
-                label=rf"descent $\eta={cfg['etas'][1]:g}$" if i == 0 else None,
-            )
-            ax.plot(s[0], s[1], "o", mfc="none", mec="k", ms=5, zorder=5, label=r"$\theta(0)$" if i == 0 else None)
-            ax.plot(
-                lim[0],
-                lim[1],
-                "*",
-                color="C3",
-                ms=10,
-                mec="k",
-                mew=0.4,
-                zorder=6,
-                label="limit, corrected Thm 3.3" if i == 0 else None,
-            )
-        ax.set_aspect("equal")
-        ax.set_xlim(-2.2, 2.2)
-        ax.set_ylim(-0.8, 2.8)
-        ax.set_xlabel(r"$\theta_1$")
-        ax.set_ylabel(r"$\theta_2$")
-        ax.set_title(rf"Linear DEQ, $\xi={XI:g}$, population risk on Unif[0,1]")
-        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=6.5)
-        files += _save(fig, out_dir, "ext2_flow_vs_descent")
+    files = _flow_vs_descent_figure(out_dir, runs, cfg["etas"])
     out = dict(
         settings=cfg,
         wall_s=time.perf_counter() - t0,
@@ -858,9 +864,67 @@ def step_size_threshold(xi=XI, delta1=0.5, delta2=0.5, n_theta1=81, n_theta2=21,
     )
 
 
-def exp_step_size(out_dir, quick=False, **overrides):
+def _step_size_figure(out_dir, etas, ratio, failed, thr, ev, radius, epochs):
+    """ext6's figure: ‖θ(T) − (ξ, 0)‖/‖θ(0) − (ξ, 0)‖ against η, one line per
+    start (``ratio``, ``failed``: (starts, etas)), with Theorem 3.9's
+    threshold and bound (``thr``) and the stability edge 2/λ_max (``ev``: the
+    Hessian's eigenvalues at the target)."""
     import matplotlib.pyplot as plt
 
+    n_init = ratio.shape[0]
+    with _rc():
+        fig, ax = plt.subplots(figsize=(COL_W * 1.35, 3.0), constrained_layout=True)
+        cmap = plt.get_cmap("viridis")
+        for i in range(n_init):
+            y = np.where(failed[i], np.nan, np.maximum(ratio[i], 1e-17))
+            ax.loglog(
+                etas,
+                y,
+                "-",
+                marker=".",
+                ms=3,
+                lw=0.9,
+                color=cmap(i / n_init),
+            )
+            bad = failed[i] | (ratio[i] >= 1)
+            if bad.any():
+                j = np.flatnonzero(bad)[0]
+                ax.plot(etas[j], 1.0, "x", color="red", ms=5)
+        ax.axvline(
+            thr["threshold"],
+            color="C3",
+            ls="--",
+            lw=1.2,
+            label=rf"Thm 3.9: $\lambda_1/(2\lambda_2) = {_tex_sci(thr['threshold'])}$",
+        )
+        ax.axvline(
+            2 / ev.max(),
+            color="k",
+            ls=":",
+            lw=1.2,
+            label=rf"$2/\lambda_{{\max}}(\nabla^2R(\xi,0)) = {2 / ev.max():.3g}$",
+        )
+        ax.axhline(1, color="0.5", lw=0.6)
+        eb = etas[etas <= thr["threshold"]]
+        ax.loglog(
+            eb,
+            (1 - eb * thr["lambda1"] / 2) ** (epochs / 2),
+            color="C3",
+            lw=2.2,
+            alpha=0.6,
+            label=r"Thm 3.9 bound $(1-\eta\lambda_1/2)^{T/2}$",
+        )
+        ax.plot([], [], "-", marker=".", color=cmap(0.5), label=r"one line per $\theta(0)$")
+        ax.plot([], [], "x", color="red", label="first $\\eta$ with no contraction / divergence")
+        ax.set_xlabel(r"step size $\eta$")
+        ax.set_ylabel(r"$\|\theta(T)-(\xi,0)\| \,/\, \|\theta(0)-(\xi,0)\|$")
+        ax.set_title(rf"Sigmoid DEQ, $\xi={XI:g}$: {n_init} starts at distance {radius}, T = {epochs}")
+        ax.set_ylim(1e-17, 1e2)
+        ax.legend(fontsize=6, loc="lower left")
+        return _save(fig, out_dir, "ext6_step_size")
+
+
+def exp_step_size(out_dir, quick=False, **overrides):
     cfg = dict(
         model="sigmoid",
         xi=XI,
@@ -935,57 +999,7 @@ def exp_step_size(out_dir, quick=False, **overrides):
     small = etas <= thr["threshold"]
     bound = (1 - etas * thr["lambda1"] / 2) ** (cfg["epochs"] / 2)
     bound_holds = bool(np.all(ratio[:, small] <= bound[small] + 1e-12)) if small.any() else None
-    files = []
-    with _rc():
-        fig, ax = plt.subplots(figsize=(COL_W * 1.35, 3.0), constrained_layout=True)
-        cmap = plt.get_cmap("viridis")
-        for i in range(n_init):
-            y = np.where(failed[i], np.nan, np.maximum(ratio[i], 1e-17))
-            ax.loglog(
-                etas,
-                y,
-                "-",
-                marker=".",
-                ms=3,
-                lw=0.9,
-                color=cmap(i / n_init),
-            )
-            bad = failed[i] | (ratio[i] >= 1)
-            if bad.any():
-                j = np.flatnonzero(bad)[0]
-                ax.plot(etas[j], 1.0, "x", color="red", ms=5)
-        ax.axvline(
-            thr["threshold"],
-            color="C3",
-            ls="--",
-            lw=1.2,
-            label=rf"Thm 3.9: $\lambda_1/(2\lambda_2) = {_tex_sci(thr['threshold'])}$",
-        )
-        ax.axvline(
-            2 / ev.max(),
-            color="k",
-            ls=":",
-            lw=1.2,
-            label=rf"$2/\lambda_{{\max}}(\nabla^2R(\xi,0)) = {2 / ev.max():.3g}$",
-        )
-        ax.axhline(1, color="0.5", lw=0.6)
-        eb = etas[etas <= thr["threshold"]]
-        ax.loglog(
-            eb,
-            (1 - eb * thr["lambda1"] / 2) ** (cfg["epochs"] / 2),
-            color="C3",
-            lw=2.2,
-            alpha=0.6,
-            label=r"Thm 3.9 bound $(1-\eta\lambda_1/2)^{T/2}$",
-        )
-        ax.plot([], [], "-", marker=".", color=cmap(0.5), label=r"one line per $\theta(0)$")
-        ax.plot([], [], "x", color="red", label="first $\\eta$ with no contraction / divergence")
-        ax.set_xlabel(r"step size $\eta$")
-        ax.set_ylabel(r"$\|\theta(T)-(\xi,0)\| \,/\, \|\theta(0)-(\xi,0)\|$")
-        ax.set_title(rf"Sigmoid DEQ, $\xi={XI:g}$: {n_init} starts at distance {radius}, T = {cfg['epochs']}")
-        ax.set_ylim(1e-17, 1e2)
-        ax.legend(fontsize=6, loc="lower left")
-        files += _save(fig, out_dir, "ext6_step_size")
+    files = _step_size_figure(out_dir, etas, ratio, failed, thr, ev, radius, cfg["epochs"])
     return dict(
         settings=cfg,
         wall_s=time.perf_counter() - t0,
@@ -1257,6 +1271,61 @@ def _flat_hessian(fun, params):
     return jax.hessian(lambda v: fun(unravel(v)))(flat)
 
 
+def _multi_index_rate_figure(out_dir, curves, rows, cfg):
+    """ext9's figure: the median distance to (Ξ, 0) and loss over epochs for
+    each k (``curves``), and the measured rates against the local rate at
+    (Ξ, 0) (``rows``)."""
+    import matplotlib.pyplot as plt
+
+    d, n, eta, T = int(cfg["d"]), int(cfg["n"]), float(cfg["eta"]), int(cfg["epochs"])
+    with _rc():
+        fig, axs = plt.subplots(1, 3, figsize=(FULL_W, 2.5), constrained_layout=True)
+        colors = plt.cm.viridis(np.linspace(0, 0.9, len(curves)))
+        for c, (k, (dist, loss)) in zip(colors, curves.items()):
+            axs[0].semilogy(dist, color=c, label=f"k = {k}")
+            axs[1].semilogy(np.maximum(loss, 1e-300), color=c, label=f"k = {k}")
+        axs[0].set_xlabel("epoch $t$")
+        axs[0].set_ylabel(r"$\|(W_1, W_2) - (\Xi, 0)\|$ (median)")
+        axs[0].set_title("(a) distance to the target")
+        axs[0].legend(ncol=2)
+        axs[1].set_xlabel("epoch $t$")
+        axs[1].set_ylabel(r"$\hat R$ (median)")
+        axs[1].set_title("(b) training loss")
+        ks = [row["k"] for row in rows]
+        med = np.array([row["rate_median"] or np.nan for row in rows])
+        lo = np.array([row["rate_min"] or np.nan for row in rows])
+        hi = np.array([row["rate_max"] or np.nan for row in rows])
+        ax = axs[2]
+        ax.errorbar(
+            ks,
+            med,
+            yerr=[med - lo, hi - med],
+            fmt="o",
+            color="C0",
+            capsize=2,
+            label=rf"measured, $-\Delta\log\hat R$ (min–max of {cfg['starts']})",
+        )
+        ax.plot(
+            ks,
+            [row["rate_predicted"] for row in rows],
+            "s--",
+            color="C3",
+            mfc="none",
+            label=r"$-2\log|1-\eta\lambda_{\min}(\nabla^2\hat R)|$ at $(\Xi,0)$",
+        )
+        ax.set_yscale("log")
+        ax.set_xlabel("$k$ (neurons)")
+        ax.set_ylabel("rate per epoch")
+        ax.set_title("(c) rate against $k$")
+        ax.legend(fontsize=5.5)
+        fig.suptitle(
+            rf"Multi-neuron DEQ $y=\tanh(W_1x+W_2y)$ near $(\Xi,0)$: $d={d}$, $n={n}$, "
+            rf"$\eta={eta:g}$, {T} epochs",
+            fontsize=9,
+        )
+        return _save(fig, out_dir, "ext9_multi_index_rate")
+
+
 def exp_multi_index_rate(out_dir, quick=False, **overrides):
     r"""Gradient descent for the multi-neuron single-index DEQ y = tanh(W1x + W2y) ∈ ℝᵏ
     (Section 5's multi-neuron DEQ) from near its target (Ξ, 0), for several k.
@@ -1269,8 +1338,6 @@ def exp_multi_index_rate(out_dir, quick=False, **overrides):
     the loss (a quadratic model of R̂ at its minimum), from the Hessian by autodiff
     through the Newton solver (jaxopt's Anderson differentiates in reverse mode only).
     """
-    import matplotlib.pyplot as plt
-
     cfg = dict(
         activation="tanh",
         d=2,
@@ -1333,53 +1400,7 @@ def exp_multi_index_rate(out_dir, quick=False, **overrides):
             )
         )
         curves[k] = (np.median(dist, axis=0), np.median(loss, axis=0))
-    files = []
-    with _rc():
-        fig, axs = plt.subplots(1, 3, figsize=(FULL_W, 2.5), constrained_layout=True)
-        colors = plt.cm.viridis(np.linspace(0, 0.9, len(curves)))
-        for c, (k, (dist, loss)) in zip(colors, curves.items()):
-            axs[0].semilogy(dist, color=c, label=f"k = {k}")
-            axs[1].semilogy(np.maximum(loss, 1e-300), color=c, label=f"k = {k}")
-        axs[0].set_xlabel("epoch $t$")
-        axs[0].set_ylabel(r"$\|(W_1, W_2) - (\Xi, 0)\|$ (median)")
-        axs[0].set_title("(a) distance to the target")
-        axs[0].legend(ncol=2)
-        axs[1].set_xlabel("epoch $t$")
-        axs[1].set_ylabel(r"$\hat R$ (median)")
-        axs[1].set_title("(b) training loss")
-        ks = [row["k"] for row in rows]
-        med = np.array([row["rate_median"] or np.nan for row in rows])
-        lo = np.array([row["rate_min"] or np.nan for row in rows])
-        hi = np.array([row["rate_max"] or np.nan for row in rows])
-        ax = axs[2]
-        ax.errorbar(
-            ks,
-            med,
-            yerr=[med - lo, hi - med],
-            fmt="o",
-            color="C0",
-            capsize=2,
-            label=rf"measured, $-\Delta\log\hat R$ (min–max of {cfg['starts']})",
-        )
-        ax.plot(
-            ks,
-            [row["rate_predicted"] for row in rows],
-            "s--",
-            color="C3",
-            mfc="none",
-            label=r"$-2\log|1-\eta\lambda_{\min}(\nabla^2\hat R)|$ at $(\Xi,0)$",
-        )
-        ax.set_yscale("log")
-        ax.set_xlabel("$k$ (neurons)")
-        ax.set_ylabel("rate per epoch")
-        ax.set_title("(c) rate against $k$")
-        ax.legend(fontsize=5.5)
-        fig.suptitle(
-            rf"Multi-neuron DEQ $y=\tanh(W_1x+W_2y)$ near $(\Xi,0)$: $d={d}$, $n={n}$, "
-            rf"$\eta={eta:g}$, {T} epochs",
-            fontsize=9,
-        )
-        files += _save(fig, out_dir, "ext9_multi_index_rate")
+    files = _multi_index_rate_figure(out_dir, curves, rows, cfg)
     return dict(settings=cfg, wall_s=time.perf_counter() - t0, files=files, results=rows)
 
 

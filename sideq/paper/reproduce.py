@@ -125,6 +125,136 @@ def _seeds(n: int) -> str:
     return f"{n} seed" + ("" if n == 1 else "s")
 
 
+def _linear_claims(name, cfg, model, traj, seeds, base_seed) -> list[dict]:
+    """Figures 1–3's claims on the linear DEQ's seed runs ``traj`` of
+    experiment ``name`` (:func:`check_claims`' records)."""
+    out = []
+    loss = np.asarray(traj.loss)
+    dist = np.asarray(traj.distance)
+    w = np.asarray(traj.w)
+    figs = ",".join(cfg["figures"])
+    ok = loss[:, -1] <= 1e-10
+    out.append(
+        dict(
+            figure=figs,
+            claim="the loss converges to zero (R(theta(T)) <= 1e-10)",
+            holds=bool(ok.all()),
+            fraction=_frac(ok),
+            detail=f"max final loss over {_seeds(seeds)}: {loss[:, -1].max():.3g}",
+        )
+    )
+    ok = dist[:, -1] <= 1e-5
+    out.append(
+        dict(
+            figure=figs,
+            claim="theta(T) is on the solution line (alpha xi, 1 - alpha) (distance <= 1e-5)",
+            holds=bool(ok.all()),
+            fraction=_frac(ok),
+            detail=f"max distance to the line: {dist[:, -1].max():.3g}",
+        )
+    )
+    if name == "linear":
+        # Figure 2(a): "roughly orbits ... as predicted by Theorem 3.1": the flow keeps w fixed, and
+        # descent lets it grow by eta^2 sum ||grad R||^2 (Eq. (8)) <= 2 eta R(theta(0)) (Eq. (7))
+        ratio = (w[:, -1] - w[:, 0]) / (2 * cfg["eta"] * loss[:, 0])
+        ok = ratio <= 1.0
+        out.append(
+            dict(
+                figure="fig2",
+                claim="it stays near Theorem 3.1's circle: w(T) - w(0) <= 2 eta R(0)",
+                holds=bool(ok.all()),
+                fraction=_frac(ok),
+                detail=f"max over seeds of (w(T) - w(0))/(2 eta R(theta(0))): {ratio.max():.3g}; "
+                f"of w(T)/w(0) - 1: {(w[:, -1] / w[:, 0] - 1).max():.3g}",
+            )
+        )
+    dw = np.diff(w, axis=1)
+    ok = np.all(dw >= -1e-12 * w.max(axis=1, keepdims=True), axis=1)
+    out.append(
+        dict(
+            figure=figs,
+            claim="the iterates move further from (0, 1) every epoch (Eq. (8))",
+            holds=bool(ok.all()),
+            fraction=_frac(ok),
+            detail=f"min over seeds of w(T) - w(0): {(w[:, -1] - w[:, 0]).min():.3g}",
+        )
+    )
+    if name == "linear_near_trivial":
+        out.append(_figure3_flow_variant(seeds, base_seed))
+    return out
+
+
+def _sigmoid_claims(name, cfg, model, traj, seeds, base_seed) -> list[dict]:
+    """Figures 4–5's claims on the sigmoid DEQ's seed runs ``traj`` of
+    experiment ``name``, and the labelled variant with ten times the epochs
+    (:func:`check_claims`' records)."""
+    out = []
+    loss = np.asarray(traj.loss)
+    dist = np.asarray(traj.distance)
+    T = cfg["epochs"]
+    ok = loss[:, -1] <= 1e-6
+    # Figure 4(b), "the learned function is close to the ground truth": how close, on [0, 1]
+
+    theta_T = np.asarray(traj.theta)[:, -1]
+    grid = np.linspace(0.0, 1.0, 201)[:, None]
+    gap = np.abs(
+        equilibria(model, theta_T[:, :-1], theta_T[:, -1], grid) - 1 / (1 + np.exp(-cfg["xi"] * grid[:, 0]))
+    ).max(axis=1)
+    out.append(
+        dict(
+            figure="fig4",
+            claim="the loss converges to zero (R(theta(T)) <= 1e-6)",
+            holds=bool(ok.all()),
+            fraction=_frac(ok),
+            detail=f"final loss over {_seeds(seeds)}: median {np.median(loss[:, -1]):.3g}, "
+            f"max {loss[:, -1].max():.3g}; learned function vs sigma(2x) on [0, 1]: "
+            f"max |y - f| median {np.median(gap):.3g}, worst {gap.max():.3g}",
+        )
+    )
+    ok = dist[:, -1] <= 1e-2
+    out.append(
+        dict(
+            figure="fig5",
+            claim=f"theta(T) reaches the target (2, 0) within {T} epochs (distance <= 1e-2)",
+            holds=bool(ok.all()),
+            fraction=_frac(ok),
+            detail=f"final distance: median {np.median(dist[:, -1]):.3g}, "
+            f"min {dist[:, -1].min():.3g}, max {dist[:, -1].max():.3g}",
+        )
+    )
+    ok = np.all(np.diff(dist, axis=1) <= 1e-12, axis=1)
+    # The caption credits Theorem 3.9, but this run is outside its hypotheses
+    # (empirical risk, eta far above lambda1/(2 lambda2); ERRATA.md §10).
+    out.append(
+        dict(
+            figure="fig5",
+            claim="the distance to (2, 0) decreases monotonically",
+            holds=bool(ok.all()),
+            fraction=_frac(ok),
+            detail=f"largest one-epoch increase: {np.diff(dist, axis=1).max():.3g} (the caption "
+            "credits Theorem 3.9, whose hypotheses this run does not meet: ERRATA.md §10)",
+        )
+    )
+    # Labelled variant: the paper's eta = 0.1 and data, ten times the epochs.
+    long_epochs = 10 * T
+    n_var = max(1, seeds // 4)
+    _, long = seed_runs(name, n_var, base_seed, epochs=long_epochs, history=False, dtol=1e-2)
+    d_long = np.asarray(long.distance)[:, -1]
+    steps = np.asarray(long.steps)
+    ok = d_long <= 1e-2
+    out.append(
+        dict(
+            figure="fig5 (variant)",
+            claim=f"with {long_epochs} epochs (eta = {cfg['eta']}) theta reaches (2, 0) (distance <= 1e-2)",
+            holds=bool(ok.all()),
+            fraction=_frac(ok),
+            detail=f"{_seeds(n_var)}: final distance max {d_long.max():.3g}; epochs to reach 1e-2: "
+            f"min {steps.min()}, max {steps.max()}",
+        )
+    )
+    return out
+
+
 def check_claims(seeds: int = 32, base_seed: int = 0, figures=None) -> list[dict]:
     """Each caption's claim, checked on ``seeds`` seeds of the stated initialization.
 
@@ -138,121 +268,8 @@ def check_claims(seeds: int = 32, base_seed: int = 0, figures=None) -> list[dict
         if figures is not None and not set(cfg["figures"]) & set(figures):
             continue
         model, traj = seed_runs(name, seeds, base_seed)
-        loss = np.asarray(traj.loss)
-        dist = np.asarray(traj.distance)
-        w = np.asarray(traj.w)
-        T = cfg["epochs"]
-        figs = ",".join(cfg["figures"])
-        if cfg["model"] == "linear":
-            ok = loss[:, -1] <= 1e-10
-            out.append(
-                dict(
-                    figure=figs,
-                    claim="the loss converges to zero (R(theta(T)) <= 1e-10)",
-                    holds=bool(ok.all()),
-                    fraction=_frac(ok),
-                    detail=f"max final loss over {_seeds(seeds)}: {loss[:, -1].max():.3g}",
-                )
-            )
-            ok = dist[:, -1] <= 1e-5
-            out.append(
-                dict(
-                    figure=figs,
-                    claim="theta(T) is on the solution line (alpha xi, 1 - alpha) (distance <= 1e-5)",
-                    holds=bool(ok.all()),
-                    fraction=_frac(ok),
-                    detail=f"max distance to the line: {dist[:, -1].max():.3g}",
-                )
-            )
-            if name == "linear":
-                # Figure 2(a): "roughly orbits ... as predicted by Theorem 3.1": the flow keeps w fixed, and
-                # descent lets it grow by eta^2 sum ||grad R||^2 (Eq. (8)) <= 2 eta R(theta(0)) (Eq. (7))
-                ratio = (w[:, -1] - w[:, 0]) / (2 * cfg["eta"] * loss[:, 0])
-                ok = ratio <= 1.0
-                out.append(
-                    dict(
-                        figure="fig2",
-                        claim="it stays near Theorem 3.1's circle: w(T) - w(0) <= 2 eta R(0)",
-                        holds=bool(ok.all()),
-                        fraction=_frac(ok),
-                        detail=f"max over seeds of (w(T) - w(0))/(2 eta R(theta(0))): {ratio.max():.3g}; "
-                        f"of w(T)/w(0) - 1: {(w[:, -1] / w[:, 0] - 1).max():.3g}",
-                    )
-                )
-            dw = np.diff(w, axis=1)
-            ok = np.all(dw >= -1e-12 * w.max(axis=1, keepdims=True), axis=1)
-            out.append(
-                dict(
-                    figure=figs,
-                    claim="the iterates move further from (0, 1) every epoch (Eq. (8))",
-                    holds=bool(ok.all()),
-                    fraction=_frac(ok),
-                    detail=f"min over seeds of w(T) - w(0): {(w[:, -1] - w[:, 0]).min():.3g}",
-                )
-            )
-            if name == "linear_near_trivial":
-                out.append(_figure3_flow_variant(seeds, base_seed))
-        else:
-            ok = loss[:, -1] <= 1e-6
-            # Figure 4(b), "the learned function is close to the ground truth": how close, on [0, 1]
-
-            theta_T = np.asarray(traj.theta)[:, -1]
-            grid = np.linspace(0.0, 1.0, 201)[:, None]
-            gap = np.abs(
-                equilibria(model, theta_T[:, :-1], theta_T[:, -1], grid) - 1 / (1 + np.exp(-cfg["xi"] * grid[:, 0]))
-            ).max(axis=1)
-            out.append(
-                dict(
-                    figure="fig4",
-                    claim="the loss converges to zero (R(theta(T)) <= 1e-6)",
-                    holds=bool(ok.all()),
-                    fraction=_frac(ok),
-                    detail=f"final loss over {_seeds(seeds)}: median {np.median(loss[:, -1]):.3g}, "
-                    f"max {loss[:, -1].max():.3g}; learned function vs sigma(2x) on [0, 1]: "
-                    f"max |y - f| median {np.median(gap):.3g}, worst {gap.max():.3g}",
-                )
-            )
-            ok = dist[:, -1] <= 1e-2
-            out.append(
-                dict(
-                    figure="fig5",
-                    claim=f"theta(T) reaches the target (2, 0) within {T} epochs (distance <= 1e-2)",
-                    holds=bool(ok.all()),
-                    fraction=_frac(ok),
-                    detail=f"final distance: median {np.median(dist[:, -1]):.3g}, "
-                    f"min {dist[:, -1].min():.3g}, max {dist[:, -1].max():.3g}",
-                )
-            )
-            ok = np.all(np.diff(dist, axis=1) <= 1e-12, axis=1)
-            # The caption credits Theorem 3.9, but this run is outside its hypotheses
-            # (empirical risk, eta far above lambda1/(2 lambda2); ERRATA.md §10).
-            out.append(
-                dict(
-                    figure="fig5",
-                    claim="the distance to (2, 0) decreases monotonically",
-                    holds=bool(ok.all()),
-                    fraction=_frac(ok),
-                    detail=f"largest one-epoch increase: {np.diff(dist, axis=1).max():.3g} (the caption "
-                    "credits Theorem 3.9, whose hypotheses this run does not meet: ERRATA.md §10)",
-                )
-            )
-            # Labelled variant: the paper's eta = 0.1 and data, ten times the epochs.
-            long_epochs = 10 * T
-            n_var = max(1, seeds // 4)
-            _, long = seed_runs(name, n_var, base_seed, epochs=long_epochs, history=False, dtol=1e-2)
-            d_long = np.asarray(long.distance)[:, -1]
-            steps = np.asarray(long.steps)
-            ok = d_long <= 1e-2
-            out.append(
-                dict(
-                    figure="fig5 (variant)",
-                    claim=f"with {long_epochs} epochs (eta = {cfg['eta']}) theta reaches (2, 0) (distance <= 1e-2)",
-                    holds=bool(ok.all()),
-                    fraction=_frac(ok),
-                    detail=f"{_seeds(n_var)}: final distance max {d_long.max():.3g}; epochs to reach 1e-2: "
-                    f"min {steps.min()}, max {steps.max()}",
-                )
-            )
+        claims = _linear_claims if cfg["model"] == "linear" else _sigmoid_claims
+        out += claims(name, cfg, model, traj, seeds, base_seed)
     return out
 
 

@@ -65,6 +65,20 @@ class Activation:
 
     Instances are hashable by identity so they can be static arguments of jitted
     functions; the built-in ones are module-level singletons.
+
+    Attributes:
+      name: its name (``--model`` on the command line, the settings of runs).
+      fn: σ itself, elementwise on arrays.
+      slope_min, slope_max: inf σ' and sup σ' over ℝ (Lip(σ) is the larger
+        in absolute value, :attr:`lipschitz`).
+      range_min, range_max: the interval σ(ℝ) lies in (±inf when unbounded).
+      curvature_max: sup |σ''|; inf when unknown or σ' jumps.
+      differentiable: σ is differentiable everywhere.
+      affine: σ is affine (the linear DEQ's identity).
+      estimated: the slope bounds were estimated on a grid (a user callable
+        without ``slope_bounds``): they prove nothing, and a solve reports
+        UNVERIFIED, never CONVERGED (:func:`activation`).
+      slope_of_value: h with σ' = h(σ) (sigmoid, tanh), or None.
     """
 
     name: str
@@ -73,11 +87,11 @@ class Activation:
     slope_max: float
     range_min: float = -math.inf
     range_max: float = math.inf
-    curvature_max: float = math.inf  # sup |σ''|; inf when unknown or σ' jumps
+    curvature_max: float = math.inf
     differentiable: bool = True
     affine: bool = False
-    estimated: bool = False  # constants found numerically (user callable)
-    slope_of_value: Callable[[jax.Array], jax.Array] | None = None  # h with σ' = h(σ), or None
+    estimated: bool = False
+    slope_of_value: Callable[[jax.Array], jax.Array] | None = None
 
     def __call__(self, z):
         return self.fn(z)

@@ -107,24 +107,45 @@ class FlowTrajectory(NamedTuple):
     flow is at rest there to within ``gtol``; after a step limit or a failure
     (``t_final < t1`` without CONVERGED) they are placeholders.  K = number of
     requested times (1 when none were requested: the row t = 0).
+
+    Attributes:
+      ts: (K+1,) requested times, then t_final.
+      theta: (K+1, p) θ(t).
+      loss: (K+1,) R(θ(t)).
+      grad_norm: (K+1,) ‖∇R(θ(t))‖.
+      distance: (K+1,) distance to the target set
+        (sideq.dynamics.distance_to_target).
+      w: (K+1,) ‖θ(t) − (0,…,0,1)‖².
+      drift: (K+1,) |w(t) − w(0)|; ≡ 0 for the exact linear-DEQ flow (Theorem
+        3.1).
+      gap: (K+1,) |1 − θ2(t)|.
+      residual: (K+1,) worst |y − g(y)| over samples / nodes.
+      t_final: () stop time: the steady-state time, or t1.
+      status: () sideq.Status code of the flow's end (see gradient_flow).
+      steps: () accepted integrator steps.
+      rejected: () rejected integrator steps.
+      non_unique_rows: () reached rows whose equilibria were possibly
+        non-unique.
+      non_unique_t_first: () the first such row's time, NaN if none.
+      non_unique_t_last: () the last such row's time, NaN if none.
     """
 
-    ts: jax.Array  # (K+1,)   requested times, then t_final
-    theta: jax.Array  # (K+1, p) θ(t)
-    loss: jax.Array  # (K+1,)   R(θ(t))
-    grad_norm: jax.Array  # (K+1,)   ‖∇R(θ(t))‖
-    distance: jax.Array  # (K+1,)   distance to the target set (sideq.dynamics.distance_to_target)
-    w: jax.Array  # (K+1,)   ‖θ(t) − (0,…,0,1)‖²
-    drift: jax.Array  # (K+1,)   |w(t) − w(0)|; ≡ 0 for the exact linear-DEQ flow (Theorem 3.1)
-    gap: jax.Array  # (K+1,)   |1 − θ2(t)|
-    residual: jax.Array  # (K+1,)   worst |y − g(y)| over samples / nodes
-    t_final: jax.Array  # ()       stop time: the steady-state time, or t1
-    status: jax.Array  # ()       sideq.Status code of the flow's end (see gradient_flow)
-    steps: jax.Array  # ()       accepted integrator steps
-    rejected: jax.Array  # ()       rejected integrator steps
-    non_unique_rows: jax.Array  # ()  reached rows whose equilibria were possibly non-unique
-    non_unique_t_first: jax.Array  # ()  the first such row's time, NaN if none
-    non_unique_t_last: jax.Array  # ()  the last such row's time, NaN if none
+    ts: jax.Array
+    theta: jax.Array
+    loss: jax.Array
+    grad_norm: jax.Array
+    distance: jax.Array
+    w: jax.Array
+    drift: jax.Array
+    gap: jax.Array
+    residual: jax.Array
+    t_final: jax.Array
+    status: jax.Array
+    steps: jax.Array
+    rejected: jax.Array
+    non_unique_rows: jax.Array
+    non_unique_t_first: jax.Array
+    non_unique_t_last: jax.Array
 
     def __repr__(self) -> str:
         return run_repr(self, "FlowTrajectory")
@@ -443,20 +464,36 @@ class DEQFlowTrajectory(NamedTuple):
     (requested times, then the stop time ``t_final``; rows after the stop hold
     the final state); θ is the params pytree, each leaf stacked over the rows:
     ``params["W1"]`` has shape (K+1, k, d) for :func:`sideq.general.multi_linear`.
+
+    Attributes:
+      ts: (K+1,) requested times, then t_final.
+      params: pytree, leaves (K+1, ...) θ(t).
+      loss: (K+1,) R(θ(t)).
+      grad_norm: (K+1,) ‖∇R(θ(t))‖ over all leaves.
+      residual: (K+1,) worst ‖y − g(y)‖∞ over the samples (NaN for a
+        population risk).
+      t_final: () stop time: the steady-state time, or t1.
+      status: () sideq.Status code of the flow's end (see gradient_flow).
+      steps: () accepted integrator steps.
+      rejected: () rejected integrator steps.
+      non_unique_rows: () reached rows whose equilibria were possibly
+        non-unique.
+      non_unique_t_first: () the first such row's time, NaN if none.
+      non_unique_t_last: () the last such row's time, NaN if none.
     """
 
-    ts: jax.Array  # (K+1,)   requested times, then t_final
-    params: Any  # pytree, leaves (K+1, ...)   θ(t)
-    loss: jax.Array  # (K+1,)   R(θ(t))
-    grad_norm: jax.Array  # (K+1,)   ‖∇R(θ(t))‖ over all leaves
-    residual: jax.Array  # (K+1,)   worst ‖y − g(y)‖∞ over the samples (NaN for a population risk)
-    t_final: jax.Array  # ()       stop time: the steady-state time, or t1
-    status: jax.Array  # ()       sideq.Status code of the flow's end (see gradient_flow)
-    steps: jax.Array  # ()       accepted integrator steps
-    rejected: jax.Array  # ()       rejected integrator steps
-    non_unique_rows: jax.Array  # ()  reached rows whose equilibria were possibly non-unique
-    non_unique_t_first: jax.Array  # ()  the first such row's time, NaN if none
-    non_unique_t_last: jax.Array  # ()  the last such row's time, NaN if none
+    ts: jax.Array
+    params: Any
+    loss: jax.Array
+    grad_norm: jax.Array
+    residual: jax.Array
+    t_final: jax.Array
+    status: jax.Array
+    steps: jax.Array
+    rejected: jax.Array
+    non_unique_rows: jax.Array
+    non_unique_t_first: jax.Array
+    non_unique_t_last: jax.Array
 
     def __repr__(self) -> str:
         if any(isinstance(v, jax.core.Tracer) for v in jax.tree_util.tree_leaves(self)):

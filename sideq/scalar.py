@@ -68,15 +68,25 @@ BACKENDS = ("jaxopt", "optimistix")
 
 
 class Equilibrium(NamedTuple):
-    """Solution of y = g_θ(x, y) with diagnostics (all arrays; batched under vmap)."""
+    """Solution of y = g_θ(x, y) with diagnostics (all arrays; batched under vmap).
 
-    y: jax.Array  # the root y_θ(x) (NaN when singular or failed)
-    residual: jax.Array  # |y − g_θ(x, y)|
-    iterations: jax.Array  # solver iterations (int32)
-    margin: jax.Array  # IFT margin 1 − ∂g/∂y at the solution, Eq. (1)
-    status: jax.Array  # sideq.Status code (int32)
-    omega: jax.Array  # pre-activation ω = θ1ᵀx + b + θ2 y at the solution
-    sensitivity: jax.Array  # ∂y/∂a = σ'(ω) / (1 − θ2 σ'(ω)), Eq. (1), a = θ1ᵀx + b
+    Attributes:
+      y: the root y_θ(x) (NaN when singular or failed).
+      residual: |y − g_θ(x, y)|.
+      iterations: solver iterations (int32).
+      margin: IFT margin 1 − ∂g/∂y at the solution, Eq. (1).
+      status: sideq.Status code (int32).
+      omega: pre-activation ω = θ1ᵀx + b + θ2 y at the solution.
+      sensitivity: ∂y/∂a = σ'(ω) / (1 − θ2 σ'(ω)), Eq. (1), a = θ1ᵀx + b.
+    """
+
+    y: jax.Array
+    residual: jax.Array
+    iterations: jax.Array
+    margin: jax.Array
+    status: jax.Array
+    omega: jax.Array
+    sensitivity: jax.Array
 
     def __repr__(self) -> str:
         return run_repr(self, "Equilibrium")

@@ -109,6 +109,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from sideq import xla
 from sideq.activations import Activation, get_activation
 from sideq.errors import SideqInputError, SingularModelError
 from sideq.status import Status, first_status, is_success, run_repr
@@ -1822,7 +1823,7 @@ def _tree_norm(tree):
     return jnp.sqrt(sum(jnp.sum(jnp.square(v)) for v in jax.tree_util.tree_leaves(tree)))
 
 
-@functools.partial(jax.jit, static_argnames=("model", "epochs", "optimizer"))
+@xla.jit(static_argnames=("model", "epochs", "optimizer"))  # sideq.xla: the CPU options of sideq's loops
 def _descent_jit(model, params0, x, y, xi, eta, gtol, ltol, divergence, *, epochs, optimizer):
     if y is None:
         y = model.target(xi, x)

@@ -107,14 +107,15 @@ def compiler_options(platform: str) -> dict | None:
 
 
 class _Jit:
-    """``jax.jit`` whose compiler options follow the default backend at call time."""
+    """``jax.jit`` whose compiler options follow the default backend at call
+    time.  Inside another ``jax.jit`` (which refuses compiler options on a
+    nested jit, and whose own options then apply) it is a plain ``jax.jit``."""
 
     def __init__(self, fun, jit_kwargs):
         functools.update_wrapper(self, fun)
         self._fun, self._jit_kwargs, self._by_options = fun, jit_kwargs, {}
 
-    def _jitted(self):
-        options = compiler_options(jax.default_backend())
+    def _jitted(self, options):
         key = tuple(sorted((options or {}).items()))
         fn = self._by_options.get(key)
         if fn is None:
@@ -122,10 +123,18 @@ class _Jit:
         return fn
 
     def __call__(self, *args, **kwargs):
-        return self._jitted()(*args, **kwargs)
+        options = compiler_options(jax.default_backend())
+        if not options:
+            return self._jitted(None)(*args, **kwargs)
+        try:
+            return self._jitted(options)(*args, **kwargs)
+        except ValueError as e:  # (raised while tracing, before anything runs)
+            if "compiler_options" not in str(e) or "nested" not in str(e):
+                raise
+        return self._jitted(None)(*args, **kwargs)
 
     def lower(self, *args, **kwargs):
-        return self._jitted().lower(*args, **kwargs)
+        return self._jitted(compiler_options(jax.default_backend())).lower(*args, **kwargs)
 
     def _cache_size(self) -> int:
         return sum(fn._cache_size() for fn in self._by_options.values())

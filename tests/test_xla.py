@@ -196,10 +196,18 @@ def test_jit_compiles_with_the_options_of_the_default_backend(monkeypatch):
     monkeypatch.setattr(jax, "jit", spy)
     f = xla.jit(lambda v: v + 1.0)
     monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
-    f._jitted()
+    assert float(f(jnp.asarray(1.0))) == 2.0
     monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
-    f._jitted()
+    assert float(f(jnp.asarray(1.0))) == 2.0
     assert seen == [{**XLA_FAST_MATH, "xla_cpu_prefer_vector_width": 512}, None]
     monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
     assert "stablehlo" in f.lower(jnp.asarray(1.0)).as_text()
     assert len(seen) == 2  # .lower() goes through the jit of the options in force, not a bare one
+    # Inside another jit (which refuses options on a nested jit): the plain
+    # jit, the outer one's options applying; under vmap alone, the options.
+    g = xla.jit(lambda v: v + 1.0)
+    assert float(real_jit(lambda v: 2.0 * g(v))(jnp.asarray(1.0))) == 4.0
+    assert seen[2:] == [{**XLA_FAST_MATH, "xla_cpu_prefer_vector_width": 512}, None]
+    h = xla.jit(lambda v: v + 1.0)
+    np.testing.assert_array_equal(jax.vmap(h)(jnp.arange(3.0)), [1.0, 2.0, 3.0])
+    assert seen[4:] == [{**XLA_FAST_MATH, "xla_cpu_prefer_vector_width": 512}]

@@ -472,14 +472,8 @@ class DEQFlowTrajectory(NamedTuple):
       grad_norm: (K+1,) ‖∇R(θ(t))‖ over all leaves.
       residual: (K+1,) worst ‖y − g(y)‖∞ over the samples (NaN for a
         population risk).
-      t_final: () stop time: the steady-state time, or t1.
-      status: () sideq.Status code of the flow's end (see gradient_flow).
-      steps: () accepted integrator steps.
-      rejected: () rejected integrator steps.
-      non_unique_rows: () reached rows whose equilibria were possibly
-        non-unique.
-      non_unique_t_first: () the first such row's time, NaN if none.
-      non_unique_t_last: () the last such row's time, NaN if none.
+      t_final, status, steps, rejected, non_unique_rows, non_unique_t_first,
+        non_unique_t_last: as in :class:`FlowTrajectory`.
     """
 
     ts: jax.Array

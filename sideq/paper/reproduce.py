@@ -121,6 +121,12 @@ def _frac(mask):
     return float(np.mean(mask))
 
 
+def _claim(figure: str, claim: str, ok, detail: str) -> dict:
+    """A record of :func:`check_claims`: the claim holds where every seed's
+    ``ok`` is True; ``fraction`` is the share of seeds where it does."""
+    return dict(figure=figure, claim=claim, holds=bool(np.all(ok)), fraction=_frac(ok), detail=detail)
+
+
 def _seeds(n: int) -> str:
     return f"{n} seed" + ("" if n == 1 else "s")
 
@@ -135,22 +141,20 @@ def _linear_claims(name, cfg, model, traj, seeds, base_seed) -> list[dict]:
     figs = ",".join(cfg["figures"])
     ok = loss[:, -1] <= 1e-10
     out.append(
-        dict(
-            figure=figs,
-            claim="the loss converges to zero (R(theta(T)) <= 1e-10)",
-            holds=bool(ok.all()),
-            fraction=_frac(ok),
-            detail=f"max final loss over {_seeds(seeds)}: {loss[:, -1].max():.3g}",
+        _claim(
+            figs,
+            "the loss converges to zero (R(theta(T)) <= 1e-10)",
+            ok,
+            f"max final loss over {_seeds(seeds)}: {loss[:, -1].max():.3g}",
         )
     )
     ok = dist[:, -1] <= 1e-5
     out.append(
-        dict(
-            figure=figs,
-            claim="theta(T) is on the solution line (alpha xi, 1 - alpha) (distance <= 1e-5)",
-            holds=bool(ok.all()),
-            fraction=_frac(ok),
-            detail=f"max distance to the line: {dist[:, -1].max():.3g}",
+        _claim(
+            figs,
+            "theta(T) is on the solution line (alpha xi, 1 - alpha) (distance <= 1e-5)",
+            ok,
+            f"max distance to the line: {dist[:, -1].max():.3g}",
         )
     )
     if name == "linear":
@@ -159,24 +163,22 @@ def _linear_claims(name, cfg, model, traj, seeds, base_seed) -> list[dict]:
         ratio = (w[:, -1] - w[:, 0]) / (2 * cfg["eta"] * loss[:, 0])
         ok = ratio <= 1.0
         out.append(
-            dict(
-                figure="fig2",
-                claim="it stays near Theorem 3.1's circle: w(T) - w(0) <= 2 eta R(0)",
-                holds=bool(ok.all()),
-                fraction=_frac(ok),
-                detail=f"max over seeds of (w(T) - w(0))/(2 eta R(theta(0))): {ratio.max():.3g}; "
+            _claim(
+                "fig2",
+                "it stays near Theorem 3.1's circle: w(T) - w(0) <= 2 eta R(0)",
+                ok,
+                f"max over seeds of (w(T) - w(0))/(2 eta R(theta(0))): {ratio.max():.3g}; "
                 f"of w(T)/w(0) - 1: {(w[:, -1] / w[:, 0] - 1).max():.3g}",
             )
         )
     dw = np.diff(w, axis=1)
     ok = np.all(dw >= -1e-12 * w.max(axis=1, keepdims=True), axis=1)
     out.append(
-        dict(
-            figure=figs,
-            claim="the iterates move further from (0, 1) every epoch (Eq. (8))",
-            holds=bool(ok.all()),
-            fraction=_frac(ok),
-            detail=f"min over seeds of w(T) - w(0): {(w[:, -1] - w[:, 0]).min():.3g}",
+        _claim(
+            figs,
+            "the iterates move further from (0, 1) every epoch (Eq. (8))",
+            ok,
+            f"min over seeds of w(T) - w(0): {(w[:, -1] - w[:, 0]).min():.3g}",
         )
     )
     if name == "linear_near_trivial":
@@ -201,24 +203,22 @@ def _sigmoid_claims(name, cfg, model, traj, seeds, base_seed) -> list[dict]:
         equilibria(model, theta_T[:, :-1], theta_T[:, -1], grid) - 1 / (1 + np.exp(-cfg["xi"] * grid[:, 0]))
     ).max(axis=1)
     out.append(
-        dict(
-            figure="fig4",
-            claim="the loss converges to zero (R(theta(T)) <= 1e-6)",
-            holds=bool(ok.all()),
-            fraction=_frac(ok),
-            detail=f"final loss over {_seeds(seeds)}: median {np.median(loss[:, -1]):.3g}, "
+        _claim(
+            "fig4",
+            "the loss converges to zero (R(theta(T)) <= 1e-6)",
+            ok,
+            f"final loss over {_seeds(seeds)}: median {np.median(loss[:, -1]):.3g}, "
             f"max {loss[:, -1].max():.3g}; learned function vs sigma(2x) on [0, 1]: "
             f"max |y - f| median {np.median(gap):.3g}, worst {gap.max():.3g}",
         )
     )
     ok = dist[:, -1] <= 1e-2
     out.append(
-        dict(
-            figure="fig5",
-            claim=f"theta(T) reaches the target (2, 0) within {T} epochs (distance <= 1e-2)",
-            holds=bool(ok.all()),
-            fraction=_frac(ok),
-            detail=f"final distance: median {np.median(dist[:, -1]):.3g}, "
+        _claim(
+            "fig5",
+            f"theta(T) reaches the target (2, 0) within {T} epochs (distance <= 1e-2)",
+            ok,
+            f"final distance: median {np.median(dist[:, -1]):.3g}, "
             f"min {dist[:, -1].min():.3g}, max {dist[:, -1].max():.3g}",
         )
     )
@@ -226,12 +226,11 @@ def _sigmoid_claims(name, cfg, model, traj, seeds, base_seed) -> list[dict]:
     # The caption credits Theorem 3.9, but this run is outside its hypotheses
     # (empirical risk, eta far above lambda1/(2 lambda2); ERRATA.md §10).
     out.append(
-        dict(
-            figure="fig5",
-            claim="the distance to (2, 0) decreases monotonically",
-            holds=bool(ok.all()),
-            fraction=_frac(ok),
-            detail=f"largest one-epoch increase: {np.diff(dist, axis=1).max():.3g} (the caption "
+        _claim(
+            "fig5",
+            "the distance to (2, 0) decreases monotonically",
+            ok,
+            f"largest one-epoch increase: {np.diff(dist, axis=1).max():.3g} (the caption "
             "credits Theorem 3.9, whose hypotheses this run does not meet: ERRATA.md §10)",
         )
     )
@@ -243,12 +242,11 @@ def _sigmoid_claims(name, cfg, model, traj, seeds, base_seed) -> list[dict]:
     steps = np.asarray(long.steps)
     ok = d_long <= 1e-2
     out.append(
-        dict(
-            figure="fig5 (variant)",
-            claim=f"with {long_epochs} epochs (eta = {cfg['eta']}) theta reaches (2, 0) (distance <= 1e-2)",
-            holds=bool(ok.all()),
-            fraction=_frac(ok),
-            detail=f"{_seeds(n_var)}: final distance max {d_long.max():.3g}; epochs to reach 1e-2: "
+        _claim(
+            "fig5 (variant)",
+            f"with {long_epochs} epochs (eta = {cfg['eta']}) theta reaches (2, 0) (distance <= 1e-2)",
+            ok,
+            f"{_seeds(n_var)}: final distance max {d_long.max():.3g}; epochs to reach 1e-2: "
             f"min {steps.min()}, max {steps.max()}",
         )
     )
@@ -295,12 +293,11 @@ def _figure3_flow_variant(seeds: int, base_seed: int) -> dict:
     limit = np.stack([theorem_3_3_limit_corrected(t0, [cfg["xi"]]) for t0 in theta0])
     err = np.max(np.abs(np.asarray(tr.theta[:, -1]) - limit), axis=1)
     ok = (err <= 1e-6) & (np.asarray(tr.distance[:, -1]) <= 1e-8)
-    return dict(
-        figure="fig3 (variant)",
-        claim="gradient flow from the same theta(0) lands at the corrected Theorem 3.3 limit",
-        holds=bool(ok.all()),
-        fraction=_frac(ok),
-        detail=f"{_seeds(seeds)}: max |theta(t_end) - limit| {err.max():.3g}, "
+    return _claim(
+        "fig3 (variant)",
+        "gradient flow from the same theta(0) lands at the corrected Theorem 3.3 limit",
+        ok,
+        f"{_seeds(seeds)}: max |theta(t_end) - limit| {err.max():.3g}, "
         f"max drift of |theta - (0,1)|^2 {np.max(np.asarray(tr.drift)):.2g}",
     )
 

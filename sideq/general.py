@@ -1676,7 +1676,7 @@ def _epoch_rows(model, params, X, Fy, warm, active, tol):
     def fallback(st, pin):
         Yc, res, pend = st
         # (no residual to beat at the first Newton step: the iteration's was
-        # measured through a matrix product, the step's rounds differently)
+        # measured through a matrix product, and the step's rounding differs)
         res = jnp.where(pend, jnp.inf, res)
         y, res, pend = _fallback(
             model, params, _rows(X.T), _rows(Y_prev.T), (_rows(Yc.T), res, pend), "contraction", tol, pin

@@ -472,8 +472,9 @@ class DEQFlowTrajectory(NamedTuple):
       grad_norm: (K+1,) ‖∇R(θ(t))‖ over all leaves.
       residual: (K+1,) worst ‖y − g(y)‖∞ over the samples (NaN for a
         population risk).
-      t_final, status, steps, rejected, non_unique_rows, non_unique_t_first,
-        non_unique_t_last: as in :class:`FlowTrajectory`.
+      t_final, status, steps, rejected: as in :class:`FlowTrajectory`.
+      non_unique_rows, non_unique_t_first, non_unique_t_last: as in
+        :class:`FlowTrajectory`.
     """
 
     ts: jax.Array

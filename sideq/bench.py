@@ -36,6 +36,7 @@ def cpu_name() -> str:
 
 def machine() -> dict:
     import jax
+    import ml_dtypes
 
     from sideq.xla import compiler_options
 
@@ -47,6 +48,7 @@ def machine() -> dict:
         "devices": [str(d) for d in devices],
         "python": platform.python_version(),
         "jax": jax.__version__,
+        "ml_dtypes": ml_dtypes.__version__,  # (its import is most of a start-up: BENCHMARKS.md)
         "xla_options": compiler_options(jax.default_backend()),  # sideq.xla (None: XLA's defaults)
     }
 

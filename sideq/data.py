@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import math
 import os
 
@@ -659,10 +660,29 @@ def seed_keys(seed: int):
     Raises:
       SideqInputError: ``seed`` is not an integer ≥ 0.
     """
+    return _seed_keys(_seed_array(seed))
+
+
+def _seed_array(seed) -> jax.Array:
+    """The checked seed as ``jax.random.PRNGKey`` converts a Python int (through
+    int64, so that a seed ≥ 2³¹ is not an overflow under float32), to pass it
+    traced."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise SideqInputError(f"seed: expected an integer >= 0, got {seed!r}")
-    key_data, key_init = jax.random.split(jax.random.PRNGKey(int(seed)))
-    return key_data, key_init
+    return jnp.asarray(np.int64(int(seed)))
+
+
+@jax.jit
+def _seed_keys(seed):
+    # PRNGKey, split and the unpacking in one program (one cache read where a
+    # command starts, not four); the keys are those of the eager calls.
+    keys = jax.random.split(jax.random.PRNGKey(seed))
+    return keys[0], keys[1]
+
+
+@functools.partial(jax.jit, static_argnames=("p", "dtype"))
+def _seeded_z(seed, *, p, dtype):
+    return jax.random.normal(_seed_keys(seed)[1], (p,), dtype)
 
 
 def seeded_normal(seed: int, mean, std, p: int) -> np.ndarray:
@@ -682,7 +702,7 @@ def seeded_normal(seed: int, mean, std, p: int) -> np.ndarray:
     Raises:
       SideqInputError: ``seed`` is not an integer ≥ 0.
     """
-    z = jax.random.normal(seed_keys(seed)[1], (p,), jnp.result_type(float))
+    z = _seeded_z(_seed_array(seed), p=int(p), dtype=jnp.result_type(float))
     return np.asarray(mean) + std * np.asarray(z)
 
 

@@ -61,6 +61,35 @@ def test_seeded_normal_is_mean_plus_std_times_a_standard_normal():
     assert abs(w.std(ddof=1) / 0.3 - 1.0) < 5 / math.sqrt(2 * (n - 1))
 
 
+@pytest.mark.parametrize("seed", [0, 1, 41, 2**31 - 1, 2**31, 2**40 + 3])
+def test_seeded_draws_are_the_bits_of_the_eager_prng_calls(seed):
+    # seed_keys and seeded_normal run as one compiled program each; their keys
+    # and θ(0) must stay those of jax.random.split(PRNGKey(seed)) and
+    # jax.random.normal(key_init, (p,)) called one by one, bit for bit (seeds
+    # past 2**31 included, which PRNGKey takes through int64).
+    import jax
+    import jax.numpy as jnp
+
+    from sideq.data import seed_keys, seeded_normal
+
+    key_data, key_init = jax.random.split(jax.random.PRNGKey(seed))
+    got_data, got_init = seed_keys(seed)
+    assert np.array_equal(got_data, key_data) and np.array_equal(got_init, key_init)
+    for p in (1, 3, 64):
+        z = np.asarray(jax.random.normal(key_init, (p,), jnp.result_type(float)))
+        want = np.asarray(0.25) + 1.5 * z
+        got = seeded_normal(seed, 0.25, 1.5, p)
+        assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "3"])
+def test_seed_must_be_an_integer_at_least_zero(bad):
+    from sideq.data import seed_keys, seeded_normal
+
+    raises_input_error("seed:", lambda: seed_keys(bad))
+    raises_input_error("seed:", lambda: seeded_normal(bad, 0.0, 1.0, 2))
+
+
 def test_quadrature_rule_maps_onto_the_box():
     from sideq.risk import quadrature_rule
 

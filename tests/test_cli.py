@@ -388,6 +388,21 @@ def test_reproduce_writes_figures_summary_and_claims(capsys, tmp_path):
 # under test).
 
 
+def test_console_script_returns_mains_status_and_freezes_the_gc(monkeypatch):
+    """The installed ``sideq`` script is ``command``: main's exit status, and
+    the heap moved out of the collector's reach before the interpreter's
+    teardown (whose full collections would otherwise cost every call)."""
+    import gc
+    from importlib.metadata import entry_points
+
+    (script,) = entry_points(group="console_scripts", name="sideq")
+    assert script.value == "sideq.cli:command"
+    frozen = []
+    monkeypatch.setattr(cli, "main", lambda argv=None: 3)
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
+    assert cli.command() == 3 and frozen == [True]
+
+
 def test_no_command_prints_help_and_exits_0(capsys):
     code, out, _ = run_cli(capsys)
     assert code == 0 and "usage: sideq" in out

@@ -475,11 +475,9 @@ def basin_map(
     ax.set_ylim(ext[2], ext[3])
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    if handles:
-        more, _ = ax.get_legend_handles_labels()
-        ax.legend(handles=list(handles) + more, loc=legend_loc, fontsize=legend_fontsize, framealpha=0.85)
-    else:
-        ax.legend(loc=legend_loc, fontsize=legend_fontsize, framealpha=0.85)
+    handles = list(handles or ()) + ax.get_legend_handles_labels()[0]
+    if handles:  # (none where no run failed and nothing else is labelled)
+        ax.legend(handles=handles, loc=legend_loc, fontsize=legend_fontsize, framealpha=0.85)
     return im
 
 

@@ -1196,6 +1196,7 @@ def exp_multi_linear_basins(out_dir, quick=False, **overrides):
     crossed = ~bad & (np.sign(detT) != np.sign(det0))
     final = np.where(bad, np.nan, np.maximum(loss[:, -1], 1e-16))
     reached = ~bad & (loss[:, -1] <= 1e-10)
+    near_singular = np.min(np.abs(1 - np.stack([A.ravel(), B.ravel()])), axis=0) < 0.1
     res = dict(
         runs=m * m,
         wall_s=wall,
@@ -1206,9 +1207,8 @@ def exp_multi_linear_basins(out_dir, quick=False, **overrides):
         final_loss_quantiles_not_failed=(
             np.quantile(loss[~bad, -1], [0, 0.05, 0.5, 0.95, 1]).tolist() if (~bad).any() else None
         ),
-        fraction_failed_near_singular=_f(
-            bad[np.min(np.abs(1 - np.stack([A.ravel(), B.ravel()])), axis=0) < 0.1].mean()
-        ),
+        # (None where the grid has no start within 0.1 of a = 1 or b = 1)
+        fraction_failed_near_singular=float(bad[near_singular].mean()) if near_singular.any() else None,
     )
     files = []
     with _rc():

@@ -619,6 +619,9 @@ def bench_startup(repeats: int = 5, *, run=None, clock=time.perf_counter) -> dic
     Each ``repeats`` times, in turns (help, cold, warm, help, ...) so that a busy
     spell of the host slows all three; median and range.  Every warm call must
     print the same numbers as the cold call before it (all but ``wall_s``).
+    The commands run with Python's default bytecode cache, as in a user's
+    shell: a ``PYTHONDONTWRITEBYTECODE`` of this process is not passed on
+    (with it, each call compiles sideq's modules from source again).
 
     ``run`` and ``clock`` (``subprocess.run`` and ``time.perf_counter`` by
     default) are there for the tests."""
@@ -643,6 +646,7 @@ def bench_startup(repeats: int = 5, *, run=None, clock=time.perf_counter) -> dic
         for i in range(repeats):
             folder = os.path.join(tmp, f"cache{i}")
             env = dict(os.environ, SIDEQ_CACHE_DIR=folder)
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
             timed("help", ["--help"], env)
             cold = json.loads(timed("cold", STARTUP_DESCENT, env))
             entries.append(len(os.listdir(folder)) if os.path.isdir(folder) else 0)

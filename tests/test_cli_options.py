@@ -435,7 +435,7 @@ class FakeProcesses:
     cold call and must find it on the warm one."""
 
     def __init__(self, help_s, cold_s, warm_s, warm_theta=None):
-        self.now, self.calls = 0.0, []
+        self.now, self.calls, self.envs = 0.0, [], []
         self.durations = {"help": list(help_s), "cold": list(cold_s), "warm": list(warm_s)}
         self.warm_theta = warm_theta
 
@@ -444,6 +444,7 @@ class FakeProcesses:
 
     def run(self, cmd, capture_output, text, env, timeout):
         folder = env["SIDEQ_CACHE_DIR"]
+        self.envs.append(env)
         if "--help" in cmd:
             kind, out = "help", "usage: sideq"
         else:
@@ -458,10 +459,13 @@ class FakeProcesses:
         return subprocess.CompletedProcess(cmd, 0, out, "")
 
 
-def test_bench_startup_medians_ranges_and_fresh_folders():
+def test_bench_startup_medians_ranges_and_fresh_folders(monkeypatch):
     # (durations in binary fractions: the clock's sums and differences are exact)
     fake = FakeProcesses([0.375, 0.125, 0.25], [3.0, 5.0, 4.0], [1.0, 2.0, 1.5])
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
     r = bench.bench_startup(3, run=fake.run, clock=fake.clock)
+    # (the commands keep Python's bytecode cache, as a user's shell does)
+    assert all("PYTHONDONTWRITEBYTECODE" not in env for env in fake.envs)
     assert r["help_s"] == {"median": 0.25, "min": 0.125, "max": 0.375, "each": [0.375, 0.125, 0.25]}
     assert r["cold_descent_s"]["median"] == 4.0 and r["cold_descent_s"]["min"] == 3.0
     assert r["warm_descent_s"] == {"median": 1.5, "min": 1.0, "max": 2.0, "each": [1.0, 2.0, 1.5]}

@@ -591,6 +591,8 @@ def bench_exactness(epochs: int) -> dict:
 
 
 STARTUP_DESCENT = ("descent", "--model", "sigmoid", "--xi", "2", "--epochs", "4000", "--json")
+# The floor of a command that computes: Python, jax and its CPU backend, nothing else.
+STARTUP_FLOOR = ("-c", "import jax; jax.devices()")
 
 
 def sideq_command() -> list[str]:
@@ -615,10 +617,13 @@ def bench_startup(repeats: int = 5, *, run=None, clock=time.perf_counter) -> dic
     """Wall time of the ``sideq`` command as a user sees it, process start included:
     ``sideq --help``; ``sideq descent`` on the Section 4.2 problem, cold (a new,
     empty compilation cache: every program compiled) and warm (a second call:
-    the programs the cold call compiled loaded from the cache, :mod:`sideq.cli`).
-    Each ``repeats`` times, in turns (help, cold, warm, help, ...) so that a busy
-    spell of the host slows all three; median and range.  Every warm call must
-    print the same numbers as the cold call before it (all but ``wall_s``).
+    the programs the cold call compiled loaded from the cache, :mod:`sideq.cli`);
+    and beside them the floor of any command that computes, a Python process
+    that imports jax and lists its devices (``jax_floor_s``).
+    Each ``repeats`` times, in turns (help, cold, warm, floor, help, ...) so
+    that a busy spell of the host slows all four; median and range.  Every
+    warm call must print the same numbers as the cold call before it (all but
+    ``wall_s``).
     The commands run with Python's default bytecode cache, as in a user's
     shell: a ``PYTHONDONTWRITEBYTECODE`` of this process is not passed on
     (with it, each call compiles sideq's modules from source again).
@@ -626,20 +631,21 @@ def bench_startup(repeats: int = 5, *, run=None, clock=time.perf_counter) -> dic
     ``run`` and ``clock`` (``subprocess.run`` and ``time.perf_counter`` by
     default) are there for the tests."""
     import subprocess
+    import sys
     import tempfile
 
     run = subprocess.run if run is None else run
     cmd = sideq_command()
-    times = {"help": [], "cold": [], "warm": []}
+    times = {"help": [], "cold": [], "warm": [], "floor": []}
     entries = []
 
-    def timed(key, argv, env):
+    def timed(key, argv, env, command=cmd):
         t0 = clock()
-        proc = run(cmd + list(argv), capture_output=True, text=True, env=env, timeout=600)
+        proc = run(command + list(argv), capture_output=True, text=True, env=env, timeout=600)
         times[key].append(clock() - t0)
         if proc.returncode != 0:
             last = (proc.stderr or "").strip().splitlines()[-1:] or ["(no output)"]
-            raise RuntimeError(f"`{' '.join(cmd + list(argv))}` exited with {proc.returncode}: {last[0]}")
+            raise RuntimeError(f"`{' '.join(command + list(argv))}` exited with {proc.returncode}: {last[0]}")
         return proc.stdout
 
     with tempfile.TemporaryDirectory(prefix="sideq-startup-") as tmp:
@@ -651,6 +657,7 @@ def bench_startup(repeats: int = 5, *, run=None, clock=time.perf_counter) -> dic
             cold = json.loads(timed("cold", STARTUP_DESCENT, env))
             entries.append(len(os.listdir(folder)) if os.path.isdir(folder) else 0)
             warm = json.loads(timed("warm", STARTUP_DESCENT, env))
+            timed("floor", STARTUP_FLOOR, env, command=[sys.executable])
             cold.pop("wall_s", None)
             warm.pop("wall_s", None)
             if warm != cold:
@@ -662,6 +669,7 @@ def bench_startup(repeats: int = 5, *, run=None, clock=time.perf_counter) -> dic
         "help_s": _spread(times["help"]),
         "cold_descent_s": _spread(times["cold"]),  # (a new, empty SIDEQ_CACHE_DIR each time)
         "warm_descent_s": _spread(times["warm"]),  # (the second call on that folder)
+        "jax_floor_s": _spread(times["floor"]),  # (python -c "import jax; jax.devices()")
         "cache_entries_after_cold": entries[-1] if entries else 0,
         "warm_equals_cold": True,  # (checked above: otherwise an AssertionError)
     }

@@ -434,9 +434,10 @@ class FakeProcesses:
     clock by the next of its durations; a descent writes a cache entry on a
     cold call and must find it on the warm one."""
 
-    def __init__(self, help_s, cold_s, warm_s, warm_theta=None):
+    def __init__(self, help_s, cold_s, warm_s, warm_theta=None, floor_s=None):
         self.now, self.calls, self.envs = 0.0, [], []
-        self.durations = {"help": list(help_s), "cold": list(cold_s), "warm": list(warm_s)}
+        floor_s = [0.5] * len(help_s) if floor_s is None else floor_s
+        self.durations = {"help": list(help_s), "cold": list(cold_s), "warm": list(warm_s), "floor": list(floor_s)}
         self.warm_theta = warm_theta
 
     def clock(self):
@@ -447,6 +448,8 @@ class FakeProcesses:
         self.envs.append(env)
         if "--help" in cmd:
             kind, out = "help", "usage: sideq"
+        elif cmd[1:] == list(bench.STARTUP_FLOOR):
+            kind, out = "floor", ""
         else:
             kind = "warm" if os.path.isdir(folder) and os.listdir(folder) else "cold"
             os.makedirs(folder, exist_ok=True)
@@ -461,15 +464,17 @@ class FakeProcesses:
 
 def test_bench_startup_medians_ranges_and_fresh_folders(monkeypatch):
     # (durations in binary fractions: the clock's sums and differences are exact)
-    fake = FakeProcesses([0.375, 0.125, 0.25], [3.0, 5.0, 4.0], [1.0, 2.0, 1.5])
+    fake = FakeProcesses([0.375, 0.125, 0.25], [3.0, 5.0, 4.0], [1.0, 2.0, 1.5], floor_s=[0.75, 0.5, 0.625])
     monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
     r = bench.bench_startup(3, run=fake.run, clock=fake.clock)
+    assert r["jax_floor_s"] == {"median": 0.625, "min": 0.5, "max": 0.75, "each": [0.75, 0.5, 0.625]}
+    assert fake.calls[3][1] == [sys.executable, "-c", "import jax; jax.devices()"]
     # (the commands keep Python's bytecode cache, as a user's shell does)
     assert all("PYTHONDONTWRITEBYTECODE" not in env for env in fake.envs)
     assert r["help_s"] == {"median": 0.25, "min": 0.125, "max": 0.375, "each": [0.375, 0.125, 0.25]}
     assert r["cold_descent_s"]["median"] == 4.0 and r["cold_descent_s"]["min"] == 3.0
     assert r["warm_descent_s"] == {"median": 1.5, "min": 1.0, "max": 2.0, "each": [1.0, 2.0, 1.5]}
-    assert [k for k, _, _ in fake.calls] == ["help", "cold", "warm"] * 3  # (in turns)
+    assert [k for k, _, _ in fake.calls] == ["help", "cold", "warm", "floor"] * 3  # (in turns)
     colds = [f for k, _, f in fake.calls if k == "cold"]
     warms = [f for k, _, f in fake.calls if k == "warm"]
     assert len(set(colds)) == 3 and warms == colds  # a new folder per cold call; the warm one reuses it

@@ -954,7 +954,7 @@ def command() -> int:
 
     Before it ends, every object is moved out of the garbage collector's
     reach (:func:`gc.freeze`).  The interpreter's teardown otherwise runs
-    full collections over everything JAX allocated, which is a tenth of a
+    full collections over everything JAX allocated, a visible part of a
     warm command's wall time (BENCHMARKS.md, start-up).  Objects are still
     freed by their reference counts and ``atexit`` handlers still run; only
     unreachable cycles are left to the operating system.  Not in

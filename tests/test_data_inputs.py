@@ -75,6 +75,7 @@ def test_seeded_draws_are_the_bits_of_the_eager_prng_calls(seed):
     key_data, key_init = jax.random.split(jax.random.PRNGKey(seed))
     got_data, got_init = seed_keys(seed)
     assert np.array_equal(got_data, key_data) and np.array_equal(got_init, key_init)
+    assert got_data.dtype == key_data.dtype and got_init.shape == key_init.shape
     for p in (1, 3, 64):
         z = np.asarray(jax.random.normal(key_init, (p,), jnp.result_type(float)))
         want = np.asarray(0.25) + 1.5 * z

@@ -958,7 +958,7 @@ def command() -> int:
     warm command's wall time (BENCHMARKS.md, start-up).  Objects are still
     freed by their reference counts and ``atexit`` handlers still run; only
     unreachable cycles are left to the operating system.  Not in
-    :func:`main`, which a Python session may call and keep running."""
+    :func:`main`, which a notebook or a script may call and keep running."""
     code = main()
     import gc
 

@@ -806,6 +806,14 @@ def _check_params(model: DEQ, params, d: int, what="params"):
                     f"{what}[{key!r}]: expected shape {shape} for {model.name} with d = {d}, got {got}"
                     + ("; use jax.vmap to batch over params" if got[1:] == shape else "")
                 )
+            dtype = getattr(params[key], "dtype", None)
+            if dtype is None:  # (a nested list is a pytree of numbers, not one array)
+                raise SideqInputError(
+                    f"{what}[{key!r}]: expected an array of shape {shape}, got {type(params[key]).__name__}; "
+                    "pass np.asarray(...) of it"
+                )
+            if not jnp.issubdtype(dtype, jnp.number) or jnp.issubdtype(dtype, jnp.complexfloating):
+                raise SideqInputError(f"{what}[{key!r}]: expected real numbers, got dtype {dtype}; pass a float array")
         extra = sorted(set(params) - set(expected), key=repr)
         if extra:
             raise SideqInputError(f"{what}: unexpected key {extra[0]!r}; {model.name} takes {layout}")
@@ -823,6 +831,8 @@ def _check_params(model: DEQ, params, d: int, what="params"):
         leaf_c = _concrete(leaf)
         if leaf_c is not None and leaf_c.dtype.kind in "fc" and not np.all(np.isfinite(leaf_c)):
             raise SideqInputError(f"{what}{jax.tree_util.keystr(path)}: contains NaN or inf; pass finite numbers")
+    if model.kind != "general":
+        return  # (a built-in g, its params' shapes and dtypes checked above: nothing to trace)
     dtype = _float_dtype(params)
     y_struct = jax.ShapeDtypeStruct((k,), dtype)
     x_struct = jax.ShapeDtypeStruct((d,), dtype)
@@ -850,7 +860,7 @@ def _cast(tree, dtype):
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             return jnp.asarray(v, dtype)
         v = jnp.asarray(v)
-        return v.astype(dtype) if jnp.issubdtype(v.dtype, jnp.floating) else v
+        return v.astype(dtype) if jnp.issubdtype(v.dtype, jnp.floating) and v.dtype != dtype else v
 
     return jax.tree_util.tree_map(one, tree)
 

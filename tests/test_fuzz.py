@@ -1,6 +1,7 @@
 """Fuzzed boundaries (property-based, hypothesis): random shapes, dtypes
 (ints, float16, complex, object), NaN and inf in θ, x, ξ and data files,
-empty or large n, ragged CSVs, models with and without bias.
+empty or large n, ragged CSVs, models with and without bias, flat θ and
+multi-neuron params (dicts of named arrays).
 
 Every case ends in a result whose status says what happened, or in a one-line
 :class:`~sideq.errors.SideqInputError` (CLI: exit status 2 and one line on
@@ -120,6 +121,53 @@ def test_descent_reports_a_status_or_one_line_error(key, xi, theta0, n, eta, epo
     assert int(traj.status) in {int(s) for s in Status}
     if int(traj.status) not in (Status.DIVERGED, Status.SINGULAR, Status.SOLVER_FAILURE):
         assert np.all(np.isfinite(np.asarray(traj.theta[-1])))
+
+
+MULTI = {
+    (name, bias): (
+        sideq.multi_linear(2, bias=bias) if name == "multi_linear" else sideq.multi_index(name, 2, bias=bias)
+    )
+    for name in ("multi_linear", "tanh", "sigmoid")
+    for bias in (False, True)
+}
+LEAF_FORMS = st.sampled_from(["array", "list", "wrong_shape", "missing"])
+
+
+@FUZZ
+@given(
+    key=st.sampled_from(sorted(MULTI)),
+    values=st.lists(floats, min_size=10, max_size=10),
+    kinds=st.lists(dtypes, min_size=3, max_size=3),
+    forms=st.lists(LEAF_FORMS, min_size=3, max_size=3),
+    descend=st.booleans(),
+)
+def test_pytree_params_report_a_status_or_one_line_error(key, values, kinds, forms, descend):
+    """Multi-neuron params (a dict of named arrays) with any dtype, NaN or inf
+    in any leaf, a leaf as a nested list, of the wrong shape or missing."""
+    from sideq import general
+
+    model = MULTI[key]
+    shapes = {"W1": (2, 2), "W2": (2, 2), "b": (2,)}
+    params = {}
+    for (name, shape), kind, form, start in zip(shapes.items(), kinds, forms, (0, 4, 8)):
+        size = math.prod(shape)
+        leaf = _cast(np.resize(np.asarray(values[start : start + size]), size).reshape(shape) / 4, kind)
+        if form == "missing":
+            continue
+        if form == "wrong_shape":
+            leaf = leaf.reshape(-1)
+        params[name] = leaf.tolist() if form == "list" else leaf
+    x = np.linspace(-1, 1, 6).reshape(3, 2)
+    try:
+        if descend:
+            out = general.descent(model, params, x=x, xi=np.eye(2) / 2, eta=0.1, epochs=2)
+        else:
+            out = general.solve(model, params, x)
+    except SideqInputError as err:
+        _one_line(err)
+        return
+    status = np.atleast_1d(np.asarray(out.status))
+    assert set(status.tolist()) <= {int(s) for s in Status}
 
 
 @FUZZ

@@ -1140,9 +1140,10 @@ def descent_route(model: DEQ) -> str:
       where ρ = Lip(σ)‖W2‖₂ ≤ 0.9 (y ↦ g(y) is then a contraction): fixed-point
       iteration over the whole batch, one matrix product per iteration, until
       every sample's measured residual meets the tolerance; the backward
-      solves Eq. (1)'s adjoint system (I − diag(σ')W2)ᵀu = y − f by the same
-      kind of iteration, which contracts with the same ρ, to a relative error
-      below max(tol, 4k·eps) (bounded by ρ/(1 − ρ) times the last change).
+      solves Eq. (1)'s adjoint system (I − diag(σ')W2)ᵀu = y − f for the
+      v = σ' ⊙ u that the gradient reads, by the same kind of iteration,
+      which contracts with the same ρ, to a relative error below
+      max(tol, 4k·eps) (bounded by ρ/(1 − ρ) times the last change).
       Both start from the previous epoch's iterates.  At an epoch where
       ρ > 0.9, Newton steps and a dense solve.
     * ``"certified"``: :func:`multi_index` with σ' a function of σ's value
@@ -1629,32 +1630,48 @@ def _predict(history):
     return jnp.where(jnp.isfinite(c) & jnp.isfinite(b), 3 * a - 3 * b + c, linear)
 
 
+def _ring_push(H, newest, value):
+    """H with ``value`` in the slot after ``newest`` (the oldest epoch's), in
+    place; the new newest slot is (newest + 1) mod 3."""
+    return jax.lax.dynamic_update_index_in_dim(H, value, (newest + 1) % 3, 0)
+
+
+def _ring(H, newest):
+    """The three epochs of a history H (3, ...) kept as a ring, newest first
+    (``newest``: its slot).  A ring, not a tuple shifted each epoch: in the
+    loop's state a shifted tuple moves every buffer, which XLA copies."""
+    return tuple(jax.lax.dynamic_index_in_dim(H, (newest + i) % 3, 0, keepdims=False) for i in (0, 2, 1))
+
+
 def _epoch_rows(model, params, X, Fy, warm, active, tol):
     r"""One epoch's measurement on the ``"contraction"`` route (the samples
-    as rows: X (n, d), targets Fy (n, k); ``warm``: the last iterates of
-    both iterations below at the three previous epochs, newest first,
-    ((Y₁, Y₂, Y₃), (U₁, U₂, U₃)), (n, k) each, NaN where none).
+    as rows: X (n, d), targets Fy (n, k); ``warm``: (HY, HV, newest), the
+    last iterates of the two iterations below at the three previous epochs,
+    each a :func:`_ring` (3, n, k), NaN where none, and its newest slot).
 
     Forward: where ρ = Lip(σ)‖W2‖₂ ≤ ``_CONTRACTION_MAX``, the iteration
     y ← g(y) = σ(W1x + W2y + b) over the whole batch (one matrix product per
     iteration) from the predicted roots until every sample's measured residual
     ‖y − g(y)‖∞ meets :func:`_met`'s test, at most ``model.maxiter``
     iterations; the samples it leaves go to :func:`_fallback` (Newton steps,
-    then the model's solver).  Backward (Eq. (1)): u with
-    (I − diag(σ')W2)ᵀu = y − f, by u ← (y − f) + W2ᵀ(σ' ⊙ u), which contracts
-    with the same ρ; a sample stops where ρ/(1 − ρ)‖Δu‖₂ ≤ max(tol, 4k·eps)
-    ‖u‖₂ (a bound on its relative error), and the samples left (ρ too large,
-    or ``model.maxiter`` iterations) get the dense solve.  Both iterations
-    start from :func:`_predict` of the previous epochs' iterates (θ moves
-    by one gradient step per epoch, so the roots and the adjoints move
-    smoothly), where not a number from a cold 0 (the adjoint: from y − f).
+    then the model's solver).  Backward (Eq. (1)): ∇R̂ needs u with
+    (I − diag(σ')W2)ᵀu = y − f only through v = σ' ⊙ u, the solution of
+    v = σ' ⊙ (y − f + W2ᵀv); the iteration v ← σ' ⊙ (y − f + W2ᵀv)
+    contracts with the same ρ (|σ'| ≤ Lip(σ)); a sample stops where
+    ρ/(1 − ρ)‖Δv‖₂ ≤ max(tol, 4k·eps)‖v‖₂ (a bound on its relative error),
+    and the samples left (ρ too large, or ``model.maxiter`` iterations) get
+    the dense solve for u.  Both iterations start from :func:`_predict` of
+    the previous epochs' iterates (θ moves by one gradient step per epoch,
+    so the roots and the adjoints move smoothly), where not a number from a
+    cold 0 (the adjoint: from σ' ⊙ (y − f)).
     The start decides the iteration count only: every sample stops on its
     own measured test.  σ' at a root is h(y) where σ' = h(σ) (tanh, sigmoid), else
     σ' at W1x + W2y + b.
 
     Returns (warm, R̂, ∇R̂ (2/n times Σ(∂g/∂θ)ᵀu), worst residual, failure
     code), as :func:`_epoch` does; a failed sample makes R̂ and ∇R̂ NaN."""
-    Y_hist, U_hist = warm
+    HY, HV, newest = warm
+    Y_hist, V_hist = _ring(HY, newest), _ring(HV, newest)
     Y_prev = Y_hist[0]
     act = model.activation
     k = model.dim
@@ -1669,16 +1686,17 @@ def _epoch_rows(model, params, X, Fy, warm, active, tol):
 
     def image(Y):
         Y1 = act(inj + Y @ W2.T)
-        r = jnp.max(jnp.abs(Y1 - Y), axis=-1)
-        y_max = jnp.max(jnp.abs(Y), axis=-1)
+        r, y_max = _sample_sums((), (jnp.abs(Y1 - Y), jnp.abs(Y)))  # (one pass over the rows)
         return Y1, r, (r <= tol * (1 + y_max)) & jnp.isfinite(y_max)
 
     guess = _predict(Y_hist)
     start = jnp.clip(jnp.where(jnp.isfinite(guess), guess, 0), act.range_min, act.range_max)
+    # (every evaluation of g in the loop's body, the first too: one set of fusions)
+    unsolved = jnp.zeros(X.shape[:1], bool)
     Y, Y1, residual, solved, _ = jax.lax.while_loop(
         lambda st: go & jnp.any(~st[3]) & (st[4] < model.maxiter),
         lambda st: (st[1], *image(st[1]), st[4] + 1),
-        (start, *image(start), jnp.int32(1)),
+        (start, start, jnp.full(X.shape[:1], jnp.inf, dtype), unsolved, jnp.int32(0)),
     )
     solved = solved & go
     pending = active & ~solved
@@ -1694,7 +1712,8 @@ def _epoch_rows(model, params, X, Fy, warm, active, tol):
         return jnp.stack(y, axis=-1), res, pend
 
     Y, residual, failed = _at_most_once(lambda st: jnp.any(st[2]), fallback, (Y, residual, pending))
-    finite = jnp.all(jnp.isfinite(Y), axis=-1) & jnp.isfinite(residual)
+    # (the residual, measured or bounded from y, is finite only where y is)
+    finite = jnp.isfinite(residual)
     code = _failure_code(jnp.bool_(False), failed, finite)
 
     # backward: σ' at the roots, then the adjoint iteration
@@ -1703,39 +1722,43 @@ def _epoch_rows(model, params, X, Fy, warm, active, tol):
     else:
         S = jax.jvp(act.fn, (inj + Y @ W2.T,), (jnp.ones_like(Y),))[1]
     R = jnp.where(failed[:, None], 0, Y - Fy)
-    U_guess = _predict(U_hist)
-    U0 = jnp.where(jnp.isfinite(U_guess), U_guess, R)
+    SR = S * R
+    V_guess = _predict(V_hist)
+    V0 = jnp.where(jnp.isfinite(V_guess), V_guess, SR)
     scale = rho / (1 - rho)
     rel = max(float(tol), 4 * k * float(jnp.finfo(dtype).eps))
 
     def adjoint(st):
-        U = st[0]
-        U1 = R + (S * U) @ W2
-        du = jnp.sqrt(jnp.sum((U1 - U) ** 2, axis=-1))
-        return U1, scale * du <= rel * jnp.sqrt(jnp.sum(U1 * U1, axis=-1)), st[2] + 1
+        V = st[0]
+        V1 = SR + S * (V @ W2)
+        dv2, v2 = _sample_sums(((V1 - V) ** 2, V1 * V1))  # (one pass over the rows)
+        return V1, scale * jnp.sqrt(dv2) <= rel * jnp.sqrt(v2), st[2] + 1
 
-    U, done, _ = jax.lax.while_loop(
+    V, done, _ = jax.lax.while_loop(
         lambda st: active & contracts & jnp.any(~st[1]) & (st[2] < model.maxiter),
         adjoint,
-        (U0, jnp.zeros(R.shape[:1], bool), jnp.int32(0)),
+        (V0, jnp.zeros(R.shape[:1], bool), jnp.int32(0)),
     )
     # (a run frozen by a failure needs no gradient: never the dense solve,
     # whose loop would otherwise run for the whole vmapped chunk every epoch)
     done = (done & contracts) | ~active
 
-    def dense(U, pin):
+    def dense(V, pin):
         s, w, r = pin((S, W2, R))
         u = _solve(_transpose(_jacobian(_rows(s.T), w)), _rows(r.T))
-        return jnp.where(done[:, None], U, jnp.stack(u, axis=-1))
+        return jnp.where(done[:, None], V, s * jnp.stack(u, axis=-1))
 
-    U = _at_most_once(lambda U: jnp.any(~done), dense, U)
+    V = _at_most_once(lambda V: jnp.any(~done), dense, V)
     n = X.shape[0]
-    Wt = jnp.where(failed[:, None], jnp.nan, S * U)
-    loss = jnp.sum(jnp.where(failed[:, None], jnp.nan, R * R)) / n
-    parts = {"W1": Wt.T @ X, "W2": Wt.T @ Y, "b": jnp.sum(Wt, axis=0)}
-    grad = jax.tree_util.tree_map_with_path(lambda path, _: (2 / n) * parts[path[0].key], params)
+    # (a failed sample, R = 0 there, makes every sum NaN: one test, not a pass
+    # over the batch)
+    nan_if_failed = lambda v: jnp.where(jnp.any(failed), jnp.nan, v)  # noqa: E731
+    loss = nan_if_failed(jnp.sum(R * R) / n)
+    parts = {"W1": V.T @ X, "W2": V.T @ Y, "b": jnp.sum(V, axis=0)}
+    grad = jax.tree_util.tree_map_with_path(lambda path, _: nan_if_failed((2 / n) * parts[path[0].key]), params)
     # (the next epoch starts from the iterate after a root where the iteration solved it)
-    warm = ((jnp.where((solved & ~failed)[:, None], Y1, Y), *Y_hist[:-1]), (U, *U_hist[:-1]))
+    Y_next = jnp.where((solved & ~failed)[:, None], Y1, Y)
+    warm = (_ring_push(HY, newest, Y_next), _ring_push(HV, newest, V), (newest + 1) % 3)
     return warm, loss, grad, jnp.max(residual), code
 
 
@@ -1844,8 +1867,8 @@ def _descent_jit(model, params0, x, y, xi, eta, gtol, ltol, divergence, *, epoch
         def measure(params, y_prev, active):
             return _epoch_rows(model, params, x, y, y_prev, active, tol)
 
-        none = jnp.full((n, model.dim), jnp.nan, x.dtype)  # (no iterates yet: cold starts)
-        y0 = ((none,) * 3, (none,) * 3)
+        none = jnp.full((3, n, model.dim), jnp.nan, x.dtype)  # (no iterates yet: cold starts)
+        y0 = (none, none, jnp.int32(0))
     else:
         T, c = _tiles(n)
 

@@ -571,6 +571,23 @@ def test_contraction_route_matches_numpy_and_isolates_failures():
     assert runs.status.tolist()[2] == Status.DIVERGED and runs.fail_step.tolist() == [-1, -1, 0]
 
 
+def test_contraction_route_predicts_from_the_last_three_epochs_in_order():
+    """The ring of iterates the "contraction" route keeps across epochs: after
+    pushes of p(0), p(1), ... its prediction is p(t) where p is the constant,
+    line, then quadratic through what was pushed (a wrong order would only
+    cost iterations, which the route's results cannot show)."""
+    p = lambda t: np.array([1.0, -2.0]) + t * np.array([0.5, 3.0]) - t * t * np.array([0.25, 1.0])  # noqa: E731
+    H, newest = jnp.full((3, 2), jnp.nan), 0
+    for t in range(6):
+        predicted = np.asarray(D._predict(D._ring(H, newest)))
+        if t == 0:
+            assert np.all(np.isnan(predicted))
+        else:
+            expect = {1: p(0), 2: 2 * p(1) - p(0)}.get(t, p(t))
+            np.testing.assert_allclose(predicted, expect, rtol=1e-13, atol=1e-13)
+        H, newest = D._ring_push(H, newest, jnp.asarray(p(t))), (newest + 1) % 3
+
+
 _CB_X = 2.0 * np.random.default_rng(52).normal(size=(D_IN, 6000))
 
 

@@ -1129,6 +1129,7 @@ _CERTIFIED_STEPS = 3  # Newton steps before the bound ("certified" route); more 
 _TILE = 128  # samples per tile: an epoch loops over tiles, whose intermediates stay in cache
 _EXTRA_STEPS = 8  # measured Newton steps of the fallback before the model's solver
 _CONTRACTION_MAX = 0.9  # Lip(σ)‖W2‖₂ up to this: fixed-point iteration ("contraction" route)
+_UNPROVEN_ITERS = 32  # beyond it, the forward iteration's cap before Newton's steps take over
 
 
 def descent_route(model: DEQ) -> str:
@@ -1145,7 +1146,9 @@ def descent_route(model: DEQ) -> str:
       which contracts with the same ρ, to a relative error below
       max(tol, 4k·eps) (bounded by ρ/(1 − ρ) times the last change).
       Both start from the previous epoch's iterates.  At an epoch where
-      ρ > 0.9, Newton steps and a dense solve.
+      ρ > 0.9 (no proof of a contraction), at most 32 iterations forward,
+      which may still converge, each sample on its measured residual; Newton
+      steps for the samples they leave; the dense solve backward.
     * ``"certified"``: :func:`multi_index` with σ' a function of σ's value
       (``Activation.slope_of_value``: tanh, sigmoid) and sup|σ''| finite: a
       first-order prediction from the previous roots (Eq. (1)), two Newton
@@ -1649,12 +1652,13 @@ def _epoch_rows(model, params, X, Fy, warm, active, tol):
     last iterates of the two iterations below at the three previous epochs,
     each a :func:`_ring` (3, n, k), NaN where none, and its newest slot).
 
-    Forward: where ρ = Lip(σ)‖W2‖₂ ≤ ``_CONTRACTION_MAX``, the iteration
-    y ← g(y) = σ(W1x + W2y + b) over the whole batch (one matrix product per
-    iteration) from the predicted roots until every sample's measured residual
-    ‖y − g(y)‖∞ meets :func:`_met`'s test, at most ``model.maxiter``
-    iterations; the samples it leaves go to :func:`_fallback` (Newton steps,
-    then the model's solver).  Backward (Eq. (1)): ∇R̂ needs u with
+    Forward: the iteration y ← g(y) = σ(W1x + W2y + b) over the whole batch
+    (one matrix product per iteration) from the predicted roots until every
+    sample's measured residual ‖y − g(y)‖∞ meets :func:`_met`'s test, at
+    most ``model.maxiter`` iterations where ρ = Lip(σ)‖W2‖₂ ≤
+    ``_CONTRACTION_MAX`` and ``_UNPROVEN_ITERS`` elsewhere (where it may
+    still converge); the samples it leaves go to :func:`_fallback` (Newton
+    steps, then the model's solver).  Backward (Eq. (1)): ∇R̂ needs u with
     (I − diag(σ')W2)ᵀu = y − f only through v = σ' ⊙ u, the solution of
     v = σ' ⊙ (y − f + W2ᵀv); the iteration v ← σ' ⊙ (y − f + W2ᵀv)
     contracts with the same ρ (|σ'| ≤ Lip(σ)); a sample stops where
@@ -1682,7 +1686,9 @@ def _epoch_rows(model, params, X, Fy, warm, active, tol):
         inj = inj + params["b"]
     rho = _contraction_factor(model, W2)
     contracts = rho <= _CONTRACTION_MAX
-    go = active & contracts
+    # (beyond the proof the iteration may still converge: each sample stops on
+    # its measured residual, and a few iterations cost less than Newton's steps)
+    limit = jnp.where(contracts, model.maxiter, min(model.maxiter, _UNPROVEN_ITERS))
 
     def image(Y):
         Y1 = act(inj + Y @ W2.T)
@@ -1694,11 +1700,11 @@ def _epoch_rows(model, params, X, Fy, warm, active, tol):
     # (every evaluation of g in the loop's body, the first too: one set of fusions)
     unsolved = jnp.zeros(X.shape[:1], bool)
     Y, Y1, residual, solved, _ = jax.lax.while_loop(
-        lambda st: go & jnp.any(~st[3]) & (st[4] < model.maxiter),
+        lambda st: active & jnp.any(~st[3]) & (st[4] < limit),
         lambda st: (st[1], *image(st[1]), st[4] + 1),
         (start, start, jnp.full(X.shape[:1], jnp.inf, dtype), unsolved, jnp.int32(0)),
     )
-    solved = solved & go
+    solved = solved & active
     pending = active & ~solved
 
     def fallback(st, pin):

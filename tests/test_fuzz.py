@@ -68,6 +68,22 @@ def _one_line(err):
     return text
 
 
+def _result_or_one_line(call):
+    """``call()``'s result, or None once the SideqInputError it raised is one line."""
+    try:
+        return call()
+    except SideqInputError as err:
+        _one_line(err)
+        return None
+
+
+def _statuses(out):
+    """``out.status`` as an array of known status codes."""
+    status = np.atleast_1d(np.asarray(out.status))
+    assert set(status.tolist()) <= {int(s) for s in Status}
+    return status
+
+
 @FUZZ
 @given(
     key=models,
@@ -82,14 +98,11 @@ def test_solve_reports_a_status_or_one_line_error(key, d, theta, x, kind, batch)
     theta, x = _cast(theta, kind), _cast(x, kind)
     if batch and x.size % d == 0 and x.size:
         x = x.reshape(-1, d)
-    try:
-        sol = sideq.solve(model, theta, x)
-    except SideqInputError as err:
-        _one_line(err)
+    sol = _result_or_one_line(lambda: sideq.solve(model, theta, x))
+    if sol is None:
         return
-    status = np.atleast_1d(np.asarray(sol.status))
+    status = _statuses(sol)
     y = np.atleast_1d(np.asarray(sol.y))
-    assert set(status.tolist()) <= {int(s) for s in Status}
     ok = np.isin(status, [int(s) for s in SUCCESS])
     assert np.all(np.isfinite(y[ok])) and np.all(np.isnan(y[~ok]))
 
@@ -158,16 +171,12 @@ def test_pytree_params_report_a_status_or_one_line_error(key, values, kinds, for
             leaf = leaf.reshape(-1)
         params[name] = leaf.tolist() if form == "list" else leaf
     x = np.linspace(-1, 1, 6).reshape(3, 2)
-    try:
-        if descend:
-            out = general.descent(model, params, x=x, xi=np.eye(2) / 2, eta=0.1, epochs=2)
-        else:
-            out = general.solve(model, params, x)
-    except SideqInputError as err:
-        _one_line(err)
-        return
-    status = np.atleast_1d(np.asarray(out.status))
-    assert set(status.tolist()) <= {int(s) for s in Status}
+    if descend:
+        out = _result_or_one_line(lambda: general.descent(model, params, x=x, xi=np.eye(2) / 2, eta=0.1, epochs=2))
+    else:
+        out = _result_or_one_line(lambda: general.solve(model, params, x))
+    if out is not None:
+        _statuses(out)
 
 
 @FUZZ

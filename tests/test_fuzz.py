@@ -126,12 +126,12 @@ def test_descent_reports_a_status_or_one_line_error(key, xi, theta0, n, eta, epo
     xi_arr = _cast(xi, kind)
     x = None if population else _cast(np.linspace(-1, 1, n * d).reshape(n, d), kind)
     dist = sideq.uniform(0, 1, d) if population else None
-    try:
-        traj = descent(model, _cast(theta0, kind), xi=xi_arr, x=x, dist=dist, eta=eta, epochs=epochs)
-    except SideqInputError as err:
-        _one_line(err)
+    traj = _result_or_one_line(
+        lambda: descent(model, _cast(theta0, kind), xi=xi_arr, x=x, dist=dist, eta=eta, epochs=epochs)
+    )
+    if traj is None:
         return
-    assert int(traj.status) in {int(s) for s in Status}
+    _statuses(traj)
     if int(traj.status) not in (Status.DIVERGED, Status.SINGULAR, Status.SOLVER_FAILURE):
         assert np.all(np.isfinite(np.asarray(traj.theta[-1])))
 
@@ -193,10 +193,11 @@ def test_one_bad_run_never_poisons_the_others_of_a_sweep(bad, where, key):
     inits = np.tile(np.r_[[0.2] * (p - 1), 0.1], (6, 1))
     inits[where, 0] = bad
     x = np.linspace(0, 1, 8)[:, None]
-    try:
-        res = run_sweep(model, xi=[1.5], x=x, inits=inits, eta=0.1, epochs=4, chunk=6, progress=False)
-    except SideqInputError as err:  # (non-finite inits are refused up front)
-        _one_line(err)
+    # (non-finite inits are refused up front)
+    res = _result_or_one_line(
+        lambda: run_sweep(model, xi=[1.5], x=x, inits=inits, eta=0.1, epochs=4, chunk=6, progress=False)
+    )
+    if res is None:
         return
     a = res.arrays
     good = np.arange(6) != where
@@ -218,11 +219,10 @@ def test_data_files_load_or_give_one_line_error(tmp_path_factory, rows, header):
     path = tmp_path_factory.mktemp("csv") / "data.csv"
     lines = (["x,y"] if header else []) + [",".join(r) for r in rows]
     path.write_text("\n".join(lines) + "\n")
-    try:
-        x, y = sideq.load_data(path, d=1)
-    except SideqInputError as err:
-        _one_line(err)
+    loaded = _result_or_one_line(lambda: sideq.load_data(path, d=1))
+    if loaded is None:
         return
+    x, y = loaded
     assert np.all(np.isfinite(x)) and x.ndim == 2 and x.shape[0] >= 1
     assert y is None or (np.all(np.isfinite(y)) and y.shape == (x.shape[0],))
 

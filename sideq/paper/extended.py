@@ -1208,7 +1208,7 @@ def exp_multi_linear_basins(out_dir, quick=False, **overrides):
             np.quantile(loss[~bad, -1], [0, 0.05, 0.5, 0.95, 1]).tolist() if (~bad).any() else None
         ),
         # (None where the grid has no start within 0.1 of a = 1 or b = 1)
-        fraction_failed_near_singular=float(bad[near_singular].mean()) if near_singular.any() else None,
+        fraction_failed_near_singular=_f(bad[near_singular].mean()) if near_singular.any() else None,
     )
     files = []
     with _rc():

@@ -616,8 +616,9 @@ def _spread(times) -> dict:
 def bench_startup(repeats: int = 5, *, run=None, clock=time.perf_counter) -> dict:
     """Wall time of the ``sideq`` command as a user sees it, process start included:
     ``sideq --help``; ``sideq descent`` on the Section 4.2 problem, cold (a new,
-    empty compilation cache: every program compiled) and warm (a second call:
-    the programs the cold call compiled loaded from the cache, :mod:`sideq.cli`);
+    empty cache folder: every program compiled) and warm (a second call: the
+    programs the cold call compiled loaded whole from the folder,
+    :mod:`sideq.program_store`);
     and beside them the floor of any command that computes, a Python process
     that imports jax and lists its devices (``jax_floor_s``).
     Each ``repeats`` times, in turns (help, cold, warm, floor, help, ...) so
@@ -655,7 +656,7 @@ def bench_startup(repeats: int = 5, *, run=None, clock=time.perf_counter) -> dic
             env.pop("PYTHONDONTWRITEBYTECODE", None)
             timed("help", ["--help"], env)
             cold = json.loads(timed("cold", STARTUP_DESCENT, env))
-            entries.append(len(os.listdir(folder)) if os.path.isdir(folder) else 0)
+            entries.append(sum(len(files) for _, _, files in os.walk(folder)))
             warm = json.loads(timed("warm", STARTUP_DESCENT, env))
             timed("floor", STARTUP_FLOOR, env, command=[sys.executable])
             cold.pop("wall_s", None)
@@ -670,7 +671,7 @@ def bench_startup(repeats: int = 5, *, run=None, clock=time.perf_counter) -> dic
         "cold_descent_s": _spread(times["cold"]),  # (a new, empty SIDEQ_CACHE_DIR each time)
         "warm_descent_s": _spread(times["warm"]),  # (the second call on that folder)
         "jax_floor_s": _spread(times["floor"]),  # (python -c "import jax; jax.devices()")
-        "cache_entries_after_cold": entries[-1] if entries else 0,
+        "cache_entries_after_cold": entries[-1] if entries else 0,  # (files in the folder)
         "warm_equals_cold": True,  # (checked above: otherwise an AssertionError)
     }
 

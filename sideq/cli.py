@@ -7,7 +7,10 @@ input gets one line on stderr and exit status 2, never a traceback.
 The ``sideq`` command keeps JAX's persistent compilation cache in
 ``$SIDEQ_CACHE_DIR``, else ``$XDG_CACHE_HOME/sideq/jax`` or
 ``~/.cache/sideq/jax`` (``--no-cache`` turns it off): a second call of the same
-run loads its compiled programs instead of compiling them.  Only the command
+run loads its compiled programs instead of compiling them.  ``descent`` keeps
+its programs whole in the subfolder :data:`PROGRAMS` instead
+(:mod:`sideq.program_store`, with JAX's cache off), so that a second call does
+not trace and lower them either.  Only the command
 turns it on; ``import sideq`` and ``main(argv)`` called from Python leave the
 process's JAX configuration alone.  Nothing here imports JAX before a command
 runs: ``--help`` and argument errors stay quick (where ``sideq/__init__.py``
@@ -733,6 +736,10 @@ def cmd_plot(args) -> int:
 
 CACHE_ENV = "SIDEQ_CACHE_DIR"
 
+#: The subfolder of the cache in which ``descent`` and ``flow`` keep their
+#: whole compiled programs (:mod:`sideq.program_store`).
+PROGRAMS = "programs"
+
 
 def cache_dir() -> str:
     """The folder of the command's persistent compilation cache:
@@ -788,6 +795,25 @@ def _use_compilation_cache(folder: str) -> None:
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)  # (-1: no size limit)
 
 
+def _keep_programs(folder: str) -> None:
+    """Keep whole compiled programs in ``folder`` for this process
+    (:mod:`sideq.program_store`), with JAX's persistent cache off (the store
+    keeps only what it compiled itself).  A folder that cannot be written
+    leaves both off, with one line on stderr: the run goes on."""
+    import jax
+
+    from sideq import program_store
+
+    jax.config.update("jax_enable_compilation_cache", False)  # (also where JAX_COMPILATION_CACHE_DIR is set)
+    problem = unwritable_folder(folder)
+    if problem:
+        print(
+            f"sideq: warning: no compilation cache: {problem} (or set {CACHE_ENV}, or pass --no-cache)", file=sys.stderr
+        )
+        return
+    program_store.use(folder)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="sideq",
@@ -823,7 +849,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("descent", help="one gradient-descent run; prints a summary (or --json)")
     _add_run_flags(p)
     _add_cache_flag(p)
-    p.set_defaults(func=cmd_descent, subparser=p)
+    p.set_defaults(func=cmd_descent, subparser=p, keeps_programs=True)
     p = sub.add_parser("flow", help="one gradient-flow run (diffrax); prints a summary (or --json)")
     _add_run_flags(p, "flow")
     _add_cache_flag(p)
@@ -910,7 +936,8 @@ def main(argv=None) -> int:
 
     With ``argv`` None (the ``sideq`` command, ``python -m sideq.cli``) the
     process is the command's own, and a command that compiles keeps JAX's
-    persistent compilation cache in :func:`cache_dir` (``--no-cache``: none).
+    persistent compilation cache in :func:`cache_dir` (``--no-cache``: none;
+    ``descent``: its whole programs, :func:`_keep_programs`).
     Called from Python with a list of arguments, it leaves the process's JAX
     configuration as it found it (the cache is a setting of the whole
     process).  ``sideq bench`` measures compilation, so it runs without the
@@ -926,7 +953,9 @@ def main(argv=None) -> int:
     import jax
 
     folder = _compilation_cache(args, owns_process)
-    if folder is not None:
+    if folder is not None and getattr(args, "keeps_programs", False):
+        _keep_programs(os.path.join(folder, PROGRAMS))
+    elif folder is not None:
         _use_compilation_cache(folder)
     elif owns_process and getattr(args, "no_cache", False):  # (also off where JAX_COMPILATION_CACHE_DIR is set)
         jax.config.update("jax_enable_compilation_cache", False)

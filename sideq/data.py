@@ -66,6 +66,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sideq import xla
 from sideq.errors import SideqInputError
 
 __all__ = [
@@ -244,8 +245,7 @@ class Uniform:
         Returns:
           A jax array of shape (n, d).
         """
-        lo, hi = jnp.asarray(self.low, dtype), jnp.asarray(self.high, dtype)
-        return jax.random.uniform(key, (int(n), self.d), dtype, minval=lo, maxval=hi)
+        return _uniform_draw(key, self.low, self.high, n=int(n), dtype=np.dtype(dtype))
 
     def affine(self, dtype=None):
         """``(low, high − low)``: X = low + (high − low) T (a diagonal scale).
@@ -663,16 +663,22 @@ def seed_keys(seed: int):
     return _seed_keys(_seed_array(seed))
 
 
-def _seed_array(seed) -> jax.Array:
+@functools.partial(xla.jit, plain=True, static_argnames=("n", "dtype"))  # (the draws of eager JAX, bit for bit)
+def _uniform_draw(key, low, high, *, n, dtype):
+    lo, hi = jnp.asarray(low, dtype), jnp.asarray(high, dtype)
+    return jax.random.uniform(key, (n, lo.shape[0]), dtype, minval=lo, maxval=hi)
+
+
+def _seed_array(seed) -> np.int64:
     """The checked seed as ``jax.random.PRNGKey`` converts a Python int (through
     int64, so that a seed ≥ 2³¹ is not an overflow under float32), to pass it
-    traced."""
+    traced (numpy's: converting it in JAX would be a program of its own)."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise SideqInputError(f"seed: expected an integer >= 0, got {seed!r}")
-    return jnp.asarray(np.int64(int(seed)))
+    return np.int64(int(seed))
 
 
-@jax.jit
+@functools.partial(xla.jit, plain=True)  # (XLA's defaults: the keys of eager JAX)
 def _seed_keys(seed):
     # PRNGKey, split and the unpacking in one program (one cache read where a
     # command starts, not four); the keys are those of the eager calls.
@@ -680,7 +686,7 @@ def _seed_keys(seed):
     return keys[0], keys[1]
 
 
-@functools.partial(jax.jit, static_argnames=("p", "dtype"))
+@functools.partial(xla.jit, plain=True, static_argnames=("p", "dtype"))
 def _seeded_z(seed, *, p, dtype):
     return jax.random.normal(_seed_keys(seed)[1], (p,), dtype)
 

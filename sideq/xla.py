@@ -40,6 +40,7 @@ import os
 
 import jax
 
+from sideq import program_store
 from sideq.errors import SideqInputError
 
 __all__ = ["ENV", "ENV_REASSOCIATE", "cpu_vector_width", "cpu_reassociate", "compiler_options", "jit"]
@@ -108,12 +109,17 @@ def compiler_options(platform: str) -> dict | None:
 
 class _Jit:
     """``jax.jit`` whose compiler options follow the default backend at call
-    time.  Inside another ``jax.jit`` (which refuses compiler options on a
-    nested jit, and whose own options then apply) it is a plain ``jax.jit``."""
+    time (XLA's defaults with ``plain``).  Inside another ``jax.jit`` (which
+    refuses compiler options on a nested jit, and whose own options then
+    apply) it is a plain ``jax.jit``.  In the ``sideq`` command a call goes
+    through :mod:`sideq.program_store`."""
 
-    def __init__(self, fun, jit_kwargs):
+    def __init__(self, fun, jit_kwargs, plain=False):
         functools.update_wrapper(self, fun)
-        self._fun, self._jit_kwargs, self._by_options = fun, jit_kwargs, {}
+        self._fun, self._jit_kwargs, self._by_options, self._plain = fun, jit_kwargs, {}, plain
+        static = jit_kwargs.get("static_argnames", ())
+        self._static_names = frozenset((static,) if isinstance(static, str) else static)
+        self._storable = "static_argnums" not in jit_kwargs
 
     def _jitted(self, options):
         key = tuple(sorted((options or {}).items()))
@@ -122,8 +128,15 @@ class _Jit:
             fn = self._by_options[key] = jax.jit(self._fun, compiler_options=options, **self._jit_kwargs)
         return fn
 
+    def _options(self):
+        return None if self._plain else compiler_options(jax.default_backend())
+
     def __call__(self, *args, **kwargs):
-        options = compiler_options(jax.default_backend())
+        options = self._options()
+        if self._storable and program_store.folder() is not None:  # (the sideq command)
+            out = program_store.call(self._fun, self._jitted(options), self._static_names, options, args, kwargs)
+            if out is not program_store.MISS:
+                return out
         if not options:
             return self._jitted(None)(*args, **kwargs)
         try:
@@ -134,15 +147,26 @@ class _Jit:
         return self._jitted(None)(*args, **kwargs)
 
     def lower(self, *args, **kwargs):
-        return self._jitted(compiler_options(jax.default_backend())).lower(*args, **kwargs)
+        return self._jitted(self._options()).lower(*args, **kwargs)
 
     def _cache_size(self) -> int:
         return sum(fn._cache_size() for fn in self._by_options.values())
 
 
-def jit(fun=None, **jit_kwargs):
+def jit(fun=None, *, plain=False, **jit_kwargs):
     """Like ``jax.jit`` (also as ``@jit(static_argnames=...)``), adding
-    :func:`compiler_options` for the default backend when called."""
+    :func:`compiler_options` for the default backend when called.
+
+    Args:
+      fun: the function to compile.
+      plain: compile with XLA's default options instead (a program whose
+        values must be bit for bit those of eager JAX: seeded draws).
+      **jit_kwargs: ``jax.jit``'s own (``static_argnames``, ...).
+
+    Returns:
+      The compiled function; the ``sideq`` command keeps its programs between
+      processes (:mod:`sideq.program_store`).
+    """
     if fun is None:
-        return functools.partial(jit, **jit_kwargs)
-    return _Jit(fun, jit_kwargs)
+        return functools.partial(jit, plain=plain, **jit_kwargs)
+    return _Jit(fun, jit_kwargs, plain)

@@ -314,11 +314,13 @@ def test_cache_folder_and_when_it_is_used(monkeypatch, tmp_path):
 @pytest.mark.slow
 def test_two_processes_share_one_fresh_cache(capsys, tmp_path):
     """Two `sideq descent` at once on one empty cache folder both succeed with
-    the same numbers; a third call loads every program from the folder; the
-    numbers are those of a run without any cache."""
+    the same numbers and store the run's programs whole (sideq.program_store:
+    JAX's own cache stays off for descent); a third call loads every program
+    and compiles nothing; the numbers are those of a run without any cache."""
     cache = tmp_path / "cache"
     argv = [sys.executable, "-m", "sideq.cli", "descent", "--epochs", "5", "--n", "20", "--json"]
-    env = dict(ENV, SIDEQ_CACHE_DIR=str(cache))
+    # (JAX_LOG_COMPILES in all three calls: the environment is part of the key)
+    env = dict(ENV, SIDEQ_CACHE_DIR=str(cache), JAX_LOG_COMPILES="1")
 
     def start(argv, env):
         return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -330,49 +332,58 @@ def test_two_processes_share_one_fresh_cache(capsys, tmp_path):
 
     first, second = [finish(p) for p in [start(argv, env), start(argv, env)]]
     assert numbers(json.loads(first[0])) == numbers(json.loads(second[0]))
-    entries = sorted(f for f in os.listdir(cache) if f.endswith("-cache"))
-    assert any(f.startswith("jit__descent_empirical-") for f in entries), entries
-    # The third call hits: JAX logs each hit (jax_log_compiles) and each miss
-    # (jax_explain_cache_misses) on stderr, and no entry is added.
-    out3, err3 = finish(start(argv, dict(env, JAX_LOG_COMPILES="1", JAX_EXPLAIN_CACHE_MISSES="1")))
-    assert "Persistent compilation cache hit for 'jit__descent_empirical'" in err3
-    assert "PERSISTENT COMPILATION CACHE MISS" not in err3
-    assert sorted(f for f in os.listdir(cache) if f.endswith("-cache")) == entries
-    # The same numbers, from the cache, without it, and in this process
+    assert "Compiling jit(_descent_empirical)" in first[1]
+    entries = sorted(os.listdir(cache / cli.PROGRAMS))
+    assert [e.split("-")[0] for e in entries] == ["_descent_empirical", "_seed_keys", "_seeded_z", "_uniform_draw"]
+    assert not any(f.endswith("-cache") for f in os.listdir(cache))
+    out3, err3 = finish(start(argv, env))
+    assert "Compiling" not in err3 and "tracing" not in err3
+    assert sorted(os.listdir(cache / cli.PROGRAMS)) == entries
+    # The same numbers, from the store, without it, and in this process
     # (main(argv) from Python leaves JAX's configuration alone: no cache).
     import jax
 
     before = jax.config.jax_compilation_cache_dir
     in_process = numbers(run_json(capsys, "descent", "--epochs", "5", "--n", "20"))
     assert jax.config.jax_compilation_cache_dir == before
-    assert numbers(json.loads(out3)) == numbers(json.loads(first[0])) == in_process
+    out4, _ = finish(start([*argv, "--no-cache"], env))
+    assert numbers(json.loads(out3)) == numbers(json.loads(first[0])) == in_process == numbers(json.loads(out4))
 
 
 def test_the_sideq_command_turns_the_cache_on_unless_told_not_to(monkeypatch, capsys, tmp_path):
-    """main() as the `sideq` command (argv None) sets up the cache folder
-    before the command runs; --no-cache, before or after the command, turns
-    JAX's cache off instead (here the command then stops at a bad --eta)."""
+    """main() as the `sideq` command (argv None) sets up the cache before the
+    command runs: JAX's persistent cache in the folder, or for descent the
+    store of whole programs in its subfolder (with JAX's cache off);
+    --no-cache, before or after the command, turns JAX's cache off and keeps
+    no programs (here each command then stops at a bad flag)."""
     import jax
 
-    used = []
+    used, kept = [], []
     monkeypatch.setattr(cli, "_use_compilation_cache", used.append)
+    monkeypatch.setattr(cli, "_keep_programs", kept.append)
     monkeypatch.setenv("SIDEQ_CACHE_DIR", str(tmp_path / "c"))
     enabled = jax.config.jax_enable_compilation_cache
+    bad = {"descent": ["--eta", "0"], "flow": ["--t1", "0"]}
     try:
-        for argv, folder in [
-            (["descent"], str(tmp_path / "c")),
-            (["--no-cache", "descent"], None),
-            (["descent", "--no-cache"], None),
+        for argv, jax_cache, programs in [
+            (["descent"], None, str(tmp_path / "c" / cli.PROGRAMS)),
+            (["flow"], str(tmp_path / "c"), None),
+            (["--no-cache", "descent"], None, None),
+            (["descent", "--no-cache"], None, None),
+            (["flow", "--no-cache"], None, None),
         ]:
-            used.clear()
+            used.clear(), kept.clear()
             jax.config.update("jax_enable_compilation_cache", True)
-            monkeypatch.setattr(sys, "argv", ["sideq", *argv, "--eta", "0"])
+            command = next(a for a in argv if not a.startswith("-"))
+            monkeypatch.setattr(sys, "argv", ["sideq", *argv, *bad[command]])
             try:
                 code = main()
             except SystemExit as stop:
                 code = stop.code
-            assert code == 2 and used == ([folder] if folder else []), argv
-            assert jax.config.jax_enable_compilation_cache == (folder is not None)
+            assert code == 2, argv
+            assert used == ([jax_cache] if jax_cache else []) and kept == ([programs] if programs else []), argv
+            if jax_cache is None and programs is None:
+                assert not jax.config.jax_enable_compilation_cache
         capsys.readouterr()
     finally:
         jax.config.update("jax_enable_compilation_cache", enabled)
@@ -385,6 +396,25 @@ def test_unwritable_cache_folder_is_a_warning(capsys, tmp_path):
     err = capsys.readouterr().err
     assert err.startswith("sideq: warning: no compilation cache: ") and "afile" in err
     assert len(err.splitlines()) == 1
+
+
+def test_unwritable_program_folder_is_a_warning(capsys, tmp_path):
+    """descent's store of programs in a folder it cannot write: one line, the
+    store stays off (and so does JAX's cache: the run compiles afresh)."""
+    import jax
+
+    from sideq import program_store
+
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    enabled = jax.config.jax_enable_compilation_cache
+    try:
+        cli._keep_programs(str(afile / cli.PROGRAMS))
+    finally:
+        jax.config.update("jax_enable_compilation_cache", enabled)
+    err = capsys.readouterr().err
+    assert err.startswith("sideq: warning: no compilation cache: ") and "afile" in err
+    assert len(err.splitlines()) == 1 and program_store.folder() is None
 
 
 # ---------------------------------------------------------------------------

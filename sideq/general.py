@@ -621,7 +621,11 @@ def _run_jaxopt(model: DEQ, params, x, y0, tol):
         # the dtype.  The scope sits inside the differentiated function: under
         # jax.grad JAX traces it again later, outside the caller's scope.
         with jax.enable_x64(x64):
-            solver = cls(fixed_point_fun, maxiter=model.maxiter, tol=tol, implicit_diff=False, **opts)
+            # (unroll=False: jaxopt's loop is then a while loop that stops when
+            # the iterate converges; with implicit_diff off its default is a
+            # scan of maxiter steps for autodiff, which under vmap runs every
+            # step for every sample.  The gradient is custom_fixed_point's.)
+            solver = cls(fixed_point_fun, maxiter=model.maxiter, tol=tol, implicit_diff=False, unroll=False, **opts)
             y, state = solver.run(y0, params, x)
         return y, jnp.asarray(state.iter_num).astype(jnp.int32)
 

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.extend import core as jax_core
 
 import sideq
 from sideq import SideqInputError, Status
@@ -666,6 +667,32 @@ def test_float32_stays_float32():
     for _ in range(200):  # float64 fixed-point iteration, contraction 0.6
         ref = np.tanh(_LIN_X @ p64["W1"].T + ref @ p64["W2"].T)
     np.testing.assert_allclose(sol.y, ref, rtol=0, atol=1e-5)
+
+
+def _equations(jaxpr):
+    """Every equation of ``jaxpr`` and of the jaxprs inside it."""
+    for eqn in jaxpr.eqns:
+        yield eqn
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, (tuple, list)) else [value]:
+                inner = getattr(sub, "jaxpr", sub)
+                if isinstance(inner, jax_core.Jaxpr):
+                    yield from _equations(inner)
+
+
+@pytest.mark.parametrize("solver", ["anderson", "fixed_point"])
+def test_jaxopt_solvers_stop_when_the_batch_has_converged(solver):
+    """Without its own implicit differentiation jaxopt's loop defaults to a
+    scan of maxiter steps (so that autodiff can go through it), which under
+    vmap does every step's work for every sample: the batched solve must be a
+    while loop, and no scan may run maxiter steps."""
+    model = D.multi_index("tanh", 4, solver=solver)
+    rng = np.random.default_rng(5)
+    params = {"W1": rng.normal(size=(4, D_IN)), "W2": _random_w2(4, 0.5, rng)}
+    jaxpr = jax.make_jaxpr(lambda p, x: D.solve(model, p, x))(params, _LIN_X).jaxpr
+    equations = list(_equations(jaxpr))
+    assert any(e.primitive.name == "while" for e in equations)
+    assert not [e for e in equations if e.primitive.name == "scan" and e.params["length"] >= model.maxiter - 1]
 
 
 def test_spec_is_hashable_static_and_equal_by_value():

@@ -83,6 +83,26 @@ def test_seeded_draws_are_the_bits_of_the_eager_prng_calls(seed):
         assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
 
 
+@pytest.mark.parametrize("x64", [True, False])
+def test_uniform_draws_are_the_bits_of_the_eager_prng_call(x64):
+    # The uniform law's sample runs as one compiled program (which the sideq
+    # command keeps between calls); its draws must stay those of
+    # jax.random.uniform called eagerly, bit for bit, in either precision.
+    import jax
+    import jax.numpy as jnp
+
+    with jax.enable_x64(x64):
+        dtype = jnp.result_type(float)
+        for low, high in (([0.0], [1.0]), ([-1.0, 0.5, 2.0], [1.0, 0.75, 9.0])):
+            law = sideq.uniform(low, high)
+            for n in (1, 7, 1000):
+                key = jax.random.PRNGKey(n)
+                lo, hi = jnp.asarray(law.low, dtype), jnp.asarray(law.high, dtype)
+                want = np.asarray(jax.random.uniform(key, (n, len(low)), dtype, minval=lo, maxval=hi))
+                got = np.asarray(sideq.sample(law, key, n))
+                assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
+
+
 @pytest.mark.parametrize("bad", [-1, 1.5, True, "3"])
 def test_seed_must_be_an_integer_at_least_zero(bad):
     from sideq.data import seed_keys, seeded_normal

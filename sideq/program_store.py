@@ -22,8 +22,9 @@ by everything its trace can read:
 
 A call any part of whose key cannot be stated that way (a traced argument, a
 closure, a user's activation or optimizer, an array on several devices)
-takes JAX's usual route, and so does an entry that cannot be read back: the
-store changes whether a call is traced again, never what it computes
+takes JAX's usual route; an entry that cannot be read back, or that XLA
+cannot run, is compiled again and replaced: the store changes whether a call
+is traced again, never what it computes
 (``tests/test_program_store.py`` compares the numbers with runs without it).
 An entry is written whole to a temporary file and then renamed, so processes
 can share the folder.  Only ``sideq descent`` turns the store on
@@ -37,6 +38,7 @@ then the way out.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import functools
@@ -337,12 +339,20 @@ def call(fun, jitted, static_names, options, args, kwargs):
         key = _key(fun, options, static, dyn_args, dyn_kwargs)
     except _Unkeyable:
         return MISS
+    path = _path(key, fun)
     compiled = _loaded.get(key)
     if compiled is None:
-        path = _path(key, fun)
         compiled = _read(path, key) if os.path.exists(path) else None
-        if compiled is None:
-            compiled = jitted.lower(*args, **kwargs).compile()
-            _write(path, key, compiled)
+        if compiled is not None:
+            try:  # (waited for: XLA reports a program it cannot run when the results are read)
+                out = jax.block_until_ready(compiled(*dyn_args, **dyn_kwargs))
+            except jax.errors.JaxRuntimeError:  # (a stored program XLA cannot run: compiled again below)
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+            else:
+                _loaded[key] = compiled
+                return out
+        compiled = jitted.lower(*args, **kwargs).compile()
+        _write(path, key, compiled)
         _loaded[key] = compiled
     return compiled(*dyn_args, **dyn_kwargs)

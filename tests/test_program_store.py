@@ -1,8 +1,9 @@
 """The compiled programs that `sideq descent` keeps between processes
 (sideq.program_store): loaded again they give the numbers of a run without
-them, bit for bit; a call whose key cannot be stated, an entry that cannot be
-read back or was stored under another key, and a process in which JAX's own
-persistent cache is on all take JAX's usual route."""
+them, bit for bit; a call whose key cannot be stated and a process in which
+JAX's own persistent cache is on take JAX's usual route; an entry that cannot
+be read back, was stored under another key or cannot be run is compiled
+again and replaced."""
 
 import json
 import os
@@ -123,6 +124,22 @@ _SCRIPT = textwrap.dedent(
     reads.clear()
     out["after_foreign"] = run()
     out["foreign_loaded"] = reads[0] is not None
+    # A program XLA cannot run (an executable loaded from disk serializes
+    # without its kernels): read back, it fails, and is compiled and replaced.
+    from jax.experimental import serialize_executable as se
+    tree = jax.tree_util.tree_structure
+    with open(path, "rb") as f:
+        entry = pickle.load(f)
+    loaded = se.deserialize_and_load(entry["program"], tree(entry["in"]), tree(entry["out"]))
+    entry["program"] = se.serialize(loaded)[0]
+    with open(path, "wb") as f:
+        pickle.dump(entry, f)
+    program_store.use(folder)
+    reads.clear()
+    out["after_broken"] = run()
+    out["broken_read"] = reads[0] is not None
+    with open(path, "rb") as f:
+        out["replaced"] = pickle.load(f)["program"] != entry["program"]
     out["vmapped"] = vmapped()  # (traced arguments: JAX's usual route)
     out["entries_at_end"] = sorted(os.listdir(folder))
     print(json.dumps(out))
@@ -144,8 +161,9 @@ def test_stored_programs_give_the_numbers_of_a_run_without_them(tmp_path):
     out = json.loads(proc.stdout)
     assert out["entries"] == [e for e in out["entries"] if e.startswith("_descent_empirical-")] != []
     assert out["second_loaded"] == [True]  # (loaded, not compiled again)
-    for name in ("first", "second", "after_corrupt", "after_foreign"):
+    for name in ("first", "second", "after_corrupt", "after_foreign", "after_broken"):
         assert out[name] == out["plain"], name
     assert out["rewritten"] and not out["foreign_loaded"]
+    assert out["broken_read"] and out["replaced"]
     assert out["vmapped"] == out["plain_vmapped"]
     assert out["entries_at_end"] == out["entries"]  # (the temporary files renamed, none left)

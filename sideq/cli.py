@@ -736,8 +736,8 @@ def cmd_plot(args) -> int:
 
 CACHE_ENV = "SIDEQ_CACHE_DIR"
 
-#: The subfolder of the cache in which ``descent`` and ``flow`` keep their
-#: whole compiled programs (:mod:`sideq.program_store`).
+#: The subfolder of the cache in which ``descent`` keeps its whole compiled
+#: programs (:mod:`sideq.program_store`).
 PROGRAMS = "programs"
 
 

@@ -111,7 +111,7 @@ class _Jit:
     """``jax.jit`` whose compiler options follow the default backend at call
     time (XLA's defaults with ``plain``).  Inside another ``jax.jit`` (which
     refuses compiler options on a nested jit, and whose own options then
-    apply) it is a plain ``jax.jit``.  In the ``sideq`` command a call goes
+    apply) it is a plain ``jax.jit``.  In ``sideq descent`` a call goes
     through :mod:`sideq.program_store`."""
 
     def __init__(self, fun, jit_kwargs, plain=False):
@@ -164,7 +164,7 @@ def jit(fun=None, *, plain=False, **jit_kwargs):
       **jit_kwargs: ``jax.jit``'s own (``static_argnames``, ...).
 
     Returns:
-      The compiled function; the ``sideq`` command keeps its programs between
+      The compiled function; ``sideq descent`` keeps its programs between
       processes (:mod:`sideq.program_store`).
     """
     if fun is None:

@@ -8,7 +8,8 @@ store keeps the compiled program of a :func:`sideq.xla.jit` call whole, keyed
 by everything its trace can read:
 
 * the function (module and qualified name) and sideq's source: the SHA-256 of
-  every ``.py`` file of the package;
+  every ``.py`` file of the package, read when the store is turned on (a
+  program compiled after the source changed is not stored);
 * the static arguments, each of a kind whose value is all of its meaning:
   None, bools, numbers, strings, numpy dtypes, tuples of them, and the
   dataclasses of sideq and diffrax built of those (a :class:`sideq.Model`
@@ -77,6 +78,7 @@ _DATACLASS_MODULES = ("sideq.", "diffrax.")
 MISS = object()
 
 _folder: str | None = None
+_source: str | None = None  # sideq's source digest when use() was called
 _loaded: dict = {}  # key -> jax.stages.Compiled, for this process
 
 
@@ -87,12 +89,19 @@ class _Unkeyable(Exception):
 def use(path: str | None) -> None:
     """Keep compiled programs in ``path`` (None: keep none) for this process.
 
+    sideq's source is read here, before the command imports the modules it
+    traces; a program is stored only if the source is still the same when it
+    is written (:func:`_write`), so that an edit made while a run starts never
+    files a program under the source it was not compiled from.
+
     Args:
       path: a writable folder (created on the first store), or None.
     """
-    global _folder
+    global _folder, _source
     _folder = path
+    _source = _package_digest() if path is not None else None
     _loaded.clear()
+    _installation.cache_clear()
 
 
 def folder() -> str | None:
@@ -121,6 +130,11 @@ def source_digest(root: str) -> str:
     return digest.hexdigest()
 
 
+def _package_digest() -> str:
+    """:func:`source_digest` of sideq's package folder."""
+    return source_digest(os.path.dirname(os.path.abspath(__file__)))
+
+
 @functools.lru_cache(maxsize=None)
 def _installation() -> str:
     """The part of every key that is fixed for the process: sideq's source,
@@ -138,7 +152,7 @@ def _installation() -> str:
     env = sorted((k, v) for k, v in os.environ.items() if k.startswith(("JAX_", "XLA_", "SIDEQ_")))
     return "\n".join(
         [
-            f"sideq source {source_digest(os.path.dirname(os.path.abspath(__file__)))}",
+            f"sideq source {_source}",
             sys.version,
             sys.platform,
             *versions,
@@ -283,10 +297,13 @@ def _read(path: str, key: str):
 
 
 def _write(path: str, key: str, compiled) -> None:
-    """Store ``compiled`` under ``key`` (nothing where it cannot be serialized
-    or the folder cannot be written)."""
+    """Store ``compiled`` under ``key`` (nothing where sideq's source changed
+    since :func:`use`, the program cannot be serialized or the folder cannot
+    be written)."""
     from jax.experimental.serialize_executable import serialize
 
+    if _package_digest() != _source:  # (sideq's source changed since use(): the key may not be this program's)
+        return
     try:
         program, in_tree, out_tree = serialize(compiled)
         blob = pickle.dumps({"key": key, "program": program, "in": _skeleton(in_tree), "out": _skeleton(out_tree)})

@@ -64,6 +64,22 @@ def test_source_digest_follows_the_python_files_only(tmp_path):
     assert program_store.source_digest(str(tmp_path)) != before
 
 
+def test_nothing_is_stored_once_the_source_has_changed(tmp_path, monkeypatch):
+    """A program compiled after sideq's source changed (an edit while a run
+    starts) is not filed under the source read when the store was turned on."""
+    program_store.use(str(tmp_path))
+    try:
+        compiled = jax.jit(lambda v: v + 1.0).lower(1.0).compile()
+        with monkeypatch.context() as m:
+            m.setattr(program_store, "_package_digest", lambda: "an edited source")
+            program_store._write(str(tmp_path / "entry"), "key", compiled)
+        assert not (tmp_path / "entry").exists()
+        program_store._write(str(tmp_path / "entry"), "key", compiled)  # (the same source: stored)
+        assert (tmp_path / "entry").exists()
+    finally:
+        program_store.use(None)
+
+
 def test_off_where_jax_persistent_cache_is_on(tmp_path):
     """The test process runs with JAX's persistent cache (conftest.py), whose
     loaded executables cannot be stored again: the store stays out of it."""

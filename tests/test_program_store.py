@@ -133,13 +133,17 @@ _SCRIPT = textwrap.dedent(
     with open(path, "rb") as f:
         entry = pickle.load(f)
     out["rewritten"] = entry["key"].startswith("sideq.train._descent_empirical")
-    entry["key"] = "another key"
-    with open(path, "wb") as f:
-        pickle.dump(entry, f)
-    program_store.use(folder)
-    reads.clear()
-    out["after_foreign"] = run()
-    out["foreign_loaded"] = reads[0] is not None
+
+    def rerun_with(entry):
+        # (the entry written in place of the stored one; the run's numbers, and
+        # whether the store read a program back)
+        with open(path, "wb") as f:
+            pickle.dump(entry, f)
+        program_store.use(folder)
+        reads.clear()
+        return run(), reads[0] is not None
+
+    out["after_foreign"], out["foreign_loaded"] = rerun_with(dict(entry, key="another key"))
     # A program XLA cannot run (an executable loaded from disk serializes
     # without its kernels): read back, it fails, and is compiled and replaced.
     from jax.experimental import serialize_executable as se
@@ -148,12 +152,7 @@ _SCRIPT = textwrap.dedent(
         entry = pickle.load(f)
     loaded = se.deserialize_and_load(entry["program"], tree(entry["in"]), tree(entry["out"]))
     entry["program"] = se.serialize(loaded)[0]
-    with open(path, "wb") as f:
-        pickle.dump(entry, f)
-    program_store.use(folder)
-    reads.clear()
-    out["after_broken"] = run()
-    out["broken_read"] = reads[0] is not None
+    out["after_broken"], out["broken_read"] = rerun_with(entry)
     with open(path, "rb") as f:
         out["replaced"] = pickle.load(f)["program"] != entry["program"]
     out["vmapped"] = vmapped()  # (traced arguments: JAX's usual route)

@@ -776,6 +776,17 @@ def _compilation_cache(args, owns_process: bool) -> str | None:
     return cache_dir()
 
 
+def _writable_cache(folder: str) -> bool:
+    """Whether the cache can be kept in ``folder``; if not, one line on
+    stderr says why (the run goes on without a cache)."""
+    problem = unwritable_folder(folder)
+    if problem:
+        print(
+            f"sideq: warning: no compilation cache: {problem} (or set {CACHE_ENV}, or pass --no-cache)", file=sys.stderr
+        )
+    return not problem
+
+
 def _use_compilation_cache(folder: str) -> None:
     """Turn JAX's persistent compilation cache on in ``folder`` for this
     process, for every compiled program however quick to compile (XLA:CPU
@@ -784,11 +795,7 @@ def _use_compilation_cache(folder: str) -> None:
     line on stderr: the run goes on."""
     import jax
 
-    problem = unwritable_folder(folder)
-    if problem:
-        print(
-            f"sideq: warning: no compilation cache: {problem} (or set {CACHE_ENV}, or pass --no-cache)", file=sys.stderr
-        )
+    if not _writable_cache(folder):
         return
     jax.config.update("jax_compilation_cache_dir", folder)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
@@ -805,11 +812,7 @@ def _keep_programs(folder: str) -> None:
     from sideq import program_store
 
     jax.config.update("jax_enable_compilation_cache", False)  # (also where JAX_COMPILATION_CACHE_DIR is set)
-    problem = unwritable_folder(folder)
-    if problem:
-        print(
-            f"sideq: warning: no compilation cache: {problem} (or set {CACHE_ENV}, or pass --no-cache)", file=sys.stderr
-        )
+    if not _writable_cache(folder):
         return
     program_store.use(folder)
 
